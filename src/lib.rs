@@ -1,0 +1,41 @@
+//! gemini-balance: a small, fast gateway in front of Google's Gemini API.
+//!
+//! It speaks the OpenAI API (translating to Gemini's native API), passes
+//! native Gemini calls through byte for byte, and spreads every call over a
+//! pool of Gemini API keys with retries, cooldowns and re-verification.
+//!
+//! # Layout
+//!
+//! Data flows one way: config → server → router/auth → handler →
+//! (translate) → key pool + upstream client → back.
+//!
+//! * [`config`] — environment + `.env` → [`config::Config`], with clear errors.
+//! * [`log`] — one-line logging at `LOG_LEVEL`, secrets masked by callers.
+//! * [`server`] — accept loop, connection limits, CORS, panic guard, graceful shutdown.
+//! * [`router`] — path → handler, the `/hf` prefix, authentication.
+//! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
+//! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
+//! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
+//! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
+//! * [`gemini`] — native pass-through, Gemini's own OpenAI endpoint, `/verify`.
+//! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
+//! * [`scheduler`] — key re-verification and keep-alive jobs.
+//! * [`fake`] — a fake Gemini upstream for tests, `--demo` and the benchmark.
+//! * [`body`] — the response body type and small body helpers.
+
+pub mod body;
+pub mod config;
+pub mod fake;
+pub mod gemini;
+pub mod handlers;
+pub mod keys;
+pub mod log;
+pub mod openai;
+pub mod router;
+pub mod scheduler;
+pub mod server;
+pub mod status;
+pub mod upstream;
+
+/// The crate version, reported by `/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,209 @@
+//! The `gemini-balance` command.
+//!
+//! * `gemini-balance` (or `serve`) — run the gateway; with no `API_KEYS` (or
+//!   with `--demo`) it runs against a built-in fake Gemini and prints a demo token.
+//! * `gemini-balance healthcheck` — GET `/health` on the local port; exit 0 or 1
+//!   (the Docker `HEALTHCHECK`, since a scratch image has no curl).
+//! * `gemini-balance fake [--port N]` — run only the fake Gemini upstream (benchmark).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gemini_balance::config::Config;
+use gemini_balance::router::App;
+use gemini_balance::{fake, info, log, scheduler, server};
+
+const USAGE: &str =
+    "usage: gemini-balance [serve] [--demo] | healthcheck | fake [--port N] | --help";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut demo = false;
+    let mut command = "serve";
+    let mut port: Option<u16> = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--demo" => demo = true,
+            "serve" | "healthcheck" | "fake" => {
+                command = if args[i] == "serve" {
+                    "serve"
+                } else if args[i] == "fake" {
+                    "fake"
+                } else {
+                    "healthcheck"
+                }
+            }
+            "--port" => {
+                i += 1;
+                port = args.get(i).and_then(|p| p.parse().ok());
+                if port.is_none() {
+                    eprintln!("--port needs a number\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            }
+            "-h" | "--help" => {
+                println!(
+                    "{USAGE}\nConfiguration comes from the environment and .env; see .env.example."
+                );
+                return ExitCode::SUCCESS;
+            }
+            "-V" | "--version" => {
+                println!("gemini-balance {}", gemini_balance::VERSION);
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+        i += 1;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        "healthcheck" => rt.block_on(healthcheck()),
+        "fake" => rt.block_on(run_fake(port.unwrap_or(9000))),
+        _ => rt.block_on(serve(demo, port)),
+    }
+}
+
+async fn run_fake(port: u16) -> ExitCode {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "fake Gemini listening on http://{}/v1beta",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    tokio::select! {
+        _ = fake::serve(listener, fake::FakeState::new()) => {},
+        _ = server::shutdown_signal() => {},
+    }
+    ExitCode::SUCCESS
+}
+
+async fn serve(demo_flag: bool, port: Option<u16>) -> ExitCode {
+    let mut extra: Vec<(&str, String)> = Vec::new();
+    if demo_flag {
+        extra.push(("DEMO", "true".into()));
+    }
+    if let Some(p) = port {
+        extra.push(("PORT", p.to_string()));
+    }
+    let mut cfg = match Config::load_with(&extra) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::set_level(cfg.log_level);
+    for (k, v) in &cfg.seen {
+        info!("config {k}={v}");
+    }
+
+    let mut _fake = None;
+    if cfg.demo {
+        let f = match fake::Fake::start().await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("cannot start the demo upstream: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        cfg.base_url = f.base_url();
+        if cfg.api_keys.is_empty() {
+            cfg.api_keys = vec![
+                "demo-key-1".into(),
+                "demo-key-2".into(),
+                "demo-key-3".into(),
+            ];
+        }
+        if cfg.allowed_tokens.is_empty() {
+            cfg.allowed_tokens = vec!["sk-demo".into()];
+        }
+        cfg.keepalive_url = None;
+        _fake = Some(f);
+    }
+
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    let demo = cfg.demo;
+    let tokens_note = if demo {
+        cfg.allowed_tokens.first().cloned().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let app = Arc::new(App::new(cfg));
+    info!(
+        "gemini-balance {} listening on http://{} with {} keys",
+        gemini_balance::VERSION,
+        local,
+        app.pool.len()
+    );
+    if demo {
+        let port = local.rsplit(':').next().unwrap_or("8000");
+        println!(
+            "\nDemo mode: no API_KEYS set, so answers come from a built-in fake Gemini.\n\
+             Try:\n  curl http://127.0.0.1:{port}/v1/chat/completions \\\n    -H 'Authorization: Bearer {tokens_note}' -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"gemini-2.5-flash\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n"
+        );
+    }
+    let _jobs = scheduler::start(app.clone()).await;
+    server::serve(app, listener, server::shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// GET /health on the local port; exit 0 on HTTP 200.
+async fn healthcheck() -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = Config::load_with(&[("DEMO", "true".into())])
+        .map(|c| c.port)
+        .unwrap_or(8000);
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.ok()?;
+        Some(buf[..n].starts_with(b"HTTP/1.1 200"))
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Some(true)) => {
+            println!("healthy");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            println!("unhealthy");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The accept loop: connection limits, slow-client timeouts, CORS, the
+//! per-request panic guard, one log line per request, and graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::body::{self, Body};
+use crate::router::{self, Api, App, LogInfo};
+
+/// Largest request head (request line + headers) accepted; larger → 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most headers accepted in one request; more → 431.
+const MAX_HEADERS: usize = 100;
+
+/// Serve `app` on `listener` until `shutdown` resolves, then stop accepting,
+/// let in-flight requests finish within `SHUTDOWN_GRACE`, and return.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let limit = Arc::new(Semaphore::new(app.cfg.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.cfg.client_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_concurrent_streams(256);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+
+    loop {
+        // Past MAX_CONNECTIONS new connections wait in the backlog; established ones keep working.
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(app.clone(), req));
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let _ = watcher.watch(conn.into_owned()).await;
+            drop(permit);
+        });
+    }
+
+    app.shutting_down.store(true, Ordering::SeqCst);
+    drop(listener);
+    crate::info!(
+        "shutting down: waiting up to {:?} for in-flight requests",
+        app.cfg.shutdown_grace
+    );
+    tokio::select! {
+        _ = graceful.shutdown() => crate::info!("all connections closed"),
+        _ = tokio::time::sleep(app.cfg.shutdown_grace) => crate::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+/// Which error format a raw path answers in (for errors raised before routing).
+fn api_for(path: &str) -> Api {
+    let p = router::strip_mount(path);
+    if p.starts_with("/v1beta")
+        || p.starts_with("/gemini/")
+        || (p.starts_with("/v1/models/") && p.contains(':'))
+    {
+        Api::Google
+    } else {
+        Api::OpenAi
+    }
+}
+
+/// One request: preflight, shutdown check, routing under a panic guard,
+/// CORS headers, logging and counters.
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    // The path only: a query may carry `?key=`, which is never logged.
+    let path = req.uri().path().to_string();
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let api = api_for(&path);
+
+    let mut res = if method == Method::OPTIONS {
+        preflight(&req)
+    } else if app.shutting_down.load(Ordering::Relaxed) {
+        router::error(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway is shutting down.",
+        )
+    } else {
+        match (CatchUnwind {
+            inner: Box::pin(router::route(app.clone(), req)),
+        })
+        .await
+        {
+            Ok(res) => res,
+            Err(()) => {
+                crate::error!("a request handler panicked: {} {}", method, path);
+                router::error(
+                    api,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error in the gateway.",
+                )
+            }
+        }
+    };
+
+    add_cors(&app, origin.as_ref(), &mut res);
+    let info = res.extensions_mut().remove::<LogInfo>().unwrap_or_default();
+    let status = res.status().as_u16();
+    app.stats.record(
+        if info.route.is_empty() {
+            "other"
+        } else {
+            info.route
+        },
+        &info.model,
+        status,
+    );
+    crate::info!(
+        "{} {} {} {:.1}ms model={} key={}",
+        method,
+        path,
+        status,
+        start.elapsed().as_secs_f64() * 1000.0,
+        if info.model.is_empty() {
+            "-"
+        } else {
+            &info.model
+        },
+        if info.key.is_empty() { "-" } else { &info.key },
+    );
+    Ok(res)
+}
+
+/// Answer a CORS preflight: 204 with the allowed methods and the requested headers.
+fn preflight<B>(req: &Request<B>) -> Response<Body> {
+    let mut res = Response::new(body::empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD"),
+    );
+    let requested = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("authorization, content-type, x-goog-api-key"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    res
+}
+
+/// Add `Access-Control-Allow-Origin` per `CORS_ORIGINS`.
+fn add_cors(app: &App, origin: Option<&HeaderValue>, res: &mut Response<Body>) {
+    let origins = &app.cfg.cors_origins;
+    let h = res.headers_mut();
+    if origins.iter().any(|o| o == "*") {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    } else if let Some(o) = origin
+        && origins.iter().any(|a| a.as_bytes() == o.as_bytes())
+    {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// Runs a future, turning a panic inside it into `Err(())`.
+struct CatchUnwind<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(move || inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    crate::info!("signal received");
+}

@@ -1,0 +1,262 @@
+//! Traffic counters behind `/health`, `/status` and `/metrics`: requests by
+//! route, model and status, an upstream latency histogram, retries, a ring
+//! of recent errors and per-minute counts for the last hour. Everything has
+//! a fixed size or is bounded by the (small) set of routes × models × statuses.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::keys::{KeyPool, unix_now};
+
+/// Upper bounds (seconds) of the upstream latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// How many recent errors are kept.
+const RECENT_ERRORS: usize = 50;
+/// Distinct (route, model, status) series kept before new ones fold into "other".
+const MAX_SERIES: usize = 2000;
+/// Minutes of per-minute history.
+const MINUTES: usize = 60;
+
+/// One minute of traffic: counts by status class (1xx..5xx) and by model.
+#[derive(Clone, Debug, Default)]
+struct Minute {
+    minute: u64,
+    classes: [u64; 5],
+    models: Vec<(String, u64)>,
+}
+
+/// The gateway's counters.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    series: Mutex<HashMap<(&'static str, String, u16), u64>>,
+    latency: [AtomicU64; BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+    retries: AtomicU64,
+    recent: Mutex<VecDeque<Value>>,
+    minutes: Mutex<Vec<Minute>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            series: Mutex::new(HashMap::new()),
+            latency: Default::default(),
+            latency_sum_us: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_ERRORS)),
+            minutes: Mutex::new(vec![Minute::default(); MINUTES]),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Stats {
+    /// Seconds since start.
+    pub fn uptime(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Count one finished request.
+    pub fn record(&self, route: &'static str, model: &str, status: u16) {
+        {
+            let mut s = lock(&self.series);
+            let full = s.len() >= MAX_SERIES;
+            let model = if full && !s.contains_key(&(route, model.to_string(), status)) {
+                "other".to_string()
+            } else {
+                model.to_string()
+            };
+            *s.entry((route, model, status)).or_insert(0) += 1;
+        }
+        let now = unix_now() / 60;
+        let mut mins = lock(&self.minutes);
+        let slot = &mut mins[(now % MINUTES as u64) as usize];
+        if slot.minute != now {
+            *slot = Minute {
+                minute: now,
+                ..Minute::default()
+            };
+        }
+        let class = ((status / 100).clamp(1, 5) - 1) as usize;
+        slot.classes[class] += 1;
+        if !model.is_empty() {
+            if let Some((_, c)) = slot.models.iter_mut().find(|(m, _)| m == model) {
+                *c += 1;
+            } else if slot.models.len() < 32 {
+                slot.models.push((model.to_string(), 1));
+            }
+        }
+    }
+
+    /// Record the time to upstream response headers.
+    pub fn upstream_latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Count retries (attempts beyond the first).
+    pub fn retried(&self, n: u32) {
+        if n > 0 {
+            self.retries.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Remember an error (message already scrubbed, key already masked).
+    pub fn error(&self, model: &str, key: &str, status: u16, message: &str) {
+        let mut r = lock(&self.recent);
+        if r.len() == RECENT_ERRORS {
+            r.pop_front();
+        }
+        let message: String = message.chars().take(300).collect();
+        r.push_back(json!({"time": unix_now(), "model": model, "key": key, "status": status, "message": message}));
+    }
+
+    /// The `/status` traffic section: totals per model and status, recent errors, per-minute counts.
+    pub fn snapshot(&self) -> Value {
+        let series = lock(&self.series);
+        let mut by_model: HashMap<&str, u64> = HashMap::new();
+        let mut by_status: HashMap<u16, u64> = HashMap::new();
+        let mut total = 0;
+        for ((_, model, status), n) in series.iter() {
+            if !model.is_empty() {
+                *by_model.entry(model).or_default() += n;
+            }
+            *by_status.entry(*status).or_default() += n;
+            total += n;
+        }
+        let now = unix_now() / 60;
+        let mins = lock(&self.minutes);
+        let per_minute: Vec<Value> = (0..MINUTES as u64)
+            .rev()
+            .map(|ago| {
+                let m = now.saturating_sub(ago);
+                let slot = &mins[(m % MINUTES as u64) as usize];
+                if slot.minute == m {
+                    json!({"minute": m * 60, "classes": {"2xx": slot.classes[1], "3xx": slot.classes[2], "4xx": slot.classes[3], "5xx": slot.classes[4]},
+                           "models": slot.models.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()})
+                } else {
+                    json!({"minute": m * 60, "classes": {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0}, "models": {}})
+                }
+            })
+            .collect();
+        json!({
+            "total_requests": total,
+            "by_model": by_model,
+            "by_status": by_status.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "retries": self.retries.load(Ordering::Relaxed),
+            "recent_errors": lock(&self.recent).iter().rev().cloned().collect::<Vec<_>>(),
+            "per_minute": per_minute,
+        })
+    }
+
+    /// Prometheus text exposition.
+    pub fn prometheus(&self, pool: &KeyPool) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP gemini_balance_requests_total Requests answered, by route, model and status.\n# TYPE gemini_balance_requests_total counter\n");
+        for ((route, model, status), n) in lock(&self.series).iter() {
+            let _ = writeln!(
+                out,
+                "gemini_balance_requests_total{{route=\"{}\",model=\"{}\",status=\"{}\"}} {}",
+                route,
+                escape(model),
+                status,
+                n
+            );
+        }
+        out.push_str("# HELP gemini_balance_upstream_latency_seconds Time to upstream response headers.\n# TYPE gemini_balance_upstream_latency_seconds histogram\n");
+        let mut cum = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cum += self.latency[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "gemini_balance_upstream_latency_seconds_bucket{{le=\"{b}\"}} {cum}"
+            );
+        }
+        cum += self.latency[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "gemini_balance_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {cum}"
+        );
+        let _ = writeln!(
+            out,
+            "gemini_balance_upstream_latency_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "gemini_balance_upstream_latency_seconds_count {cum}");
+        let _ = writeln!(
+            out,
+            "# HELP gemini_balance_retries_total Upstream attempts beyond the first.\n# TYPE gemini_balance_retries_total counter\ngemini_balance_retries_total {}",
+            self.retries.load(Ordering::Relaxed)
+        );
+        let c = pool.counts();
+        out.push_str(
+            "# HELP gemini_balance_keys Keys by state.\n# TYPE gemini_balance_keys gauge\n",
+        );
+        for (state, n) in [
+            ("active", c.active),
+            ("cooling", c.cooling),
+            ("resting", c.resting),
+            ("disabled", c.disabled),
+        ] {
+            let _ = writeln!(out, "gemini_balance_keys{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gemini_balance_uptime_seconds Seconds since start.\n# TYPE gemini_balance_uptime_seconds gauge\ngemini_balance_uptime_seconds {}",
+            self.uptime()
+        );
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_exposes() {
+        let s = Stats::default();
+        s.record("chat", "gemini-2.5-flash", 200);
+        s.record("chat", "gemini-2.5-flash", 200);
+        s.record("chat", "gemini-2.5-flash", 429);
+        s.upstream_latency(Duration::from_millis(3));
+        s.retried(2);
+        s.error("gemini-2.5-flash", "AIza…x1Y2", 429, "quota");
+        let snap = s.snapshot();
+        assert_eq!(snap["total_requests"], 3);
+        assert_eq!(snap["by_model"]["gemini-2.5-flash"], 3);
+        assert_eq!(snap["by_status"]["429"], 1);
+        assert_eq!(snap["recent_errors"][0]["status"], 429);
+        let last = &snap["per_minute"][MINUTES - 1];
+        assert_eq!(last["classes"]["2xx"], 2);
+        let pool = KeyPool::new(vec!["k".into()], crate::keys::Selection::RoundRobin, 3);
+        let p = s.prometheus(&pool);
+        assert!(p.contains("gemini_balance_requests_total{route=\"chat\",model=\"gemini-2.5-flash\",status=\"200\"} 2"));
+        assert!(p.contains("gemini_balance_retries_total 2"));
+        assert!(p.contains("gemini_balance_keys{state=\"active\"} 1"));
+    }
+}

@@ -1,0 +1,379 @@
+//! The one shared, pooled upstream client and the retry loop over keys.
+//!
+//! [`Upstream::call`] sends a request on a key from the pool; on an answer
+//! that is the key's fault or a transient failure it reports the outcome to
+//! the pool and tries again on a different usable key, up to `MAX_RETRIES`
+//! extra attempts. It returns as soon as response *headers* with a 2xx status
+//! arrive: the body then streams to the client, and nothing is retried after
+//! that (so a stream is never duplicated).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
+
+/// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Largest upstream *error* body read for classification.
+const ERROR_BODY_LIMIT: usize = 1 << 20;
+
+/// Build the shared client: TCP_NODELAY, keep-alive, connection pooling,
+/// TLS via rustls with the webpki roots (no CA files needed), plain `http://`
+/// allowed for a local upstream.
+pub fn build_client() -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(512)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https)
+}
+
+/// How the key is presented upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// `x-goog-api-key: <key>` (the native API; never `?key=` in the URL).
+    GoogHeader,
+    /// `Authorization: Bearer <key>` (Gemini's own OpenAI-compatible endpoint).
+    Bearer,
+}
+
+/// One logical upstream call, retried over keys.
+#[derive(Clone, Debug)]
+pub struct Call<'a> {
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query on the upstream host, e.g. `/v1beta/models/m:generateContent`.
+    pub path: String,
+    /// Request body (cheaply cloned per attempt).
+    pub body: Bytes,
+    /// Model the call is for (per-model cooldowns); `""` when none.
+    pub model: &'a str,
+    /// How the key is sent.
+    pub auth: Auth,
+    /// Extra request headers (content type, accept-encoding, …).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// A successful answer: headers are in, the body is still streaming.
+pub struct Answer {
+    /// The upstream response.
+    pub response: Response<Incoming>,
+    /// Index of the key that served it.
+    pub key: usize,
+    /// How many attempts were made (1 = no retry).
+    pub attempts: u32,
+}
+
+/// Why a call produced no successful answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// An upstream error answer for the client (its own fault, a region
+    /// problem, or the last error after retries ran out).
+    Upstream {
+        /// Upstream status.
+        status: StatusCode,
+        /// Upstream headers.
+        headers: HeaderMap,
+        /// Upstream error body (bounded).
+        body: Bytes,
+        /// What it meant.
+        outcome: Outcome,
+    },
+    /// No answer at all: connection failure on every attempt.
+    Network(String),
+    /// No response headers within `TIME_OUT` on the last attempt.
+    Timeout,
+    /// No usable key: some cool down; the first is back after this long.
+    Cooling(Duration, Counts),
+    /// No usable key: all are disabled or resting.
+    Unavailable(Counts),
+}
+
+/// The upstream: base URL, the shared client and the retry policy.
+#[derive(Clone)]
+pub struct Upstream {
+    client: HttpClient,
+    origin: String,
+    prefix: String,
+    prefix_v1: String,
+    timeout: Duration,
+    cooldown: Duration,
+    max_retries: u32,
+}
+
+impl Upstream {
+    /// An upstream for `base_url` (e.g. `https://generativelanguage.googleapis.com/v1beta`).
+    pub fn new(
+        client: HttpClient,
+        base_url: &str,
+        timeout: Duration,
+        cooldown: Duration,
+        max_retries: u32,
+    ) -> Upstream {
+        let base = base_url.trim_end_matches('/');
+        let (origin, prefix) = match base.find("://").map(|i| i + 3) {
+            Some(s) => match base[s..].find('/') {
+                Some(p) => (base[..s + p].to_string(), base[s + p..].to_string()),
+                None => (base.to_string(), String::new()),
+            },
+            None => (base.to_string(), String::new()),
+        };
+        let prefix_v1 = match prefix.rsplit_once('/') {
+            Some((head, last)) if last.starts_with("v1") => format!("{head}/v1"),
+            _ => prefix.clone(),
+        };
+        Upstream {
+            client,
+            origin,
+            prefix,
+            prefix_v1,
+            timeout,
+            cooldown,
+            max_retries,
+        }
+    }
+
+    /// The path for `rest` (starting with `/`) under the `BASE_URL` version (`v1beta`).
+    pub fn path(&self, rest: &str) -> String {
+        format!("{}{}", self.prefix, rest)
+    }
+
+    /// The path for `rest` under the upstream's `v1` (derived from `BASE_URL`).
+    pub fn path_v1(&self, rest: &str) -> String {
+        format!("{}{}", self.prefix_v1, rest)
+    }
+
+    /// The shared client (for verification, keep-alive and image fetches).
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// The `TIME_OUT` for response headers.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Send one attempt with `key`, bounded by `TIME_OUT` for the headers.
+    pub async fn send(
+        &self,
+        call: &Call<'_>,
+        key: &str,
+    ) -> Result<Response<Incoming>, AttemptError> {
+        let uri: Uri = format!("{}{}", self.origin, call.path)
+            .parse()
+            .map_err(|_| AttemptError::Network("invalid upstream URL".into()))?;
+        let mut req = Request::new(Full::new(call.body.clone()));
+        *req.method_mut() = call.method.clone();
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        for (k, v) in &call.headers {
+            headers.append(k.clone(), v.clone());
+        }
+        let key_value = match call.auth {
+            Auth::GoogHeader => HeaderValue::from_str(key),
+            Auth::Bearer => HeaderValue::from_str(&format!("Bearer {key}")),
+        };
+        let Ok(mut key_value) = key_value else {
+            return Err(AttemptError::Network(
+                "key is not a valid header value".into(),
+            ));
+        };
+        key_value.set_sensitive(true);
+        match call.auth {
+            Auth::GoogHeader => headers.insert("x-goog-api-key", key_value),
+            Auth::Bearer => headers.insert(http::header::AUTHORIZATION, key_value),
+        };
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => Err(AttemptError::Timeout),
+            Ok(Err(e)) => Err(AttemptError::Network(describe(&e))),
+            Ok(Ok(res)) => Ok(res),
+        }
+    }
+
+    /// Run `call` over the pool with retries (see the module doc).
+    pub async fn call(&self, pool: &KeyPool, call: &Call<'_>) -> Result<Answer, Failure> {
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last: Option<Failure> = None;
+        let attempts = self.max_retries.saturating_add(1);
+        for attempt in 1..=attempts {
+            let index = match pool.pick(call.model, &tried) {
+                Pick::Key(i) => i,
+                Pick::Cooling(d) if last.is_none() => {
+                    return Err(Failure::Cooling(d, pool.counts()));
+                }
+                Pick::Unavailable if last.is_none() => {
+                    return Err(Failure::Unavailable(pool.counts()));
+                }
+                _ => break,
+            };
+            tried.push(index);
+            match self.send(call, pool.key(index)).await {
+                Ok(res) if res.status().is_success() => {
+                    pool.report(index, call.model, &Outcome::Success);
+                    return Ok(Answer {
+                        response: res,
+                        key: index,
+                        attempts: attempt,
+                    });
+                }
+                Ok(res) => {
+                    let status = res.status();
+                    let (parts, body) = res.into_parts();
+                    let body = tokio::time::timeout(
+                        self.timeout,
+                        crate::body::read_limited(body, ERROR_BODY_LIMIT),
+                    )
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                    let retry_after = parts
+                        .headers
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok());
+                    let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown);
+                    pool.report(index, call.model, &outcome);
+                    crate::debug!(
+                        "upstream {} on key {} (attempt {}): {:?}",
+                        status.as_u16(),
+                        pool.masked(index),
+                        attempt,
+                        outcome_label(&outcome)
+                    );
+                    let final_answer = matches!(outcome, Outcome::Client | Outcome::Region(_));
+                    let failure = Failure::Upstream {
+                        status,
+                        headers: parts.headers,
+                        body,
+                        outcome,
+                    };
+                    if final_answer {
+                        return Err(failure);
+                    }
+                    last = Some(failure);
+                }
+                Err(e) => {
+                    let (msg, failure) = match e {
+                        AttemptError::Timeout => (
+                            "no response headers within TIME_OUT".to_string(),
+                            Failure::Timeout,
+                        ),
+                        AttemptError::Network(m) => (m.clone(), Failure::Network(m)),
+                    };
+                    crate::debug!(
+                        "upstream error on key {} (attempt {}): {}",
+                        pool.masked(index),
+                        attempt,
+                        msg
+                    );
+                    pool.report(index, call.model, &Outcome::Transient(msg));
+                    last = Some(failure);
+                }
+            }
+        }
+        Err(last.unwrap_or(Failure::Unavailable(pool.counts())))
+    }
+}
+
+/// Why one attempt failed before any response.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// No headers within `TIME_OUT`.
+    Timeout,
+    /// Connection or protocol failure (message never contains the key).
+    Network(String),
+}
+
+fn outcome_label(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::KeyInvalid(_) => "key invalid",
+        Outcome::Quota { .. } => "quota",
+        Outcome::Transient(_) => "transient",
+        Outcome::Region(_) => "region",
+        Outcome::Client => "client error",
+    }
+}
+
+/// A short description of a client error (connect refused, reset, …).
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error;
+    let mut msg = String::from("upstream connection failed");
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// Read the rest of an upstream body into bytes (bounded), for non-streamed answers.
+pub async fn read_answer(
+    res: Response<Incoming>,
+    limit: usize,
+) -> Result<(http::response::Parts, Bytes), String> {
+    let (parts, body) = res.into_parts();
+    match crate::body::read_limited(body, limit).await {
+        Ok(b) => Ok((parts, b)),
+        Err(crate::body::ReadError::TooLarge) => Err("upstream answer too large".into()),
+        Err(crate::body::ReadError::Io(e)) => Err(format!("upstream body failed: {e}")),
+    }
+}
+
+/// Drop the body of a response we do not forward (lets the connection be reused).
+pub async fn drain(res: Response<Incoming>) {
+    let _ = res.into_body().collect().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_base_url_and_derives_v1() {
+        let u = Upstream::new(
+            build_client_for_test(),
+            "https://generativelanguage.googleapis.com/v1beta",
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            3,
+        );
+        assert_eq!(u.origin, "https://generativelanguage.googleapis.com");
+        assert_eq!(u.path("/models"), "/v1beta/models");
+        assert_eq!(u.path_v1("/models"), "/v1/models");
+        let u = Upstream::new(
+            build_client_for_test(),
+            "http://127.0.0.1:9/x/v1beta/",
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            0,
+        );
+        assert_eq!(u.path("/m"), "/x/v1beta/m");
+        assert_eq!(u.path_v1("/m"), "/x/v1/m");
+    }
+
+    fn build_client_for_test() -> HttpClient {
+        build_client()
+    }
+}

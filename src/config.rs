@@ -59,6 +59,7 @@ pub const VARIABLES: &[&str] = &[
     "MAX_CONNECTIONS",
     "SHUTDOWN_GRACE",
     "DEMO",
+    "ENV_FILE",
 ];
 
 /// Variables whose values are secrets: never printed unmasked.

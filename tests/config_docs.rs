@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 fn documented() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
@@ -14,12 +15,23 @@ fn documented() -> BTreeSet<String> {
 /// Every `"NAME"` string literal passed to the config reader in src/config.rs,
 /// plus the one `std::env::var("ENV_FILE")`.
 fn read_by_code() -> BTreeSet<String> {
-    let src: String = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs"))
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let src: String =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
     let mut out = BTreeSet::new();
-    for call in [".list(\"", ".bool(\"", ".number(\"", ".seconds(\"", ".string(\"", ".opt_string(\"", ".raw(\"", ".json(\"", "env::var(\""] {
+    for call in [
+        ".list(\"",
+        ".bool(\"",
+        ".number(\"",
+        ".seconds(\"",
+        ".string(\"",
+        ".opt_string(\"",
+        ".raw(\"",
+        ".json(\"",
+        "env::var(\"",
+    ] {
         for (i, _) in src.match_indices(call) {
             let rest = &src[i + call.len()..];
             if let Some(end) = rest.find('"') {
@@ -34,10 +46,19 @@ fn read_by_code() -> BTreeSet<String> {
 fn env_example_and_code_agree() {
     let doc = documented();
     let code = read_by_code();
-    let listed: BTreeSet<String> = gemini_balance::config::VARIABLES.iter().map(|s| s.to_string()).collect();
+    let listed: BTreeSet<String> = gemini_balance::config::VARIABLES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let undocumented: Vec<_> = code.difference(&doc).collect();
     let unread: Vec<_> = doc.difference(&code).collect();
-    assert!(undocumented.is_empty(), "read but not in .env.example: {undocumented:?}");
-    assert!(unread.is_empty(), "in .env.example but never read: {unread:?}");
+    assert!(
+        undocumented.is_empty(),
+        "read but not in .env.example: {undocumented:?}"
+    );
+    assert!(
+        unread.is_empty(),
+        "in .env.example but never read: {unread:?}"
+    );
     assert_eq!(listed, code, "config::VARIABLES is out of date");
 }

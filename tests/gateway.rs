@@ -16,14 +16,23 @@ fn chat_body(text: &str) -> Value {
 async fn auth_none_wrong_right() {
     let gw = start(&[]).await;
     let body = serde_json::to_vec(&chat_body("hi")).unwrap();
-    let none = send(Method::POST, &gw.url("/v1/chat/completions"), &[("content-type", "application/json")], body.clone()).await;
+    let none = send(
+        Method::POST,
+        &gw.url("/v1/chat/completions"),
+        &[("content-type", "application/json")],
+        body.clone(),
+    )
+    .await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_eq!(none.json()["error"]["code"], "invalid_api_key");
     assert!(none.json()["error"]["message"].is_string());
     let wrong = send(
         Method::POST,
         &gw.url("/v1/chat/completions"),
-        &[("authorization", "Bearer sk-wrong"), ("content-type", "application/json")],
+        &[
+            ("authorization", "Bearer sk-wrong"),
+            ("content-type", "application/json"),
+        ],
         body.clone(),
     )
     .await;
@@ -31,7 +40,11 @@ async fn auth_none_wrong_right() {
     assert!(!wrong.text().contains("sk-wrong"));
     let right = post_json(&gw, "/v1/chat/completions", &chat_body("hi")).await;
     assert_eq!(right.status, StatusCode::OK, "{}", right.text());
-    assert_eq!(gw.state().requests().len(), 1, "only the authorized call reached upstream");
+    assert_eq!(
+        gw.state().requests().len(),
+        1,
+        "only the authorized call reached upstream"
+    );
     // /health and / need no token.
     let h = send(Method::GET, &gw.url("/health"), &[], Bytes::new()).await;
     assert_eq!(h.status, StatusCode::OK);
@@ -49,7 +62,12 @@ async fn auth_none_wrong_right() {
 async fn chat_plain_at_both_mounts() {
     let gw = start(&[]).await;
     for prefix in ["", "/hf"] {
-        let r = post_json(&gw, &format!("{prefix}/v1/chat/completions"), &chat_body("Hello there")).await;
+        let r = post_json(
+            &gw,
+            &format!("{prefix}/v1/chat/completions"),
+            &chat_body("Hello there"),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let v = r.json();
         assert_eq!(v["object"], "chat.completion");
@@ -80,8 +98,16 @@ async fn sampling_fields_map_to_generation_config() {
         "temperature": 0.3, "top_p": 0.9, "max_tokens": 50, "stop": "END", "n": 2});
     let r = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.json()["choices"].as_array().unwrap().len(), 2, "n=2 gives two choices");
-    assert_eq!(r.json()["model"], "gemini-2.5-flash", "models/ prefix accepted");
+    assert_eq!(
+        r.json()["choices"].as_array().unwrap().len(),
+        2,
+        "n=2 gives two choices"
+    );
+    assert_eq!(
+        r.json()["model"],
+        "gemini-2.5-flash",
+        "models/ prefix accepted"
+    );
     let sent: Value = serde_json::from_slice(&gw.state().requests().last().unwrap().body).unwrap();
     let g = &sent["generationConfig"];
     assert_eq!(g["temperature"], 0.3);
@@ -103,15 +129,26 @@ async fn chat_streamed() {
     assert_eq!(r.headers["content-type"], "text/event-stream");
     let events = sse_events(&r.text());
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     assert!(chunks.len() >= 4, "several chunks: {chunks:?}");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = chunks
         .iter()
-        .filter_map(|c| c["choices"].get(0).and_then(|c| c["delta"]["content"].as_str()))
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|c| c["delta"]["content"].as_str())
+        })
         .collect();
     assert_eq!(text, "Echo: one two three four five six seven");
-    let finish: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"].get(0)).filter(|c| !c["finish_reason"].is_null()).collect();
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0))
+        .filter(|c| !c["finish_reason"].is_null())
+        .collect();
     assert_eq!(finish.len(), 1);
     assert_eq!(finish[0]["finish_reason"], "stop");
     let usage = chunks.last().unwrap();
@@ -122,7 +159,10 @@ async fn chat_streamed() {
         assert_eq!(c["id"], chunks[0]["id"]);
     }
     let last = gw.state().requests().pop().unwrap();
-    assert_eq!(last.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    assert_eq!(
+        last.path,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    );
     assert_eq!(last.query.as_deref(), Some("alt=sse"));
     gw.shutdown().await;
 }
@@ -135,9 +175,17 @@ async fn models_list_walks_every_page() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let v = r.json();
         assert_eq!(v["object"], "list");
-        let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
         assert!(ids.contains(&"gemini-2.5-flash"));
-        assert!(ids.contains(&"gemini-embedding-001"), "models from the last page too: {ids:?}");
+        assert!(
+            ids.contains(&"gemini-embedding-001"),
+            "models from the last page too: {ids:?}"
+        );
         assert!(ids.contains(&"gemini-2.5-flash-search"));
         assert!(ids.iter().all(|i| !i.starts_with("models/")));
         assert_eq!(v["data"][0]["object"], "model");
@@ -155,7 +203,12 @@ async fn models_list_walks_every_page() {
 #[tokio::test]
 async fn embeddings_float_and_base64() {
     let gw = start(&[]).await;
-    let r = post_json(&gw, "/v1/embeddings", &json!({"model": "gemini-embedding-001", "input": ["alpha", "beta"], "dimensions": 8})).await;
+    let r = post_json(
+        &gw,
+        "/v1/embeddings",
+        &json!({"model": "gemini-embedding-001", "input": ["alpha", "beta"], "dimensions": 8}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let v = r.json();
     assert_eq!(v["object"], "list");
@@ -167,7 +220,10 @@ async fn embeddings_float_and_base64() {
     assert_eq!(sent["requests"][0]["outputDimensionality"], 8);
     assert_eq!(sent["requests"][0]["model"], "models/gemini-embedding-001");
     let b = post_json(&gw, "/v1/embeddings", &json!({"model": "gemini-embedding-001", "input": "alpha", "dimensions": 8, "encoding_format": "base64"})).await;
-    let s = b.json()["data"][0]["embedding"].as_str().unwrap().to_string();
+    let s = b.json()["data"][0]["embedding"]
+        .as_str()
+        .unwrap()
+        .to_string();
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
     assert_eq!(raw.len(), 8 * 4, "8 little-endian f32 values");
@@ -180,22 +236,52 @@ async fn cors_preflight_and_headers() {
     let r = send(
         Method::OPTIONS,
         &gw.url("/hf/v1/chat/completions"),
-        &[("origin", "https://app.example"), ("access-control-request-method", "POST"), ("access-control-request-headers", "authorization, content-type, x-custom")],
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type, x-custom",
+            ),
+        ],
         Bytes::new(),
     )
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.headers["access-control-allow-origin"], "*");
-    assert!(r.headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-    assert_eq!(r.headers["access-control-allow-headers"], "authorization, content-type, x-custom");
+    assert!(
+        r.headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(
+        r.headers["access-control-allow-headers"],
+        "authorization, content-type, x-custom"
+    );
     let g = get(&gw, "/v1/models").await;
     assert_eq!(g.headers["access-control-allow-origin"], "*");
     gw.shutdown().await;
 
     let gw = start(&[("CORS_ORIGINS", r#"["https://ok.example"]"#)]).await;
-    let ok = send(Method::GET, &gw.url("/health"), &[("origin", "https://ok.example")], Bytes::new()).await;
-    assert_eq!(ok.headers["access-control-allow-origin"], "https://ok.example");
-    let no = send(Method::GET, &gw.url("/health"), &[("origin", "https://evil.example")], Bytes::new()).await;
+    let ok = send(
+        Method::GET,
+        &gw.url("/health"),
+        &[("origin", "https://ok.example")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        ok.headers["access-control-allow-origin"],
+        "https://ok.example"
+    );
+    let no = send(
+        Method::GET,
+        &gw.url("/health"),
+        &[("origin", "https://evil.example")],
+        Bytes::new(),
+    )
+    .await;
     assert!(no.headers.get("access-control-allow-origin").is_none());
     gw.shutdown().await;
 }
@@ -221,14 +307,32 @@ async fn error_answers_are_openai_objects() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.json()["error"]["message"].as_str().unwrap().contains("JSON"));
-    let missing = post_json(&gw, "/v1/chat/completions", &json!({"model": "gemini-2.5-flash"})).await;
+    assert!(
+        bad.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON")
+    );
+    let missing = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gemini-2.5-flash"}),
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert_eq!(missing.json()["error"]["param"], "messages");
-    let wrong_type = post_json(&gw, "/v1/chat/completions", &json!({"model": "gemini-2.5-flash", "messages": "hi"})).await;
+    let wrong_type = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gemini-2.5-flash", "messages": "hi"}),
+    )
+    .await;
     assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
     assert_eq!(wrong_type.json()["error"]["param"], "messages");
-    assert!(gw.state().requests().is_empty(), "nothing invalid reached upstream");
+    assert!(
+        gw.state().requests().is_empty(),
+        "nothing invalid reached upstream"
+    );
     gw.shutdown().await;
 }
 
@@ -241,7 +345,12 @@ async fn upstream_errors_keep_their_status_and_message() {
     assert!(r.json()["error"]["message"].as_str().unwrap().len() > 5);
     let r = post_json(&gw, "/v1/chat/completions", &json!({"model": "gemini-9-ultra-unknown-zz", "messages": [{"role": "user", "content": "x"}]})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
-    let r = post_json(&gw, "/v1/chat/completions", &json!({"model": "a/../b", "messages": [{"role": "user", "content": "x"}]})).await;
+    let r = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "a/../b", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     gw.shutdown().await;
 }
@@ -261,7 +370,11 @@ async fn round_robin_spreads_over_three_keys() {
 
 #[tokio::test]
 async fn one_failure_is_retried_on_the_next_key() {
-    let gw = start(&[("API_KEYS", r#"["overload-key-0001","good-key-000002"]"#), ("KEY_SELECTION", "round_robin")]).await;
+    let gw = start(&[
+        ("API_KEYS", r#"["overload-key-0001","good-key-000002"]"#),
+        ("KEY_SELECTION", "round_robin"),
+    ])
+    .await;
     for _ in 0..4 {
         let r = post_json(&gw, "/v1/chat/completions", &chat_body("hi")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());

@@ -39,7 +39,10 @@ pub async fn start(vars: &[(&str, &str)]) -> Gw {
 /// Start a gateway in front of an existing fake.
 pub async fn start_with_fake(fake: Fake, vars: &[(&str, &str)]) -> Gw {
     let mut map: HashMap<String, String> = HashMap::new();
-    map.insert("API_KEYS".into(), r#"["key-a-0000000001","key-b-0000000002","key-c-0000000003"]"#.into());
+    map.insert(
+        "API_KEYS".into(),
+        r#"["key-a-0000000001","key-b-0000000002","key-c-0000000003"]"#.into(),
+    );
     map.insert("ALLOWED_TOKENS".into(), format!("[\"{TOKEN}\"]"));
     map.insert("BASE_URL".into(), fake.base_url());
     map.insert("CHECK_INTERVAL_HOURS".into(), "0".into());
@@ -53,10 +56,20 @@ pub async fn start_with_fake(fake: Fake, vars: &[(&str, &str)]) -> Gw {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(gemini_balance::server::serve(app.clone(), listener, async {
-        let _ = rx.await;
-    }));
-    Gw { fake, addr, app, stop: Some(tx), done: Some(done) }
+    let done = tokio::spawn(gemini_balance::server::serve(
+        app.clone(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Gw {
+        fake,
+        addr,
+        app,
+        stop: Some(tx),
+        done: Some(done),
+    }
 }
 
 impl Gw {
@@ -91,7 +104,8 @@ pub struct Answer {
 impl Answer {
     /// The body as JSON (panics with the body text if it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     /// The body as text.
     pub fn text(&self) -> String {
@@ -104,7 +118,12 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// Send a request and read the whole answer.
-pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Answer {
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Answer {
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -112,8 +131,16 @@ pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: imp
     let req = req.body(Full::new(body.into())).unwrap();
     let res = client().request(req).await.expect("request sent");
     let (parts, body) = res.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    Answer { status: parts.status, headers: parts.headers, body }
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// POST JSON with the test token.
@@ -121,7 +148,10 @@ pub async fn post_json(gw: &Gw, path: &str, body: &Value) -> Answer {
     send(
         Method::POST,
         &gw.url(path),
-        &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")],
+        &[
+            ("authorization", &format!("Bearer {TOKEN}")),
+            ("content-type", "application/json"),
+        ],
         serde_json::to_vec(body).unwrap(),
     )
     .await
@@ -129,7 +159,13 @@ pub async fn post_json(gw: &Gw, path: &str, body: &Value) -> Answer {
 
 /// GET with the test token.
 pub async fn get(gw: &Gw, path: &str) -> Answer {
-    send(Method::GET, &gw.url(path), &[("authorization", &format!("Bearer {TOKEN}"))], Bytes::new()).await
+    send(
+        Method::GET,
+        &gw.url(path),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await
 }
 
 /// The `data:` payloads of an SSE body, in order.
@@ -138,7 +174,9 @@ pub fn sse_events(body: &str) -> Vec<String> {
         .flat_map(|e| e.split("\r\n\r\n"))
         .filter_map(|e| {
             let e = e.trim_matches(|c| c == '\r' || c == '\n');
-            e.strip_prefix("data: ").or_else(|| e.strip_prefix("data:")).map(|s| s.to_string())
+            e.strip_prefix("data: ")
+                .or_else(|| e.strip_prefix("data:"))
+                .map(|s| s.to_string())
         })
         .collect()
 }

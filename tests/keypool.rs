@@ -1,0 +1,456 @@
+//! The key pool against real Gemini error bodies from the fake: disabling,
+//! cooldowns, client errors, cut streams, no usable key, even spread,
+//! scheduled re-verification, keep-alive, /status and /metrics.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use gemini_balance::fake::KeyBehavior;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn chat(text: &str) -> Value {
+    json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": text}]})
+}
+
+#[tokio::test]
+async fn invalid_key_is_used_once_then_never_again() {
+    let gw = start(&[(
+        "API_KEYS",
+        r#"["bad-key-00000001","good-key-0000001","good-key-0000002"]"#,
+    )])
+    .await;
+    for _ in 0..12 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    assert_eq!(
+        gw.state().count_for_key("bad-key-00000001"),
+        1,
+        "an invalid key is tried once"
+    );
+    assert_eq!(
+        gw.state().count_for_key("good-key-0000001") + gw.state().count_for_key("good-key-0000002"),
+        12
+    );
+    let st = get(&gw, "/status").await.json();
+    let bad = st["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "disabled")
+        .unwrap();
+    assert!(
+        bad["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("API key not valid")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn quota_key_cools_down_and_comes_back() {
+    let gw = start(&[("API_KEYS", r#"["quota-key-000001","good-key-0000001"]"#)]).await;
+    gw.state()
+        .set_key("quota-key-000001", KeyBehavior::Quota { retry_secs: 1 });
+    for _ in 0..6 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat("hi"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        gw.state().count_for_key("quota-key-000001"),
+        1,
+        "cooling: not used again"
+    );
+    // Another model is not affected by this model's cooldown.
+    let other = json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "x"}]});
+    for _ in 0..2 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &other).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        gw.state().count_for_key("quota-key-000001"),
+        2,
+        "per-model cooldown"
+    );
+    gw.state().set_key("quota-key-000001", KeyBehavior::Ok);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..4 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat("hi"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert!(
+        gw.state().count_for_key("quota-key-000001") >= 3,
+        "back after its delay"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_errors_blame_no_key() {
+    let gw = start(&[]).await;
+    for _ in 0..5 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("[[status=400]]")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        gw.state().requests().len(),
+        5,
+        "a client 400 is not retried"
+    );
+    let st = get(&gw, "/status").await.json();
+    assert!(
+        st["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["state"] == "active"),
+        "{st}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn region_errors_carry_a_hint_and_blame_no_key() {
+    let gw = start(&[("API_KEYS", r#"["region-key-00001","region-key-00002"]"#)]).await;
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("region")
+    );
+    assert_eq!(gw.state().requests().len(), 1);
+    assert_eq!(gw.app.pool.counts().active, 2);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn cut_stream_ends_with_an_error_and_no_duplicate_text() {
+    let gw = start(&[("API_KEYS", r#"["cut-key-00000001"]"#)]).await;
+    gw.state()
+        .set_key("cut-key-00000001", KeyBehavior::CutAfter { events: 2 });
+    let mut body = chat("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda");
+    body["stream"] = json!(true);
+    let r = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let events = sse_events(&r.text());
+    assert_eq!(
+        gw.state().requests().len(),
+        1,
+        "never retried after the first byte"
+    );
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let err = chunks
+        .iter()
+        .find(|c| c.get("error").is_some())
+        .expect("an error event ends the stream");
+    assert!(err["error"]["message"].as_str().unwrap().contains("broke"));
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|c| c["delta"]["content"].as_str())
+        })
+        .collect();
+    assert!(!text.is_empty());
+    assert!(
+        "Echo: alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".starts_with(&text),
+        "prefix only: {text:?}"
+    );
+    assert!(
+        chunks.iter().all(|c| c["choices"]
+            .get(0)
+            .map(|c| c["finish_reason"].is_null())
+            .unwrap_or(true)),
+        "no normal finish"
+    );
+
+    // Native SSE: Google's error object ends the stream.
+    let r = send(
+        Method::POST,
+        &gw.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+        &[
+            ("x-goog-api-key", TOKEN),
+            ("content-type", "application/json"),
+        ],
+        r#"{"contents":[{"parts":[{"text":"one two three four five six seven eight nine ten"}]}]}"#,
+    )
+    .await;
+    let events = sse_events(&r.text());
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], 502);
+    assert_eq!(last["error"]["status"], "INTERNAL");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_usable_key_answers_at_once() {
+    let gw = start(&[("API_KEYS", r#"["quota-key-000001","quota-key-000002"]"#)]).await;
+    gw.state()
+        .set_key("quota-key-000001", KeyBehavior::Quota { retry_secs: 30 });
+    gw.state()
+        .set_key("quota-key-000002", KeyBehavior::Quota { retry_secs: 20 });
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let before = gw.state().requests().len();
+    let t = Instant::now();
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert!(t.elapsed() < Duration::from_millis(200));
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let ra: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((18..=20).contains(&ra), "retry-after {ra}");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 cooling")
+    );
+    assert_eq!(
+        gw.state().requests().len(),
+        before,
+        "no request on a cooling key"
+    );
+    gw.shutdown().await;
+
+    let gw = start(&[("API_KEYS", r#"["bad-key-00000001","expired-key-00001"]"#)]).await;
+    let _ = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    let t = Instant::now();
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert!(t.elapsed() < Duration::from_millis(200));
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 disabled")
+    );
+    assert_eq!(
+        gw.state().requests().len(),
+        2,
+        "each dead key was tried once, then never"
+    );
+    let native = send(
+        Method::POST,
+        &gw.url("/v1beta/models/gemini-2.5-flash:generateContent"),
+        &[("x-goog-api-key", TOKEN)],
+        r#"{"contents":[{"parts":[{"text":"x"}]}]}"#,
+    )
+    .await;
+    assert_eq!(native.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(native.json()["error"]["status"], "UNAVAILABLE");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_retries_zero_means_one_attempt() {
+    let gw = start(&[
+        ("API_KEYS", r#"["overload-key-0001","overload-key-0002"]"#),
+        ("MAX_RETRIES", "0"),
+    ])
+    .await;
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(gw.state().requests().len(), 1);
+    gw.shutdown().await;
+    let gw = start(&[
+        (
+            "API_KEYS",
+            r#"["overload-key-0001","overload-key-0002","overload-key-0003","good-key-000004"]"#,
+        ),
+        ("MAX_RETRIES", "3"),
+    ])
+    .await;
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        gw.state().requests().len(),
+        4,
+        "each retry on a different key"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_is_even_under_64_concurrent_clients() {
+    let keys: Vec<String> = (0..4).map(|i| format!("spread-key-{i:06}")).collect();
+    let gw = start(&[("API_KEYS", &serde_json::to_string(&keys).unwrap())]).await;
+    let url = gw.url("/v1/chat/completions");
+    let mut tasks = Vec::new();
+    for c in 0..64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5 {
+                let r = send(
+                    Method::POST,
+                    &url,
+                    &[
+                        ("authorization", &format!("Bearer {TOKEN}")),
+                        ("content-type", "application/json"),
+                    ],
+                    serde_json::to_vec(&chat(&format!("c{c} r{i}"))).unwrap(),
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::OK);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts: Vec<usize> = keys.iter().map(|k| gw.state().count_for_key(k)).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 320);
+    assert!(counts.iter().all(|c| (79..=81).contains(c)), "{counts:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn scheduler_reverifies_and_revives_keys() {
+    let gw = start(&[
+        ("API_KEYS", r#"["flaky-key-000001","good-key-0000001"]"#),
+        ("CHECK_INTERVAL_HOURS", "0.0003"),
+    ])
+    .await;
+    let _jobs = gemini_balance::scheduler::start(gw.app.clone())
+        .await
+        .expect("scheduler");
+    gw.state().set_key("flaky-key-000001", KeyBehavior::Invalid);
+    for _ in 0..3 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat("hi"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(gw.app.pool.counts().disabled, 1);
+    gw.state().set_key("flaky-key-000001", KeyBehavior::Ok);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.app.pool.counts().disabled == 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gw.app.pool.counts().disabled,
+        0,
+        "re-verification (models.get) brought the key back"
+    );
+    let verify_calls: Vec<_> = gw
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/v1beta/models/"))
+        .collect();
+    assert!(!verify_calls.is_empty());
+    assert!(
+        verify_calls
+            .iter()
+            .all(|r| r.api_key.as_deref() == Some("flaky-key-000001")),
+        "only the failing key is re-verified"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn keepalive_pings_a_local_url() {
+    let target = gemini_balance::fake::Fake::start().await.unwrap();
+    let url = format!("http://{}/health-ping", target.addr);
+    let gw = start(&[("KEEPALIVE_URL", &url), ("KEEPALIVE_MINUTES", "0.01")]).await;
+    let _jobs = gemini_balance::scheduler::start(gw.app.clone())
+        .await
+        .expect("scheduler");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target.state.requests().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reqs = target.state.requests();
+    assert!(!reqs.is_empty(), "keep-alive reached the URL");
+    assert_eq!(reqs[0].path, "/health-ping");
+    assert!(
+        reqs[0].api_key.is_none(),
+        "no key sent to the keep-alive URL"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_and_metrics_show_state_but_never_a_full_key() {
+    let keys =
+        r#"["AIzaSyFAKEgood0000000000000000000000001","AIzaSyFAKEbad00000000000000000000000002"]"#;
+    let gw = start(&[("API_KEYS", keys), ("METRICS_PUBLIC", "false")]).await;
+    gw.state().set_key(
+        "AIzaSyFAKEbad00000000000000000000000002",
+        KeyBehavior::Invalid,
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat("hi"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let st = get(&gw, "/status").await;
+    assert_eq!(st.status, StatusCode::OK);
+    let v = st.json();
+    let ks = v["keys"].as_array().unwrap();
+    assert_eq!(ks.len(), 2);
+    assert_eq!(ks[0]["key"], "AIza…0001");
+    assert_eq!(ks[0]["state"], "active");
+    assert_eq!(ks[0]["successes"], 4);
+    assert_eq!(ks[1]["state"], "disabled");
+    assert_eq!(v["traffic"]["by_model"]["gemini-2.5-flash"], 4);
+    let m = get(&gw, "/metrics").await;
+    assert_eq!(m.status, StatusCode::OK);
+    let mt = m.text();
+    assert!(mt.contains("gemini_balance_requests_total{route=\"chat\",model=\"gemini-2.5-flash\",status=\"200\"} 4"), "{mt}");
+    assert!(mt.contains("gemini_balance_keys{state=\"disabled\"} 1"));
+    assert!(mt.contains("gemini_balance_upstream_latency_seconds_count"));
+    let anon = send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    let anon = send(Method::GET, &gw.url("/status"), &[], Bytes::new()).await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    for body in [st.text(), mt, get(&gw, "/health").await.text()] {
+        assert!(!body.contains("AIzaSyFAKEgood0000000000000000000000001"));
+        assert!(!body.contains("AIzaSyFAKEbad00000000000000000000000002"));
+    }
+    // Admin actions: reset the disabled key by its masked form.
+    let reset = send(
+        Method::POST,
+        &gw.url("/status/keys/AIza%E2%80%A60002/reset"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text());
+    assert_eq!(gw.app.pool.counts().disabled, 0);
+    let verify = send(
+        Method::POST,
+        &gw.url("/status/verify"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(verify.json()["bad"], 1);
+    assert_eq!(gw.app.pool.counts().disabled, 1);
+    gw.shutdown().await;
+}

@@ -19,12 +19,14 @@
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
 //! * [`gemini`] — native pass-through, Gemini's own OpenAI endpoint, `/verify`.
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
+//! * [`dashboard`] — the key status page at `/dashboard`.
 //! * [`scheduler`] — key re-verification and keep-alive jobs.
 //! * [`fake`] — a fake Gemini upstream for tests, `--demo` and the benchmark.
 //! * [`body`] — the response body type and small body helpers.
 
 pub mod body;
 pub mod config;
+pub mod dashboard;
 pub mod fake;
 pub mod gemini;
 pub mod handlers;

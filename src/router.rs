@@ -356,6 +356,12 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 None => error(Api::OpenAi, StatusCode::NOT_FOUND, "No such key."),
             }
         }
+        "/dashboard" => {
+            if !is_get {
+                return method_not_allowed(Api::OpenAi, "GET");
+            }
+            with_log(crate::dashboard::page(), "dashboard", "", "")
+        }
         "/metrics" => {
             if !is_get {
                 return method_not_allowed(Api::OpenAi, "GET");

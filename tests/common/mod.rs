@@ -38,6 +38,7 @@ pub async fn start(vars: &[(&str, &str)]) -> Gw {
 
 /// Start a gateway in front of an existing fake.
 pub async fn start_with_fake(fake: Fake, vars: &[(&str, &str)]) -> Gw {
+    gemini_balance::log::set_level(gemini_balance::log::Level::Warn);
     let mut map: HashMap<String, String> = HashMap::new();
     map.insert(
         "API_KEYS".into(),

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The overhead benchmark: builds release binaries (cargo's bench profile =
+# release: LTO, one codegen unit, stripped), starts the fake upstream and the
+# gateway as separate processes pinned to separate cores, and prints one table
+# (also written to target/bench/overhead.json). See BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-target}" cargo bench --bench overhead "$@"

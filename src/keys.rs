@@ -392,8 +392,9 @@ impl KeyPool {
                 x ^= x << 17;
                 (x % n as u64) as usize
             }
+            // The usable key with the fewest calls (dead keys never count as least used).
             Selection::LeastUsed => (0..n)
-                .filter(|i| !tried.contains(i))
+                .filter(|i| !tried.contains(i) && matches!(self.wait_for(*i, model, now), Ok(None)))
                 .min_by_key(|i| self.slots[*i].calls.load(Ordering::Relaxed))
                 .unwrap_or(0),
             Selection::TimeWindow => (now.duration_since(self.epoch).as_secs() / 10) as usize % n,
@@ -616,6 +617,30 @@ mod tests {
             }
         }
         assert_eq!(counts, [100, 100, 100]);
+    }
+
+    #[test]
+    fn other_selections_spread_and_skip_dead_keys() {
+        for sel in [Selection::Random, Selection::LeastUsed, Selection::TimeWindow] {
+            let p = KeyPool::new((0..4).map(|i| format!("key-{i}-abcdefghijkl")).collect(), sel, 3);
+            p.report(2, "m", &Outcome::KeyInvalid("bad".into()));
+            let mut counts = [0; 4];
+            for _ in 0..400 {
+                match p.pick("m", &[]) {
+                    Pick::Key(i) => counts[i] += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(counts[2], 0, "{sel:?} never picks a disabled key");
+            match sel {
+                Selection::LeastUsed => assert!(counts.iter().enumerate().all(|(i, c)| i == 2 || (133..=134).contains(c)), "{counts:?}"),
+                Selection::Random => assert!(counts.iter().enumerate().all(|(i, c)| i == 2 || *c > 50), "{sel:?} {counts:?}"),
+                // One 10-second slice: the same key every time (or its successor if dead).
+                _ => assert_eq!(counts.iter().filter(|c| **c > 0).count(), 1, "{counts:?}"),
+            }
+        }
+        assert_eq!(Selection::parse("time-window"), Some(Selection::TimeWindow));
+        assert_eq!(Selection::parse("nope"), None);
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl Target {
 async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     tcp.set_nodelay(true).ok();
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("handshake");
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
     send
 }
@@ -149,7 +151,12 @@ async fn closed_loop(t: &Target, clients: usize, dur: Duration) -> (Lat, f64, u6
     }
     let elapsed = start.elapsed().as_secs_f64();
     let n = all.len() as u64;
-    (lat(all), n as f64 / elapsed, n, errors.load(Ordering::Relaxed))
+    (
+        lat(all),
+        n as f64 / elapsed,
+        n,
+        errors.load(Ordering::Relaxed),
+    )
 }
 
 /// utime + stime of a process, in clock ticks (100 Hz on Linux).
@@ -173,12 +180,23 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn taskset_ok() -> bool {
-    std::thread::available_parallelism().map(|n| n.get() >= 2).unwrap_or(false)
-        && Command::new("taskset").arg("-c").arg("0").arg("true").status().is_ok_and(|s| s.success())
+    std::thread::available_parallelism()
+        .map(|n| n.get() >= 2)
+        .unwrap_or(false)
+        && Command::new("taskset")
+            .arg("-c")
+            .arg("0")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 fn spawn(bin: &str, args: &[&str], env: &[(&str, String)], core: Option<usize>) -> Child {
@@ -189,7 +207,10 @@ fn spawn(bin: &str, args: &[&str], env: &[(&str, String)], core: Option<usize>) 
     } else {
         Command::new(bin)
     };
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null()).env("ENV_FILE", "/nonexistent");
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .env("ENV_FILE", "/nonexistent");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -204,15 +225,19 @@ fn pid(c: &Child) -> u32 {
 async fn wait_health(addr: SocketAddr, path: &str) -> Duration {
     let start = Instant::now();
     loop {
-        if let Ok(tcp) = tokio::net::TcpStream::connect(addr).await {
-            if let Ok((mut s, conn)) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await {
-                tokio::spawn(conn);
-                let req = Request::get(path).header("host", "x").body(Full::new(Bytes::new())).unwrap();
-                if let Ok(r) = s.send_request(req).await {
-                    if r.status().is_success() || r.status() == StatusCode::FORBIDDEN {
-                        return start.elapsed();
-                    }
-                }
+        if let Ok(tcp) = tokio::net::TcpStream::connect(addr).await
+            && let Ok((mut s, conn)) =
+                hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await
+        {
+            tokio::spawn(conn);
+            let req = Request::get(path)
+                .header("host", "x")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            if let Ok(r) = s.send_request(req).await
+                && (r.status().is_success() || r.status() == StatusCode::FORBIDDEN)
+            {
+                return start.elapsed();
             }
         }
         if start.elapsed() > Duration::from_secs(20) {
@@ -224,14 +249,20 @@ async fn wait_health(addr: SocketAddr, path: &str) -> Duration {
 
 fn gateway_env(fake: SocketAddr, port: u16) -> Vec<(&'static str, String)> {
     vec![
-        ("API_KEYS", r#"["bench-key-0001","bench-key-0002","bench-key-0003"]"#.into()),
+        (
+            "API_KEYS",
+            r#"["bench-key-0001","bench-key-0002","bench-key-0003"]"#.into(),
+        ),
         ("ALLOWED_TOKENS", format!("[\"{TOKEN}\"]")),
         ("BASE_URL", format!("http://{fake}/v1beta")),
         ("HOST", "127.0.0.1".into()),
         ("PORT", port.to_string()),
         ("CHECK_INTERVAL_HOURS", "0".into()),
         ("KEEPALIVE_MINUTES", "0".into()),
-        ("LOG_LEVEL", std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into())),
+        (
+            "LOG_LEVEL",
+            std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+        ),
         ("MAX_CONNECTIONS", "20000".into()),
     ]
 }
@@ -293,15 +324,27 @@ impl Report {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
     let bin = env!("CARGO_BIN_EXE_gemini-balance");
     let q = quick();
-    let (warm, seq_n, load_dur, streams_n) = if q { (50, 200, Duration::from_millis(500), 50) } else { (500, 3000, Duration::from_secs(4), 1000) };
-    let mut rep = Report { rows: Vec::new(), json: serde_json::Map::new(), targets: Vec::new() };
+    let (warm, seq_n, load_dur, streams_n) = if q {
+        (50, 200, Duration::from_millis(500), 50)
+    } else {
+        (500, 3000, Duration::from_secs(4), 1000)
+    };
+    let mut rep = Report {
+        rows: Vec::new(),
+        json: serde_json::Map::new(),
+        targets: Vec::new(),
+    };
     let pinned = taskset_ok();
     rep.row(format!(
         "machine: {} cores, pinned: {} (fake on core 0, gateway on core 1, load generator unpinned)",
@@ -311,7 +354,12 @@ async fn run() {
 
     let fake_port = free_port();
     let fake_addr: SocketAddr = ([127, 0, 0, 1], fake_port).into();
-    let mut fake = spawn(bin, &["fake", "--port", &fake_port.to_string()], &[], Some(0));
+    let mut fake = spawn(
+        bin,
+        &["fake", "--port", &fake_port.to_string()],
+        &[],
+        Some(0),
+    );
     wait_health(fake_addr, "/__fake/requests").await;
 
     let gw_port = free_port();
@@ -322,19 +370,27 @@ async fn run() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_kib(gw_pid);
 
-    let native_body = Bytes::from_static(br#"{"contents":[{"role":"user","parts":[{"text":"Hello, how are you?"}]}]}"#);
+    let native_body = Bytes::from_static(
+        br#"{"contents":[{"role":"user","parts":[{"text":"Hello, how are you?"}]}]}"#,
+    );
     let direct = Target {
         name: "direct",
         addr: fake_addr,
         path: "/v1beta/models/gemini-2.5-flash:generateContent".into(),
-        headers: vec![("x-goog-api-key", "bench-key-0001".into()), ("content-type", "application/json".into())],
+        headers: vec![
+            ("x-goog-api-key", "bench-key-0001".into()),
+            ("content-type", "application/json".into()),
+        ],
         body: native_body.clone(),
     };
     let native = Target {
         name: "native",
         addr: gw_addr,
         path: "/v1beta/models/gemini-2.5-flash:generateContent".into(),
-        headers: vec![("x-goog-api-key", TOKEN.into()), ("content-type", "application/json".into())],
+        headers: vec![
+            ("x-goog-api-key", TOKEN.into()),
+            ("content-type", "application/json".into()),
+        ],
         body: native_body.clone(),
     };
     let openai = Target {
@@ -347,32 +403,78 @@ async fn run() {
 
     // 1. One client, sequential.
     rep.row(String::new());
-    rep.row(format!("{:<28} {:>9} {:>9} {:>9} {:>9}   {}", "1 client (sequential)", "p50", "p90", "p99", "max", "added p50 / p99"));
+    rep.row(format!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9}   {}",
+        "1 client (sequential)", "p50", "p90", "p99", "max", "added p50 / p99"
+    ));
     let d1 = sequential(&direct, warm, seq_n).await;
     let mut one_client = serde_json::Map::new();
     for t in [&direct, &native, &openai] {
-        let l = if t.name == "direct" { d1 } else { sequential(t, warm, seq_n).await };
-        let added = if t.name == "direct" { String::new() } else { format!("+{} / +{}", fmt_us(l.p50.saturating_sub(d1.p50)), fmt_us(l.p99.saturating_sub(d1.p99))) };
-        rep.row(format!("{:<28} {:>9} {:>9} {:>9} {:>9}   {}", t.name, fmt_us(l.p50), fmt_us(l.p90), fmt_us(l.p99), fmt_us(l.max), added));
-        one_client.insert(t.name.into(), json!({"p50_us": l.p50, "p90_us": l.p90, "p99_us": l.p99, "max_us": l.max}));
+        let l = if t.name == "direct" {
+            d1
+        } else {
+            sequential(t, warm, seq_n).await
+        };
+        let added = if t.name == "direct" {
+            String::new()
+        } else {
+            format!(
+                "+{} / +{}",
+                fmt_us(l.p50.saturating_sub(d1.p50)),
+                fmt_us(l.p99.saturating_sub(d1.p99))
+            )
+        };
+        rep.row(format!(
+            "{:<28} {:>9} {:>9} {:>9} {:>9}   {}",
+            t.name,
+            fmt_us(l.p50),
+            fmt_us(l.p90),
+            fmt_us(l.p99),
+            fmt_us(l.max),
+            added
+        ));
+        one_client.insert(
+            t.name.into(),
+            json!({"p50_us": l.p50, "p90_us": l.p90, "p99_us": l.p99, "max_us": l.max}),
+        );
         if t.name == "openai" {
             let a50 = l.p50.saturating_sub(d1.p50);
             let a99 = l.p99.saturating_sub(d1.p99);
-            rep.target("added latency at 1 client p50 ≤ 50µs (OpenAI)", a50 <= 50, fmt_us(a50));
-            rep.target("added latency at 1 client p99 ≤ 150µs (OpenAI)", a99 <= 150, fmt_us(a99));
+            rep.target(
+                "added latency at 1 client p50 ≤ 50µs (OpenAI)",
+                a50 <= 50,
+                fmt_us(a50),
+            );
+            rep.target(
+                "added latency at 1 client p99 ≤ 150µs (OpenAI)",
+                a99 <= 150,
+                fmt_us(a99),
+            );
         }
         if t.name == "native" {
             let a50 = l.p50.saturating_sub(d1.p50);
             let a99 = l.p99.saturating_sub(d1.p99);
-            rep.target("added latency at 1 client p50 ≤ 50µs (native)", a50 <= 50, fmt_us(a50));
-            rep.target("added latency at 1 client p99 ≤ 150µs (native)", a99 <= 150, fmt_us(a99));
+            rep.target(
+                "added latency at 1 client p50 ≤ 50µs (native)",
+                a50 <= 50,
+                fmt_us(a50),
+            );
+            rep.target(
+                "added latency at 1 client p99 ≤ 150µs (native)",
+                a99 <= 150,
+                fmt_us(a99),
+            );
         }
     }
-    rep.json.insert("one_client".into(), Value::Object(one_client));
+    rep.json
+        .insert("one_client".into(), Value::Object(one_client));
 
     // 2. 64 clients, closed loop; CPU per request; RSS under load.
     rep.row(String::new());
-    rep.row(format!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>12}", "64 clients (closed loop)", "p50", "p90", "p99", "max", "req/s", "vs direct", "gw CPU/req"));
+    rep.row(format!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>12}",
+        "64 clients (closed loop)", "p50", "p90", "p99", "max", "req/s", "vs direct", "gw CPU/req"
+    ));
     let mut many = serde_json::Map::new();
     let mut direct_rps = 0.0;
     let mut peak_rss = idle_rss;
@@ -395,7 +497,11 @@ async fn run() {
         let _ = sampler.2.await;
         peak_rss = peak_rss.max(sampler.1.load(Ordering::Relaxed));
         let ticks = cpu_ticks(gw_pid) - before;
-        let cpu_us = if t.name == "direct" || n == 0 { 0.0 } else { ticks as f64 * 10_000.0 / n as f64 };
+        let cpu_us = if t.name == "direct" || n == 0 {
+            0.0
+        } else {
+            ticks as f64 * 10_000.0 / n as f64
+        };
         if t.name == "direct" {
             direct_rps = rps;
         }
@@ -409,67 +515,145 @@ async fn run() {
             fmt_us(l.max),
             rps,
             ratio * 100.0,
-            if t.name == "direct" { "-".to_string() } else { format!("{cpu_us:.0}µs") }
+            if t.name == "direct" {
+                "-".to_string()
+            } else {
+                format!("{cpu_us:.0}µs")
+            }
         ));
         assert_eq!(errors, 0, "{} had errors", t.name);
         many.insert(t.name.into(), json!({"p50_us": l.p50, "p90_us": l.p90, "p99_us": l.p99, "max_us": l.max, "rps": rps, "ratio_to_direct": ratio, "gateway_cpu_us_per_request": cpu_us, "requests": n}));
         if t.name == "openai" {
-            rep.target("gateway CPU ≤ 60µs per OpenAI request", cpu_us <= 60.0, format!("{cpu_us:.0}µs"));
-            rep.target("throughput ≥ 35% of direct (OpenAI)", ratio >= 0.35, format!("{:.0}%", ratio * 100.0));
+            rep.target(
+                "gateway CPU ≤ 60µs per OpenAI request",
+                cpu_us <= 60.0,
+                format!("{cpu_us:.0}µs"),
+            );
+            rep.target(
+                "throughput ≥ 35% of direct (OpenAI)",
+                ratio >= 0.35,
+                format!("{:.0}%", ratio * 100.0),
+            );
         }
         if t.name == "native" {
-            rep.target("throughput ≥ 35% of direct (native)", ratio >= 0.35, format!("{:.0}%", ratio * 100.0));
+            rep.target(
+                "throughput ≥ 35% of direct (native)",
+                ratio >= 0.35,
+                format!("{:.0}%", ratio * 100.0),
+            );
         }
     }
     rep.json.insert("clients_64".into(), Value::Object(many));
-    rep.row(format!("load generator's own direct throughput: {direct_rps:.0} req/s (the ceiling it can measure)"));
+    rep.row(format!(
+        "load generator's own direct throughput: {direct_rps:.0} req/s (the ceiling it can measure)"
+    ));
 
     // 3. Streaming: TTFB and gaps.
     rep.row(String::new());
-    rep.row(format!("{:<34} {:>10} {:>10} {:>10} {:>10}", "streaming (64 events)", "TTFB p50", "TTFB p99", "gap p50", "gap p99"));
+    rep.row(format!(
+        "{:<34} {:>10} {:>10} {:>10} {:>10}",
+        "streaming (64 events)", "TTFB p50", "TTFB p99", "gap p50", "gap p99"
+    ));
     let stream_targets = |paced: bool| {
-        let directive = if paced { "[[events=64 gap=20]]" } else { "[[events=64]]" };
-        let nb = Bytes::from(serde_json::to_vec(&json!({"contents": [{"role": "user", "parts": [{"text": directive}]}]})).unwrap());
+        let directive = if paced {
+            "[[events=64 gap=20]]"
+        } else {
+            "[[events=64]]"
+        };
+        let nb = Bytes::from(
+            serde_json::to_vec(
+                &json!({"contents": [{"role": "user", "parts": [{"text": directive}]}]}),
+            )
+            .unwrap(),
+        );
         let ob = Bytes::from(serde_json::to_vec(&json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": directive}]})).unwrap());
         let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse".to_string();
         vec![
-            Target { name: "direct SSE", addr: fake_addr, path: path.clone(), headers: direct.headers.clone(), body: nb.clone() },
-            Target { name: "native SSE", addr: gw_addr, path, headers: native.headers.clone(), body: nb },
-            Target { name: "openai chunks", addr: gw_addr, path: "/v1/chat/completions".into(), headers: openai.headers.clone(), body: ob },
+            Target {
+                name: "direct SSE",
+                addr: fake_addr,
+                path: path.clone(),
+                headers: direct.headers.clone(),
+                body: nb.clone(),
+            },
+            Target {
+                name: "native SSE",
+                addr: gw_addr,
+                path,
+                headers: native.headers.clone(),
+                body: nb,
+            },
+            Target {
+                name: "openai chunks",
+                addr: gw_addr,
+                path: "/v1/chat/completions".into(),
+                headers: openai.headers.clone(),
+                body: ob,
+            },
         ]
     };
     let mut streaming = serde_json::Map::new();
     for paced in [true, false] {
-        let runs = if q { 3 } else if paced { 20 } else { 100 };
+        let runs = if q {
+            3
+        } else if paced {
+            20
+        } else {
+            100
+        };
         let mut base: Option<(u64, u64)> = None;
         for t in stream_targets(paced) {
             let mut ttfbs = Vec::new();
             let mut gaps = Vec::new();
             for _ in 0..runs {
                 let (ttfb, g, events) = stream_once(&t, b"data: ").await;
-                let expected = if t.name.starts_with("openai") { 64 + 3 } else { 64 };
+                let expected = if t.name.starts_with("openai") {
+                    64 + 3
+                } else {
+                    64
+                };
                 assert!(events >= expected.min(64), "{}: {events} events", t.name);
                 ttfbs.push(ttfb);
                 gaps.extend(g);
             }
             let tl = lat(ttfbs);
             let gl = lat(gaps);
-            let label = format!("{} {}", t.name, if paced { "20ms apart" } else { "unpaced" });
-            rep.row(format!("{:<34} {:>10} {:>10} {:>10} {:>10}", label, fmt_us(tl.p50), fmt_us(tl.p99), fmt_us(gl.p50), fmt_us(gl.p99)));
+            let label = format!(
+                "{} {}",
+                t.name,
+                if paced { "20ms apart" } else { "unpaced" }
+            );
+            rep.row(format!(
+                "{:<34} {:>10} {:>10} {:>10} {:>10}",
+                label,
+                fmt_us(tl.p50),
+                fmt_us(tl.p99),
+                fmt_us(gl.p50),
+                fmt_us(gl.p99)
+            ));
             streaming.insert(label.clone(), json!({"ttfb_p50_us": tl.p50, "ttfb_p99_us": tl.p99, "gap_p50_us": gl.p50, "gap_p99_us": gl.p99}));
             match base {
                 None => base = Some((tl.p99, gl.p99)),
                 Some((bt, bg)) if paced => {
                     let at = tl.p99.saturating_sub(bt);
                     let ag = gl.p99.saturating_sub(bg);
-                    rep.target(&format!("added TTFB p99 ≤ 250µs ({})", t.name), at <= 250, fmt_us(at));
-                    rep.target(&format!("added per-event gap p99 ≤ 20µs ({})", t.name), ag <= 20, fmt_us(ag));
+                    rep.target(
+                        &format!("added TTFB p99 ≤ 250µs ({})", t.name),
+                        at <= 250,
+                        fmt_us(at),
+                    );
+                    rep.target(
+                        &format!("added per-event gap p99 ≤ 20µs ({})", t.name),
+                        ag <= 20,
+                        fmt_us(ag),
+                    );
                 }
                 _ => {}
             }
         }
     }
-    rep.json.insert("streaming".into(), Value::Object(streaming));
+    rep.json
+        .insert("streaming".into(), Value::Object(streaming));
 
     // 4. Many concurrent streams, every event counted; RSS with them open.
     let stream_t = &stream_targets(true)[2];
@@ -495,8 +679,15 @@ async fn run() {
     let lost = lost.load(Ordering::Relaxed);
     rep.row(String::new());
     rep.row(format!("{concurrent} concurrent OpenAI streams (64 events 20 ms apart): {lost} incomplete; gateway RSS with them open {:.1} MiB", streams_rss as f64 / 1024.0));
-    rep.target(&format!("{concurrent} concurrent streams with no loss"), lost == 0, format!("{lost} lost"));
-    rep.json.insert("concurrent_streams".into(), json!({"streams": concurrent, "incomplete": lost, "rss_kib": streams_rss}));
+    rep.target(
+        &format!("{concurrent} concurrent streams with no loss"),
+        lost == 0,
+        format!("{lost} lost"),
+    );
+    rep.json.insert(
+        "concurrent_streams".into(),
+        json!({"streams": concurrent, "incomplete": lost, "rss_kib": streams_rss}),
+    );
 
     // 5. Memory.
     tokio::time::sleep(Duration::from_secs(if q { 1 } else { 30 })).await;
@@ -509,9 +700,21 @@ async fn run() {
         if q { 1 } else { 30 },
         after_rss as f64 / 1024.0
     ));
-    rep.target("idle RSS ≤ 8 MiB", idle_rss <= 8 * 1024, format!("{:.1} MiB", idle_rss as f64 / 1024.0));
-    rep.target("RSS under load ≤ 24 MiB", peak_rss <= 24 * 1024, format!("{:.1} MiB", peak_rss as f64 / 1024.0));
-    rep.target("RSS with 1,000 streams ≤ 64 MiB", streams_rss <= 64 * 1024, format!("{:.1} MiB", streams_rss as f64 / 1024.0));
+    rep.target(
+        "idle RSS ≤ 8 MiB",
+        idle_rss <= 8 * 1024,
+        format!("{:.1} MiB", idle_rss as f64 / 1024.0),
+    );
+    rep.target(
+        "RSS under load ≤ 24 MiB",
+        peak_rss <= 24 * 1024,
+        format!("{:.1} MiB", peak_rss as f64 / 1024.0),
+    );
+    rep.target(
+        "RSS with 1,000 streams ≤ 64 MiB",
+        streams_rss <= 64 * 1024,
+        format!("{:.1} MiB", streams_rss as f64 / 1024.0),
+    );
     rep.json.insert("rss_kib".into(), json!({"idle": idle_rss, "load_peak": peak_rss, "streams": streams_rss, "after": after_rss}));
     let _ = gw.kill();
     let _ = gw.wait();
@@ -530,10 +733,26 @@ async fn run() {
     }
     let st = lat(starts);
     let size = std::fs::metadata(bin).map(|m| m.len()).unwrap_or(0);
-    rep.row(format!("start to first /health: median {} (max {}); binary size {:.2} MB ({bin})", fmt_us(st.p50), fmt_us(st.max), size as f64 / 1e6));
-    rep.target("start to first 200 ≤ 20 ms", st.p50 <= 20_000, fmt_us(st.p50));
-    rep.target("binary ≤ 8 MB", size <= 8_000_000, format!("{:.2} MB", size as f64 / 1e6));
-    rep.json.insert("startup_us".into(), json!({"median": st.p50, "max": st.max}));
+    rep.row(format!(
+        "start to first /health: median {} (max {}); binary size {:.2} MB ({bin})",
+        fmt_us(st.p50),
+        fmt_us(st.max),
+        size as f64 / 1e6
+    ));
+    rep.target(
+        "start to first 200 ≤ 20 ms",
+        st.p50 <= 20_000,
+        fmt_us(st.p50),
+    );
+    rep.target(
+        "binary ≤ 8 MB",
+        size <= 8_000_000,
+        format!("{:.2} MB", size as f64 / 1e6),
+    );
+    rep.json.insert(
+        "startup_us".into(),
+        json!({"median": st.p50, "max": st.max}),
+    );
     rep.json.insert("binary_bytes".into(), json!(size));
     let _ = fake.kill();
     let _ = fake.wait();
@@ -542,16 +761,28 @@ async fn run() {
     rep.row("targets:".into());
     let targets = std::mem::take(&mut rep.targets);
     for (name, ok, detail) in &targets {
-        rep.row(format!("  [{}] {name}: {detail}", if *ok { "pass" } else { "MISS" }));
+        rep.row(format!(
+            "  [{}] {name}: {detail}",
+            if *ok { "pass" } else { "MISS" }
+        ));
     }
     rep.json.insert(
         "targets".into(),
-        Value::Array(targets.iter().map(|(n, ok, d)| json!({"target": n, "pass": ok, "measured": d})).collect()),
+        Value::Array(
+            targets
+                .iter()
+                .map(|(n, ok, d)| json!({"target": n, "pass": ok, "measured": d}))
+                .collect(),
+        ),
     );
     rep.json.insert("table".into(), json!(rep.rows));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&dir);
     let out = dir.join("overhead.json");
-    std::fs::write(&out, serde_json::to_vec_pretty(&Value::Object(rep.json)).unwrap()).unwrap();
+    std::fs::write(
+        &out,
+        serde_json::to_vec_pretty(&Value::Object(rep.json)).unwrap(),
+    )
+    .unwrap();
     println!("\nwritten: {}", out.display());
 }

@@ -2,6 +2,7 @@
 //! responses and to read request/upstream bodies with a size limit.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -83,6 +84,70 @@ where
                 Err(ReadError::Io(e.to_string()))
             }
         }
+    }
+}
+
+/// `inner` as a [`Body`] that fails once `idle` passes without a frame, so an
+/// upstream body that stalls cannot hold a connection (both of them) forever.
+pub fn idle_timeout<B>(inner: B, idle: std::time::Duration) -> Body
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    IdleTimeout {
+        inner,
+        idle,
+        sleep: Box::pin(tokio::time::sleep(idle)),
+        failed: false,
+    }
+    .boxed()
+}
+
+struct IdleTimeout<B> {
+    inner: B,
+    idle: std::time::Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    failed: bool,
+}
+
+impl<B> HttpBody for IdleTimeout<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(r)) => {
+                let deadline = tokio::time::Instant::now() + self.idle;
+                self.sleep.as_mut().reset(deadline);
+                Poll::Ready(Some(r.map_err(Into::into)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.failed = true;
+                    Poll::Ready(Some(Err("upstream body went silent".into())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -57,6 +57,8 @@ pub const VARIABLES: &[&str] = &[
     "ALLOW_PRIVATE_FETCH",
     "CLIENT_TIMEOUT",
     "MAX_CONNECTIONS",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADERS",
     "SHUTDOWN_GRACE",
     "DEMO",
     "ENV_FILE",
@@ -89,7 +91,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The gateway's whole configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// `API_KEYS`: the pool of Gemini keys.
     pub api_keys: Vec<String>,
@@ -153,12 +155,35 @@ pub struct Config {
     pub client_timeout: Duration,
     /// `MAX_CONNECTIONS`: concurrent client connections.
     pub max_connections: usize,
+    /// `MAX_HEADER_BYTES`: largest request head (request line + headers); larger → 431.
+    pub max_header_bytes: usize,
+    /// `MAX_HEADERS`: most request headers; more → 431.
+    pub max_headers: usize,
     /// `SHUTDOWN_GRACE`: how long in-flight requests may finish on shutdown.
     pub shutdown_grace: Duration,
     /// `DEMO`: run against the built-in fake upstream.
     pub demo: bool,
     /// Which variables were set (name, masked value) — printed at start-up.
     pub seen: Vec<(String, String)>,
+}
+
+/// Secrets masked: `{:?}` of a configuration never prints a key or token.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |v: &[String]| v.iter().map(|k| mask(k)).collect::<Vec<_>>();
+        f.debug_struct("Config")
+            .field("api_keys", &masked(&self.api_keys))
+            .field("allowed_tokens", &masked(&self.allowed_tokens))
+            .field("auth_token", &self.auth_token.as_deref().map(mask))
+            .field("backup_api_keys", &masked(&self.backup_api_keys))
+            .field("trusted_api_keys", &masked(&self.trusted_api_keys))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("base_url", &self.base_url)
+            .field("demo", &self.demo)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads typed values from a variable map, remembering what it saw.
@@ -370,14 +395,15 @@ impl Config {
             })?,
         };
         let check_hours: f64 = v.number("CHECK_INTERVAL_HOURS", 1.0)?;
-        if !check_hours.is_finite() || check_hours < 0.0 {
+        // Bounded so `hours * 3600` always fits a `Duration` (no panic on `1e300`).
+        if !check_hours.is_finite() || !(0.0..=1e6).contains(&check_hours) {
             return Err(err(
                 "CHECK_INTERVAL_HOURS",
                 "expected a number of hours ≥ 0",
             ));
         }
         let keepalive_minutes: f64 = v.number("KEEPALIVE_MINUTES", 30.0)?;
-        if !keepalive_minutes.is_finite() || keepalive_minutes < 0.0 {
+        if !keepalive_minutes.is_finite() || !(0.0..=1e7).contains(&keepalive_minutes) {
             return Err(err("KEEPALIVE_MINUTES", "expected a number of minutes ≥ 0"));
         }
         let space_host = v.opt_string("SPACE_HOST");
@@ -463,6 +489,8 @@ impl Config {
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
             client_timeout: v.seconds("CLIENT_TIMEOUT", 30.0)?,
             max_connections: v.number("MAX_CONNECTIONS", 4096)?,
+            max_header_bytes: v.number("MAX_HEADER_BYTES", 64 * 1024)?,
+            max_headers: v.number("MAX_HEADERS", 100)?,
             shutdown_grace: v.seconds("SHUTDOWN_GRACE", 10.0)?,
             demo,
             seen: Vec::new(),
@@ -481,8 +509,14 @@ impl Config {
                 "no tokens set; set ALLOWED_TOKENS=[\"sk-...\"] (or ALLOW_ANONYMOUS=true to run open)",
             ));
         }
-        if self.max_connections == 0 {
-            return Err(err("MAX_CONNECTIONS", "must be at least 1"));
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(err("MAX_CONNECTIONS", "must be between 1 and 1000000"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_header_bytes) {
+            return Err(err("MAX_HEADER_BYTES", "must be between 1024 and 16777216"));
+        }
+        if !(1..=10_000).contains(&self.max_headers) {
+            return Err(err("MAX_HEADERS", "must be between 1 and 10000"));
         }
         if self.time_out.is_zero() {
             return Err(err("TIME_OUT", "must be greater than 0"));

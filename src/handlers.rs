@@ -88,6 +88,24 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("The request body is not valid JSON: {e}"))
 }
 
+/// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
+/// by `TIME_OUT`: a body that stalls or never ends must not hold the request
+/// (and its upstream connection) forever. Errors carry the status to answer.
+pub async fn read_whole(
+    app: &App,
+    res: Response<Incoming>,
+) -> Result<(http::response::Parts, Bytes), (StatusCode, String)> {
+    let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
+    match tokio::time::timeout(app.upstream.timeout(), read).await {
+        Ok(Ok(x)) => Ok(x),
+        Ok(Err(m)) => Err((StatusCode::BAD_GATEWAY, m)),
+        Err(_) => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            "Gemini's answer did not complete within TIME_OUT.".to_string(),
+        )),
+    }
+}
+
 /// Whether a model name is safe to put in an upstream path: no `/`, `?`,
 /// `#`, `%`, `..`, whitespace or control characters.
 pub fn valid_model(m: &str) -> bool {
@@ -105,6 +123,7 @@ pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
             status,
             body,
             outcome,
+            key,
             ..
         } => {
             let mapped = openai::error::from_gemini(status.as_u16(), &body);
@@ -112,7 +131,7 @@ pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            app.stats.error(model, "", status.as_u16(), &msg);
+            app.stats.error(model, &key, status.as_u16(), &msg);
             match outcome {
                 Outcome::KeyInvalid(m) => oai_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -307,11 +326,16 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let created = unix_now();
 
     if !call.stream {
-        let (_, bytes) = match crate::upstream::read_answer(answer.response, ANSWER_LIMIT).await {
+        let (_, bytes) = match read_whole(&app, answer.response).await {
             Ok(x) => x,
-            Err(m) => {
+            Err((status, m)) => {
+                let code = if status == StatusCode::GATEWAY_TIMEOUT {
+                    "timeout"
+                } else {
+                    "upstream_error"
+                };
                 return with_log(
-                    oai_error(StatusCode::BAD_GATEWAY, &m, Some("upstream_error"), None),
+                    oai_error(status, &m, Some(code), None),
                     "chat",
                     &call.model,
                     &masked,
@@ -505,7 +529,7 @@ pub async fn embeddings(app: Arc<App>, req: Request<Incoming>) -> Response<Body>
             }
         };
         masked = app.pool.masked(answer.key).to_string();
-        let parsed = match crate::upstream::read_answer(answer.response, ANSWER_LIMIT).await {
+        let parsed = match read_whole(&app, answer.response).await {
             Ok((_, bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
             Err(_) => None,
         };
@@ -571,9 +595,10 @@ pub async fn list_all_models(app: &App, pool: &KeyPool, v1: bool) -> Result<Vec<
             headers: Vec::new(),
         };
         let answer = app.upstream.call(pool, &up).await?;
-        let page: Value = match crate::upstream::read_answer(answer.response, ANSWER_LIMIT).await {
+        let page: Value = match read_whole(app, answer.response).await {
             Ok((_, b)) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-            Err(m) => return Err(Failure::Network(m)),
+            Err((StatusCode::GATEWAY_TIMEOUT, _)) => return Err(Failure::Timeout),
+            Err((_, m)) => return Err(Failure::Network(m)),
         };
         if let Some(list) = page.get("models").and_then(Value::as_array) {
             models.extend(list.iter().cloned());

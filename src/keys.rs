@@ -154,7 +154,9 @@ pub fn classify(
                 .or_else(|| {
                     retry_after
                         .and_then(|r| r.trim().parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        // Bounded like `retryDelay`: a hostile `Retry-After: 1e30`
+                        // must not panic (`from_secs_f64`) or overflow `Instant + d`.
+                        .filter(|s| s.is_finite() && (0.0..1e9).contains(s))
                         .map(Duration::from_secs_f64)
                 });
             let cooldown = if daily {

@@ -362,6 +362,12 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             with_log(crate::dashboard::page(), "dashboard", "", "")
         }
+        "/dashboard.css" | "/dashboard.js" => {
+            if !is_get {
+                return method_not_allowed(Api::OpenAi, "GET");
+            }
+            with_log(crate::dashboard::asset(&path), "dashboard", "", "")
+        }
         "/metrics" => {
             if !is_get {
                 return method_not_allowed(Api::OpenAi, "GET");

@@ -32,15 +32,23 @@ pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
     };
     match app.upstream.send(&call, key).await {
         Ok(res) if res.status().is_success() => {
-            crate::upstream::drain(res).await;
+            // A body that stalls must not hold the check forever.
+            let _ = tokio::time::timeout(app.upstream.timeout(), crate::upstream::drain(res)).await;
             Ok(())
         }
         Ok(res) => {
             let status = res.status().as_u16();
-            let body = crate::upstream::read_answer(res, 1 << 20)
-                .await
-                .map(|(_, b)| b)
-                .unwrap_or_default();
+            let body = tokio::time::timeout(
+                app.upstream.timeout(),
+                crate::upstream::read_answer(res, 1 << 20),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+            // Google may echo the key (`Consumer 'api_key:…'`): never pass it on.
+            let body = crate::upstream::redact(body, key);
             let outcome = classify(status, &body, None, app.cfg.cooldown);
             let msg = crate::openai::error::from_gemini(status, &body).body["error"]["message"]
                 .as_str()

@@ -3,12 +3,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -16,16 +17,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::body::{self, Body};
 use crate::router::{self, Api, App, LogInfo};
 
-/// Largest request head (request line + headers) accepted; larger → 431.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Most headers accepted in one request; more → 431.
-const MAX_HEADERS: usize = 100;
+/// Heads up to `MAX_HEADER_BYTES` / `MAX_HEADERS` are read by hyper and
+/// checked in [`handle`] (431 in the route's format); hyper's own hard limit,
+/// this many times larger, answers a bare 431 without reading further.
+const HEAD_SLACK: usize = 2;
 
 /// Serve `app` on `listener` until `shutdown` resolves, then stop accepting,
 /// let in-flight requests finish within `SHUTDOWN_GRACE`, and return.
@@ -37,13 +39,15 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(app.cfg.client_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADERS)
+        .max_buf_size((app.cfg.max_header_bytes * HEAD_SLACK).max(8192))
+        .max_headers(app.cfg.max_headers * HEAD_SLACK)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_header_list_size(
+            u32::try_from(app.cfg.max_header_bytes * HEAD_SLACK).unwrap_or(u32::MAX),
+        )
         .max_concurrent_streams(256);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
@@ -70,9 +74,30 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(app.clone(), req));
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let _ = watcher.watch(conn.into_owned()).await;
+            let timeout = app.cfg.client_timeout;
+            let io = TokioIo::new(StallGuard::new(stream, timeout));
+            let seen = Arc::new(AtomicBool::new(false));
+            let svc = service_fn({
+                let seen = seen.clone();
+                move |req| {
+                    seen.store(true, Ordering::Relaxed);
+                    handle(app.clone(), req)
+                }
+            });
+            let conn = builder.serve_connection_with_upgrades(io, svc);
+            let conn = watcher.watch(conn.into_owned());
+            tokio::pin!(conn);
+            // The first request must start within CLIENT_TIMEOUT: hyper's
+            // header timeout only runs once the protocol is known, so a client
+            // that sends nothing (or half an HTTP/2 preface) is closed here.
+            tokio::select! {
+                _ = &mut conn => {}
+                _ = tokio::time::sleep(timeout) => {
+                    if seen.load(Ordering::Relaxed) {
+                        let _ = conn.await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -112,7 +137,9 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     let origin = req.headers().get(header::ORIGIN).cloned();
     let api = api_for(&path);
 
-    let mut res = if method == Method::OPTIONS {
+    let mut res = if let Some(problem) = head_too_large(&app, &req) {
+        router::error(api, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &problem)
+    } else if method == Method::OPTIONS {
         preflight(&req)
     } else if app.shutting_down.load(Ordering::Relaxed) {
         router::error(
@@ -164,6 +191,117 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         if info.key.is_empty() { "-" } else { &info.key },
     );
     Ok(res)
+}
+
+/// Why a request head is over `MAX_HEADERS` / `MAX_HEADER_BYTES`, if it is.
+fn head_too_large<B>(app: &App, req: &Request<B>) -> Option<String> {
+    let h = req.headers();
+    if h.len() > app.cfg.max_headers {
+        return Some(format!(
+            "Too many request headers ({}; at most MAX_HEADERS = {}).",
+            h.len(),
+            app.cfg.max_headers
+        ));
+    }
+    let size = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + h.iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    (size > app.cfg.max_header_bytes).then(|| {
+        format!(
+            "The request head is too large ({size} bytes; at most MAX_HEADER_BYTES = {}).",
+            app.cfg.max_header_bytes
+        )
+    })
+}
+
+/// The client socket, failing writes that make no progress for
+/// `CLIENT_TIMEOUT`: a client that stops reading its answer (a slow-read
+/// attack, or one that vanished without a FIN) loses its connection, which
+/// drops the response body and so cancels the upstream call behind it.
+struct StallGuard {
+    io: TcpStream,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallGuard {
+    fn new(io: TcpStream, limit: Duration) -> StallGuard {
+        StallGuard {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a `Pending` write: `Ready(Err)` once the stall is over the limit.
+    fn stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<T>(&mut self, p: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match p {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.stall(cx),
+        }
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let p = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.progress(p, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let p = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.progress(p, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let p = Pin::new(&mut self.io).poll_flush(cx);
+        self.progress(p, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Answer a CORS preflight: 204 with the allowed methods and the requested headers.

@@ -68,7 +68,9 @@ impl Stats {
         self.started.elapsed().as_secs()
     }
 
-    /// Count one finished request.
+    /// Count one finished request. The gateway's own routes (status page,
+    /// health, metrics, dashboard, root) count in the totals but not in the
+    /// per-minute chart, so watching the dashboard does not inflate it.
     pub fn record(&self, route: &'static str, model: &str, status: u16) {
         {
             let mut s = lock(&self.series);
@@ -79,6 +81,12 @@ impl Stats {
                 model.to_string()
             };
             *s.entry((route, model, status)).or_insert(0) += 1;
+        }
+        if matches!(
+            route,
+            "status" | "health" | "metrics" | "dashboard" | "root"
+        ) {
+            return;
         }
         let now = unix_now() / 60;
         let mut mins = lock(&self.minutes);

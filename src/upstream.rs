@@ -98,6 +98,8 @@ pub enum Failure {
         body: Bytes,
         /// What it meant.
         outcome: Outcome,
+        /// The masked key of the last attempt (for error logs and `/status`).
+        key: String,
     },
     /// No answer at all: connection failure on every attempt.
     Network(String),
@@ -238,7 +240,7 @@ impl Upstream {
                 }
                 Ok(res) => {
                     let status = res.status();
-                    let (parts, body) = res.into_parts();
+                    let (mut parts, body) = res.into_parts();
                     let body = tokio::time::timeout(
                         self.timeout,
                         crate::body::read_limited(body, ERROR_BODY_LIMIT),
@@ -247,6 +249,16 @@ impl Upstream {
                     .ok()
                     .and_then(Result::ok)
                     .unwrap_or_default();
+                    // A gzip error body (the client accepted gzip) is read decoded.
+                    let body = crate::gemini::gzip::decode_answer(
+                        &mut parts.headers,
+                        body,
+                        ERROR_BODY_LIMIT,
+                    );
+                    // An upstream that echoes the key (`Consumer 'api_key:…'`) must
+                    // not hand it to the client, the logs or `/status`.
+                    let body = redact(body, pool.key(index));
+                    redact_headers(&mut parts.headers, pool.key(index));
                     let retry_after = parts
                         .headers
                         .get(http::header::RETRY_AFTER)
@@ -266,6 +278,7 @@ impl Upstream {
                         headers: parts.headers,
                         body,
                         outcome,
+                        key: pool.masked(index).to_string(),
                     };
                     if final_answer {
                         return Err(failure);
@@ -326,6 +339,43 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+/// `body` with every occurrence of `key` replaced by its masked form.
+pub fn redact(body: Bytes, key: &str) -> Bytes {
+    let k = key.as_bytes();
+    if k.len() < 6 || !body.windows(k.len()).any(|w| w == k) {
+        return body;
+    }
+    let masked = crate::keys::mask(key);
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(k) {
+            out.extend_from_slice(masked.as_bytes());
+            i += k.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Drop every header whose value contains `key`.
+fn redact_headers(headers: &mut HeaderMap, key: &str) {
+    let k = key.as_bytes();
+    if k.len() < 6 {
+        return;
+    }
+    let leaking: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(_, v)| v.as_bytes().windows(k.len()).any(|w| w == k))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in leaking {
+        headers.remove(n);
+    }
 }
 
 /// Read the rest of an upstream body into bytes (bounded), for non-streamed answers.

@@ -107,6 +107,10 @@ pub async fn inline_remote_images(app: &App, mut req: Value) -> Result<Value, Tr
 async fn fetch(app: &App, url: &str) -> Result<String, String> {
     let mut url = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
+        let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err("only http and https URLs are fetched".into());
+        }
         let uri: Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
         match uri.scheme_str() {
             Some("http") | Some("https") => {}
@@ -185,7 +189,16 @@ async fn fetch(app: &App, url: &str) -> Result<String, String> {
 
 /// Resolve a `Location` header against the URL it came from.
 fn resolve(base: &Uri, loc: &str) -> String {
-    if loc.starts_with("http://") || loc.starts_with("https://") {
+    // Absolute (any scheme, e.g. `HTTPS:` or `file:`): as is; the scheme
+    // check on the next round refuses anything but http(s).
+    let scheme_len = loc
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        .count();
+    if scheme_len > 0
+        && loc.as_bytes()[0].is_ascii_alphabetic()
+        && loc.as_bytes().get(scheme_len) == Some(&b':')
+    {
         return loc.to_string();
     }
     let scheme = base.scheme_str().unwrap_or("http");
@@ -234,5 +247,12 @@ mod tests {
         assert_eq!(resolve(&base, "z.png"), "https://a.example/img/z.png");
         assert_eq!(resolve(&base, "//b.example/q"), "https://b.example/q");
         assert_eq!(resolve(&base, "http://c.example/"), "http://c.example/");
+        assert_eq!(resolve(&base, "HTTPS://d.example/"), "HTTPS://d.example/");
+        assert_eq!(resolve(&base, "file:///etc/passwd"), "file:///etc/passwd");
+        assert_eq!(resolve(&base, "a:b/c.png"), "a:b/c.png");
+        assert_eq!(
+            resolve(&base, "./c:d.png"),
+            "https://a.example/img/./c:d.png"
+        );
     }
 }

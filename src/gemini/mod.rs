@@ -9,7 +9,10 @@
 //! encoding and all.
 
 pub mod fetch;
+pub mod gzip;
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +59,27 @@ fn gerr(status: StatusCode, message: &str) -> Response<Body> {
     router::error(Api::Google, status, message)
 }
 
+/// How many calls each caller's own key list has made (by a hash of the
+/// list; forgotten wholesale past [`TURNS_CAP`] lists, so it cannot grow).
+static CLIENT_TURNS: std::sync::Mutex<Option<HashMap<u64, usize>>> = std::sync::Mutex::new(None);
+const TURNS_CAP: usize = 10_000;
+
+/// The next turn for the caller's key list `cred` (0, 1, 2, … per list).
+fn client_turn(cred: &str) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cred.hash(&mut h);
+    let id = h.finish();
+    let mut guard = CLIENT_TURNS.lock().unwrap_or_else(|p| p.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() >= TURNS_CAP && !map.contains_key(&id) {
+        map.clear();
+    }
+    let n = map.entry(id).or_insert(0);
+    let turn = *n;
+    *n = n.wrapping_add(1);
+    turn
+}
+
 /// Which keys a native call uses, decided from the caller's credential.
 enum Keys {
     /// The server's pool (the caller presented an allowed token).
@@ -81,11 +105,11 @@ fn authorize<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>
             )))
         };
     };
-    if token_matches(&app.cfg.allowed_tokens, &cred) || open {
+    if token_matches(&app.cfg.allowed_tokens, &cred) {
         return Ok(Keys::Server);
     }
     if app.cfg.client_keys_enabled {
-        let keys = crate::config::parse_list(&cred).unwrap_or_default();
+        let mut keys = crate::config::parse_list(&cred).unwrap_or_default();
         // The lite edition's rule: a single key that is trusted may use the backup pool.
         if keys.len() == 1
             && !app.backup.is_empty()
@@ -94,12 +118,19 @@ fn authorize<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>
             return Ok(Keys::Backup);
         }
         if !keys.is_empty() {
+            // Each call with the same list starts one key further on, so a
+            // caller's calls spread over its keys (the pool is built per call).
+            let turn = client_turn(&cred) % keys.len();
+            keys.rotate_left(turn);
             return Ok(Keys::Client(KeyPool::new(
                 keys,
                 crate::keys::Selection::RoundRobin,
                 u32::MAX,
             )));
         }
+    }
+    if open {
+        return Ok(Keys::Server);
     }
     Err(Box::new(gerr(
         StatusCode::FORBIDDEN,
@@ -121,7 +152,10 @@ fn query_without_key(query: Option<&str>) -> String {
     let Some(q) = query else { return String::new() };
     let kept: Vec<&str> = q
         .split('&')
-        .filter(|p| !(p.is_empty() || p.starts_with("key=") || *p == "key"))
+        // Names compare decoded: `%6Bey=` is `key=` to Google too.
+        .filter(|p| {
+            !p.is_empty() && router::percent_decode(p.split('=').next().unwrap_or("")) != "key"
+        })
         .collect();
     if kept.is_empty() {
         String::new()
@@ -181,48 +215,34 @@ pub async fn native(
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
-        let limit = app.cfg.max_body_bytes;
-        match tokio::time::timeout(
-            app.cfg.client_timeout,
-            body::read_limited(req.into_body(), limit),
-        )
-        .await
-        {
-            Err(_) => {
-                return with_log(
-                    gerr(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "The request body did not arrive in time.",
-                    ),
-                    "native",
-                    &model,
-                    "",
-                );
-            }
-            Ok(Err(ReadError::TooLarge)) => {
-                return with_log(
-                    gerr(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("Request body is larger than MAX_BODY_BYTES ({limit} bytes)."),
-                    ),
-                    "native",
-                    &model,
-                    "",
-                );
-            }
-            Ok(Err(ReadError::Io(e))) => {
-                return with_log(
-                    gerr(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Could not read the request body: {e}"),
-                    ),
-                    "native",
-                    &model,
-                    "",
-                );
-            }
-            Ok(Ok(b)) => b,
+        match read_raw(&app, req, Api::Google).await {
+            Ok(b) => b,
+            Err(res) => return with_log(*res, "native", &model, ""),
         }
+    };
+    // A derived name (`…-search`, `…-thinking`, `…-non-thinking`) that the
+    // native model list offers is served by its base model, with the tool or
+    // thinking budget it stands for; every other call goes as it came.
+    let derived = if app.cfg.native_derived_models {
+        derive(&app.cfg.translate, &model)
+    } else {
+        None
+    };
+    let (rest, body, model) = match derived {
+        Some(d) => {
+            let rest = rest.replacen(
+                &format!("/models/{model}"),
+                &format!("/models/{}", d.base),
+                1,
+            );
+            let body = if matches!(action, "generateContent" | "streamGenerateContent") {
+                d.apply(&body)
+            } else {
+                body
+            };
+            (rest, body, d.base)
+        }
+        None => (rest.to_string(), body, model),
     };
     let tail = format!("{rest}{query}");
     let path = if version == "v1" {
@@ -246,7 +266,10 @@ pub async fn native(
     let started = Instant::now();
     let answer = match app.upstream.call(pool, &up).await {
         Ok(a) => a,
-        Err(f) => return with_log(native_failure(&app, f, &model), "native", &model, ""),
+        Err(f) => {
+            let own = matches!(keys, Keys::Client(_));
+            return with_log(native_failure(&app, f, &model, own), "native", &model, "");
+        }
     };
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
@@ -262,16 +285,128 @@ pub async fn native(
     }
     let (parts, incoming) = answer.response.into_parts();
     let out_body = if streaming {
-        forward_stream(incoming, app.cfg.stream_idle_timeout, sse)
+        let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
+        forward_stream(incoming, app.cfg.stream_idle_timeout, sse, encoded)
     } else {
-        incoming
-            .map_err(|e| Box::new(e) as crate::body::BoxError)
-            .boxed()
+        body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
     };
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
     copy_response_headers(&parts.headers, res.headers_mut());
     with_log(res, "native", &model, &masked)
+}
+
+/// What a derived model name stands for (see [`derive`]).
+#[derive(Debug, PartialEq)]
+struct Derived {
+    /// The real model.
+    base: String,
+    /// `-search`: add the Google Search tool.
+    search: bool,
+    /// `-thinking` → `Some(budget)`, `-non-thinking` → `Some(0)`.
+    thinking_budget: Option<i64>,
+}
+
+/// Read `model` as a derived name the model list offers (the base must be in
+/// `SEARCH_MODELS` for `-search`, in `THINKING_MODELS` for the thinking ones).
+fn derive(o: &crate::openai::Options, model: &str) -> Option<Derived> {
+    let listed =
+        |list: &[String], id: &str| list.iter().any(|m| crate::openai::bare_model(m) == id);
+    if let Some(base) = model.strip_suffix("-search") {
+        return listed(&o.search_models, base).then(|| Derived {
+            base: base.to_string(),
+            search: true,
+            thinking_budget: None,
+        });
+    }
+    let (base, budget) = if let Some(b) = model.strip_suffix("-non-thinking") {
+        (b, 0)
+    } else if let Some(b) = model.strip_suffix("-thinking") {
+        let mapped = o.thinking_budget_map.iter().find(|(m, _)| m == b);
+        (b, mapped.map_or(-1, |(_, n)| *n))
+    } else {
+        return None;
+    };
+    listed(&o.thinking_models, base).then(|| Derived {
+        base: base.to_string(),
+        search: false,
+        thinking_budget: Some(budget),
+    })
+}
+
+impl Derived {
+    /// The request body with the derived setting added (in whichever of
+    /// camelCase or snake_case the body already uses). What the caller set
+    /// itself wins; a body that is not a JSON object goes unchanged.
+    fn apply(&self, body: &Bytes) -> Bytes {
+        let Ok(Value::Object(mut root)) = serde_json::from_slice::<Value>(body) else {
+            return body.clone();
+        };
+        let pick =
+            |m: &serde_json::Map<String, Value>, camel: &'static str, snake: &'static str| {
+                if m.contains_key(snake) && !m.contains_key(camel) {
+                    snake
+                } else {
+                    camel
+                }
+            };
+        if self.search {
+            let tools = root.entry("tools").or_insert_with(|| json!([]));
+            if let Some(list) = tools.as_array_mut() {
+                let has = list
+                    .iter()
+                    .any(|t| t.get("googleSearch").is_some() || t.get("google_search").is_some());
+                if !has {
+                    list.push(json!({"googleSearch": {}}));
+                }
+            }
+        }
+        if let Some(budget) = self.thinking_budget {
+            let g = pick(&root, "generationConfig", "generation_config");
+            let gen_cfg = root.entry(g).or_insert_with(|| json!({}));
+            if let Some(gm) = gen_cfg.as_object_mut() {
+                let t = pick(gm, "thinkingConfig", "thinking_config");
+                let tc = gm.entry(t).or_insert_with(|| json!({}));
+                if let Some(tm) = tc.as_object_mut()
+                    && !tm.contains_key("thinkingBudget")
+                    && !tm.contains_key("thinking_budget")
+                {
+                    tm.insert("thinkingBudget".into(), json!(budget));
+                }
+            }
+        }
+        Bytes::from(serde_json::to_vec(&Value::Object(root)).unwrap_or_default())
+    }
+}
+
+/// Read a request body as raw bytes (never re-serialised), bounded by
+/// `MAX_BODY_BYTES` and `CLIENT_TIMEOUT`; failures answer in `api`'s format.
+async fn read_raw(
+    app: &App,
+    req: Request<Incoming>,
+    api: Api,
+) -> Result<Bytes, Box<Response<Body>>> {
+    let limit = app.cfg.max_body_bytes;
+    let read = tokio::time::timeout(
+        app.cfg.client_timeout,
+        body::read_limited(req.into_body(), limit),
+    );
+    let (status, message) = match read.await {
+        Ok(Ok(b)) => return Ok(b),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time.".to_string(),
+        ),
+        Ok(Err(ReadError::TooLarge)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body is larger than MAX_BODY_BYTES ({limit} bytes)."),
+        ),
+        Ok(Err(ReadError::Io(e))) => (
+            StatusCode::BAD_REQUEST,
+            format!("Could not read the request body: {e}"),
+        ),
+    };
+    Err(Box::new(router::error(api, status, &message)))
 }
 
 /// Copy upstream response headers, minus hop-by-hop ones.
@@ -284,15 +419,18 @@ fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
 }
 
 /// Forward a streamed answer as it arrives; if it breaks or goes silent,
-/// end it with Google's error object in the stream's own framing.
-fn forward_stream(mut incoming: Incoming, idle: Duration, sse: bool) -> Body {
-    let (tx, body) = ChannelBody::pair(32);
+/// end it with Google's error object in the stream's own framing (not into
+/// an `encoded` — e.g. gzip — stream, which is cut instead, so the client's
+/// decoder sees it end early rather than read plain text as gzip).
+fn forward_stream(mut incoming: Incoming, idle: Duration, sse: bool, encoded: bool) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
+    let body = Forwarded { rx }.boxed();
     tokio::spawn(async move {
         loop {
             let failure = match tokio::time::timeout(idle, incoming.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data()
-                        && tx.send(data).await.is_err()
+                        && tx.send(Ok(data)).await.is_err()
                     {
                         return; // client gone: dropping `incoming` cancels upstream
                     }
@@ -308,71 +446,112 @@ fn forward_stream(mut incoming: Incoming, idle: Duration, sse: bool) -> Body {
                     "Gemini's stream went silent for longer than STREAM_IDLE_TIMEOUT.",
                 ),
             };
+            if encoded {
+                let _ = tx.send(Err(failure.1.into())).await;
+                return;
+            }
             let err = google_error(failure.0, failure.1);
             let tail = if sse {
                 format!("data: {err}\r\n\r\n")
             } else {
                 format!(",\r\n{err}\n]")
             };
-            let _ = tx.send(Bytes::from(tail)).await;
+            let _ = tx.send(Ok(Bytes::from(tail))).await;
             return;
         }
     });
     body
 }
 
+/// A streamed body fed by [`forward_stream`]'s task; an `Err` item makes the
+/// server abort the response (the client sees the stream break).
+struct Forwarded {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, crate::body::BoxError>>,
+}
+
+impl hyper::body::Body for Forwarded {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
 /// The model list with the derived `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
 async fn derived_model_list(app: &App, res: Response<Incoming>) -> Response<Body> {
-    let Ok((_, bytes)) = crate::upstream::read_answer(res, crate::handlers::ANSWER_LIMIT).await
-    else {
+    let limit = crate::handlers::ANSWER_LIMIT;
+    let Ok((mut parts, bytes)) = crate::handlers::read_whole(app, res).await else {
         return gerr(
             StatusCode::BAD_GATEWAY,
             "Could not read Gemini's model list.",
         );
     };
-    let mut page: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    let bytes = gzip::decode_answer(&mut parts.headers, bytes, limit);
+    let Ok(mut page) = serde_json::from_slice::<Value>(&bytes) else {
+        return gerr(
+            StatusCode::BAD_GATEWAY,
+            "Gemini's model list is not valid JSON.",
+        );
+    };
     if let Some(models) = page.get_mut("models").and_then(Value::as_array_mut) {
-        let mut extra = Vec::new();
-        for m in models.iter() {
-            let name = m.get("name").and_then(Value::as_str).unwrap_or("");
-            let bare = crate::openai::bare_model(name);
-            let o = &app.cfg.translate;
-            let mut add = |suffix: &str| {
-                let mut d = m.clone();
-                d["name"] = json!(format!("models/{bare}{suffix}"));
-                extra.push(d);
-            };
-            if o.search_models.iter().any(|s| s == bare) {
-                add("-search");
+        let o = &app.cfg.translate;
+        let listed =
+            |list: &[String], id: &str| list.iter().any(|m| crate::openai::bare_model(m) == id);
+        let mut out = Vec::with_capacity(models.len());
+        for m in models.drain(..) {
+            let bare =
+                crate::openai::bare_model(m.get("name").and_then(Value::as_str).unwrap_or(""))
+                    .to_string();
+            let mut variants = Vec::new();
+            if !bare.is_empty() && listed(&o.search_models, &bare) {
+                variants.push("-search");
             }
-            if o.thinking_models.iter().any(|s| s == bare) {
-                add("-thinking");
-                add("-non-thinking");
+            if !bare.is_empty() && listed(&o.thinking_models, &bare) {
+                variants.extend(["-thinking", "-non-thinking"]);
             }
+            let derived: Vec<Value> = variants
+                .into_iter()
+                .map(|suffix| {
+                    let mut d = m.clone();
+                    d["name"] = json!(format!("models/{bare}{suffix}"));
+                    d
+                })
+                .collect();
+            out.push(m);
+            out.extend(derived);
         }
-        models.extend(extra);
+        *models = out;
     }
     body::json(StatusCode::OK, &page)
 }
 
 /// Turn a failed call into a native answer: upstream errors pass through as
-/// they came; the gateway's own conditions use Google's error format.
-fn native_failure(app: &App, f: Failure, model: &str) -> Response<Body> {
+/// they came; the gateway's own conditions use Google's error format. A
+/// rejected *pool* key is the gateway's problem (503); a rejected key the
+/// caller brought (`own_keys`) is the caller's, so Google's answer passes through.
+fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Response<Body> {
     match f {
         Failure::Upstream {
             status,
             headers,
             body,
             outcome,
+            key,
         } => {
             let msg =
                 crate::openai::error::from_gemini(status.as_u16(), &body).body["error"]["message"]
                     .as_str()
                     .unwrap_or("")
                     .to_string();
-            app.stats.error(model, "", status.as_u16(), &msg);
+            app.stats.error(model, &key, status.as_u16(), &msg);
             match outcome {
-                Outcome::KeyInvalid(m) => gerr(
+                Outcome::KeyInvalid(m) if !own_keys => gerr(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!(
                         "Every Gemini key tried was rejected by Google ({m}). The gateway's keys need attention."
@@ -428,23 +607,24 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             None,
         );
     }
-    if !safe_path(&rest) || rest.is_empty() {
+    if !safe_path(&rest) || !rest.starts_with('/') {
         return crate::handlers::oai_error(StatusCode::NOT_FOUND, "Unknown route.", None, None);
     }
     let method = req.method().clone();
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
-    for name in ["content-type", "accept"] {
-        if let Some(v) = req.headers().get(name) {
+    for name in FORWARD_REQUEST {
+        for v in req.headers().get_all(*name) {
             headers.push((HeaderName::from_static(name), v.clone()));
         }
     }
     let query = query_without_key(req.uri().query());
-    let body = if method == Method::GET {
+    let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
-        match crate::handlers::read_json(&app, req).await {
-            Ok(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-            Err(res) => return res,
+        // The bytes go upstream as sent; they are parsed only to learn the model.
+        match read_raw(&app, req, Api::OpenAi).await {
+            Ok(b) => b,
+            Err(res) => return with_log(*res, "openai_compat", "", ""),
         }
     };
     let model = serde_json::from_slice::<Value>(&body)
@@ -467,11 +647,20 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         Ok(answer) => {
             let masked = app.pool.masked(answer.key).to_string();
             let (parts, incoming) = answer.response.into_parts();
-            let mut res = Response::new(
-                incoming
-                    .map_err(|e| Box::new(e) as crate::body::BoxError)
-                    .boxed(),
-            );
+            let event_stream = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            // A stream is forwarded event by event under the idle timeout; if
+            // it breaks, the client's connection breaks too (no OpenAI error
+            // event can be spliced into a possibly encoded stream).
+            let out = if event_stream {
+                forward_stream(incoming, app.cfg.stream_idle_timeout, true, true)
+            } else {
+                body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
+            };
+            let mut res = Response::new(out);
             *res.status_mut() = parts.status;
             copy_response_headers(&parts.headers, res.headers_mut());
             with_log(res, "openai_compat", &model, &masked)
@@ -484,6 +673,9 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         ),
     }
 }
+
+/// Most keys `/verify` checks at the same time.
+const VERIFY_PARALLEL: usize = 16;
 
 /// `POST /verify`: check keys (the pool's, or those in `x-goog-api-key`) in
 /// parallel with a models.get call, streaming one SSE line per key as each
@@ -506,10 +698,14 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         given.into_iter().map(|k| (None, k)).collect()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));
+    // In parallel, but a large pool does not open hundreds of calls at once.
+    let permits = Arc::new(tokio::sync::Semaphore::new(VERIFY_PARALLEL));
     for (index, key) in keys {
         let app = app.clone();
         let tx = tx.clone();
+        let permits = permits.clone();
         tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
             let result = crate::scheduler::verify_key(&app, &key).await;
             if let Some(i) = index {
                 crate::scheduler::apply_verification(&app, i, &result);
@@ -585,5 +781,72 @@ mod tests {
             "gemini-2.5-flash"
         );
         assert_eq!(model_of("/models"), "");
+    }
+
+    #[test]
+    fn derived_names_and_what_they_add() {
+        let o = crate::openai::Options {
+            search_models: vec!["gemini-2.5-flash".into()],
+            thinking_models: vec!["models/gemini-2.5-pro".into(), "gemini-2.5-flash".into()],
+            thinking_budget_map: vec![("gemini-2.5-flash".into(), 2048)],
+            ..Default::default()
+        };
+        let d = |m: &str| derive(&o, m);
+        assert_eq!(d("gemini-2.5-flash"), None);
+        assert_eq!(d("gemini-2.5-pro-search"), None, "not in SEARCH_MODELS");
+        assert_eq!(d("gemini-2.0-flash-thinking"), None);
+        assert_eq!(
+            d("gemini-2.5-pro-thinking").unwrap().thinking_budget,
+            Some(-1)
+        );
+        assert_eq!(
+            d("gemini-2.5-flash-thinking").unwrap().thinking_budget,
+            Some(2048)
+        );
+        let non = d("gemini-2.5-pro-non-thinking").unwrap();
+        assert_eq!(
+            (non.base.as_str(), non.thinking_budget),
+            ("gemini-2.5-pro", Some(0))
+        );
+        let search = d("gemini-2.5-flash-search").unwrap();
+        assert!(search.search && search.base == "gemini-2.5-flash");
+
+        let apply = |d: &Derived, body: &str| -> Value {
+            serde_json::from_slice(&d.apply(&Bytes::from(body.to_string()))).unwrap()
+        };
+        let v = apply(&search, r#"{"contents":[],"tools":[{"codeExecution":{}}]}"#);
+        assert_eq!(
+            v["tools"],
+            json!([{"codeExecution": {}}, {"googleSearch": {}}])
+        );
+        let v = apply(&search, r#"{"tools":[{"google_search":{}}]}"#);
+        assert_eq!(
+            v["tools"],
+            json!([{"google_search": {}}]),
+            "not added twice"
+        );
+        let v = apply(
+            &non,
+            r#"{"generation_config":{"thinking_config":{"include_thoughts":true}}}"#,
+        );
+        assert_eq!(
+            v["generation_config"]["thinking_config"],
+            json!({"include_thoughts": true, "thinkingBudget": 0})
+        );
+        let v = apply(
+            &non,
+            r#"{"generationConfig":{"thinkingConfig":{"thinkingBudget":77}}}"#,
+        );
+        assert_eq!(
+            v["generationConfig"]["thinkingConfig"]["thinkingBudget"], 77,
+            "the caller's wins"
+        );
+        let v = apply(&non, r#"{}"#);
+        assert_eq!(v["generationConfig"]["thinkingConfig"]["thinkingBudget"], 0);
+        assert_eq!(&non.apply(&Bytes::from_static(b"[1,2]"))[..], b"[1,2]");
+        assert_eq!(
+            &non.apply(&Bytes::from_static(b"not json"))[..],
+            b"not json"
+        );
     }
 }

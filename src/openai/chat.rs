@@ -527,7 +527,7 @@ fn convert_part(
                 },
                 _ => return Err(err(param, "`image_url` must be an object with a `url`")),
             };
-            url_part(url, &param).map(Some)
+            url_part(url, i, &param).map(Some)
         }
         "input_audio" => {
             let param = format!("{}.input_audio", at());
@@ -573,7 +573,10 @@ fn convert_part(
                         .and_then(mime_from_path);
                     match guessed {
                         Some(mime) if is_base64(d) => Ok(Some(inline(mime, d))),
-                        _ => Err(err(param, "invalid data URL in `file.file_data`")),
+                        _ => Err(err(
+                            param,
+                            format!("invalid data URL in `file.file_data` of message {i}"),
+                        )),
                     }
                 }
                 _ if f.contains_key("file_id") => Err(err(
@@ -595,14 +598,16 @@ fn inline(mime: &str, data: &str) -> Value {
     json!({"inlineData": {"mimeType": mime, "data": data}})
 }
 
-/// A URL (data or http(s)) as a Gemini part.
-fn url_part(url: &str, param: &str) -> Result<Value, TranslateError> {
+/// A URL (data or http(s)) as a Gemini part; errors name message `i`.
+fn url_part(url: &str, i: usize, param: &str) -> Result<Value, TranslateError> {
     if starts_with_ci(url, "data:") {
         return match parse_data_url(url) {
             Some((mime, data)) => Ok(inline(mime, data)),
             None => Err(err(
                 param,
-                "invalid data URL (expected data:<mime>;base64,<data>)",
+                format!(
+                    "invalid data URL in the image of message {i} (expected data:<mime>;base64,<data>)"
+                ),
             )),
         };
     }
@@ -612,7 +617,7 @@ fn url_part(url: &str, param: &str) -> Result<Value, TranslateError> {
     }
     Err(err(
         param,
-        "invalid data URL (expected a data: or http(s) URL)",
+        format!("invalid image URL in message {i} (expected a data: or http(s) URL)"),
     ))
 }
 
@@ -1032,6 +1037,34 @@ fn effort_budget(effort: &str) -> Option<i64> {
     })
 }
 
+/// Whether a model thinks (Gemini 2.5 and later, `*thinking*` models, and
+/// anything named in `THINKING_MODELS` or `THINKING_BUDGET_MAP`). Older,
+/// image, speech, embedding and Gemma models do not.
+fn model_thinks(base: &str, opts: &Options) -> bool {
+    if opts.thinking_models.iter().any(|m| bare_model(m) == base)
+        || opts.thinking_budget_map.iter().any(|(m, _)| m == base)
+    {
+        return true;
+    }
+    let b = base.to_ascii_lowercase();
+    if b.contains("thinking") {
+        return true;
+    }
+    const OLDER: [&str; 9] = [
+        "gemini-1",
+        "gemini-2.0",
+        "gemini-pro",
+        "gemma",
+        "learnlm",
+        "imagen",
+        "veo",
+        "aqa",
+        "text-",
+    ];
+    const NOT_THINKING: [&str; 5] = ["-image", "-tts", "embedding", "-live", "native-audio"];
+    !OLDER.iter().any(|p| b.starts_with(p)) && !NOT_THINKING.iter().any(|p| b.contains(p))
+}
+
 /// Build `generationConfig.thinkingConfig` from the model suffix,
 /// `reasoning_effort`, the budget map, `show_thinking` and the client's own
 /// `thinking_config` (which wins).
@@ -1070,7 +1103,13 @@ fn thinking_config(
     if let Some(b) = budget {
         tc.insert("thinkingBudget".into(), b.into());
     }
-    if suffix.thinking == Some(true) || (opts.show_thinking && budget != Some(0)) {
+    // Thought summaries are asked for by default only from models that
+    // think: Gemini refuses a thinking config on the others.
+    if suffix.thinking == Some(true)
+        || (opts.show_thinking
+            && budget != Some(0)
+            && (budget.is_some() || model_thinks(suffix.base, opts)))
+    {
         tc.insert("includeThoughts".into(), Value::Bool(true));
     }
 
@@ -2544,6 +2583,28 @@ mod tests {
                 json!({"thinkingBudget": 1024}),
             ),
             (json!({}), &show, json!({"includeThoughts": true})),
+            (
+                json!({"model": "gemini-3-pro-preview"}),
+                &show,
+                json!({"includeThoughts": true}),
+            ),
+            (json!({"model": "gemini-2.0-flash"}), &show, Value::Null),
+            (
+                json!({"model": "gemini-2.5-flash-image"}),
+                &show,
+                Value::Null,
+            ),
+            (json!({"model": "gemma-3-27b-it"}), &show, Value::Null),
+            (
+                json!({"model": "gemini-2.0-flash", "reasoning_effort": "low"}),
+                &show,
+                json!({"thinkingBudget": 1024, "includeThoughts": true}),
+            ),
+            (
+                json!({"model": "gemini-2.0-flash-thinking-exp"}),
+                &show,
+                json!({"includeThoughts": true}),
+            ),
             (
                 json!({"reasoning_effort": "high"}),
                 &show,

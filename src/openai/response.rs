@@ -534,20 +534,20 @@ fn empty_choice(block: Option<&Value>) -> Value {
     msg.insert("role".into(), Value::from("assistant"));
     msg.insert("content".into(), Value::from(""));
     let (refusal, reason) = match block {
-        Some(b) => {
-            let why = match b {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (
-                Value::String(format!("Prompt blocked by Gemini: {why}")),
-                "content_filter",
-            )
-        }
+        Some(b) => (Value::String(blocked_refusal(b)), "content_filter"),
         None => (Value::Null, "stop"),
     };
     msg.insert("refusal".into(), refusal);
     choice(0, msg, Value::Null, Some(reason))
+}
+
+/// The refusal text for a prompt Gemini blocked (`promptFeedback.blockReason`).
+pub(crate) fn blocked_refusal(block: &Value) -> String {
+    let why = match block {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!("Prompt blocked by Gemini: {why}")
 }
 
 fn tool_call_value(id: String, name: &str, arguments: String, sig: Option<&str>) -> Value {

@@ -149,6 +149,95 @@ fn resolve<'a>(r: &str, root: &'a Value) -> Option<&'a Value> {
     root.pointer(ptr)
 }
 
+/// Keys that belong to one schema type; Gemini refuses them elsewhere
+/// (e.g. "properties: only allowed for OBJECT type").
+fn type_keys(ty: &str) -> &'static [&'static str] {
+    const OBJECT: &[&str] = &["properties", "required", "propertyOrdering"];
+    const ARRAY: &[&str] = &["items", "minItems", "maxItems"];
+    const STRING: &[&str] = &["minLength", "maxLength", "pattern"];
+    const NUMBER: &[&str] = &["minimum", "maximum"];
+    match ty.to_ascii_lowercase().as_str() {
+        "object" => OBJECT,
+        "array" => ARRAY,
+        "string" => STRING,
+        "number" | "integer" => NUMBER,
+        _ => &[],
+    }
+}
+
+/// Every key that belongs to some type.
+const TYPED_KEYS: [&str; 11] = [
+    "properties",
+    "required",
+    "propertyOrdering",
+    "items",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minimum",
+    "maximum",
+];
+
+/// Gemini wants `items` on every array; what items of unknown type become.
+fn any_items() -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), Value::from("string"));
+    Value::Object(m)
+}
+
+/// Put type-specific keys where Gemini accepts them:
+/// * a union made from a `type` list gets each key moved into its branch
+///   (`properties` into the object branch, `items` into the array branch…);
+/// * a node without `type` but with `properties` (or `items`) is an object
+///   (or an array);
+/// * keys of another type are dropped (`properties` on a string);
+/// * an array without `items` gets string items (Gemini: "items: missing field").
+fn fit_types(out: &mut Map<String, Value>, type_union: bool) {
+    if type_union && !out.contains_key("type") {
+        let moved: Map<String, Value> = TYPED_KEYS
+            .iter()
+            .filter_map(|k| out.remove(*k).map(|v| ((*k).to_string(), v)))
+            .collect();
+        if let Some(Value::Array(variants)) = out.get_mut("anyOf") {
+            for v in variants.iter_mut() {
+                let Value::Object(branch) = v else { continue };
+                let ty = branch
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                for k in type_keys(&ty) {
+                    if let Some(x) = moved.get(*k) {
+                        branch.insert((*k).to_string(), x.clone());
+                    }
+                }
+                if ty.eq_ignore_ascii_case("array") && !branch.contains_key("items") {
+                    branch.insert("items".into(), any_items());
+                }
+                tidy(branch);
+            }
+        }
+        return;
+    }
+    if !out.contains_key("type") && !out.contains_key("anyOf") {
+        if out.contains_key("properties") {
+            out.insert("type".into(), Value::from("object"));
+        } else if out.contains_key("items") {
+            out.insert("type".into(), Value::from("array"));
+        }
+    }
+    let Some(ty) = out.get("type").and_then(Value::as_str).map(str::to_owned) else {
+        return;
+    };
+    let keep = type_keys(&ty);
+    out.retain(|k, _| !TYPED_KEYS.contains(&k.as_str()) || keep.contains(&k.as_str()));
+    if ty.eq_ignore_ascii_case("array") && !out.contains_key("items") {
+        out.insert("items".into(), any_items());
+    }
+}
+
 /// Clean one (sub-)schema into a Gemini schema object.
 fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value> {
     let Some(obj) = node.as_object() else {
@@ -209,6 +298,7 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
 
     // 2. The node's own keys.
     let mut own = Map::new();
+    let mut type_union = false;
     match obj.get("type") {
         Some(Value::String(t)) => {
             if is_null_type(t) {
@@ -232,6 +322,7 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
                     own.insert("type".into(), Value::from(*one));
                 }
                 many => {
+                    type_union = true;
                     let variants = many
                         .iter()
                         .map(|t| {
@@ -360,12 +451,21 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
         }
     }
 
+    // 5. Keys where Gemini allows them: per type, with every array given
+    // its `items`.
+    fit_types(&mut out, type_union);
+
     if nullable {
         out.insert("nullable".into(), Value::Bool(true));
     }
 
-    // 5. Tidy: no empty `properties`; `required`/`propertyOrdering` only
-    // name existing properties.
+    tidy(&mut out);
+    out
+}
+
+/// No empty `properties`; `required`/`propertyOrdering` only name existing
+/// properties.
+fn tidy(out: &mut Map<String, Value>) {
     if out
         .get("properties")
         .and_then(Value::as_object)
@@ -389,7 +489,6 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
             out.insert(key.into(), Value::Array(list));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -554,6 +653,42 @@ mod tests {
                 json!({"type": "object", "properties": {"any": {}}}),
             ),
             ("non-object input", json!(42), json!({})),
+            (
+                "arrays always get items (MCP: items missing field)",
+                json!({"type": "object", "properties": {
+                    "tags": {"type": "array"},
+                    "grid": {"type": "array", "items": {"type": "array"}},
+                    "maybe": {"type": ["array", "null"]}}}),
+                json!({"type": "object", "properties": {
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "grid": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+                    "maybe": {"type": "array", "items": {"type": "string"}, "nullable": true}}}),
+            ),
+            (
+                "type union: keys move into their branch",
+                json!({"type": ["object", "array", "string", "null"], "description": "any value",
+                       "properties": {"a": {"type": "string"}}, "required": ["a", "zz"],
+                       "maxItems": 3, "minLength": 1, "minimum": 0}),
+                json!({"description": "any value", "nullable": true, "anyOf": [
+                    {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+                    {"type": "array", "maxItems": 3, "items": {"type": "string"}},
+                    {"type": "string", "minLength": 1}]}),
+            ),
+            (
+                "keys of another type are dropped (properties only for OBJECT)",
+                json!({"type": "object", "properties": {
+                    "s": {"type": "string", "properties": {"x": {"type": "string"}}, "required": ["x"], "items": {"type": "string"}, "minimum": 1},
+                    "n": {"type": "integer", "minLength": 2, "maximum": 9}}}),
+                json!({"type": "object", "properties": {
+                    "s": {"type": "string"},
+                    "n": {"type": "integer", "maximum": 9}}}),
+            ),
+            (
+                "typeless nodes with properties / items get their type",
+                json!({"properties": {"q": {"type": "string"}, "list": {"items": {"type": "integer"}}}, "required": ["q"]}),
+                json!({"type": "object", "properties": {"q": {"type": "string"},
+                       "list": {"type": "array", "items": {"type": "integer"}}}, "required": ["q"]}),
+            ),
         ];
         for (name, input, want) in cases {
             assert_eq!(clean_schema(&input), want, "case: {name}");

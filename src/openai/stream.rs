@@ -29,8 +29,8 @@ use serde_json::Value;
 use super::Options;
 use super::error::{error_body, scrub};
 use super::response::{
-    Fnv, Part, Usage, as_slice, candidate_parts, classify, finish_reason, late_signature, render,
-    render_sources, tool_call_id, write_arguments,
+    Fnv, Part, Usage, as_slice, blocked_refusal, candidate_parts, classify, finish_reason,
+    late_signature, render, render_sources, tool_call_id, write_arguments,
 };
 
 // ---------------------------------------------------------------------------
@@ -255,6 +255,7 @@ enum Delta<'a> {
     Role,
     Content(&'a str),
     Reasoning(&'a str),
+    Refusal(&'a str),
     Empty,
 }
 
@@ -306,6 +307,7 @@ impl Writer {
             }
             Delta::Content(t) => ("content", t),
             Delta::Reasoning(t) => ("reasoning_content", t),
+            Delta::Refusal(t) => ("refusal", t),
         };
         let _ = write!(out, "{{\"{key}\":");
         json_str(out, text);
@@ -559,16 +561,22 @@ impl StreamTranslator {
         }
         let candidates = as_slice(v.get("candidates"));
         if candidates.is_empty() {
-            let blocked = v
+            let block = v
                 .get("promptFeedback")
                 .and_then(|p| p.get("blockReason"))
-                .is_some_and(|r| !r.is_null());
-            if blocked {
+                .filter(|r| !r.is_null());
+            if let Some(block) = block {
                 let Some(slot) = self.slot(0) else {
                     return;
                 };
                 let ch = &mut self.choices[slot];
                 if !ch.finished {
+                    if !ch.role_sent {
+                        self.w.delta(out, ch.index, Delta::Role, None);
+                        ch.role_sent = true;
+                    }
+                    let why = blocked_refusal(block);
+                    self.w.delta(out, ch.index, Delta::Refusal(&why), None);
                     self.w.finish_choice(out, ch, Some("content_filter"));
                 }
             }
@@ -656,6 +664,7 @@ fn top_error(v: &Value) -> Option<&Value> {
 mod tests {
     use super::*;
     use crate::openai::response::usage;
+    use serde_json::json;
 
     // ---- SSE parser -------------------------------------------------------
 
@@ -1131,15 +1140,20 @@ mod tests {
             deltas(&all),
             vec![
                 (0, role(), Value::Null),
+                (
+                    0,
+                    json!({"refusal": "Prompt blocked by Gemini: SAFETY"}),
+                    Value::Null
+                ),
                 (0, empty(), Value::from("content_filter"))
             ]
         );
-        assert_eq!(all.len(), 4);
-        assert_eq!(all[2]["usage"]["prompt_tokens"], 9);
-        assert_eq!(all[3], "[DONE]");
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[3]["usage"]["prompt_tokens"], 9);
+        assert_eq!(all[4], "[DONE]");
         let id = all[0]["id"].as_str().unwrap_or("");
         assert!(id.starts_with("chatcmpl-") && id.len() == 25, "{id}");
-        assert!(all.iter().take(3).all(|c| c["id"] == id));
+        assert!(all.iter().take(4).all(|c| c["id"] == id));
     }
 
     #[test]

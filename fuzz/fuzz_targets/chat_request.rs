@@ -1,0 +1,41 @@
+//! Any bytes as an OpenAI chat (and embeddings) request body: parsing and
+//! translation never panic, and an accepted request always names a model
+//! that is safe to put in an upstream path.
+#![no_main]
+
+use gemini_balance::handlers::{parse_json, valid_model};
+use gemini_balance::openai::{Options, chat, embeddings};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(v) = parse_json(data) else { return };
+    let opts = [
+        Options::default(),
+        Options {
+            show_thinking: false,
+            code_execution: true,
+            url_context: true,
+            url_context_models: vec!["gemini-2.5-flash".into()],
+            search_models: vec!["gemini-2.5-flash".into()],
+            thinking_models: vec!["gemini-2.5-pro".into()],
+            thinking_budget_map: vec![("gemini-2.5-pro".into(), 1024)],
+            ..Options::default()
+        },
+    ];
+    for o in &opts {
+        if let Ok(call) = chat::translate_request(&v, o) {
+            // The body always serialises, and the handler's model check is
+            // what stands between the name and the upstream path.
+            assert!(serde_json::to_vec(&call.body).is_ok());
+            if valid_model(&call.model) {
+                assert!(!call.model.contains(['/', '?', '#', '%']));
+                assert!(!call.model.contains(".."));
+            }
+        }
+    }
+    if let Ok(call) = embeddings::translate_request(&v) {
+        for b in &call.batches {
+            assert!(serde_json::to_vec(b).is_ok());
+        }
+    }
+});

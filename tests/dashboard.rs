@@ -1,0 +1,207 @@
+//! The `/dashboard` page: served with a strict Content-Security-Policy, loads
+//! nothing from another origin, carries no key or token, and the data it shows
+//! (`/status`) has every key masked.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Gw, TOKEN, send, start};
+use gemini_balance::fake::KeyBehavior;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+/// Shaped like real Google keys (`AIza` + 35), which is what the gateway
+/// scrubs from Google's messages (a suspended key's error names the key).
+const KEYS: [&str; 3] = [
+    "AIzaSyDASHBOARDsecretKEYgood00000000001",
+    "AIzaSyDASHBOARDsecretKEYbad000000000002",
+    "AIzaSyDASHBOARDsecretKEYsuspended000003",
+];
+
+async fn gateway() -> Gw {
+    let keys = serde_json::to_string(&KEYS).unwrap();
+    let gw = start(&[("API_KEYS", &keys)]).await;
+    gw.state().set_key(KEYS[1], KeyBehavior::Invalid);
+    gw.state().set_key(KEYS[2], KeyBehavior::Suspended);
+    gw
+}
+
+async fn get_plain(gw: &Gw, path: &str) -> common::Answer {
+    send(Method::GET, &gw.url(path), &[], Bytes::new()).await
+}
+
+/// Every `scheme://` in `text`, except the SVG namespace (an identifier
+/// that `createElementNS` needs, never fetched).
+fn absolute_urls(text: &str) -> Vec<String> {
+    let text = text.replace("http://www.w3.org/2000/svg", "");
+    text.match_indices("://")
+        .map(|(i, _)| {
+            let start = text[..i]
+                .rfind(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(0, |p| p + 1);
+            text[start..(i + 40).min(text.len())].to_string()
+        })
+        .collect()
+}
+
+fn assert_no_secrets(what: &str, text: &str) {
+    for k in KEYS {
+        assert!(!text.contains(k), "{what} contains a full key");
+        // Nor any long piece of one.
+        assert!(
+            !text.contains(&k[4..24]),
+            "{what} contains part of a key: {text}"
+        );
+        assert!(
+            !text.contains(&k[24..]),
+            "{what} contains the end of a key: {text}"
+        );
+    }
+    assert!(!text.contains(TOKEN), "{what} contains the token");
+}
+
+#[tokio::test]
+async fn page_and_assets_are_served_with_a_strict_csp() {
+    let gw = gateway().await;
+    for prefix in ["", "/hf"] {
+        // The page needs no token: it carries no data.
+        let page = get_plain(&gw, &format!("{prefix}/dashboard")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        for (path, kind) in [
+            ("/dashboard", "text/html"),
+            ("/dashboard.js", "text/javascript"),
+            ("/dashboard.css", "text/css"),
+        ] {
+            let a = get_plain(&gw, &format!("{prefix}{path}")).await;
+            assert_eq!(a.status, StatusCode::OK, "{prefix}{path}");
+            assert!(
+                a.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with(kind),
+                "{path}"
+            );
+            let csp = a.headers["content-security-policy"].to_str().unwrap();
+            for directive in [
+                "default-src 'none'",
+                "script-src 'self'",
+                "style-src 'self'",
+                "connect-src 'self'",
+                "base-uri 'none'",
+                "form-action 'none'",
+                "frame-ancestors 'none'",
+            ] {
+                assert!(csp.contains(directive), "{path}: {csp}");
+            }
+            assert!(!csp.contains("unsafe"), "{csp}");
+            assert!(!csp.contains('*'), "{csp}");
+            assert_eq!(a.headers["x-content-type-options"], "nosniff");
+            assert_eq!(a.headers["referrer-policy"], "no-referrer");
+        }
+    }
+    let post = send(Method::POST, &gw.url("/dashboard"), &[], Bytes::new()).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    let other = get_plain(&gw, "/dashboard.html").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn page_loads_nothing_from_another_origin() {
+    let gw = gateway().await;
+    let html = get_plain(&gw, "/dashboard").await.text();
+    let js = get_plain(&gw, "/dashboard.js").await.text();
+    let css = get_plain(&gw, "/dashboard.css").await.text();
+    for (what, text) in [("html", &html), ("js", &js), ("css", &css)] {
+        assert_eq!(absolute_urls(text), Vec::<String>::new(), "{what}");
+        // No protocol-relative URLs either.
+        for needle in ["\"//", "'//", "(//", "=//"] {
+            assert!(!text.contains(needle), "{what} contains {needle}");
+        }
+        assert!(!text.contains("@import"), "{what}");
+    }
+    // Every src/href in the page is relative (or the empty data: icon).
+    for attr in ["src=\"", "href=\""] {
+        for (i, _) in html.match_indices(attr) {
+            let v = &html[i + attr.len()..];
+            let v = &v[..v.find('"').unwrap()];
+            assert!(
+                v == "data:," || (!v.contains(':') && !v.starts_with('/')),
+                "{attr}{v}"
+            );
+        }
+    }
+    // No inline script or style (the CSP forbids them) and one script.
+    assert!(!html.contains("<style"));
+    assert!(!html.contains(" style="));
+    for (i, _) in html.match_indices(" on") {
+        let rest = &html[i + 3..];
+        let name_len = rest.find(|c: char| !c.is_ascii_lowercase()).unwrap_or(0);
+        assert!(
+            !rest[name_len..].starts_with('='),
+            "inline event handler: {}",
+            &html[i..i + 20]
+        );
+    }
+    assert_eq!(html.matches("<script").count(), 1);
+    // The script calls the gateway by relative paths only, so the page works
+    // under /hf too, and keeps the token out of URLs, cookies and localStorage.
+    assert!(js.contains("'status'"));
+    assert!(js.contains("'status/verify'"));
+    assert!(js.contains("'status/keys/'"));
+    assert!(!js.contains("'/status"));
+    assert!(js.contains("sessionStorage"));
+    assert!(js.contains("'Bearer '"));
+    for bad in [
+        "localStorage",
+        "document.cookie",
+        "token=",
+        "innerHTML",
+        "eval(",
+    ] {
+        assert!(!js.contains(bad), "script uses {bad}");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn page_and_status_carry_no_full_key_or_token() {
+    let gw = gateway().await;
+    // Traffic that disables the bad and suspended keys and records errors.
+    for model in ["gemini-2.5-flash", "gemini-2.5-flash", "gemini-9-unknown"] {
+        let _ = common::post_json(
+            &gw,
+            "/v1/chat/completions",
+            &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    }
+    for path in ["/dashboard", "/dashboard.js", "/dashboard.css"] {
+        assert_no_secrets(path, &get_plain(&gw, path).await.text());
+        // The same with a token: the page never echoes it.
+        assert_no_secrets(path, &common::get(&gw, path).await.text());
+    }
+    let status = common::get(&gw, "/status").await;
+    assert_eq!(status.status, StatusCode::OK);
+    let text = status.text();
+    assert_no_secrets("/status", &text);
+    let v = status.json();
+    let keys = v["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[0]["key"], "AIza…0001");
+    let states: Vec<&str> = keys.iter().map(|k| k["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["active", "disabled", "disabled"]);
+    assert!(!v["traffic"]["recent_errors"].as_array().unwrap().is_empty());
+    assert_eq!(v["traffic"]["per_minute"].as_array().unwrap().len(), 60);
+    // Without the token, /status tells nothing.
+    let anon = get_plain(&gw, "/status").await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    assert_no_secrets("/status (no token)", &anon.text());
+    gw.shutdown().await;
+}

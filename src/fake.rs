@@ -4498,7 +4498,8 @@ mod tests {
         )
         .await;
         assert_eq!(r.ct(), "text/event-stream");
-        let events: Vec<&str> = r.text().leak().split_terminator("\n\n").collect();
+        let sse = r.text();
+        let events: Vec<&str> = sse.split_terminator("\n\n").collect();
         assert_eq!(events.len(), 5, "{events:?}");
         assert_eq!(events[4], "data: [DONE]");
         let chunks: Vec<Value> = events[..4]

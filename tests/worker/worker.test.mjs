@@ -155,6 +155,8 @@ before(async () => {
   gateway.on("error", (e) => {
     gatewayLog += `spawn ${bin}: ${e.message}\n`;
   });
+  // Never outlive the test run, whatever happens to it.
+  process.on("exit", () => gateway.kill("SIGKILL"));
   gateway.stdout.on("data", (d) => (gatewayLog += d));
   gateway.stderr.on("data", (d) => (gatewayLog += d));
   await waitHealthy(gatewayUrl, gateway);

@@ -496,7 +496,7 @@ async fn json_array_stream_passes_through() {
             ("x-goog-api-key", TOKEN),
             ("content-type", "application/json"),
         ],
-        body_of(&user("[[events=3 gap=120]] x")),
+        body_of(&user("[[events=3 gap=150]] x")),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -885,7 +885,7 @@ async fn gzip_answers_reach_the_client_intact() {
     let (status, headers, fr, broke) = frames(
         &gw.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
         &[("x-goog-api-key", TOKEN), ("accept-encoding", "gzip")],
-        body_of(&user("[[events=3 gap=100]] x")),
+        body_of(&user("[[events=3 gap=150]] x")),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -1155,7 +1155,7 @@ async fn openai_compat_streams_and_retries_like_every_route() {
         &gw.url("/openai/v1/chat/completions"),
         &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")],
         body_of(&json!({"model": "gemini-2.5-flash", "stream": true, "stream_options": {"include_usage": true},
-            "messages": [{"role": "user", "content": "[[events=3 gap=120]] go"}]})),
+            "messages": [{"role": "user", "content": "[[events=3 gap=150]] go"}]})),
     )
     .await;
     assert_eq!(status, StatusCode::OK);

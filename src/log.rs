@@ -52,21 +52,68 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
-/// Print one line at `level` (use the macros instead).
-pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
+/// Lines waiting to be written by the flusher thread.
+static BUFFER: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+/// Starts the flusher thread once.
+static FLUSHER: std::sync::Once = std::sync::Once::new();
+/// A buffer larger than this is written at once by the logging thread itself.
+const MAX_BUFFERED: usize = 256 * 1024;
+/// How often buffered lines are written.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn buffer() -> std::sync::MutexGuard<'static, Vec<u8>> {
+    BUFFER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Write every buffered line to stderr now (also called on shutdown).
+pub fn flush() {
     use std::io::Write;
+    let pending = std::mem::take(&mut *buffer());
+    if !pending.is_empty() {
+        let _ = std::io::stderr().lock().write_all(&pending);
+    }
+}
+
+/// Print one line at `level` (use the macros instead).
+///
+/// The line is formatted into one buffer first (stderr is unbuffered, so
+/// writing the pieces directly costs a syscall each). Info and debug lines are
+/// batched and written every 50 ms by a background thread, so request logging
+/// costs no syscall on the request path; warnings and errors are written at once.
+pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
+    use std::fmt::Write as _;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mut err = std::io::stderr().lock();
+    let mut line = String::with_capacity(128);
     let _ = writeln!(
-        err,
+        line,
         "{}.{:03} {:5} {}",
         now.as_secs(),
         now.subsec_millis(),
         level.label(),
         args
     );
+    let urgent = level <= Level::Warn;
+    let full = {
+        let mut buf = buffer();
+        buf.extend_from_slice(line.as_bytes());
+        buf.len() > MAX_BUFFERED
+    };
+    if urgent || full {
+        flush();
+    } else {
+        FLUSHER.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("log-flush".into())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(FLUSH_EVERY);
+                        flush();
+                    }
+                });
+        });
+    }
 }
 
 /// Log at error level.

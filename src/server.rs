@@ -112,6 +112,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         _ = graceful.shutdown() => crate::info!("all connections closed"),
         _ = tokio::time::sleep(app.cfg.shutdown_grace) => crate::warn!("grace period over; closing remaining connections"),
     }
+    crate::log::flush();
 }
 
 /// Which error format a raw path answers in (for errors raised before routing).
@@ -382,4 +383,35 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     crate::info!("signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_inside_a_request_is_caught() {
+        let boom = CatchUnwind {
+            inner: Box::pin(async {
+                tokio::task::yield_now().await;
+                if std::hint::black_box(true) {
+                    panic!("handler bug");
+                }
+                1
+            }),
+        };
+        assert_eq!(boom.await, Err(()));
+        let fine = CatchUnwind {
+            inner: Box::pin(async { 7 }),
+        };
+        assert_eq!(fine.await, Ok(7));
+    }
+
+    #[test]
+    fn errors_before_routing_use_the_routes_format() {
+        assert_eq!(api_for("/v1beta/models/m:generateContent"), Api::Google);
+        assert_eq!(api_for("/hf/gemini/v1/models"), Api::Google);
+        assert_eq!(api_for("/v1/models/m:countTokens"), Api::Google);
+        assert_eq!(api_for("/v1/chat/completions"), Api::OpenAi);
+    }
 }

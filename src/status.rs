@@ -36,7 +36,11 @@ struct Minute {
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
-    series: Mutex<HashMap<(&'static str, String, u16), u64>>,
+    /// model → [(route, status, count)]: keyed by model so that counting an
+    /// existing series allocates nothing.
+    series: Mutex<HashMap<String, Vec<(&'static str, u16, u64)>>>,
+    /// Number of (route, model, status) series, bounded by `MAX_SERIES`.
+    series_count: AtomicU64,
     latency: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
     retries: AtomicU64,
@@ -49,6 +53,7 @@ impl Default for Stats {
         Stats {
             started: Instant::now(),
             series: Mutex::new(HashMap::new()),
+            series_count: AtomicU64::new(0),
             latency: Default::default(),
             latency_sum_us: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -74,13 +79,27 @@ impl Stats {
     pub fn record(&self, route: &'static str, model: &str, status: u16) {
         {
             let mut s = lock(&self.series);
-            let full = s.len() >= MAX_SERIES;
-            let model = if full && !s.contains_key(&(route, model.to_string(), status)) {
-                "other".to_string()
+            let full = self.series_count.load(Ordering::Relaxed) >= MAX_SERIES as u64;
+            let model = if full && !s.contains_key(model) {
+                "other"
             } else {
-                model.to_string()
+                model
             };
-            *s.entry((route, model, status)).or_insert(0) += 1;
+            if !s.contains_key(model) {
+                s.insert(model.to_string(), Vec::new());
+            }
+            if let Some(list) = s.get_mut(model) {
+                match list
+                    .iter_mut()
+                    .find(|(r, st, _)| *r == route && *st == status)
+                {
+                    Some((_, _, n)) => *n += 1,
+                    None => {
+                        list.push((route, status, 1));
+                        self.series_count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
         }
         if matches!(
             route,
@@ -143,7 +162,10 @@ impl Stats {
         let mut by_model: HashMap<&str, u64> = HashMap::new();
         let mut by_status: HashMap<u16, u64> = HashMap::new();
         let mut total = 0;
-        for ((_, model, status), n) in series.iter() {
+        for (model, status, n) in series
+            .iter()
+            .flat_map(|(m, l)| l.iter().map(move |(_, st, n)| (m, st, n)))
+        {
             if !model.is_empty() {
                 *by_model.entry(model).or_default() += n;
             }
@@ -179,15 +201,17 @@ impl Stats {
     pub fn prometheus(&self, pool: &KeyPool) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP gemini_balance_requests_total Requests answered, by route, model and status.\n# TYPE gemini_balance_requests_total counter\n");
-        for ((route, model, status), n) in lock(&self.series).iter() {
-            let _ = writeln!(
-                out,
-                "gemini_balance_requests_total{{route=\"{}\",model=\"{}\",status=\"{}\"}} {}",
-                route,
-                escape(model),
-                status,
-                n
-            );
+        for (model, list) in lock(&self.series).iter() {
+            for (route, status, n) in list {
+                let _ = writeln!(
+                    out,
+                    "gemini_balance_requests_total{{route=\"{}\",model=\"{}\",status=\"{}\"}} {}",
+                    route,
+                    escape(model),
+                    status,
+                    n
+                );
+            }
         }
         out.push_str("# HELP gemini_balance_upstream_latency_seconds Time to upstream response headers.\n# TYPE gemini_balance_upstream_latency_seconds histogram\n");
         let mut cum = 0;

@@ -11,8 +11,9 @@
 #                                host it cross-compiles; it needs, once:
 #                                  rustup target add aarch64-unknown-linux-gnu
 #                                  apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-#   x86_64-unknown-linux-musl    musl instead of glibc (rustup target add x86_64-unknown-linux-musl)
-#   aarch64-unknown-linux-musl   likewise
+#   x86_64-unknown-linux-musl    musl instead of glibc; needs, once:
+#                                  rustup target add x86_64-unknown-linux-musl
+#                                  apt-get install musl-tools   (musl-gcc, for ring's C code)
 #
 # The release profile (Cargo.toml) is tuned for size and safety: LTO, one codegen
 # unit, stripped symbols, panic = "unwind" so a panicking request is caught by the
@@ -62,6 +63,12 @@ if [ "$target_arch" != "$host_arch" ]; then
   export "CARGO_TARGET_${triple_env}_LINKER=${cross_gcc}"
   export "CC_${triple_cc}=${cross_gcc}"
   echo "build-static: cross-compiling for $target with $cross_gcc" >&2
+fi
+
+if [ "$target_arch" = "$host_arch" ] && [[ "$target" == *-musl ]] \
+   && ! command -v "$target_arch-linux-musl-gcc" >/dev/null && ! command -v musl-gcc >/dev/null; then
+  echo "build-static: $target needs musl-gcc for ring's C code: apt-get install musl-tools" >&2
+  exit 1
 fi
 
 # +crt-static links the C runtime statically (musl does by default; glibc needs

@@ -521,6 +521,9 @@ impl Config {
         if self.time_out.is_zero() {
             return Err(err("TIME_OUT", "must be greater than 0"));
         }
+        if self.client_timeout.is_zero() {
+            return Err(err("CLIENT_TIMEOUT", "must be greater than 0"));
+        }
         Ok(())
     }
 

@@ -121,6 +121,30 @@ fn static_binary_carries_its_tls_roots() {
     assert!(size <= 8 * 1024 * 1024, "{size} bytes is over 8 MiB");
 }
 
+#[test]
+fn release_profile_is_small_and_keeps_unwinding() {
+    let toml = repo_file("Cargo.toml");
+    let start = toml.find("[profile.release]").expect("a [profile.release]");
+    let section = toml[start + 17..].split("\n[").next().unwrap();
+    let settings: BTreeMap<String, String> = section
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    let get = |k: &str| settings.get(k).map(String::as_str).unwrap_or("");
+    assert!(["true", "fat"].contains(&get("lto")), "LTO: {settings:?}");
+    assert_eq!(get("codegen-units"), "1");
+    assert!(
+        ["true", "symbols"].contains(&get("strip")),
+        "strip: {settings:?}"
+    );
+    // A panicking request must be caught by the server's guard, not abort it.
+    assert!(
+        ["unwind", ""].contains(&get("panic")),
+        "panic: {settings:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The Dockerfile
 // ---------------------------------------------------------------------------

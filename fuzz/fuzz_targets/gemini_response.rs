@@ -21,9 +21,15 @@ fuzz_target!(|data: &[u8]| {
     assert!((400..=599).contains(&mapped.status));
     let _ = error::scrub(&String::from_utf8_lossy(data));
 
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
     let opts = Options::default();
-    let ctx = response::ResponseCtx { model: "gemini-2.5-flash", created: 1, opts: &opts };
+    let ctx = response::ResponseCtx {
+        model: "gemini-2.5-flash",
+        created: 1,
+        opts: &opts,
+    };
     let out = response::translate_response(&v, &ctx);
     assert!(out["choices"].is_array());
     let list = match v.get("models").and_then(|m| m.as_array()) {

@@ -27,8 +27,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, bytes);
     let (events, failed) = run(data, step, 16);
     if !failed {
+        // At most `limit` raw bytes per event: one char each (invalid UTF-8
+        // becomes U+FFFD, three bytes), plus one `\n` per joined line.
         for e in events {
-            assert!(e.len() <= 16 + 16, "an event over the limit got through");
+            assert!(
+                e.chars().count() <= 2 * 16,
+                "an event over the limit got through"
+            );
         }
     }
 });

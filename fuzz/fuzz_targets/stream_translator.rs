@@ -46,7 +46,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(text.ends_with("data: [DONE]\n\n"));
     assert_eq!(text.matches("data: [DONE]").count(), 1);
     for line in text.split("\n\n").filter(|l| !l.is_empty()) {
-        let payload = line.strip_prefix("data: ").expect("every event is a data line");
+        let payload = line
+            .strip_prefix("data: ")
+            .expect("every event is a data line");
         if payload != "[DONE]" {
             serde_json::from_str::<serde_json::Value>(payload).expect("every chunk is JSON");
         }

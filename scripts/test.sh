@@ -10,6 +10,8 @@ STATIC_BIN=$(scripts/build-static.sh)
 case "$STATIC_BIN" in /*) ;; *) STATIC_BIN="$PWD/$STATIC_BIN" ;; esac
 export GEMINI_BALANCE_STATIC_BIN="$STATIC_BIN"
 
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/gemini-balance"
+
 echo "== cargo test"
 cargo build --quiet
 cargo test --quiet 2>&1 | tee target/cargo-test.log
@@ -21,7 +23,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
-GEMINI_BALANCE_BIN="$PWD/target/debug/gemini-balance" "$VENV/bin/python" -m pytest -q tests/clients
+GEMINI_BALANCE_BIN="$BIN" "$VENV/bin/python" -m pytest -q tests/clients
 
 echo "== browser tests (the /dashboard page in headless Chromium)"
 if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then
@@ -30,12 +32,12 @@ if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then
   [ -x /usr/bin/chromium ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-GEMINI_BALANCE_BIN="$PWD/target/debug/gemini-balance" SCREENSHOT_DIR="$PWD/target" \
+GEMINI_BALANCE_BIN="$BIN" SCREENSHOT_DIR="$PWD/target" \
   node --test --test-reporter=spec tests/browser/dashboard.test.mjs
 
 echo "== Cloudflare Worker in workerd (Miniflare) in front of the gateway"
 (cd tests/worker && npm ci --no-audit --no-fund --loglevel=error)
-GEMINI_BALANCE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/gemini-balance" \
+GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/worker/worker.test.mjs
 
 echo "== lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (scripts)"

@@ -623,8 +623,16 @@ mod tests {
 
     #[test]
     fn other_selections_spread_and_skip_dead_keys() {
-        for sel in [Selection::Random, Selection::LeastUsed, Selection::TimeWindow] {
-            let p = KeyPool::new((0..4).map(|i| format!("key-{i}-abcdefghijkl")).collect(), sel, 3);
+        for sel in [
+            Selection::Random,
+            Selection::LeastUsed,
+            Selection::TimeWindow,
+        ] {
+            let p = KeyPool::new(
+                (0..4).map(|i| format!("key-{i}-abcdefghijkl")).collect(),
+                sel,
+                3,
+            );
             p.report(2, "m", &Outcome::KeyInvalid("bad".into()));
             let mut counts = [0; 4];
             for _ in 0..400 {
@@ -635,8 +643,17 @@ mod tests {
             }
             assert_eq!(counts[2], 0, "{sel:?} never picks a disabled key");
             match sel {
-                Selection::LeastUsed => assert!(counts.iter().enumerate().all(|(i, c)| i == 2 || (133..=134).contains(c)), "{counts:?}"),
-                Selection::Random => assert!(counts.iter().enumerate().all(|(i, c)| i == 2 || *c > 50), "{sel:?} {counts:?}"),
+                Selection::LeastUsed => assert!(
+                    counts
+                        .iter()
+                        .enumerate()
+                        .all(|(i, c)| i == 2 || (133..=134).contains(c)),
+                    "{counts:?}"
+                ),
+                Selection::Random => assert!(
+                    counts.iter().enumerate().all(|(i, c)| i == 2 || *c > 50),
+                    "{sel:?} {counts:?}"
+                ),
                 // One 10-second slice: the same key every time (or its successor if dead).
                 _ => assert_eq!(counts.iter().filter(|c| **c > 0).count(), 1, "{counts:?}"),
             }

@@ -24,6 +24,9 @@ const MAX_SERIES: usize = 2000;
 /// Minutes of per-minute history.
 const MINUTES: usize = 60;
 
+/// One counter: (route, status, count).
+type Series = (&'static str, u16, u64);
+
 /// One minute of traffic: counts by status class (1xx..5xx) and by model.
 #[derive(Clone, Debug, Default)]
 struct Minute {
@@ -38,7 +41,7 @@ pub struct Stats {
     started: Instant,
     /// model → [(route, status, count)]: keyed by model so that counting an
     /// existing series allocates nothing.
-    series: Mutex<HashMap<String, Vec<(&'static str, u16, u64)>>>,
+    series: Mutex<HashMap<String, Vec<Series>>>,
     /// Number of (route, model, status) series, bounded by `MAX_SERIES`.
     series_count: AtomicU64,
     latency: [AtomicU64; BUCKETS.len() + 1],

@@ -37,6 +37,26 @@ pub fn oai_error(
     )
 }
 
+/// 400 for a request the translation refused, naming the field.
+fn translate_error(e: &openai::TranslateError) -> Response<Body> {
+    oai_error(
+        StatusCode::BAD_REQUEST,
+        &e.message,
+        None,
+        e.param.as_deref(),
+    )
+}
+
+/// 400 for a model name that could not be put in an upstream path.
+fn invalid_model() -> Response<Body> {
+    oai_error(
+        StatusCode::BAD_REQUEST,
+        "Invalid model name.",
+        Some("invalid_model"),
+        Some("model"),
+    )
+}
+
 /// Read a request body as JSON, answering 413 / 400 / 408 in OpenAI's format.
 pub async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value, Response<Body>> {
     let limit = app.cfg.max_body_bytes;
@@ -248,47 +268,17 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let value = match crate::gemini::fetch::inline_remote_images(&app, value).await {
         Ok(v) => v,
         Err(e) => {
-            return with_log(
-                oai_error(
-                    StatusCode::BAD_REQUEST,
-                    &e.message,
-                    None,
-                    e.param.as_deref(),
-                ),
-                "chat",
-                "",
-                "",
-            );
+            return with_log(translate_error(&e), "chat", "", "");
         }
     };
     let call = match openai::chat::translate_request(&value, &app.cfg.translate) {
         Ok(c) => c,
         Err(e) => {
-            return with_log(
-                oai_error(
-                    StatusCode::BAD_REQUEST,
-                    &e.message,
-                    None,
-                    e.param.as_deref(),
-                ),
-                "chat",
-                "",
-                "",
-            );
+            return with_log(translate_error(&e), "chat", "", "");
         }
     };
     if !valid_model(&call.model) {
-        return with_log(
-            oai_error(
-                StatusCode::BAD_REQUEST,
-                "Invalid model name.",
-                Some("invalid_model"),
-                Some("model"),
-            ),
-            "chat",
-            "",
-            "",
-        );
+        return with_log(invalid_model(), "chat", "", "");
     }
     let path = if call.stream {
         app.upstream.path(&format!(
@@ -477,31 +467,11 @@ pub async fn embeddings(app: Arc<App>, req: Request<Incoming>) -> Response<Body>
     let call = match openai::embeddings::translate_request(&value) {
         Ok(c) => c,
         Err(e) => {
-            return with_log(
-                oai_error(
-                    StatusCode::BAD_REQUEST,
-                    &e.message,
-                    None,
-                    e.param.as_deref(),
-                ),
-                "embeddings",
-                "",
-                "",
-            );
+            return with_log(translate_error(&e), "embeddings", "", "");
         }
     };
     if !valid_model(&call.model) {
-        return with_log(
-            oai_error(
-                StatusCode::BAD_REQUEST,
-                "Invalid model name.",
-                Some("invalid_model"),
-                Some("model"),
-            ),
-            "embeddings",
-            "",
-            "",
-        );
+        return with_log(invalid_model(), "embeddings", "", "");
     }
     let path = app
         .upstream

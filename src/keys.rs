@@ -436,7 +436,9 @@ impl KeyPool {
             Outcome::Client | Outcome::Region(_) => {}
             Outcome::KeyInvalid(msg) => {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
-                crate::warn!("key {} disabled: {}", slot.masked, msg);
+                if st.disabled.is_none() {
+                    crate::warn!("key {} disabled: {}", slot.masked, msg);
+                }
                 st.disabled = Some(msg.clone());
                 st.last_error = Some(msg.clone());
             }

@@ -606,7 +606,7 @@ mod tests {
 
     #[test]
     fn masks_keys() {
-        assert_eq!(mask("AIzaSyA1234567890abcdefghijklmnopqrx1Y2"), "AIza…x1Y2");
+        assert_eq!(mask("AIzaSA1234567890abcdefghijklmnopqrx1Y2"), "AIza…x1Y2");
         assert_eq!(mask("sk-12345"), "…45");
         assert_eq!(mask("abc"), "…");
     }

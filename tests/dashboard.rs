@@ -13,9 +13,9 @@ use serde_json::json;
 /// Shaped like real Google keys (`AIza` + 35), which is what the gateway
 /// scrubs from Google's messages (a suspended key's error names the key).
 const KEYS: [&str; 3] = [
-    "AIzaSyDASHBOARDsecretKEYgood00000000001",
-    "AIzaSyDASHBOARDsecretKEYbad000000000002",
-    "AIzaSyDASHBOARDsecretKEYsuspended000003",
+    "AIzaSDASHBOARDsecretKEYgood00000000001",
+    "AIzaSDASHBOARDsecretKEYbad000000000002",
+    "AIzaSDASHBOARDsecretKEYsuspended000003",
 ];
 
 async fn gateway() -> Gw {

@@ -843,7 +843,7 @@ fn scratch_image_needs_only_the_binary() {
         assert!(Instant::now() < deadline, "the fake never listened");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let key = "AIzaSyScratchTest000000000000000000wxyz";
+    let key = "AIzaSScratchTest000000000000000000wxyz";
     let run_named = |name: &str| {
         let port = free_port();
         let mut gw = root.spawn(

@@ -395,10 +395,10 @@ async fn keepalive_pings_a_local_url() {
 #[tokio::test]
 async fn status_and_metrics_show_state_but_never_a_full_key() {
     let keys =
-        r#"["AIzaSyFAKEgood0000000000000000000000001","AIzaSyFAKEbad00000000000000000000000002"]"#;
+        r#"["AIzaSFAKEgood0000000000000000000000001","AIzaSFAKEbad00000000000000000000000002"]"#;
     let gw = start(&[("API_KEYS", keys), ("METRICS_PUBLIC", "false")]).await;
     gw.state().set_key(
-        "AIzaSyFAKEbad00000000000000000000000002",
+        "AIzaSFAKEbad00000000000000000000000002",
         KeyBehavior::Invalid,
     );
     for _ in 0..4 {
@@ -430,8 +430,8 @@ async fn status_and_metrics_show_state_but_never_a_full_key() {
     let anon = send(Method::GET, &gw.url("/status"), &[], Bytes::new()).await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
     for body in [st.text(), mt, get(&gw, "/health").await.text()] {
-        assert!(!body.contains("AIzaSyFAKEgood0000000000000000000000001"));
-        assert!(!body.contains("AIzaSyFAKEbad00000000000000000000000002"));
+        assert!(!body.contains("AIzaSFAKEgood0000000000000000000000001"));
+        assert!(!body.contains("AIzaSFAKEbad00000000000000000000000002"));
     }
     // Admin actions: reset the disabled key by its masked form.
     let reset = send(

@@ -808,11 +808,11 @@ async fn gateway_errors_use_googles_envelope() {
 async fn a_bad_pool_key_is_retried_and_never_shown() {
     let gw = start(&[(
         "API_KEYS",
-        r#"["AIzaSyBadBadBadBadBadBadBadBadxxxxx0001","key-good-00000001"]"#,
+        r#"["AIzaSBadBadBadBadBadBadBadBadxxxxx0001","key-good-00000001"]"#,
     )])
     .await;
     gw.state().set_key(
-        "AIzaSyBadBadBadBadBadBadBadBadxxxxx0001",
+        "AIzaSBadBadBadBadBadBadBadBadxxxxx0001",
         KeyBehavior::Suspended,
     );
     for _ in 0..3 {
@@ -828,13 +828,13 @@ async fn a_bad_pool_key_is_retried_and_never_shown() {
     }
     assert_eq!(
         gw.state()
-            .count_for_key("AIzaSyBadBadBadBadBadBadBadBadxxxxx0001"),
+            .count_for_key("AIzaSBadBadBadBadBadBadBadBadxxxxx0001"),
         1
     );
     assert_eq!(gw.app.pool.counts().disabled, 1);
     let status = get(&gw, "/status").await.text();
-    assert!(!status.contains("AIzaSyBadBadBadBadBadBadBadBadxxxxx0001"));
-    assert!(status.contains(&mask("AIzaSyBadBadBadBadBadBadBadBadxxxxx0001")));
+    assert!(!status.contains("AIzaSBadBadBadBadBadBadBadBadxxxxx0001"));
+    assert!(status.contains(&mask("AIzaSBadBadBadBadBadBadBadBadxxxxx0001")));
     gw.shutdown().await;
 }
 
@@ -1241,9 +1241,9 @@ async fn lite_chat_aliases_reach_the_openai_chat_handler() {
 // /verify
 // ---------------------------------------------------------------------------
 
-const GOOD: &str = "AIzaSyGoodGoodGoodGoodGoodGoodxxxx00001";
-const INVALID: &str = "AIzaSyInvalidInvalidInvalidInvxxxx00002";
-const QUOTA: &str = "AIzaSyQuotaQuotaQuotaQuotaQuotaxxxx0003";
+const GOOD: &str = "AIzaSGoodGoodGoodGoodGoodGoodxxxx00001";
+const INVALID: &str = "AIzaSInvalidInvalidInvalidInvxxxx00002";
+const QUOTA: &str = "AIzaSQuotaQuotaQuotaQuotaQuotaxxxx0003";
 
 async fn verify_stack() -> Gw {
     let gw = start(&[("API_KEYS", &format!(r#"["{GOOD}","{INVALID}","{QUOTA}"]"#))]).await;
@@ -1328,9 +1328,9 @@ async fn verify_as_json_and_for_given_keys() {
     check_verdicts(v["results"].as_array().unwrap(), &a.text());
     // Keys given in x-goog-api-key are checked instead of the pool's, and not added to it.
     gw.state().clear();
-    let given = format!("{GOOD},AIzaSyOutsiderOutsiderOutsiderxxxx00004");
+    let given = format!("{GOOD},AIzaSOutsiderOutsiderOutsiderxxxx00004");
     gw.state().set_key(
-        "AIzaSyOutsiderOutsiderOutsiderxxxx00004",
+        "AIzaSOutsiderOutsiderOutsiderxxxx00004",
         KeyBehavior::Expired,
     );
     let b = send(
@@ -1349,11 +1349,11 @@ async fn verify_as_json_and_for_given_keys() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["key"] == mask("AIzaSyOutsiderOutsiderOutsiderxxxx00004"))
+        .find(|r| r["key"] == mask("AIzaSOutsiderOutsiderOutsiderxxxx00004"))
         .unwrap();
     assert_eq!(outsider["status"], "BAD");
     assert!(outsider["reason"].as_str().unwrap().contains("expired"));
-    assert!(!b.text().contains("AIzaSyOutsiderOutsiderOutsiderxxxx00004"));
+    assert!(!b.text().contains("AIzaSOutsiderOutsiderOutsiderxxxx00004"));
     assert_eq!(gw.state().requests().len(), 2);
     assert_eq!(gw.app.pool.len(), 3);
     // A token is required.

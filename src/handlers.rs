@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::body::{self, Body, ChannelBody, ReadError};
 use crate::keys::{Counts, KeyPool, Outcome, unix_now};
@@ -632,11 +632,6 @@ pub async fn models(app: Arc<App>, id: Option<String>) -> Response<Body> {
             }
         }
     }
-}
-
-/// An OpenAI error object for a stream that broke (shared with the native side's tests).
-pub fn stream_error(message: &str) -> Value {
-    json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_error"}})
 }
 
 #[cfg(test)]

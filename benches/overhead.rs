@@ -634,21 +634,26 @@ async fn run() {
             streaming.insert(label.clone(), json!({"ttfb_p50_us": tl.p50, "ttfb_p99_us": tl.p99, "gap_p50_us": gl.p50, "gap_p99_us": gl.p99}));
             match base {
                 None => base = Some((tl.p99, gl.p99)),
-                Some((bt, bg)) if paced => {
-                    let at = tl.p99.saturating_sub(bt);
+                // Gaps are compared on the paced run (64 events 20 ms apart). Time to first
+                // byte is compared on the unpaced run: with pacing, the fake's first event
+                // waits on a 1 ms timer tick, whose jitter swamps what the gateway adds, and
+                // the unpaced run has 100 samples per target instead of 20.
+                Some((_, bg)) if paced => {
                     let ag = gl.p99.saturating_sub(bg);
-                    rep.target(
-                        &format!("added TTFB p99 ≤ 250µs ({})", t.name),
-                        at <= 250,
-                        fmt_us(at),
-                    );
                     rep.target(
                         &format!("added per-event gap p99 ≤ 20µs ({})", t.name),
                         ag <= 20,
                         fmt_us(ag),
                     );
                 }
-                _ => {}
+                Some((bt, _)) => {
+                    let at = tl.p99.saturating_sub(bt);
+                    rep.target(
+                        &format!("added TTFB p99 ≤ 250µs ({})", t.name),
+                        at <= 250,
+                        fmt_us(at),
+                    );
+                }
             }
         }
     }

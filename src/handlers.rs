@@ -362,8 +362,80 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         );
     }
 
-    let (tx, out_body) = ChannelBody::pair(32);
+    // Nothing has reached the client yet: a stream that breaks, goes silent,
+    // ends empty or opens with an error event before its first event is
+    // retried on another key, within the same MAX_RETRIES budget.
     let idle = app.cfg.stream_idle_timeout;
+    let mut response = answer.response;
+    let mut key = answer.key;
+    let mut used = answer.attempts;
+    let mut tried = vec![key];
+    let mut parser = openai::stream::SseParser::new(MAX_EVENT);
+    let mut pending: Vec<String> = Vec::new();
+    let incoming = loop {
+        let mut body = response.into_body();
+        let outcome =
+            match open_stream(&mut body, &mut parser, &mut pending, idle, app.cfg.cooldown).await {
+                Ok(()) => break body,
+                Err(outcome) => outcome,
+            };
+        crate::debug!(
+            "stream on key {} failed before its first event; trying another key",
+            app.pool.masked(key)
+        );
+        app.pool.report(key, &call.model, &outcome);
+        let budget = app.upstream.attempts().saturating_sub(used);
+        if budget == 0 {
+            let (status, code, message) = match outcome {
+                Outcome::Quota { .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_exceeded",
+                    "Gemini's stream failed before its first event on every key tried (quota).",
+                ),
+                Outcome::Transient(m) if m.starts_with("stream silent") => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
+                ),
+                _ => (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "Gemini's stream failed before its first event on every key tried.",
+                ),
+            };
+            return with_log(
+                oai_error(status, message, Some(code), None),
+                "chat",
+                &call.model,
+                app.pool.masked(key),
+            );
+        }
+        match app
+            .upstream
+            .call_with(&app.pool, &up, &mut tried, budget)
+            .await
+        {
+            Ok(a) => {
+                app.stats.retried(a.attempts);
+                used += a.attempts;
+                response = a.response;
+                key = a.key;
+                parser = openai::stream::SseParser::new(MAX_EVENT);
+                pending.clear();
+            }
+            Err(f) => {
+                return with_log(
+                    failure_response(&app, f, &call.model),
+                    "chat",
+                    &call.model,
+                    "",
+                );
+            }
+        }
+    };
+    let masked = app.pool.masked(key).to_string();
+
+    let (tx, out_body) = ChannelBody::pair(32);
     let opts = app.cfg.translate.clone();
     let client_model = call.client_model.clone();
     let include_usage = call.include_usage;
@@ -371,12 +443,28 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let model = call.model.clone();
     let masked_task = masked.clone();
     tokio::spawn(async move {
-        let mut parser = openai::stream::SseParser::new(MAX_EVENT);
         let mut tr =
             openai::stream::StreamTranslator::new(&client_model, created, include_usage, &opts);
-        let mut incoming = answer.response.into_body();
+        let mut incoming = incoming;
         let mut events: Vec<String> = Vec::new();
         let mut out: Vec<u8> = Vec::with_capacity(1024);
+        // The events read while opening the stream go first.
+        let mut opened = false;
+        for ev in pending {
+            if let openai::stream::Step::Ended = tr.on_event(&ev, &mut out) {
+                opened = true;
+                break;
+            }
+        }
+        if !out.is_empty()
+            && tx
+                .send(Bytes::from(std::mem::take(&mut out)))
+                .await
+                .is_err()
+            || opened
+        {
+            return;
+        }
         loop {
             let mut ended = false;
             match tokio::time::timeout(idle, incoming.frame()).await {
@@ -456,6 +544,66 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         HeaderValue::from_static("no"),
     );
     with_log(res, "chat", &call.model, &masked)
+}
+
+/// Read a Gemini stream up to its first complete event. `Err` says why the
+/// stream failed before that (so it can be retried on another key): it broke,
+/// went silent, ended empty, or opened with an error event that is not the
+/// client's fault.
+async fn open_stream(
+    body: &mut Incoming,
+    parser: &mut openai::stream::SseParser,
+    events: &mut Vec<String>,
+    idle: Duration,
+    cooldown: Duration,
+) -> Result<(), Outcome> {
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(Outcome::Transient(
+                    "stream silent before its first event".into(),
+                ));
+            }
+            Ok(Some(Err(_))) => {
+                return Err(Outcome::Transient(
+                    "stream broke before its first event".into(),
+                ));
+            }
+            Ok(None) => {
+                events.extend(parser.finish());
+                break;
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if parser.push(data, events).is_err() {
+                        return Err(Outcome::Transient("oversized stream event".into()));
+                    }
+                    if !events.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let Some(first) = events.first() else {
+        return Err(Outcome::Transient("empty stream".into()));
+    };
+    let parsed: Option<Value> = serde_json::from_str(first).ok();
+    let error = parsed.as_ref().and_then(|v| {
+        v.get("error")
+            .or_else(|| v.get(0).and_then(|e| e.get("error")))
+    });
+    if let Some(e) = error {
+        let code = e.get("code").and_then(Value::as_u64).unwrap_or(500) as u16;
+        let outcome = crate::keys::classify(code, first.as_bytes(), None, cooldown);
+        if !matches!(
+            outcome,
+            Outcome::Client | Outcome::Region(_) | Outcome::Success
+        ) {
+            return Err(outcome);
+        }
+    }
+    Ok(())
 }
 
 /// `POST /v1/embeddings`.

@@ -214,11 +214,28 @@ impl Upstream {
 
     /// Run `call` over the pool with retries (see the module doc).
     pub async fn call(&self, pool: &KeyPool, call: &Call<'_>) -> Result<Answer, Failure> {
-        let mut tried: Vec<usize> = Vec::new();
+        self.call_with(pool, call, &mut Vec::new(), self.attempts())
+            .await
+    }
+
+    /// Attempts one call may make: 1 + `MAX_RETRIES`.
+    pub fn attempts(&self) -> u32 {
+        self.max_retries.saturating_add(1)
+    }
+
+    /// Like [`Upstream::call`], skipping the keys in `tried` (and adding the
+    /// ones it uses) and making at most `attempts` attempts. Used to go on
+    /// after an answer failed before its first byte reached the client.
+    pub async fn call_with(
+        &self,
+        pool: &KeyPool,
+        call: &Call<'_>,
+        tried: &mut Vec<usize>,
+        attempts: u32,
+    ) -> Result<Answer, Failure> {
         let mut last: Option<Failure> = None;
-        let attempts = self.max_retries.saturating_add(1);
         for attempt in 1..=attempts {
-            let index = match pool.pick(call.model, &tried) {
+            let index = match pool.pick(call.model, tried) {
                 Pick::Key(i) => i,
                 Pick::Cooling(d) if last.is_none() => {
                     return Err(Failure::Cooling(d, pool.counts()));

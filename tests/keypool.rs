@@ -454,3 +454,53 @@ async fn status_and_metrics_show_state_but_never_a_full_key() {
     assert_eq!(gw.app.pool.counts().disabled, 1);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_that_fails_before_its_first_event_is_retried_on_another_key() {
+    let gw = start(&[("API_KEYS", r#"["cut-key-00000001","good-key-0000001"]"#)]).await;
+    gw.state()
+        .set_key("cut-key-00000001", KeyBehavior::CutAfter { events: 0 });
+    let mut body = chat("one two three four five six");
+    body["stream"] = json!(true);
+    let r = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let events = sse_events(&r.text());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks.iter().all(|c| c.get("error").is_none()),
+        "no error reached the client"
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|c| c["delta"]["content"].as_str())
+        })
+        .collect();
+    assert_eq!(
+        text, "Echo: one two three four five six",
+        "the whole answer, once"
+    );
+    assert_eq!(gw.state().count_for_key("cut-key-00000001"), 1);
+    assert_eq!(gw.state().count_for_key("good-key-0000001"), 1);
+    gw.shutdown().await;
+
+    // With no retries left the client gets an HTTP error, not a 200 stream.
+    let gw = start(&[
+        ("API_KEYS", r#"["cut-key-00000001","good-key-0000001"]"#),
+        ("MAX_RETRIES", "0"),
+    ])
+    .await;
+    gw.state()
+        .set_key("cut-key-00000001", KeyBehavior::CutAfter { events: 0 });
+    let r = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_error");
+    assert_eq!(gw.state().requests().len(), 1);
+    gw.shutdown().await;
+}

@@ -33,7 +33,11 @@ pub fn empty() -> Body {
 
 /// A response with a JSON body.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A response with an already serialized JSON body.
+pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response<Body> {
     let mut res = Response::new(full(bytes));
     *res.status_mut() = status;
     res.headers_mut().insert(

@@ -332,30 +332,26 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 );
             }
         };
-        let gemini: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(_) => {
-                return with_log(
-                    oai_error(
-                        StatusCode::BAD_GATEWAY,
-                        "Gemini answered with invalid JSON.",
-                        Some("upstream_error"),
-                        None,
-                    ),
-                    "chat",
-                    &call.model,
-                    &masked,
-                );
-            }
-        };
         let ctx = openai::response::ResponseCtx {
             model: &call.client_model,
             created,
             opts: &app.cfg.translate,
         };
-        let out = openai::response::translate_response(&gemini, &ctx);
+        let Some(out) = openai::response::translate_response_bytes(&bytes, &ctx) else {
+            return with_log(
+                oai_error(
+                    StatusCode::BAD_GATEWAY,
+                    "Gemini answered with invalid JSON.",
+                    Some("upstream_error"),
+                    None,
+                ),
+                "chat",
+                &call.model,
+                &masked,
+            );
+        };
         return with_log(
-            body::json(StatusCode::OK, &out),
+            body::json_bytes(StatusCode::OK, out),
             "chat",
             &call.model,
             &masked,

@@ -740,6 +740,438 @@ fn token_logprob(c: &Value) -> Map<String, Value> {
     m
 }
 
+// ---------------------------------------------------------------------------
+// Fast path: the common answer shape, deserialized into borrowed typed structs
+// and serialized straight to bytes, without building `Value` trees.
+
+/// Gemini answer bytes → serialized OpenAI `chat.completion` bytes.
+///
+/// `None` when `gemini` is not valid JSON. The output equals
+/// `serde_json::to_vec(&translate_response(&parsed, ctx))`; answers the fast
+/// path does not model (grounding, logprobs, code execution, images, unknown
+/// part kinds, odd types, no `responseId`) go through [`translate_response`].
+pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
+    if let Some(out) = fast::translate(gemini, ctx) {
+        return Some(out);
+    }
+    let v: Value = serde_json::from_slice(gemini).ok()?;
+    Some(serde_json::to_vec(&translate_response(&v, ctx)).unwrap_or_default())
+}
+
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize};
+    use serde_json::Value;
+
+    use super::{ResponseCtx, Usage, finish_reason, tool_call_id, write_arguments};
+
+    /// A JSON string, borrowed from the input unless it had escapes.
+    pub(super) struct S<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = S<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<S<'de>, E> {
+                    Ok(S(Cow::Borrowed(v)))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<S<'de>, E> {
+                    Ok(S(Cow::Owned(v.to_owned())))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<S<'de>, E> {
+                    Ok(S(Cow::Owned(v)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// A struct that must be a JSON object (derived structs also accept
+    /// arrays, which the `Value` path treats as "no such field").
+    pub(super) struct Obj<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+                type Value = T;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map))
+                }
+            }
+            d.deserialize_map(V(PhantomData)).map(Obj)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        candidates: Option<Vec<Obj<Candidate<'a>>>>,
+        #[serde(borrow)]
+        response_id: Option<S<'a>>,
+        #[serde(borrow)]
+        prompt_feedback: Option<Obj<Feedback<'a>>>,
+        usage_metadata: Option<Obj<Meta>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Candidate<'a> {
+        #[serde(borrow)]
+        content: Option<Obj<Content<'a>>>,
+        #[serde(borrow)]
+        finish_reason: Option<S<'a>>,
+        index: Option<u64>,
+        // Not modelled: their presence sends the answer to the `Value` path.
+        grounding_metadata: Option<IgnoredAny>,
+        logprobs_result: Option<IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    struct Content<'a> {
+        #[serde(borrow)]
+        parts: Option<Vec<Obj<FastPart<'a>>>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct FastPart<'a> {
+        #[serde(borrow)]
+        text: Option<S<'a>>,
+        thought: Option<bool>,
+        #[serde(borrow)]
+        thought_signature: Option<S<'a>>,
+        #[serde(borrow)]
+        function_call: Option<Obj<FnCall<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct FnCall<'a> {
+        #[serde(borrow)]
+        name: Option<S<'a>>,
+        args: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Feedback<'a> {
+        #[serde(borrow)]
+        block_reason: Option<S<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta {
+        prompt_token_count: Option<u64>,
+        tool_use_prompt_token_count: Option<u64>,
+        thoughts_token_count: Option<u64>,
+        candidates_token_count: Option<u64>,
+        total_token_count: Option<u64>,
+        cached_content_token_count: Option<u64>,
+    }
+
+    // Output, fields in the (sorted) order `Value` serializes them.
+
+    #[derive(Serialize)]
+    struct Out<'a> {
+        choices: Vec<Choice<'a>>,
+        created: u64,
+        id: String,
+        model: &'a str,
+        object: &'static str,
+        system_fingerprint: (),
+        usage: OutUsage,
+    }
+
+    #[derive(Serialize)]
+    struct Choice<'a> {
+        finish_reason: Option<&'static str>,
+        index: u64,
+        logprobs: (),
+        message: Message<'a>,
+    }
+
+    #[derive(Serialize)]
+    struct Message<'a> {
+        content: Option<Cow<'a, str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reasoning_content: Option<Cow<'a, str>>,
+        refusal: Option<String>,
+        role: &'static str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall<'a>>,
+    }
+
+    #[derive(Serialize)]
+    struct ToolCall<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        extra_content: Option<Extra<'a>>,
+        function: Function<'a>,
+        id: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+
+    #[derive(Serialize)]
+    struct Extra<'a> {
+        google: Google<'a>,
+    }
+
+    #[derive(Serialize)]
+    struct Google<'a> {
+        thought_signature: Cow<'a, str>,
+    }
+
+    #[derive(Serialize)]
+    struct Function<'a> {
+        arguments: String,
+        name: Cow<'a, str>,
+    }
+
+    #[derive(Serialize)]
+    struct OutUsage {
+        completion_tokens: u64,
+        completion_tokens_details: Reasoning,
+        prompt_tokens: u64,
+        prompt_tokens_details: Cached,
+        total_tokens: u64,
+    }
+
+    #[derive(Serialize)]
+    struct Reasoning {
+        reasoning_tokens: u64,
+    }
+
+    #[derive(Serialize)]
+    struct Cached {
+        cached_tokens: u64,
+    }
+
+    /// Whether the text may have a lone `\uD800`–`\uDFFF` escape: `Value`
+    /// parsing rejects those, while ignored fields here are not checked.
+    /// (An escaped backslash before `u` can only cause a needless fallback.)
+    fn has_lone_surrogate(s: &[u8]) -> bool {
+        let escape = |i: usize| -> Option<u32> {
+            let w = s.get(i..i + 6)?;
+            if w[0] != b'\\' || w[1] != b'u' {
+                return None;
+            }
+            u32::from_str_radix(std::str::from_utf8(&w[2..]).ok()?, 16).ok()
+        };
+        let mut i = 0;
+        while i < s.len() {
+            if s[i] != b'\\' {
+                i += 1;
+                continue;
+            }
+            match escape(i) {
+                Some(0xD800..=0xDBFF) => match escape(i + 6) {
+                    Some(0xDC00..=0xDFFF) => i += 12,
+                    _ => return true,
+                },
+                Some(0xDC00..=0xDFFF) => return true,
+                _ => i += 1,
+            }
+        }
+        false
+    }
+
+    fn push<'a>(acc: &mut Cow<'a, str>, t: Cow<'a, str>) {
+        if t.is_empty() {
+        } else if acc.is_empty() {
+            *acc = t;
+        } else {
+            acc.to_mut().push_str(&t);
+        }
+    }
+
+    fn sig<'b, 'a>(p: &'b FastPart<'a>) -> Option<&'b Cow<'a, str>> {
+        p.thought_signature
+            .as_ref()
+            .map(|s| &s.0)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// [`super::late_signature`] over typed parts.
+    fn late_signature<'b, 'a>(rest: &'b [Obj<FastPart<'a>>]) -> Option<&'b Cow<'a, str>> {
+        let mut found = None;
+        for Obj(p) in rest {
+            match sig(p) {
+                Some(_) if p.function_call.is_some() => return None,
+                Some(s) if found.is_none() => found = Some(s),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    /// The fast translation, `None` when the answer needs the `Value` path.
+    pub(super) fn translate(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(gemini).ok()?;
+        if has_lone_surrogate(gemini) {
+            return None;
+        }
+        let Obj(answer) = serde_json::from_str::<Obj<Answer>>(text).ok()?;
+        let response_id = answer.response_id.map(|s| s.0).filter(|s| !s.is_empty())?;
+        let mut candidates = answer.candidates.unwrap_or_default();
+        if candidates
+            .iter()
+            .any(|Obj(c)| c.grounding_metadata.is_some() || c.logprobs_result.is_some())
+        {
+            return None;
+        }
+
+        let mut choices = Vec::with_capacity(candidates.len().max(1));
+        for (pos, Obj(cand)) in candidates.iter_mut().enumerate() {
+            let index = cand.index.unwrap_or(pos as u64);
+            let mut parts = cand
+                .content
+                .take()
+                .and_then(|Obj(c)| c.parts)
+                .unwrap_or_default();
+            let mut content: Cow<str> = Cow::Borrowed("");
+            let mut reasoning: Cow<str> = Cow::Borrowed("");
+            let mut tool_calls = Vec::new();
+            for i in 0..parts.len() {
+                let Obj(part) = &parts[i];
+                if let Some(Obj(fc)) = &part.function_call {
+                    let position = tool_calls.len() as u64;
+                    let name = fc.name.as_ref().map_or(Cow::Borrowed(""), |n| n.0.clone());
+                    let signature = sig(part).or_else(|| {
+                        (position == 0)
+                            .then(|| late_signature(&parts[i + 1..]))
+                            .flatten()
+                    });
+                    let mut args = Vec::new();
+                    write_arguments(fc.args.as_ref(), &mut args);
+                    tool_calls.push(ToolCall {
+                        id: tool_call_id(
+                            &response_id,
+                            index,
+                            position,
+                            &name,
+                            signature.map(|s| &**s),
+                        ),
+                        extra_content: signature.map(|s| Extra {
+                            google: Google {
+                                thought_signature: s.clone(),
+                            },
+                        }),
+                        function: Function {
+                            arguments: String::from_utf8_lossy(&args).into_owned(),
+                            name,
+                        },
+                        kind: "function",
+                    });
+                    continue;
+                }
+                let thought = part.thought == Some(true);
+                let Some(S(t)) = parts[i].0.text.take() else {
+                    continue;
+                };
+                if !thought {
+                    push(&mut content, t);
+                } else if ctx.opts.show_thinking {
+                    push(&mut reasoning, t);
+                }
+            }
+            let had_calls = !tool_calls.is_empty();
+            let reason = finish_reason(cand.finish_reason.as_ref().map(|s| &*s.0), had_calls);
+            choices.push(Choice {
+                finish_reason: reason,
+                index,
+                logprobs: (),
+                message: Message {
+                    content: (!(content.is_empty() && had_calls)).then_some(content),
+                    reasoning_content: (ctx.opts.show_thinking && !reasoning.is_empty())
+                        .then_some(reasoning),
+                    refusal: None,
+                    role: "assistant",
+                    tool_calls,
+                },
+            });
+        }
+        if choices.is_empty() {
+            let block = answer.prompt_feedback.and_then(|Obj(p)| p.block_reason);
+            let (refusal, reason) = match block {
+                Some(S(b)) => (
+                    Some(format!("Prompt blocked by Gemini: {b}")),
+                    "content_filter",
+                ),
+                None => (None, "stop"),
+            };
+            choices.push(Choice {
+                finish_reason: Some(reason),
+                index: 0,
+                logprobs: (),
+                message: Message {
+                    content: Some(Cow::Borrowed("")),
+                    reasoning_content: None,
+                    refusal,
+                    role: "assistant",
+                    tool_calls: Vec::new(),
+                },
+            });
+        }
+
+        let u = match answer.usage_metadata {
+            Some(Obj(m)) => {
+                let n = |v: Option<u64>| v.unwrap_or(0);
+                let prompt =
+                    n(m.prompt_token_count).saturating_add(n(m.tool_use_prompt_token_count));
+                let reasoning = n(m.thoughts_token_count);
+                let completion = n(m.candidates_token_count).saturating_add(reasoning);
+                Usage {
+                    prompt,
+                    completion,
+                    total: m
+                        .total_token_count
+                        .unwrap_or_else(|| prompt.saturating_add(completion)),
+                    cached: n(m.cached_content_token_count),
+                    reasoning,
+                }
+            }
+            None => Usage::default(),
+        };
+
+        let out = Out {
+            choices,
+            created: ctx.created,
+            id: format!("chatcmpl-{response_id}"),
+            model: ctx.model,
+            object: "chat.completion",
+            system_fingerprint: (),
+            usage: OutUsage {
+                completion_tokens: u.completion,
+                completion_tokens_details: Reasoning {
+                    reasoning_tokens: u.reasoning,
+                },
+                prompt_tokens: u.prompt,
+                prompt_tokens_details: Cached {
+                    cached_tokens: u.cached,
+                },
+                total_tokens: u.total,
+            },
+        };
+        let mut buf = Vec::with_capacity(gemini.len() / 2 + 512);
+        serde_json::to_writer(&mut buf, &out).ok()?;
+        Some(buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1343,5 +1775,131 @@ mod tests {
         }
         let _ = usage(Some(&json!([])));
         let _ = finish_reason(Some(""), true);
+    }
+
+    /// Fast path output for `body`, or `None` when it fell back.
+    fn fast_out(body: &str, opts: &Options) -> Option<Value> {
+        let ctx = ResponseCtx {
+            model: "gemini-2.5-flash",
+            created: 1760000000,
+            opts,
+        };
+        fast::translate(body.as_bytes(), &ctx).map(|b| {
+            serde_json::from_slice(&b).unwrap_or_else(|e| panic!("fast output not JSON: {e}"))
+        })
+    }
+
+    /// `translate_response_bytes` output equals the `Value` path's.
+    fn check_bytes(body: &str, opts: &Options) {
+        let ctx = ResponseCtx {
+            model: "gemini-2.5-flash",
+            created: 1760000000,
+            opts,
+        };
+        let got = translate_response_bytes(body.as_bytes(), &ctx);
+        let want = serde_json::from_str::<Value>(body)
+            .ok()
+            .map(|v| serde_json::to_vec(&translate_response(&v, &ctx)).unwrap_or_default());
+        assert_eq!(
+            got.as_deref().map(String::from_utf8_lossy),
+            want.as_deref().map(String::from_utf8_lossy),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn fast_path_matches_value_path() {
+        let blocked = BLOCKED.replacen('{', r#"{"responseId": "b", "#, 1);
+        let cases = [
+            PLAIN,
+            CALL,
+            &blocked,
+            r#"{"candidates": [{"content": {"parts": [{"text": "Hello! I'm doing well, thanks for asking. How can I help you today?"}], "role": "model"}, "finishReason": "STOP", "index": 0, "safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"}], "citationMetadata": {"citationSources": [{"startIndex": 1}]}, "avgLogprobs": -0.2}], "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 16, "totalTokenCount": 23, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 7}]}, "modelVersion": "gemini-2.5-flash", "responseId": "abc123", "createTime": "2025-01-01T00:00:00Z"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "line1\nline \"2\" \u00e9 \ud83d\ude00 "}, {"text": ""}, {"text": "part3"}]}, "finishReason": "STOP"}], "responseId": "esc"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "Thinking about it…", "thought": true}, {"text": "more \"thought\"\n", "thought": true}, {"text": "Answer."}, {"text": "tail", "thought": false}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 31, "candidatesTokenCount": 11, "thoughtsTokenCount": 48, "totalTokenCount": 90}, "responseId": "th"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "only thought", "thought": true}, {"thought": true}]}, "finishReason": "STOP"}], "responseId": "th2"}"#,
+            r#"{"candidates": [{"content": {"parts": [
+                {"functionCall": {"name": "get_weather", "args": {"zeta": 1, "city": "Oslo", "nested": {"b": [1, 2.5, "x"], "a": null}}}, "thoughtSignature": "c2lnMQ=="},
+                {"functionCall": {"name": "get_time", "args": {"tz": "Europe/Oslo"}, "id": "x"}},
+                {"functionCall": {"name": "noargs"}},
+                {"functionCall": {"name": "nullargs", "args": null}, "thoughtSignature": ""}
+              ], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 21, "candidatesTokenCount": 96, "toolUsePromptTokenCount": 160, "thoughtsTokenCount": 86, "cachedContentTokenCount": 3}, "responseId": "tools"}"#,
+            r#"{"candidates": [{"content": {"parts": [
+                {"text": "Let me check."},
+                {"functionCall": {"name": "f", "args": {}}},
+                {"text": "", "thoughtSignature": "bGF0ZQ=="}
+              ]}, "finishReason": "STOP"}], "responseId": "late"}"#,
+            r#"{"candidates": [{"content": {"parts": [
+                {"functionCall": {"name": "f", "args": {}}},
+                {"text": "", "thoughtSignature": "bGF0ZQ=="},
+                {"functionCall": {"name": "g", "args": {}}, "thoughtSignature": "b3du"}
+              ]}, "finishReason": "STOP"}], "responseId": "late2"}"#,
+            r#"{"candidates": [
+                {"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP"},
+                {"content": {"parts": [{"text": "B"}, {"functionCall": {"name": "f"}}]}, "finishReason": "STOP", "index": 1}
+              ], "responseId": "two", "usageMetadata": {"promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 7, "totalTokenCount": 107}}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "cut off mid"}]}, "finishReason": "MAX_TOKENS", "index": 0}], "responseId": "mt", "usageMetadata": {"promptTokenCount": 5}}"#,
+            r#"{"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}]}], "responseId": "s"}"#,
+            r#"{"candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}], "responseId": "r"}"#,
+            r#"{"candidates": [{"content": {"parts": []}}], "responseId": "nofinish"}"#,
+            r#"{"candidates": [], "responseId": "empty"}"#,
+            r#"{"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}, "responseId": "blk"}"#,
+            r#"{"promptFeedback": {"blockReason": null}, "responseId": "blk2"}"#,
+            r#"{"candidates": null, "responseId": "n", "usageMetadata": null}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "x"}]}, "index": 18446744073709551615, "groundingMetadata": null, "logprobsResult": null}], "responseId": "big", "usageMetadata": {"promptTokenCount": 18446744073709551615, "toolUsePromptTokenCount": 5}}"#,
+        ];
+        for body in cases {
+            for opts in [Options::default(), quiet()] {
+                assert!(fast_out(body, &opts).is_some(), "fell back: {body}");
+                let want = run(body, &opts);
+                assert_eq!(fast_out(body, &opts), Some(want), "{body}");
+                check_bytes(body, &opts);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_falls_back() {
+        let cases = [
+            GROUNDED,
+            CODE,
+            BLOCKED,
+            r#"{"responseId": "o", "x": "\udc00"}"#,
+            r#"{"responseId": "o", "x": "\ud800\u0041"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "finishReason": "STOP", "logprobsResult": {"chosenCandidates": [{"token": "Hi", "logProbability": -0.1}]}}], "responseId": "lp"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"executableCode": {"language": "PYTHON", "code": "print(1)"}}, {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}}]}}], "responseId": "c"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "iVBO"}}]}}], "responseId": "i"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"fileData": {"fileUri": "x"}}]}}], "responseId": "f"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "x"}]}}]}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "responseId": ""}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "responseId": 5}"#,
+            r#"{"candidates": [{"content": {"parts": [null, {"text": 5}]}}], "responseId": "o"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"functionCall": ["f", {}]}]}}], "responseId": "o"}"#,
+            r#"[[{"content": {"parts": [{"text": "x"}]}}], "id"]"#,
+            r#"{"candidates": [["x"]], "responseId": "o"}"#,
+            r#"{"candidates": [{"index": -1}], "responseId": "o"}"#,
+            r#"{"candidates": [{"index": 1.0}], "responseId": "o"}"#,
+            r#"{"candidates": [], "responseId": "o", "usageMetadata": {"totalTokenCount": 1.5}}"#,
+            r#"{"promptFeedback": {"blockReason": {"x": 1}}, "responseId": "o"}"#,
+            r#"{"responseId": "o", "responseId": "p"}"#,
+            r#"{"responseId": "o", "x": "\ud800"}"#,
+            r#"{"responseId": "o" "#,
+            "not json",
+        ];
+        for body in cases {
+            for opts in [Options::default(), quiet()] {
+                assert!(fast_out(body, &opts).is_none(), "took fast path: {body}");
+                check_bytes(body, &opts);
+            }
+        }
+        // Invalid UTF-8 is rejected as it was.
+        let ctx = ResponseCtx {
+            model: "m",
+            created: 1,
+            opts: &Options::default(),
+        };
+        assert!(
+            translate_response_bytes(b"{\"responseId\": \"o\", \"x\": \"\xff\"}", &ctx).is_none()
+        );
     }
 }

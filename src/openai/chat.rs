@@ -1407,6 +1407,7 @@ fn tool_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::testing::{deep_array, dismantle};
 
     /// Options with nothing switched on (no `includeThoughts`).
     fn plain() -> Options {
@@ -2708,27 +2709,6 @@ mod tests {
             json!({"google": {"cachedContent": "cachedContents/abc"}}),
         ));
         assert_eq!(b["cachedContent"], "cachedContents/abc");
-    }
-
-    /// Drop a deeply nested value without recursion.
-    fn dismantle(v: Value) {
-        let mut stack = vec![v];
-        while let Some(mut v) = stack.pop() {
-            match &mut v {
-                Value::Array(a) => stack.append(a),
-                Value::Object(o) => stack.extend(std::mem::take(o).into_iter().map(|(_, x)| x)),
-                _ => {}
-            }
-        }
-    }
-
-    /// `depth` nested arrays, built without recursion.
-    fn deep_array(depth: usize) -> Value {
-        let mut v = json!(1);
-        for _ in 0..depth {
-            v = Value::Array(vec![v]);
-        }
-        v
     }
 
     /// `depth` nested `{"a": …}` objects, built without recursion.

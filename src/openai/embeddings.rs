@@ -285,6 +285,7 @@ fn vector(values: &[Value], dimensions: Option<usize>, base64: bool) -> Option<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::testing::{deep_array, dismantle};
 
     fn call(r: Value) -> EmbedCall {
         match translate_request(&r) {
@@ -520,26 +521,6 @@ mod tests {
             let e = translate_response(&responses, &c).expect_err(&shown);
             assert_eq!(e.param, None, "{shown}");
         }
-    }
-
-    /// Drop a deeply nested value without recursion.
-    fn dismantle(v: Value) {
-        let mut stack = vec![v];
-        while let Some(mut v) = stack.pop() {
-            match &mut v {
-                Value::Array(a) => stack.append(a),
-                Value::Object(o) => stack.extend(std::mem::take(o).into_iter().map(|(_, x)| x)),
-                _ => {}
-            }
-        }
-    }
-
-    fn deep_array(depth: usize) -> Value {
-        let mut v = json!(1);
-        for _ in 0..depth {
-            v = Value::Array(vec![v]);
-        }
-        v
     }
 
     fn deep_object(depth: usize) -> Value {

@@ -87,3 +87,30 @@ impl TranslateError {
 pub fn bare_model(name: &str) -> &str {
     name.strip_prefix("models/").unwrap_or(name)
 }
+
+/// Helpers shared by the translation modules' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::{Value, json};
+
+    /// Drop a deeply nested value without recursion.
+    pub fn dismantle(v: Value) {
+        let mut stack = vec![v];
+        while let Some(mut v) = stack.pop() {
+            match &mut v {
+                Value::Array(a) => stack.append(a),
+                Value::Object(o) => stack.extend(std::mem::take(o).into_iter().map(|(_, x)| x)),
+                _ => {}
+            }
+        }
+    }
+
+    /// `depth` nested arrays, built without recursion.
+    pub fn deep_array(depth: usize) -> Value {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = Value::Array(vec![v]);
+        }
+        v
+    }
+}

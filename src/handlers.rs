@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::body::{self, Body, ChannelBody, ReadError};
 use crate::keys::{Counts, KeyPool, Outcome, unix_now};
+use crate::openai::chat::PreparedCall;
 use crate::openai::{self, error::error_body};
 use crate::router::{App, with_log};
 use crate::upstream::{Auth, Call, Failure};
@@ -59,6 +60,13 @@ fn invalid_model() -> Response<Body> {
 
 /// Read a request body as JSON, answering 413 / 400 / 408 in OpenAI's format.
 pub async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value, Response<Body>> {
+    let bytes = read_body(app, req).await?;
+    parse_json(&bytes).map_err(|m| oai_error(StatusCode::BAD_REQUEST, &m, None, Some("body")))
+}
+
+/// Read a non-empty request body within `MAX_BODY_BYTES` and
+/// `CLIENT_TIMEOUT`, or the OpenAI error to answer.
+pub async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     let limit = app.cfg.max_body_bytes;
     let read = tokio::time::timeout(
         app.cfg.client_timeout,
@@ -99,7 +107,7 @@ pub async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value, Respo
             Some("body"),
         ));
     }
-    parse_json(&bytes).map_err(|m| oai_error(StatusCode::BAD_REQUEST, &m, None, Some("body")))
+    Ok(bytes)
 }
 
 /// Parse JSON with a nesting limit (serde_json's own limit is 128; deeper
@@ -259,23 +267,31 @@ fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
     )]
 }
 
+/// The general path of a chat request: parse it, fetch remote images, and
+/// translate it (also where every invalid request gets its error).
+async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, Response<Body>> {
+    let value = parse_json(bytes)
+        .map_err(|m| oai_error(StatusCode::BAD_REQUEST, &m, None, Some("body")))?;
+    let value = crate::gemini::fetch::inline_remote_images(app, value)
+        .await
+        .map_err(|e| translate_error(&e))?;
+    openai::chat::translate_request(&value, &app.cfg.translate)
+        .map(PreparedCall::from)
+        .map_err(|e| translate_error(&e))
+}
+
 /// `POST /v1/chat/completions`.
 pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let value = match read_json(&app, req).await {
-        Ok(v) => v,
+    let bytes = match read_body(&app, req).await {
+        Ok(b) => b,
         Err(res) => return with_log(res, "chat", "", ""),
     };
-    let value = match crate::gemini::fetch::inline_remote_images(&app, value).await {
-        Ok(v) => v,
-        Err(e) => {
-            return with_log(translate_error(&e), "chat", "", "");
-        }
-    };
-    let call = match openai::chat::translate_request(&value, &app.cfg.translate) {
-        Ok(c) => c,
-        Err(e) => {
-            return with_log(translate_error(&e), "chat", "", "");
-        }
+    let call = match openai::chat::translate_request_fast(&bytes, &app.cfg.translate) {
+        Some(call) => call,
+        None => match translate_chat(&app, &bytes).await {
+            Ok(call) => call,
+            Err(res) => return with_log(res, "chat", "", ""),
+        },
     };
     if !valid_model(&call.model) {
         return with_log(invalid_model(), "chat", "", "");
@@ -289,11 +305,10 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         app.upstream
             .path(&format!("/models/{}:generateContent", call.model))
     };
-    let body = Bytes::from(serde_json::to_vec(&call.body).unwrap_or_default());
     let up = Call {
         method: Method::POST,
         path,
-        body,
+        body: Bytes::from(call.body),
         model: &call.model,
         auth: Auth::GoogHeader,
         headers: json_headers(),

@@ -357,6 +357,7 @@ fn arb_request() -> impl Strategy<Value = Value> {
 }
 
 fn check_request(req: &Value, opts: &Options) {
+    check_fast_path(req, opts);
     match chat::translate_request(req, opts) {
         Ok(call) => {
             assert!(!call.model.is_empty());
@@ -381,6 +382,96 @@ fn check_request(req: &Value, opts: &Options) {
             assert!(e.param.as_deref().is_some_and(|p| !p.is_empty()), "{e:?}");
         }
     }
+}
+
+/// The fast (typed) request path either declines or gives exactly what the
+/// `Value` path gives, body bytes included; returns whether it answered.
+fn check_fast_path(req: &Value, opts: &Options) -> bool {
+    let raw = serde_json::to_vec(req).expect("serializable");
+    let Some(fast) = chat::translate_request_fast(&raw, opts) else {
+        return false;
+    };
+    let want = chat::translate_request(req, opts)
+        .map(chat::PreparedCall::from)
+        .unwrap_or_else(|e| panic!("fast path answered an invalid request ({e:?}): {req}"));
+    assert_eq!(
+        String::from_utf8_lossy(&fast.body),
+        String::from_utf8_lossy(&want.body),
+        "{req}"
+    );
+    assert_eq!(fast, want, "{req}");
+    true
+}
+
+/// Plain-text conversations (the fast path's shape) with arbitrary extra
+/// members.
+fn plain_request() -> impl Strategy<Value = Value> {
+    let text = prop_oneof![
+        ".{0,12}".prop_map(Value::String),
+        Just(Value::String(String::new())),
+        Just(Value::String("quote \" slash \\ nl \n tab \t nul \u{0} é 😀 \u{2028}".into())),
+        Just(Value::Null),
+    ];
+    let msg = (
+        prop::sample::select(&["system", "developer", "user", "assistant"][..]),
+        text,
+        prop::option::of(arb_json()),
+    )
+        .prop_map(|(role, content, name)| {
+            let mut m = json!({"role": role, "content": content});
+            if let Some(n) = name {
+                m["name"] = n;
+            }
+            m
+        });
+    (
+        prop::sample::select(&["gemini-2.5-flash", "gemini-2.5-pro-search", "models/gemini-3-pro-preview-thinking", "gemini-2.0-flash-non-thinking", "gemini-2.5-flash-search-thinking"][..]),
+        prop::collection::vec(msg, 1..6),
+        prop::collection::vec(
+            (
+                prop::sample::select(
+                    &[
+                        "temperature",
+                        "top_p",
+                        "n",
+                        "stop",
+                        "seed",
+                        "max_tokens",
+                        "max_completion_tokens",
+                        "reasoning_effort",
+                        "extra_body",
+                        "stream",
+                        "stream_options",
+                        "presence_penalty",
+                        "frequency_penalty",
+                        "safety_settings",
+                        "user",
+                        "tools",
+                        "tool_choice",
+                        "response_format",
+                    ][..],
+                ),
+                prop_oneof![
+                    arb_json(),
+                    Just(json!(0.7)),
+                    Just(json!(256)),
+                    Just(json!(true)),
+                    Just(json!("high")),
+                    Just(json!({"include_usage": true})),
+                    Just(json!({"google": {"thinking_config": {"thinking_budget": 128}, "cached_content": "cachedContents/x"}})),
+                    Just(json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}])),
+                ],
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(model, messages, extra)| {
+            let mut r = json!({"model": model, "messages": messages});
+            for (k, v) in extra {
+                r[k] = v;
+            }
+            r
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -588,6 +679,18 @@ proptest! {
     #[test]
     fn openai_shaped_requests(r in arb_request(), opts in arb_options()) {
         check_request(&r, &opts);
+    }
+
+    #[test]
+    fn fast_request_path_agrees(r in plain_request(), opts in arb_options()) {
+        let took = check_fast_path(&r, &opts);
+        // A valid plain conversation never needs the `Value` path.
+        let plain = r["messages"].as_array().is_some_and(|ms| ms.iter().all(|m| {
+            m["content"].is_string() || (m["role"] == "assistant" && m["content"].is_null())
+        }));
+        if plain && chat::translate_request(&r, &opts).is_ok() {
+            prop_assert!(took, "fell back: {}", r);
+        }
     }
 
     #[test]

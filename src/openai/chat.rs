@@ -59,35 +59,8 @@ pub fn translate_request(req: &Value, opts: &Options) -> Result<GeminiCall, Tran
     let obj = req
         .as_object()
         .ok_or_else(|| err("body", "the request body must be a JSON object"))?;
-
-    let client_model = match obj.get("model") {
-        Some(Value::String(s)) if !bare_model(s).is_empty() => bare_model(s),
-        _ => return Err(err("model", "`model` must be a non-empty string")),
-    };
-    let suffix = split_suffixes(client_model);
-    let model = suffix.base;
-
-    let stream = match opt(obj, "stream") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(err("stream", "`stream` must be a boolean")),
-    };
-    let include_usage = match opt(obj, "stream_options") {
-        None => false,
-        Some(Value::Object(so)) => match opt(so, "include_usage") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(err(
-                    "stream_options.include_usage",
-                    "`stream_options.include_usage` must be a boolean",
-                ));
-            }
-        },
-        Some(_) => return Err(err("stream_options", "`stream_options` must be an object")),
-    };
-
-    let google = google_extension(obj)?;
+    let head = head(obj)?;
+    let model = head.suffix.base;
 
     // Messages.
     let Some(Value::Array(messages)) = obj.get("messages") else {
@@ -127,9 +100,133 @@ pub fn translate_request(req: &Value, opts: &Options) -> Result<GeminiCall, Tran
         body.insert("contents".into(), Value::Array(conv.contents));
     }
 
+    let m = members(obj, opts, &head)?;
+    if !m.tools.is_empty() {
+        body.insert("tools".into(), Value::Array(m.tools));
+    }
+    if let Some(tc) = m.tool_config {
+        body.insert("toolConfig".into(), tc);
+    }
+    body.insert("safetySettings".into(), m.safety.into_value());
+    if !m.gc.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(m.gc));
+    }
+    if let Some(c) = m.cached {
+        body.insert("cachedContent".into(), c);
+    }
+
+    Ok(GeminiCall {
+        model: model.to_string(),
+        client_model: head.client_model.to_string(),
+        stream: head.stream,
+        include_usage: head.include_usage,
+        body: Value::Object(body),
+    })
+}
+
+/// The request's top-level switches, validated in the order errors are
+/// reported.
+struct Head<'a> {
+    /// The model as the client named it, minus `models/`.
+    client_model: &'a str,
+    /// Its suffixes; `suffix.base` is the model to call.
+    suffix: Suffixes<'a>,
+    /// `stream`.
+    stream: bool,
+    /// `stream_options.include_usage`.
+    include_usage: bool,
+    /// `extra_body.google` / `google`.
+    google: Google<'a>,
+}
+
+/// Validate `model`, `stream`, `stream_options` and the Gemini extension.
+fn head(obj: &Map<String, Value>) -> Result<Head<'_>, TranslateError> {
+    let client_model = match obj.get("model") {
+        Some(Value::String(s)) if !bare_model(s).is_empty() => bare_model(s),
+        _ => return Err(err("model", "`model` must be a non-empty string")),
+    };
+    let stream = match opt(obj, "stream") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(err("stream", "`stream` must be a boolean")),
+    };
+    let include_usage = match opt(obj, "stream_options") {
+        None => false,
+        Some(Value::Object(so)) => match opt(so, "include_usage") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(err(
+                    "stream_options.include_usage",
+                    "`stream_options.include_usage` must be a boolean",
+                ));
+            }
+        },
+        Some(_) => return Err(err("stream_options", "`stream_options` must be an object")),
+    };
+    Ok(Head {
+        client_model,
+        suffix: split_suffixes(client_model),
+        stream,
+        include_usage,
+        google: google_extension(obj)?,
+    })
+}
+
+/// `safetySettings`: the client's, the configured ones, or every category
+/// `OFF`.
+enum Safety<'a> {
+    /// Sent by the client (already bounded).
+    Client(Value),
+    /// `SAFETY_SETTINGS`.
+    Configured(&'a Value),
+    /// Every category `OFF`.
+    Off,
+}
+
+impl Safety<'_> {
+    /// As a JSON value.
+    fn into_value(self) -> Value {
+        match self {
+            Safety::Client(v) => v,
+            Safety::Configured(v) => v.clone(),
+            Safety::Off => Value::Array(
+                SAFETY_CATEGORIES
+                    .iter()
+                    .map(|c| json!({"category": c, "threshold": "OFF"}))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The body members that do not depend on the messages.
+struct Members<'a> {
+    /// `tools` (absent when empty).
+    tools: Vec<Value>,
+    /// `toolConfig`, only with function declarations.
+    tool_config: Option<Value>,
+    /// `safetySettings`.
+    safety: Safety<'a>,
+    /// `generationConfig` (absent when empty).
+    gc: Map<String, Value>,
+    /// `cachedContent`.
+    cached: Option<Value>,
+}
+
+/// Tools, tool choice, safety settings, generation config and cached
+/// content, from everything in the request but its messages.
+fn members<'a>(
+    obj: &'a Map<String, Value>,
+    opts: &'a Options,
+    head: &Head<'a>,
+) -> Result<Members<'a>, TranslateError> {
+    let model = head.suffix.base;
+    let google = &head.google;
+
     // Tools and tool_choice.
     let mut tools = collect_tools(obj)?;
-    tools.search |= suffix.search || opt(obj, "web_search_options").is_some();
+    tools.search |= head.suffix.search || opt(obj, "web_search_options").is_some();
     let tool_config = tool_config(obj, &mut tools.decls)?;
     let has_decls = !tools.decls.is_empty();
     let mut tool_list = Vec::new();
@@ -150,64 +247,46 @@ pub fn translate_request(req: &Value, opts: &Options) -> Result<GeminiCall, Tran
             && opts
                 .url_context_models
                 .iter()
-                .any(|m| m == model || m == client_model))
+                .any(|m| m == model || m == head.client_model))
     {
         tool_list.push(json!({"urlContext": {}}));
     }
-    if !tool_list.is_empty() {
-        body.insert("tools".into(), Value::Array(tool_list));
-    }
-    if has_decls && let Some(tc) = tool_config {
-        body.insert("toolConfig".into(), tc);
-    }
 
     // Safety settings.
-    let safety = match google_field(&google, "safety_settings", "safetySettings").or_else(|| {
+    let safety = match google_field(google, "safety_settings", "safetySettings").or_else(|| {
         opt(obj, "safety_settings")
             .map(|v| (v, "safety_settings".to_string()))
             .or_else(|| opt(obj, "safetySettings").map(|v| (v, "safetySettings".to_string())))
     }) {
-        Some((v @ Value::Array(_), param)) => copy_bounded(v, &param)?,
+        Some((v @ Value::Array(_), param)) => Safety::Client(copy_bounded(v, &param)?),
         Some((_, param)) => return Err(err(param, "safety settings must be an array")),
         None => match &opts.safety_settings {
-            Some(s) => s.clone(),
-            None => Value::Array(
-                SAFETY_CATEGORIES
-                    .iter()
-                    .map(|c| json!({"category": c, "threshold": "OFF"}))
-                    .collect(),
-            ),
+            Some(s) => Safety::Configured(s),
+            None => Safety::Off,
         },
     };
-    body.insert("safetySettings".into(), safety);
 
     // Generation config.
     let mut gc = sampling(obj)?;
     response_format(obj, &mut gc)?;
     modalities(obj, &mut gc)?;
-    let thinking = thinking_config(obj, opts, &suffix, &google)?;
+    let thinking = thinking_config(obj, opts, &head.suffix, google)?;
     if !thinking.is_empty() {
         gc.insert("thinkingConfig".into(), Value::Object(thinking));
     }
-    if !gc.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(gc));
-    }
 
-    if let Some((v, param)) = google_field(&google, "cached_content", "cachedContent") {
-        match v {
-            Value::String(s) => {
-                body.insert("cachedContent".into(), Value::String(s.clone()));
-            }
-            _ => return Err(err(param, "cached content must be a string")),
-        }
-    }
+    let cached = match google_field(google, "cached_content", "cachedContent") {
+        None => None,
+        Some((Value::String(s), _)) => Some(Value::String(s.clone())),
+        Some((_, param)) => return Err(err(param, "cached content must be a string")),
+    };
 
-    Ok(GeminiCall {
-        model: model.to_string(),
-        client_model: client_model.to_string(),
-        stream,
-        include_usage,
-        body: Value::Object(body),
+    Ok(Members {
+        tools: tool_list,
+        tool_config: tool_config.filter(|_| has_decls),
+        safety,
+        gc,
+        cached,
     })
 }
 
@@ -1402,6 +1481,248 @@ fn tool_config(
             format!("`{param}` must be a string or an object"),
         )),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Fast path
+
+/// A translated chat request ready to send: the Gemini body serialized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedCall {
+    /// Gemini model id to call (see [`GeminiCall::model`]).
+    pub model: String,
+    /// Model name echoed back to the client.
+    pub client_model: String,
+    /// `stream: true` was requested.
+    pub stream: bool,
+    /// `stream_options.include_usage` was true.
+    pub include_usage: bool,
+    /// The Gemini `generateContent` request body, as JSON bytes.
+    pub body: Vec<u8>,
+}
+
+impl From<GeminiCall> for PreparedCall {
+    fn from(c: GeminiCall) -> Self {
+        PreparedCall {
+            body: serde_json::to_vec(&c.body).unwrap_or_default(),
+            model: c.model,
+            client_model: c.client_model,
+            stream: c.stream,
+            include_usage: c.include_usage,
+        }
+    }
+}
+
+/// Translate a request straight from its bytes when it is a plain-text
+/// conversation (system, developer, user and assistant messages whose
+/// `content` is a string, or `null` for the assistant): the messages are
+/// read as borrowed strings and written into the body without building
+/// `serde_json::Value` trees for them; every other member goes through the
+/// same code as [`translate_request`].
+///
+/// `None` means "use [`translate_request`]": other message shapes, and every
+/// request that is invalid (so the error comes from one place). When it
+/// answers, the answer equals `translate_request` on the parsed bytes with
+/// the body serialized by `serde_json::to_vec` (tests hold it to that).
+pub fn translate_request_fast(raw: &[u8], opts: &Options) -> Option<PreparedCall> {
+    fast::translate(raw, opts)
+}
+
+mod fast {
+
+    use std::fmt;
+    use std::sync::OnceLock;
+
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::{Map, Value};
+
+    use super::{MAX_MESSAGES, Options, PreparedCall, Safety, head, members};
+    use crate::openai::typed::{Obj, S};
+
+    /// A message the fast path understands; any other member sends the
+    /// request to the `Value` path.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Msg<'a> {
+        #[serde(borrow)]
+        role: Option<S<'a>>,
+        #[serde(borrow)]
+        content: Option<S<'a>>,
+        /// Ignored, as on the `Value` path, but parsed (and so validated)
+        /// the same way.
+        #[serde(rename = "name")]
+        _name: Option<Value>,
+    }
+
+    /// The request: typed messages, every other member as a `Value`.
+    struct Top<'a> {
+        messages: Option<Vec<Obj<Msg<'a>>>>,
+        rest: Map<String, Value>,
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Top<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                    let mut top = Top {
+                        messages: None,
+                        rest: Map::new(),
+                    };
+                    while let Some(S(key)) = map.next_key::<S<'de>>()? {
+                        if key == "messages" {
+                            if top.messages.is_some() {
+                                return Err(de::Error::custom("duplicate `messages`"));
+                            }
+                            top.messages = Some(map.next_value()?);
+                        } else {
+                            let v: Value = map.next_value()?;
+                            top.rest.insert(key.into_owned(), v);
+                        }
+                    }
+                    Ok(top)
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    /// `[{"category":…,"threshold":"OFF"},…]` as the `Value` path writes it.
+    fn safety_off() -> &'static [u8] {
+        static OFF: OnceLock<Vec<u8>> = OnceLock::new();
+        OFF.get_or_init(|| serde_json::to_vec(&Safety::Off.into_value()).unwrap_or_default())
+    }
+
+    /// `{"parts":[{"text":…},…]` (without the closing brace).
+    fn write_parts(out: &mut Vec<u8>, texts: &[&str]) {
+        out.extend_from_slice(b"{\"parts\":[");
+        for (i, t) in texts.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"text\":");
+            write_json(out, t);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+
+    /// Serialize into `out` (writing to a `Vec` cannot fail).
+    fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+
+    /// Write `"key":`, with a comma before every member but the first.
+    fn key(out: &mut Vec<u8>, k: &str) {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    }
+
+    pub(super) fn translate(raw: &[u8], opts: &Options) -> Option<PreparedCall> {
+        let top: Top = serde_json::from_slice(raw).ok()?;
+        let messages = top.messages?;
+        if messages.is_empty() || messages.len() > MAX_MESSAGES {
+            return None;
+        }
+        let obj = &top.rest;
+        let head = head(obj).ok()?;
+
+        let mut system: Vec<&str> = Vec::new();
+        let mut turns: Vec<(&'static str, Vec<&str>)> = Vec::new();
+        for Obj(m) in &messages {
+            let content = m.content.as_ref().map(|S(c)| &**c);
+            let (role, text) = match &*m.role.as_ref()?.0 {
+                "system" | "developer" => {
+                    let t = content?;
+                    if !t.is_empty() {
+                        system.push(t);
+                    }
+                    continue;
+                }
+                "user" => ("user", content?),
+                "assistant" => ("model", content.unwrap_or("")),
+                _ => return None,
+            };
+            if text.is_empty() {
+                continue;
+            }
+            match turns.last_mut() {
+                Some((r, texts)) if *r == role => texts.push(text),
+                _ => turns.push((role, vec![text])),
+            }
+        }
+        if turns.is_empty() && system.is_empty() {
+            return None;
+        }
+        let m = members(obj, opts, &head).ok()?;
+
+        // Members in the (sorted) order `Value` serializes them.
+        let mut out = Vec::with_capacity(raw.len() + 512);
+        out.push(b'{');
+        if let Some(c) = &m.cached {
+            key(&mut out, "cachedContent");
+            write_json(&mut out, c);
+        }
+        key(&mut out, "contents");
+        out.push(b'[');
+        if turns.is_empty() {
+            // Only a system prompt: it becomes the user turn.
+            write_parts(&mut out, &system);
+            out.extend_from_slice(b",\"role\":\"user\"}");
+        }
+        for (i, (role, texts)) in turns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_parts(&mut out, texts);
+            out.extend_from_slice(b",\"role\":\"");
+            out.extend_from_slice(role.as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        out.push(b']');
+        if !m.gc.is_empty() {
+            key(&mut out, "generationConfig");
+            write_json(&mut out, &m.gc);
+        }
+        key(&mut out, "safetySettings");
+        match &m.safety {
+            Safety::Client(v) => write_json(&mut out, v),
+            Safety::Configured(v) => write_json(&mut out, *v),
+            Safety::Off => out.extend_from_slice(safety_off()),
+        }
+        if !turns.is_empty() && !system.is_empty() {
+            key(&mut out, "systemInstruction");
+            write_parts(&mut out, &system);
+            out.push(b'}');
+        }
+        if let Some(tc) = &m.tool_config {
+            key(&mut out, "toolConfig");
+            write_json(&mut out, tc);
+        }
+        if !m.tools.is_empty() {
+            key(&mut out, "tools");
+            write_json(&mut out, &m.tools);
+        }
+        out.push(b'}');
+
+        Some(PreparedCall {
+            model: head.suffix.base.to_string(),
+            client_model: head.client_model.to_string(),
+            stream: head.stream,
+            include_usage: head.include_usage,
+            body: out,
+        })
+    }
+
 }
 
 #[cfg(test)]
@@ -2891,4 +3212,79 @@ mod tests {
         }
         assert!(runs > 1000);
     }
+
+    /// The `Value` path's answer with the body serialized, as the fast path
+    /// must give it.
+    fn value_path(raw: &str, opts: &Options) -> PreparedCall {
+        let v: Value = serde_json::from_str(raw).expect("json");
+        translate_request(&v, opts).map(PreparedCall::from).expect("valid")
+    }
+
+    #[test]
+    fn fast_path_matches_value_path() {
+        let configured = Options {
+            safety_settings: Some(json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}])),
+            show_thinking: false,
+            code_execution: true,
+            url_context: true,
+            url_context_models: vec!["gemini-2.5-flash".into()],
+            thinking_budget_map: vec![("gemini-2.5-flash".into(), 512)],
+            ..Options::default()
+        };
+        let cases = [
+            r#"{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"Hello"}]}"#,
+            r#"{"messages":[{"content":"Hi \"there\" \u00e9\n","role":"user"}],"model":"models/gemini-2.5-pro","stream":true,"stream_options":{"include_usage":true}}"#,
+            r#"{"model":"gemini-2.5-flash-search-thinking","messages":[{"role":"system","content":"Be brief."},{"role":"developer","content":""},{"role":"user","content":"a"},{"role":"user","content":"b","name":"bob"},{"role":"assistant","content":null},{"role":"assistant","content":"c"},{"role":"user","content":""}],"temperature":0.5,"top_p":1,"max_tokens":64,"stop":["x"],"seed":7,"n":1,"reasoning_effort":"low","user":"u"}"#,
+            r#"{"model":"gemini-3-pro-preview","messages":[{"role":"system","content":"only a system prompt"}]}"#,
+            r#"{"model":"gemini-2.0-flash","messages":[{"role":"user","content":"q"}],"response_format":{"type":"json_object"},"safety_settings":[{"category":"HARM_CATEGORY_HATE_SPEECH","threshold":"BLOCK_LOW_AND_ABOVE"}],"extra_body":{"google":{"cached_content":"cachedContents/abc","thinking_config":{"thinking_budget":0}}}}"#,
+            r#"{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],"tool_choice":"required"}"#,
+        ];
+        for opts in [Options::default(), configured] {
+            for raw in cases {
+                let fast = translate_request_fast(raw.as_bytes(), &opts)
+                    .unwrap_or_else(|| panic!("fell back: {raw}"));
+                let want = value_path(raw, &opts);
+                assert_eq!(
+                    String::from_utf8_lossy(&fast.body),
+                    String::from_utf8_lossy(&want.body),
+                    "{raw}"
+                );
+                assert_eq!(fast, want, "{raw}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_falls_back() {
+        let cases = [
+            // Shapes it does not model.
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[]}]}"#,
+            r#"{"model":"m","messages":[{"role":"assistant","content":"","refusal":"no"}]}"#,
+            r#"{"model":"m","messages":[{"role":"tool","content":"42","tool_call_id":"c"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"messages":[{"role":"user","content":"b"}]}"#,
+            // Invalid requests: their errors come from the `Value` path.
+            r#"{"messages":[{"role":"user","content":"a"}]}"#,
+            r#"{"model":"m","messages":[]}"#,
+            r#"{"model":"m","messages":null}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":null}]}"#,
+            r#"{"model":"m","messages":[{"role":"user"}]}"#,
+            r#"{"model":"m","messages":[{"content":"a"}]}"#,
+            r#"{"model":"m","messages":[{"role":"robot","content":"a"}]}"#,
+            r#"{"model":"m","messages":[{"role":"assistant","content":null}]}"#,
+            r#"{"model":"m","messages":[["user","a"]]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"temperature":"hot"}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"\ud800"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a","name":"\udc00"}]}"#,
+            r#"[1]"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}]} x"#,
+        ];
+        for raw in cases {
+            assert!(
+                translate_request_fast(raw.as_bytes(), &Options::default()).is_none(),
+                "took the fast path: {raw}"
+            );
+        }
+    }
+
 }

@@ -760,60 +760,14 @@ pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<
 
 mod fast {
     use std::borrow::Cow;
-    use std::fmt;
-    use std::marker::PhantomData;
 
-    use serde::de::value::MapAccessDeserializer;
-    use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-    use serde::{Deserialize, Deserializer, Serialize};
+    use serde::de::IgnoredAny;
+    use serde::{Deserialize, Serialize};
     use serde_json::Value;
 
+    use crate::openai::typed::{Obj, S};
+
     use super::{ResponseCtx, Usage, finish_reason, tool_call_id, write_arguments};
-
-    /// A JSON string, borrowed from the input unless it had escapes.
-    pub(super) struct S<'a>(Cow<'a, str>);
-
-    impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = S<'de>;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a string")
-                }
-                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<S<'de>, E> {
-                    Ok(S(Cow::Borrowed(v)))
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<S<'de>, E> {
-                    Ok(S(Cow::Owned(v.to_owned())))
-                }
-                fn visit_string<E: de::Error>(self, v: String) -> Result<S<'de>, E> {
-                    Ok(S(Cow::Owned(v)))
-                }
-            }
-            d.deserialize_str(V)
-        }
-    }
-
-    /// A struct that must be a JSON object (derived structs also accept
-    /// arrays, which the `Value` path treats as "no such field").
-    pub(super) struct Obj<T>(T);
-
-    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V<T>(PhantomData<T>);
-            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-                type Value = T;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                    T::deserialize(MapAccessDeserializer::new(map))
-                }
-            }
-            d.deserialize_map(V(PhantomData)).map(Obj)
-        }
-    }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]

@@ -81,23 +81,22 @@ pub fn flush() {
 /// batched and written every 50 ms by a background thread, so request logging
 /// costs no syscall on the request path; warnings and errors are written at once.
 pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
-    use std::fmt::Write as _;
+    use std::io::Write as _;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mut line = String::with_capacity(128);
-    let _ = writeln!(
-        line,
-        "{}.{:03} {:5} {}",
-        now.as_secs(),
-        now.subsec_millis(),
-        level.label(),
-        args
-    );
     let urgent = level <= Level::Warn;
+    // Formatted straight into the shared buffer: no per-line allocation.
     let full = {
         let mut buf = buffer();
-        buf.extend_from_slice(line.as_bytes());
+        let _ = writeln!(
+            buf,
+            "{}.{:03} {:5} {}",
+            now.as_secs(),
+            now.subsec_millis(),
+            level.label(),
+            args
+        );
         buf.len() > MAX_BUFFERED
     };
     if urgent || full {

@@ -88,11 +88,9 @@ impl Stats {
             } else {
                 model
             };
-            if !s.contains_key(model) {
-                s.insert(model.to_string(), Vec::new());
-            }
-            if let Some(list) = s.get_mut(model) {
-                match list
+            // One lookup on the hot path (a known model and series).
+            match s.get_mut(model) {
+                Some(list) => match list
                     .iter_mut()
                     .find(|(r, st, _)| *r == route && *st == status)
                 {
@@ -101,6 +99,10 @@ impl Stats {
                         list.push((route, status, 1));
                         self.series_count.fetch_add(1, Ordering::Relaxed);
                     }
+                },
+                None => {
+                    s.insert(model.to_string(), vec![(route, status, 1)]);
+                    self.series_count.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

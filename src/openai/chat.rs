@@ -1125,8 +1125,15 @@ fn model_thinks(base: &str, opts: &Options) -> bool {
     {
         return true;
     }
-    let b = base.to_ascii_lowercase();
-    if b.contains("thinking") {
+    let b: Cow<str> = if base.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(base.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(base)
+    };
+    // Model names are short: a plain window scan beats building a
+    // substring searcher for each needle.
+    let has = |needle: &str| b.as_bytes().windows(needle.len()).any(|w| w == needle.as_bytes());
+    if has("thinking") {
         return true;
     }
     const OLDER: [&str; 9] = [
@@ -1141,7 +1148,7 @@ fn model_thinks(base: &str, opts: &Options) -> bool {
         "text-",
     ];
     const NOT_THINKING: [&str; 5] = ["-image", "-tts", "embedding", "-live", "native-audio"];
-    !OLDER.iter().any(|p| b.starts_with(p)) && !NOT_THINKING.iter().any(|p| b.contains(p))
+    !OLDER.iter().any(|p| b.starts_with(p)) && !NOT_THINKING.iter().any(|p| has(p))
 }
 
 /// Build `generationConfig.thinkingConfig` from the model suffix,

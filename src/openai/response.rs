@@ -917,7 +917,12 @@ mod fast {
     /// Whether the text may have a lone `\uD800`–`\uDFFF` escape: `Value`
     /// parsing rejects those, while ignored fields here are not checked.
     /// (An escaped backslash before `u` can only cause a needless fallback.)
-    fn has_lone_surrogate(s: &[u8]) -> bool {
+    fn has_lone_surrogate(text: &str) -> bool {
+        // Most answers have no `\u` escape at all: one vectorized search.
+        if !text.contains("\\u") {
+            return false;
+        }
+        let s = text.as_bytes();
         let escape = |i: usize| -> Option<u32> {
             let w = s.get(i..i + 6)?;
             if w[0] != b'\\' || w[1] != b'u' {
@@ -926,11 +931,8 @@ mod fast {
             u32::from_str_radix(std::str::from_utf8(&w[2..]).ok()?, 16).ok()
         };
         let mut i = 0;
-        while i < s.len() {
-            if s[i] != b'\\' {
-                i += 1;
-                continue;
-            }
+        while let Some(at) = text.get(i..).and_then(|rest| rest.find('\\')) {
+            i += at;
             match escape(i) {
                 Some(0xD800..=0xDBFF) => match escape(i + 6) {
                     Some(0xDC00..=0xDFFF) => i += 12,
@@ -975,7 +977,7 @@ mod fast {
     /// The fast translation, `None` when the answer needs the `Value` path.
     pub(super) fn translate(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
         let text = std::str::from_utf8(gemini).ok()?;
-        if has_lone_surrogate(gemini) {
+        if has_lone_surrogate(text) {
             return None;
         }
         let Obj(answer) = serde_json::from_str::<Obj<Answer>>(text).ok()?;

@@ -82,24 +82,78 @@ pub fn flush() {
 /// costs no syscall on the request path; warnings and errors are written at once.
 pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
+    let full = {
+        let mut buf = buffer();
+        stamp(&mut buf, level);
+        let _ = writeln!(buf, "{args}");
+        buf.len() > MAX_BUFFERED
+    };
+    after_write(level <= Level::Warn || full);
+}
+
+/// The per-request info line, `METHOD PATH STATUS 1.2ms model=M key=K`,
+/// written without `fmt` machinery (it is the one line every request logs).
+pub fn request(method: &str, path: &str, status: u16, tenths_ms: u64, model: &str, key: &str) {
+    if !enabled(Level::Info) {
+        return;
+    }
+    let full = {
+        let mut buf = buffer();
+        stamp(&mut buf, Level::Info);
+        for piece in [method, " ", path, " "] {
+            buf.extend_from_slice(piece.as_bytes());
+        }
+        push_int(&mut buf, u64::from(status), 1);
+        buf.push(b' ');
+        push_int(&mut buf, tenths_ms / 10, 1);
+        buf.push(b'.');
+        push_int(&mut buf, tenths_ms % 10, 1);
+        for piece in ["ms model=", or_dash(model), " key=", or_dash(key), "\n"] {
+            buf.extend_from_slice(piece.as_bytes());
+        }
+        buf.len() > MAX_BUFFERED
+    };
+    after_write(full);
+}
+
+/// `-` for an empty field.
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// `n` in decimal, zero-padded to `width` digits.
+fn push_int(buf: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 && digits.len() - i >= width {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+/// `SECONDS.MILLIS LEVEL ` (the level padded to five characters).
+fn stamp(buf: &mut Vec<u8>, level: Level) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let urgent = level <= Level::Warn;
-    // Formatted straight into the shared buffer: no per-line allocation.
-    let full = {
-        let mut buf = buffer();
-        let _ = writeln!(
-            buf,
-            "{}.{:03} {:5} {}",
-            now.as_secs(),
-            now.subsec_millis(),
-            level.label(),
-            args
-        );
-        buf.len() > MAX_BUFFERED
-    };
-    if urgent || full {
+    push_int(buf, now.as_secs(), 1);
+    buf.push(b'.');
+    push_int(buf, u64::from(now.subsec_millis()), 3);
+    buf.push(b' ');
+    let label = level.label();
+    buf.extend_from_slice(label.as_bytes());
+    buf.extend(std::iter::repeat_n(b' ', 6 - label.len()));
+}
+
+/// Write now when `now` (urgent or a full buffer), else make sure the
+/// flusher thread runs.
+fn after_write(now: bool) {
+    if now {
         flush();
     } else {
         FLUSHER.call_once(|| {
@@ -134,4 +188,30 @@ macro_rules! info {
 #[macro_export]
 macro_rules! debug {
     ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Debug) { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) } };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_have_the_same_shape_both_ways() {
+        let mut a = Vec::new();
+        push_int(&mut a, 7, 3);
+        push_int(&mut a, 0, 1);
+        push_int(&mut a, 1234567890, 1);
+        assert_eq!(a, b"00701234567890");
+        let mut b = Vec::new();
+        stamp(&mut b, Level::Info);
+        let text = String::from_utf8(b).expect("utf8");
+        let (secs, rest) = text.split_once('.').expect("dot");
+        assert!(
+            secs.bytes().all(|c| c.is_ascii_digit()) && secs.len() >= 10,
+            "{text}"
+        );
+        assert_eq!(&rest[3..], " INFO  ", "{text}");
+        let mut c = Vec::new();
+        stamp(&mut c, Level::Error);
+        assert!(String::from_utf8(c).expect("utf8").ends_with(" ERROR "));
+    }
 }

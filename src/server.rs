@@ -179,20 +179,14 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         status,
     );
     // Milliseconds with one decimal, in integers (float formatting is slow).
-    let tenths = start.elapsed().as_micros() / 100;
-    crate::info!(
-        "{} {} {} {}.{}ms model={} key={}",
-        method,
-        path,
+    let tenths = u64::try_from(start.elapsed().as_micros() / 100).unwrap_or(u64::MAX);
+    crate::log::request(
+        method.as_str(),
+        &path,
         status,
-        tenths / 10,
-        tenths % 10,
-        if info.model.is_empty() {
-            "-"
-        } else {
-            &info.model
-        },
-        if info.key.is_empty() { "-" } else { &info.key },
+        tenths,
+        &info.model,
+        &info.key,
     );
     Ok(res)
 }

@@ -111,11 +111,21 @@ pub enum Failure {
     Unavailable(Counts),
 }
 
+/// `a` followed by `b`, in one allocation.
+pub fn join(a: &str, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + b.len());
+    s.push_str(a);
+    s.push_str(b);
+    s
+}
+
 /// The upstream: base URL, the shared client and the retry policy.
 #[derive(Clone)]
 pub struct Upstream {
     client: HttpClient,
     origin: String,
+    /// `origin` parsed once, so each attempt parses only its path.
+    origin_parts: Option<(http::uri::Scheme, http::uri::Authority)>,
     prefix: String,
     prefix_v1: String,
     timeout: Duration,
@@ -144,9 +154,14 @@ impl Upstream {
             Some((head, last)) if last.starts_with("v1") => format!("{head}/v1"),
             _ => prefix.clone(),
         };
+        let origin_parts = origin.parse::<Uri>().ok().and_then(|u| {
+            let p = u.into_parts();
+            Some((p.scheme?, p.authority?))
+        });
         Upstream {
             client,
             origin,
+            origin_parts,
             prefix,
             prefix_v1,
             timeout,
@@ -157,12 +172,12 @@ impl Upstream {
 
     /// The path for `rest` (starting with `/`) under the `BASE_URL` version (`v1beta`).
     pub fn path(&self, rest: &str) -> String {
-        format!("{}{}", self.prefix, rest)
+        join(&self.prefix, rest)
     }
 
     /// The path for `rest` under the upstream's `v1` (derived from `BASE_URL`).
     pub fn path_v1(&self, rest: &str) -> String {
-        format!("{}{}", self.prefix_v1, rest)
+        join(&self.prefix_v1, rest)
     }
 
     /// The shared client (for verification, keep-alive and image fetches).
@@ -181,9 +196,16 @@ impl Upstream {
         call: &Call<'_>,
         key: &str,
     ) -> Result<Response<Incoming>, AttemptError> {
-        let uri: Uri = format!("{}{}", self.origin, call.path)
-            .parse()
-            .map_err(|_| AttemptError::Network("invalid upstream URL".into()))?;
+        let uri = match &self.origin_parts {
+            Some((scheme, authority)) => Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(call.path.as_str())
+                .build()
+                .ok(),
+            None => join(&self.origin, &call.path).parse().ok(),
+        };
+        let uri = uri.ok_or_else(|| AttemptError::Network("invalid upstream URL".into()))?;
         let mut req = Request::new(Full::new(call.body.clone()));
         *req.method_mut() = call.method.clone();
         *req.uri_mut() = uri;

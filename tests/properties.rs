@@ -409,7 +409,9 @@ fn plain_request() -> impl Strategy<Value = Value> {
     let text = prop_oneof![
         ".{0,12}".prop_map(Value::String),
         Just(Value::String(String::new())),
-        Just(Value::String("quote \" slash \\ nl \n tab \t nul \u{0} é 😀 \u{2028}".into())),
+        Just(Value::String(
+            "quote \" slash \\ nl \n tab \t nul \u{0} é 😀 \u{2028}".into()
+        )),
         Just(Value::Null),
     ];
     let msg = (

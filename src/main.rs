@@ -74,7 +74,14 @@ fn main() -> ExitCode {
     match command {
         "healthcheck" => rt.block_on(healthcheck()),
         "fake" => rt.block_on(run_fake(port.unwrap_or(9000))),
-        _ => rt.block_on(serve(demo, port)),
+        // On a worker thread, not in `block_on`: the accept loop then runs
+        // where the connections run, and a new connection costs no wake-up
+        // hand-off between the main thread and a worker.
+        _ => rt.block_on(async move {
+            tokio::spawn(serve(demo, port))
+                .await
+                .unwrap_or(ExitCode::FAILURE)
+        }),
     }
 }
 

@@ -447,35 +447,36 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let masked = app.pool.masked(key).to_string();
 
     let (tx, out_body) = ChannelBody::pair(32);
-    let opts = app.cfg.translate.clone();
-    let client_model = call.client_model.clone();
-    let include_usage = call.include_usage;
+    let mut tr = openai::stream::StreamTranslator::new(
+        &call.client_model,
+        created,
+        call.include_usage,
+        &app.cfg.translate,
+    );
+    // The events read while opening the stream are translated here and
+    // queued before the response is returned, so its head and first chunks
+    // leave in one write.
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut ended_early = false;
+    for ev in pending {
+        if let openai::stream::Step::Ended = tr.on_event(&ev, &mut out) {
+            ended_early = true;
+            break;
+        }
+    }
+    if !out.is_empty() {
+        // A fresh channel always has room.
+        let _ = tx.try_send(Bytes::from(std::mem::take(&mut out)));
+    }
     let stats_app = app.clone();
     let model = call.model.clone();
     let masked_task = masked.clone();
     tokio::spawn(async move {
-        let mut tr =
-            openai::stream::StreamTranslator::new(&client_model, created, include_usage, &opts);
-        let mut incoming = incoming;
-        let mut events: Vec<String> = Vec::new();
-        let mut out: Vec<u8> = Vec::with_capacity(1024);
-        // The events read while opening the stream go first.
-        let mut opened = false;
-        for ev in pending {
-            if let openai::stream::Step::Ended = tr.on_event(&ev, &mut out) {
-                opened = true;
-                break;
-            }
-        }
-        if !out.is_empty()
-            && tx
-                .send(Bytes::from(std::mem::take(&mut out)))
-                .await
-                .is_err()
-            || opened
-        {
+        if ended_early {
             return;
         }
+        let mut incoming = incoming;
+        let mut events: Vec<String> = Vec::new();
         loop {
             let mut ended = false;
             match tokio::time::timeout(idle, incoming.frame()).await {

@@ -287,7 +287,7 @@ pub async fn native(
     let (parts, incoming) = answer.response.into_parts();
     let out_body = if streaming {
         let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-        forward_stream(incoming, app.cfg.stream_idle_timeout, sse, encoded)
+        forward_stream(incoming, app.cfg.stream_idle_timeout, sse, encoded).await
     } else {
         body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
     };
@@ -428,12 +428,29 @@ fn response_headers(mut headers: HeaderMap) -> HeaderMap {
 /// end it with Google's error object in the stream's own framing (not into
 /// an `encoded` — e.g. gzip — stream, which is cut instead, so the client's
 /// decoder sees it end early rather than read plain text as gzip).
-fn forward_stream(mut incoming: Incoming, idle: Duration, sse: bool, encoded: bool) -> Body {
+///
+/// The first frame is awaited before the body is returned and queued in it,
+/// so the response's head and first chunk leave in one write.
+async fn forward_stream(mut incoming: Incoming, idle: Duration, sse: bool, encoded: bool) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
     let body = Forwarded { rx }.boxed();
+    let mut first = match tokio::time::timeout(idle, incoming.frame()).await {
+        Ok(Some(Ok(frame))) => {
+            if let Ok(data) = frame.into_data() {
+                // A fresh channel always has room.
+                let _ = tx.try_send(Ok(data));
+            }
+            None
+        }
+        other => Some(other),
+    };
     tokio::spawn(async move {
         loop {
-            let failure = match tokio::time::timeout(idle, incoming.frame()).await {
+            let next = match first.take() {
+                Some(r) => r,
+                None => tokio::time::timeout(idle, incoming.frame()).await,
+            };
+            let failure = match next {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data()
                         && tx.send(Ok(data)).await.is_err()
@@ -662,7 +679,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             // it breaks, the client's connection breaks too (no OpenAI error
             // event can be spliced into a possibly encoded stream).
             let out = if event_stream {
-                forward_stream(incoming, app.cfg.stream_idle_timeout, true, true)
+                forward_stream(incoming, app.cfg.stream_idle_timeout, true, true).await
             } else {
                 body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
             };

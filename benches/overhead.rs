@@ -749,7 +749,7 @@ async fn run() {
         } else if paced {
             20
         } else {
-            100
+            300
         };
         let mut base: Option<(u64, u64)> = None;
         let targets = stream_targets(paced);
@@ -777,7 +777,7 @@ async fn run() {
                 // Gaps are compared on the paced run (64 events 20 ms apart). Time to first
                 // byte is compared on the unpaced run: with pacing, the fake's first event
                 // waits on a 1 ms timer tick, whose jitter swamps what the gateway adds, and
-                // the unpaced run has 100 samples per target instead of 20.
+                // the unpaced run has 300 samples per target instead of 20.
                 Some((_, bg)) if paced => {
                     let ag = gl.p99.saturating_sub(bg);
                     rep.target(

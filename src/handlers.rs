@@ -395,38 +395,35 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             app.pool.masked(key)
         );
         app.pool.report(key, &call.model, &outcome);
+        let (status, code, message) = match outcome {
+            Outcome::Quota { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "Gemini's stream failed before its first event on every key tried (quota).",
+            ),
+            Outcome::Transient(m) if m.starts_with("stream silent") => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
+            ),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "Gemini's stream failed before its first event on every key tried.",
+            ),
+        };
         let budget = app.upstream.attempts().saturating_sub(used);
-        if budget == 0 {
-            let (status, code, message) = match outcome {
-                Outcome::Quota { .. } => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_exceeded",
-                    "Gemini's stream failed before its first event on every key tried (quota).",
-                ),
-                Outcome::Transient(m) if m.starts_with("stream silent") => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
-                ),
-                _ => (
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    "Gemini's stream failed before its first event on every key tried.",
-                ),
-            };
-            return with_log(
-                oai_error(status, message, Some(code), None),
-                "chat",
-                &call.model,
-                app.pool.masked(key),
-            );
-        }
-        match app
-            .upstream
-            .call_with(&app.pool, &up, &mut tried, budget)
-            .await
-        {
-            Ok(a) => {
+        let retried = if budget == 0 {
+            None
+        } else {
+            Some(
+                app.upstream
+                    .call_with(&app.pool, &up, &mut tried, budget)
+                    .await,
+            )
+        };
+        match retried {
+            Some(Ok(a)) => {
                 app.stats.retried(a.attempts);
                 used += a.attempts;
                 response = a.response;
@@ -434,7 +431,17 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 parser = openai::stream::SseParser::new(MAX_EVENT);
                 pending.clear();
             }
-            Err(f) => {
+            // No budget left, or no other key to try: the stream's own failure
+            // is the answer.
+            None | Some(Err(Failure::Unavailable(_))) => {
+                return with_log(
+                    oai_error(status, message, Some(code), None),
+                    "chat",
+                    &call.model,
+                    app.pool.masked(key),
+                );
+            }
+            Some(Err(f)) => {
                 return with_log(
                     failure_response(&app, f, &call.model),
                     "chat",

@@ -1373,3 +1373,79 @@ async fn verify_as_json_and_for_given_keys() {
     );
     gw.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// Streams that fail before their first byte
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stream_that_fails_before_its_first_byte_is_retried() {
+    let gw = start(&[
+        ("API_KEYS", r#"["key-cut-00000001","key-good-00000001"]"#),
+        ("KEY_SELECTION", "round_robin"),
+        ("MAX_RETRIES", "1"),
+    ])
+    .await;
+    // Headers, then the connection is cut before any event.
+    gw.state()
+        .set_key("key-cut-00000001", KeyBehavior::CutAfter { events: 0 });
+    let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
+    for _ in 0..2 {
+        let r = send(
+            Method::POST,
+            &gw.url(path),
+            &[("x-goog-api-key", TOKEN)],
+            body_of(&user("[[events=3]] x")),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let events = sse_events(&String::from_utf8_lossy(&r.body));
+        assert_eq!(events.len(), 3, "every event, once: {events:?}");
+        assert!(
+            events.iter().all(|e| !e.contains("\"error\"")),
+            "{events:?}"
+        );
+    }
+    assert!(gw.state().count_for_key("key-cut-00000001") >= 1);
+    assert_eq!(gw.state().count_for_key("key-good-00000001"), 2);
+
+    // With no key left to try, an HTTP error in Google's format, not a 200
+    // stream holding only an error.
+    let gw1 = start(&[("API_KEYS", r#"["key-cut-00000002"]"#)]).await;
+    gw1.state()
+        .set_key("key-cut-00000002", KeyBehavior::CutAfter { events: 0 });
+    let r = send(
+        Method::POST,
+        &gw1.url(path),
+        &[("x-goog-api-key", TOKEN)],
+        body_of(&user("[[events=3]] x")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    let v: Value = serde_json::from_slice(&r.body).expect("a Google error object");
+    assert_eq!(v["error"]["code"], 502, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("first byte"),
+        "{v}"
+    );
+    // The OpenAI route says the same in OpenAI's format.
+    let r = post_json(
+        &gw1,
+        "/v1/chat/completions",
+        &json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "[[events=3]] x"}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    let v: Value = serde_json::from_slice(&r.body).expect("an OpenAI error object");
+    assert_eq!(v["error"]["code"], "upstream_error", "{v}");
+    gw1.shutdown().await;
+    gw.shutdown().await;
+}

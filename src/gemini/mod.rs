@@ -264,19 +264,19 @@ pub async fn native(
         Keys::Backup => &app.backup,
         Keys::Client(p) => p,
     };
+    let own = matches!(keys, Keys::Client(_));
     let started = Instant::now();
-    let answer = match app.upstream.call(pool, &up).await {
+    let mut answer = match app.upstream.call(pool, &up).await {
         Ok(a) => a,
         Err(f) => {
-            let own = matches!(keys, Keys::Client(_));
             return with_log(native_failure(&app, f, &model, own), "native", &model, "");
         }
     };
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
-    let masked = pool.masked(answer.key).to_string();
 
     if list_models && app.cfg.native_derived_models {
+        let masked = pool.masked(answer.key).to_string();
         return with_log(
             derived_model_list(&app, answer.response).await,
             "native",
@@ -284,13 +284,68 @@ pub async fn native(
             &masked,
         );
     }
-    let (parts, incoming) = answer.response.into_parts();
-    let out_body = if streaming {
-        let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-        forward_stream(incoming, app.cfg.stream_idle_timeout, sse, encoded).await
-    } else {
-        body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
+    let idle = app.cfg.stream_idle_timeout;
+    // A stream's first frame is read before anything reaches the client: a
+    // stream that breaks, stays silent or ends empty before it is retried on
+    // another key within the same MAX_RETRIES budget.
+    let mut tried = vec![answer.key];
+    let mut used = answer.attempts;
+    let (parts, out_body) = loop {
+        let (parts, mut incoming) = answer.response.into_parts();
+        if !streaming {
+            break (parts, body::idle_timeout(incoming, idle));
+        }
+        let first = tokio::time::timeout(idle, incoming.frame()).await;
+        let (outcome, status, message) = match first {
+            Ok(Some(Ok(_))) => {
+                let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
+                break (parts, forward_stream(first, incoming, idle, sse, encoded));
+            }
+            Ok(None) => (
+                "stream ended empty",
+                StatusCode::BAD_GATEWAY,
+                "Gemini's stream ended before its first byte on every key tried.",
+            ),
+            Ok(Some(Err(_))) => (
+                "stream broke before its first byte",
+                StatusCode::BAD_GATEWAY,
+                "Gemini's stream broke before its first byte on every key tried.",
+            ),
+            Err(_) => (
+                "stream silent before its first byte",
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first byte.",
+            ),
+        };
+        crate::debug!(
+            "native stream on key {} failed before its first byte; trying another key",
+            pool.masked(answer.key)
+        );
+        pool.report(answer.key, &model, &Outcome::Transient(outcome.into()));
+        let budget = app.upstream.attempts().saturating_sub(used);
+        let retried = if budget == 0 {
+            None
+        } else {
+            Some(app.upstream.call_with(pool, &up, &mut tried, budget).await)
+        };
+        match retried {
+            Some(Ok(a)) => {
+                app.stats.retried(a.attempts);
+                used += a.attempts;
+                answer = a;
+            }
+            // No budget left, or no other key to try: the stream's own
+            // failure is the answer.
+            None | Some(Err(Failure::Unavailable(_))) => {
+                let masked = pool.masked(answer.key).to_string();
+                return with_log(gerr(status, message), "native", &model, &masked);
+            }
+            Some(Err(f)) => {
+                return with_log(native_failure(&app, f, &model, own), "native", &model, "");
+            }
+        }
     };
+    let masked = pool.masked(answer.key).to_string();
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
     *res.headers_mut() = response_headers(parts.headers);
@@ -424,17 +479,28 @@ fn response_headers(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
+/// One read of an upstream body under the idle timeout.
+type FirstRead =
+    Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
+
 /// Forward a streamed answer as it arrives; if it breaks or goes silent,
 /// end it with Google's error object in the stream's own framing (not into
 /// an `encoded` — e.g. gzip — stream, which is cut instead, so the client's
 /// decoder sees it end early rather than read plain text as gzip).
 ///
-/// The first frame is awaited before the body is returned and queued in it,
-/// so the response's head and first chunk leave in one write.
-async fn forward_stream(mut incoming: Incoming, idle: Duration, sse: bool, encoded: bool) -> Body {
+/// `first` is the first read of `incoming` (under the idle timeout), made by
+/// the caller; a data frame is queued in the body before it is returned, so
+/// the response's head and first chunk leave in one write.
+fn forward_stream(
+    first: FirstRead,
+    mut incoming: Incoming,
+    idle: Duration,
+    sse: bool,
+    encoded: bool,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
     let body = Forwarded { rx }.boxed();
-    let mut first = match tokio::time::timeout(idle, incoming.frame()).await {
+    let mut first = match first {
         Ok(Some(Ok(frame))) => {
             if let Ok(data) = frame.into_data() {
                 // A fresh channel always has room.
@@ -679,7 +745,12 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             // it breaks, the client's connection breaks too (no OpenAI error
             // event can be spliced into a possibly encoded stream).
             let out = if event_stream {
-                forward_stream(incoming, app.cfg.stream_idle_timeout, true, true).await
+                {
+                    let mut incoming = incoming;
+                    let idle = app.cfg.stream_idle_timeout;
+                    let first = tokio::time::timeout(idle, incoming.frame()).await;
+                    forward_stream(first, incoming, idle, true, true)
+                }
             } else {
                 body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
             };

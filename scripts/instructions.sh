@@ -4,12 +4,13 @@
 # BENCHMARKS.md (wall-clock runs on a shared 2-vCPU machine vary by ±30 %;
 # instruction counts vary by well under 1 %).
 #
-#   scripts/instructions.sh [N]        # N requests of each kind (default 2000)
+#   scripts/instructions.sh [N]        # N requests of each kind (default 2000; N/8 streams)
 #
 # Builds the release binary with symbols, starts the fake upstream and the
 # gateway under `valgrind --tool=callgrind` (instrumentation switched on only
 # after 200 warm-up requests), sends N sequential requests of each kind over
-# one keep-alive connection, and prints user-space instructions per request
+# one keep-alive connection (native, OpenAI, and OpenAI streams of 64 events),
+# and prints user-space instructions per request
 # (the kernel's share is not counted). Needs valgrind and python3.
 # Annotate a run with: callgrind_annotate --inclusive=yes target/callgrind/<kind>.out.1
 set -euo pipefail
@@ -41,7 +42,10 @@ native = ("/v1beta/models/gemini-2.5-flash:generateContent",
 openai = ("/v1/chat/completions",
           '{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"Hello, how are you?"}]}',
           {"Content-Type": "application/json", "Authorization": "Bearer sk-instr"})
-path, body, headers = native if kind == "native" else openai
+stream = ("/v1/chat/completions",
+          '{"model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"[[events=64]] Hello"}]}',
+          {"Content-Type": "application/json", "Authorization": "Bearer sk-instr"})
+path, body, headers = {"native": native, "openai": openai, "stream": stream}[kind]
 c = http.client.HTTPConnection("127.0.0.1", port)
 for _ in range(n):
     c.request("POST", path, body, headers)
@@ -51,7 +55,9 @@ for _ in range(n):
 EOF
 }
 
-for kind in native openai; do
+for kind in native openai stream; do
+    n=$N
+    if [ "$kind" = stream ]; then n=$((N / 8 > 50 ? N / 8 : 50)); fi
     rm -f "$DIR/$kind.out"*
     env -i PATH="$PATH" PORT="$GW_PORT" API_KEYS='["k-one","k-two","k-three"]' \
         ALLOWED_TOKENS='["sk-instr"]' BASE_URL="http://127.0.0.1:$FAKE_PORT/v1beta" ENV_FILE=/nonexistent \
@@ -64,11 +70,15 @@ for kind in native openai; do
     done
     drive "$kind" 200
     callgrind_control -i on "$GW" >/dev/null 2>&1
-    drive "$kind" "$N"
+    drive "$kind" "$n"
     callgrind_control -i off "$GW" >/dev/null 2>&1
     callgrind_control -d "$GW" >/dev/null 2>&1
     kill "$GW"
     wait "$GW" 2>/dev/null || true
     total=$(callgrind_annotate "$DIR/$kind.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-    printf '%-7s %8d instructions per request\n' "$kind" $((total / N))
+    per=$((total / n))
+    case $kind in
+        stream) printf '%-7s %8d instructions per OpenAI stream of 64 events (%d per event)\n' "$kind" "$per" $((per / 64)) ;;
+        *) printf '%-7s %8d instructions per request\n' "$kind" "$per" ;;
+    esac
 done

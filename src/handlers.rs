@@ -539,7 +539,10 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             if !out.is_empty()
                 && tx
-                    .send(Bytes::from(std::mem::take(&mut out)))
+                    .send(Bytes::from(std::mem::replace(
+                        &mut out,
+                        Vec::with_capacity(1024),
+                    )))
                     .await
                     .is_err()
             {

@@ -629,6 +629,21 @@ fn run_stream(bytes: &[u8], cuts: &[usize], include_usage: bool, opts: &Options)
     chunks
 }
 
+/// The translator's whole output for these event payloads, with its typed
+/// fast path on or off.
+fn translate_events(events: &[String], include_usage: bool, opts: &Options, fast: bool) -> String {
+    let mut tr = stream::StreamTranslator::new("m", 1, include_usage, opts);
+    tr.set_fast_path(fast);
+    let mut out = Vec::new();
+    for e in events {
+        if tr.on_event(e, &mut out) == stream::Step::Ended {
+            return String::from_utf8(out).expect("UTF-8");
+        }
+    }
+    tr.finish(&mut out);
+    String::from_utf8(out).expect("UTF-8")
+}
+
 /// The SSE bytes Gemini would send for these answers.
 fn sse(answers: &[Value], crlf: bool) -> Vec<u8> {
     let mut b = Vec::new();
@@ -769,6 +784,17 @@ proptest! {
             }
             prop_assert!(!finish.is_null());
         }
+    }
+
+    /// The stream translator's typed fast path writes exactly what its
+    /// `Value` path writes, event for event, whatever the events hold.
+    #[test]
+    fn fast_stream_path_agrees(answers in prop::collection::vec(arb_answer(), 1..5), junk in prop::collection::vec(arb_json(), 0..2), usage in any::<bool>(), opts in arb_options()) {
+        let mut events: Vec<String> = answers.iter().map(Value::to_string).collect();
+        events.extend(junk.iter().map(Value::to_string));
+        let fast = translate_events(&events, usage, &opts, true);
+        let slow = translate_events(&events, usage, &opts, false);
+        prop_assert_eq!(fast, slow);
     }
 
     /// A thought signature put into a tool call id comes back to Gemini when

@@ -758,7 +758,9 @@ pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<
     Some(serde_json::to_vec(&translate_response(&v, ctx)).unwrap_or_default())
 }
 
-mod fast {
+/// The typed fast path for non-streamed answers, and the typed pieces the
+/// stream translator's fast path shares.
+pub(crate) mod fast {
     use std::borrow::Cow;
 
     use serde::de::IgnoredAny;
@@ -794,26 +796,29 @@ mod fast {
         logprobs_result: Option<IgnoredAny>,
     }
 
+    /// A candidate's `content`.
     #[derive(Deserialize)]
-    struct Content<'a> {
+    pub(crate) struct Content<'a> {
         #[serde(borrow)]
-        parts: Option<Vec<Obj<FastPart<'a>>>>,
+        pub(crate) parts: Option<Vec<Obj<FastPart<'a>>>>,
     }
 
+    /// A part the fast paths model; any other member fails the parse.
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct FastPart<'a> {
+    pub(crate) struct FastPart<'a> {
         #[serde(borrow)]
-        text: Option<S<'a>>,
-        thought: Option<bool>,
+        pub(crate) text: Option<S<'a>>,
+        pub(crate) thought: Option<bool>,
         #[serde(borrow)]
         thought_signature: Option<S<'a>>,
         #[serde(borrow)]
-        function_call: Option<Obj<FnCall<'a>>>,
+        pub(crate) function_call: Option<Obj<FnCall<'a>>>,
     }
 
+    /// A `functionCall` part's call.
     #[derive(Deserialize)]
-    struct FnCall<'a> {
+    pub(crate) struct FnCall<'a> {
         #[serde(borrow)]
         name: Option<S<'a>>,
         args: Option<Value>,
@@ -826,15 +831,36 @@ mod fast {
         block_reason: Option<S<'a>>,
     }
 
+    /// `usageMetadata`.
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct Meta {
+    pub(crate) struct Meta {
         prompt_token_count: Option<u64>,
         tool_use_prompt_token_count: Option<u64>,
         thoughts_token_count: Option<u64>,
         candidates_token_count: Option<u64>,
         total_token_count: Option<u64>,
         cached_content_token_count: Option<u64>,
+    }
+
+    impl Meta {
+        /// [`Usage::from_meta`] over typed counts.
+        pub(crate) fn usage(&self) -> Usage {
+            let n = |v: Option<u64>| v.unwrap_or(0);
+            let prompt =
+                n(self.prompt_token_count).saturating_add(n(self.tool_use_prompt_token_count));
+            let reasoning = n(self.thoughts_token_count);
+            let completion = n(self.candidates_token_count).saturating_add(reasoning);
+            Usage {
+                prompt,
+                completion,
+                total: self
+                    .total_token_count
+                    .unwrap_or_else(|| prompt.saturating_add(completion)),
+                cached: n(self.cached_content_token_count),
+                reasoning,
+            }
+        }
     }
 
     // Output, fields in the (sorted) order `Value` serializes them.
@@ -917,7 +943,7 @@ mod fast {
     /// Whether the text may have a lone `\uD800`–`\uDFFF` escape: `Value`
     /// parsing rejects those, while ignored fields here are not checked.
     /// (An escaped backslash before `u` can only cause a needless fallback.)
-    fn has_lone_surrogate(text: &str) -> bool {
+    pub(crate) fn has_lone_surrogate(text: &str) -> bool {
         // Most answers have no `\u` escape at all: one vectorized search.
         if !text.contains("\\u") {
             return false;
@@ -1084,22 +1110,7 @@ mod fast {
         }
 
         let u = match answer.usage_metadata {
-            Some(Obj(m)) => {
-                let n = |v: Option<u64>| v.unwrap_or(0);
-                let prompt =
-                    n(m.prompt_token_count).saturating_add(n(m.tool_use_prompt_token_count));
-                let reasoning = n(m.thoughts_token_count);
-                let completion = n(m.candidates_token_count).saturating_add(reasoning);
-                Usage {
-                    prompt,
-                    completion,
-                    total: m
-                        .total_token_count
-                        .unwrap_or_else(|| prompt.saturating_add(completion)),
-                    cached: n(m.cached_content_token_count),
-                    reasoning,
-                }
-            }
+            Some(Obj(m)) => m.usage(),
             None => Usage::default(),
         };
 

@@ -111,7 +111,7 @@ impl SseParser {
                     continue;
                 }
             }
-            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 Some(p) => {
                     let (line, term) = rest.split_at(p);
                     self.take(line)?;
@@ -259,6 +259,21 @@ enum Delta<'a> {
     Empty,
 }
 
+/// `n` in decimal (chunk indices: no `fmt` machinery per chunk).
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 fn json_str(out: &mut Vec<u8>, s: &str) {
     // Serializing a `str` into a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
@@ -281,7 +296,9 @@ impl Writer {
     fn open(&self, out: &mut Vec<u8>, index: u64) {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(&self.header);
-        let _ = write!(out, "{{\"index\":{index},\"delta\":");
+        out.extend_from_slice(b"{\"index\":");
+        push_u64(out, index);
+        out.extend_from_slice(b",\"delta\":");
     }
 
     fn close(&mut self, out: &mut Vec<u8>, finish: Option<&str>) {
@@ -309,7 +326,9 @@ impl Writer {
             Delta::Reasoning(t) => ("reasoning_content", t),
             Delta::Refusal(t) => ("refusal", t),
         };
-        let _ = write!(out, "{{\"{key}\":");
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
         json_str(out, text);
         out.push(b'}');
         self.close(out, finish);
@@ -370,6 +389,8 @@ pub struct StreamTranslator {
     usage: Option<Usage>,
     scratch: String,
     done: bool,
+    /// Plain text/thought events take the typed path (see [`Self::fast_event`]).
+    fast: bool,
 }
 
 impl StreamTranslator {
@@ -393,7 +414,14 @@ impl StreamTranslator {
             usage: None,
             scratch: String::new(),
             done: false,
+            fast: true,
         }
+    }
+
+    /// Turn the typed fast path off (tests compare both paths' output).
+    #[doc(hidden)]
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast = on;
     }
 
     /// One Gemini event payload (the JSON after `data: `). Appends
@@ -410,6 +438,9 @@ impl StreamTranslator {
         }
         let trimmed = payload.trim();
         if trimmed.is_empty() || trimmed == "[DONE]" {
+            return Step::Continue;
+        }
+        if self.fast && self.fast_event(trimmed, out) {
             return Step::Continue;
         }
         let v: Value = match serde_json::from_str(trimmed) {
@@ -536,25 +567,127 @@ impl StreamTranslator {
         Some(self.choices.len() - 1)
     }
 
+    /// Set the chunk header from the first event: its `responseId`, else a
+    /// hash of the event.
+    fn open(&mut self, response_id: Option<&str>, payload: &str) {
+        let id = match response_id.filter(|s| !s.is_empty()) {
+            Some(r) => {
+                self.response_id = r.to_owned();
+                format!("chatcmpl-{r}")
+            }
+            None => {
+                let mut h = Fnv::new();
+                h.write(payload.as_bytes());
+                format!("chatcmpl-{:016x}", h.0)
+            }
+        };
+        self.w.set_header(&id, self.created, &self.model);
+    }
+
+    /// [`Self::event`] for the common event: an object whose candidates carry
+    /// only text and thought parts (no calls, no grounding), read into
+    /// borrowed typed structs instead of a `Value` tree. Writes exactly what
+    /// `event` would; `false` (having written nothing) for anything else.
+    fn fast_event(&mut self, payload: &str, out: &mut Vec<u8>) -> bool {
+        use super::response::fast::{Content, FastPart, Meta, has_lone_surrogate};
+        use super::typed::{Obj, S};
+        use serde::Deserialize;
+        use serde::de::IgnoredAny;
+
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Event<'a> {
+            #[serde(borrow)]
+            candidates: Option<Vec<Obj<Cand<'a>>>>,
+            #[serde(borrow)]
+            response_id: Option<S<'a>>,
+            usage_metadata: Option<Obj<Meta>>,
+            error: Option<IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Cand<'a> {
+            #[serde(borrow)]
+            content: Option<Obj<Content<'a>>>,
+            #[serde(borrow)]
+            finish_reason: Option<S<'a>>,
+            index: Option<u64>,
+            grounding_metadata: Option<IgnoredAny>,
+        }
+        fn parts<'c, 'a>(c: &'c Cand<'a>) -> &'c [Obj<FastPart<'a>>] {
+            c.content
+                .as_ref()
+                .and_then(|Obj(c)| c.parts.as_deref())
+                .unwrap_or(&[])
+        }
+
+        // Ignored members are not validated: what `Value` would refuse goes there.
+        if has_lone_surrogate(payload) {
+            return false;
+        }
+        let Ok(Obj(ev)) = serde_json::from_str::<Obj<Event>>(payload) else {
+            return false;
+        };
+        let cands = match &ev.candidates {
+            Some(c) if !c.is_empty() && ev.error.is_none() => c,
+            _ => return false,
+        };
+        let modelled = cands.iter().all(|Obj(c)| {
+            c.grounding_metadata.is_none()
+                && parts(c).iter().all(|Obj(p)| p.function_call.is_none())
+        });
+        if !modelled {
+            return false;
+        }
+
+        if self.w.header.is_empty() {
+            self.open(ev.response_id.as_ref().map(|S(r)| &**r), payload);
+        }
+        if let Some(Obj(m)) = &ev.usage_metadata {
+            self.usage = Some(m.usage());
+        }
+        for (pos, Obj(cand)) in cands.iter().enumerate() {
+            let index = cand.index.unwrap_or(pos as u64);
+            let Some(slot) = self.slot(index) else {
+                continue;
+            };
+            let StreamTranslator {
+                w,
+                choices,
+                show_thinking,
+                ..
+            } = self;
+            let ch = &mut choices[slot];
+            if ch.finished {
+                continue;
+            }
+            if !ch.role_sent {
+                w.delta(out, index, Delta::Role, None);
+                ch.role_sent = true;
+            }
+            for Obj(part) in parts(cand) {
+                let Some(S(t)) = &part.text else { continue };
+                if t.is_empty() {
+                    continue;
+                }
+                if part.thought != Some(true) {
+                    w.delta(out, index, Delta::Content(t), None);
+                } else if *show_thinking {
+                    w.delta(out, index, Delta::Reasoning(t), None);
+                }
+            }
+            if let Some(S(reason)) = &cand.finish_reason {
+                let mapped = finish_reason(Some(reason), ch.saw_call);
+                w.finish_choice(out, ch, mapped);
+            }
+        }
+        true
+    }
+
     /// One Gemini `GenerateContentResponse` object.
     fn event(&mut self, v: &Value, payload: &str, out: &mut Vec<u8>) {
         if self.w.header.is_empty() {
-            let rid = v
-                .get("responseId")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty());
-            let id = match rid {
-                Some(r) => {
-                    self.response_id = r.to_owned();
-                    format!("chatcmpl-{r}")
-                }
-                None => {
-                    let mut h = Fnv::new();
-                    h.write(payload.as_bytes());
-                    format!("chatcmpl-{:016x}", h.0)
-                }
-            };
-            self.w.set_header(&id, self.created, &self.model);
+            self.open(v.get("responseId").and_then(Value::as_str), payload);
         }
         if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
             self.usage = Some(Usage::from_meta(Some(u)));
@@ -1388,6 +1521,37 @@ mod tests {
             }
             t.finish(&mut out);
             let _ = chunks(&out);
+        }
+    }
+
+    #[test]
+    fn fast_path_writes_what_the_value_path_writes() {
+        let events = [
+            r#"{"candidates":[{"content":{"parts":[{"text":"**Plan**","thought":true}],"role":"model"},"index":0}],"responseId":"r1","modelVersion":"gemini-2.5-flash"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":"Hello \"x\" \u00e9\n"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":1,"totalTokenCount":5,"promptTokensDetails":[{"modality":"TEXT","tokenCount":4}]},"responseId":"r1"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":""},{"thoughtSignature":"c2ln"},{"text":" world"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":3,"thoughtsTokenCount":2,"totalTokenCount":9}}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":"late"}]},"index":0}]}"#,
+        ];
+        for show_thinking in [true, false] {
+            let opts = Options {
+                show_thinking,
+                ..Options::default()
+            };
+            for usage in [true, false] {
+                let run = |fast: bool| {
+                    let mut tr = StreamTranslator::new("m", 7, usage, &opts);
+                    tr.set_fast_path(fast);
+                    let mut out = Vec::new();
+                    for e in events {
+                        assert_eq!(tr.on_event(e, &mut out), Step::Continue);
+                    }
+                    tr.finish(&mut out);
+                    String::from_utf8(out).unwrap()
+                };
+                let fast = run(true);
+                assert_eq!(fast, run(false));
+                assert!(fast.contains("Hello \\\"x\\\" é\\n"), "{fast}");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Any bytes as an OpenAI chat (and embeddings) request body: parsing and
-//! translation never panic, and an accepted request always names a model
-//! that is safe to put in an upstream path.
+//! translation never panic, an accepted request always names a model that is
+//! safe to put in an upstream path, and the typed fast path either declines
+//! or gives exactly what the `Value` path gives.
 #![no_main]
 
 use gemini_balance::handlers::{parse_json, valid_model};
@@ -8,7 +9,6 @@ use gemini_balance::openai::{Options, chat, embeddings};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(v) = parse_json(data) else { return };
     let opts = [
         Options::default(),
         Options {
@@ -22,7 +22,19 @@ fuzz_target!(|data: &[u8]| {
             ..Options::default()
         },
     ];
+    let Ok(v) = parse_json(data) else {
+        for o in &opts {
+            assert!(chat::translate_request_fast(data, o).is_none());
+        }
+        return;
+    };
     for o in &opts {
+        if let Some(fast) = chat::translate_request_fast(data, o) {
+            let want = chat::translate_request(&v, o)
+                .map(chat::PreparedCall::from)
+                .expect("the fast path answered an invalid request");
+            assert_eq!(fast, want);
+        }
         if let Ok(call) = chat::translate_request(&v, o) {
             // The body always serialises, and the handler's model check is
             // what stands between the name and the upstream path.

@@ -1,6 +1,7 @@
 //! Any bytes as a Gemini SSE stream, cut anywhere: the parser and the stream
-//! translator never panic, and the client's stream always ends exactly once
-//! with `data: [DONE]`.
+//! translator never panic, the client's stream always ends exactly once
+//! with `data: [DONE]`, and the translator's typed fast path writes exactly
+//! what its `Value` path writes.
 #![no_main]
 
 use gemini_balance::openai::{Options, stream};
@@ -13,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let opts = Options::default();
     let mut parser = stream::SseParser::new(64 * 1024);
     let mut tr = stream::StreamTranslator::new("gemini-2.5-flash", 1, usage, &opts);
+    let mut slow = stream::StreamTranslator::new("gemini-2.5-flash", 1, usage, &opts);
+    slow.set_fast_path(false);
+    let mut slow_out = Vec::new();
     let mut out = Vec::new();
     let mut events = Vec::new();
     let mut ended = false;
@@ -23,9 +27,11 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         for ev in events.drain(..) {
+            let _ = slow.on_event(&ev, &mut slow_out);
             if let stream::Step::Ended = tr.on_event(&ev, &mut out) {
                 ended = true;
             }
+            assert_eq!(out, slow_out, "fast and Value paths differ on {ev:?}");
         }
         if ended {
             break;

@@ -116,34 +116,44 @@ fn lat(mut v: Vec<u64>) -> Lat {
 /// its own to what is measured.
 fn sequential(targets: &[Target], warm: usize, n: usize) -> Vec<Lat> {
     let targets = targets.to_vec();
+    on_client_thread(move || async move {
+        let mut conns = Vec::new();
+        for t in &targets {
+            let mut s = connect(t.addr).await;
+            for _ in 0..warm {
+                assert_eq!(one(&mut s, t).await, StatusCode::OK, "{}", t.name);
+            }
+            conns.push(s);
+        }
+        let mut v: Vec<Vec<u64>> = vec![Vec::with_capacity(n); targets.len()];
+        for _ in 0..n {
+            for (i, t) in targets.iter().enumerate() {
+                let start = Instant::now();
+                let st = one(&mut conns[i], t).await;
+                v[i].push(start.elapsed().as_micros() as u64);
+                assert_eq!(st, StatusCode::OK, "{}", t.name);
+            }
+        }
+        v.into_iter().map(lat).collect()
+    })
+}
+
+/// Run a client on its own thread and single-threaded runtime, so that it
+/// and its connection tasks share one thread.
+fn on_client_thread<R, F>(client: impl FnOnce() -> F + Send + 'static) -> R
+where
+    R: Send + 'static,
+    F: std::future::Future<Output = R>,
+{
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let mut conns = Vec::new();
-            for t in &targets {
-                let mut s = connect(t.addr).await;
-                for _ in 0..warm {
-                    assert_eq!(one(&mut s, t).await, StatusCode::OK, "{}", t.name);
-                }
-                conns.push(s);
-            }
-            let mut v: Vec<Vec<u64>> = vec![Vec::with_capacity(n); targets.len()];
-            for _ in 0..n {
-                for (i, t) in targets.iter().enumerate() {
-                    let start = Instant::now();
-                    let st = one(&mut conns[i], t).await;
-                    v[i].push(start.elapsed().as_micros() as u64);
-                    assert_eq!(st, StatusCode::OK, "{}", t.name);
-                }
-            }
-            v.into_iter().map(lat).collect()
-        })
+            .expect("runtime")
+            .block_on(client())
     })
     .join()
-    .expect("sequential run")
+    .expect("client thread")
 }
 
 /// Closed loop with `clients` connections for `dur`: (latency, requests/s, requests, errors).
@@ -308,30 +318,22 @@ fn stream_runs(
     marker: &'static [u8],
 ) -> Vec<(Vec<u64>, Vec<u64>, usize)> {
     let targets = targets.to_vec();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let mut conns = Vec::new();
-            for t in &targets {
-                conns.push(connect(t.addr).await);
+    on_client_thread(move || async move {
+        let mut conns = Vec::new();
+        for t in &targets {
+            conns.push(connect(t.addr).await);
+        }
+        let mut out = vec![(Vec::new(), Vec::new(), usize::MAX); targets.len()];
+        for _ in 0..runs {
+            for (i, t) in targets.iter().enumerate() {
+                let (ttfb, gaps, events) = stream_on(&mut conns[i], t, marker).await;
+                out[i].0.push(ttfb);
+                out[i].1.extend(gaps);
+                out[i].2 = out[i].2.min(events);
             }
-            let mut out = vec![(Vec::new(), Vec::new(), usize::MAX); targets.len()];
-            for _ in 0..runs {
-                for (i, t) in targets.iter().enumerate() {
-                    let (ttfb, gaps, events) = stream_on(&mut conns[i], t, marker).await;
-                    out[i].0.push(ttfb);
-                    out[i].1.extend(gaps);
-                    out[i].2 = out[i].2.min(events);
-                }
-            }
-            out
-        })
+        }
+        out
     })
-    .join()
-    .expect("stream runs")
 }
 
 /// Stream timing: (time to first byte, per-event gaps in µs, events seen).

@@ -121,8 +121,9 @@ fn or_dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
 }
 
-/// `n` in decimal, zero-padded to `width` digits.
-fn push_int(buf: &mut Vec<u8>, mut n: u64, width: usize) {
+/// `n` in decimal, zero-padded to `width` digits (also the stream translator's
+/// chunk indices: no `fmt` machinery per line or chunk).
+pub(crate) fn push_int(buf: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

@@ -783,17 +783,28 @@ pub(crate) mod fast {
         usage_metadata: Option<Obj<Meta>>,
     }
 
+    /// A candidate (of an answer, or of a stream event).
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct Candidate<'a> {
+    pub(crate) struct Candidate<'a> {
         #[serde(borrow)]
-        content: Option<Obj<Content<'a>>>,
+        pub(crate) content: Option<Obj<Content<'a>>>,
         #[serde(borrow)]
-        finish_reason: Option<S<'a>>,
-        index: Option<u64>,
+        pub(crate) finish_reason: Option<S<'a>>,
+        pub(crate) index: Option<u64>,
         // Not modelled: their presence sends the answer to the `Value` path.
-        grounding_metadata: Option<IgnoredAny>,
+        pub(crate) grounding_metadata: Option<IgnoredAny>,
         logprobs_result: Option<IgnoredAny>,
+    }
+
+    impl<'a> Candidate<'a> {
+        /// `content.parts`, empty when missing.
+        pub(crate) fn parts(&self) -> &[Obj<FastPart<'a>>] {
+            self.content
+                .as_ref()
+                .and_then(|Obj(c)| c.parts.as_deref())
+                .unwrap_or(&[])
+        }
     }
 
     /// A candidate's `content`.

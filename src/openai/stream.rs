@@ -259,21 +259,6 @@ enum Delta<'a> {
     Empty,
 }
 
-/// `n` in decimal (chunk indices: no `fmt` machinery per chunk).
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
 fn json_str(out: &mut Vec<u8>, s: &str) {
     // Serializing a `str` into a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
@@ -297,7 +282,7 @@ impl Writer {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(&self.header);
         out.extend_from_slice(b"{\"index\":");
-        push_u64(out, index);
+        crate::log::push_int(out, index, 1);
         out.extend_from_slice(b",\"delta\":");
     }
 
@@ -589,7 +574,7 @@ impl StreamTranslator {
     /// borrowed typed structs instead of a `Value` tree. Writes exactly what
     /// `event` would; `false` (having written nothing) for anything else.
     fn fast_event(&mut self, payload: &str, out: &mut Vec<u8>) -> bool {
-        use super::response::fast::{Content, FastPart, Meta, has_lone_surrogate};
+        use super::response::fast::{Candidate, Meta, has_lone_surrogate};
         use super::typed::{Obj, S};
         use serde::Deserialize;
         use serde::de::IgnoredAny;
@@ -598,29 +583,12 @@ impl StreamTranslator {
         #[serde(rename_all = "camelCase")]
         struct Event<'a> {
             #[serde(borrow)]
-            candidates: Option<Vec<Obj<Cand<'a>>>>,
+            candidates: Option<Vec<Obj<Candidate<'a>>>>,
             #[serde(borrow)]
             response_id: Option<S<'a>>,
             usage_metadata: Option<Obj<Meta>>,
             error: Option<IgnoredAny>,
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Cand<'a> {
-            #[serde(borrow)]
-            content: Option<Obj<Content<'a>>>,
-            #[serde(borrow)]
-            finish_reason: Option<S<'a>>,
-            index: Option<u64>,
-            grounding_metadata: Option<IgnoredAny>,
-        }
-        fn parts<'c, 'a>(c: &'c Cand<'a>) -> &'c [Obj<FastPart<'a>>] {
-            c.content
-                .as_ref()
-                .and_then(|Obj(c)| c.parts.as_deref())
-                .unwrap_or(&[])
-        }
-
         // Ignored members are not validated: what `Value` would refuse goes there.
         if has_lone_surrogate(payload) {
             return false;
@@ -634,7 +602,7 @@ impl StreamTranslator {
         };
         let modelled = cands.iter().all(|Obj(c)| {
             c.grounding_metadata.is_none()
-                && parts(c).iter().all(|Obj(p)| p.function_call.is_none())
+                && c.parts().iter().all(|Obj(p)| p.function_call.is_none())
         });
         if !modelled {
             return false;
@@ -665,7 +633,7 @@ impl StreamTranslator {
                 w.delta(out, index, Delta::Role, None);
                 ch.role_sent = true;
             }
-            for Obj(part) in parts(cand) {
+            for Obj(part) in cand.parts() {
                 let Some(S(t)) = &part.text else { continue };
                 if t.is_empty() {
                     continue;

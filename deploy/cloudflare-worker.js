@@ -1,17 +1,25 @@
 // Cloudflare Worker in front of a gemini-balance Hugging Face Space.
 //
 // Every request is forwarded to the Space, its path prefixed with /hf:
-//   https://<worker>.workers.dev/v1/chat/completions
+//   https://<worker-name>.<your-subdomain>.workers.dev/v1/chat/completions
 //     -> https://<SPACE_HOST>/hf/v1/chat/completions
 // Method, headers, query string and body pass through unchanged, and both
 // bodies are streamed (a client's upload and a `stream: true` answer are never
 // buffered here). Paths that already start with /hf are not prefixed twice.
 //
-// Settings (Worker → Settings → Variables, or [vars] in deploy/wrangler.toml):
+// Settings (dashboard: the Worker → Settings → Variables and Secrets; or
+// `npx wrangler secret put SPACE_HOST` from deploy/). deploy/wrangler.toml sets
+// none of them and keeps the dashboard's on deploy (keep_vars = true):
 //   SPACE_HOST      required: the Space's host, e.g. "your-user-your-space.hf.space"
-//                   (a full "https://host/" is accepted too)
+//                   (a full "https://host/" is accepted too). Unset, empty or a
+//                   placeholder, every request gets a 500 saying "SPACE_HOST is not set".
 //   SPACE_PROTOCOL  optional: "https" (default); "http" only for local tests
 //   PATH_PREFIX     optional: "/hf" (default); "" to forward paths as they are
+//
+// The Worker's own errors (configuration, Space unreachable) come in the format
+// of the API called: Google's {"error":{"code","message","status"}} on native
+// Gemini paths (/v1beta/..., /gemini/..., /v1/models/{m}:action), OpenAI's
+// {"error":{"message","type","param","code"}} everywhere else.
 //
 // Deploy: paste this file into the dashboard's editor, or `npx wrangler deploy`
 // from deploy/ (see README.md, "Cloudflare Worker").
@@ -22,14 +30,7 @@ export default {
     try {
       target = upstreamUrl(request.url, env || {});
     } catch (e) {
-      return json(500, {
-        error: {
-          message: `cloudflare-worker: ${e.message}`,
-          type: "worker_configuration_error",
-          param: null,
-          code: null,
-        },
-      });
+      return errorResponse(request.url, 500, `cloudflare-worker: ${e.message}`, "worker_configuration_error");
     }
 
     const headers = new Headers(request.headers);
@@ -51,14 +52,12 @@ export default {
     try {
       upstream = await fetch(target, init);
     } catch (e) {
-      return json(502, {
-        error: {
-          message: `cloudflare-worker: the Space did not answer (${e.message})`,
-          type: "upstream_unreachable",
-          param: null,
-          code: null,
-        },
-      });
+      return errorResponse(
+        request.url,
+        502,
+        `cloudflare-worker: the Space did not answer (${e.message})`,
+        "upstream_unreachable",
+      );
     }
     // Same status, headers and a streamed body.
     return new Response(upstream.body, upstream);
@@ -68,9 +67,11 @@ export default {
 /** The Space URL for an incoming request URL. Throws on a bad configuration. */
 export function upstreamUrl(requestUrl, env) {
   let host = String(env.SPACE_HOST || "").trim();
-  if (!host) {
+  if (!host || isPlaceholder(host)) {
+    const was = host ? ` (it holds the example value ${JSON.stringify(host)})` : "";
     throw new Error(
-      "SPACE_HOST is not set; add it under Settings → Variables (e.g. your-user-your-space.hf.space)",
+      `SPACE_HOST is not set${was}; set it to your Space's host, e.g. alice-gemini-balance.hf.space, ` +
+        "under the Worker's Settings → Variables and Secrets, or with `npx wrangler secret put SPACE_HOST`",
     );
   }
   let protocol = String(env.SPACE_PROTOCOL || "https").trim().replace(/:?\/*$/, "");
@@ -95,6 +96,26 @@ export function upstreamUrl(requestUrl, env) {
   out.pathname = path;
   out.search = incoming.search;
   return out.toString();
+}
+
+/** Example values from the docs (and from older wrangler.toml files) that are not a real Space. */
+function isPlaceholder(host) {
+  return /[<>]/.test(host) || /^(https?:\/\/)?your-user-your-space\.hf\.space\/?$/i.test(host);
+}
+
+/** Whether a request path is a native Gemini route of the gateway (Google's error format). */
+export function isNativePath(pathname) {
+  const p = pathname.replace(/^\/hf(?=\/|$)/, "");
+  return /^\/(v1beta|gemini)(\/|$)/.test(p) || /^\/v1\/models\/[^/]*:/.test(p);
+}
+
+/** An error of the Worker itself, in the format of the API the client called. */
+function errorResponse(requestUrl, status, message, type) {
+  if (isNativePath(new URL(requestUrl).pathname)) {
+    const statusName = status === 502 ? "UNAVAILABLE" : "INTERNAL";
+    return json(status, { error: { code: status, message, status: statusName } });
+  }
+  return json(status, { error: { message, type, param: null, code: null } });
 }
 
 function json(status, body) {

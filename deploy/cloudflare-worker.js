@@ -10,7 +10,7 @@
 // Settings (dashboard: the Worker → Settings → Variables and Secrets; or
 // `npx wrangler secret put SPACE_HOST` from deploy/). deploy/wrangler.toml sets
 // none of them and keeps the dashboard's on deploy (keep_vars = true):
-//   SPACE_HOST      required: the Space's host, e.g. "your-user-your-space.hf.space"
+//   SPACE_HOST      required: the Space's host, e.g. "alice-gemini-balance.hf.space"
 //                   (a full "https://host/" is accepted too). Unset, empty or a
 //                   placeholder, every request gets a 500 saying "SPACE_HOST is not set".
 //   SPACE_PROTOCOL  optional: "https" (default); "http" only for local tests

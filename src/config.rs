@@ -40,6 +40,7 @@ pub const VARIABLES: &[&str] = &[
     "KEEPALIVE_MINUTES",
     "SPACE_HOST",
     "METRICS_PUBLIC",
+    "VERIFY_MAX_KEYS",
     "CLIENT_KEYS_ENABLED",
     "BACKUP_API_KEYS",
     "TRUSTED_API_KEYS",
@@ -97,7 +98,8 @@ pub struct Config {
     pub api_keys: Vec<String>,
     /// `ALLOWED_TOKENS`: bearer tokens clients must present.
     pub allowed_tokens: Vec<String>,
-    /// `AUTH_TOKEN`: admin token for `/status` actions (else any allowed token).
+    /// `AUTH_TOKEN`: the admin token (`/status`, `/verify`, `/metrics`, native
+    /// `DELETE`); when unset, the first entry of `ALLOWED_TOKENS` is the admin.
     pub auth_token: Option<String>,
     /// `ALLOW_ANONYMOUS`: run without tokens (explicit opt-in).
     pub allow_anonymous: bool,
@@ -137,6 +139,8 @@ pub struct Config {
     pub keepalive_interval: Option<Duration>,
     /// `METRICS_PUBLIC`: `/metrics` without a token.
     pub metrics_public: bool,
+    /// `VERIFY_MAX_KEYS`: most keys one `POST /verify` call may name.
+    pub verify_max_keys: usize,
     /// `CLIENT_KEYS_ENABLED`: callers may bring their own Gemini keys on native routes.
     pub client_keys_enabled: bool,
     /// `BACKUP_API_KEYS`: the lite edition's backup pool.
@@ -480,6 +484,7 @@ impl Config {
             keepalive_interval: (keepalive_minutes > 0.0)
                 .then(|| Duration::from_secs_f64(keepalive_minutes * 60.0)),
             metrics_public: v.bool("METRICS_PUBLIC", false)?,
+            verify_max_keys: v.number("VERIFY_MAX_KEYS", 50)?,
             client_keys_enabled: v.bool("CLIENT_KEYS_ENABLED", false)?,
             backup_api_keys: v.list("BACKUP_API_KEYS")?,
             trusted_api_keys: v.list("TRUSTED_API_KEYS")?,
@@ -518,6 +523,9 @@ impl Config {
         if !(1..=10_000).contains(&self.max_headers) {
             return Err(err("MAX_HEADERS", "must be between 1 and 10000"));
         }
+        if !(1..=10_000).contains(&self.verify_max_keys) {
+            return Err(err("VERIFY_MAX_KEYS", "must be between 1 and 10000"));
+        }
         if self.time_out.is_zero() {
             return Err(err("TIME_OUT", "must be greater than 0"));
         }
@@ -527,12 +535,12 @@ impl Config {
         Ok(())
     }
 
-    /// The admin token check for `/status` actions: `AUTH_TOKEN` if set,
-    /// else any allowed token.
+    /// The admin token (as in gemini-balance): `AUTH_TOKEN` if set, else the
+    /// first entry of `ALLOWED_TOKENS` only. Empty when neither is set.
     pub fn admin_tokens(&self) -> Vec<String> {
         match &self.auth_token {
             Some(t) => vec![t.clone()],
-            None => self.allowed_tokens.clone(),
+            None => self.allowed_tokens.iter().take(1).cloned().collect(),
         }
     }
 }
@@ -606,6 +614,17 @@ mod tests {
         assert!(!shown.contains("AIzaSyA1234567890abcdefghijklmnopqrstu"));
         assert!(!shown.contains("sk-abcdefgh12345678"));
         assert!(shown.contains("rstu"));
+    }
+
+    #[test]
+    fn the_admin_is_auth_token_or_the_first_allowed_token() {
+        let c = cfg(&[("ALLOWED_TOKENS", "sk-1,sk-2,sk-3")]).unwrap();
+        assert_eq!(c.admin_tokens(), vec!["sk-1"]);
+        let c = cfg(&[("ALLOWED_TOKENS", "sk-1,sk-2"), ("AUTH_TOKEN", "adm")]).unwrap();
+        assert_eq!(c.admin_tokens(), vec!["adm"]);
+        assert_eq!(c.verify_max_keys, 50);
+        let e = cfg(&[("ALLOWED_TOKENS", "sk"), ("VERIFY_MAX_KEYS", "0")]).unwrap_err();
+        assert_eq!(e.var, "VERIFY_MAX_KEYS");
     }
 
     #[test]

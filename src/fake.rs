@@ -57,7 +57,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -150,6 +150,9 @@ pub struct FakeState {
     log: Mutex<VecDeque<Recorded>>,
     counts: Mutex<HashMap<String, usize>>,
     seq: AtomicU64,
+    /// API requests being handled now, and the most at once so far.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +167,8 @@ impl FakeState {
             log: Mutex::new(VecDeque::new()),
             counts: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -192,16 +197,25 @@ impl FakeState {
         lock(&self.log).iter().cloned().collect()
     }
 
-    /// Forget all recorded requests and per-key counts (key behaviors stay).
+    /// Forget all recorded requests, per-key counts and the in-flight peak
+    /// (key behaviors stay).
     pub fn clear(&self) {
         lock(&self.log).clear();
         lock(&self.counts).clear();
+        let now = self.in_flight.load(Ordering::SeqCst);
+        self.peak_in_flight.store(now, Ordering::SeqCst);
     }
 
     /// How many requests carried each key (generation/embedding/count calls and
     /// model GETs alike).
     pub fn count_for_key(&self, key: &str) -> usize {
         lock(&self.counts).get(key).copied().unwrap_or(0)
+    }
+
+    /// The most API requests the fake was handling at the same moment (from
+    /// arrival until the answer's headers; control requests not counted).
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
     }
 
     fn record(&self, r: Recorded) {
@@ -984,8 +998,27 @@ async fn handle(
             .get_all(http::header::ACCEPT_ENCODING)
             .iter()
             .any(|v| v.to_str().is_ok_and(crate::gemini::gzip::accepts_gzip));
-    let res = handle_api(state, req).await?;
+    let counted = !req.uri().path().starts_with("/__fake/");
+    let _in_flight = counted.then(|| InFlight::enter(&state));
+    let res = handle_api(state.clone(), req).await?;
     Ok(if gzip { gzip_response(res) } else { res })
+}
+
+/// Counts one request in flight at the fake while it lives.
+struct InFlight(Arc<FakeState>);
+
+impl InFlight {
+    fn enter(state: &Arc<FakeState>) -> InFlight {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Re-frame a response body as a gzip stream: every chunk becomes its own

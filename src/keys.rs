@@ -10,8 +10,9 @@
 //!
 //! All state sits behind [`KeyPool`]'s methods (`pick`, `report`, `snapshot`,
 //! `reset`, `revive`), so a shared store (Redis) could replace it without
-//! touching the handlers. Locks are short and per key; selection is one atomic
-//! increment.
+//! touching the handlers. Locks are short and per key; selection is lock-free
+//! (one compare-and-swap for round robin, one atomic add per random draw) and
+//! even among the usable keys, whatever dead keys lie between them.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -297,7 +298,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct KeyPool {
     slots: Vec<Slot>,
+    /// Round robin: where the next scan starts (just after the last key chosen).
     cursor: AtomicUsize,
+    /// Random: the state of the pseudo-random sequence.
+    seed: AtomicU64,
     selection: Selection,
     max_failures: u32,
     epoch: Instant,
@@ -320,6 +324,13 @@ impl KeyPool {
         KeyPool {
             slots,
             cursor: AtomicUsize::new(0),
+            // Pools need not agree on their random sequence: seed from the clock.
+            seed: AtomicU64::new(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as u64,
+            ),
             selection,
             max_failures: max_failures.max(1),
             epoch: Instant::now(),
@@ -376,50 +387,124 @@ impl KeyPool {
         Ok(wait)
     }
 
+    /// Whether key `index` can serve `model` now and was not tried yet.
+    fn usable(&self, index: usize, model: &str, tried: &[usize], now: Instant) -> bool {
+        !tried.contains(&index) && matches!(self.wait_for(index, model, now), Ok(None))
+    }
+
     /// Choose a usable key for `model`, skipping indices in `tried`.
+    ///
+    /// Every selection chooses evenly among the usable keys: a dead key's
+    /// turns are never handed to its neighbour. Cost: O(1) per pick while the
+    /// keys are healthy, O(n) over the keys in the worst case (a long run of
+    /// dead keys, or none usable), as before; no allocation.
     pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
         let n = self.slots.len();
         if n == 0 {
             return Pick::Unavailable;
         }
         let now = Instant::now();
-        let start = match self.selection {
-            Selection::RoundRobin => self.cursor.fetch_add(1, Ordering::Relaxed) % n,
-            Selection::Random => {
-                // xorshift over a shared counter: cheap and good enough to spread.
-                let mut x = self.cursor.fetch_add(0x9E37_79B9, Ordering::Relaxed) as u64
-                    ^ now.duration_since(self.epoch).as_nanos() as u64;
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % n as u64) as usize
-            }
-            // The usable key with the fewest calls (dead keys never count as least used).
+        let chosen = match self.selection {
+            Selection::RoundRobin => self.next_in_turn(model, tried, now),
+            Selection::Random => self.random_usable(model, tried, now),
+            // The usable key with the fewest calls (dead keys never count as
+            // least used); ties go to the lowest index.
             Selection::LeastUsed => (0..n)
-                .filter(|i| !tried.contains(i) && matches!(self.wait_for(*i, model, now), Ok(None)))
-                .min_by_key(|i| self.slots[*i].calls.load(Ordering::Relaxed))
-                .unwrap_or(0),
-            Selection::TimeWindow => (now.duration_since(self.epoch).as_secs() / 10) as usize % n,
-        };
-        let mut soonest: Option<Duration> = None;
-        for step in 0..n {
-            let i = (start + step) % n;
-            match self.wait_for(i, model, now) {
-                Err(()) => {}
-                Ok(None) if !tried.contains(&i) => {
-                    let slot = &self.slots[i];
-                    slot.calls.fetch_add(1, Ordering::Relaxed);
-                    lock(&slot.state).last_used = Some(unix_now());
-                    return Pick::Key(i);
+                .filter(|i| self.usable(*i, model, tried, now))
+                .min_by_key(|i| self.slots[*i].calls.load(Ordering::Relaxed)),
+            // One key per 10-second window; when that key is dead, the
+            // window's calls go round robin over the usable keys instead of
+            // all to the next one.
+            Selection::TimeWindow => {
+                let window = (now.duration_since(self.epoch).as_secs() / 10) as usize % n;
+                if self.usable(window, model, tried, now) {
+                    Some(window)
+                } else {
+                    self.next_in_turn(model, tried, now)
                 }
-                Ok(None) => {}
-                Ok(Some(w)) => soonest = Some(soonest.map_or(w, |s: Duration| s.min(w))),
+            }
+        };
+        if let Some(i) = chosen {
+            let slot = &self.slots[i];
+            slot.calls.fetch_add(1, Ordering::Relaxed);
+            lock(&slot.state).last_used = Some(unix_now());
+            return Pick::Key(i);
+        }
+        // Nothing usable: say how long until the first cooling or resting key
+        // comes back (a tried key counts too: it may serve the next request).
+        let mut soonest: Option<Duration> = None;
+        for i in 0..n {
+            if let Ok(Some(w)) = self.wait_for(i, model, now) {
+                soonest = Some(soonest.map_or(w, |s: Duration| s.min(w)));
             }
         }
         match soonest {
             Some(w) => Pick::Cooling(w),
             None => Pick::Unavailable,
         }
+    }
+
+    /// Round robin over the usable keys: the first usable key at or after the
+    /// cursor, and the cursor moves to just after the key chosen (one
+    /// compare-and-swap; a pick that lost the race scans again from where the
+    /// winner left it). So usable keys take turns whatever dead keys lie
+    /// between them, also under many concurrent callers.
+    fn next_in_turn(&self, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+        let n = self.slots.len();
+        let mut cursor = self.cursor.load(Ordering::Acquire);
+        loop {
+            let start = cursor % n;
+            let i = (0..n)
+                .map(|step| (start + step) % n)
+                .find(|i| self.usable(*i, model, tried, now))?;
+            match self.cursor.compare_exchange_weak(
+                cursor,
+                (i + 1) % n,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(i),
+                Err(moved) => cursor = moved,
+            }
+        }
+    }
+
+    /// A key drawn uniformly from the usable ones. First a few draws over
+    /// all keys, taking the first usable one (rejection sampling: uniform
+    /// over the usable keys, and O(1) while most keys are healthy); if those
+    /// all hit dead keys, one pass with reservoir sampling (uniform too).
+    fn random_usable(&self, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+        let n = self.slots.len();
+        for _ in 0..n.min(8) {
+            let i = self.random_below(n);
+            if self.usable(i, model, tried, now) {
+                return Some(i);
+            }
+        }
+        let mut chosen = None;
+        let mut seen = 0;
+        for i in 0..n {
+            if self.usable(i, model, tried, now) {
+                seen += 1;
+                if self.random_below(seen) == 0 {
+                    chosen = Some(i);
+                }
+            }
+        }
+        chosen
+    }
+
+    /// A pseudo-random number in `0..bound` (splitmix64 over a shared Weyl
+    /// sequence: lock-free, cheap, well spread; not for secrets).
+    fn random_below(&self, bound: usize) -> usize {
+        let mut z = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z as u128 * bound as u128) >> 64) as usize
     }
 
     /// Record what an upstream call on key `index` for `model` came to.
@@ -656,7 +741,7 @@ mod tests {
                     counts.iter().enumerate().all(|(i, c)| i == 2 || *c > 50),
                     "{sel:?} {counts:?}"
                 ),
-                // One 10-second slice: the same key every time (or its successor if dead).
+                // One 10-second slice: the same key every time (its key, 0, is usable).
                 _ => assert_eq!(counts.iter().filter(|c| **c > 0).count(), 1, "{counts:?}"),
             }
         }

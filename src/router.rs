@@ -200,13 +200,66 @@ pub fn openai_authorized<B>(app: &App, req: &Request<B>) -> bool {
     bearer(req).is_some_and(|t| token_matches(&app.cfg.allowed_tokens, t))
 }
 
-/// Whether an admin token (for `/status` and `/verify`) is presented.
-pub fn admin_authorized<B>(app: &App, req: &Request<B>) -> bool {
-    let tokens = app.cfg.admin_tokens();
-    if tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
-        return true;
+/// Who a credential is, as far as the admin routes are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The admin token (or the gateway is open and has no admin token).
+    Admin,
+    /// One of `ALLOWED_TOKENS` that is not the admin token.
+    Client,
+    /// No credential, or one the gateway does not know.
+    Unknown,
+}
+
+/// The role of `credential`. The admin token is `AUTH_TOKEN`, or, when that
+/// is unset, the first entry of `ALLOWED_TOKENS` only (as in gemini-balance);
+/// a gateway run open (`ALLOW_ANONYMOUS` or demo, no tokens) has no admin
+/// token, and everyone is admin.
+pub fn role(app: &App, credential: Option<&str>) -> Role {
+    let admins = app.cfg.admin_tokens();
+    if admins.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
+        return Role::Admin;
     }
-    bearer(req).is_some_and(|t| token_matches(&tokens, t))
+    match credential {
+        Some(c) if token_matches(&admins, c) => Role::Admin,
+        Some(c) if token_matches(&app.cfg.allowed_tokens, c) => Role::Client,
+        _ => Role::Unknown,
+    }
+}
+
+/// Whether the admin token is presented as the bearer token (for `/status`,
+/// `/verify` and `/metrics`).
+pub fn admin_authorized<B>(app: &App, req: &Request<B>) -> bool {
+    role(app, bearer(req)) == Role::Admin
+}
+
+/// `None` for the admin; else the answer for everyone else: 401 without a
+/// known token, 403 for a client token that is not the admin token.
+fn admin_only<B>(app: &App, req: &Request<B>) -> Option<Response<Body>> {
+    match role(app, bearer(req)) {
+        Role::Admin => None,
+        Role::Client => Some(not_admin(Api::OpenAi)),
+        Role::Unknown => Some(unauthorized(Api::OpenAi)),
+    }
+}
+
+/// 403 for a valid client token on an admin-only route or action.
+pub fn not_admin(api: Api) -> Response<Body> {
+    error(
+        api,
+        StatusCode::FORBIDDEN,
+        "This token is not the admin token: admin routes take AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
+    )
+}
+
+/// The id in `/status/keys/{id}/reset` (percent-decoded), if the path is one
+/// and names a key.
+fn reset_target(path: &str) -> Option<String> {
+    let id = path
+        .strip_prefix("/status/keys/")?
+        .strip_suffix("/reset")
+        .filter(|id| !id.is_empty())?;
+    Some(percent_decode(id))
 }
 
 fn unauthorized(api: Api) -> Response<Body> {
@@ -269,6 +322,14 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         return crate::gemini::native(app, req, version, rest).await;
     }
     if let Some(rest) = path.strip_prefix("/openai/v1") {
+        // Deleting through Gemini's OpenAI layer deletes what the pool's keys
+        // hold: the admin's alone (as on the native routes).
+        if method == Method::DELETE
+            && role(&app, bearer(&req)) != Role::Admin
+            && openai_authorized(&app, &req)
+        {
+            return with_log(not_admin(Api::OpenAi), "openai_compat", "", "");
+        }
         let rest = rest.to_string();
         return crate::gemini::openai_compat(app, req, rest).await;
     }
@@ -315,8 +376,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if method != Method::POST {
                 return method_not_allowed(Api::OpenAi, "POST");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
             crate::gemini::verify(app, req).await
         }
@@ -324,8 +385,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !is_get {
                 return method_not_allowed(Api::OpenAi, "GET");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
             with_log(status(&app), "status", "", "")
         }
@@ -333,20 +394,20 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if method != Method::POST {
                 return method_not_allowed(Api::OpenAi, "POST");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
             let report = crate::scheduler::verify_all(&app, false).await;
             body::json(StatusCode::OK, &report)
         }
-        p if p.starts_with("/status/keys/") && p.ends_with("/reset") => {
+        p if reset_target(p).is_some() => {
             if method != Method::POST {
                 return method_not_allowed(Api::OpenAi, "POST");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
-            let id = percent_decode(&p["/status/keys/".len()..p.len() - "/reset".len()]);
+            let id = reset_target(p).unwrap_or_default();
             match app.pool.find(&id) {
                 Some(i) => {
                     app.pool.reset(i);
@@ -372,8 +433,10 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !is_get {
                 return method_not_allowed(Api::OpenAi, "GET");
             }
-            if !app.cfg.metrics_public && !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if !app.cfg.metrics_public
+                && let Some(refused) = admin_only(&app, &req)
+            {
+                return refused;
             }
             let mut res = Response::new(body::full(app.stats.prometheus(&app.pool)));
             res.headers_mut().insert(

@@ -90,9 +90,31 @@ enum Keys {
     Client(KeyPool),
 }
 
-/// Decide who may call and with which keys (see the module doc of issue 4:
-/// token → server pool; else client keys when enabled; else 401/403).
+/// Decide who may call and with which keys (see [`caller_keys`]). A `DELETE`
+/// with the shared keys (the pool or the backup pool) deletes what every
+/// caller's files, caches and tuned models share, so it takes the admin token
+/// (`AUTH_TOKEN`, or the first of `ALLOWED_TOKENS`): anyone else gets 403. A
+/// `DELETE` with the caller's own keys (`CLIENT_KEYS_ENABLED`) is theirs.
 fn authorize<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
+    if req.method() != Method::DELETE {
+        return caller_keys(app, req);
+    }
+    let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
+    if router::role(app, cred.as_deref().filter(|c| !c.is_empty())) == router::Role::Admin {
+        return Ok(Keys::Server);
+    }
+    match caller_keys(app, req)? {
+        own @ Keys::Client(_) => Ok(own),
+        Keys::Server | Keys::Backup => Err(Box::new(gerr(
+            StatusCode::FORBIDDEN,
+            "Only the admin token may delete shared resources (files, cached contents, tuned models, …) held by the gateway's keys: AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
+        ))),
+    }
+}
+
+/// Who may call and with which keys: token → server pool; else client keys
+/// when enabled; else 401/403.
+fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
     let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
     let open = app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo);
     let Some(cred) = cred.filter(|c| !c.is_empty()) else {
@@ -768,12 +790,10 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
     }
 }
 
-/// Most keys `/verify` checks at the same time.
-const VERIFY_PARALLEL: usize = 16;
-
-/// `POST /verify`: check keys (the pool's, or those in `x-goog-api-key`) in
-/// parallel with a models.get call, streaming one SSE line per key as each
-/// finishes; `?format=json` returns one document.
+/// `POST /verify`: check keys (the pool's, or at most `VERIFY_MAX_KEYS` in
+/// `x-goog-api-key`) in parallel with a models.get call, at most
+/// [`crate::scheduler::VERIFY_PARALLEL`] at a time, streaming one SSE line per
+/// key as each finishes; `?format=json` returns one document.
 pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let given: Vec<String> = req
         .headers()
@@ -781,6 +801,22 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::config::parse_list(v).unwrap_or_default())
         .unwrap_or_default();
+    let max = app.cfg.verify_max_keys;
+    if given.len() > max {
+        return with_log(
+            router::error(
+                Api::OpenAi,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Too many keys: one /verify call checks at most {max} (VERIFY_MAX_KEYS); {} were sent.",
+                    given.len()
+                ),
+            ),
+            "verify",
+            "",
+            "",
+        );
+    }
     let as_json =
         router::query_param(req.uri().query().unwrap_or(""), "format").as_deref() == Some("json");
     let from_pool = given.is_empty();
@@ -793,7 +829,9 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));
     // In parallel, but a large pool does not open hundreds of calls at once.
-    let permits = Arc::new(tokio::sync::Semaphore::new(VERIFY_PARALLEL));
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        crate::scheduler::VERIFY_PARALLEL,
+    ));
     for (index, key) in keys {
         let app = app.clone();
         let tx = tx.clone();

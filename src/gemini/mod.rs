@@ -90,8 +90,8 @@ enum Keys {
     Client(KeyPool),
 }
 
-/// Decide who may call and with which keys (see the module doc of issue 4:
-/// token → server pool; else client keys when enabled; else 401/403).
+/// Decide who may call and with which keys (an allowed token → server pool;
+/// else the caller's own keys when enabled; else 401/403).
 fn authorize<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
     let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
     let open = app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo);

@@ -5,7 +5,7 @@
 //! needed) and the benchmark (`gemini-balance fake --port N`, a separate process).
 //!
 //! It follows Gemini's wire format where it matters (see
-//! `wire-formats.md`, Part A and C.10):
+//! `docs/wire-formats.md`, Parts A and D):
 //! - non-stream bodies are pretty-printed (2-space indent, `"key": value`) with
 //!   `Content-Type: application/json; charset=UTF-8`; `<`/`>` in strings are
 //!   written as `\u003c`/`\u003e` like Google does;
@@ -15,13 +15,13 @@
 //!   `[{pretty}\n,\r\n{pretty}\n]`;
 //! - `usageMetadata` is cumulative on every chunk, `finishReason` only on the last
 //!   one, `responseId`/`modelVersion` on every chunk, default-valued fields omitted;
-//! - error bodies follow A.6 (wrapped in a one-element array for non-SSE streams).
+//! - error bodies follow §A.6 (wrapped in a one-element array for non-SSE streams).
 //!
 //! Routes (under `/v1beta` and `/v1`): `GET models` (paginated; the fake's default
 //! `pageSize` is 3 instead of Google's 50 so that pagination is always exercised),
 //! `GET models/{m}`, `POST models/{m}:generateContent`, `:streamGenerateContent`,
 //! `:countTokens`, `:embedContent`, `:batchEmbedContents`; and Gemini's own
-//! OpenAI-compatible layer (A.7) under `{version}/openai/`: `POST chat/completions`
+//! OpenAI-compatible layer (§A.7) under `{version}/openai/`: `POST chat/completions`
 //! (plain, or `stream: true` as `data: {chunk}\n\n` events ending in `data: [DONE]`),
 //! `GET models`, `GET models/{id}`, `POST embeddings` (float or base64), keyed by
 //! `Authorization: Bearer <key>` with the same per-key behaviors, errors as
@@ -646,7 +646,7 @@ fn write_compact(j: &J, out: &mut String) {
 }
 
 // ---------------------------------------------------------------------------
-// Errors (A.6)
+// Errors (docs/wire-formats.md §A.6)
 // ---------------------------------------------------------------------------
 
 /// A Google error: HTTP status plus the `{"error": {...}}` body.
@@ -2853,11 +2853,11 @@ fn batch_embed(ctx: &Ctx, model: &str, root: &Value) -> Result<Response<FakeBody
 }
 
 // ---------------------------------------------------------------------------
-// Gemini's OpenAI-compatible endpoint (A.7): `{prefix}/openai/...`
+// Gemini's OpenAI-compatible endpoint (docs/wire-formats.md §A.7): `{prefix}/openai/...`
 // ---------------------------------------------------------------------------
 
 /// An error of the OpenAI-compatible layer: Google's envelope wrapped in a
-/// one-element array (A.7), not OpenAI's error shape.
+/// one-element array (docs/wire-formats.md §A.7), not OpenAI's error shape.
 fn oa_error(e: GErr) -> Response<FakeBody> {
     let mut s = String::from("[");
     s.push_str(&e.body.pretty());

@@ -1,5 +1,5 @@
 //! Regression tests for inputs that crashed (or could crash) the gateway,
-//! found by fuzzing and review (issue 8), and property tests for the parts
+//! found by fuzzing and review, and property tests for the parts
 //! the translation properties in `tests/properties.rs` do not cover: the
 //! configuration parser, key-outcome classification, secret scrubbing and
 //! the path/query guards. The cargo-fuzz targets live in `fuzz/`.

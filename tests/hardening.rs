@@ -1,4 +1,4 @@
-//! Hardening (issue 8): bad input, hostile clients, upstream faults and load.
+//! Hardening: bad input, hostile clients, upstream faults and load.
 //! The gateway keeps serving, answers every request exactly once, leaks no
 //! secret and no resource.
 //!

@@ -1,5 +1,5 @@
-//! Gemini `GenerateContentResponse` → OpenAI `chat.completion` (wire
-//! reference C.3, C.4, C.6).
+//! Gemini `GenerateContentResponse` → OpenAI `chat.completion`
+//! (docs/wire-formats.md §C.3, §C.4, §C.6).
 //!
 //! Owns the non-streaming answer translation, the usage and finish-reason
 //! mappings, the deterministic tool-call ids, and the rendering of Gemini
@@ -35,7 +35,7 @@ pub struct ResponseCtx<'a> {
     pub opts: &'a Options,
 }
 
-/// Gemini `GenerateContentResponse` → OpenAI `chat.completion` (C.3, C.4, C.6).
+/// Gemini `GenerateContentResponse` → `chat.completion` (docs/wire-formats.md §C.3, §C.4, §C.6).
 ///
 /// Never fails: missing or odd fields degrade to empty content. A response
 /// without candidates yields one empty choice (`content_filter` plus a
@@ -80,7 +80,7 @@ pub fn translate_response(gemini: &Value, ctx: &ResponseCtx) -> Value {
     Value::Object(out)
 }
 
-/// OpenAI `usage` from Gemini `usageMetadata` (C.4); all-zero usage when absent.
+/// OpenAI `usage` from `usageMetadata` (docs/wire-formats.md §C.4); all zeros when absent.
 ///
 /// `prompt_tokens` = prompt + tool-use prompt, `completion_tokens` =
 /// candidates + thoughts, `total_tokens` = `totalTokenCount` (or the sum),
@@ -90,7 +90,7 @@ pub fn usage(meta: Option<&Value>) -> Value {
     Usage::from_meta(meta).to_value()
 }
 
-/// The OpenAI finish_reason for a Gemini finishReason (C.3 table), given
+/// The OpenAI finish_reason for a Gemini finishReason (docs/wire-formats.md §C.3), given
 /// whether the candidate had function calls.
 ///
 /// `None` (not finished) → `None`; `STOP` → `tool_calls` when there were
@@ -258,7 +258,7 @@ pub(crate) struct Call<'a> {
     pub(crate) signature: Option<&'a str>,
 }
 
-/// Parts rendered as markdown text (C.6).
+/// Parts rendered as markdown text (docs/wire-formats.md §C.6).
 pub(crate) enum Rendered<'a> {
     Code { language: &'a str, code: &'a str },
     Result { failed: bool, output: &'a str },
@@ -321,7 +321,7 @@ pub(crate) fn classify(part: &Value) -> Part<'_> {
     Part::Skip
 }
 
-/// Append the markdown for a part that has no OpenAI field (C.6).
+/// Append the markdown for a part that has no OpenAI field (docs/wire-formats.md §C.6).
 pub(crate) fn render(r: &Rendered, out: &mut String) {
     match *r {
         Rendered::Code { language, code } => {

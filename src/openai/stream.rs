@@ -1,5 +1,5 @@
 //! Gemini streaming answers (`streamGenerateContent?alt=sse`) → OpenAI
-//! `chat.completion.chunk` SSE bytes (wire reference C.5, B.2).
+//! `chat.completion.chunk` SSE bytes (docs/wire-formats.md §C.5, §B.2).
 //!
 //! Owns two pieces, both pure and incremental:
 //!
@@ -354,7 +354,7 @@ impl Writer {
     }
 }
 
-/// Gemini stream events → OpenAI `chat.completion.chunk` SSE bytes (C.5, B.2).
+/// Gemini stream events → `chat.completion.chunk` SSE bytes (docs/wire-formats.md §C.5, §B.2).
 ///
 /// Feed each event payload to [`on_event`](Self::on_event); at the end of
 /// the upstream body call [`finish`](Self::finish), or

@@ -291,6 +291,23 @@ pub struct Counts {
     pub disabled: usize,
 }
 
+/// Most models one key keeps a cooldown for; past it the cooldown that ends
+/// first makes room (a client cycling through model names cannot grow it).
+pub const MAX_COOLING: usize = 64;
+
+/// Set `model`'s cooldown to `until` in a key's cooling list: expired entries
+/// and `model`'s old one go first, and a full list drops the entry that ends
+/// soonest.
+fn cool(cooling: &mut Vec<(String, Instant)>, model: &str, now: Instant, until: Instant) {
+    cooling.retain(|(m, u)| m != model && *u > now);
+    if cooling.len() >= MAX_COOLING
+        && let Some(i) = (0..cooling.len()).min_by_key(|i| cooling[*i].1)
+    {
+        cooling.swap_remove(i);
+    }
+    cooling.push((model.to_string(), until));
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -531,10 +548,10 @@ impl KeyPool {
                 cooldown, message, ..
             } => {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
-                let until = Instant::now() + *cooldown;
-                st.cooling
-                    .retain(|(m, u)| m != model && *u > Instant::now());
-                st.cooling.push((model.to_string(), until));
+                let now = Instant::now();
+                let until = now + *cooldown;
+                let model = crate::model::label(model);
+                cool(&mut st.cooling, model, now, until);
                 st.last_error = Some(message.clone());
                 crate::debug!(
                     "key {} cooling for {} ({} s)",
@@ -775,6 +792,48 @@ mod tests {
             matches!(p.pick("a", &[]), Pick::Cooling(d) if d <= Duration::from_secs(30) && d > Duration::from_secs(28))
         );
         assert_eq!(p.pick("b", &[]), Pick::Key(0));
+    }
+
+    #[test]
+    fn a_keys_cooling_list_is_capped() {
+        let p = pool(1);
+        let quota = |secs| Outcome::Quota {
+            cooldown: Duration::from_secs(secs),
+            daily: false,
+            message: "q".into(),
+        };
+        // A long cooldown first: it outlives the flood below.
+        p.report(0, "gemini-2.5-pro", &quota(86_400));
+        for i in 0..1000 {
+            p.report(0, &format!("m-{i}"), &quota(60 + i));
+        }
+        let len = || lock(&p.slots[0].state).cooling.len();
+        assert_eq!(len(), MAX_COOLING);
+        assert!(matches!(p.pick("gemini-2.5-pro", &[]), Pick::Cooling(_)));
+        assert!(matches!(p.pick("m-999", &[]), Pick::Cooling(_)));
+        assert_eq!(
+            p.pick("m-0", &[]),
+            Pick::Key(0),
+            "the soonest-ending made room"
+        );
+        // Invalid names are recorded as `other`, whole names never.
+        let huge = "x".repeat(100_000);
+        p.report(0, &huge, &quota(90_000));
+        let st = lock(&p.slots[0].state);
+        assert_eq!(st.cooling.len(), MAX_COOLING);
+        assert!(
+            st.cooling
+                .iter()
+                .all(|(m, _)| m.len() <= crate::model::MAX_LEN)
+        );
+        assert!(st.cooling.iter().any(|(m, _)| m == crate::model::OTHER));
+        drop(st);
+        // Expired entries are pruned before anything is evicted.
+        let mut list = vec![("old".to_string(), Instant::now())];
+        let now = Instant::now() + Duration::from_millis(1);
+        cool(&mut list, "new", now, now + Duration::from_secs(1));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].0, "new");
     }
 
     #[test]

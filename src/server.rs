@@ -156,7 +156,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         {
             Ok(res) => res,
             Err(()) => {
-                crate::error!("a request handler panicked: {} {}", method, path);
+                let logged = router::loggable(&app, &path);
+                crate::error!("a request handler panicked: {} {}", method, logged);
                 router::error(
                     api,
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,12 +181,13 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     );
     // Milliseconds with one decimal, in integers (float formatting is slow).
     let tenths = u64::try_from(start.elapsed().as_micros() / 100).unwrap_or(u64::MAX);
+    // A key in the path (`/status/keys/{key}/reset`) or given as the model is logged masked.
     crate::log::request(
         method.as_str(),
-        &path,
+        &router::loggable(&app, &path),
         status,
         tenths,
-        &info.model,
+        &router::loggable(&app, &info.model),
         &info.key,
     );
     Ok(res)

@@ -186,7 +186,8 @@ fn query_without_key(query: Option<&str>) -> String {
     }
 }
 
-/// The model a native path is about (`/models/{m}:action` or `/models/{m}`).
+/// The model a native path is about: `/models/{m}:action`, `/models/{m}`,
+/// `/tunedModels/{m}/...` (the segment up to `:` or `/`).
 fn model_of(rest: &str) -> &str {
     let Some(m) = rest
         .strip_prefix("/models/")
@@ -194,7 +195,7 @@ fn model_of(rest: &str) -> &str {
     else {
         return "";
     };
-    m.split(':').next().unwrap_or("")
+    m.split([':', '/']).next().unwrap_or("")
 }
 
 /// A native call: `version` is `v1beta` or `v1`, `rest` the path after it.
@@ -220,7 +221,19 @@ pub async fn native(
             "",
         );
     }
-    let model = model_of(rest).to_string();
+    let model = model_of(rest);
+    if !model.is_empty() && !crate::model::valid(model) {
+        return with_log(
+            gerr(
+                StatusCode::BAD_REQUEST,
+                &crate::model::invalid_message(model),
+            ),
+            "native",
+            "",
+            "",
+        );
+    }
+    let model = model.to_string();
     let action = rest.rsplit_once(':').map(|(_, a)| a).unwrap_or("");
     let method = req.method().clone();
     let query = query_without_key(req.uri().query());
@@ -738,14 +751,30 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             Err(res) => return with_log(*res, "openai_compat", "", ""),
         }
     };
-    let model = serde_json::from_slice::<Value>(&body)
+    /// The one field read from the body (the rest is skipped, not built).
+    #[derive(serde::Deserialize)]
+    struct ModelOnly<'a> {
+        #[serde(borrow, default)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let model = serde_json::from_slice::<ModelOnly>(&body)
         .ok()
-        .and_then(|v| {
-            v.get("model")
-                .and_then(Value::as_str)
-                .map(|m| crate::openai::bare_model(m).to_string())
-        })
+        .and_then(|v| v.model)
+        .map(|m| crate::openai::bare_model(&m).to_string())
         .unwrap_or_default();
+    if !model.is_empty() && !crate::model::valid(&model) {
+        return with_log(
+            crate::handlers::oai_error(
+                StatusCode::BAD_REQUEST,
+                &crate::model::invalid_message(&model),
+                Some("invalid_model"),
+                Some("model"),
+            ),
+            "openai_compat",
+            "",
+            "",
+        );
+    }
     let up = Call {
         method,
         path: app.upstream.path(&format!("/openai{rest}{query}")),
@@ -913,6 +942,9 @@ mod tests {
             "gemini-2.5-flash"
         );
         assert_eq!(model_of("/models"), "");
+        assert_eq!(model_of("/tunedModels/t-1/operations/o"), "t-1");
+        assert_eq!(model_of("/models/m/operations:cancel"), "m");
+        assert_eq!(model_of("/files/f"), "");
     }
 
     #[test]

@@ -506,6 +506,53 @@ fn base_url(
     Ok((url, true))
 }
 
+/// The translation settings (thinking, search, code execution, safety, …).
+fn translate_options(v: &mut Vars<'_>) -> Result<Options, ConfigError> {
+    let thinking_budget_map = match v.json("THINKING_BUDGET_MAP")? {
+        None => Vec::new(),
+        Some(Value::Object(m)) => {
+            let mut out = Vec::new();
+            for (k, b) in m {
+                let b = b.as_i64().ok_or_else(|| {
+                    err(
+                        "THINKING_BUDGET_MAP",
+                        "expected a JSON object of model → integer",
+                    )
+                })?;
+                out.push((k, b));
+            }
+            out
+        }
+        Some(_) => {
+            return Err(err(
+                "THINKING_BUDGET_MAP",
+                "expected a JSON object of model → integer",
+            ));
+        }
+    };
+    let safety_settings = match v.json("SAFETY_SETTINGS")? {
+        None => None,
+        Some(Value::Array(a)) => Some(Value::Array(a)),
+        Some(_) => {
+            return Err(err(
+                "SAFETY_SETTINGS",
+                "expected a JSON array of {category, threshold}",
+            ));
+        }
+    };
+    Ok(Options {
+        show_thinking: v.bool("SHOW_THINKING_PROCESS", true)?,
+        thinking_budget_map,
+        thinking_models: v.list("THINKING_MODELS")?,
+        search_models: v.list("SEARCH_MODELS")?,
+        show_search_link: v.bool("SHOW_SEARCH_LINK", true)?,
+        code_execution: v.bool("TOOLS_CODE_EXECUTION_ENABLED", false)?,
+        url_context: v.bool("URL_CONTEXT_ENABLED", false)?,
+        url_context_models: v.list("URL_CONTEXT_MODELS")?,
+        safety_settings,
+    })
+}
+
 impl Config {
     /// Load from the process environment and an optional `.env` in the
     /// working directory (or the file named by `ENV_FILE`); the environment wins.
@@ -617,49 +664,7 @@ impl Config {
             .opt_string("KEEPALIVE_URL")
             .or_else(|| space_host.map(|h| format!("https://{h}/health")));
 
-        let thinking_budget_map = match v.json("THINKING_BUDGET_MAP")? {
-            None => Vec::new(),
-            Some(Value::Object(m)) => {
-                let mut out = Vec::new();
-                for (k, b) in m {
-                    let b = b.as_i64().ok_or_else(|| {
-                        err(
-                            "THINKING_BUDGET_MAP",
-                            "expected a JSON object of model → integer",
-                        )
-                    })?;
-                    out.push((k, b));
-                }
-                out
-            }
-            Some(_) => {
-                return Err(err(
-                    "THINKING_BUDGET_MAP",
-                    "expected a JSON object of model → integer",
-                ));
-            }
-        };
-        let safety_settings = match v.json("SAFETY_SETTINGS")? {
-            None => None,
-            Some(Value::Array(a)) => Some(Value::Array(a)),
-            Some(_) => {
-                return Err(err(
-                    "SAFETY_SETTINGS",
-                    "expected a JSON array of {category, threshold}",
-                ));
-            }
-        };
-        let translate = Options {
-            show_thinking: v.bool("SHOW_THINKING_PROCESS", true)?,
-            thinking_budget_map,
-            thinking_models: v.list("THINKING_MODELS")?,
-            search_models: v.list("SEARCH_MODELS")?,
-            show_search_link: v.bool("SHOW_SEARCH_LINK", true)?,
-            code_execution: v.bool("TOOLS_CODE_EXECUTION_ENABLED", false)?,
-            url_context: v.bool("URL_CONTEXT_ENABLED", false)?,
-            url_context_models: v.list("URL_CONTEXT_MODELS")?,
-            safety_settings,
-        };
+        let translate = translate_options(&mut v)?;
 
         let cfg = Config {
             api_keys,
@@ -712,7 +717,18 @@ impl Config {
         let mut cfg = cfg;
         cfg.seen = v.seen;
         cfg.validate()?;
-        if cfg.api_keys.is_empty() && !cfg.demo {
+        cfg.require_keys_and_tokens(map, demo_setting)?;
+        Ok(cfg)
+    }
+
+    /// No keys is an error unless in demo mode (naming near misses such as
+    /// `API_KEY`); no tokens is an error unless open or in demo mode.
+    fn require_keys_and_tokens(
+        &self,
+        map: &HashMap<String, String>,
+        demo_setting: Option<bool>,
+    ) -> Result<(), ConfigError> {
+        if self.api_keys.is_empty() && !self.demo {
             let why = if demo_setting == Some(false) {
                 "DEMO=false and "
             } else {
@@ -726,7 +742,7 @@ impl Config {
                 ),
             ));
         }
-        if cfg.allowed_tokens.is_empty() && !cfg.allow_anonymous && !cfg.demo {
+        if self.allowed_tokens.is_empty() && !self.allow_anonymous && !self.demo {
             return Err(err(
                 "ALLOWED_TOKENS",
                 &format!(
@@ -735,7 +751,7 @@ impl Config {
                 ),
             ));
         }
-        Ok(cfg)
+        Ok(())
     }
 
     /// Cross-field checks that run after parsing.

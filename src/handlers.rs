@@ -151,7 +151,14 @@ pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
             key,
             ..
         } => {
-            let mapped = openai::error::from_gemini(status.as_u16(), &body);
+            let mut mapped = openai::error::from_gemini(status.as_u16(), &body);
+            if let Some(h) = app.cfg.not_found_hint(status.as_u16()) {
+                let m = format!(
+                    "{} {h}",
+                    mapped.body["error"]["message"].as_str().unwrap_or("")
+                );
+                mapped.body["error"]["message"] = m.into();
+            }
             let msg = mapped.body["error"]["message"]
                 .as_str()
                 .unwrap_or("")

@@ -555,6 +555,8 @@ fn health(app: &App) -> Response<Body> {
         StatusCode::OK,
         &json!({
             "status": "ok",
+            // "demo": answers come from the built-in fake upstream, not Google.
+            "mode": if app.cfg.demo { "demo" } else { "gateway" },
             "version": crate::VERSION,
             "uptime_seconds": app.stats.uptime(),
             "keys": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},

@@ -45,7 +45,14 @@ fn huge_intervals_are_refused_not_a_panic() {
         let e = cfg(&[("ALLOWED_TOKENS", "sk"), (var, v)]).unwrap_err();
         assert_eq!(e.var, var);
     }
-    assert!(cfg(&[("ALLOWED_TOKENS", "sk"), ("CHECK_INTERVAL_HOURS", "1000")]).is_ok());
+    assert!(
+        cfg(&[
+            ("API_KEYS", "k1"),
+            ("ALLOWED_TOKENS", "sk"),
+            ("CHECK_INTERVAL_HOURS", "1000")
+        ])
+        .is_ok()
+    );
 }
 
 #[test]
@@ -62,7 +69,7 @@ fn limits_outside_their_range_are_refused() {
         let e = cfg(&[("ALLOWED_TOKENS", "sk"), (var, v)]).unwrap_err();
         assert_eq!(e.var, var, "{v}");
     }
-    let c = cfg(&[("ALLOWED_TOKENS", "sk")]).unwrap();
+    let c = cfg(&[("API_KEYS", "k1"), ("ALLOWED_TOKENS", "sk")]).unwrap();
     assert_eq!((c.max_header_bytes, c.max_headers), (65536, 100));
 }
 

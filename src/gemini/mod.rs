@@ -687,6 +687,10 @@ fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Respons
                         "{m} Hint: Google refuses calls from this server's region; run the gateway from a supported region."
                     ),
                 ),
+                _ if app.cfg.not_found_hint(status.as_u16()).is_some() => {
+                    let hint = app.cfg.not_found_hint(404).unwrap_or_default();
+                    gerr(StatusCode::NOT_FOUND, &format!("{msg} {hint}"))
+                }
                 _ => {
                     let scrubbed = crate::openai::error::scrub(&String::from_utf8_lossy(&body));
                     let mut res = Response::new(body::full(scrubbed));
@@ -854,7 +858,11 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             .map(|i| (Some(i), app.pool.key(i).to_string()))
             .collect()
     } else {
-        given.into_iter().map(|k| (None, k)).collect()
+        // A pool key named in the header gets its result applied like a pool
+        // check, so /health does not call active a key /verify called bad.
+        let in_pool =
+            |k: &str| (0..app.pool.len()).find(|&i| crate::keys::subtle_eq(app.pool.key(i), k));
+        given.into_iter().map(|k| (in_pool(&k), k)).collect()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));
     // In parallel, but a large pool does not open hundreds of calls at once.

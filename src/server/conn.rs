@@ -413,6 +413,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_moving_answer_does_not_hide_a_stuck_one() {
+        let conns = Conns::new();
+        let reg = conns.open();
+        let c = &reg.conn;
+        let (tx, inner) = body::ChannelBody::pair(8);
+        let mut moving = Tracked::new(inner, Busy::start(c));
+        let stuck = Tracked::new(body::full("x"), Busy::start(c));
+        let mut now = Instant::now();
+        let mut step = now;
+        let mut verdicts = Vec::new();
+        for _ in 0..3 {
+            tx.send(Bytes::from_static(b"tick")).await.unwrap();
+            assert!(moving.frame().await.is_some());
+            verdicts.push(c.check(now, T, None, &mut step));
+            now += T / 2;
+        }
+        assert!(matches!(
+            verdicts[..2],
+            [Verdict::Sleep(_), Verdict::Sleep(_)]
+        ));
+        assert!(matches!(verdicts[2], Verdict::Drop(_)), "{verdicts:?}");
+        drop((stuck, moving));
+        assert_eq!(c.in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
     async fn a_slow_body_is_not_a_stall() {
         let conns = Conns::new();
         let reg = conns.open();

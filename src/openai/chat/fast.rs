@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::{MAX_MESSAGES, Options, PreparedCall, Safety, head, members};
-use crate::openai::typed::{Obj, S};
+use crate::openai::typed::{JsonStr, Obj};
 
 /// A message the fast path understands; any other member sends the
 /// request to the `Value` path.
@@ -22,9 +22,9 @@ use crate::openai::typed::{Obj, S};
 #[serde(deny_unknown_fields)]
 struct Msg<'a> {
     #[serde(borrow)]
-    role: Option<S<'a>>,
+    role: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    content: Option<S<'a>>,
+    content: Option<JsonStr<'a>>,
     /// Ignored, as on the `Value` path, but parsed (and so validated)
     /// the same way.
     #[serde(rename = "name")]
@@ -50,7 +50,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
                     messages: None,
                     rest: Map::new(),
                 };
-                while let Some(S(key)) = map.next_key::<S<'de>>()? {
+                while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
                     if key == "messages" {
                         if top.messages.is_some() {
                             return Err(de::Error::custom("duplicate `messages`"));
@@ -115,7 +115,7 @@ pub(super) fn translate(raw: &[u8], opts: &Options) -> Option<PreparedCall> {
     let mut system: Vec<&str> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<&str>)> = Vec::new();
     for Obj(m) in &messages {
-        let content = m.content.as_ref().map(|S(c)| &**c);
+        let content = m.content.as_ref().map(|JsonStr(c)| &**c);
         let (role, text) = match &*m.role.as_ref()?.0 {
             "system" | "developer" => {
                 let t = content?;

@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::openai::typed::{Obj, S};
+use crate::openai::typed::{JsonStr, Obj};
 
 use super::{ResponseCtx, Usage, finish_reason, tool_call_id, write_arguments};
 
@@ -22,7 +22,7 @@ struct Answer<'a> {
     #[serde(borrow)]
     candidates: Option<Vec<Obj<Candidate<'a>>>>,
     #[serde(borrow)]
-    response_id: Option<S<'a>>,
+    response_id: Option<JsonStr<'a>>,
     #[serde(borrow)]
     prompt_feedback: Option<Obj<Feedback<'a>>>,
     usage_metadata: Option<Obj<Meta>>,
@@ -35,7 +35,7 @@ pub(crate) struct Candidate<'a> {
     #[serde(borrow)]
     pub(crate) content: Option<Obj<Content<'a>>>,
     #[serde(borrow)]
-    pub(crate) finish_reason: Option<S<'a>>,
+    pub(crate) finish_reason: Option<JsonStr<'a>>,
     pub(crate) index: Option<u64>,
     // Not modelled: their presence sends the answer to the `Value` path.
     pub(crate) grounding_metadata: Option<IgnoredAny>,
@@ -64,10 +64,10 @@ pub(crate) struct Content<'a> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct FastPart<'a> {
     #[serde(borrow)]
-    pub(crate) text: Option<S<'a>>,
+    pub(crate) text: Option<JsonStr<'a>>,
     pub(crate) thought: Option<bool>,
     #[serde(borrow)]
-    thought_signature: Option<S<'a>>,
+    thought_signature: Option<JsonStr<'a>>,
     #[serde(borrow)]
     pub(crate) function_call: Option<Obj<FnCall<'a>>>,
 }
@@ -76,7 +76,7 @@ pub(crate) struct FastPart<'a> {
 #[derive(Deserialize)]
 pub(crate) struct FnCall<'a> {
     #[serde(borrow)]
-    name: Option<S<'a>>,
+    name: Option<JsonStr<'a>>,
     args: Option<Value>,
 }
 
@@ -84,7 +84,7 @@ pub(crate) struct FnCall<'a> {
 #[serde(rename_all = "camelCase")]
 struct Feedback<'a> {
     #[serde(borrow)]
-    block_reason: Option<S<'a>>,
+    block_reason: Option<JsonStr<'a>>,
 }
 
 /// `usageMetadata`.
@@ -329,7 +329,7 @@ fn candidate_choice<'a>(
             continue;
         }
         let thought = part.thought == Some(true);
-        let Some(S(t)) = parts[i].0.text.take() else {
+        let Some(JsonStr(t)) = parts[i].0.text.take() else {
             continue;
         };
         if !thought {
@@ -383,9 +383,9 @@ fn tool_call<'a>(
 
 /// The single choice of an answer without candidates: a refusal when the
 /// prompt was blocked.
-fn empty_choice<'a>(block: Option<S<'_>>) -> Choice<'a> {
+fn empty_choice<'a>(block: Option<JsonStr<'_>>) -> Choice<'a> {
     let (refusal, reason) = match block {
-        Some(S(b)) => (
+        Some(JsonStr(b)) => (
             Some(format!("Prompt blocked by Gemini: {b}")),
             "content_filter",
         ),

@@ -322,6 +322,8 @@ pub struct KeyPool {
     selection: Selection,
     max_failures: u32,
     epoch: Instant,
+    /// Full key → index, built on first use by [`KeyPool::position`].
+    by_key: std::sync::OnceLock<std::collections::HashMap<Box<str>, usize>>,
 }
 
 impl KeyPool {
@@ -351,6 +353,7 @@ impl KeyPool {
             selection,
             max_failures: max_failures.max(1),
             epoch: Instant::now(),
+            by_key: std::sync::OnceLock::new(),
         }
     }
 
@@ -372,6 +375,22 @@ impl KeyPool {
     /// The masked form of the key at `index`.
     pub fn masked(&self, index: usize) -> &str {
         &self.slots[index].masked
+    }
+
+    /// The index of the key whose full value is `key`, in one hash lookup
+    /// (the map is built once, on first use), so that scanning text for pool
+    /// keys costs the same with ten keys or ten thousand.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.by_key
+            .get_or_init(|| {
+                let mut map = std::collections::HashMap::with_capacity(self.slots.len());
+                for (i, s) in self.slots.iter().enumerate() {
+                    map.entry(s.key.as_str().into()).or_insert(i);
+                }
+                map
+            })
+            .get(key)
+            .copied()
     }
 
     /// Find a key by its full value, masked form, or decimal index.
@@ -704,6 +723,19 @@ mod tests {
             Selection::RoundRobin,
             2,
         )
+    }
+
+    #[test]
+    fn position_finds_full_keys_only() {
+        let p = KeyPool::new(
+            vec!["key-one-000000".into(), "key-two-000000".into()],
+            Selection::RoundRobin,
+            3,
+        );
+        assert_eq!(p.position("key-two-000000"), Some(1));
+        assert_eq!(p.position("key-one-000000"), Some(0));
+        assert_eq!(p.position("key-two"), None);
+        assert_eq!(p.position(p.masked(0)), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::config::Config;
-use crate::keys::{KeyPool, mask, subtle_eq, token_matches};
+use crate::keys::{KeyPool, mask, token_matches};
 use crate::status::Stats;
 use crate::upstream::Upstream;
 
@@ -180,7 +180,7 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
         Cow::Borrowed(part)
     };
     for pool in [&app.pool, &app.backup] {
-        if let Some(i) = (0..pool.len()).find(|i| subtle_eq(pool.key(*i), &decoded)) {
+        if let Some(i) = pool.position(&decoded) {
             return Some(pool.masked(i).to_string());
         }
     }

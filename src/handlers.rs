@@ -12,31 +12,18 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::body::{self, Body, ChannelBody, ReadError};
-use crate::keys::{Counts, KeyPool, Outcome, unix_now};
+use crate::answer::{failure_response, read_whole, with_log};
+use crate::app::App;
+use crate::body::{self, Body, ChannelBody};
+use crate::error::{Api, oai_error};
+use crate::keys::{KeyPool, Outcome, unix_now};
+use crate::openai;
 use crate::openai::chat::PreparedCall;
-use crate::openai::{self, error::error_body};
-use crate::router::{App, with_log};
+use crate::request::{self, parse_json};
 use crate::upstream::{Auth, Call, Failure};
 
-/// Largest upstream answer read whole (non-streamed answers with images can be big).
-pub const ANSWER_LIMIT: usize = 256 * 1024 * 1024;
 /// Largest single SSE event accepted from upstream.
 const MAX_EVENT: usize = 64 * 1024 * 1024;
-
-/// An OpenAI error response.
-pub fn oai_error(
-    status: StatusCode,
-    message: &str,
-    code: Option<&str>,
-    param: Option<&str>,
-) -> Response<Body> {
-    let (kind, default_code) = openai::error::kind_for_status(status.as_u16());
-    body::json(
-        status,
-        &error_body(message, kind, code.or(default_code), param),
-    )
-}
 
 /// 400 for a request the translation refused, naming the field.
 fn translate_error(e: &openai::TranslateError) -> Response<Body> {
@@ -67,38 +54,9 @@ pub async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value, Respo
 /// Read a non-empty request body within `MAX_BODY_BYTES` and
 /// `CLIENT_TIMEOUT`, or the OpenAI error to answer.
 pub async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    let limit = app.cfg.max_body_bytes;
-    let read = tokio::time::timeout(
-        app.cfg.client_timeout,
-        body::read_limited(req.into_body(), limit),
-    );
-    let bytes = match read.await {
-        Err(_) => {
-            return Err(oai_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request body did not arrive in time.",
-                None,
-                None,
-            ));
-        }
-        Ok(Err(ReadError::TooLarge)) => {
-            return Err(oai_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("Request body is larger than MAX_BODY_BYTES ({limit} bytes)."),
-                Some("request_too_large"),
-                None,
-            ));
-        }
-        Ok(Err(ReadError::Io(e))) => {
-            return Err(oai_error(
-                StatusCode::BAD_REQUEST,
-                &format!("Could not read the request body: {e}"),
-                None,
-                None,
-            ));
-        }
-        Ok(Ok(b)) => b,
-    };
+    let bytes = request::read_body(app, req, Api::OpenAi)
+        .await
+        .map_err(|res| *res)?;
     if bytes.is_empty() {
         return Err(oai_error(
             StatusCode::BAD_REQUEST,
@@ -110,158 +68,11 @@ pub async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Respo
     Ok(bytes)
 }
 
-/// Parse JSON with a nesting limit (serde_json's own limit is 128; deeper
-/// input is refused before parsing so it can never exhaust the stack).
-pub fn parse_json(bytes: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("The request body is not valid JSON: {e}"))
-}
-
-/// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
-/// by `TIME_OUT`: a body that stalls or never ends must not hold the request
-/// (and its upstream connection) forever. Errors carry the status to answer.
-pub async fn read_whole(
-    app: &App,
-    res: Response<Incoming>,
-) -> Result<(http::response::Parts, Bytes), (StatusCode, String)> {
-    let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
-    match tokio::time::timeout(app.upstream.timeout(), read).await {
-        Ok(Ok(x)) => Ok(x),
-        Ok(Err(m)) => Err((StatusCode::BAD_GATEWAY, m)),
-        Err(_) => Err((
-            StatusCode::GATEWAY_TIMEOUT,
-            "Gemini's answer did not complete within TIME_OUT.".to_string(),
-        )),
-    }
-}
-
 /// Whether a model name is safe to put in an upstream path and to record: no
 /// `/`, `?`, `#`, `%`, `..`, whitespace or control characters, at most 200
 /// characters (the rule is [`crate::model::valid`]).
 pub fn valid_model(m: &str) -> bool {
     crate::model::valid(m)
-}
-
-/// Turn a failed upstream call into an OpenAI error response.
-pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
-    match f {
-        Failure::Upstream {
-            status,
-            body,
-            outcome,
-            key,
-            ..
-        } => {
-            let mut mapped = openai::error::from_gemini(status.as_u16(), &body);
-            if let Some(h) = app.cfg.not_found_hint(status.as_u16()) {
-                let m = format!(
-                    "{} {h}",
-                    mapped.body["error"]["message"].as_str().unwrap_or("")
-                );
-                mapped.body["error"]["message"] = m.into();
-            }
-            let msg = mapped.body["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            app.stats.error(model, &key, status.as_u16(), &msg);
-            match outcome {
-                Outcome::KeyInvalid(m) => oai_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!(
-                        "Every Gemini key tried was rejected by Google ({m}). The gateway's keys need attention."
-                    ),
-                    Some("no_working_key"),
-                    None,
-                ),
-                Outcome::Region(m) => oai_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "{m} Hint: Google refuses calls from this server's region; run the gateway (or its upstream) from a supported region."
-                    ),
-                    Some("unsupported_region"),
-                    None,
-                ),
-                _ => {
-                    let mut res = body::json(
-                        StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY),
-                        &mapped.body,
-                    );
-                    if let Some(s) = mapped.retry_after {
-                        set_retry_after(&mut res, Duration::from_secs(s));
-                    }
-                    if let Some(r) = mapped.should_retry {
-                        res.headers_mut().insert(
-                            HeaderName::from_static("x-should-retry"),
-                            HeaderValue::from_static(if r { "true" } else { "false" }),
-                        );
-                    }
-                    res
-                }
-            }
-        }
-        Failure::Network(m) => {
-            app.stats.error(model, "", 502, &m);
-            oai_error(
-                StatusCode::BAD_GATEWAY,
-                &format!("Could not reach Gemini: {m}"),
-                Some("upstream_unreachable"),
-                None,
-            )
-        }
-        Failure::Timeout => {
-            app.stats.error(model, "", 504, "timeout");
-            oai_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Gemini did not answer within TIME_OUT.",
-                Some("timeout"),
-                None,
-            )
-        }
-        Failure::Cooling(d, c) => {
-            let mut res = oai_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &no_key_message(&c, Some(d)),
-                Some("rate_limit_exceeded"),
-                None,
-            );
-            set_retry_after(&mut res, d);
-            res
-        }
-        Failure::Unavailable(c) => oai_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &no_key_message(&c, None),
-            Some("no_available_key"),
-            None,
-        ),
-    }
-}
-
-/// "No usable key" text with the pool's counts.
-pub fn no_key_message(c: &Counts, wait: Option<Duration>) -> String {
-    let total = c.active + c.cooling + c.resting + c.disabled;
-    let mut m = format!(
-        "No usable Gemini key: {total} keys ({} active, {} cooling, {} resting, {} disabled).",
-        c.active, c.cooling, c.resting, c.disabled
-    );
-    if let Some(d) = wait {
-        m.push_str(&format!(" Retry in {} s.", secs_ceil(d)));
-    }
-    m
-}
-
-fn secs_ceil(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// Set `Retry-After` (seconds, at least 1) and `retry-after-ms`.
-pub fn set_retry_after(res: &mut Response<Body>, d: Duration) {
-    let secs = secs_ceil(d).max(1);
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    res.headers_mut().insert(
-        HeaderName::from_static("retry-after-ms"),
-        HeaderValue::from(d.as_millis().max(1) as u64),
-    );
 }
 
 fn json_headers() -> Vec<(HeaderName, HeaderValue)> {

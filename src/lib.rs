@@ -6,28 +6,40 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: config → server → router/auth → handler →
-//! (translate) → key pool + upstream client → back.
+//! Data flows one way: server → router (route table, authentication) → API
+//! handlers → translate → key pool + upstream client → back; nothing below
+//! imports from above (docs/architecture.md has the module listing).
 //!
 //! * [`config`] — environment + `.env` → [`config::Config`], with clear errors.
 //! * [`log`] — one-line logging at `LOG_LEVEL`, secrets masked by callers.
 //! * [`server`] — accept loop, connection limits, CORS, panic guard, graceful shutdown.
-//! * [`router`] — path → handler, the `/hf` prefix, authentication.
+//! * [`router`] — path → handler, the `/hf` prefix, authentication before any handler.
+//! * [`app`] — the shared state: configuration, key pools, upstream client, counters.
+//! * [`auth`] — client, admin and native credential rules.
+//! * [`request`] — reading request bodies, query parameters and credentials.
+//! * [`answer`] — log details, masked logged paths, passed-on headers, whole upstream answers.
+//! * [`error`] — the gateway's error answers in each API's format.
+//! * [`admin`] — `/health`, `/status`, key resets, `/metrics`, `/verify`.
 //! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
 //! * [`model`] — what a model name may be (checked on every route before it is recorded).
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
-//! * [`gemini`] — native pass-through, Gemini's own OpenAI endpoint, `/verify`.
+//! * [`gemini`] — native pass-through and Gemini's own OpenAI endpoint.
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
 //! * [`scheduler`] — key re-verification and keep-alive jobs.
 //! * [`fake`] — a fake Gemini upstream for tests, `--demo` and the benchmark.
 //! * [`body`] — the response body type and small body helpers.
 
+pub mod admin;
+pub mod answer;
+pub mod app;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod dashboard;
+pub mod error;
 pub mod fake;
 pub mod gemini;
 pub mod handlers;
@@ -35,6 +47,7 @@ pub mod keys;
 pub mod log;
 pub mod model;
 pub mod openai;
+pub mod request;
 pub mod router;
 pub mod scheduler;
 pub mod server;

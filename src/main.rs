@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gemini_balance::app::App;
 use gemini_balance::config::Config;
-use gemini_balance::router::App;
 use gemini_balance::{fake, info, log, scheduler, server};
 
 const USAGE: &str =

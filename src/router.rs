@@ -6,130 +6,17 @@
 //! use the format of the API that was called: OpenAI's error object on the
 //! OpenAI routes, Google's `{"error":{"code","message","status"}}` on native ones.
 
-use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use serde_json::json;
 
+use crate::answer::with_log;
+use crate::app::App;
+use crate::auth::{Role, openai_authorized, role};
 use crate::body::{self, Body};
-use crate::config::Config;
-use crate::keys::{KeyPool, mask, token_matches};
-use crate::status::Stats;
-use crate::upstream::Upstream;
-
-/// Everything a handler needs, shared by all connections.
-pub struct App {
-    /// The configuration.
-    pub cfg: Config,
-    /// The server's key pool.
-    pub pool: KeyPool,
-    /// The lite edition's backup pool (`BACKUP_API_KEYS`).
-    pub backup: KeyPool,
-    /// The upstream client and retry loop.
-    pub upstream: Upstream,
-    /// Traffic counters.
-    pub stats: Stats,
-    /// Set once shutdown began: new requests get 503.
-    pub shutting_down: AtomicBool,
-}
-
-impl App {
-    /// Build the shared state from a configuration.
-    pub fn new(cfg: Config) -> App {
-        let pool = KeyPool::new(cfg.api_keys.clone(), cfg.key_selection, cfg.max_failures);
-        let backup = KeyPool::new(
-            cfg.backup_api_keys.clone(),
-            cfg.key_selection,
-            cfg.max_failures,
-        );
-        let upstream = Upstream::new(
-            crate::upstream::build_client(),
-            &cfg.base_url,
-            cfg.time_out,
-            cfg.cooldown,
-            cfg.max_retries,
-        );
-        App {
-            cfg,
-            pool,
-            backup,
-            upstream,
-            stats: Stats::default(),
-            shutting_down: AtomicBool::new(false),
-        }
-    }
-}
-
-/// Which error format a route answers in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    /// OpenAI's `{"error":{"message","type","param","code"}}`.
-    OpenAi,
-    /// Google's `{"error":{"code","message","status"}}`.
-    Google,
-}
-
-/// What the request log line should say besides method, path and status.
-#[derive(Clone, Debug, Default)]
-pub struct LogInfo {
-    /// Model the request was for.
-    pub model: String,
-    /// Masked key that served it.
-    pub key: String,
-    /// Route label for metrics.
-    pub route: &'static str,
-}
-
-/// Attach log details to a response (read and removed by the server).
-pub fn with_log(
-    mut res: Response<Body>,
-    route: &'static str,
-    model: &str,
-    key: &str,
-) -> Response<Body> {
-    res.extensions_mut().insert(LogInfo {
-        model: model.to_string(),
-        key: key.to_string(),
-        route,
-    });
-    res
-}
-
-/// An error response in the format of `api`.
-pub fn error(api: Api, status: StatusCode, message: &str) -> Response<Body> {
-    match api {
-        Api::OpenAi => {
-            let (kind, code) = crate::openai::error::kind_for_status(status.as_u16());
-            body::json(
-                status,
-                &crate::openai::error::error_body(message, kind, code, None),
-            )
-        }
-        Api::Google => body::json(status, &google_error(status, message)),
-    }
-}
-
-/// Google's error envelope for the gateway's own errors.
-pub fn google_error(status: StatusCode, message: &str) -> serde_json::Value {
-    let s = match status.as_u16() {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        405 => "METHOD_NOT_ALLOWED",
-        408 | 504 => "DEADLINE_EXCEEDED",
-        413 => "INVALID_ARGUMENT",
-        429 => "RESOURCE_EXHAUSTED",
-        499 => "CANCELLED",
-        501 => "UNIMPLEMENTED",
-        503 => "UNAVAILABLE",
-        _ => "INTERNAL",
-    };
-    json!({"error": {"code": status.as_u16(), "message": message, "status": s}})
-}
+use crate::error::{Api, error};
+use crate::request::{bearer, native_credential, percent_decode};
 
 /// The path without the `/hf` mount prefix.
 pub fn strip_mount(path: &str) -> &str {
@@ -138,160 +25,6 @@ pub fn strip_mount(path: &str) -> &str {
         Some(rest) if rest.starts_with('/') => rest,
         _ => path,
     }
-}
-
-/// `text` (a request path, or a model name) as it may be logged: the id of
-/// `/status/keys/{id}/reset` (unless an index), any `/`- or `:`-separated
-/// part that is a key of the pool or the backup pool (also percent-encoded),
-/// and any `AIza…` key inside a part are masked. Borrowed, after one pass
-/// and no allocation, when nothing needs masking (every ordinary request).
-pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
-    let mut out = String::new();
-    let mut changed = false;
-    let mut copied = 0;
-    let mut offset = 0;
-    let (mut before, mut last) = ("", "");
-    for part in text.split(['/', ':']) {
-        let reset_id = before == "status" && last == "keys";
-        if let Some(masked) = masked_part(app, part, reset_id) {
-            out.push_str(&text[copied..offset]);
-            out.push_str(&masked);
-            copied = offset + part.len();
-            changed = true;
-        }
-        offset += part.len() + 1;
-        (before, last) = (last, part);
-    }
-    if !changed {
-        return Cow::Borrowed(text);
-    }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
-}
-
-/// The masked form of one part of a logged path, if it must be masked (see [`loggable`]).
-fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
-    if part.is_empty() || (reset_id && part.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    let decoded = if part.contains('%') {
-        Cow::Owned(percent_decode(part))
-    } else {
-        Cow::Borrowed(part)
-    };
-    for pool in [&app.pool, &app.backup] {
-        if let Some(i) = pool.position(&decoded) {
-            return Some(pool.masked(i).to_string());
-        }
-    }
-    if reset_id {
-        // A masked form or anything else: shown masked too.
-        return Some(match app.pool.find(&decoded) {
-            Some(i) => app.pool.masked(i).to_string(),
-            None => mask(&decoded),
-        });
-    }
-    if decoded.contains("AIza") {
-        let scrubbed = crate::openai::error::scrub(&decoded);
-        if scrubbed != decoded {
-            return Some(scrubbed);
-        }
-    }
-    None
-}
-
-/// The bearer token of a request, if any.
-pub fn bearer<B>(req: &Request<B>) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// A native-style credential: `x-goog-api-key` header or `?key=`.
-pub fn native_credential<B>(req: &Request<B>) -> Option<String> {
-    if let Some(v) = req
-        .headers()
-        .get("x-goog-api-key")
-        .and_then(|v| v.to_str().ok())
-    {
-        return Some(v.trim().to_string());
-    }
-    query_param(req.uri().query().unwrap_or(""), "key")
-}
-
-/// The first value of `name` in a query string (percent-decoded).
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-/// Decode `%XX` escapes and `+` (lossy on invalid UTF-8).
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether the OpenAI-style bearer token is allowed (or the gateway is open).
-pub fn openai_authorized<B>(app: &App, req: &Request<B>) -> bool {
-    if app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
-        return true;
-    }
-    bearer(req).is_some_and(|t| token_matches(&app.cfg.allowed_tokens, t))
-}
-
-/// Who a credential is, as far as the admin routes are concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The admin token (or the gateway is open and has no admin token).
-    Admin,
-    /// One of `ALLOWED_TOKENS` that is not the admin token.
-    Client,
-    /// No credential, or one the gateway does not know.
-    Unknown,
-}
-
-/// The role of `credential`. The admin token is `AUTH_TOKEN`, or, when that
-/// is unset, the first entry of `ALLOWED_TOKENS` only (as in gemini-balance);
-/// a gateway run open (`ALLOW_ANONYMOUS` or demo, no tokens) has no admin
-/// token, and everyone is admin.
-pub fn role(app: &App, credential: Option<&str>) -> Role {
-    let admins = app.cfg.admin_tokens();
-    if admins.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
-        return Role::Admin;
-    }
-    match credential {
-        Some(c) if token_matches(&admins, c) => Role::Admin,
-        Some(c) if token_matches(&app.cfg.allowed_tokens, c) => Role::Client,
-        _ => Role::Unknown,
-    }
-}
-
-/// Whether the admin token is presented as the bearer token (for `/status`,
-/// `/verify` and `/metrics`).
-pub fn admin_authorized<B>(app: &App, req: &Request<B>) -> bool {
-    role(app, bearer(req)) == Role::Admin
 }
 
 /// `None` for the admin; else the answer for everyone else: 401 without a
@@ -369,7 +102,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         "/health" | "/healthz" => {
             return if is_get {
-                with_log(health(&app), "health", "", "")
+                with_log(crate::admin::health(&app), "health", "", "")
             } else {
                 method_not_allowed(Api::OpenAi, "GET, HEAD")
             };
@@ -440,7 +173,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if let Some(refused) = admin_only(&app, &req) {
                 return refused;
             }
-            crate::gemini::verify(app, req).await
+            crate::admin::verify(app, req).await
         }
         "/status" => {
             if !is_get {
@@ -449,7 +182,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if let Some(refused) = admin_only(&app, &req) {
                 return refused;
             }
-            with_log(status(&app), "status", "", "")
+            with_log(crate::admin::status(&app), "status", "", "")
         }
         "/status/verify" => {
             if method != Method::POST {
@@ -458,8 +191,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if let Some(refused) = admin_only(&app, &req) {
                 return refused;
             }
-            let report = crate::scheduler::verify_all(&app, false).await;
-            body::json(StatusCode::OK, &report)
+            crate::admin::status_verify(&app).await
         }
         p if reset_target(p).is_some() => {
             if method != Method::POST {
@@ -468,15 +200,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if let Some(refused) = admin_only(&app, &req) {
                 return refused;
             }
-            let id = reset_target(p).unwrap_or_default();
-            match app.pool.find(&id) {
-                Some(i) => {
-                    app.pool.reset(i);
-                    crate::info!("key {} reset by admin", app.pool.masked(i));
-                    body::json(StatusCode::OK, &json!({"reset": app.pool.masked(i)}))
-                }
-                None => error(Api::OpenAi, StatusCode::NOT_FOUND, "No such key."),
-            }
+            crate::admin::reset_key(&app, &reset_target(p).unwrap_or_default())
         }
         "/dashboard" => {
             if !is_get {
@@ -499,12 +223,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             {
                 return refused;
             }
-            let mut res = Response::new(body::full(app.stats.prometheus(&app.pool)));
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            with_log(res, "metrics", "", "")
+            with_log(crate::admin::metrics(&app), "metrics", "", "")
         }
         _ => error(
             Api::OpenAi,
@@ -549,35 +268,6 @@ fn native_route<'a, B>(path: &'a str, req: &Request<B>) -> Option<(&'static str,
     None
 }
 
-fn health(app: &App) -> Response<Body> {
-    let c = app.pool.counts();
-    body::json(
-        StatusCode::OK,
-        &json!({
-            "status": "ok",
-            // "demo": answers come from the built-in fake upstream, not Google.
-            "mode": if app.cfg.demo { "demo" } else { "gateway" },
-            "version": crate::VERSION,
-            "uptime_seconds": app.stats.uptime(),
-            "keys": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
-        }),
-    )
-}
-
-fn status(app: &App) -> Response<Body> {
-    let c = app.pool.counts();
-    body::json(
-        StatusCode::OK,
-        &json!({
-            "version": crate::VERSION,
-            "uptime_seconds": app.stats.uptime(),
-            "keys": app.pool.snapshot(),
-            "key_counts": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
-            "traffic": app.stats.snapshot(),
-        }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,72 +278,5 @@ mod tests {
         assert_eq!(strip_mount("/hf"), "/");
         assert_eq!(strip_mount("/hfx"), "/hfx");
         assert_eq!(strip_mount("/v1/models"), "/v1/models");
-    }
-
-    #[test]
-    fn keys_in_logged_paths_are_masked() {
-        // Built from pieces so that no key-shaped string sits in the source.
-        let google = concat!("AIza", "SyA1234567890abcdefghijklmnopqrs_-9");
-        let other = concat!("AIza", "SyB1234567890abcdefghijklmnopqrs_-8");
-        let vars: std::collections::HashMap<String, String> = [
-            ("API_KEYS", format!("[\"{google}\",\"plain-pool-key-42\"]")),
-            ("BACKUP_API_KEYS", "backup-key-0000077".to_string()),
-            ("ALLOWED_TOKENS", "sk-x".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let app = App::new(Config::from_map(&vars).expect("config"));
-        let m = |p: &str| loggable(&app, p).into_owned();
-        assert!(matches!(
-            loggable(&app, "/v1beta/models/gemini-2.5-flash:generateContent"),
-            Cow::Borrowed(_)
-        ));
-        assert!(matches!(
-            loggable(&app, "gemini-2.5-flash"),
-            Cow::Borrowed(_)
-        ));
-        assert_eq!(m("/status/keys/3/reset"), "/status/keys/3/reset");
-        assert_eq!(
-            m(&format!("/status/keys/{google}/reset")),
-            "/status/keys/AIza…s_-9/reset"
-        );
-        assert_eq!(
-            m("/hf/status/keys/plain-pool-key-42/reset"),
-            "/hf/status/keys/plai…y-42/reset"
-        );
-        assert_eq!(
-            m("/status/keys/plain%2Dpool-key-42/reset"),
-            "/status/keys/plai…y-42/reset"
-        );
-        assert_eq!(
-            m("/status/keys/not-a-key-at-all/reset"),
-            "/status/keys/not-…-all/reset"
-        );
-        assert_eq!(
-            m("/v1beta/files/backup-key-0000077"),
-            "/v1beta/files/back…0077"
-        );
-        assert_eq!(
-            m(&format!("/v1beta/models/{other}:generateContent")),
-            "/v1beta/models/AIza…s_-8:generateContent"
-        );
-        assert_eq!(m(&format!("x{other}y/z")), "xAIza…s_-8y/z");
-        assert_eq!(
-            m("plain-pool-key-42"),
-            "plai…y-42",
-            "a key given as the model"
-        );
-        assert_eq!(m("/plain-pool-key-4"), "/plain-pool-key-4");
-    }
-
-    #[test]
-    fn decodes_query_values() {
-        assert_eq!(
-            query_param("a=1&key=ab%2Bc&x", "key").as_deref(),
-            Some("ab+c")
-        );
-        assert_eq!(query_param("alt=sse", "key"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

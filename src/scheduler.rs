@@ -14,8 +14,8 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use crate::app::App;
 use crate::keys::{Outcome, classify};
-use crate::router::App;
 use crate::upstream::{Auth, Call};
 
 /// Most keys verified at the same time (`/verify`, `/status/verify`, the

@@ -21,8 +21,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
+use crate::answer::{LogInfo, loggable};
+use crate::app::App;
 use crate::body::{self, Body};
-use crate::router::{self, Api, App, LogInfo};
+use crate::error::{self, Api};
+use crate::router;
 
 mod conn;
 
@@ -201,11 +204,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     let api = api_for(&path);
 
     let mut res = if let Some(problem) = head_too_large(&app, &req) {
-        router::error(api, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &problem)
+        error::error(api, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &problem)
     } else if method == Method::OPTIONS {
         preflight(&req)
     } else if app.shutting_down.load(Ordering::Relaxed) {
-        router::error(
+        error::error(
             api,
             StatusCode::SERVICE_UNAVAILABLE,
             "The gateway is shutting down.",
@@ -218,9 +221,9 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         {
             Ok(res) => res,
             Err(()) => {
-                let logged = router::loggable(&app, &path);
+                let logged = loggable(&app, &path);
                 crate::error!("a request handler panicked: {} {}", method, logged);
-                router::error(
+                error::error(
                     api,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Internal error in the gateway.",
@@ -246,10 +249,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     // A key in the path (`/status/keys/{key}/reset`) or given as the model is logged masked.
     crate::log::request(
         method.as_str(),
-        &router::loggable(&app, &path),
+        &loggable(&app, &path),
         status,
         tenths,
-        &router::loggable(&app, &info.model),
+        &loggable(&app, &info.model),
         &info.key,
     );
     Ok(res)

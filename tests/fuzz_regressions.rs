@@ -11,7 +11,7 @@ use gemini_balance::config::{Config, VARIABLES, parse_list};
 use gemini_balance::handlers::valid_model;
 use gemini_balance::keys::{Outcome, classify, mask};
 use gemini_balance::openai::error::scrub;
-use gemini_balance::router::{percent_decode, query_param};
+use gemini_balance::request::{percent_decode, query_param};
 use gemini_balance::upstream::redact;
 use proptest::prelude::*;
 
@@ -194,7 +194,7 @@ fn saved_fuzz_inputs_replay() {
                 let opts = Options::default();
                 match target {
                     "chat_request" => {
-                        if let Ok(v) = gemini_balance::handlers::parse_json(&data) {
+                        if let Ok(v) = gemini_balance::request::parse_json(&data) {
                             let _ = chat::translate_request(&v, &opts);
                         }
                     }

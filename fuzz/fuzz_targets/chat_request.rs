@@ -4,7 +4,8 @@
 //! or gives exactly what the `Value` path gives.
 #![no_main]
 
-use gemini_balance::handlers::{parse_json, valid_model};
+use gemini_balance::handlers::valid_model;
+use gemini_balance::request::parse_json;
 use gemini_balance::openai::{Options, chat, embeddings};
 use libfuzzer_sys::fuzz_target;
 

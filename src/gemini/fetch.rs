@@ -15,8 +15,8 @@ use http::{Request, StatusCode, Uri, header};
 use http_body_util::Full;
 use serde_json::Value;
 
+use crate::app::App;
 use crate::openai::TranslateError;
-use crate::router::App;
 
 /// Most redirects followed for one image.
 const MAX_REDIRECTS: usize = 3;

@@ -1,6 +1,6 @@
 //! The native side: Gemini API calls passed through byte for byte
 //! (`/v1beta/...`, `/gemini/v1beta/...`, `/gemini/v1/...`, `/v1/models/...:action`),
-//! Gemini's own OpenAI-compatible endpoint (`/openai/v1/...`), and `/verify`.
+//! and Gemini's own OpenAI-compatible endpoint (`/openai/v1/...`).
 //!
 //! Pass-through means: the request body goes upstream unchanged, the client's
 //! credential is replaced by a pool key (`x-goog-api-key`, never in the URL),
@@ -11,20 +11,22 @@
 pub mod fetch;
 pub mod gzip;
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::body::{self, Body, ChannelBody, ReadError};
-use crate::keys::{KeyPool, Outcome, mask, token_matches};
-use crate::router::{self, Api, App, google_error, with_log};
+use crate::answer::{ANSWER_LIMIT, read_whole, response_headers, with_log};
+use crate::app::App;
+use crate::auth::{Keys, native_keys};
+use crate::body::{self, Body};
+use crate::error::{self, Api, google_error, no_key_message, oai_error, set_retry_after};
+use crate::keys::{KeyPool, Outcome};
+use crate::request::{percent_decode, read_body};
 use crate::upstream::{Auth, Call, Failure};
 
 /// Request headers forwarded upstream (everything else — credentials,
@@ -39,125 +41,8 @@ const FORWARD_REQUEST: &[&str] = &[
     "user-agent",
 ];
 
-/// Response headers never passed back (hop-by-hop, or set by us).
-const DROP_RESPONSE: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "alt-svc",
-    "server",
-    "via",
-    "x-goog-api-key",
-];
-
 fn gerr(status: StatusCode, message: &str) -> Response<Body> {
-    router::error(Api::Google, status, message)
-}
-
-/// How many calls each caller's own key list has made (by a hash of the
-/// list; forgotten wholesale past [`TURNS_CAP`] lists, so it cannot grow).
-static CLIENT_TURNS: std::sync::Mutex<Option<HashMap<u64, usize>>> = std::sync::Mutex::new(None);
-const TURNS_CAP: usize = 10_000;
-
-/// The next turn for the caller's key list `cred` (0, 1, 2, … per list).
-fn client_turn(cred: &str) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    cred.hash(&mut h);
-    let id = h.finish();
-    let mut guard = CLIENT_TURNS.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    if map.len() >= TURNS_CAP && !map.contains_key(&id) {
-        map.clear();
-    }
-    let n = map.entry(id).or_insert(0);
-    let turn = *n;
-    *n = n.wrapping_add(1);
-    turn
-}
-
-/// Which keys a native call uses, decided from the caller's credential.
-enum Keys {
-    /// The server's pool (the caller presented an allowed token).
-    Server,
-    /// The backup pool (lite rules: a trusted single client key).
-    Backup,
-    /// The caller's own keys (`CLIENT_KEYS_ENABLED`).
-    Client(KeyPool),
-}
-
-/// Decide who may call and with which keys (see [`caller_keys`]). A `DELETE`
-/// with the shared keys (the pool or the backup pool) deletes what every
-/// caller's files, caches and tuned models share, so it takes the admin token
-/// (`AUTH_TOKEN`, or the first of `ALLOWED_TOKENS`): anyone else gets 403. A
-/// `DELETE` with the caller's own keys (`CLIENT_KEYS_ENABLED`) is theirs.
-fn authorize<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
-    if req.method() != Method::DELETE {
-        return caller_keys(app, req);
-    }
-    let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
-    if router::role(app, cred.as_deref().filter(|c| !c.is_empty())) == router::Role::Admin {
-        return Ok(Keys::Server);
-    }
-    match caller_keys(app, req)? {
-        own @ Keys::Client(_) => Ok(own),
-        Keys::Server | Keys::Backup => Err(Box::new(gerr(
-            StatusCode::FORBIDDEN,
-            "Only the admin token may delete shared resources (files, cached contents, tuned models, …) held by the gateway's keys: AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
-        ))),
-    }
-}
-
-/// Who may call and with which keys: token → server pool; else client keys
-/// when enabled; else 401/403.
-fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
-    let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
-    let open = app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo);
-    let Some(cred) = cred.filter(|c| !c.is_empty()) else {
-        return if open {
-            Ok(Keys::Server)
-        } else {
-            Err(Box::new(gerr(
-                StatusCode::UNAUTHORIZED,
-                "Missing credential: pass one of ALLOWED_TOKENS as `x-goog-api-key`, `?key=` or `Authorization: Bearer`.",
-            )))
-        };
-    };
-    if token_matches(&app.cfg.allowed_tokens, &cred) {
-        return Ok(Keys::Server);
-    }
-    if app.cfg.client_keys_enabled {
-        let mut keys = crate::config::parse_list(&cred).unwrap_or_default();
-        // The lite edition's rule: a single key that is trusted may use the backup pool.
-        if keys.len() == 1
-            && !app.backup.is_empty()
-            && token_matches(&app.cfg.trusted_api_keys, &keys[0])
-        {
-            return Ok(Keys::Backup);
-        }
-        if !keys.is_empty() {
-            // Each call with the same list starts one key further on, so a
-            // caller's calls spread over its keys (the pool is built per call).
-            let turn = client_turn(&cred) % keys.len();
-            keys.rotate_left(turn);
-            return Ok(Keys::Client(KeyPool::new(
-                keys,
-                crate::keys::Selection::RoundRobin,
-                u32::MAX,
-            )));
-        }
-    }
-    if open {
-        return Ok(Keys::Server);
-    }
-    Err(Box::new(gerr(
-        StatusCode::FORBIDDEN,
-        "The credential is not one of ALLOWED_TOKENS.",
-    )))
+    error::error(Api::Google, status, message)
 }
 
 /// Whether every byte of a native path is safe to forward (no traversal,
@@ -175,9 +60,7 @@ fn query_without_key(query: Option<&str>) -> String {
     let kept: Vec<&str> = q
         .split('&')
         // Names compare decoded: `%6Bey=` is `key=` to Google too.
-        .filter(|p| {
-            !p.is_empty() && router::percent_decode(p.split('=').next().unwrap_or("")) != "key"
-        })
+        .filter(|p| !p.is_empty() && percent_decode(p.split('=').next().unwrap_or("")) != "key")
         .collect();
     if kept.is_empty() {
         String::new()
@@ -205,7 +88,7 @@ pub async fn native(
     version: &'static str,
     rest: &str,
 ) -> Response<Body> {
-    let keys = match authorize(&app, &req) {
+    let keys = match native_keys(&app, &req) {
         Ok(k) => k,
         Err(res) => return with_log(*res, "native", "", ""),
     };
@@ -251,7 +134,7 @@ pub async fn native(
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
-        match read_raw(&app, req, Api::Google).await {
+        match read_body(&app, req, Api::Google).await {
             Ok(b) => b,
             Err(res) => return with_log(*res, "native", &model, ""),
         }
@@ -470,50 +353,6 @@ impl Derived {
     }
 }
 
-/// Read a request body as raw bytes (never re-serialised), bounded by
-/// `MAX_BODY_BYTES` and `CLIENT_TIMEOUT`; failures answer in `api`'s format.
-async fn read_raw(
-    app: &App,
-    req: Request<Incoming>,
-    api: Api,
-) -> Result<Bytes, Box<Response<Body>>> {
-    let limit = app.cfg.max_body_bytes;
-    let read = tokio::time::timeout(
-        app.cfg.client_timeout,
-        body::read_limited(req.into_body(), limit),
-    );
-    let (status, message) = match read.await {
-        Ok(Ok(b)) => return Ok(b),
-        Err(_) => (
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body did not arrive in time.".to_string(),
-        ),
-        Ok(Err(ReadError::TooLarge)) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body is larger than MAX_BODY_BYTES ({limit} bytes)."),
-        ),
-        Ok(Err(ReadError::Io(e))) => (
-            StatusCode::BAD_REQUEST,
-            format!("Could not read the request body: {e}"),
-        ),
-    };
-    Err(Box::new(router::error(api, status, &message)))
-}
-
-/// The upstream response headers to pass on: all but hop-by-hop ones (and
-/// the others in `DROP_RESPONSE`), kept in place rather than copied.
-fn response_headers(mut headers: HeaderMap) -> HeaderMap {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| DROP_RESPONSE.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
-    headers
-}
-
 /// One read of an upstream body under the idle timeout.
 type FirstRead =
     Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
@@ -609,8 +448,8 @@ impl hyper::body::Body for Forwarded {
 
 /// The model list with the derived `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
 async fn derived_model_list(app: &App, res: Response<Incoming>) -> Response<Body> {
-    let limit = crate::handlers::ANSWER_LIMIT;
-    let Ok((mut parts, bytes)) = crate::handlers::read_whole(app, res).await else {
+    let limit = ANSWER_LIMIT;
+    let Ok((mut parts, bytes)) = read_whole(app, res).await else {
         return gerr(
             StatusCode::BAD_GATEWAY,
             "Could not read Gemini's model list.",
@@ -711,24 +550,18 @@ fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Respons
             "Gemini did not answer within TIME_OUT.",
         ),
         Failure::Cooling(d, c) => {
-            let mut res = gerr(
-                StatusCode::TOO_MANY_REQUESTS,
-                &crate::handlers::no_key_message(&c, Some(d)),
-            );
-            crate::handlers::set_retry_after(&mut res, d);
+            let mut res = gerr(StatusCode::TOO_MANY_REQUESTS, &no_key_message(&c, Some(d)));
+            set_retry_after(&mut res, d);
             res
         }
-        Failure::Unavailable(c) => gerr(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &crate::handlers::no_key_message(&c, None),
-        ),
+        Failure::Unavailable(c) => gerr(StatusCode::SERVICE_UNAVAILABLE, &no_key_message(&c, None)),
     }
 }
 
 /// `/openai/v1/...`: Gemini's own OpenAI-compatible endpoint, with a pool key as Bearer.
 pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) -> Response<Body> {
-    if !router::openai_authorized(&app, &req) {
-        return crate::handlers::oai_error(
+    if !crate::auth::openai_authorized(&app, &req) {
+        return oai_error(
             StatusCode::UNAUTHORIZED,
             "Missing or invalid token.",
             Some("invalid_api_key"),
@@ -736,7 +569,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         );
     }
     if !safe_path(&rest) || !rest.starts_with('/') {
-        return crate::handlers::oai_error(StatusCode::NOT_FOUND, "Unknown route.", None, None);
+        return oai_error(StatusCode::NOT_FOUND, "Unknown route.", None, None);
     }
     let method = req.method().clone();
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
@@ -750,7 +583,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         Bytes::new()
     } else {
         // The bytes go upstream as sent; they are parsed only to learn the model.
-        match read_raw(&app, req, Api::OpenAi).await {
+        match read_body(&app, req, Api::OpenAi).await {
             Ok(b) => b,
             Err(res) => return with_log(*res, "openai_compat", "", ""),
         }
@@ -768,7 +601,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         .unwrap_or_default();
     if !model.is_empty() && !crate::model::valid(&model) {
         return with_log(
-            crate::handlers::oai_error(
+            oai_error(
                 StatusCode::BAD_REQUEST,
                 &crate::model::invalid_message(&model),
                 Some("invalid_model"),
@@ -815,113 +648,12 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             with_log(res, "openai_compat", &model, &masked)
         }
         Err(f) => with_log(
-            crate::handlers::failure_response(&app, f, &model),
+            crate::answer::failure_response(&app, f, &model),
             "openai_compat",
             &model,
             "",
         ),
     }
-}
-
-/// `POST /verify`: check keys (the pool's, or at most `VERIFY_MAX_KEYS` in
-/// `x-goog-api-key`) in parallel with a models.get call, at most
-/// [`crate::scheduler::VERIFY_PARALLEL`] at a time, streaming one SSE line per
-/// key as each finishes; `?format=json` returns one document.
-pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let given: Vec<String> = req
-        .headers()
-        .get("x-goog-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| crate::config::parse_list(v).unwrap_or_default())
-        .unwrap_or_default();
-    let max = app.cfg.verify_max_keys;
-    if given.len() > max {
-        return with_log(
-            router::error(
-                Api::OpenAi,
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "Too many keys: one /verify call checks at most {max} (VERIFY_MAX_KEYS); {} were sent.",
-                    given.len()
-                ),
-            ),
-            "verify",
-            "",
-            "",
-        );
-    }
-    let as_json =
-        router::query_param(req.uri().query().unwrap_or(""), "format").as_deref() == Some("json");
-    let from_pool = given.is_empty();
-    let keys: Vec<(Option<usize>, String)> = if from_pool {
-        (0..app.pool.len())
-            .map(|i| (Some(i), app.pool.key(i).to_string()))
-            .collect()
-    } else {
-        // A pool key named in the header gets its result applied like a pool
-        // check, so /health does not call active a key /verify called bad.
-        let in_pool =
-            |k: &str| (0..app.pool.len()).find(|&i| crate::keys::subtle_eq(app.pool.key(i), k));
-        given.into_iter().map(|k| (in_pool(&k), k)).collect()
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));
-    // In parallel, but a large pool does not open hundreds of calls at once.
-    let permits = Arc::new(tokio::sync::Semaphore::new(
-        crate::scheduler::VERIFY_PARALLEL,
-    ));
-    for (index, key) in keys {
-        let app = app.clone();
-        let tx = tx.clone();
-        let permits = permits.clone();
-        tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let result = crate::scheduler::verify_key(&app, &key).await;
-            if let Some(i) = index {
-                crate::scheduler::apply_verification(&app, i, &result);
-            }
-            let line = match result {
-                Ok(()) => json!({"key": mask(&key), "status": "GOOD"}),
-                Err(reason) => json!({"key": mask(&key), "status": "BAD", "reason": reason}),
-            };
-            let _ = tx.send(line).await;
-        });
-    }
-    drop(tx);
-    if as_json {
-        let mut results = Vec::new();
-        while let Some(v) = rx.recv().await {
-            results.push(v);
-        }
-        let good = results.iter().filter(|r| r["status"] == "GOOD").count();
-        return with_log(
-            body::json(
-                StatusCode::OK,
-                &json!({"total": results.len(), "good": good, "bad": results.len() - good, "results": results}),
-            ),
-            "verify",
-            "",
-            "",
-        );
-    }
-    let (btx, out) = ChannelBody::pair(16);
-    tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            if btx
-                .send(Bytes::from(format!("data: {v}\n\n")))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let _ = btx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-    });
-    let mut res = Response::new(out);
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    with_log(res, "verify", "", "")
 }
 
 #[cfg(test)]

@@ -1,0 +1,315 @@
+//! Helpers shared by every API's handlers for building an answer: the log
+//! details a response carries to the server's log line ([`LogInfo`]), the
+//! logged form of a path with keys masked ([`loggable`]), the upstream
+//! headers passed on ([`response_headers`]), and reading a whole upstream
+//! answer within its limits ([`read_whole`]).
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::app::App;
+use crate::body::{self, Body};
+use crate::error::{no_key_message, oai_error, set_retry_after};
+use crate::keys::{Outcome, mask};
+use crate::openai;
+use crate::request::percent_decode;
+use crate::upstream::Failure;
+
+/// Largest upstream answer read whole (non-streamed answers with images can be big).
+pub const ANSWER_LIMIT: usize = 256 * 1024 * 1024;
+
+/// Response headers never passed back (hop-by-hop, or set by us).
+const DROP_RESPONSE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "alt-svc",
+    "server",
+    "via",
+    "x-goog-api-key",
+];
+
+/// What the request log line should say besides method, path and status.
+#[derive(Clone, Debug, Default)]
+pub struct LogInfo {
+    /// Model the request was for.
+    pub model: String,
+    /// Masked key that served it.
+    pub key: String,
+    /// Route label for metrics.
+    pub route: &'static str,
+}
+
+/// Attach log details to a response (read and removed by the server).
+pub fn with_log(
+    mut res: Response<Body>,
+    route: &'static str,
+    model: &str,
+    key: &str,
+) -> Response<Body> {
+    res.extensions_mut().insert(LogInfo {
+        model: model.to_string(),
+        key: key.to_string(),
+        route,
+    });
+    res
+}
+
+/// `text` (a request path, or a model name) as it may be logged: the id of
+/// `/status/keys/{id}/reset` (unless an index), any `/`- or `:`-separated
+/// part that is a key of the pool or the backup pool (also percent-encoded),
+/// and any `AIza…` key inside a part are masked. Borrowed, after one pass
+/// and no allocation, when nothing needs masking (every ordinary request).
+pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
+    let mut out = String::new();
+    let mut changed = false;
+    let mut copied = 0;
+    let mut offset = 0;
+    let (mut before, mut last) = ("", "");
+    for part in text.split(['/', ':']) {
+        let reset_id = before == "status" && last == "keys";
+        if let Some(masked) = masked_part(app, part, reset_id) {
+            out.push_str(&text[copied..offset]);
+            out.push_str(&masked);
+            copied = offset + part.len();
+            changed = true;
+        }
+        offset += part.len() + 1;
+        (before, last) = (last, part);
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The masked form of one part of a logged path, if it must be masked (see [`loggable`]).
+fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
+    if part.is_empty() || (reset_id && part.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let decoded = if part.contains('%') {
+        Cow::Owned(percent_decode(part))
+    } else {
+        Cow::Borrowed(part)
+    };
+    for pool in [&app.pool, &app.backup] {
+        if let Some(i) = pool.position(&decoded) {
+            return Some(pool.masked(i).to_string());
+        }
+    }
+    if reset_id {
+        // A masked form or anything else: shown masked too.
+        return Some(match app.pool.find(&decoded) {
+            Some(i) => app.pool.masked(i).to_string(),
+            None => mask(&decoded),
+        });
+    }
+    if decoded.contains("AIza") {
+        let scrubbed = crate::openai::error::scrub(&decoded);
+        if scrubbed != decoded {
+            return Some(scrubbed);
+        }
+    }
+    None
+}
+
+/// The upstream response headers to pass on: all but hop-by-hop ones (and
+/// the others in `DROP_RESPONSE`), kept in place rather than copied.
+pub fn response_headers(mut headers: HeaderMap) -> HeaderMap {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| DROP_RESPONSE.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+    headers
+}
+
+/// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
+/// by `TIME_OUT`: a body that stalls or never ends must not hold the request
+/// (and its upstream connection) forever. Errors carry the status to answer.
+pub async fn read_whole(
+    app: &App,
+    res: Response<Incoming>,
+) -> Result<(http::response::Parts, Bytes), (StatusCode, String)> {
+    let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
+    match tokio::time::timeout(app.upstream.timeout(), read).await {
+        Ok(Ok(x)) => Ok(x),
+        Ok(Err(m)) => Err((StatusCode::BAD_GATEWAY, m)),
+        Err(_) => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            "Gemini's answer did not complete within TIME_OUT.".to_string(),
+        )),
+    }
+}
+
+/// Turn a failed upstream call into an OpenAI error response.
+pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
+    match f {
+        Failure::Upstream {
+            status,
+            body,
+            outcome,
+            key,
+            ..
+        } => {
+            let mut mapped = openai::error::from_gemini(status.as_u16(), &body);
+            if let Some(h) = app.cfg.not_found_hint(status.as_u16()) {
+                let m = format!(
+                    "{} {h}",
+                    mapped.body["error"]["message"].as_str().unwrap_or("")
+                );
+                mapped.body["error"]["message"] = m.into();
+            }
+            let msg = mapped.body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            app.stats.error(model, &key, status.as_u16(), &msg);
+            match outcome {
+                Outcome::KeyInvalid(m) => oai_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "Every Gemini key tried was rejected by Google ({m}). The gateway's keys need attention."
+                    ),
+                    Some("no_working_key"),
+                    None,
+                ),
+                Outcome::Region(m) => oai_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "{m} Hint: Google refuses calls from this server's region; run the gateway (or its upstream) from a supported region."
+                    ),
+                    Some("unsupported_region"),
+                    None,
+                ),
+                _ => {
+                    let mut res = body::json(
+                        StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                        &mapped.body,
+                    );
+                    if let Some(s) = mapped.retry_after {
+                        set_retry_after(&mut res, Duration::from_secs(s));
+                    }
+                    if let Some(r) = mapped.should_retry {
+                        res.headers_mut().insert(
+                            HeaderName::from_static("x-should-retry"),
+                            HeaderValue::from_static(if r { "true" } else { "false" }),
+                        );
+                    }
+                    res
+                }
+            }
+        }
+        Failure::Network(m) => {
+            app.stats.error(model, "", 502, &m);
+            oai_error(
+                StatusCode::BAD_GATEWAY,
+                &format!("Could not reach Gemini: {m}"),
+                Some("upstream_unreachable"),
+                None,
+            )
+        }
+        Failure::Timeout => {
+            app.stats.error(model, "", 504, "timeout");
+            oai_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gemini did not answer within TIME_OUT.",
+                Some("timeout"),
+                None,
+            )
+        }
+        Failure::Cooling(d, c) => {
+            let mut res = oai_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &no_key_message(&c, Some(d)),
+                Some("rate_limit_exceeded"),
+                None,
+            );
+            set_retry_after(&mut res, d);
+            res
+        }
+        Failure::Unavailable(c) => oai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &no_key_message(&c, None),
+            Some("no_available_key"),
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn keys_in_logged_paths_are_masked() {
+        // Built from pieces so that no key-shaped string sits in the source.
+        let google = concat!("AIza", "SyA1234567890abcdefghijklmnopqrs_-9");
+        let other = concat!("AIza", "SyB1234567890abcdefghijklmnopqrs_-8");
+        let vars: std::collections::HashMap<String, String> = [
+            ("API_KEYS", format!("[\"{google}\",\"plain-pool-key-42\"]")),
+            ("BACKUP_API_KEYS", "backup-key-0000077".to_string()),
+            ("ALLOWED_TOKENS", "sk-x".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let app = App::new(Config::from_map(&vars).expect("config"));
+        let m = |p: &str| loggable(&app, p).into_owned();
+        assert!(matches!(
+            loggable(&app, "/v1beta/models/gemini-2.5-flash:generateContent"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            loggable(&app, "gemini-2.5-flash"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(m("/status/keys/3/reset"), "/status/keys/3/reset");
+        assert_eq!(
+            m(&format!("/status/keys/{google}/reset")),
+            "/status/keys/AIza…s_-9/reset"
+        );
+        assert_eq!(
+            m("/hf/status/keys/plain-pool-key-42/reset"),
+            "/hf/status/keys/plai…y-42/reset"
+        );
+        assert_eq!(
+            m("/status/keys/plain%2Dpool-key-42/reset"),
+            "/status/keys/plai…y-42/reset"
+        );
+        assert_eq!(
+            m("/status/keys/not-a-key-at-all/reset"),
+            "/status/keys/not-…-all/reset"
+        );
+        assert_eq!(
+            m("/v1beta/files/backup-key-0000077"),
+            "/v1beta/files/back…0077"
+        );
+        assert_eq!(
+            m(&format!("/v1beta/models/{other}:generateContent")),
+            "/v1beta/models/AIza…s_-8:generateContent"
+        );
+        assert_eq!(m(&format!("x{other}y/z")), "xAIza…s_-8y/z");
+        assert_eq!(
+            m("plain-pool-key-42"),
+            "plai…y-42",
+            "a key given as the model"
+        );
+        assert_eq!(m("/plain-pool-key-4"), "/plain-pool-key-4");
+    }
+}

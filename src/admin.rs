@@ -9,10 +9,9 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::answer::with_log;
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
-use crate::error::{self, Api};
+use crate::error::GatewayError;
 use crate::keys::mask;
 
 /// `GET /health`: liveness, mode, version, uptime and key counts (no secrets).
@@ -54,15 +53,17 @@ pub async fn status_verify(app: &Arc<App>) -> Response<Body> {
 
 /// `POST /status/keys/{id}/reset`: bring key `id` (an index, the key, or its
 /// masked form; percent-decoded) back into service.
-pub fn reset_key(app: &App, id: &str) -> Response<Body> {
-    match app.pool.find(id) {
-        Some(i) => {
-            app.pool.reset(i);
-            crate::info!("key {} reset by admin", app.pool.masked(i));
-            body::json(StatusCode::OK, &json!({"reset": app.pool.masked(i)}))
-        }
-        None => error::error(Api::OpenAi, StatusCode::NOT_FOUND, "No such key."),
-    }
+pub fn reset_key(app: &App, id: &str) -> Result<Response<Body>, GatewayError> {
+    let i = app
+        .pool
+        .find(id)
+        .ok_or(GatewayError::NotFound("No such key."))?;
+    app.pool.reset(i);
+    crate::info!("key {} reset by admin", app.pool.masked(i));
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"reset": app.pool.masked(i)}),
+    ))
 }
 
 /// `GET /metrics`: the Prometheus text format.
@@ -79,7 +80,7 @@ pub fn metrics(app: &App) -> Response<Body> {
 /// `x-goog-api-key`) in parallel with a models.get call, at most
 /// [`crate::scheduler::VERIFY_PARALLEL`] at a time, streaming one SSE line per
 /// key as each finishes; `?format=json` returns one document.
-pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
     let given: Vec<String> = req
         .headers()
         .get("x-goog-api-key")
@@ -88,19 +89,10 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or_default();
     let max = app.cfg.verify_max_keys;
     if given.len() > max {
-        return with_log(
-            error::error(
-                Api::OpenAi,
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "Too many keys: one /verify call checks at most {max} (VERIFY_MAX_KEYS); {} were sent.",
-                    given.len()
-                ),
-            ),
-            "verify",
-            "",
-            "",
-        );
+        return Err(GatewayError::TooManyKeys {
+            max,
+            sent: given.len(),
+        });
     }
     let as_json = crate::request::query_param(req.uri().query().unwrap_or(""), "format").as_deref()
         == Some("json");
@@ -145,15 +137,10 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             results.push(v);
         }
         let good = results.iter().filter(|r| r["status"] == "GOOD").count();
-        return with_log(
-            body::json(
-                StatusCode::OK,
-                &json!({"total": results.len(), "good": good, "bad": results.len() - good, "results": results}),
-            ),
-            "verify",
-            "",
-            "",
-        );
+        return Ok(body::json(
+            StatusCode::OK,
+            &json!({"total": results.len(), "good": good, "bad": results.len() - good, "results": results}),
+        ));
     }
     let (btx, out) = ChannelBody::pair(16);
     tokio::spawn(async move {
@@ -173,5 +160,5 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    with_log(res, "verify", "", "")
+    Ok(res)
 }

@@ -1,42 +1,24 @@
 //! Helpers shared by every API's handlers for building an answer: the log
 //! details a response carries to the server's log line ([`LogInfo`]), the
-//! logged form of a path with keys masked ([`loggable`]), the upstream
-//! headers passed on ([`response_headers`]), and reading a whole upstream
-//! answer within its limits ([`read_whole`]).
+//! logged form of a path with keys masked ([`loggable`]), reading a whole
+//! upstream answer within its limits ([`read_whole`]), and a failed upstream
+//! call as the error to answer, recorded for `/status` ([`upstream_failed`]).
 
 use std::borrow::Cow;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::Response;
 use hyper::body::Incoming;
 
 use crate::app::App;
-use crate::body::{self, Body};
-use crate::error::{no_key_message, oai_error, set_retry_after};
-use crate::keys::{Outcome, mask};
-use crate::openai;
+use crate::body::Body;
+use crate::error::{GatewayError, upstream_message};
+use crate::keys::mask;
 use crate::request::percent_decode;
 use crate::upstream::Failure;
 
 /// Largest upstream answer read whole (non-streamed answers with images can be big).
 pub const ANSWER_LIMIT: usize = 256 * 1024 * 1024;
-
-/// Response headers never passed back (hop-by-hop, or set by us).
-const DROP_RESPONSE: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "alt-svc",
-    "server",
-    "via",
-    "x-goog-api-key",
-];
 
 /// What the request log line should say besides method, path and status.
 #[derive(Clone, Debug, Default)]
@@ -124,131 +106,44 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
     None
 }
 
-/// The upstream response headers to pass on: all but hop-by-hop ones (and
-/// the others in `DROP_RESPONSE`), kept in place rather than copied.
-pub fn response_headers(mut headers: HeaderMap) -> HeaderMap {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| DROP_RESPONSE.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
-    headers
-}
-
 /// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
 /// by `TIME_OUT`: a body that stalls or never ends must not hold the request
-/// (and its upstream connection) forever. Errors carry the status to answer.
+/// (and its upstream connection) forever.
 pub async fn read_whole(
     app: &App,
     res: Response<Incoming>,
-) -> Result<(http::response::Parts, Bytes), (StatusCode, String)> {
+) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
     match tokio::time::timeout(app.upstream.timeout(), read).await {
         Ok(Ok(x)) => Ok(x),
-        Ok(Err(m)) => Err((StatusCode::BAD_GATEWAY, m)),
-        Err(_) => Err((
-            StatusCode::GATEWAY_TIMEOUT,
-            "Gemini's answer did not complete within TIME_OUT.".to_string(),
-        )),
+        Ok(Err(m)) => Err(GatewayError::BadAnswer(m.into())),
+        Err(_) => Err(GatewayError::AnswerTimeout),
     }
 }
 
-/// Turn a failed upstream call into an OpenAI error response.
-pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
-    match f {
+/// A failed upstream call as the error to answer (see
+/// [`GatewayError::from_failure`]), recorded in `/status`'s recent errors.
+pub fn upstream_failed(app: &App, f: Failure, model: &str, own_keys: bool) -> GatewayError {
+    let hint = match &f {
         Failure::Upstream {
-            status,
-            body,
-            outcome,
-            key,
-            ..
+            status, body, key, ..
         } => {
-            let mut mapped = openai::error::from_gemini(status.as_u16(), &body);
-            if let Some(h) = app.cfg.not_found_hint(status.as_u16()) {
-                let m = format!(
-                    "{} {h}",
-                    mapped.body["error"]["message"].as_str().unwrap_or("")
-                );
-                mapped.body["error"]["message"] = m.into();
-            }
-            let msg = mapped.body["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            app.stats.error(model, &key, status.as_u16(), &msg);
-            match outcome {
-                Outcome::KeyInvalid(m) => oai_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!(
-                        "Every Gemini key tried was rejected by Google ({m}). The gateway's keys need attention."
-                    ),
-                    Some("no_working_key"),
-                    None,
-                ),
-                Outcome::Region(m) => oai_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "{m} Hint: Google refuses calls from this server's region; run the gateway (or its upstream) from a supported region."
-                    ),
-                    Some("unsupported_region"),
-                    None,
-                ),
-                _ => {
-                    let mut res = body::json(
-                        StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY),
-                        &mapped.body,
-                    );
-                    if let Some(s) = mapped.retry_after {
-                        set_retry_after(&mut res, Duration::from_secs(s));
-                    }
-                    if let Some(r) = mapped.should_retry {
-                        res.headers_mut().insert(
-                            HeaderName::from_static("x-should-retry"),
-                            HeaderValue::from_static(if r { "true" } else { "false" }),
-                        );
-                    }
-                    res
-                }
-            }
+            let hint = app.cfg.not_found_hint(status.as_u16());
+            let message = upstream_message(status.as_u16(), body, hint);
+            app.stats.error(model, key, status.as_u16(), &message);
+            hint
         }
         Failure::Network(m) => {
-            app.stats.error(model, "", 502, &m);
-            oai_error(
-                StatusCode::BAD_GATEWAY,
-                &format!("Could not reach Gemini: {m}"),
-                Some("upstream_unreachable"),
-                None,
-            )
+            app.stats.error(model, "", 502, m);
+            None
         }
         Failure::Timeout => {
             app.stats.error(model, "", 504, "timeout");
-            oai_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Gemini did not answer within TIME_OUT.",
-                Some("timeout"),
-                None,
-            )
+            None
         }
-        Failure::Cooling(d, c) => {
-            let mut res = oai_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &no_key_message(&c, Some(d)),
-                Some("rate_limit_exceeded"),
-                None,
-            );
-            set_retry_after(&mut res, d);
-            res
-        }
-        Failure::Unavailable(c) => oai_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &no_key_message(&c, None),
-            Some("no_available_key"),
-            None,
-        ),
-    }
+        Failure::Cooling(..) | Failure::Unavailable(_) => None,
+    };
+    GatewayError::from_failure(f, own_keys, hint)
 }
 
 #[cfg(test)]

@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request};
 
 use crate::app::App;
-use crate::body::Body;
-use crate::error::{self, Api};
+use crate::error::GatewayError;
 use crate::keys::{KeyPool, token_matches};
 use crate::request::{bearer, native_credential};
 
@@ -51,10 +50,15 @@ pub fn role(app: &App, credential: Option<&str>) -> Role {
     }
 }
 
-/// Whether the admin token is presented as the bearer token (for `/status`,
-/// `/verify` and `/metrics`).
-pub fn admin_authorized<B>(app: &App, req: &Request<B>) -> bool {
-    role(app, bearer(req)) == Role::Admin
+/// `Ok` for the admin token as the bearer token (for `/status`, `/verify`
+/// and `/metrics`); else 401 without a known token, 403 for a client token
+/// that is not the admin token.
+pub fn admin_only<B>(app: &App, req: &Request<B>) -> Result<(), GatewayError> {
+    match role(app, bearer(req)) {
+        Role::Admin => Ok(()),
+        Role::Client => Err(GatewayError::NotAdmin),
+        Role::Unknown => Err(GatewayError::Unauthorized),
+    }
 }
 
 /// How many calls each caller's own key list has made (by a hash of the
@@ -88,17 +92,13 @@ pub enum Keys {
     Client(KeyPool),
 }
 
-fn gerr(status: StatusCode, message: &str) -> Box<Response<Body>> {
-    Box::new(error::error(Api::Google, status, message))
-}
-
 /// Decide who may make a native call and with which keys (see
 /// [`caller_keys`]). A `DELETE` with the shared keys (the pool or the backup
 /// pool) deletes what every caller's files, caches and tuned models share, so
 /// it takes the admin token (`AUTH_TOKEN`, or the first of `ALLOWED_TOKENS`):
 /// anyone else gets 403. A `DELETE` with the caller's own keys
 /// (`CLIENT_KEYS_ENABLED`) is theirs.
-pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
+pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError> {
     if req.method() != Method::DELETE {
         return caller_keys(app, req);
     }
@@ -108,26 +108,20 @@ pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<
     }
     match caller_keys(app, req)? {
         own @ Keys::Client(_) => Ok(own),
-        Keys::Server | Keys::Backup => Err(gerr(
-            StatusCode::FORBIDDEN,
-            "Only the admin token may delete shared resources (files, cached contents, tuned models, …) held by the gateway's keys: AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
-        )),
+        Keys::Server | Keys::Backup => Err(GatewayError::SharedDelete),
     }
 }
 
 /// Who may call and with which keys: token → server pool; else client keys
 /// when enabled; else 401/403.
-fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
+fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError> {
     let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
     let open = app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo);
     let Some(cred) = cred.filter(|c| !c.is_empty()) else {
         return if open {
             Ok(Keys::Server)
         } else {
-            Err(gerr(
-                StatusCode::UNAUTHORIZED,
-                "Missing credential: pass one of ALLOWED_TOKENS as `x-goog-api-key`, `?key=` or `Authorization: Bearer`.",
-            ))
+            Err(GatewayError::MissingCredential)
         };
     };
     if token_matches(&app.cfg.allowed_tokens, &cred) {
@@ -157,8 +151,5 @@ fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body
     if open {
         return Ok(Keys::Server);
     }
-    Err(gerr(
-        StatusCode::FORBIDDEN,
-        "The credential is not one of ALLOWED_TOKENS.",
-    ))
+    Err(GatewayError::UnknownCredential)
 }

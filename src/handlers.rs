@@ -12,60 +12,22 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::answer::{failure_response, read_whole, with_log};
+use crate::answer::{LogInfo, read_whole, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
-use crate::error::{Api, oai_error};
+use crate::error::GatewayError;
 use crate::keys::{KeyPool, Outcome, unix_now};
 use crate::openai;
 use crate::openai::chat::PreparedCall;
-use crate::request::{self, parse_json};
+use crate::request::{parse_json, read_nonempty_body};
 use crate::upstream::{Auth, Call, Failure};
 
 /// Largest single SSE event accepted from upstream.
 const MAX_EVENT: usize = 64 * 1024 * 1024;
 
-/// 400 for a request the translation refused, naming the field.
-fn translate_error(e: &openai::TranslateError) -> Response<Body> {
-    oai_error(
-        StatusCode::BAD_REQUEST,
-        &e.message,
-        None,
-        e.param.as_deref(),
-    )
-}
-
-/// 400 for a model name that is not a model id (see [`crate::model`]).
-fn invalid_model(name: &str) -> Response<Body> {
-    oai_error(
-        StatusCode::BAD_REQUEST,
-        &crate::model::invalid_message(name),
-        Some("invalid_model"),
-        Some("model"),
-    )
-}
-
-/// Read a request body as JSON, answering 413 / 400 / 408 in OpenAI's format.
-pub async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value, Response<Body>> {
-    let bytes = read_body(app, req).await?;
-    parse_json(&bytes).map_err(|m| oai_error(StatusCode::BAD_REQUEST, &m, None, Some("body")))
-}
-
-/// Read a non-empty request body within `MAX_BODY_BYTES` and
-/// `CLIENT_TIMEOUT`, or the OpenAI error to answer.
-pub async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    let bytes = request::read_body(app, req, Api::OpenAi)
-        .await
-        .map_err(|res| *res)?;
-    if bytes.is_empty() {
-        return Err(oai_error(
-            StatusCode::BAD_REQUEST,
-            "The request body is empty; expected a JSON object.",
-            None,
-            Some("body"),
-        ));
-    }
-    Ok(bytes)
+/// Read a request body as JSON, answering 413 / 400 / 408.
+pub async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value, GatewayError> {
+    parse_json(&read_nonempty_body(app, req).await?)
 }
 
 /// Whether a model name is safe to put in an upstream path and to record: no
@@ -84,33 +46,31 @@ fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
 
 /// The general path of a chat request: parse it, fetch remote images, and
 /// translate it (also where every invalid request gets its error).
-async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, Response<Body>> {
-    let value = parse_json(bytes)
-        .map_err(|m| oai_error(StatusCode::BAD_REQUEST, &m, None, Some("body")))?;
+async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, GatewayError> {
+    let value = parse_json(bytes)?;
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
-        .map_err(|e| translate_error(&e))?;
+        .map_err(GatewayError::Invalid)?;
     openai::chat::translate_request(&value, &app.cfg.translate)
         .map(PreparedCall::from)
-        .map_err(|e| translate_error(&e))
+        .map_err(GatewayError::Invalid)
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let bytes = match read_body(&app, req).await {
-        Ok(b) => b,
-        Err(res) => return with_log(res, "chat", "", ""),
-    };
+pub async fn chat(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let bytes = read_nonempty_body(&app, req).await?;
     let call = match openai::chat::translate_request_fast(&bytes, &app.cfg.translate) {
         Some(call) => call,
-        None => match translate_chat(&app, &bytes).await {
-            Ok(call) => call,
-            Err(res) => return with_log(res, "chat", "", ""),
-        },
+        None => translate_chat(&app, &bytes).await?,
     };
     if !valid_model(&call.model) {
-        return with_log(invalid_model(&call.model), "chat", "", "");
+        return Err(GatewayError::InvalidModel(call.model));
     }
+    log.model.clone_from(&call.model);
     let path = if call.stream {
         app.upstream.path(&format!(
             "/models/{}:streamGenerateContent?alt=sse",
@@ -129,63 +89,29 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         headers: json_headers(),
     };
     let started = Instant::now();
-    let answer = match app.upstream.call(&app.pool, &up).await {
-        Ok(a) => a,
-        Err(f) => {
-            return with_log(
-                failure_response(&app, f, &call.model),
-                "chat",
-                &call.model,
-                "",
-            );
-        }
-    };
+    let answer = app
+        .upstream
+        .call(&app.pool, &up)
+        .await
+        .map_err(|f| upstream_failed(&app, f, &call.model, false))?;
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
-    let masked = app.pool.masked(answer.key).to_string();
+    log.key = app.pool.masked(answer.key).to_string();
     let created = unix_now();
 
     if !call.stream {
-        let (_, bytes) = match read_whole(&app, answer.response).await {
-            Ok(x) => x,
-            Err((status, m)) => {
-                let code = if status == StatusCode::GATEWAY_TIMEOUT {
-                    "timeout"
-                } else {
-                    "upstream_error"
-                };
-                return with_log(
-                    oai_error(status, &m, Some(code), None),
-                    "chat",
-                    &call.model,
-                    &masked,
-                );
-            }
-        };
+        let (_, bytes) = read_whole(&app, answer.response).await?;
         let ctx = openai::response::ResponseCtx {
             model: &call.client_model,
             created,
             opts: &app.cfg.translate,
         };
         let Some(out) = openai::response::translate_response_bytes(&bytes, &ctx) else {
-            return with_log(
-                oai_error(
-                    StatusCode::BAD_GATEWAY,
-                    "Gemini answered with invalid JSON.",
-                    Some("upstream_error"),
-                    None,
-                ),
-                "chat",
-                &call.model,
-                &masked,
-            );
+            return Err(GatewayError::BadAnswer(
+                "Gemini answered with invalid JSON.".into(),
+            ));
         };
-        return with_log(
-            body::json_bytes(StatusCode::OK, out),
-            "chat",
-            &call.model,
-            &masked,
-        );
+        return Ok(body::json_bytes(StatusCode::OK, out));
     }
 
     // Nothing has reached the client yet: a stream that breaks, goes silent,
@@ -249,20 +175,16 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.
             None | Some(Err(Failure::Unavailable(_))) => {
-                return with_log(
-                    oai_error(status, message, Some(code), None),
-                    "chat",
-                    &call.model,
-                    app.pool.masked(key),
-                );
+                log.key = app.pool.masked(key).to_string();
+                return Err(GatewayError::StreamFailed {
+                    status,
+                    code,
+                    message,
+                });
             }
             Some(Err(f)) => {
-                return with_log(
-                    failure_response(&app, f, &call.model),
-                    "chat",
-                    &call.model,
-                    "",
-                );
+                log.key.clear();
+                return Err(upstream_failed(&app, f, &call.model, false));
             }
         }
     };
@@ -380,7 +302,8 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
     );
-    with_log(res, "chat", &call.model, &masked)
+    log.key = masked;
+    Ok(res)
 }
 
 /// Read a Gemini stream up to its first complete event. `Err` says why the
@@ -444,25 +367,21 @@ async fn open_stream(
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let value = match read_json(&app, req).await {
-        Ok(v) => v,
-        Err(res) => return with_log(res, "embeddings", "", ""),
-    };
-    let call = match openai::embeddings::translate_request(&value) {
-        Ok(c) => c,
-        Err(e) => {
-            return with_log(translate_error(&e), "embeddings", "", "");
-        }
-    };
+pub async fn embeddings(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let value = read_json(&app, req).await?;
+    let call = openai::embeddings::translate_request(&value).map_err(GatewayError::Invalid)?;
     if !valid_model(&call.model) {
-        return with_log(invalid_model(&call.model), "embeddings", "", "");
+        return Err(GatewayError::InvalidModel(call.model));
     }
+    log.model.clone_from(&call.model);
     let path = app
         .upstream
         .path(&format!("/models/{}:batchEmbedContents", call.model));
     let mut answers = Vec::with_capacity(call.batches.len());
-    let mut masked = String::new();
     for batch in &call.batches {
         let up = Call {
             method: Method::POST,
@@ -475,54 +394,27 @@ pub async fn embeddings(app: Arc<App>, req: Request<Incoming>) -> Response<Body>
         let answer = match app.upstream.call(&app.pool, &up).await {
             Ok(a) => a,
             Err(f) => {
-                return with_log(
-                    failure_response(&app, f, &call.model),
-                    "embeddings",
-                    &call.model,
-                    "",
-                );
+                log.key.clear();
+                return Err(upstream_failed(&app, f, &call.model, false));
             }
         };
-        masked = app.pool.masked(answer.key).to_string();
+        log.key = app.pool.masked(answer.key).to_string();
         let parsed = match read_whole(&app, answer.response).await {
             Ok((_, bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
             Err(_) => None,
         };
-        match parsed {
-            Some(v) => answers.push(v),
-            None => {
-                return with_log(
-                    oai_error(
-                        StatusCode::BAD_GATEWAY,
-                        "Gemini answered with invalid JSON.",
-                        Some("upstream_error"),
-                        None,
-                    ),
-                    "embeddings",
-                    &call.model,
-                    &masked,
-                );
-            }
-        }
+        let Some(v) = parsed else {
+            return Err(GatewayError::BadAnswer(
+                "Gemini answered with invalid JSON.".into(),
+            ));
+        };
+        answers.push(v);
     }
     match openai::embeddings::translate_response(&answers, &call) {
-        Ok(v) => with_log(
-            body::json(StatusCode::OK, &v),
-            "embeddings",
-            &call.model,
-            &masked,
-        ),
-        Err(e) => with_log(
-            oai_error(
-                StatusCode::BAD_GATEWAY,
-                &format!("Unexpected answer from Gemini: {}", e.message),
-                Some("upstream_error"),
-                None,
-            ),
-            "embeddings",
-            &call.model,
-            &masked,
-        ),
+        Ok(v) => Ok(body::json(StatusCode::OK, &v)),
+        Err(e) => Err(GatewayError::BadAnswer(
+            format!("Unexpected answer from Gemini: {}", e.message).into(),
+        )),
     }
 }
 
@@ -552,8 +444,8 @@ pub async fn list_all_models(app: &App, pool: &KeyPool, v1: bool) -> Result<Vec<
         let answer = app.upstream.call(pool, &up).await?;
         let page: Value = match read_whole(app, answer.response).await {
             Ok((_, b)) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-            Err((StatusCode::GATEWAY_TIMEOUT, _)) => return Err(Failure::Timeout),
-            Err((_, m)) => return Err(Failure::Network(m)),
+            Err(GatewayError::AnswerTimeout) => return Err(Failure::Timeout),
+            Err(e) => return Err(Failure::Network(e.to_string())),
         };
         if let Some(list) = page.get("models").and_then(Value::as_array) {
             models.extend(list.iter().cloned());
@@ -584,43 +476,33 @@ pub fn encode_query(s: &str) -> String {
 }
 
 /// `GET /v1/models` (id = None) and `GET /v1/models/{id}`.
-pub async fn models(app: Arc<App>, id: Option<String>) -> Response<Body> {
+pub async fn models(
+    app: Arc<App>,
+    id: Option<String>,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
     if let Some(id) = &id
         && !valid_model(openai::bare_model(id))
     {
-        return with_log(invalid_model(id), "models", "", "");
+        return Err(GatewayError::InvalidModel(id.clone()));
     }
-    let models = match list_all_models(&app, &app.pool, false).await {
-        Ok(m) => m,
-        Err(f) => return with_log(failure_response(&app, f, ""), "models", "", ""),
-    };
+    let models = list_all_models(&app, &app.pool, false)
+        .await
+        .map_err(|f| upstream_failed(&app, f, "", false))?;
     let list = openai::models::translate_list(&models, &app.cfg.translate);
-    match id {
-        None => with_log(body::json(StatusCode::OK, &list), "models", "", ""),
-        Some(id) => {
-            let id = openai::bare_model(&id);
-            let found = list["data"]
-                .as_array()
-                .and_then(|d| d.iter().find(|m| m["id"] == id))
-                .cloned();
-            match found {
-                Some(m) => with_log(body::json(StatusCode::OK, &m), "models", id, ""),
-                None => with_log(
-                    oai_error(
-                        StatusCode::NOT_FOUND,
-                        &format!(
-                            "The model `{}` does not exist or you do not have access to it.",
-                            id.chars().take(100).collect::<String>()
-                        ),
-                        Some("model_not_found"),
-                        Some("model"),
-                    ),
-                    "models",
-                    "",
-                    "",
-                ),
-            }
+    let Some(id) = id else {
+        return Ok(body::json(StatusCode::OK, &list));
+    };
+    let id = openai::bare_model(&id);
+    let found = list["data"]
+        .as_array()
+        .and_then(|d| d.iter().find(|m| m["id"] == id));
+    match found {
+        Some(m) => {
+            log.model = id.to_string();
+            Ok(body::json(StatusCode::OK, m))
         }
+        None => Err(GatewayError::ModelNotFound(id.chars().take(100).collect())),
     }
 }
 

@@ -2,48 +2,44 @@
 //! and `CLIENT_TIMEOUT`), JSON, query parameters and credentials.
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::{Request, header};
 use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::body::{self, Body, ReadError};
-use crate::error::{self, Api};
+use crate::body::{self, ReadError};
+use crate::error::GatewayError;
 
 /// Read a request body as raw bytes (never re-serialised; it may be empty),
-/// bounded by `MAX_BODY_BYTES` and `CLIENT_TIMEOUT`; failures answer in `api`'s format.
-pub async fn read_body(
-    app: &App,
-    req: Request<Incoming>,
-    api: Api,
-) -> Result<Bytes, Box<Response<Body>>> {
+/// bounded by `MAX_BODY_BYTES` and `CLIENT_TIMEOUT`.
+pub async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
     let limit = app.cfg.max_body_bytes;
     let read = tokio::time::timeout(
         app.cfg.client_timeout,
         body::read_limited(req.into_body(), limit),
     );
-    let (status, message) = match read.await {
-        Ok(Ok(b)) => return Ok(b),
-        Err(_) => (
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body did not arrive in time.".to_string(),
-        ),
-        Ok(Err(ReadError::TooLarge)) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body is larger than MAX_BODY_BYTES ({limit} bytes)."),
-        ),
-        Ok(Err(ReadError::Io(e))) => (
-            StatusCode::BAD_REQUEST,
-            format!("Could not read the request body: {e}"),
-        ),
-    };
-    Err(Box::new(error::error(api, status, &message)))
+    match read.await {
+        Ok(Ok(b)) => Ok(b),
+        Err(_) => Err(GatewayError::BodyTimeout),
+        Ok(Err(ReadError::TooLarge)) => Err(GatewayError::BodyTooLarge(limit)),
+        Ok(Err(ReadError::Io(e))) => Err(GatewayError::BodyRead(e)),
+    }
+}
+
+/// Read a request body that must hold a JSON document: as [`read_body`],
+/// and empty is an error too.
+pub async fn read_nonempty_body(app: &App, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
+    let bytes = read_body(app, req).await?;
+    if bytes.is_empty() {
+        return Err(GatewayError::EmptyBody);
+    }
+    Ok(bytes)
 }
 
 /// Parse JSON with a nesting limit (serde_json's own limit is 128; deeper
 /// input is refused before parsing so it can never exhaust the stack).
-pub fn parse_json(bytes: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("The request body is not valid JSON: {e}"))
+pub fn parse_json(bytes: &[u8]) -> Result<Value, GatewayError> {
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// The bearer token of a request, if any.

@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::answer::with_log;
+use crate::answer::{LogInfo, with_log};
 use crate::app::App;
 use crate::auth::{Role, openai_authorized, role};
 use crate::body::{self, Body};
-use crate::error::{Api, error};
+use crate::error::{Api, GatewayError};
 use crate::request::{bearer, native_credential, percent_decode};
 
 /// The path without the `/hf` mount prefix.
@@ -30,20 +30,22 @@ pub fn strip_mount(path: &str) -> &str {
 /// `None` for the admin; else the answer for everyone else: 401 without a
 /// known token, 403 for a client token that is not the admin token.
 fn admin_only<B>(app: &App, req: &Request<B>) -> Option<Response<Body>> {
-    match role(app, bearer(req)) {
-        Role::Admin => None,
-        Role::Client => Some(not_admin(Api::OpenAi)),
-        Role::Unknown => Some(unauthorized(Api::OpenAi)),
-    }
+    crate::auth::admin_only(app, req)
+        .err()
+        .map(|e| e.into_openai())
 }
 
-/// 403 for a valid client token on an admin-only route or action.
-pub fn not_admin(api: Api) -> Response<Body> {
-    error(
-        api,
-        StatusCode::FORBIDDEN,
-        "This token is not the admin token: admin routes take AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
-    )
+/// A handler's result as the answer, in `api`'s format, with its log details.
+fn done(
+    result: Result<Response<Body>, GatewayError>,
+    api: Api,
+    mut log: LogInfo,
+    label: &'static str,
+) -> Response<Body> {
+    let mut res = result.unwrap_or_else(|e| e.render(api));
+    log.route = label;
+    res.extensions_mut().insert(log);
+    res
 }
 
 /// The id in `/status/keys/{id}/reset` (percent-decoded), if the path is one
@@ -57,27 +59,11 @@ fn reset_target(path: &str) -> Option<String> {
 }
 
 fn unauthorized(api: Api) -> Response<Body> {
-    let mut res = error(
-        api,
-        StatusCode::UNAUTHORIZED,
-        "Missing or invalid token: send `Authorization: Bearer <token>` with one of ALLOWED_TOKENS.",
-    );
-    if api == Api::OpenAi {
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    res
+    GatewayError::Unauthorized.render(api)
 }
 
 fn method_not_allowed(api: Api, allow: &'static str) -> Response<Body> {
-    let mut res = error(
-        api,
-        StatusCode::METHOD_NOT_ALLOWED,
-        &format!("Method not allowed; use {allow}."),
-    );
-    res.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    res
+    GatewayError::MethodNotAllowed(allow).render(api)
 }
 
 /// Route one request (CORS, logging and the panic guard are the server's).
@@ -113,7 +99,12 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     // Native Gemini routes: /v1beta/..., /gemini/v1beta/..., /gemini/v1/...,
     // and /v1/models... when the credential or the `:action` says native.
     if let Some((version, rest)) = native_route(&path, &req) {
-        return crate::gemini::native(app, req, version, rest).await;
+        let mut log = LogInfo::default();
+        let result = match crate::auth::native_keys(&app, &req) {
+            Ok(keys) => crate::gemini::native(app, req, version, rest, keys, &mut log).await,
+            Err(e) => Err(e),
+        };
+        return done(result, Api::Google, log, "native");
     }
     if let Some(rest) = path.strip_prefix("/openai/v1") {
         // Deleting through Gemini's OpenAI layer deletes what the pool's keys
@@ -122,10 +113,15 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             && role(&app, bearer(&req)) != Role::Admin
             && openai_authorized(&app, &req)
         {
-            return with_log(not_admin(Api::OpenAi), "openai_compat", "", "");
+            return with_log(GatewayError::NotAdmin.into_openai(), "openai_compat", "", "");
+        }
+        if !openai_authorized(&app, &req) {
+            return unauthorized(Api::OpenAi);
         }
         let rest = rest.to_string();
-        return crate::gemini::openai_compat(app, req, rest).await;
+        let mut log = LogInfo::default();
+        let result = crate::gemini::openai_compat(app, req, &rest, &mut log).await;
+        return done(result, Api::OpenAi, log, "openai_compat");
     }
 
     match path.as_str() {
@@ -136,7 +132,9 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !openai_authorized(&app, &req) {
                 return unauthorized(Api::OpenAi);
             }
-            crate::handlers::chat(app, req).await
+            let mut log = LogInfo::default();
+            let result = crate::handlers::chat(app, req, &mut log).await;
+            done(result, Api::OpenAi, log, "chat")
         }
         "/v1/embeddings" | "/embeddings" => {
             if method != Method::POST {
@@ -145,7 +143,9 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !openai_authorized(&app, &req) {
                 return unauthorized(Api::OpenAi);
             }
-            crate::handlers::embeddings(app, req).await
+            let mut log = LogInfo::default();
+            let result = crate::handlers::embeddings(app, req, &mut log).await;
+            done(result, Api::OpenAi, log, "embeddings")
         }
         "/v1/models" | "/models" => {
             if !is_get {
@@ -154,7 +154,9 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !openai_authorized(&app, &req) {
                 return unauthorized(Api::OpenAi);
             }
-            crate::handlers::models(app, None).await
+            let mut log = LogInfo::default();
+            let result = crate::handlers::models(app, None, &mut log).await;
+            done(result, Api::OpenAi, log, "models")
         }
         p if p.starts_with("/v1/models/") => {
             if !is_get {
@@ -164,7 +166,9 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 return unauthorized(Api::OpenAi);
             }
             let id = percent_decode(&p["/v1/models/".len()..]);
-            crate::handlers::models(app, Some(id)).await
+            let mut log = LogInfo::default();
+            let result = crate::handlers::models(app, Some(id), &mut log).await;
+            done(result, Api::OpenAi, log, "models")
         }
         "/verify" => {
             if method != Method::POST {
@@ -173,7 +177,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if let Some(refused) = admin_only(&app, &req) {
                 return refused;
             }
-            crate::admin::verify(app, req).await
+            let result = crate::admin::verify(app, req).await;
+            done(result, Api::OpenAi, LogInfo::default(), "verify")
         }
         "/status" => {
             if !is_get {
@@ -201,6 +206,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 return refused;
             }
             crate::admin::reset_key(&app, &reset_target(p).unwrap_or_default())
+                .unwrap_or_else(|e| e.into_openai())
         }
         "/dashboard" => {
             if !is_get {
@@ -225,11 +231,11 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             with_log(crate::admin::metrics(&app), "metrics", "", "")
         }
-        _ => error(
-            Api::OpenAi,
-            StatusCode::NOT_FOUND,
-            &format!("Unknown route {} {}.", method, truncate(&path, 200)),
-        ),
+        _ => GatewayError::UnknownRoute {
+            method,
+            path: truncate(&path, 200).to_string(),
+        }
+        .into_openai(),
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::answer::{LogInfo, loggable};
 use crate::app::App;
 use crate::body::{self, Body};
-use crate::error::{self, Api};
+use crate::error::{Api, GatewayError};
 use crate::router;
 
 mod conn;
@@ -204,15 +204,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     let api = api_for(&path);
 
     let mut res = if let Some(problem) = head_too_large(&app, &req) {
-        error::error(api, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &problem)
+        GatewayError::HeadersTooLarge(problem).render(api)
     } else if method == Method::OPTIONS {
         preflight(&req)
     } else if app.shutting_down.load(Ordering::Relaxed) {
-        error::error(
-            api,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The gateway is shutting down.",
-        )
+        GatewayError::ShuttingDown.render(api)
     } else {
         match (CatchUnwind {
             inner: Box::pin(router::route(app.clone(), req)),
@@ -223,11 +219,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
             Err(()) => {
                 let logged = loggable(&app, &path);
                 crate::error!("a request handler panicked: {} {}", method, logged);
-                error::error(
-                    api,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal error in the gateway.",
-                )
+                GatewayError::Internal.render(api)
             }
         }
     };

@@ -435,6 +435,36 @@ pub async fn drain(res: Response<Incoming>) {
     let _ = res.into_body().collect().await;
 }
 
+/// Response headers never passed back (hop-by-hop, or set by us).
+const DROP_RESPONSE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "alt-svc",
+    "server",
+    "via",
+    "x-goog-api-key",
+];
+
+/// The upstream response headers to pass on: all but hop-by-hop ones (and
+/// the others in `DROP_RESPONSE`), kept in place rather than copied.
+pub fn response_headers(mut headers: HeaderMap) -> HeaderMap {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| DROP_RESPONSE.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,14 +20,14 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::answer::{ANSWER_LIMIT, read_whole, response_headers, with_log};
+use crate::answer::{ANSWER_LIMIT, LogInfo, read_whole, upstream_failed};
 use crate::app::App;
-use crate::auth::{Keys, native_keys};
+use crate::auth::Keys;
 use crate::body::{self, Body};
-use crate::error::{self, Api, google_error, no_key_message, oai_error, set_retry_after};
+use crate::error::{GatewayError, google_error};
 use crate::keys::{KeyPool, Outcome};
 use crate::request::{percent_decode, read_body};
-use crate::upstream::{Auth, Call, Failure};
+use crate::upstream::{Auth, Call, Failure, response_headers};
 
 /// Request headers forwarded upstream (everything else — credentials,
 /// cookies, hop-by-hop — stays here).
@@ -40,10 +40,6 @@ const FORWARD_REQUEST: &[&str] = &[
     "x-server-timeout",
     "user-agent",
 ];
-
-fn gerr(status: StatusCode, message: &str) -> Response<Body> {
-    error::error(Api::Google, status, message)
-}
 
 /// Whether every byte of a native path is safe to forward (no traversal,
 /// no escapes, no query or fragment smuggled in).
@@ -81,42 +77,103 @@ fn model_of(rest: &str) -> &str {
     m.split([':', '/']).next().unwrap_or("")
 }
 
-/// A native call: `version` is `v1beta` or `v1`, `rest` the path after it.
+/// A native call, checked and ready to go upstream (see [`prepare`]).
+struct Prepared {
+    method: Method,
+    /// The upstream path and query (`?key=` removed).
+    path: String,
+    body: Bytes,
+    /// The model the call is about (a derived name's base), or empty.
+    model: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// `:streamGenerateContent`.
+    streaming: bool,
+    /// `?alt=sse`.
+    sse: bool,
+    /// `GET /models`.
+    list_models: bool,
+}
+
+/// A native call: `version` is `v1beta` or `v1`, `rest` the path after it,
+/// `keys` what the caller's credential allows (checked by the route table).
 pub async fn native(
     app: Arc<App>,
     req: Request<Incoming>,
     version: &'static str,
     rest: &str,
-) -> Response<Body> {
-    let keys = match native_keys(&app, &req) {
-        Ok(k) => k,
-        Err(res) => return with_log(*res, "native", "", ""),
+    keys: Keys,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let call = prepare(&app, req, version, rest, log).await?;
+    let up = Call {
+        method: call.method,
+        path: call.path,
+        body: call.body,
+        model: &call.model,
+        auth: Auth::GoogHeader,
+        headers: call.headers,
     };
+    let pool: &KeyPool = match &keys {
+        Keys::Server => &app.pool,
+        Keys::Backup => &app.backup,
+        Keys::Client(p) => p,
+    };
+    let own = matches!(keys, Keys::Client(_));
+    let started = Instant::now();
+    let answer = app
+        .upstream
+        .call(pool, &up)
+        .await
+        .map_err(|f| upstream_failed(&app, f, &call.model, own))?;
+    app.stats.upstream_latency(started.elapsed());
+    app.stats.retried(answer.attempts - 1);
+
+    if call.list_models && app.cfg.native_derived_models {
+        log.key = pool.masked(answer.key).to_string();
+        return derived_model_list(&app, answer.response).await;
+    }
+    let opened = Opening {
+        app: &app,
+        pool,
+        up: &up,
+        own,
+    };
+    let (parts, out_body) = if call.streaming {
+        opened.open_stream(answer, call.sse, log).await?
+    } else {
+        log.key = pool.masked(answer.key).to_string();
+        let (parts, incoming) = answer.response.into_parts();
+        (
+            parts,
+            body::idle_timeout(incoming, app.cfg.stream_idle_timeout),
+        )
+    };
+    let mut res = Response::new(out_body);
+    *res.status_mut() = parts.status;
+    *res.headers_mut() = response_headers(parts.headers);
+    Ok(res)
+}
+
+/// Check a native request and read it: the path (no traversal or escapes),
+/// the model named in it, the headers to forward, the body, and a derived
+/// model name's base and setting (`NATIVE_DERIVED_MODELS`).
+async fn prepare(
+    app: &App,
+    req: Request<Incoming>,
+    version: &'static str,
+    rest: &str,
+    log: &mut LogInfo,
+) -> Result<Prepared, GatewayError> {
     let rest = if rest.is_empty() { "/" } else { rest };
     if !safe_path(rest) {
-        return with_log(
-            gerr(
-                StatusCode::BAD_REQUEST,
-                "Invalid characters in the request path.",
-            ),
-            "native",
-            "",
-            "",
-        );
+        return Err(GatewayError::InvalidPath);
     }
     let model = model_of(rest);
     if !model.is_empty() && !crate::model::valid(model) {
-        return with_log(
-            gerr(
-                StatusCode::BAD_REQUEST,
-                &crate::model::invalid_message(model),
-            ),
-            "native",
-            "",
-            "",
-        );
+        return Err(GatewayError::InvalidModel(model.to_string()));
     }
     let model = model.to_string();
+    log.model.clone_from(&model);
     let action = rest.rsplit_once(':').map(|(_, a)| a).unwrap_or("");
     let method = req.method().clone();
     let query = query_without_key(req.uri().query());
@@ -134,10 +191,7 @@ pub async fn native(
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
-        match read_body(&app, req, Api::Google).await {
-            Ok(b) => b,
-            Err(res) => return with_log(*res, "native", &model, ""),
-        }
+        read_body(app, req).await?
     };
     // A derived name (`…-search`, `…-thinking`, `…-non-thinking`) that the
     // native model list offers is served by its base model, with the tool or
@@ -159,6 +213,7 @@ pub async fn native(
             } else {
                 body
             };
+            log.model.clone_from(&d.base);
             (rest, body, d.base)
         }
         None => (rest.to_string(), body, model),
@@ -169,105 +224,105 @@ pub async fn native(
     } else {
         app.upstream.path(&tail)
     };
-    let up = Call {
+    Ok(Prepared {
         method,
         path,
         body,
-        model: &model,
-        auth: Auth::GoogHeader,
+        model,
         headers,
-    };
-    let pool: &KeyPool = match &keys {
-        Keys::Server => &app.pool,
-        Keys::Backup => &app.backup,
-        Keys::Client(p) => p,
-    };
-    let own = matches!(keys, Keys::Client(_));
-    let started = Instant::now();
-    let mut answer = match app.upstream.call(pool, &up).await {
-        Ok(a) => a,
-        Err(f) => {
-            return with_log(native_failure(&app, f, &model, own), "native", &model, "");
-        }
-    };
-    app.stats.upstream_latency(started.elapsed());
-    app.stats.retried(answer.attempts - 1);
+        streaming,
+        sse,
+        list_models,
+    })
+}
 
-    if list_models && app.cfg.native_derived_models {
-        let masked = pool.masked(answer.key).to_string();
-        return with_log(
-            derived_model_list(&app, answer.response).await,
-            "native",
-            "",
-            &masked,
-        );
+/// What opening a native stream needs: the call, and the keys it runs on.
+struct Opening<'a> {
+    app: &'a App,
+    pool: &'a KeyPool,
+    up: &'a Call<'a>,
+    /// The caller's own keys (`CLIENT_KEYS_ENABLED`).
+    own: bool,
+}
+
+impl Opening<'_> {
+    /// A stream's first frame is read before anything reaches the client: a
+    /// stream that breaks, stays silent or ends empty before it is retried on
+    /// another key within the same MAX_RETRIES budget. Returns the answer's
+    /// head and the body that forwards it.
+    async fn open_stream(
+        &self,
+        mut answer: crate::upstream::Answer,
+        sse: bool,
+        log: &mut LogInfo,
+    ) -> Result<(http::response::Parts, Body), GatewayError> {
+        let (app, pool, up) = (self.app, self.pool, self.up);
+        let idle = app.cfg.stream_idle_timeout;
+        let mut tried = vec![answer.key];
+        let mut used = answer.attempts;
+        loop {
+            let (parts, mut incoming) = answer.response.into_parts();
+            let first = tokio::time::timeout(idle, incoming.frame()).await;
+            let (outcome, status, message) = match first {
+                Ok(Some(Ok(_))) => {
+                    log.key = pool.masked(answer.key).to_string();
+                    let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
+                    return Ok((parts, forward_stream(first, incoming, idle, sse, encoded)));
+                }
+                Ok(None) => (
+                    "stream ended empty",
+                    StatusCode::BAD_GATEWAY,
+                    "Gemini's stream ended before its first byte on every key tried.",
+                ),
+                Ok(Some(Err(_))) => (
+                    "stream broke before its first byte",
+                    StatusCode::BAD_GATEWAY,
+                    "Gemini's stream broke before its first byte on every key tried.",
+                ),
+                Err(_) => (
+                    "stream silent before its first byte",
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first byte.",
+                ),
+            };
+            crate::debug!(
+                "native stream on key {} failed before its first byte; trying another key",
+                pool.masked(answer.key)
+            );
+            pool.report(answer.key, up.model, &Outcome::Transient(outcome.into()));
+            let budget = app.upstream.attempts().saturating_sub(used);
+            let retried = if budget == 0 {
+                None
+            } else {
+                Some(app.upstream.call_with(pool, up, &mut tried, budget).await)
+            };
+            match retried {
+                Some(Ok(a)) => {
+                    app.stats.retried(a.attempts);
+                    used += a.attempts;
+                    answer = a;
+                }
+                // No budget left, or no other key to try: the stream's own
+                // failure is the answer.
+                None | Some(Err(Failure::Unavailable(_))) => {
+                    log.key = pool.masked(answer.key).to_string();
+                    let code = if status == StatusCode::GATEWAY_TIMEOUT {
+                        "timeout"
+                    } else {
+                        "upstream_error"
+                    };
+                    return Err(GatewayError::StreamFailed {
+                        status,
+                        code,
+                        message,
+                    });
+                }
+                Some(Err(f)) => {
+                    return Err(upstream_failed(app, f, up.model, self.own));
+                }
+            }
+        }
     }
-    let idle = app.cfg.stream_idle_timeout;
-    // A stream's first frame is read before anything reaches the client: a
-    // stream that breaks, stays silent or ends empty before it is retried on
-    // another key within the same MAX_RETRIES budget.
-    let mut tried = vec![answer.key];
-    let mut used = answer.attempts;
-    let (parts, out_body) = loop {
-        let (parts, mut incoming) = answer.response.into_parts();
-        if !streaming {
-            break (parts, body::idle_timeout(incoming, idle));
-        }
-        let first = tokio::time::timeout(idle, incoming.frame()).await;
-        let (outcome, status, message) = match first {
-            Ok(Some(Ok(_))) => {
-                let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-                break (parts, forward_stream(first, incoming, idle, sse, encoded));
-            }
-            Ok(None) => (
-                "stream ended empty",
-                StatusCode::BAD_GATEWAY,
-                "Gemini's stream ended before its first byte on every key tried.",
-            ),
-            Ok(Some(Err(_))) => (
-                "stream broke before its first byte",
-                StatusCode::BAD_GATEWAY,
-                "Gemini's stream broke before its first byte on every key tried.",
-            ),
-            Err(_) => (
-                "stream silent before its first byte",
-                StatusCode::GATEWAY_TIMEOUT,
-                "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first byte.",
-            ),
-        };
-        crate::debug!(
-            "native stream on key {} failed before its first byte; trying another key",
-            pool.masked(answer.key)
-        );
-        pool.report(answer.key, &model, &Outcome::Transient(outcome.into()));
-        let budget = app.upstream.attempts().saturating_sub(used);
-        let retried = if budget == 0 {
-            None
-        } else {
-            Some(app.upstream.call_with(pool, &up, &mut tried, budget).await)
-        };
-        match retried {
-            Some(Ok(a)) => {
-                app.stats.retried(a.attempts);
-                used += a.attempts;
-                answer = a;
-            }
-            // No budget left, or no other key to try: the stream's own
-            // failure is the answer.
-            None | Some(Err(Failure::Unavailable(_))) => {
-                let masked = pool.masked(answer.key).to_string();
-                return with_log(gerr(status, message), "native", &model, &masked);
-            }
-            Some(Err(f)) => {
-                return with_log(native_failure(&app, f, &model, own), "native", &model, "");
-            }
-        }
-    };
-    let masked = pool.masked(answer.key).to_string();
-    let mut res = Response::new(out_body);
-    *res.status_mut() = parts.status;
-    *res.headers_mut() = response_headers(parts.headers);
-    with_log(res, "native", &model, &masked)
 }
 
 /// What a derived model name stands for (see [`derive`]).
@@ -447,20 +502,21 @@ impl hyper::body::Body for Forwarded {
 }
 
 /// The model list with the derived `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
-async fn derived_model_list(app: &App, res: Response<Incoming>) -> Response<Body> {
+async fn derived_model_list(
+    app: &App,
+    res: Response<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
     let limit = ANSWER_LIMIT;
     let Ok((mut parts, bytes)) = read_whole(app, res).await else {
-        return gerr(
-            StatusCode::BAD_GATEWAY,
-            "Could not read Gemini's model list.",
-        );
+        return Err(GatewayError::BadAnswer(
+            "Could not read Gemini's model list.".into(),
+        ));
     };
     let bytes = gzip::decode_answer(&mut parts.headers, bytes, limit);
     let Ok(mut page) = serde_json::from_slice::<Value>(&bytes) else {
-        return gerr(
-            StatusCode::BAD_GATEWAY,
-            "Gemini's model list is not valid JSON.",
-        );
+        return Err(GatewayError::BadAnswer(
+            "Gemini's model list is not valid JSON.".into(),
+        ));
     };
     if let Some(models) = page.get_mut("models").and_then(Value::as_array_mut) {
         let o = &app.cfg.translate;
@@ -491,85 +547,19 @@ async fn derived_model_list(app: &App, res: Response<Incoming>) -> Response<Body
         }
         *models = out;
     }
-    body::json(StatusCode::OK, &page)
+    Ok(body::json(StatusCode::OK, &page))
 }
 
-/// Turn a failed call into a native answer: upstream errors pass through as
-/// they came; the gateway's own conditions use Google's error format. A
-/// rejected *pool* key is the gateway's problem (503); a rejected key the
-/// caller brought (`own_keys`) is the caller's, so Google's answer passes through.
-fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Response<Body> {
-    match f {
-        Failure::Upstream {
-            status,
-            headers,
-            body,
-            outcome,
-            key,
-        } => {
-            let msg =
-                crate::openai::error::from_gemini(status.as_u16(), &body).body["error"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-            app.stats.error(model, &key, status.as_u16(), &msg);
-            match outcome {
-                Outcome::KeyInvalid(m) if !own_keys => gerr(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!(
-                        "Every Gemini key tried was rejected by Google ({m}). The gateway's keys need attention."
-                    ),
-                ),
-                Outcome::Region(m) => gerr(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "{m} Hint: Google refuses calls from this server's region; run the gateway from a supported region."
-                    ),
-                ),
-                _ if app.cfg.not_found_hint(status.as_u16()).is_some() => {
-                    let hint = app.cfg.not_found_hint(404).unwrap_or_default();
-                    gerr(StatusCode::NOT_FOUND, &format!("{msg} {hint}"))
-                }
-                _ => {
-                    let scrubbed = crate::openai::error::scrub(&String::from_utf8_lossy(&body));
-                    let mut res = Response::new(body::full(scrubbed));
-                    *res.status_mut() = status;
-                    *res.headers_mut() = response_headers(headers);
-                    res.headers_mut().remove(header::CONTENT_LENGTH);
-                    res.headers_mut().remove(header::CONTENT_ENCODING);
-                    res
-                }
-            }
-        }
-        Failure::Network(m) => gerr(
-            StatusCode::BAD_GATEWAY,
-            &format!("Could not reach Gemini: {m}"),
-        ),
-        Failure::Timeout => gerr(
-            StatusCode::GATEWAY_TIMEOUT,
-            "Gemini did not answer within TIME_OUT.",
-        ),
-        Failure::Cooling(d, c) => {
-            let mut res = gerr(StatusCode::TOO_MANY_REQUESTS, &no_key_message(&c, Some(d)));
-            set_retry_after(&mut res, d);
-            res
-        }
-        Failure::Unavailable(c) => gerr(StatusCode::SERVICE_UNAVAILABLE, &no_key_message(&c, None)),
-    }
-}
-
-/// `/openai/v1/...`: Gemini's own OpenAI-compatible endpoint, with a pool key as Bearer.
-pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) -> Response<Body> {
-    if !crate::auth::openai_authorized(&app, &req) {
-        return oai_error(
-            StatusCode::UNAUTHORIZED,
-            "Missing or invalid token.",
-            Some("invalid_api_key"),
-            None,
-        );
-    }
-    if !safe_path(&rest) || !rest.starts_with('/') {
-        return oai_error(StatusCode::NOT_FOUND, "Unknown route.", None, None);
+/// `/openai/v1/...`: Gemini's own OpenAI-compatible endpoint, with a pool
+/// key as Bearer (the caller's token is checked by the route table).
+pub async fn openai_compat(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    rest: &str,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    if !safe_path(rest) || !rest.starts_with('/') {
+        return Err(GatewayError::NotFound("Unknown route."));
     }
     let method = req.method().clone();
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
@@ -583,10 +573,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         Bytes::new()
     } else {
         // The bytes go upstream as sent; they are parsed only to learn the model.
-        match read_body(&app, req, Api::OpenAi).await {
-            Ok(b) => b,
-            Err(res) => return with_log(*res, "openai_compat", "", ""),
-        }
+        read_body(&app, req).await?
     };
     /// The one field read from the body (the rest is skipped, not built).
     #[derive(serde::Deserialize)]
@@ -600,18 +587,9 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         .map(|m| crate::openai::bare_model(&m).to_string())
         .unwrap_or_default();
     if !model.is_empty() && !crate::model::valid(&model) {
-        return with_log(
-            oai_error(
-                StatusCode::BAD_REQUEST,
-                &crate::model::invalid_message(&model),
-                Some("invalid_model"),
-                Some("model"),
-            ),
-            "openai_compat",
-            "",
-            "",
-        );
+        return Err(GatewayError::InvalidModel(model));
     }
+    log.model.clone_from(&model);
     let up = Call {
         method,
         path: app.upstream.path(&format!("/openai{rest}{query}")),
@@ -620,40 +598,33 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
         auth: Auth::Bearer,
         headers,
     };
-    match app.upstream.call(&app.pool, &up).await {
-        Ok(answer) => {
-            let masked = app.pool.masked(answer.key).to_string();
-            let (parts, incoming) = answer.response.into_parts();
-            let event_stream = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            // A stream is forwarded event by event under the idle timeout; if
-            // it breaks, the client's connection breaks too (no OpenAI error
-            // event can be spliced into a possibly encoded stream).
-            let out = if event_stream {
-                {
-                    let mut incoming = incoming;
-                    let idle = app.cfg.stream_idle_timeout;
-                    let first = tokio::time::timeout(idle, incoming.frame()).await;
-                    forward_stream(first, incoming, idle, true, true)
-                }
-            } else {
-                body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
-            };
-            let mut res = Response::new(out);
-            *res.status_mut() = parts.status;
-            *res.headers_mut() = response_headers(parts.headers);
-            with_log(res, "openai_compat", &model, &masked)
-        }
-        Err(f) => with_log(
-            crate::answer::failure_response(&app, f, &model),
-            "openai_compat",
-            &model,
-            "",
-        ),
-    }
+    let answer = app
+        .upstream
+        .call(&app.pool, &up)
+        .await
+        .map_err(|f| upstream_failed(&app, f, &model, false))?;
+    log.key = app.pool.masked(answer.key).to_string();
+    let (parts, incoming) = answer.response.into_parts();
+    let event_stream = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    // A stream is forwarded event by event under the idle timeout; if it
+    // breaks, the client's connection breaks too (no OpenAI error event can
+    // be spliced into a possibly encoded stream).
+    let idle = app.cfg.stream_idle_timeout;
+    let out = if event_stream {
+        let mut incoming = incoming;
+        let first = tokio::time::timeout(idle, incoming.frame()).await;
+        forward_stream(first, incoming, idle, true, true)
+    } else {
+        body::idle_timeout(incoming, idle)
+    };
+    let mut res = Response::new(out);
+    *res.status_mut() = parts.status;
+    *res.headers_mut() = response_headers(parts.headers);
+    Ok(res)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use http::Response;
 use hyper::body::Incoming;
 
 use crate::app::App;
-use crate::body::Body;
 use crate::error::{GatewayError, upstream_message};
 use crate::keys::mask;
 use crate::request::percent_decode;
@@ -20,7 +19,9 @@ use crate::upstream::Failure;
 /// Largest upstream answer read whole (non-streamed answers with images can be big).
 pub const ANSWER_LIMIT: usize = 256 * 1024 * 1024;
 
-/// What the request log line should say besides method, path and status.
+/// What the request log line should say besides method, path and status:
+/// the route table sets the route, handlers the model and key as they learn
+/// them; the server reads it from the response's extensions.
 #[derive(Clone, Debug, Default)]
 pub struct LogInfo {
     /// Model the request was for.
@@ -29,21 +30,6 @@ pub struct LogInfo {
     pub key: String,
     /// Route label for metrics.
     pub route: &'static str,
-}
-
-/// Attach log details to a response (read and removed by the server).
-pub fn with_log(
-    mut res: Response<Body>,
-    route: &'static str,
-    model: &str,
-    key: &str,
-) -> Response<Body> {
-    res.extensions_mut().insert(LogInfo {
-        model: model.to_string(),
-        key: key.to_string(),
-        route,
-    });
-    res
 }
 
 /// `text` (a request path, or a model name) as it may be logged: the id of

@@ -1,22 +1,280 @@
-//! Path → handler: the `/hf` prefix, telling OpenAI calls from native Gemini
-//! calls, authentication, and the gateway's own small routes (`/`, `/health`,
-//! `/status`, `/metrics`).
+//! Path → handler: the route table ([`ROUTES`]) and its one dispatcher
+//! ([`route`]), which checks the method and the caller's credential before
+//! any handler runs, so a new route cannot forget its check.
 //!
-//! Every route is mounted at `/` and again under `/hf`. Errors answered here
-//! use the format of the API that was called: OpenAI's error object on the
-//! OpenAI routes, Google's `{"error":{"code","message","status"}}` on native ones.
+//! Every entry authenticates unless it is marked public, and only the paths
+//! in [`UNAUTHENTICATED_ROUTES`] are (plus `/metrics` with `METRICS_PUBLIC`);
+//! a unit test walks the table to hold that. Every route is mounted at `/` and
+//! again under `/hf`. Errors use the format of the API that was called:
+//! OpenAI's error object on the OpenAI and admin routes, Google's
+//! `{"error":{"code","message","status"}}` on native ones.
 
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::answer::{LogInfo, with_log};
+use crate::answer::LogInfo;
 use crate::app::App;
-use crate::auth::{Role, openai_authorized, role};
+use crate::auth::{Keys, Role, openai_authorized, role};
 use crate::body::{self, Body};
 use crate::error::{Api, GatewayError};
 use crate::request::{bearer, native_credential, percent_decode};
+
+/// How a route's path is matched: a few string comparisons, no regex and no
+/// allocation. Each match yields the part of the path the handler gets.
+#[derive(Clone, Copy, Debug)]
+pub enum Pattern {
+    /// One of these paths exactly (the handler gets the path).
+    Exact(&'static [&'static str]),
+    /// Any path starting with this (the handler gets what follows).
+    Prefix(&'static str),
+    /// This path, or this path followed by `/…` (the handler gets what follows).
+    Under(&'static str),
+    /// `{before}{id}{after}` with a non-empty id (the handler gets the id).
+    Around(&'static str, &'static str),
+    /// `/v1/models…` when the call is plainly native: a `:action` suffix, or
+    /// a Google credential (`x-goog-api-key`, `?key=`) and no bearer token;
+    /// otherwise `/v1/models` is OpenAI's (the handler gets what follows `/v1`).
+    NativeModels,
+}
+
+impl Pattern {
+    /// The part of `path` the handler gets, if `path` matches.
+    fn matches<'p, B>(&self, path: &'p str, req: &Request<B>) -> Option<&'p str> {
+        match *self {
+            Pattern::Exact(paths) => paths.contains(&path).then_some(path),
+            Pattern::Prefix(p) => path.strip_prefix(p),
+            Pattern::Under(p) => path
+                .strip_prefix(p)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/')),
+            Pattern::Around(before, after) => path
+                .strip_prefix(before)?
+                .strip_suffix(after)
+                .filter(|id| !id.is_empty()),
+            Pattern::NativeModels => {
+                let rest = path.strip_prefix("/v1")?;
+                let native = rest.starts_with("/models")
+                    && (rest.contains(':')
+                        || (native_credential(req).is_some() && bearer(req).is_none()));
+                native.then_some(rest)
+            }
+        }
+    }
+}
+
+/// Which methods a route takes (anything else is a 405 with `Allow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Methods {
+    /// `GET` and `HEAD`.
+    Get,
+    /// `POST`.
+    Post,
+    /// Any method (the pass-through routes forward it).
+    Any,
+}
+
+impl Methods {
+    fn allows(self, m: &Method) -> bool {
+        match self {
+            Methods::Get => m == Method::GET || m == Method::HEAD,
+            Methods::Post => m == Method::POST,
+            Methods::Any => true,
+        }
+    }
+
+    /// The `Allow` header's value.
+    fn allow(self) -> &'static str {
+        match self {
+            Methods::Get => "GET, HEAD",
+            Methods::Post => "POST",
+            Methods::Any => "GET, HEAD, POST, PUT, PATCH, DELETE",
+        }
+    }
+}
+
+/// Who may call a route; checked by [`admit`] before the handler runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: only the paths in [`UNAUTHENTICATED_ROUTES`].
+    Public,
+    /// One of `ALLOWED_TOKENS` as the bearer token (or the gateway is open):
+    /// 401 with `WWW-Authenticate: Bearer` otherwise. The default.
+    Client,
+    /// As [`Access::Client`]; a `DELETE` (which deletes what the pool's keys
+    /// hold) takes the admin token (403 for other tokens).
+    ClientAdminDelete,
+    /// The admin token (`AUTH_TOKEN`, or the first of `ALLOWED_TOKENS`): 401
+    /// without a known token, 403 for another client token.
+    Admin,
+    /// [`Access::Admin`], or anyone with `METRICS_PUBLIC`.
+    Metrics,
+    /// The native credential rules ([`crate::auth::native_keys`]), which also
+    /// pick the keys the call runs on.
+    Native,
+}
+
+/// What runs a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    /// `GET /`.
+    Root,
+    /// `GET /health`.
+    Health,
+    /// A native Gemini call for this API version.
+    Native(&'static str),
+    /// Gemini's own OpenAI-compatible endpoint.
+    OpenAiCompat,
+    /// OpenAI chat completions.
+    Chat,
+    /// OpenAI embeddings.
+    Embeddings,
+    /// OpenAI model list.
+    Models,
+    /// One OpenAI model.
+    Model,
+    /// `POST /verify`.
+    Verify,
+    /// `GET /status`.
+    Status,
+    /// `POST /status/verify`.
+    StatusVerify,
+    /// `POST /status/keys/{id}/reset`.
+    ResetKey,
+    /// The dashboard page.
+    Dashboard,
+    /// The dashboard's CSS and script.
+    DashboardAsset,
+    /// `GET /metrics`.
+    Metrics,
+}
+
+/// One entry of the route table.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// Which paths.
+    pub pattern: Pattern,
+    /// Which methods.
+    pub methods: Methods,
+    /// Who may call.
+    pub access: Access,
+    /// The route's label in the log line and the metrics.
+    pub label: &'static str,
+    /// The format of its errors.
+    pub format: Api,
+    /// What runs it.
+    pub handler: Handler,
+}
+
+/// An authenticated OpenAI-format route (the default); see the modifiers.
+const fn at(pattern: Pattern, methods: Methods, label: &'static str, handler: Handler) -> Route {
+    Route {
+        pattern,
+        methods,
+        access: Access::Client,
+        label,
+        format: Api::OpenAi,
+        handler,
+    }
+}
+
+impl Route {
+    /// Needs no credential (the path must be in [`UNAUTHENTICATED_ROUTES`]).
+    const fn public(mut self) -> Route {
+        self.access = Access::Public;
+        self
+    }
+
+    /// Takes the admin token.
+    const fn admin(mut self) -> Route {
+        self.access = Access::Admin;
+        self
+    }
+
+    /// Uses the native credential rules and answers in Google's format.
+    const fn native(mut self) -> Route {
+        self.access = Access::Native;
+        self.format = Api::Google;
+        self
+    }
+
+    /// Changes `access` to `a`.
+    const fn access(mut self, a: Access) -> Route {
+        self.access = a;
+        self
+    }
+}
+
+/// The paths that need no credential (as TensorZero's
+/// `UNAUTHENTICATED_ROUTES`): every other route authenticates. `/metrics`
+/// joins them when `METRICS_PUBLIC` is set.
+pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
+    "/",
+    "/health",
+    "/healthz",
+    "/dashboard",
+    "/dashboard.css",
+    "/dashboard.js",
+];
+
+use Handler as H;
+use Methods::{Any, Get, Post};
+use Pattern::{Around, Exact, NativeModels, Prefix, Under};
+
+/// The route table, first match wins (paths without the `/hf` mount).
+pub static ROUTES: &[Route] = &[
+    at(Exact(&["/"]), Get, "root", H::Root).public(),
+    at(Exact(&["/health", "/healthz"]), Get, "health", H::Health).public(),
+    // Native Gemini: /gemini/v1beta/..., /v1beta/..., /gemini/v1/..., and
+    // /v1/models... when the credential or the `:action` says native.
+    at(Under("/gemini/v1beta"), Any, "native", H::Native("v1beta")).native(),
+    at(Under("/v1beta"), Any, "native", H::Native("v1beta")).native(),
+    at(Under("/gemini/v1"), Any, "native", H::Native("v1")).native(),
+    at(NativeModels, Any, "native", H::Native("v1")).native(),
+    at(Prefix("/openai/v1"), Any, "openai_compat", H::OpenAiCompat)
+        .access(Access::ClientAdminDelete),
+    // OpenAI.
+    at(
+        Exact(&[
+            "/v1/chat/completions",
+            "/chat/completions",
+            "/chat",
+            "/v1/chat",
+        ]),
+        Post,
+        "chat",
+        H::Chat,
+    ),
+    at(
+        Exact(&["/v1/embeddings", "/embeddings"]),
+        Post,
+        "embeddings",
+        H::Embeddings,
+    ),
+    at(Exact(&["/v1/models", "/models"]), Get, "models", H::Models),
+    at(Prefix("/v1/models/"), Get, "models", H::Model),
+    // Admin.
+    at(Exact(&["/verify"]), Post, "verify", H::Verify).admin(),
+    at(Exact(&["/status"]), Get, "status", H::Status).admin(),
+    at(Exact(&["/status/verify"]), Post, "status", H::StatusVerify).admin(),
+    at(
+        Around("/status/keys/", "/reset"),
+        Post,
+        "status",
+        H::ResetKey,
+    )
+    .admin(),
+    at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    // The dashboard page (its data comes from /status, which takes the admin token).
+    at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
+    at(
+        Exact(&["/dashboard.css", "/dashboard.js"]),
+        Get,
+        "dashboard",
+        H::DashboardAsset,
+    )
+    .public(),
+];
 
 /// The path without the `/hf` mount prefix.
 pub fn strip_mount(path: &str) -> &str {
@@ -27,216 +285,105 @@ pub fn strip_mount(path: &str) -> &str {
     }
 }
 
-/// `None` for the admin; else the answer for everyone else: 401 without a
-/// known token, 403 for a client token that is not the admin token.
-fn admin_only<B>(app: &App, req: &Request<B>) -> Option<Response<Body>> {
-    crate::auth::admin_only(app, req)
-        .err()
-        .map(|e| e.into_openai())
+/// The first route matching `path`, and the part of the path its handler gets.
+pub fn find<'p, B>(path: &'p str, req: &Request<B>) -> Option<(&'static Route, &'p str)> {
+    ROUTES
+        .iter()
+        .find_map(|r| r.pattern.matches(path, req).map(|rest| (r, rest)))
 }
 
-/// A handler's result as the answer, in `api`'s format, with its log details.
-fn done(
-    result: Result<Response<Body>, GatewayError>,
-    api: Api,
-    mut log: LogInfo,
-    label: &'static str,
-) -> Response<Body> {
-    let mut res = result.unwrap_or_else(|e| e.render(api));
-    log.route = label;
+/// What [`admit`] found out about the caller.
+pub enum Grant {
+    /// The caller may call the route.
+    Allowed,
+    /// A native call, and the keys it runs on.
+    Keys(Keys),
+}
+
+/// Check the method (405 with `Allow`) and the caller's credential for
+/// `route` (see [`Access`]). Runs before every handler.
+pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, GatewayError> {
+    if !route.methods.allows(req.method()) {
+        return Err(GatewayError::MethodNotAllowed(route.methods.allow()));
+    }
+    match route.access {
+        Access::Public => {}
+        Access::Metrics if app.cfg.metrics_public => {}
+        Access::Admin | Access::Metrics => crate::auth::admin_only(app, req)?,
+        Access::Client | Access::ClientAdminDelete => {
+            if !openai_authorized(app, req) {
+                return Err(GatewayError::Unauthorized);
+            }
+            if route.access == Access::ClientAdminDelete
+                && req.method() == Method::DELETE
+                && role(app, bearer(req)) != Role::Admin
+            {
+                return Err(GatewayError::NotAdmin);
+            }
+        }
+        Access::Native => return crate::auth::native_keys(app, req).map(Grant::Keys),
+    }
+    Ok(Grant::Allowed)
+}
+
+/// Route one request (CORS, logging and the panic guard are the server's):
+/// find its route, [`admit`] it, run the handler, render an error in the
+/// route's format, and attach the log details.
+pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let path = strip_mount(req.uri().path()).to_string();
+    let Some((route, rest)) = find(&path, &req) else {
+        return GatewayError::UnknownRoute {
+            method: req.method().clone(),
+            path: truncate(&path, 200).to_string(),
+        }
+        .into_openai();
+    };
+    let mut log = LogInfo {
+        route: route.label,
+        ..LogInfo::default()
+    };
+    let result = match admit(&app, route, &req) {
+        Ok(grant) => run(app, req, route.handler, rest, grant, &mut log).await,
+        Err(e) => Err(e),
+    };
+    let mut res = result.unwrap_or_else(|e| e.render(route.format));
     res.extensions_mut().insert(log);
     res
 }
 
-/// The id in `/status/keys/{id}/reset` (percent-decoded), if the path is one
-/// and names a key.
-fn reset_target(path: &str) -> Option<String> {
-    let id = path
-        .strip_prefix("/status/keys/")?
-        .strip_suffix("/reset")
-        .filter(|id| !id.is_empty())?;
-    Some(percent_decode(id))
-}
-
-fn unauthorized(api: Api) -> Response<Body> {
-    GatewayError::Unauthorized.render(api)
-}
-
-fn method_not_allowed(api: Api, allow: &'static str) -> Response<Body> {
-    GatewayError::MethodNotAllowed(allow).render(api)
-}
-
-/// Route one request (CORS, logging and the panic guard are the server's).
-pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let path = strip_mount(req.uri().path()).to_string();
-    let method = req.method().clone();
-    let is_get = method == Method::GET || method == Method::HEAD;
-
-    // The gateway's own routes.
-    match path.as_str() {
-        "/" => {
-            return if is_get {
-                with_log(
-                    body::text(StatusCode::OK, "gemini-balance is running\n"),
-                    "root",
-                    "",
-                    "",
-                )
-            } else {
-                method_not_allowed(Api::OpenAi, "GET, HEAD")
+/// Run an admitted request's handler.
+async fn run(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    handler: Handler,
+    rest: &str,
+    grant: Grant,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    use crate::{admin, gemini, handlers};
+    Ok(match handler {
+        H::Root => body::text(StatusCode::OK, "gemini-balance is running\n"),
+        H::Health => admin::health(&app),
+        H::Native(version) => {
+            // Only a native route's access check yields keys.
+            let Grant::Keys(keys) = grant else {
+                return Err(GatewayError::Internal);
             };
+            return gemini::native(app, req, version, rest, keys, log).await;
         }
-        "/health" | "/healthz" => {
-            return if is_get {
-                with_log(crate::admin::health(&app), "health", "", "")
-            } else {
-                method_not_allowed(Api::OpenAi, "GET, HEAD")
-            };
-        }
-        _ => {}
-    }
-
-    // Native Gemini routes: /v1beta/..., /gemini/v1beta/..., /gemini/v1/...,
-    // and /v1/models... when the credential or the `:action` says native.
-    if let Some((version, rest)) = native_route(&path, &req) {
-        let mut log = LogInfo::default();
-        let result = match crate::auth::native_keys(&app, &req) {
-            Ok(keys) => crate::gemini::native(app, req, version, rest, keys, &mut log).await,
-            Err(e) => Err(e),
-        };
-        return done(result, Api::Google, log, "native");
-    }
-    if let Some(rest) = path.strip_prefix("/openai/v1") {
-        // Deleting through Gemini's OpenAI layer deletes what the pool's keys
-        // hold: the admin's alone (as on the native routes).
-        if method == Method::DELETE
-            && role(&app, bearer(&req)) != Role::Admin
-            && openai_authorized(&app, &req)
-        {
-            return with_log(GatewayError::NotAdmin.into_openai(), "openai_compat", "", "");
-        }
-        if !openai_authorized(&app, &req) {
-            return unauthorized(Api::OpenAi);
-        }
-        let rest = rest.to_string();
-        let mut log = LogInfo::default();
-        let result = crate::gemini::openai_compat(app, req, &rest, &mut log).await;
-        return done(result, Api::OpenAi, log, "openai_compat");
-    }
-
-    match path.as_str() {
-        "/v1/chat/completions" | "/chat/completions" | "/chat" | "/v1/chat" => {
-            if method != Method::POST {
-                return method_not_allowed(Api::OpenAi, "POST");
-            }
-            if !openai_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
-            }
-            let mut log = LogInfo::default();
-            let result = crate::handlers::chat(app, req, &mut log).await;
-            done(result, Api::OpenAi, log, "chat")
-        }
-        "/v1/embeddings" | "/embeddings" => {
-            if method != Method::POST {
-                return method_not_allowed(Api::OpenAi, "POST");
-            }
-            if !openai_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
-            }
-            let mut log = LogInfo::default();
-            let result = crate::handlers::embeddings(app, req, &mut log).await;
-            done(result, Api::OpenAi, log, "embeddings")
-        }
-        "/v1/models" | "/models" => {
-            if !is_get {
-                return method_not_allowed(Api::OpenAi, "GET");
-            }
-            if !openai_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
-            }
-            let mut log = LogInfo::default();
-            let result = crate::handlers::models(app, None, &mut log).await;
-            done(result, Api::OpenAi, log, "models")
-        }
-        p if p.starts_with("/v1/models/") => {
-            if !is_get {
-                return method_not_allowed(Api::OpenAi, "GET");
-            }
-            if !openai_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
-            }
-            let id = percent_decode(&p["/v1/models/".len()..]);
-            let mut log = LogInfo::default();
-            let result = crate::handlers::models(app, Some(id), &mut log).await;
-            done(result, Api::OpenAi, log, "models")
-        }
-        "/verify" => {
-            if method != Method::POST {
-                return method_not_allowed(Api::OpenAi, "POST");
-            }
-            if let Some(refused) = admin_only(&app, &req) {
-                return refused;
-            }
-            let result = crate::admin::verify(app, req).await;
-            done(result, Api::OpenAi, LogInfo::default(), "verify")
-        }
-        "/status" => {
-            if !is_get {
-                return method_not_allowed(Api::OpenAi, "GET");
-            }
-            if let Some(refused) = admin_only(&app, &req) {
-                return refused;
-            }
-            with_log(crate::admin::status(&app), "status", "", "")
-        }
-        "/status/verify" => {
-            if method != Method::POST {
-                return method_not_allowed(Api::OpenAi, "POST");
-            }
-            if let Some(refused) = admin_only(&app, &req) {
-                return refused;
-            }
-            crate::admin::status_verify(&app).await
-        }
-        p if reset_target(p).is_some() => {
-            if method != Method::POST {
-                return method_not_allowed(Api::OpenAi, "POST");
-            }
-            if let Some(refused) = admin_only(&app, &req) {
-                return refused;
-            }
-            crate::admin::reset_key(&app, &reset_target(p).unwrap_or_default())
-                .unwrap_or_else(|e| e.into_openai())
-        }
-        "/dashboard" => {
-            if !is_get {
-                return method_not_allowed(Api::OpenAi, "GET");
-            }
-            with_log(crate::dashboard::page(), "dashboard", "", "")
-        }
-        "/dashboard.css" | "/dashboard.js" => {
-            if !is_get {
-                return method_not_allowed(Api::OpenAi, "GET");
-            }
-            with_log(crate::dashboard::asset(&path), "dashboard", "", "")
-        }
-        "/metrics" => {
-            if !is_get {
-                return method_not_allowed(Api::OpenAi, "GET");
-            }
-            if !app.cfg.metrics_public
-                && let Some(refused) = admin_only(&app, &req)
-            {
-                return refused;
-            }
-            with_log(crate::admin::metrics(&app), "metrics", "", "")
-        }
-        _ => GatewayError::UnknownRoute {
-            method,
-            path: truncate(&path, 200).to_string(),
-        }
-        .into_openai(),
-    }
+        H::OpenAiCompat => return gemini::openai_compat(app, req, rest, log).await,
+        H::Chat => return handlers::chat(app, req, log).await,
+        H::Embeddings => return handlers::embeddings(app, req, log).await,
+        H::Models => return handlers::models(app, None, log).await,
+        H::Model => return handlers::models(app, Some(percent_decode(rest)), log).await,
+        H::Verify => return admin::verify(app, req).await,
+        H::Status => admin::status(&app),
+        H::StatusVerify => admin::status_verify(&app).await,
+        H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
+        H::Dashboard => crate::dashboard::page(),
+        H::DashboardAsset => crate::dashboard::asset(rest),
+        H::Metrics => admin::metrics(&app),
+    })
 }
 
 fn truncate(s: &str, n: usize) -> &str {
@@ -246,37 +393,10 @@ fn truncate(s: &str, n: usize) -> &str {
     }
 }
 
-/// Which native route a path is: `(version, rest)` where `rest` starts with
-/// `/models...` (or is another resource path like `/files`).
-fn native_route<'a, B>(path: &'a str, req: &Request<B>) -> Option<(&'static str, &'a str)> {
-    for (prefix, version) in [
-        ("/gemini/v1beta", "v1beta"),
-        ("/v1beta", "v1beta"),
-        ("/gemini/v1", "v1"),
-    ] {
-        if let Some(rest) = path.strip_prefix(prefix)
-            && (rest.is_empty() || rest.starts_with('/'))
-        {
-            return Some((version, rest));
-        }
-    }
-    // `/v1/models...` is OpenAI's unless the call is plainly native: a
-    // `:action` suffix, or a Google credential and no bearer token.
-    if let Some(rest) = path.strip_prefix("/v1")
-        && rest.starts_with("/models")
-    {
-        let action = rest.contains(':');
-        let native_cred = native_credential(req).is_some() && bearer(req).is_none();
-        if action || native_cred {
-            return Some(("v1", rest));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn strips_the_hf_mount() {
@@ -284,5 +404,191 @@ mod tests {
         assert_eq!(strip_mount("/hf"), "/");
         assert_eq!(strip_mount("/hfx"), "/hfx");
         assert_eq!(strip_mount("/v1/models"), "/v1/models");
+    }
+
+    fn app(extra: &[(&str, &str)]) -> App {
+        let mut vars: std::collections::HashMap<String, String> = [
+            ("API_KEYS", "pool-key-00000001"),
+            (
+                "ALLOWED_TOKENS",
+                "[\"sk-admin-000001\",\"sk-client-00002\"]",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        App::new(Config::from_map(&vars).expect("config"))
+    }
+
+    /// Every path an entry's pattern stands for, as concrete examples.
+    fn examples(p: Pattern) -> Vec<String> {
+        match p {
+            Exact(paths) => paths.iter().map(|p| p.to_string()).collect(),
+            Prefix(p) => vec![format!("{p}/x")],
+            Under(p) => vec![p.to_string(), format!("{p}/models")],
+            Around(a, b) => vec![format!("{a}0{b}")],
+            NativeModels => vec!["/v1/models/gemini-2.5-flash:generateContent".into()],
+        }
+    }
+
+    fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request")
+    }
+
+    fn method_for(m: Methods) -> Method {
+        match m {
+            Methods::Get => Method::GET,
+            Methods::Post | Methods::Any => Method::POST,
+        }
+    }
+
+    #[test]
+    fn every_route_but_the_public_ones_refuses_a_request_without_a_token() {
+        let app = app(&[]);
+        let mut public_seen = Vec::new();
+        for route in ROUTES {
+            for path in examples(route.pattern) {
+                let what = format!("{:?} {path}", route.handler);
+                let req = request(method_for(route.methods), &path, &[]);
+                let (found, _) = find(&path, &req).expect("the table finds its own example");
+                assert!(std::ptr::eq(found, route), "{what}: another entry matched");
+                let public = UNAUTHENTICATED_ROUTES.contains(&path.as_str());
+                match admit(&app, route, &req) {
+                    Ok(_) => {
+                        assert!(public, "{what}: admitted without a token");
+                        public_seen.push(path.clone());
+                    }
+                    Err(e) => {
+                        assert!(!public, "{what}: a public route refused: {e}");
+                        assert_eq!(e.status(), StatusCode::UNAUTHORIZED, "{what}");
+                    }
+                }
+                // A token the gateway does not know is refused as well.
+                let strangers = [
+                    ("authorization", "Bearer sk-stranger-0009"),
+                    ("x-goog-api-key", "sk-stranger-0009"),
+                ];
+                let req = request(method_for(route.methods), &path, &strangers);
+                if !public {
+                    let e = admit(&app, route, &req)
+                        .err()
+                        .unwrap_or(GatewayError::Internal);
+                    assert!(
+                        matches!(e.status().as_u16(), 401 | 403),
+                        "{what}: an unknown token gets {}",
+                        e.status()
+                    );
+                }
+            }
+        }
+        public_seen.sort();
+        let mut listed = UNAUTHENTICATED_ROUTES.to_vec();
+        listed.sort();
+        assert_eq!(
+            public_seen, listed,
+            "every listed public route is in the table"
+        );
+    }
+
+    #[test]
+    fn metrics_is_public_only_when_configured() {
+        let metrics = ROUTES
+            .iter()
+            .find(|r| r.handler == H::Metrics)
+            .expect("metrics route");
+        let req = request(Method::GET, "/metrics", &[]);
+        let closed = admit(&app(&[]), metrics, &req).err().map(|e| e.status());
+        assert_eq!(closed, Some(StatusCode::UNAUTHORIZED));
+        let open = app(&[("METRICS_PUBLIC", "true")]);
+        assert!(admit(&open, metrics, &req).is_ok());
+    }
+
+    #[test]
+    fn admin_routes_refuse_client_tokens_and_delete_takes_the_admin() {
+        let app = app(&[]);
+        let client = [("authorization", "Bearer sk-client-00002")];
+        let admin = [("authorization", "Bearer sk-admin-000001")];
+        for route in ROUTES.iter().filter(|r| r.access == Access::Admin) {
+            for path in examples(route.pattern) {
+                let req = request(method_for(route.methods), &path, &client);
+                let e = admit(&app, route, &req).err().map(|e| e.status());
+                assert_eq!(e, Some(StatusCode::FORBIDDEN), "{path}");
+                let req = request(method_for(route.methods), &path, &admin);
+                assert!(admit(&app, route, &req).is_ok(), "{path}");
+            }
+        }
+        let compat = find("/openai/v1/files/f", &request(Method::DELETE, "/", &[]))
+            .map(|(r, _)| r)
+            .expect("compat route");
+        let req = request(Method::DELETE, "/openai/v1/files/f", &client);
+        let e = admit(&app, compat, &req).err().map(|e| e.status());
+        assert_eq!(e, Some(StatusCode::FORBIDDEN));
+        let req = request(Method::GET, "/openai/v1/models", &client);
+        assert!(admit(&app, compat, &req).is_ok());
+    }
+
+    #[test]
+    fn native_handlers_sit_behind_the_native_check() {
+        for route in ROUTES {
+            let native = matches!(route.handler, H::Native(_));
+            assert_eq!(native, route.access == Access::Native, "{route:?}");
+            assert_eq!(native, route.format == Api::Google, "{route:?}");
+        }
+    }
+
+    #[test]
+    fn methods_are_checked_first_with_allow() {
+        let app = app(&[]);
+        let req = request(Method::GET, "/v1/chat/completions", &[]);
+        let (route, _) = find("/v1/chat/completions", &req).expect("chat");
+        match admit(&app, route, &req) {
+            Err(GatewayError::MethodNotAllowed(allow)) => assert_eq!(allow, "POST"),
+            other => panic!("expected 405, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn v1_models_is_native_only_when_the_call_says_so() {
+        let label = |path: &str, headers: &[(&str, &str)]| {
+            let req = request(Method::GET, path, headers);
+            find(path, &req).map(|(r, rest)| (r.handler, rest.to_string()))
+        };
+        assert_eq!(
+            label("/v1/models", &[]),
+            Some((H::Models, "/v1/models".into()))
+        );
+        assert_eq!(
+            label("/v1/models", &[("x-goog-api-key", "k")]),
+            Some((H::Native("v1"), "/models".into()))
+        );
+        assert_eq!(
+            label(
+                "/v1/models",
+                &[("x-goog-api-key", "k"), ("authorization", "Bearer t")]
+            ),
+            Some((H::Models, "/v1/models".into()))
+        );
+        assert_eq!(
+            label("/v1/models/m:countTokens", &[]),
+            Some((H::Native("v1"), "/models/m:countTokens".into()))
+        );
+        assert_eq!(label("/v1/models/m", &[]), Some((H::Model, "m".into())));
+        assert_eq!(label("/v1betax", &[]), None);
+        assert_eq!(
+            label("/gemini/v1beta/models", &[]),
+            Some((H::Native("v1beta"), "/models".into()))
+        );
+        assert_eq!(
+            label("/status/keys/3/reset", &[]),
+            Some((H::ResetKey, "3".into()))
+        );
+        assert_eq!(label("/status/keys//reset", &[]), None);
     }
 }

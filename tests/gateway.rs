@@ -58,6 +58,29 @@ async fn auth_none_wrong_right() {
     gw.shutdown().await;
 }
 
+/// Every authenticated OpenAI-format route answers a missing token the same
+/// way, Gemini's own OpenAI endpoint (`/openai/v1`) included: 401, OpenAI's
+/// error object, `WWW-Authenticate: Bearer`, and nothing sent upstream.
+#[tokio::test]
+async fn every_openai_route_asks_for_a_bearer_token() {
+    let gw = start(&[]).await;
+    for (method, path) in [
+        (Method::POST, "/v1/chat/completions"),
+        (Method::POST, "/v1/embeddings"),
+        (Method::GET, "/v1/models"),
+        (Method::GET, "/openai/v1/models"),
+        (Method::POST, "/openai/v1/chat/completions"),
+        (Method::POST, "/hf/openai/v1/chat/completions"),
+    ] {
+        let r = send(method, &gw.url(path), &[], Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}: {}", r.text());
+        assert_eq!(r.headers["www-authenticate"], "Bearer", "{path}");
+        assert_eq!(r.json()["error"]["code"], "invalid_api_key", "{path}");
+    }
+    assert!(gw.state().requests().is_empty(), "nothing went upstream");
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn chat_plain_at_both_mounts() {
     let gw = start(&[]).await;

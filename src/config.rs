@@ -34,6 +34,7 @@ pub const VARIABLES: &[&str] = &[
     "COOLDOWN_SECONDS",
     "KEY_SELECTION",
     "CHECK_INTERVAL_HOURS",
+    "CHECK_CRON",
     "VERIFY_ON_START",
     "TEST_MODEL",
     "KEEPALIVE_URL",
@@ -129,6 +130,9 @@ pub struct Config {
     pub key_selection: Selection,
     /// `CHECK_INTERVAL_HOURS`: re-verification period (None = off).
     pub check_interval: Option<Duration>,
+    /// `CHECK_CRON`: re-verification on a cron schedule (six fields, seconds
+    /// first, UTC); when set it replaces `CHECK_INTERVAL_HOURS`.
+    pub check_cron: Option<String>,
     /// `VERIFY_ON_START`: verify every key at start-up.
     pub verify_on_start: bool,
     /// `TEST_MODEL`: model used by verification (models.get, no quota).
@@ -275,6 +279,19 @@ impl<'a> Vars<'a> {
     }
 }
 
+/// Check a cron expression the way the scheduler will read it
+/// (tokio-cron-scheduler: six fields, seconds first, UTC) and that it fires
+/// at least once from now on.
+fn check_cron_expression(expr: &str) -> Result<(), &'static str> {
+    let mut job = tokio_cron_scheduler::Job::new(expr, |_, _| {}).map_err(|_| {
+        "expected a cron expression of six fields (second minute hour day month weekday, UTC), e.g. \"0 0 */6 * * *\""
+    })?;
+    match job.job_data() {
+        Ok(data) if data.next_tick > 0 => Ok(()),
+        _ => Err("the cron expression never fires"),
+    }
+}
+
 fn err(var: &'static str, problem: &str) -> ConfigError {
     ConfigError {
         var,
@@ -406,6 +423,10 @@ impl Config {
                 "expected a number of hours ≥ 0",
             ));
         }
+        let check_cron = v.opt_string("CHECK_CRON");
+        if let Some(expr) = &check_cron {
+            check_cron_expression(expr).map_err(|p| err("CHECK_CRON", p))?;
+        }
         let keepalive_minutes: f64 = v.number("KEEPALIVE_MINUTES", 30.0)?;
         if !keepalive_minutes.is_finite() || !(0.0..=1e7).contains(&keepalive_minutes) {
             return Err(err("KEEPALIVE_MINUTES", "expected a number of minutes ≥ 0"));
@@ -478,6 +499,7 @@ impl Config {
             key_selection,
             check_interval: (check_hours > 0.0)
                 .then(|| Duration::from_secs_f64(check_hours * 3600.0)),
+            check_cron,
             verify_on_start: v.bool("VERIFY_ON_START", false)?,
             test_model: v.string("TEST_MODEL", "gemini-2.5-flash-lite"),
             keepalive_url,
@@ -636,5 +658,25 @@ mod tests {
         );
         let c = cfg(&[("ALLOWED_TOKENS", "sk"), ("CHECK_INTERVAL_HOURS", "0")]).unwrap();
         assert!(c.check_interval.is_none());
+    }
+
+    #[test]
+    fn check_cron_is_validated_at_start_up() {
+        let c = cfg(&[("ALLOWED_TOKENS", "sk")]).unwrap();
+        assert_eq!(c.check_cron, None, "off by default");
+        for good in ["0 0 */6 * * *", "*/1 * * * * *", "0 30 4 * * Mon-Fri"] {
+            let c = cfg(&[("ALLOWED_TOKENS", "sk"), ("CHECK_CRON", good)]).unwrap();
+            assert_eq!(c.check_cron.as_deref(), Some(good));
+        }
+        for bad in ["0 * * * *", "every hour", "0 0 25 * * *", "0 0 0 30 2 *"] {
+            let e = cfg(&[("ALLOWED_TOKENS", "sk"), ("CHECK_CRON", bad)]).unwrap_err();
+            assert_eq!(e.var, "CHECK_CRON", "{bad}");
+            let line = e.to_string();
+            assert!(
+                line.starts_with("configuration error: CHECK_CRON: "),
+                "{line}"
+            );
+            assert!(!line.contains('\n'), "one line: {line}");
+        }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{Gw, TOKEN, send, start};
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use serde_json::json;
 

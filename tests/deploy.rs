@@ -329,6 +329,7 @@ fn dockerfile_builds_with_the_script_and_ships_only_the_binary() {
         "src",
         "scripts",
         "scripts/build-static.sh",
+        "crates/fake-gemini",
     ] {
         assert!(
             !rules.iter().any(|r| r.trim_end_matches('/') == needed),
@@ -987,6 +988,7 @@ fn readme_explains_the_deployment() {
         "uptime-kuma",
         "KEEPALIVE_URL",
         "scripts/build-static.sh",
+        "crates/fake-gemini",
         "docker build",
         "ghcr.io",
     ] {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -2113,7 +2113,7 @@ async fn no_leak_over_100k_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_leak_from_the_binary() {
     let _g = GATE.read().await;
-    let fake = gemini_balance::fake::Fake::start().await.unwrap();
+    let fake = fake_gemini::Fake::start().await.unwrap();
     let pool = [
         "suspended-POOLCANARY-111111",
         "bad-POOLCANARY-222222",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -372,7 +372,7 @@ async fn scheduler_reverifies_and_revives_keys() {
 
 #[tokio::test]
 async fn keepalive_pings_a_local_url() {
-    let target = gemini_balance::fake::Fake::start().await.unwrap();
+    let target = fake_gemini::Fake::start().await.unwrap();
     let url = format!("http://{}/health-ping", target.addr);
     let gw = start(&[("KEEPALIVE_URL", &url), ("KEEPALIVE_MINUTES", "0.01")]).await;
     let _jobs = gemini_balance::scheduler::start(gw.app.clone())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::{Fake, KeyBehavior, Recorded};
+use fake_gemini::{Fake, KeyBehavior, Recorded};
 use gemini_balance::gemini::gzip;
 use gemini_balance::keys::mask;
 use http::{Method, Request, StatusCode};

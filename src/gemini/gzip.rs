@@ -1,11 +1,81 @@
-//! Reading gzip answers (RFC 1952): Google gzips an answer when the request
-//! accepts it, and the gateway must read an upstream error body or model list
-//! that came gzip-encoded. Decoding is `flate2` (its pure-Rust `miniz_oxide`
-//! backend), bounded: at most `limit` bytes come out, whatever the input says.
+//! gzip (RFC 1952) for a pass-through gateway, on `flate2` (its pure-Rust
+//! `miniz_oxide` backend): a bounded *decoder* — at most `limit` bytes come
+//! out, whatever the input says — so the gateway can read an upstream error
+//! body or model list that Google sent gzip-encoded, and a streaming
+//! *encoder* whose every piece can be sent at once, for answers the gateway
+//! itself encodes for a client that accepts gzip.
 
-use std::io::Read;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
 
 use http::{HeaderMap, header};
+
+/// Whether an `Accept-Encoding` value accepts gzip (`gzip` or `x-gzip`, q > 0).
+pub fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut it = item.split(';');
+        let coding = it.next().unwrap_or("").trim();
+        let zero_q = it.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip")) && !zero_q
+    })
+}
+
+/// A streaming gzip encoder: each [`chunk`] is compressed and sync-flushed,
+/// so its bytes can be sent at once and the client decodes everything sent
+/// so far (a streamed answer stays streamed); [`finish`] writes the final
+/// block, CRC-32 and size.
+///
+/// [`chunk`]: GzipEncoder::chunk
+/// [`finish`]: GzipEncoder::finish
+pub struct GzipEncoder(GzEncoder<Vec<u8>>);
+
+impl Default for GzipEncoder {
+    fn default() -> GzipEncoder {
+        GzipEncoder::new()
+    }
+}
+
+impl std::fmt::Debug for GzipEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GzipEncoder")
+    }
+}
+
+impl GzipEncoder {
+    /// A fresh encoder (fastest level: the gateway spends little CPU on it).
+    pub fn new() -> GzipEncoder {
+        GzipEncoder(GzEncoder::new(Vec::new(), Compression::fast()))
+    }
+
+    /// Encode one piece of the body; the gzip header goes out with the first.
+    pub fn chunk(&mut self, data: &[u8]) -> Vec<u8> {
+        // Writing into a Vec cannot fail.
+        let _ = self.0.write_all(data);
+        let _ = self.0.flush();
+        std::mem::take(self.0.get_mut())
+    }
+
+    /// The end of the stream: the final block and the trailer. Call once.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let _ = self.0.try_finish();
+        std::mem::take(self.0.get_mut())
+    }
+}
+
+/// gzip-encode a whole body in one go.
+pub fn encode(data: &[u8]) -> Vec<u8> {
+    let mut e = GzipEncoder::new();
+    let mut out = e.chunk(data);
+    out.extend(e.finish());
+    out
+}
 
 /// If `headers` say the body is gzip-encoded, decode it (at most `limit`
 /// bytes out) and drop `Content-Encoding`/`Content-Length`, so what is left
@@ -82,14 +152,6 @@ pub fn decode(data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    /// gzip-encode `data` (flate2, default level).
-    fn encode(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
 
     #[test]
     fn round_trip_multi_member_and_padding() {
@@ -113,6 +175,35 @@ mod tests {
         padded.extend([0u8; 7]);
         assert_eq!(decode(&padded, 10).unwrap(), b"x");
         assert_eq!(decode(&encode(b""), 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn streamed_pieces_decode_as_they_arrive() {
+        let mut e = GzipEncoder::new();
+        let mut sent = Vec::new();
+        let mut want = Vec::new();
+        for piece in [&b"data: one\r\n\r\n"[..], b"", b"data: two\r\n\r\n"] {
+            sent.extend(e.chunk(piece));
+            want.extend_from_slice(piece);
+            // What a client can decode of the stream so far (no trailer yet).
+            let mut d = flate2::Decompress::new(false);
+            let mut got = Vec::with_capacity(1024);
+            d.decompress_vec(&sent[10..], &mut got, flate2::FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(got, want);
+        }
+        sent.extend(e.finish());
+        assert_eq!(decode(&sent, 1000).unwrap(), want);
+    }
+
+    #[test]
+    fn accept_encoding_values() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("gzip, deflate, br, zstd"));
+        assert!(accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip("deflate, br"));
     }
 
     #[test]

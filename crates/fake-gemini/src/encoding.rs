@@ -123,9 +123,10 @@ impl GzipEncoder {
         std::mem::take(self.0.get_mut())
     }
 
-    /// The end of the stream: the final block, CRC-32 and size.
-    pub(crate) fn finish(self) -> Vec<u8> {
-        self.0.finish().unwrap_or_default()
+    /// The end of the stream: the final block, CRC-32 and size. Call once.
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        let _ = self.0.try_finish();
+        std::mem::take(self.0.get_mut())
     }
 }
 

@@ -89,7 +89,12 @@
     const res = await fetch(path, {
       method, headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
     });
-    if (res.status === 401) throw new Unauthorized('unauthorized');
+    // 401: no or an unknown token; 403: a client token that is not the admin token.
+    if (res.status === 401 || res.status === 403) {
+      throw new Unauthorized(res.status === 403
+        ? 'That token is not the admin token (AUTH_TOKEN, or the first of ALLOWED_TOKENS).'
+        : 'That token was not accepted.');
+    }
     let body = null;
     try { body = await res.json(); } catch (_) { body = null; }
     if (!res.ok) {
@@ -183,7 +188,7 @@
       render(data);
     } catch (e) {
       if (e instanceof Unauthorized) {
-        signOut(token ? 'That token was not accepted.' : '');
+        signOut(token ? e.message : '');
       } else if (authed) {
         banner('Cannot reach the gateway (' + e.message + '). Showing the last data; retrying…');
       } else {

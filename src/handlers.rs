@@ -48,11 +48,11 @@ fn translate_error(e: &openai::TranslateError) -> Response<Body> {
     )
 }
 
-/// 400 for a model name that could not be put in an upstream path.
-fn invalid_model() -> Response<Body> {
+/// 400 for a model name that is not a model id (see [`crate::model`]).
+fn invalid_model(name: &str) -> Response<Body> {
     oai_error(
         StatusCode::BAD_REQUEST,
-        "Invalid model name.",
+        &crate::model::invalid_message(name),
         Some("invalid_model"),
         Some("model"),
     )
@@ -134,14 +134,11 @@ pub async fn read_whole(
     }
 }
 
-/// Whether a model name is safe to put in an upstream path: no `/`, `?`,
-/// `#`, `%`, `..`, whitespace or control characters.
+/// Whether a model name is safe to put in an upstream path and to record: no
+/// `/`, `?`, `#`, `%`, `..`, whitespace or control characters, at most 200
+/// characters (the rule is [`crate::model::valid`]).
 pub fn valid_model(m: &str) -> bool {
-    !m.is_empty()
-        && m.len() <= 200
-        && !m.contains("..")
-        && m.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+    crate::model::valid(m)
 }
 
 /// Turn a failed upstream call into an OpenAI error response.
@@ -154,7 +151,14 @@ pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
             key,
             ..
         } => {
-            let mapped = openai::error::from_gemini(status.as_u16(), &body);
+            let mut mapped = openai::error::from_gemini(status.as_u16(), &body);
+            if let Some(h) = app.cfg.not_found_hint(status.as_u16()) {
+                let m = format!(
+                    "{} {h}",
+                    mapped.body["error"]["message"].as_str().unwrap_or("")
+                );
+                mapped.body["error"]["message"] = m.into();
+            }
             let msg = mapped.body["error"]["message"]
                 .as_str()
                 .unwrap_or("")
@@ -294,7 +298,7 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         },
     };
     if !valid_model(&call.model) {
-        return with_log(invalid_model(), "chat", "", "");
+        return with_log(invalid_model(&call.model), "chat", "", "");
     }
     let path = if call.stream {
         app.upstream.path(&format!(
@@ -641,7 +645,7 @@ pub async fn embeddings(app: Arc<App>, req: Request<Incoming>) -> Response<Body>
         }
     };
     if !valid_model(&call.model) {
-        return with_log(invalid_model(), "embeddings", "", "");
+        return with_log(invalid_model(&call.model), "embeddings", "", "");
     }
     let path = app
         .upstream
@@ -770,6 +774,11 @@ pub fn encode_query(s: &str) -> String {
 
 /// `GET /v1/models` (id = None) and `GET /v1/models/{id}`.
 pub async fn models(app: Arc<App>, id: Option<String>) -> Response<Body> {
+    if let Some(id) = &id
+        && !valid_model(openai::bare_model(id))
+    {
+        return with_log(invalid_model(id), "models", "", "");
+    }
     let models = match list_all_models(&app, &app.pool, false).await {
         Ok(m) => m,
         Err(f) => return with_log(failure_response(&app, f, ""), "models", "", ""),

@@ -10,8 +10,9 @@
 //!
 //! All state sits behind [`KeyPool`]'s methods (`pick`, `report`, `snapshot`,
 //! `reset`, `revive`), so a shared store (Redis) could replace it without
-//! touching the handlers. Locks are short and per key; selection is one atomic
-//! increment.
+//! touching the handlers. Locks are short and per key; selection is lock-free
+//! (one compare-and-swap for round robin, one atomic add per random draw) and
+//! even among the usable keys, whatever dead keys lie between them.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -290,6 +291,23 @@ pub struct Counts {
     pub disabled: usize,
 }
 
+/// Most models one key keeps a cooldown for; past it the cooldown that ends
+/// first makes room (a client cycling through model names cannot grow it).
+pub const MAX_COOLING: usize = 64;
+
+/// Set `model`'s cooldown to `until` in a key's cooling list: expired entries
+/// and `model`'s old one go first, and a full list drops the entry that ends
+/// soonest.
+fn cool(cooling: &mut Vec<(String, Instant)>, model: &str, now: Instant, until: Instant) {
+    cooling.retain(|(m, u)| m != model && *u > now);
+    if cooling.len() >= MAX_COOLING
+        && let Some(i) = (0..cooling.len()).min_by_key(|i| cooling[*i].1)
+    {
+        cooling.swap_remove(i);
+    }
+    cooling.push((model.to_string(), until));
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -297,10 +315,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct KeyPool {
     slots: Vec<Slot>,
+    /// Round robin: where the next scan starts (just after the last key chosen).
     cursor: AtomicUsize,
+    /// Random: the state of the pseudo-random sequence.
+    seed: AtomicU64,
     selection: Selection,
     max_failures: u32,
     epoch: Instant,
+    /// Full key → index, built on first use by [`KeyPool::position`].
+    by_key: std::sync::OnceLock<std::collections::HashMap<Box<str>, usize>>,
 }
 
 impl KeyPool {
@@ -320,9 +343,17 @@ impl KeyPool {
         KeyPool {
             slots,
             cursor: AtomicUsize::new(0),
+            // Pools need not agree on their random sequence: seed from the clock.
+            seed: AtomicU64::new(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as u64,
+            ),
             selection,
             max_failures: max_failures.max(1),
             epoch: Instant::now(),
+            by_key: std::sync::OnceLock::new(),
         }
     }
 
@@ -344,6 +375,22 @@ impl KeyPool {
     /// The masked form of the key at `index`.
     pub fn masked(&self, index: usize) -> &str {
         &self.slots[index].masked
+    }
+
+    /// The index of the key whose full value is `key`, in one hash lookup
+    /// (the map is built once, on first use), so that scanning text for pool
+    /// keys costs the same with ten keys or ten thousand.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.by_key
+            .get_or_init(|| {
+                let mut map = std::collections::HashMap::with_capacity(self.slots.len());
+                for (i, s) in self.slots.iter().enumerate() {
+                    map.entry(s.key.as_str().into()).or_insert(i);
+                }
+                map
+            })
+            .get(key)
+            .copied()
     }
 
     /// Find a key by its full value, masked form, or decimal index.
@@ -376,50 +423,124 @@ impl KeyPool {
         Ok(wait)
     }
 
+    /// Whether key `index` can serve `model` now and was not tried yet.
+    fn usable(&self, index: usize, model: &str, tried: &[usize], now: Instant) -> bool {
+        !tried.contains(&index) && matches!(self.wait_for(index, model, now), Ok(None))
+    }
+
     /// Choose a usable key for `model`, skipping indices in `tried`.
+    ///
+    /// Every selection chooses evenly among the usable keys: a dead key's
+    /// turns are never handed to its neighbour. Cost: O(1) per pick while the
+    /// keys are healthy, O(n) over the keys in the worst case (a long run of
+    /// dead keys, or none usable), as before; no allocation.
     pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
         let n = self.slots.len();
         if n == 0 {
             return Pick::Unavailable;
         }
         let now = Instant::now();
-        let start = match self.selection {
-            Selection::RoundRobin => self.cursor.fetch_add(1, Ordering::Relaxed) % n,
-            Selection::Random => {
-                // xorshift over a shared counter: cheap and good enough to spread.
-                let mut x = self.cursor.fetch_add(0x9E37_79B9, Ordering::Relaxed) as u64
-                    ^ now.duration_since(self.epoch).as_nanos() as u64;
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % n as u64) as usize
-            }
-            // The usable key with the fewest calls (dead keys never count as least used).
+        let chosen = match self.selection {
+            Selection::RoundRobin => self.next_in_turn(model, tried, now),
+            Selection::Random => self.random_usable(model, tried, now),
+            // The usable key with the fewest calls (dead keys never count as
+            // least used); ties go to the lowest index.
             Selection::LeastUsed => (0..n)
-                .filter(|i| !tried.contains(i) && matches!(self.wait_for(*i, model, now), Ok(None)))
-                .min_by_key(|i| self.slots[*i].calls.load(Ordering::Relaxed))
-                .unwrap_or(0),
-            Selection::TimeWindow => (now.duration_since(self.epoch).as_secs() / 10) as usize % n,
-        };
-        let mut soonest: Option<Duration> = None;
-        for step in 0..n {
-            let i = (start + step) % n;
-            match self.wait_for(i, model, now) {
-                Err(()) => {}
-                Ok(None) if !tried.contains(&i) => {
-                    let slot = &self.slots[i];
-                    slot.calls.fetch_add(1, Ordering::Relaxed);
-                    lock(&slot.state).last_used = Some(unix_now());
-                    return Pick::Key(i);
+                .filter(|i| self.usable(*i, model, tried, now))
+                .min_by_key(|i| self.slots[*i].calls.load(Ordering::Relaxed)),
+            // One key per 10-second window; when that key is dead, the
+            // window's calls go round robin over the usable keys instead of
+            // all to the next one.
+            Selection::TimeWindow => {
+                let window = (now.duration_since(self.epoch).as_secs() / 10) as usize % n;
+                if self.usable(window, model, tried, now) {
+                    Some(window)
+                } else {
+                    self.next_in_turn(model, tried, now)
                 }
-                Ok(None) => {}
-                Ok(Some(w)) => soonest = Some(soonest.map_or(w, |s: Duration| s.min(w))),
+            }
+        };
+        if let Some(i) = chosen {
+            let slot = &self.slots[i];
+            slot.calls.fetch_add(1, Ordering::Relaxed);
+            lock(&slot.state).last_used = Some(unix_now());
+            return Pick::Key(i);
+        }
+        // Nothing usable: say how long until the first cooling or resting key
+        // comes back (a tried key counts too: it may serve the next request).
+        let mut soonest: Option<Duration> = None;
+        for i in 0..n {
+            if let Ok(Some(w)) = self.wait_for(i, model, now) {
+                soonest = Some(soonest.map_or(w, |s: Duration| s.min(w)));
             }
         }
         match soonest {
             Some(w) => Pick::Cooling(w),
             None => Pick::Unavailable,
         }
+    }
+
+    /// Round robin over the usable keys: the first usable key at or after the
+    /// cursor, and the cursor moves to just after the key chosen (one
+    /// compare-and-swap; a pick that lost the race scans again from where the
+    /// winner left it). So usable keys take turns whatever dead keys lie
+    /// between them, also under many concurrent callers.
+    fn next_in_turn(&self, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+        let n = self.slots.len();
+        let mut cursor = self.cursor.load(Ordering::Acquire);
+        loop {
+            let start = cursor % n;
+            let i = (0..n)
+                .map(|step| (start + step) % n)
+                .find(|i| self.usable(*i, model, tried, now))?;
+            match self.cursor.compare_exchange_weak(
+                cursor,
+                (i + 1) % n,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(i),
+                Err(moved) => cursor = moved,
+            }
+        }
+    }
+
+    /// A key drawn uniformly from the usable ones. First a few draws over
+    /// all keys, taking the first usable one (rejection sampling: uniform
+    /// over the usable keys, and O(1) while most keys are healthy); if those
+    /// all hit dead keys, one pass with reservoir sampling (uniform too).
+    fn random_usable(&self, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+        let n = self.slots.len();
+        for _ in 0..n.min(8) {
+            let i = self.random_below(n);
+            if self.usable(i, model, tried, now) {
+                return Some(i);
+            }
+        }
+        let mut chosen = None;
+        let mut seen = 0;
+        for i in 0..n {
+            if self.usable(i, model, tried, now) {
+                seen += 1;
+                if self.random_below(seen) == 0 {
+                    chosen = Some(i);
+                }
+            }
+        }
+        chosen
+    }
+
+    /// A pseudo-random number in `0..bound` (splitmix64 over a shared Weyl
+    /// sequence: lock-free, cheap, well spread; not for secrets).
+    fn random_below(&self, bound: usize) -> usize {
+        let mut z = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z as u128 * bound as u128) >> 64) as usize
     }
 
     /// Record what an upstream call on key `index` for `model` came to.
@@ -446,10 +567,10 @@ impl KeyPool {
                 cooldown, message, ..
             } => {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
-                let until = Instant::now() + *cooldown;
-                st.cooling
-                    .retain(|(m, u)| m != model && *u > Instant::now());
-                st.cooling.push((model.to_string(), until));
+                let now = Instant::now();
+                let until = now + *cooldown;
+                let model = crate::model::label(model);
+                cool(&mut st.cooling, model, now, until);
                 st.last_error = Some(message.clone());
                 crate::debug!(
                     "key {} cooling for {} ({} s)",
@@ -605,6 +726,19 @@ mod tests {
     }
 
     #[test]
+    fn position_finds_full_keys_only() {
+        let p = KeyPool::new(
+            vec!["key-one-000000".into(), "key-two-000000".into()],
+            Selection::RoundRobin,
+            3,
+        );
+        assert_eq!(p.position("key-two-000000"), Some(1));
+        assert_eq!(p.position("key-one-000000"), Some(0));
+        assert_eq!(p.position("key-two"), None);
+        assert_eq!(p.position(p.masked(0)), None);
+    }
+
+    #[test]
     fn masks_keys() {
         assert_eq!(mask("AIzaSA1234567890abcdefghijklmnopqrx1Y2"), "AIza…x1Y2");
         assert_eq!(mask("sk-12345"), "…45");
@@ -656,7 +790,7 @@ mod tests {
                     counts.iter().enumerate().all(|(i, c)| i == 2 || *c > 50),
                     "{sel:?} {counts:?}"
                 ),
-                // One 10-second slice: the same key every time (or its successor if dead).
+                // One 10-second slice: the same key every time (its key, 0, is usable).
                 _ => assert_eq!(counts.iter().filter(|c| **c > 0).count(), 1, "{counts:?}"),
             }
         }
@@ -690,6 +824,48 @@ mod tests {
             matches!(p.pick("a", &[]), Pick::Cooling(d) if d <= Duration::from_secs(30) && d > Duration::from_secs(28))
         );
         assert_eq!(p.pick("b", &[]), Pick::Key(0));
+    }
+
+    #[test]
+    fn a_keys_cooling_list_is_capped() {
+        let p = pool(1);
+        let quota = |secs| Outcome::Quota {
+            cooldown: Duration::from_secs(secs),
+            daily: false,
+            message: "q".into(),
+        };
+        // A long cooldown first: it outlives the flood below.
+        p.report(0, "gemini-2.5-pro", &quota(86_400));
+        for i in 0..1000 {
+            p.report(0, &format!("m-{i}"), &quota(60 + i));
+        }
+        let len = || lock(&p.slots[0].state).cooling.len();
+        assert_eq!(len(), MAX_COOLING);
+        assert!(matches!(p.pick("gemini-2.5-pro", &[]), Pick::Cooling(_)));
+        assert!(matches!(p.pick("m-999", &[]), Pick::Cooling(_)));
+        assert_eq!(
+            p.pick("m-0", &[]),
+            Pick::Key(0),
+            "the soonest-ending made room"
+        );
+        // Invalid names are recorded as `other`, whole names never.
+        let huge = "x".repeat(100_000);
+        p.report(0, &huge, &quota(90_000));
+        let st = lock(&p.slots[0].state);
+        assert_eq!(st.cooling.len(), MAX_COOLING);
+        assert!(
+            st.cooling
+                .iter()
+                .all(|(m, _)| m.len() <= crate::model::MAX_LEN)
+        );
+        assert!(st.cooling.iter().any(|(m, _)| m == crate::model::OTHER));
+        drop(st);
+        // Expired entries are pruned before anything is evicted.
+        let mut list = vec![("old".to_string(), Instant::now())];
+        let now = Instant::now() + Duration::from_millis(1);
+        cool(&mut list, "new", now, now + Duration::from_secs(1));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].0, "new");
     }
 
     #[test]

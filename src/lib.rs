@@ -14,6 +14,7 @@
 //! * [`server`] — accept loop, connection limits, CORS, panic guard, graceful shutdown.
 //! * [`router`] — path → handler, the `/hf` prefix, authentication.
 //! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
+//! * [`model`] — what a model name may be (checked on every route before it is recorded).
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
@@ -34,6 +35,7 @@ pub mod gemini;
 pub mod handlers;
 pub mod keys;
 pub mod log;
+pub mod model;
 pub mod openai;
 pub mod router;
 pub mod scheduler;

@@ -6,6 +6,7 @@
 //! use the format of the API that was called: OpenAI's error object on the
 //! OpenAI routes, Google's `{"error":{"code","message","status"}}` on native ones.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -15,7 +16,7 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::config::Config;
-use crate::keys::{KeyPool, token_matches};
+use crate::keys::{KeyPool, mask, token_matches};
 use crate::status::Stats;
 use crate::upstream::Upstream;
 
@@ -139,6 +140,66 @@ pub fn strip_mount(path: &str) -> &str {
     }
 }
 
+/// `text` (a request path, or a model name) as it may be logged: the id of
+/// `/status/keys/{id}/reset` (unless an index), any `/`- or `:`-separated
+/// part that is a key of the pool or the backup pool (also percent-encoded),
+/// and any `AIza…` key inside a part are masked. Borrowed, after one pass
+/// and no allocation, when nothing needs masking (every ordinary request).
+pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
+    let mut out = String::new();
+    let mut changed = false;
+    let mut copied = 0;
+    let mut offset = 0;
+    let (mut before, mut last) = ("", "");
+    for part in text.split(['/', ':']) {
+        let reset_id = before == "status" && last == "keys";
+        if let Some(masked) = masked_part(app, part, reset_id) {
+            out.push_str(&text[copied..offset]);
+            out.push_str(&masked);
+            copied = offset + part.len();
+            changed = true;
+        }
+        offset += part.len() + 1;
+        (before, last) = (last, part);
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The masked form of one part of a logged path, if it must be masked (see [`loggable`]).
+fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
+    if part.is_empty() || (reset_id && part.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let decoded = if part.contains('%') {
+        Cow::Owned(percent_decode(part))
+    } else {
+        Cow::Borrowed(part)
+    };
+    for pool in [&app.pool, &app.backup] {
+        if let Some(i) = pool.position(&decoded) {
+            return Some(pool.masked(i).to_string());
+        }
+    }
+    if reset_id {
+        // A masked form or anything else: shown masked too.
+        return Some(match app.pool.find(&decoded) {
+            Some(i) => app.pool.masked(i).to_string(),
+            None => mask(&decoded),
+        });
+    }
+    if decoded.contains("AIza") {
+        let scrubbed = crate::openai::error::scrub(&decoded);
+        if scrubbed != decoded {
+            return Some(scrubbed);
+        }
+    }
+    None
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer<B>(req: &Request<B>) -> Option<&str> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -200,13 +261,66 @@ pub fn openai_authorized<B>(app: &App, req: &Request<B>) -> bool {
     bearer(req).is_some_and(|t| token_matches(&app.cfg.allowed_tokens, t))
 }
 
-/// Whether an admin token (for `/status` and `/verify`) is presented.
-pub fn admin_authorized<B>(app: &App, req: &Request<B>) -> bool {
-    let tokens = app.cfg.admin_tokens();
-    if tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
-        return true;
+/// Who a credential is, as far as the admin routes are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The admin token (or the gateway is open and has no admin token).
+    Admin,
+    /// One of `ALLOWED_TOKENS` that is not the admin token.
+    Client,
+    /// No credential, or one the gateway does not know.
+    Unknown,
+}
+
+/// The role of `credential`. The admin token is `AUTH_TOKEN`, or, when that
+/// is unset, the first entry of `ALLOWED_TOKENS` only (as in gemini-balance);
+/// a gateway run open (`ALLOW_ANONYMOUS` or demo, no tokens) has no admin
+/// token, and everyone is admin.
+pub fn role(app: &App, credential: Option<&str>) -> Role {
+    let admins = app.cfg.admin_tokens();
+    if admins.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
+        return Role::Admin;
     }
-    bearer(req).is_some_and(|t| token_matches(&tokens, t))
+    match credential {
+        Some(c) if token_matches(&admins, c) => Role::Admin,
+        Some(c) if token_matches(&app.cfg.allowed_tokens, c) => Role::Client,
+        _ => Role::Unknown,
+    }
+}
+
+/// Whether the admin token is presented as the bearer token (for `/status`,
+/// `/verify` and `/metrics`).
+pub fn admin_authorized<B>(app: &App, req: &Request<B>) -> bool {
+    role(app, bearer(req)) == Role::Admin
+}
+
+/// `None` for the admin; else the answer for everyone else: 401 without a
+/// known token, 403 for a client token that is not the admin token.
+fn admin_only<B>(app: &App, req: &Request<B>) -> Option<Response<Body>> {
+    match role(app, bearer(req)) {
+        Role::Admin => None,
+        Role::Client => Some(not_admin(Api::OpenAi)),
+        Role::Unknown => Some(unauthorized(Api::OpenAi)),
+    }
+}
+
+/// 403 for a valid client token on an admin-only route or action.
+pub fn not_admin(api: Api) -> Response<Body> {
+    error(
+        api,
+        StatusCode::FORBIDDEN,
+        "This token is not the admin token: admin routes take AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
+    )
+}
+
+/// The id in `/status/keys/{id}/reset` (percent-decoded), if the path is one
+/// and names a key.
+fn reset_target(path: &str) -> Option<String> {
+    let id = path
+        .strip_prefix("/status/keys/")?
+        .strip_suffix("/reset")
+        .filter(|id| !id.is_empty())?;
+    Some(percent_decode(id))
 }
 
 fn unauthorized(api: Api) -> Response<Body> {
@@ -269,6 +383,14 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         return crate::gemini::native(app, req, version, rest).await;
     }
     if let Some(rest) = path.strip_prefix("/openai/v1") {
+        // Deleting through Gemini's OpenAI layer deletes what the pool's keys
+        // hold: the admin's alone (as on the native routes).
+        if method == Method::DELETE
+            && role(&app, bearer(&req)) != Role::Admin
+            && openai_authorized(&app, &req)
+        {
+            return with_log(not_admin(Api::OpenAi), "openai_compat", "", "");
+        }
         let rest = rest.to_string();
         return crate::gemini::openai_compat(app, req, rest).await;
     }
@@ -315,8 +437,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if method != Method::POST {
                 return method_not_allowed(Api::OpenAi, "POST");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
             crate::gemini::verify(app, req).await
         }
@@ -324,8 +446,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !is_get {
                 return method_not_allowed(Api::OpenAi, "GET");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
             with_log(status(&app), "status", "", "")
         }
@@ -333,20 +455,20 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if method != Method::POST {
                 return method_not_allowed(Api::OpenAi, "POST");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
             let report = crate::scheduler::verify_all(&app, false).await;
             body::json(StatusCode::OK, &report)
         }
-        p if p.starts_with("/status/keys/") && p.ends_with("/reset") => {
+        p if reset_target(p).is_some() => {
             if method != Method::POST {
                 return method_not_allowed(Api::OpenAi, "POST");
             }
-            if !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if let Some(refused) = admin_only(&app, &req) {
+                return refused;
             }
-            let id = percent_decode(&p["/status/keys/".len()..p.len() - "/reset".len()]);
+            let id = reset_target(p).unwrap_or_default();
             match app.pool.find(&id) {
                 Some(i) => {
                     app.pool.reset(i);
@@ -372,8 +494,10 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !is_get {
                 return method_not_allowed(Api::OpenAi, "GET");
             }
-            if !app.cfg.metrics_public && !admin_authorized(&app, &req) {
-                return unauthorized(Api::OpenAi);
+            if !app.cfg.metrics_public
+                && let Some(refused) = admin_only(&app, &req)
+            {
+                return refused;
             }
             let mut res = Response::new(body::full(app.stats.prometheus(&app.pool)));
             res.headers_mut().insert(
@@ -431,6 +555,8 @@ fn health(app: &App) -> Response<Body> {
         StatusCode::OK,
         &json!({
             "status": "ok",
+            // "demo": answers come from the built-in fake upstream, not Google.
+            "mode": if app.cfg.demo { "demo" } else { "gateway" },
             "version": crate::VERSION,
             "uptime_seconds": app.stats.uptime(),
             "keys": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
@@ -462,6 +588,63 @@ mod tests {
         assert_eq!(strip_mount("/hf"), "/");
         assert_eq!(strip_mount("/hfx"), "/hfx");
         assert_eq!(strip_mount("/v1/models"), "/v1/models");
+    }
+
+    #[test]
+    fn keys_in_logged_paths_are_masked() {
+        // Built from pieces so that no key-shaped string sits in the source.
+        let google = concat!("AIza", "SyA1234567890abcdefghijklmnopqrs_-9");
+        let other = concat!("AIza", "SyB1234567890abcdefghijklmnopqrs_-8");
+        let vars: std::collections::HashMap<String, String> = [
+            ("API_KEYS", format!("[\"{google}\",\"plain-pool-key-42\"]")),
+            ("BACKUP_API_KEYS", "backup-key-0000077".to_string()),
+            ("ALLOWED_TOKENS", "sk-x".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let app = App::new(Config::from_map(&vars).expect("config"));
+        let m = |p: &str| loggable(&app, p).into_owned();
+        assert!(matches!(
+            loggable(&app, "/v1beta/models/gemini-2.5-flash:generateContent"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            loggable(&app, "gemini-2.5-flash"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(m("/status/keys/3/reset"), "/status/keys/3/reset");
+        assert_eq!(
+            m(&format!("/status/keys/{google}/reset")),
+            "/status/keys/AIza…s_-9/reset"
+        );
+        assert_eq!(
+            m("/hf/status/keys/plain-pool-key-42/reset"),
+            "/hf/status/keys/plai…y-42/reset"
+        );
+        assert_eq!(
+            m("/status/keys/plain%2Dpool-key-42/reset"),
+            "/status/keys/plai…y-42/reset"
+        );
+        assert_eq!(
+            m("/status/keys/not-a-key-at-all/reset"),
+            "/status/keys/not-…-all/reset"
+        );
+        assert_eq!(
+            m("/v1beta/files/backup-key-0000077"),
+            "/v1beta/files/back…0077"
+        );
+        assert_eq!(
+            m(&format!("/v1beta/models/{other}:generateContent")),
+            "/v1beta/models/AIza…s_-8:generateContent"
+        );
+        assert_eq!(m(&format!("x{other}y/z")), "xAIza…s_-8y/z");
+        assert_eq!(
+            m("plain-pool-key-42"),
+            "plai…y-42",
+            "a key given as the model"
+        );
+        assert_eq!(m("/plain-pool-key-4"), "/plain-pool-key-4");
     }
 
     #[test]

@@ -18,6 +18,11 @@ use crate::keys::{Outcome, classify};
 use crate::router::App;
 use crate::upstream::{Auth, Call};
 
+/// Most keys verified at the same time (`/verify`, `/status/verify`, the
+/// scheduled re-verification): a pool of thousands does not open thousands of
+/// upstream calls at once.
+pub const VERIFY_PARALLEL: usize = 8;
+
 /// Check one key with a models.get call. `Err` carries Google's reason.
 pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
     let call = Call {
@@ -82,18 +87,22 @@ pub fn apply_verification(app: &App, index: usize, result: &Result<(), String>) 
     }
 }
 
-/// Verify pool keys in parallel: all of them, or (`only_failing`) the
-/// disabled and failing ones. Returns a JSON report with masked keys.
+/// Verify pool keys in parallel ([`VERIFY_PARALLEL`] at a time): all of
+/// them, or (`only_failing`) the disabled and failing ones. Returns a JSON
+/// report with masked keys.
 pub async fn verify_all(app: &Arc<App>, only_failing: bool) -> Value {
     let indices: Vec<usize> = if only_failing {
         app.pool.needing_verification()
     } else {
         (0..app.pool.len()).collect()
     };
+    let permits = Arc::new(tokio::sync::Semaphore::new(VERIFY_PARALLEL));
     let mut tasks = Vec::with_capacity(indices.len());
     for i in indices {
         let app = app.clone();
+        let permits = permits.clone();
         tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
             let key = app.pool.key(i).to_string();
             let r = verify_key(&app, &key).await;
             apply_verification(&app, i, &r);

@@ -1,4 +1,4 @@
-//! Hardening (issue 8): bad input, hostile clients, upstream faults and load.
+//! Hardening: bad input, hostile clients, upstream faults and load.
 //! The gateway keeps serving, answers every request exactly once, leaks no
 //! secret and no resource.
 //!
@@ -1026,28 +1026,48 @@ async fn past_max_connections_new_connections_wait_and_established_ones_work() {
             .ok()?;
         statuses(&buf[..n]).first().copied()
     }
+    // Two busy connections: each in the middle of sending a request body.
+    let body = br#"{"model":"x"}"#;
+    let post = head(
+        "POST",
+        "/v1/chat/completions",
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
     let mut a = TcpStream::connect(gw.addr).await.unwrap();
     let mut b = TcpStream::connect(gw.addr).await.unwrap();
-    assert_eq!(one(&mut a, get, Duration::from_secs(2)).await, Some(200));
-    assert_eq!(one(&mut b, get, Duration::from_secs(2)).await, Some(200));
-    // The third waits (the kernel accepted it, the gateway does not serve it yet).
+    for s in [&mut a, &mut b] {
+        s.write_all(post.as_bytes()).await.unwrap();
+        s.write_all(&body[..9]).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The third waits (the kernel accepted it, the gateway does not serve it
+    // yet): no connection is idle, none is given up.
     let mut c = TcpStream::connect(gw.addr).await.unwrap();
     assert_eq!(
-        one(&mut c, get, Duration::from_millis(500)).await,
+        one(&mut c, get, Duration::from_millis(800)).await,
         None,
         "third connection served past MAX_CONNECTIONS"
     );
     // Established connections keep working.
-    assert_eq!(one(&mut a, get, Duration::from_secs(2)).await, Some(200));
-    assert_eq!(one(&mut b, get, Duration::from_secs(2)).await, Some(200));
-    // A slot frees up: the waiting one is served.
-    drop(a);
+    assert_eq!(
+        one(&mut a, &body[9..], Duration::from_secs(2)).await,
+        Some(400)
+    );
+    // `a` is idle now: it makes room for the waiting one (issue 18), while
+    // `b`, still busy, is left alone.
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(3), c.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(statuses(&buf[..n]), vec![200]);
+    let (_, closed) = read_until_closed(&mut a, Duration::from_secs(1)).await;
+    assert!(closed, "the idle connection made room");
+    assert_eq!(
+        one(&mut b, &body[9..], Duration::from_secs(2)).await,
+        Some(400)
+    );
+    assert_eq!(one(&mut b, get, Duration::from_secs(2)).await, Some(200));
     drop((b, c));
     alive(&gw).await;
     gw.shutdown().await;

@@ -504,3 +504,215 @@ async fn a_stream_that_fails_before_its_first_event_is_retried_on_another_key() 
     assert_eq!(gw.state().requests().len(), 1);
     gw.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// Even spread with dead keys at every position (issue 18, item 5)
+// ---------------------------------------------------------------------------
+
+use gemini_balance::keys::{KeyPool, Outcome, Pick, Selection};
+
+/// What a key of a test pool is: usable, or dead in one of the three ways.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Role {
+    Good,
+    /// Invalid → disabled.
+    Bad,
+    /// 429 → cooling for the model.
+    Quota,
+    /// 5xx `MAX_FAILURES` times → resting.
+    Down,
+}
+
+/// Every distinct order of {good, good, bad, quota, down}: each dead kind at
+/// every position, next to each other and between the good keys.
+fn arrangements() -> Vec<Vec<Role>> {
+    fn permute(rest: &mut Vec<Role>, cur: &mut Vec<Role>, out: &mut Vec<Vec<Role>>) {
+        if rest.is_empty() {
+            if !out.contains(cur) {
+                out.push(cur.clone());
+            }
+            return;
+        }
+        for i in 0..rest.len() {
+            let r = rest.remove(i);
+            cur.push(r);
+            permute(rest, cur, out);
+            cur.pop();
+            rest.insert(i, r);
+        }
+    }
+    let mut out = Vec::new();
+    let mut all = vec![Role::Good, Role::Bad, Role::Quota, Role::Down, Role::Good];
+    permute(&mut all, &mut Vec::new(), &mut out);
+    assert_eq!(out.len(), 60);
+    out
+}
+
+/// A pool in `selection` whose dead keys have been reported dead.
+fn dead_pool(roles: &[Role], selection: Selection) -> KeyPool {
+    let keys = (0..roles.len())
+        .map(|i| format!("spread-key-{i:06}"))
+        .collect();
+    let pool = KeyPool::new(keys, selection, 3);
+    for (i, role) in roles.iter().enumerate() {
+        match role {
+            Role::Good => {}
+            Role::Bad => pool.report(i, "m", &Outcome::KeyInvalid("API key not valid".into())),
+            Role::Quota => pool.report(
+                i,
+                "m",
+                &Outcome::Quota {
+                    cooldown: Duration::from_secs(600),
+                    daily: false,
+                    message: "quota".into(),
+                },
+            ),
+            Role::Down => {
+                for _ in 0..3 {
+                    pool.report(i, "m", &Outcome::Transient("503".into()));
+                }
+            }
+        }
+    }
+    pool
+}
+
+/// `picks` picks; the number each key got.
+fn spread(pool: &KeyPool, picks: usize) -> Vec<usize> {
+    let mut counts = vec![0; pool.len()];
+    for _ in 0..picks {
+        match pool.pick("m", &[]) {
+            Pick::Key(i) => counts[i] += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    counts
+}
+
+fn good_counts(roles: &[Role], counts: &[usize]) -> Vec<usize> {
+    roles
+        .iter()
+        .zip(counts)
+        .filter(|(r, _)| **r == Role::Good)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+#[test]
+fn round_robin_and_least_used_are_even_with_dead_keys_anywhere() {
+    for selection in [Selection::RoundRobin, Selection::LeastUsed] {
+        for roles in arrangements() {
+            let pool = dead_pool(&roles, selection);
+            let counts = spread(&pool, 3000);
+            let good = good_counts(&roles, &counts);
+            assert_eq!(
+                good.iter().sum::<usize>(),
+                3000,
+                "{selection:?} {roles:?} {counts:?}"
+            );
+            assert!(
+                good[0].abs_diff(good[1]) <= 1,
+                "{selection:?} {roles:?}: {counts:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn random_is_uniform_among_usable_keys_with_dead_keys_anywhere() {
+    for roles in arrangements() {
+        let pool = dead_pool(&roles, Selection::Random);
+        let counts = spread(&pool, 3000);
+        let good = good_counts(&roles, &counts);
+        assert_eq!(good.iter().sum::<usize>(), 3000, "{roles:?} {counts:?}");
+        // 50 % ± 6 % (over 3,000 picks that is more than 6 standard deviations).
+        for c in good {
+            assert!((1320..=1680).contains(&c), "{roles:?}: {counts:?}");
+        }
+    }
+    // Five usable keys of five: each about a fifth.
+    let pool = dead_pool(&[Role::Good; 5], Selection::Random);
+    let counts = spread(&pool, 5000);
+    assert!(
+        counts.iter().all(|c| (850..=1150).contains(c)),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn time_window_spreads_a_dead_window_key_over_the_usable_ones() {
+    // The window's key is the first one (one 10 s window from the pool's start).
+    for roles in arrangements() {
+        let pool = dead_pool(&roles, Selection::TimeWindow);
+        let counts = spread(&pool, 600);
+        let good = good_counts(&roles, &counts);
+        if roles[0] == Role::Good {
+            assert_eq!(counts[0], 600, "{roles:?}: one key per window {counts:?}");
+        } else {
+            assert!(
+                good[0].abs_diff(good[1]) <= 1,
+                "{roles:?}: the dead window key's turns are spread: {counts:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn round_robin_retries_skip_to_the_key_after_the_one_tried() {
+    // good, bad, good, good: a request that tried key 0 takes key 2 and the
+    // next request starts after it, so no key is served twice in a row.
+    let pool = dead_pool(
+        &[Role::Good, Role::Bad, Role::Good, Role::Good],
+        Selection::RoundRobin,
+    );
+    assert_eq!(pool.pick("m", &[]), Pick::Key(0));
+    assert_eq!(pool.pick("m", &[0]), Pick::Key(2));
+    assert_eq!(pool.pick("m", &[]), Pick::Key(3));
+    assert_eq!(pool.pick("m", &[]), Pick::Key(0));
+    assert_eq!(pool.pick("m", &[]), Pick::Key(2));
+}
+
+#[tokio::test]
+async fn gateway_round_robin_is_even_with_dead_keys_anywhere() {
+    // good, bad (invalid), quota (429), down (503), good, rotated so that every
+    // dead key sits at every position; 600 requests each.
+    let names = [
+        "good-key-0000001",
+        "bad-key-00000001",
+        "quota-key-000001",
+        "overload-key-0001",
+        "good-key-0000002",
+    ];
+    for r in 0..names.len() {
+        let mut keys = names.to_vec();
+        keys.rotate_left(r);
+        let gw = start(&[
+            ("API_KEYS", &serde_json::to_string(&keys).unwrap()),
+            ("MAX_FAILURES", "1"),
+        ])
+        .await;
+        gw.state()
+            .set_key("quota-key-000001", KeyBehavior::Quota { retry_secs: 600 });
+        let began = Instant::now();
+        for _ in 0..600 {
+            let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        }
+        let a = gw.state().count_for_key("good-key-0000001");
+        let b = gw.state().count_for_key("good-key-0000002");
+        assert_eq!(a + b, 600, "{keys:?}");
+        assert!(a.abs_diff(b) <= 1, "{keys:?}: {a} vs {b}");
+        for dead in &names[1..3] {
+            assert_eq!(gw.state().count_for_key(dead), 1, "{dead} tried once");
+        }
+        // The down key rests 5 s (then 10 s, …) and is tried again after each rest.
+        let down = gw.state().count_for_key(names[3]);
+        let most = 1 + began.elapsed().as_secs() as usize / 5;
+        assert!(
+            (1..=most).contains(&down),
+            "{} tried {down} times",
+            names[3]
+        );
+        gw.shutdown().await;
+    }
+}

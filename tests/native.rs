@@ -1,4 +1,4 @@
-//! The native side, end to end against the fake upstream (issue 4): byte-faithful
+//! The native side, end to end against the fake upstream: byte-faithful
 //! pass-through of native Gemini calls on every prefix and API version, every way
 //! to authenticate, callers' own keys and the lite edition's backup pool, Google's
 //! error format, gzip answers, the derived model list, Gemini's own

@@ -1,7 +1,7 @@
 //! OpenAI ↔ Gemini translation, end to end: OpenAI requests go through the
 //! real gateway to the fake Gemini, and each test checks both the exact
 //! Gemini body that reached the fake and the OpenAI answer, plain and
-//! streamed (issue 3: multimodal input, remote images, tools, structured
+//! streamed (docs/wire-formats.md Part C: multimodal input, remote images, tools, structured
 //! output, sampling, thinking, search, code execution, URL context, safety,
 //! extensions, finish reasons and usage, every part kept).
 

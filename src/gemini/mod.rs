@@ -90,9 +90,31 @@ enum Keys {
     Client(KeyPool),
 }
 
-/// Decide who may call and with which keys (see the module doc of issue 4:
-/// token → server pool; else client keys when enabled; else 401/403).
+/// Decide who may call and with which keys (see [`caller_keys`]). A `DELETE`
+/// with the shared keys (the pool or the backup pool) deletes what every
+/// caller's files, caches and tuned models share, so it takes the admin token
+/// (`AUTH_TOKEN`, or the first of `ALLOWED_TOKENS`): anyone else gets 403. A
+/// `DELETE` with the caller's own keys (`CLIENT_KEYS_ENABLED`) is theirs.
 fn authorize<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
+    if req.method() != Method::DELETE {
+        return caller_keys(app, req);
+    }
+    let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
+    if router::role(app, cred.as_deref().filter(|c| !c.is_empty())) == router::Role::Admin {
+        return Ok(Keys::Server);
+    }
+    match caller_keys(app, req)? {
+        own @ Keys::Client(_) => Ok(own),
+        Keys::Server | Keys::Backup => Err(Box::new(gerr(
+            StatusCode::FORBIDDEN,
+            "Only the admin token may delete shared resources (files, cached contents, tuned models, …) held by the gateway's keys: AUTH_TOKEN, or the first of ALLOWED_TOKENS when AUTH_TOKEN is unset.",
+        ))),
+    }
+}
+
+/// Who may call and with which keys: token → server pool; else client keys
+/// when enabled; else 401/403.
+fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, Box<Response<Body>>> {
     let cred = router::native_credential(req).or_else(|| router::bearer(req).map(str::to_string));
     let open = app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo);
     let Some(cred) = cred.filter(|c| !c.is_empty()) else {
@@ -164,7 +186,8 @@ fn query_without_key(query: Option<&str>) -> String {
     }
 }
 
-/// The model a native path is about (`/models/{m}:action` or `/models/{m}`).
+/// The model a native path is about: `/models/{m}:action`, `/models/{m}`,
+/// `/tunedModels/{m}/...` (the segment up to `:` or `/`).
 fn model_of(rest: &str) -> &str {
     let Some(m) = rest
         .strip_prefix("/models/")
@@ -172,7 +195,7 @@ fn model_of(rest: &str) -> &str {
     else {
         return "";
     };
-    m.split(':').next().unwrap_or("")
+    m.split([':', '/']).next().unwrap_or("")
 }
 
 /// A native call: `version` is `v1beta` or `v1`, `rest` the path after it.
@@ -198,7 +221,19 @@ pub async fn native(
             "",
         );
     }
-    let model = model_of(rest).to_string();
+    let model = model_of(rest);
+    if !model.is_empty() && !crate::model::valid(model) {
+        return with_log(
+            gerr(
+                StatusCode::BAD_REQUEST,
+                &crate::model::invalid_message(model),
+            ),
+            "native",
+            "",
+            "",
+        );
+    }
+    let model = model.to_string();
     let action = rest.rsplit_once(':').map(|(_, a)| a).unwrap_or("");
     let method = req.method().clone();
     let query = query_without_key(req.uri().query());
@@ -652,6 +687,10 @@ fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Respons
                         "{m} Hint: Google refuses calls from this server's region; run the gateway from a supported region."
                     ),
                 ),
+                _ if app.cfg.not_found_hint(status.as_u16()).is_some() => {
+                    let hint = app.cfg.not_found_hint(404).unwrap_or_default();
+                    gerr(StatusCode::NOT_FOUND, &format!("{msg} {hint}"))
+                }
                 _ => {
                     let scrubbed = crate::openai::error::scrub(&String::from_utf8_lossy(&body));
                     let mut res = Response::new(body::full(scrubbed));
@@ -716,14 +755,30 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             Err(res) => return with_log(*res, "openai_compat", "", ""),
         }
     };
-    let model = serde_json::from_slice::<Value>(&body)
+    /// The one field read from the body (the rest is skipped, not built).
+    #[derive(serde::Deserialize)]
+    struct ModelOnly<'a> {
+        #[serde(borrow, default)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let model = serde_json::from_slice::<ModelOnly>(&body)
         .ok()
-        .and_then(|v| {
-            v.get("model")
-                .and_then(Value::as_str)
-                .map(|m| crate::openai::bare_model(m).to_string())
-        })
+        .and_then(|v| v.model)
+        .map(|m| crate::openai::bare_model(&m).to_string())
         .unwrap_or_default();
+    if !model.is_empty() && !crate::model::valid(&model) {
+        return with_log(
+            crate::handlers::oai_error(
+                StatusCode::BAD_REQUEST,
+                &crate::model::invalid_message(&model),
+                Some("invalid_model"),
+                Some("model"),
+            ),
+            "openai_compat",
+            "",
+            "",
+        );
+    }
     let up = Call {
         method,
         path: app.upstream.path(&format!("/openai{rest}{query}")),
@@ -768,12 +823,10 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
     }
 }
 
-/// Most keys `/verify` checks at the same time.
-const VERIFY_PARALLEL: usize = 16;
-
-/// `POST /verify`: check keys (the pool's, or those in `x-goog-api-key`) in
-/// parallel with a models.get call, streaming one SSE line per key as each
-/// finishes; `?format=json` returns one document.
+/// `POST /verify`: check keys (the pool's, or at most `VERIFY_MAX_KEYS` in
+/// `x-goog-api-key`) in parallel with a models.get call, at most
+/// [`crate::scheduler::VERIFY_PARALLEL`] at a time, streaming one SSE line per
+/// key as each finishes; `?format=json` returns one document.
 pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let given: Vec<String> = req
         .headers()
@@ -781,6 +834,22 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::config::parse_list(v).unwrap_or_default())
         .unwrap_or_default();
+    let max = app.cfg.verify_max_keys;
+    if given.len() > max {
+        return with_log(
+            router::error(
+                Api::OpenAi,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Too many keys: one /verify call checks at most {max} (VERIFY_MAX_KEYS); {} were sent.",
+                    given.len()
+                ),
+            ),
+            "verify",
+            "",
+            "",
+        );
+    }
     let as_json =
         router::query_param(req.uri().query().unwrap_or(""), "format").as_deref() == Some("json");
     let from_pool = given.is_empty();
@@ -789,11 +858,17 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             .map(|i| (Some(i), app.pool.key(i).to_string()))
             .collect()
     } else {
-        given.into_iter().map(|k| (None, k)).collect()
+        // A pool key named in the header gets its result applied like a pool
+        // check, so /health does not call active a key /verify called bad.
+        let in_pool =
+            |k: &str| (0..app.pool.len()).find(|&i| crate::keys::subtle_eq(app.pool.key(i), k));
+        given.into_iter().map(|k| (in_pool(&k), k)).collect()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));
     // In parallel, but a large pool does not open hundreds of calls at once.
-    let permits = Arc::new(tokio::sync::Semaphore::new(VERIFY_PARALLEL));
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        crate::scheduler::VERIFY_PARALLEL,
+    ));
     for (index, key) in keys {
         let app = app.clone();
         let tx = tx.clone();
@@ -875,6 +950,9 @@ mod tests {
             "gemini-2.5-flash"
         );
         assert_eq!(model_of("/models"), "");
+        assert_eq!(model_of("/tunedModels/t-1/operations/o"), "t-1");
+        assert_eq!(model_of("/models/m/operations:cancel"), "m");
+        assert_eq!(model_of("/files/f"), "");
     }
 
     #[test]

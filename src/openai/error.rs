@@ -2,7 +2,7 @@
 //!
 //! Owns the OpenAI error envelope (`{"error":{"message","type","param","code"}}`),
 //! the status → `(type, code)` table used for the gateway's own errors, the
-//! Gemini → OpenAI error mapping of the wire reference (C.9), and [`scrub`],
+//! Gemini → OpenAI error mapping (docs/wire-formats.md §C.9), and [`scrub`],
 //! which removes API keys from any message before it reaches a client.
 
 use serde_json::{Value, json};
@@ -58,7 +58,7 @@ pub fn kind_for_status(status: u16) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// Map an upstream error response (status + raw body bytes) per C.9.
+/// Map an upstream error response (status + raw body bytes) per docs/wire-formats.md §C.9.
 ///
 /// The body may be `{"error":{..}}`, `[{"error":{..}}]`, other JSON, non-JSON
 /// or empty. The message is Google's `error.message` passed through

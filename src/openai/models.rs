@@ -1,4 +1,4 @@
-//! Gemini model list → OpenAI model list (wire reference C.8, B.4).
+//! Gemini model list → OpenAI model list (docs/wire-formats.md §C.8, §B.4).
 //!
 //! Owns the shape of `GET /v1/models` and `GET /v1/models/{id}` answers,
 //! including the virtual `-search`, `-thinking` and `-non-thinking` variants

@@ -1,5 +1,5 @@
 """The official `openai` package through the gateway to the fake Gemini, for
-the translation features of issue 3: a tool-call round trip, streamed tool
+the translation features (docs/wire-formats.md Part C): a tool-call round trip, streamed tool
 calls reassembled by the SDK, `chat.completions.parse` with a Pydantic
 model, an image message, reasoning_content, -search links and code
 execution output. Each test also looks at the Gemini request that reached

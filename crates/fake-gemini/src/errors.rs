@@ -1,5 +1,5 @@
 //! Google's error envelope (`{"error": {"code", "message", "status",
-//! "details"}}`, wire format A.6) and the errors the fake sends: per key
+//! "details"}}`, docs/wire-formats.md §A.6) and the errors the fake sends: per key
 //! behavior, per `[[status=NNN]]`, bad requests, unknown models and routes.
 
 use http::Method;
@@ -7,7 +7,7 @@ use http::Method;
 use crate::json::J;
 
 // ---------------------------------------------------------------------------
-// Errors (A.6)
+// Errors (docs/wire-formats.md §A.6)
 // ---------------------------------------------------------------------------
 
 /// A Google error: HTTP status plus the `{"error": {...}}` body.

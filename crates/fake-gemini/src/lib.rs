@@ -6,7 +6,7 @@
 //! (`gemini-balance fake --port N` or `fake-gemini --port N`, a separate process).
 //!
 //! It follows Gemini's wire format where it matters (see
-//! `wire-formats.md`, Part A and C.10):
+//! the repository's `docs/wire-formats.md`, Parts A and D):
 //! - non-stream bodies are pretty-printed (2-space indent, `"key": value`) with
 //!   `Content-Type: application/json; charset=UTF-8`; `<`/`>` in strings are
 //!   written as `\u003c`/`\u003e` like Google does;
@@ -16,21 +16,21 @@
 //!   `[{pretty}\n,\r\n{pretty}\n]`;
 //! - `usageMetadata` is cumulative on every chunk, `finishReason` only on the last
 //!   one, `responseId`/`modelVersion` on every chunk, default-valued fields omitted;
-//! - error bodies follow A.6 (wrapped in a one-element array for non-SSE streams).
+//! - error bodies follow §A.6 (wrapped in a one-element array for non-SSE streams).
 //!
 //! Routes (under `/v1beta` and `/v1`): `GET models` (paginated; the fake's default
 //! `pageSize` is 3 instead of Google's 50 so that pagination is always exercised),
 //! `GET models/{m}`, `POST models/{m}:generateContent`, `:streamGenerateContent`,
 //! `:countTokens`, `:embedContent`, `:batchEmbedContents`; and Gemini's own
-//! OpenAI-compatible layer (A.7) under `{version}/openai/`: `POST chat/completions`
+//! OpenAI-compatible layer (§A.7) under `{version}/openai/`: `POST chat/completions`
 //! (plain, or `stream: true` as `data: {chunk}\n\n` events ending in `data: [DONE]`),
 //! `GET models`, `GET models/{id}`, `POST embeddings` (float or base64), keyed by
 //! `Authorization: Bearer <key>` with the same per-key behaviors, errors as
 //! Google's envelope in a one-element array.
 //!
 //! When the request sends `Accept-Encoding: gzip`, every answer (errors and
-//! streams too) comes back `Content-Encoding: gzip`, each chunk its own stored
-//! deflate block so streams stay streamed.
+//! streams too) comes back `Content-Encoding: gzip`, each chunk compressed and
+//! sync-flushed on its own so streams stay streamed.
 //!
 //! Answers are deterministic and driven by the request. Directives in the last
 //! user text (removed from the echoed text):
@@ -57,13 +57,13 @@
 //! - `server`: accept loop, routing, key behaviors, control endpoints;
 //! - `body`: the response body (chunks, gaps, cuts) and Google's headers;
 //! - `json`: ordered JSON in Google's pretty and compact styles;
-//! - `errors`: Google's error envelopes (A.6);
+//! - `errors`: Google's error envelopes (§A.6);
 //! - `models`: the model catalogue, `models` list and get;
 //! - `request`, `directives`, `schema`: reading requests, `[[...]]` directives,
 //!   values generated from a JSON schema;
 //! - `plan`, `generate`: what to answer, and the answer (whole or streamed);
 //! - `embeddings`: `countTokens`, `embedContent`, `batchEmbedContents`;
-//! - `openai_compat`: Gemini's own OpenAI-compatible layer (A.7);
+//! - `openai_compat`: Gemini's own OpenAI-compatible layer (§A.7);
 //! - `encoding`: query strings, base64, hashes and the gzip framing.
 
 mod body;
@@ -84,7 +84,7 @@ mod testutil;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -170,6 +170,9 @@ pub struct FakeState {
     log: Mutex<VecDeque<Recorded>>,
     counts: Mutex<HashMap<String, usize>>,
     seq: AtomicU64,
+    /// API requests being handled now, and the most at once so far.
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) peak_in_flight: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -184,6 +187,8 @@ impl FakeState {
             log: Mutex::new(VecDeque::new()),
             counts: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -212,16 +217,25 @@ impl FakeState {
         lock(&self.log).iter().cloned().collect()
     }
 
-    /// Forget all recorded requests and per-key counts (key behaviors stay).
+    /// Forget all recorded requests, per-key counts and the in-flight peak
+    /// (key behaviors stay).
     pub fn clear(&self) {
         lock(&self.log).clear();
         lock(&self.counts).clear();
+        let now = self.in_flight.load(Ordering::SeqCst);
+        self.peak_in_flight.store(now, Ordering::SeqCst);
     }
 
     /// How many requests carried each key (generation/embedding/count calls and
     /// model GETs alike).
     pub fn count_for_key(&self, key: &str) -> usize {
         lock(&self.counts).get(key).copied().unwrap_or(0)
+    }
+
+    /// The most API requests the fake was handling at the same moment (from
+    /// arrival until the answer's headers; control requests not counted).
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
     }
 
     pub(crate) fn record(&self, r: Recorded) {

@@ -1,4 +1,4 @@
-//! Gemini's own OpenAI-compatible layer (wire format A.7) under
+//! Gemini's own OpenAI-compatible layer (docs/wire-formats.md §A.7) under
 //! `{version}/openai/`: chat completions (plain and streamed), models and
 //! embeddings, keyed by a bearer token, errors in Google's envelope.
 
@@ -27,11 +27,11 @@ use crate::server::BODY_LIMIT;
 use crate::{FakeState, KeyBehavior};
 
 // ---------------------------------------------------------------------------
-// Gemini's OpenAI-compatible endpoint (A.7): `{prefix}/openai/...`
+// Gemini's OpenAI-compatible endpoint (docs/wire-formats.md §A.7): `{prefix}/openai/...`
 // ---------------------------------------------------------------------------
 
 /// An error of the OpenAI-compatible layer: Google's envelope wrapped in a
-/// one-element array (A.7), not OpenAI's error shape.
+/// one-element array (docs/wire-formats.md §A.7), not OpenAI's error shape.
 pub(crate) fn oa_error(e: GErr) -> Response<FakeBody> {
     let mut s = String::from("[");
     s.push_str(&e.body.pretty());

@@ -3,6 +3,7 @@
 //! endpoints under `/__fake/`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
@@ -99,8 +100,27 @@ pub(crate) async fn handle(
             .get_all(http::header::ACCEPT_ENCODING)
             .iter()
             .any(|v| v.to_str().is_ok_and(accepts_gzip));
-    let res = handle_api(state, req).await?;
+    let counted = !req.uri().path().starts_with("/__fake/");
+    let _in_flight = counted.then(|| InFlight::enter(&state));
+    let res = handle_api(state.clone(), req).await?;
     Ok(if gzip { gzip_response(res) } else { res })
+}
+
+/// Counts one request in flight at the fake while it lives.
+struct InFlight(Arc<FakeState>);
+
+impl InFlight {
+    fn enter(state: &Arc<FakeState>) -> InFlight {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub(crate) async fn handle_api(

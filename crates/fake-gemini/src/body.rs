@@ -32,7 +32,7 @@ impl std::error::Error for Abort {}
 /// ending in an error (which makes hyper cut the connection).
 pub(crate) struct FakeBody {
     pub(crate) chunks: VecDeque<Bytes>,
-    gap: Duration,
+    pub(crate) gap: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     started: bool,
     pub(crate) fail_at_end: bool,
@@ -63,6 +63,58 @@ impl FakeBody {
             full: false,
         }
     }
+}
+
+/// `res` with `key` written at the start of its first text (`"text": "`,
+/// or `"content": "` on the OpenAI-compatible layer); with `split`, that
+/// chunk is cut in two frames in the middle of the key.
+pub(crate) fn echo_key(mut res: Response<FakeBody>, key: &str, split: bool) -> Response<FakeBody> {
+    const MARKS: [&[u8]; 2] = [b"\"text\": \"", b"\"content\": \""];
+    let body = res.body_mut();
+    let found = body.chunks.iter().enumerate().find_map(|(i, c)| {
+        MARKS.iter().find_map(|m| {
+            c.windows(m.len())
+                .position(|w| w == *m)
+                .map(|p| (i, p + m.len()))
+        })
+    });
+    let Some((i, at)) = found else {
+        return res;
+    };
+    let old = &body.chunks[i];
+    let mut new = Vec::with_capacity(old.len() + key.len() + 1);
+    new.extend_from_slice(&old[..at]);
+    new.extend_from_slice(key.as_bytes());
+    new.push(b' ');
+    new.extend_from_slice(&old[at..]);
+    let new = Bytes::from(new);
+    if split {
+        let cut = at + key.len() / 2;
+        body.chunks[i] = new.slice(cut..);
+        body.chunks.insert(i, new.slice(..cut));
+        body.gap = body.gap.max(Duration::from_millis(50));
+    } else {
+        body.chunks[i] = new;
+    }
+    res
+}
+
+/// `res` with its body re-cut into 8-byte pieces sent `ms` apart.
+pub(crate) fn trickle(mut res: Response<FakeBody>, ms: u64) -> Response<FakeBody> {
+    let body = res.body_mut();
+    let pieces: VecDeque<Bytes> = body
+        .chunks
+        .drain(..)
+        .flat_map(|c| {
+            (0..c.len())
+                .step_by(8)
+                .map(move |i| c.slice(i..(i + 8).min(c.len())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    body.chunks = pieces;
+    body.gap = Duration::from_millis(ms);
+    res
 }
 
 /// Delay before cutting a connection, so the client reads what was sent.

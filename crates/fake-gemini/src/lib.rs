@@ -138,6 +138,20 @@ pub enum KeyBehavior {
     },
     /// Accept the request and never answer.
     Hang,
+    /// Generate calls answer like `Ok` with the request's own key written
+    /// into the first text (as an upstream that echoes it would); with
+    /// `split`, the chunk holding it is sent in two frames 50 ms apart, cut
+    /// in the middle of the key.
+    EchoKey {
+        /// Cut the key across two frames.
+        split: bool,
+    },
+    /// Generate calls send their headers at once, then the body a few bytes
+    /// at a time, `ms` milliseconds apart.
+    Trickle {
+        /// Gap between two pieces of the body.
+        ms: u64,
+    },
 }
 
 /// Everything one request to the fake looked like, for assertions.
@@ -204,7 +218,8 @@ impl FakeState {
     /// string: "bad"→Invalid, "expired"→Expired, "suspended"→Suspended,
     /// "quota-day"→QuotaDay, "quota"→Quota{retry_secs:2}, "overload"→Overloaded,
     /// "internal"→Internal, "region"→Region, "slow"→Slow{ms:300},
-    /// "cut"→CutAfter{events:2}, "hang"→Hang, anything else → Ok.
+    /// "cut"→CutAfter{events:2}, "hang"→Hang, "echo-split"→EchoKey{split:true},
+    /// "echo"→EchoKey{split:false}, "trickle"→Trickle{ms:300}, anything else → Ok.
     pub fn behavior(&self, key: &str) -> KeyBehavior {
         if let Some(b) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return b.clone();
@@ -255,7 +270,7 @@ impl FakeState {
 }
 
 fn default_behavior(key: &str) -> KeyBehavior {
-    let table: [(&str, KeyBehavior); 11] = [
+    let table: [(&str, KeyBehavior); 14] = [
         ("bad", KeyBehavior::Invalid),
         ("expired", KeyBehavior::Expired),
         ("suspended", KeyBehavior::Suspended),
@@ -267,6 +282,9 @@ fn default_behavior(key: &str) -> KeyBehavior {
         ("slow", KeyBehavior::Slow { ms: 300 }),
         ("cut", KeyBehavior::CutAfter { events: 2 }),
         ("hang", KeyBehavior::Hang),
+        ("echo-split", KeyBehavior::EchoKey { split: true }),
+        ("echo", KeyBehavior::EchoKey { split: false }),
+        ("trickle", KeyBehavior::Trickle { ms: 300 }),
     ];
     for (p, b) in table {
         if key.starts_with(p) {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Method, Response};
 use serde_json::Value;
 
-use crate::body::{Abort, FakeBody, JSON_CT, with_headers};
+use crate::body::{Abort, FakeBody, JSON_CT, echo_key, trickle, with_headers};
 use crate::directives::{lorem, parse_directives};
 use crate::embeddings::embedding_vec;
 use crate::encoding::{b64_std, pct_decode};
@@ -116,8 +116,10 @@ pub(crate) async fn openai_compat(
         _ => "gemini-2.5-flash".to_string(),
     };
     let mut cut = None;
+    let mut reshape = None;
     match state.behavior(&key) {
         KeyBehavior::Ok => {}
+        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => reshape = Some(b),
         KeyBehavior::Invalid => return Ok(oa_error(err_invalid_key())),
         KeyBehavior::Expired => return Ok(oa_error(err_expired())),
         KeyBehavior::Suspended => return Ok(oa_error(err_suspended(&key))),
@@ -147,7 +149,14 @@ pub(crate) async fn openai_compat(
         ]))),
         R::Model(m) if model_known(&m) => Ok(oa_json(&oa_model(&m))),
         R::Model(m) => Err(err_model_not_found(&m, "v1beta", "get")),
-        R::Chat => oa_chat(state, &root, model.as_deref(), stream, cut).await,
+        R::Chat => match oa_chat(state, &root, model.as_deref(), stream, cut).await {
+            Ok(r) => match reshape {
+                Some(KeyBehavior::EchoKey { split }) => Ok(echo_key(r, &key, split)),
+                Some(KeyBehavior::Trickle { ms }) => Ok(trickle(r, ms)),
+                _ => Ok(r),
+            },
+            e => e,
+        },
         R::Embeddings => oa_embeddings(&root, model.as_deref()),
     };
     Ok(res.unwrap_or_else(oa_error))

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::body::{Abort, Ctx, FakeBody, error_response, plain_json};
+use crate::body::{Abort, Ctx, FakeBody, echo_key, error_response, plain_json, trickle};
 use crate::embeddings::{batch_embed, count_tokens, embed};
 use crate::encoding::{accepts_gzip, gzip_response, parse_query, pct_decode};
 use crate::errors::{
@@ -230,8 +230,10 @@ pub(crate) async fn handle_api(
         Route::List => "gemini-2.5-flash".to_string(),
     };
     let mut cut = None;
+    let mut reshape = None;
     match state.behavior(&key) {
         KeyBehavior::Ok => {}
+        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => reshape = Some(b),
         KeyBehavior::Invalid => return Ok(error_response(&ctx, err_invalid_key())),
         KeyBehavior::Expired => return Ok(error_response(&ctx, err_expired())),
         KeyBehavior::Suspended => return Ok(error_response(&ctx, err_suspended(&key))),
@@ -301,6 +303,11 @@ pub(crate) async fn handle_api(
                 Call::CountTokens => count_tokens(&ctx, &root),
                 Call::Embed => embed(&ctx, &root),
                 Call::BatchEmbed => batch_embed(&ctx, &model, &root),
+            };
+            let res = match (res, reshape) {
+                (Ok(r), Some(KeyBehavior::EchoKey { split })) => Ok(echo_key(r, &key, split)),
+                (Ok(r), Some(KeyBehavior::Trickle { ms })) => Ok(trickle(r, ms)),
+                (res, _) => res,
             };
             Ok(res.unwrap_or_else(|e| error_response(&ctx, e)))
         }
@@ -390,6 +397,11 @@ pub(crate) fn control(
                 events: num("events").unwrap_or(2) as usize,
             },
             "hang" => KeyBehavior::Hang,
+            "echo" => KeyBehavior::EchoKey { split: false },
+            "echo-split" => KeyBehavior::EchoKey { split: true },
+            "trickle" => KeyBehavior::Trickle {
+                ms: num("ms").unwrap_or(300),
+            },
             _ => return bad("unknown behavior"),
         };
         state.set_key(&key, b);
@@ -630,6 +642,46 @@ mod tests {
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
         let r = post(&fake, GEN, "k", &user("still alive")).await;
         assert_eq!(text_of(&r.json(), 0), "Echo: still alive");
+    }
+
+    #[tokio::test]
+    async fn echo_and_trickle_keys() {
+        let fake = Fake::start().await.unwrap();
+        let key = "echo-split-key-0000000001";
+        let r = post(&fake, GEN, key, &user("hi")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(text_of(&r.json(), 0), format!("{key} Echo: hi"));
+        let ev = sse_events(&post(&fake, SSE, "echo-key-0000000001", &user("hi")).await);
+        assert!(text_of(&ev[0], 0).starts_with("echo-key-0000000001 "));
+        // Split: the key arrives in two frames.
+        let stream = TcpStream::connect(fake.addr).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::post(SSE)
+            .header("host", "fake")
+            .header("x-goog-api-key", key)
+            .body(Full::new(Bytes::from(user("hi").to_string())))
+            .unwrap();
+        let mut body = tx.send_request(req).await.unwrap().into_body();
+        let mut frames = Vec::new();
+        while let Some(Ok(f)) = body.frame().await {
+            if let Ok(d) = f.into_data() {
+                frames.push(d);
+            }
+        }
+        let half = &key.as_bytes()[..key.len() / 2];
+        assert!(
+            frames
+                .iter()
+                .all(|f| !f.windows(key.len()).any(|w| w == key.as_bytes()))
+        );
+        assert!(frames.iter().any(|f| f.ends_with(half)), "{frames:?}");
+        // Trickle: headers at once, the body 8 bytes at a time.
+        fake.state.set_key("t", KeyBehavior::Trickle { ms: 1 });
+        let r = post(&fake, GEN, "t", &user("hi")).await;
+        assert_eq!(text_of(&r.json(), 0), "Echo: hi");
     }
 
     #[tokio::test]

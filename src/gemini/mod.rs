@@ -213,6 +213,7 @@ pub async fn native(
             headers.push((k.clone(), v.clone()));
         }
     }
+    let gzip_out = streaming && take_accept_encoding(&mut headers);
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
@@ -291,15 +292,23 @@ pub async fn native(
     let mut tried = vec![answer.key];
     let mut used = answer.attempts;
     let (parts, out_body) = loop {
-        let (parts, mut incoming) = answer.response.into_parts();
         if !streaming {
-            break (parts, body::idle_timeout(incoming, idle));
+            match read_plain(&app, answer.response, pool.key(answer.key)).await {
+                Ok(done) => break done,
+                Err((status, message, why)) => {
+                    let masked = pool.masked(answer.key).to_string();
+                    pool.report(answer.key, &model, &Outcome::Transient(why.into()));
+                    app.stats.error(&model, &masked, status.as_u16(), why);
+                    return with_log(gerr(status, message), "native", &model, &masked);
+                }
+            }
         }
+        let (mut parts, mut incoming) = answer.response.into_parts();
         let first = tokio::time::timeout(idle, incoming.frame()).await;
         let (outcome, status, message) = match first {
             Ok(Some(Ok(_))) => {
-                let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-                break (parts, forward_stream(first, incoming, idle, sse, encoded));
+                let out = Outgoing::new(pool.key(answer.key), &mut parts.headers, gzip_out, false);
+                break (parts, forward_stream(first, incoming, idle, sse, out));
             }
             Ok(None) => (
                 "stream ended empty",
@@ -483,10 +492,158 @@ fn response_headers(mut headers: HeaderMap) -> HeaderMap {
 type FirstRead =
     Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
 
-/// Forward a streamed answer as it arrives; if it breaks or goes silent,
-/// end it with Google's error object in the stream's own framing (not into
-/// an `encoded` — e.g. gzip — stream, which is cut instead, so the client's
-/// decoder sees it end early rather than read plain text as gzip).
+/// Remove `Accept-Encoding` from the headers going upstream; whether the
+/// client accepted gzip. A stream is asked for unencoded so that its bytes
+/// can be redacted on the way (see [`Outgoing`]).
+fn take_accept_encoding(headers: &mut Vec<(HeaderName, HeaderValue)>) -> bool {
+    let mut gzip = false;
+    headers.retain(|(k, v)| {
+        if k != header::ACCEPT_ENCODING {
+            return true;
+        }
+        gzip |= v.to_str().is_ok_and(gzip::accepts_gzip);
+        false
+    });
+    gzip
+}
+
+/// A native answer that is not streamed, read whole within `TIME_OUT` (from
+/// its headers on: one that trickles in is cut there) and `ANSWER_LIMIT`,
+/// then passed on with the pool key masked ([`redact_plain`]). `Err` is the
+/// status and message for the client and why the key's call failed.
+async fn read_plain(
+    app: &App,
+    res: Response<Incoming>,
+    key: &str,
+) -> Result<(http::response::Parts, Body), (StatusCode, &'static str, &'static str)> {
+    let (mut parts, incoming) = res.into_parts();
+    let limit = crate::handlers::ANSWER_LIMIT;
+    let read = tokio::time::timeout(app.upstream.timeout(), body::read_limited(incoming, limit));
+    let bytes = match read.await {
+        Ok(Ok(b)) => b,
+        Err(_) => {
+            return Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gemini's answer did not complete within TIME_OUT.",
+                "answer did not complete within TIME_OUT",
+            ));
+        }
+        Ok(Err(ReadError::TooLarge)) => {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "Gemini's answer is larger than the gateway reads (256 MiB).",
+                "answer too large",
+            ));
+        }
+        Ok(Err(ReadError::Io(_))) => {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "The connection to Gemini broke in the middle of the answer.",
+                "answer broke off",
+            ));
+        }
+    };
+    let bytes = redact_plain(&mut parts.headers, bytes, key);
+    Ok((parts, body::full(bytes)))
+}
+
+/// `bytes` with the pool key masked; a gzip body is looked into (and, only
+/// when it held a key, sent re-encoded). Another encoding passes as it came.
+fn redact_plain(headers: &mut HeaderMap, bytes: Bytes, key: &str) -> Bytes {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let out = match encoding.as_deref() {
+        None | Some("identity") => crate::upstream::redact(bytes.clone(), key),
+        Some("gzip" | "x-gzip") => {
+            let Ok(plain) = gzip::decode(&bytes, crate::handlers::ANSWER_LIMIT) else {
+                return bytes;
+            };
+            let plain = Bytes::from(plain);
+            let masked = crate::upstream::redact(plain.clone(), key);
+            if masked == plain {
+                return bytes;
+            }
+            Bytes::from(gzip::encode(&masked))
+        }
+        Some(_) => return bytes,
+    };
+    if out.as_ptr() != bytes.as_ptr() || out.len() != bytes.len() {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    out
+}
+
+/// What happens to a forwarded stream's bytes on their way to the client:
+/// the pool key is masked (unless upstream encoded the body anyway, which
+/// cannot be looked into), then gzip-encoded if the client asked for gzip.
+struct Outgoing {
+    redactor: Option<crate::upstream::Redactor>,
+    gzip: Option<gzip::GzipEncoder>,
+    /// A failure cuts the stream instead of ending it with an error object.
+    cut: bool,
+}
+
+impl Outgoing {
+    /// For a stream that `headers` (upstream's, adjusted here) describe;
+    /// `gzip_out`: the client accepts gzip; `cut`: never append an error.
+    fn new(key: &str, headers: &mut HeaderMap, gzip_out: bool, cut: bool) -> Outgoing {
+        let encoded = headers.contains_key(header::CONTENT_ENCODING);
+        let gzip = (gzip_out && !encoded).then(|| {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            headers.remove(header::CONTENT_LENGTH);
+            gzip::GzipEncoder::new()
+        });
+        if !encoded {
+            // Masking changes the length.
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        Outgoing {
+            redactor: (!encoded).then(|| crate::upstream::Redactor::new(key)),
+            cut: cut || encoded || gzip.is_some(),
+            gzip,
+        }
+    }
+
+    /// The bytes of `data` that can go out now (possibly none).
+    fn pass(&mut self, data: Bytes) -> Bytes {
+        let data = match &mut self.redactor {
+            Some(r) => r.push(data),
+            None => data,
+        };
+        match &mut self.gzip {
+            Some(g) if !data.is_empty() => Bytes::from(g.chunk(&data)),
+            _ => data,
+        }
+    }
+
+    /// What is left at the end of the stream (held bytes, gzip trailer).
+    fn finish(&mut self) -> Bytes {
+        let held = self
+            .redactor
+            .as_mut()
+            .map(|r| r.finish())
+            .unwrap_or_default();
+        match &mut self.gzip {
+            Some(g) => {
+                let mut out = if held.is_empty() {
+                    Vec::new()
+                } else {
+                    g.chunk(&held)
+                };
+                out.extend(g.finish());
+                Bytes::from(out)
+            }
+            None => held,
+        }
+    }
+}
+
+/// Forward a streamed answer as it arrives, through `out` (see [`Outgoing`]);
+/// if it breaks or goes silent, end it with Google's error object in the
+/// stream's own framing — or, when `out.cut` (an encoded stream, or an
+/// OpenAI one), cut it, so the client sees it end early rather than read
+/// plain text as gzip.
 ///
 /// `first` is the first read of `incoming` (under the idle timeout), made by
 /// the caller; a data frame is queued in the body before it is returned, so
@@ -496,15 +653,18 @@ fn forward_stream(
     mut incoming: Incoming,
     idle: Duration,
     sse: bool,
-    encoded: bool,
+    mut out: Outgoing,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
     let body = Forwarded { rx }.boxed();
     let mut first = match first {
         Ok(Some(Ok(frame))) => {
             if let Ok(data) = frame.into_data() {
-                // A fresh channel always has room.
-                let _ = tx.try_send(Ok(data));
+                let data = out.pass(data);
+                if !data.is_empty() {
+                    // A fresh channel always has room.
+                    let _ = tx.try_send(Ok(data));
+                }
             }
             None
         }
@@ -518,14 +678,21 @@ fn forward_stream(
             };
             let failure = match next {
                 Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data()
-                        && tx.send(Ok(data)).await.is_err()
-                    {
-                        return; // client gone: dropping `incoming` cancels upstream
+                    if let Ok(data) = frame.into_data() {
+                        let data = out.pass(data);
+                        if !data.is_empty() && tx.send(Ok(data)).await.is_err() {
+                            return; // client gone: dropping `incoming` cancels upstream
+                        }
                     }
                     continue;
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    let rest = out.finish();
+                    if !rest.is_empty() {
+                        let _ = tx.send(Ok(rest)).await;
+                    }
+                    return;
+                }
                 Ok(Some(Err(_))) => (
                     StatusCode::BAD_GATEWAY,
                     "The connection to Gemini broke in the middle of the answer.",
@@ -535,16 +702,17 @@ fn forward_stream(
                     "Gemini's stream went silent for longer than STREAM_IDLE_TIMEOUT.",
                 ),
             };
-            if encoded {
+            if out.cut {
                 let _ = tx.send(Err(failure.1.into())).await;
                 return;
             }
             let err = google_error(failure.0, failure.1);
-            let tail = if sse {
-                format!("data: {err}\r\n\r\n")
+            let mut tail = out.finish().to_vec();
+            if sse {
+                tail.extend_from_slice(format!("data: {err}\r\n\r\n").as_bytes());
             } else {
-                format!(",\r\n{err}\n]")
-            };
+                tail.extend_from_slice(format!(",\r\n{err}\n]").as_bytes());
+            }
             let _ = tx.send(Ok(Bytes::from(tail))).await;
             return;
         }
@@ -706,6 +874,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             headers.push((HeaderName::from_static(name), v.clone()));
         }
     }
+    let gzip_out = take_accept_encoding(&mut headers);
     let query = query_without_key(req.uri().query());
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
@@ -735,25 +904,16 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
     match app.upstream.call(&app.pool, &up).await {
         Ok(answer) => {
             let masked = app.pool.masked(answer.key).to_string();
-            let (parts, incoming) = answer.response.into_parts();
-            let event_stream = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            // A stream is forwarded event by event under the idle timeout; if
-            // it breaks, the client's connection breaks too (no OpenAI error
-            // event can be spliced into a possibly encoded stream).
-            let out = if event_stream {
-                {
-                    let mut incoming = incoming;
-                    let idle = app.cfg.stream_idle_timeout;
-                    let first = tokio::time::timeout(idle, incoming.frame()).await;
-                    forward_stream(first, incoming, idle, true, true)
-                }
-            } else {
-                body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
-            };
+            let (mut parts, mut incoming) = answer.response.into_parts();
+            // Streamed or not, the answer is forwarded as it arrives under the
+            // idle timeout, with the pool key masked; if it breaks, the
+            // client's connection breaks too (no OpenAI error event is
+            // spliced into it).
+            let idle = app.cfg.stream_idle_timeout;
+            let first = tokio::time::timeout(idle, incoming.frame()).await;
+            let key = app.pool.key(answer.key);
+            let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true);
+            let out = forward_stream(first, incoming, idle, true, outgoing);
             let mut res = Response::new(out);
             *res.status_mut() = parts.status;
             *res.headers_mut() = response_headers(parts.headers);

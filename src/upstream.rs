@@ -417,7 +417,6 @@ pub struct Redactor {
     /// The exact key (empty when shorter than 6 bytes: too short to search for).
     key: Vec<u8>,
     finder: Option<memchr::memmem::Finder<'static>>,
-    masked: Vec<u8>,
     held: Vec<u8>,
 }
 
@@ -432,7 +431,6 @@ impl Redactor {
                 Vec::new()
             },
             finder: usable.then(|| memchr::memmem::Finder::new(key.as_bytes()).into_owned()),
-            masked: crate::keys::mask(key).into_bytes(),
             held: Vec::new(),
         }
     }
@@ -497,12 +495,16 @@ impl Redactor {
         let mut out = Vec::with_capacity(data.len());
         let (mut copied, mut i) = (0, 0);
         let k = &self.key;
+        // The masked key, made on the first match.
+        let mut masked: Option<String> = None;
         while let Some(off) = memchr::memchr2(self.first_byte(), GOOGLE_KEY_PREFIX[0], &data[i..]) {
             let p = i + off;
             let rest = &data[p..];
             if !k.is_empty() && rest.starts_with(k) {
                 out.extend_from_slice(&data[copied..p]);
-                out.extend_from_slice(&self.masked);
+                let m =
+                    masked.get_or_insert_with(|| crate::keys::mask(&String::from_utf8_lossy(k)));
+                out.extend_from_slice(m.as_bytes());
                 i = p + k.len();
                 copied = i;
             } else if rest.len() >= GOOGLE_KEY_LEN

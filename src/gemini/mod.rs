@@ -5,8 +5,9 @@
 //! Pass-through means: the request body goes upstream unchanged, the client's
 //! credential is replaced by a pool key (`x-goog-api-key`, never in the URL),
 //! `?key=` is removed and other query parameters kept, hop-by-hop headers are
-//! dropped both ways, and the answer streams back as it arrives, content
-//! encoding and all.
+//! dropped both ways, and the answer goes back unchanged except that the pool
+//! key is masked in it: a stream as it arrives, a plain answer once read
+//! whole within `TIME_OUT` (see the `forward` module).
 
 pub mod fetch;
 mod forward;

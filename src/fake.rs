@@ -118,6 +118,20 @@ pub enum KeyBehavior {
     },
     /// Accept the request and never answer.
     Hang,
+    /// Generate calls answer like `Ok` with the request's own key written
+    /// into the first text (as an upstream that echoes it would); with
+    /// `split`, the chunk holding it is sent in two frames 50 ms apart, cut
+    /// in the middle of the key.
+    EchoKey {
+        /// Cut the key across two frames.
+        split: bool,
+    },
+    /// Generate calls send their headers at once, then the body a few bytes
+    /// at a time, `ms` milliseconds apart.
+    Trickle {
+        /// Gap between two pieces of the body.
+        ms: u64,
+    },
 }
 
 /// Everything one request to the fake looked like, for assertions.
@@ -184,7 +198,8 @@ impl FakeState {
     /// string: "bad"→Invalid, "expired"→Expired, "suspended"→Suspended,
     /// "quota-day"→QuotaDay, "quota"→Quota{retry_secs:2}, "overload"→Overloaded,
     /// "internal"→Internal, "region"→Region, "slow"→Slow{ms:300},
-    /// "cut"→CutAfter{events:2}, "hang"→Hang, anything else → Ok.
+    /// "cut"→CutAfter{events:2}, "hang"→Hang, "echo-split"→EchoKey{split:true},
+    /// "echo"→EchoKey{split:false}, "trickle"→Trickle{ms:300}, anything else → Ok.
     pub fn behavior(&self, key: &str) -> KeyBehavior {
         if let Some(b) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return b.clone();
@@ -235,7 +250,7 @@ impl FakeState {
 }
 
 fn default_behavior(key: &str) -> KeyBehavior {
-    let table: [(&str, KeyBehavior); 11] = [
+    let table: [(&str, KeyBehavior); 14] = [
         ("bad", KeyBehavior::Invalid),
         ("expired", KeyBehavior::Expired),
         ("suspended", KeyBehavior::Suspended),
@@ -247,6 +262,9 @@ fn default_behavior(key: &str) -> KeyBehavior {
         ("slow", KeyBehavior::Slow { ms: 300 }),
         ("cut", KeyBehavior::CutAfter { events: 2 }),
         ("hang", KeyBehavior::Hang),
+        ("echo-split", KeyBehavior::EchoKey { split: true }),
+        ("echo", KeyBehavior::EchoKey { split: false }),
+        ("trickle", KeyBehavior::Trickle { ms: 300 }),
     ];
     for (p, b) in table {
         if key.starts_with(p) {
@@ -986,6 +1004,58 @@ enum Route {
     Call(String, Call),
 }
 
+/// `res` with `key` written at the start of its first text (`"text": "`,
+/// or `"content": "` on the OpenAI-compatible layer); with `split`, that
+/// chunk is cut in two frames in the middle of the key.
+fn echo_key(mut res: Response<FakeBody>, key: &str, split: bool) -> Response<FakeBody> {
+    const MARKS: [&[u8]; 2] = [b"\"text\": \"", b"\"content\": \""];
+    let body = res.body_mut();
+    let found = body.chunks.iter().enumerate().find_map(|(i, c)| {
+        MARKS.iter().find_map(|m| {
+            c.windows(m.len())
+                .position(|w| w == *m)
+                .map(|p| (i, p + m.len()))
+        })
+    });
+    let Some((i, at)) = found else {
+        return res;
+    };
+    let old = &body.chunks[i];
+    let mut new = Vec::with_capacity(old.len() + key.len() + 1);
+    new.extend_from_slice(&old[..at]);
+    new.extend_from_slice(key.as_bytes());
+    new.push(b' ');
+    new.extend_from_slice(&old[at..]);
+    let new = Bytes::from(new);
+    if split {
+        let cut = at + key.len() / 2;
+        body.chunks[i] = new.slice(cut..);
+        body.chunks.insert(i, new.slice(..cut));
+        body.gap = body.gap.max(Duration::from_millis(50));
+    } else {
+        body.chunks[i] = new;
+    }
+    res
+}
+
+/// `res` with its body re-cut into 8-byte pieces sent `ms` apart.
+fn trickle(mut res: Response<FakeBody>, ms: u64) -> Response<FakeBody> {
+    let body = res.body_mut();
+    let pieces: VecDeque<Bytes> = body
+        .chunks
+        .drain(..)
+        .flat_map(|c| {
+            (0..c.len())
+                .step_by(8)
+                .map(move |i| c.slice(i..(i + 8).min(c.len())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    body.chunks = pieces;
+    body.gap = Duration::from_millis(ms);
+    res
+}
+
 /// Serve one request; the answer is gzip-encoded (as Google does) when the
 /// request accepts gzip — control endpoints excepted.
 async fn handle(
@@ -1154,8 +1224,10 @@ async fn handle_api(
         Route::List => "gemini-2.5-flash".to_string(),
     };
     let mut cut = None;
+    let mut reshape = None;
     match state.behavior(&key) {
         KeyBehavior::Ok => {}
+        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => reshape = Some(b),
         KeyBehavior::Invalid => return Ok(error_response(&ctx, err_invalid_key())),
         KeyBehavior::Expired => return Ok(error_response(&ctx, err_expired())),
         KeyBehavior::Suspended => return Ok(error_response(&ctx, err_suspended(&key))),
@@ -1225,6 +1297,11 @@ async fn handle_api(
                 Call::CountTokens => count_tokens(&ctx, &root),
                 Call::Embed => embed(&ctx, &root),
                 Call::BatchEmbed => batch_embed(&ctx, &model, &root),
+            };
+            let res = match (res, reshape) {
+                (Ok(r), Some(KeyBehavior::EchoKey { split })) => Ok(echo_key(r, &key, split)),
+                (Ok(r), Some(KeyBehavior::Trickle { ms })) => Ok(trickle(r, ms)),
+                (res, _) => res,
             };
             Ok(res.unwrap_or_else(|e| error_response(&ctx, e)))
         }
@@ -1309,6 +1386,11 @@ fn control(state: &FakeState, method: &Method, rest: &str, body: &[u8]) -> Respo
                 events: num("events").unwrap_or(2) as usize,
             },
             "hang" => KeyBehavior::Hang,
+            "echo" => KeyBehavior::EchoKey { split: false },
+            "echo-split" => KeyBehavior::EchoKey { split: true },
+            "trickle" => KeyBehavior::Trickle {
+                ms: num("ms").unwrap_or(300),
+            },
             _ => return bad("unknown behavior"),
         };
         state.set_key(&key, b);
@@ -2942,8 +3024,10 @@ async fn openai_compat(
         _ => "gemini-2.5-flash".to_string(),
     };
     let mut cut = None;
+    let mut reshape = None;
     match state.behavior(&key) {
         KeyBehavior::Ok => {}
+        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => reshape = Some(b),
         KeyBehavior::Invalid => return Ok(oa_error(err_invalid_key())),
         KeyBehavior::Expired => return Ok(oa_error(err_expired())),
         KeyBehavior::Suspended => return Ok(oa_error(err_suspended(&key))),
@@ -2973,7 +3057,14 @@ async fn openai_compat(
         ]))),
         R::Model(m) if model_known(&m) => Ok(oa_json(&oa_model(&m))),
         R::Model(m) => Err(err_model_not_found(&m, "v1beta", "get")),
-        R::Chat => oa_chat(state, &root, model.as_deref(), stream, cut).await,
+        R::Chat => match oa_chat(state, &root, model.as_deref(), stream, cut).await {
+            Ok(r) => match reshape {
+                Some(KeyBehavior::EchoKey { split }) => Ok(echo_key(r, &key, split)),
+                Some(KeyBehavior::Trickle { ms }) => Ok(trickle(r, ms)),
+                _ => Ok(r),
+            },
+            e => e,
+        },
         R::Embeddings => oa_embeddings(&root, model.as_deref()),
     };
     Ok(res.unwrap_or_else(oa_error))
@@ -4085,6 +4176,46 @@ mod tests {
         )
         .await;
         assert!(e.is_err());
+    }
+
+    #[tokio::test]
+    async fn echo_and_trickle_keys() {
+        let fake = Fake::start().await.unwrap();
+        let key = "echo-split-key-0000000001";
+        let r = post(&fake, GEN, key, &user("hi")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(text_of(&r.json(), 0), format!("{key} Echo: hi"));
+        let ev = sse_events(&post(&fake, SSE, "echo-key-0000000001", &user("hi")).await);
+        assert!(text_of(&ev[0], 0).starts_with("echo-key-0000000001 "));
+        // Split: the key arrives in two frames.
+        let stream = TcpStream::connect(fake.addr).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::post(SSE)
+            .header("host", "fake")
+            .header("x-goog-api-key", key)
+            .body(Full::new(Bytes::from(user("hi").to_string())))
+            .unwrap();
+        let mut body = tx.send_request(req).await.unwrap().into_body();
+        let mut frames = Vec::new();
+        while let Some(Ok(f)) = body.frame().await {
+            if let Ok(d) = f.into_data() {
+                frames.push(d);
+            }
+        }
+        let half = &key.as_bytes()[..key.len() / 2];
+        assert!(
+            frames
+                .iter()
+                .all(|f| !f.windows(key.len()).any(|w| w == key.as_bytes()))
+        );
+        assert!(frames.iter().any(|f| f.ends_with(half)), "{frames:?}");
+        // Trickle: headers at once, the body 8 bytes at a time.
+        fake.state.set_key("t", KeyBehavior::Trickle { ms: 1 });
+        let r = post(&fake, GEN, "t", &user("hi")).await;
+        assert_eq!(text_of(&r.json(), 0), "Echo: hi");
     }
 
     #[tokio::test]

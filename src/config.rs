@@ -64,6 +64,7 @@ pub const VARIABLES: &[&str] = &[
     "SAFETY_SETTINGS",
     "MAX_FETCH_BYTES",
     "ALLOW_PRIVATE_FETCH",
+    "FETCH_TIMEOUT",
     "CLIENT_TIMEOUT",
     "MAX_CONNECTIONS",
     "MAX_HEADER_BYTES",
@@ -163,6 +164,8 @@ pub struct Config {
     pub max_fetch_bytes: usize,
     /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
     pub allow_private_fetch: bool,
+    /// `FETCH_TIMEOUT`: time for all remote images of one request together.
+    pub fetch_timeout: Duration,
     /// `CLIENT_TIMEOUT`: a request's headers must arrive within this.
     pub client_timeout: Duration,
     /// `MAX_CONNECTIONS`: concurrent client connections.
@@ -703,6 +706,7 @@ impl Config {
             translate,
             max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
+            fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,
             client_timeout: v.seconds("CLIENT_TIMEOUT", 30.0)?,
             max_connections: v.number("MAX_CONNECTIONS", 4096, 1, Some(1_000_000), WHOLE)?,
             max_header_bytes: v.number(
@@ -766,6 +770,9 @@ impl Config {
         }
         if self.client_timeout.is_zero() {
             return Err(err("CLIENT_TIMEOUT", "must be greater than 0"));
+        }
+        if self.fetch_timeout.is_zero() {
+            return Err(err("FETCH_TIMEOUT", "must be greater than 0"));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The `/dashboard` page: served with a strict Content-Security-Policy, loads
 //! nothing from another origin, carries no key or token, and the data it shows
 //! (`/status`) has every key masked.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

@@ -16,6 +16,7 @@
 //! The static binary is `$GEMINI_BALANCE_STATIC_BIN` (scripts/test.sh sets it,
 //! and then a missing file fails), else `target/<arch>-unknown-linux-gnu/release/`
 //! under `$CARGO_TARGET_DIR` or the repository.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

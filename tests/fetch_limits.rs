@@ -4,6 +4,7 @@
 //! as it is crossed; all images fetched at once under one `FETCH_TIMEOUT`;
 //! only the media types Gemini takes inline. A local image server (reachable
 //! with `ALLOW_PRIVATE_FETCH=true`) counts the bytes it managed to send.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The key pool against real Gemini error bodies from the fake: disabling,
 //! cooldowns, client errors, cut streams, no usable key, even spread,
 //! scheduled re-verification, keep-alive, /status and /metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
@@ -506,7 +507,7 @@ async fn a_stream_that_fails_before_its_first_event_is_retried_on_another_key() 
 }
 
 // ---------------------------------------------------------------------------
-// Even spread with dead keys at every position (issue 18, item 5)
+// Even spread with dead keys at every position
 // ---------------------------------------------------------------------------
 
 use gemini_balance::keys::{KeyPool, Outcome, Pick, Selection};

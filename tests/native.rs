@@ -3,6 +3,7 @@
 //! to authenticate, callers' own keys and the lite edition's backup pool, Google's
 //! error format, gzip answers, the derived model list, Gemini's own
 //! OpenAI-compatible endpoint, the lite chat aliases and `/verify`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

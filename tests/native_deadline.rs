@@ -3,6 +3,7 @@
 //! that trickles in are cut at `TIME_OUT` and answered 504 in Google's
 //! format, and the key is charged with a transient failure like any other
 //! timeout. (The fake's `trickle…` keys send their body 8 bytes per 300 ms.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! gzip, also when the key arrives split across two upstream frames. The
 //! fake's `echo…` keys write the request's own key into the answer's text
 //! (`echo-split…` cuts it across two frames 50 ms apart).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

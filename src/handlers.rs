@@ -48,11 +48,11 @@ fn translate_error(e: &openai::TranslateError) -> Response<Body> {
     )
 }
 
-/// 400 for a model name that could not be put in an upstream path.
-fn invalid_model() -> Response<Body> {
+/// 400 for a model name that is not a model id (see [`crate::model`]).
+fn invalid_model(name: &str) -> Response<Body> {
     oai_error(
         StatusCode::BAD_REQUEST,
-        "Invalid model name.",
+        &crate::model::invalid_message(name),
         Some("invalid_model"),
         Some("model"),
     )
@@ -134,14 +134,11 @@ pub async fn read_whole(
     }
 }
 
-/// Whether a model name is safe to put in an upstream path: no `/`, `?`,
-/// `#`, `%`, `..`, whitespace or control characters.
+/// Whether a model name is safe to put in an upstream path and to record: no
+/// `/`, `?`, `#`, `%`, `..`, whitespace or control characters, at most 200
+/// characters (the rule is [`crate::model::valid`]).
 pub fn valid_model(m: &str) -> bool {
-    !m.is_empty()
-        && m.len() <= 200
-        && !m.contains("..")
-        && m.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+    crate::model::valid(m)
 }
 
 /// Turn a failed upstream call into an OpenAI error response.
@@ -154,7 +151,14 @@ pub fn failure_response(app: &App, f: Failure, model: &str) -> Response<Body> {
             key,
             ..
         } => {
-            let mapped = openai::error::from_gemini(status.as_u16(), &body);
+            let mut mapped = openai::error::from_gemini(status.as_u16(), &body);
+            if let Some(h) = app.cfg.not_found_hint(status.as_u16()) {
+                let m = format!(
+                    "{} {h}",
+                    mapped.body["error"]["message"].as_str().unwrap_or("")
+                );
+                mapped.body["error"]["message"] = m.into();
+            }
             let msg = mapped.body["error"]["message"]
                 .as_str()
                 .unwrap_or("")
@@ -294,7 +298,7 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         },
     };
     if !valid_model(&call.model) {
-        return with_log(invalid_model(), "chat", "", "");
+        return with_log(invalid_model(&call.model), "chat", "", "");
     }
     let path = if call.stream {
         app.upstream.path(&format!(
@@ -365,12 +369,14 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 &masked,
             );
         };
-        return with_log(
-            body::json_bytes(StatusCode::OK, out),
-            "chat",
-            &call.model,
-            &masked,
+        // An upstream that echoes the pool key must not hand it to the client.
+        let out = crate::upstream::redact(Bytes::from(out), app.pool.key(answer.key));
+        let mut res = Response::new(body::full(out));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
         );
+        return with_log(res, "chat", &call.model, &masked);
     }
 
     // Nothing has reached the client yet: a stream that breaks, goes silent,
@@ -471,9 +477,20 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             break;
         }
     }
+    // Every byte sent passes the redactor: an upstream that echoes the pool
+    // key must not hand it to the client (each chunk ends an event, so
+    // nothing is held back).
+    let mut redactor = crate::upstream::Redactor::new(app.pool.key(key));
     if !out.is_empty() {
+        let first = redactor.push(Bytes::from(std::mem::take(&mut out)));
         // A fresh channel always has room.
-        let _ = tx.try_send(Bytes::from(std::mem::take(&mut out)));
+        let _ = tx.try_send(first);
+    }
+    if ended_early {
+        let rest = redactor.finish();
+        if !rest.is_empty() {
+            let _ = tx.try_send(rest);
+        }
     }
     let stats_app = app.clone();
     let model = call.model.clone();
@@ -537,15 +554,21 @@ pub async fn chat(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                     }
                 }
             }
-            if !out.is_empty()
-                && tx
-                    .send(Bytes::from(std::mem::replace(
-                        &mut out,
-                        Vec::with_capacity(1024),
-                    )))
-                    .await
-                    .is_err()
-            {
+            let mut chunk = if out.is_empty() {
+                Bytes::new()
+            } else {
+                redactor.push(Bytes::from(std::mem::replace(
+                    &mut out,
+                    Vec::with_capacity(1024),
+                )))
+            };
+            if ended {
+                let rest = redactor.finish();
+                if !rest.is_empty() {
+                    chunk = Bytes::from([&chunk[..], &rest[..]].concat());
+                }
+            }
+            if !chunk.is_empty() && tx.send(chunk).await.is_err() {
                 // The client went away: dropping `incoming` cancels the upstream call.
                 return;
             }
@@ -641,7 +664,7 @@ pub async fn embeddings(app: Arc<App>, req: Request<Incoming>) -> Response<Body>
         }
     };
     if !valid_model(&call.model) {
-        return with_log(invalid_model(), "embeddings", "", "");
+        return with_log(invalid_model(&call.model), "embeddings", "", "");
     }
     let path = app
         .upstream
@@ -770,6 +793,11 @@ pub fn encode_query(s: &str) -> String {
 
 /// `GET /v1/models` (id = None) and `GET /v1/models/{id}`.
 pub async fn models(app: Arc<App>, id: Option<String>) -> Response<Body> {
+    if let Some(id) = &id
+        && !valid_model(openai::bare_model(id))
+    {
+        return with_log(invalid_model(id), "models", "", "");
+    }
     let models = match list_all_models(&app, &app.pool, false).await {
         Ok(m) => m,
         Err(f) => return with_log(failure_response(&app, f, ""), "models", "", ""),

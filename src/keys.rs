@@ -306,6 +306,23 @@ pub struct Counts {
     pub disabled: usize,
 }
 
+/// Most models one key keeps a cooldown for; past it the cooldown that ends
+/// first makes room (a client cycling through model names cannot grow it).
+pub const MAX_COOLING: usize = 64;
+
+/// Put `entry` (a model's cooldown) in a key's cooling list: expired entries
+/// and the model's old one go first, and a full list drops the entry that
+/// ends soonest.
+fn cool(cooling: &mut Vec<Cooling>, entry: Cooling, now: Instant) {
+    cooling.retain(|c| c.model != entry.model && c.until > now);
+    if cooling.len() >= MAX_COOLING
+        && let Some(i) = (0..cooling.len()).min_by_key(|i| cooling[*i].until)
+    {
+        cooling.swap_remove(i);
+    }
+    cooling.push(entry);
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -320,6 +337,8 @@ pub struct KeyPool {
     selection: Selection,
     max_failures: u32,
     epoch: Instant,
+    /// Full key → index, built on first use by [`KeyPool::position`].
+    by_key: std::sync::OnceLock<std::collections::HashMap<Box<str>, usize>>,
 }
 
 impl KeyPool {
@@ -349,6 +368,7 @@ impl KeyPool {
             selection,
             max_failures: max_failures.max(1),
             epoch: Instant::now(),
+            by_key: std::sync::OnceLock::new(),
         }
     }
 
@@ -370,6 +390,22 @@ impl KeyPool {
     /// The masked form of the key at `index`.
     pub fn masked(&self, index: usize) -> &str {
         &self.slots[index].masked
+    }
+
+    /// The index of the key whose full value is `key`, in one hash lookup
+    /// (the map is built once, on first use), so that scanning text for pool
+    /// keys costs the same with ten keys or ten thousand.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.by_key
+            .get_or_init(|| {
+                let mut map = std::collections::HashMap::with_capacity(self.slots.len());
+                for (i, s) in self.slots.iter().enumerate() {
+                    map.entry(s.key.as_str().into()).or_insert(i);
+                }
+                map
+            })
+            .get(key)
+            .copied()
     }
 
     /// Find a key by its full value, masked form, or decimal index.
@@ -549,12 +585,13 @@ impl KeyPool {
             } => {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                st.cooling.retain(|c| c.model != model && c.until > now);
-                st.cooling.push(Cooling {
+                let model = crate::model::label(model);
+                let entry = Cooling {
                     model: model.to_string(),
                     until: now + *cooldown,
                     daily: *daily,
-                });
+                };
+                cool(&mut st.cooling, entry, now);
                 st.last_error = Some(message.clone());
                 crate::debug!(
                     "key {} cooling for {} ({} s)",
@@ -725,6 +762,19 @@ mod tests {
             Selection::RoundRobin,
             2,
         )
+    }
+
+    #[test]
+    fn position_finds_full_keys_only() {
+        let p = KeyPool::new(
+            vec!["key-one-000000".into(), "key-two-000000".into()],
+            Selection::RoundRobin,
+            3,
+        );
+        assert_eq!(p.position("key-two-000000"), Some(1));
+        assert_eq!(p.position("key-one-000000"), Some(0));
+        assert_eq!(p.position("key-two"), None);
+        assert_eq!(p.position(p.masked(0)), None);
     }
 
     #[test]
@@ -928,6 +978,53 @@ mod tests {
         assert!(matches!(p.pick("a", &[]), Pick::Cooling(_)));
         std::thread::sleep(Duration::from_millis(25));
         assert_eq!(p.pick("a", &[]), Pick::Key(0));
+    }
+
+    #[test]
+    fn a_keys_cooling_list_is_capped() {
+        let p = pool(1);
+        let quota = |secs| Outcome::Quota {
+            cooldown: Duration::from_secs(secs),
+            daily: false,
+            message: "q".into(),
+        };
+        // A long cooldown first: it outlives the flood below.
+        p.report(0, "gemini-2.5-pro", &quota(86_400));
+        for i in 0..1000 {
+            p.report(0, &format!("m-{i}"), &quota(60 + i));
+        }
+        let len = || lock(&p.slots[0].state).cooling.len();
+        assert_eq!(len(), MAX_COOLING);
+        assert!(matches!(p.pick("gemini-2.5-pro", &[]), Pick::Cooling(_)));
+        assert!(matches!(p.pick("m-999", &[]), Pick::Cooling(_)));
+        assert_eq!(
+            p.pick("m-0", &[]),
+            Pick::Key(0),
+            "the soonest-ending made room"
+        );
+        // Invalid names are recorded as `other`, whole names never.
+        let huge = "x".repeat(100_000);
+        p.report(0, &huge, &quota(90_000));
+        let st = lock(&p.slots[0].state);
+        assert_eq!(st.cooling.len(), MAX_COOLING);
+        assert!(
+            st.cooling
+                .iter()
+                .all(|c| c.model.len() <= crate::model::MAX_LEN)
+        );
+        assert!(st.cooling.iter().any(|c| c.model == crate::model::OTHER));
+        drop(st);
+        // Expired entries are pruned before anything is evicted.
+        let entry = |model: &str, until| Cooling {
+            model: model.to_string(),
+            until,
+            daily: false,
+        };
+        let mut list = vec![entry("old", Instant::now())];
+        let now = Instant::now() + Duration::from_millis(1);
+        cool(&mut list, entry("new", now + Duration::from_secs(1)), now);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].model, "new");
     }
 
     #[test]

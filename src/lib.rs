@@ -14,6 +14,7 @@
 //! * [`server`] — accept loop, connection limits, CORS, panic guard, graceful shutdown.
 //! * [`router`] — path → handler, the `/hf` prefix, authentication.
 //! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
+//! * [`model`] — what a model name may be (checked on every route before it is recorded).
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
@@ -21,17 +22,20 @@
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
 //! * [`scheduler`] — key re-verification and keep-alive jobs.
-//! * [`fake`] — a fake Gemini upstream for tests, `--demo` and the benchmark.
 //! * [`body`] — the response body type and small body helpers.
+//!
+//! The fake Gemini upstream used by the tests, `--demo` and the benchmark is a
+//! crate of its own, `crates/fake-gemini`; the `demo` feature (on by default)
+//! puts it in the binary.
 
 pub mod body;
 pub mod config;
 pub mod dashboard;
-pub mod fake;
 pub mod gemini;
 pub mod handlers;
 pub mod keys;
 pub mod log;
+pub mod model;
 pub mod openai;
 pub mod router;
 pub mod scheduler;

@@ -2,6 +2,11 @@
 //!
 //! Callers are responsible for masking secrets (see [`crate::keys::mask`]);
 //! nothing in the gateway ever passes a full key or token to these macros.
+//!
+//! Every field is written with its control characters escaped (`\n`, `\r`,
+//! `\t`, `\x1b`, `\u{9b}`, …), so text from a client or from upstream (a
+//! model name, Google's error message) can neither forge a line nor send
+//! escape sequences to a terminal: one event is always one line.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -85,7 +90,10 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
     let full = {
         let mut buf = buffer();
         stamp(&mut buf, level);
-        let _ = writeln!(buf, "{args}");
+        let start = buf.len();
+        let _ = write!(buf, "{args}");
+        escape_from(&mut buf, start);
+        buf.push(b'\n');
         buf.len() > MAX_BUFFERED
     };
     after_write(level <= Level::Warn || full);
@@ -100,20 +108,82 @@ pub fn request(method: &str, path: &str, status: u16, tenths_ms: u64, model: &st
     let full = {
         let mut buf = buffer();
         stamp(&mut buf, Level::Info);
-        for piece in [method, " ", path, " "] {
-            buf.extend_from_slice(piece.as_bytes());
-        }
+        push_escaped(&mut buf, method.as_bytes());
+        buf.push(b' ');
+        push_escaped(&mut buf, path.as_bytes());
+        buf.push(b' ');
         push_int(&mut buf, u64::from(status), 1);
         buf.push(b' ');
         push_int(&mut buf, tenths_ms / 10, 1);
         buf.push(b'.');
         push_int(&mut buf, tenths_ms % 10, 1);
-        for piece in ["ms model=", or_dash(model), " key=", or_dash(key), "\n"] {
-            buf.extend_from_slice(piece.as_bytes());
-        }
+        buf.extend_from_slice(b"ms model=");
+        push_escaped(&mut buf, or_dash(model).as_bytes());
+        buf.extend_from_slice(b" key=");
+        push_escaped(&mut buf, or_dash(key).as_bytes());
+        buf.push(b'\n');
         buf.len() > MAX_BUFFERED
     };
     after_write(full);
+}
+
+/// Whether `b` may start a control character in UTF-8: C0, DEL, or `0xC2`,
+/// the lead byte of C1 (U+0080..U+009F) and of a few printable characters.
+#[inline]
+fn suspicious(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == 0xc2
+}
+
+/// Append `s` with its control characters escaped: `\n`, `\r`, `\t`, other
+/// C0 and DEL as `\xNN`, C1 as `\u{NN}`. Text without any is copied as is
+/// after one scan.
+pub(crate) fn push_escaped(buf: &mut Vec<u8>, s: &[u8]) {
+    if !s.iter().any(|b| suspicious(*b)) {
+        buf.extend_from_slice(s);
+        return;
+    }
+    let hex = |buf: &mut Vec<u8>, b: u8| {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        buf.push(DIGITS[usize::from(b >> 4)]);
+        buf.push(DIGITS[usize::from(b & 15)]);
+    };
+    let mut copied = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let c1 = b == 0xc2 && s.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
+        if !(b < 0x20 || b == 0x7f || c1) {
+            i += 1;
+            continue;
+        }
+        buf.extend_from_slice(&s[copied..i]);
+        match b {
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            _ if c1 => {
+                buf.extend_from_slice(b"\\u{");
+                hex(buf, s[i + 1]);
+                buf.push(b'}');
+                i += 1;
+            }
+            _ => {
+                buf.extend_from_slice(b"\\x");
+                hex(buf, b);
+            }
+        }
+        i += 1;
+        copied = i;
+    }
+    buf.extend_from_slice(&s[copied..]);
+}
+
+/// Escape (as [`push_escaped`]) what was written to `buf` from `start` on.
+fn escape_from(buf: &mut Vec<u8>, start: usize) {
+    if buf[start..].iter().any(|b| suspicious(*b)) {
+        let tail = buf.split_off(start);
+        push_escaped(buf, &tail);
+    }
 }
 
 /// `-` for an empty field.
@@ -214,5 +284,39 @@ mod tests {
         let mut c = Vec::new();
         stamp(&mut c, Level::Error);
         assert!(String::from_utf8(c).expect("utf8").ends_with(" ERROR "));
+    }
+
+    fn escaped(s: &str) -> String {
+        let mut b = b"keep".to_vec();
+        push_escaped(&mut b, s.as_bytes());
+        String::from_utf8(b).expect("utf8")
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        for (raw, want) in [
+            ("plain text, ünïcödé © ¡", "plain text, ünïcödé © ¡"),
+            ("", ""),
+            ("x\n2026-01-01 ERROR forged", r"x\n2026-01-01 ERROR forged"),
+            ("a\r\tb", r"a\r\tb"),
+            ("\u{1b}[2J", r"\x1b[2J"),
+            ("\0\u{7}\u{1f}\u{7f}", r"\x00\x07\x1f\x7f"),
+            (
+                "\u{9b}31m\u{80}\u{85}\u{9f}\u{a0}",
+                "\\u{9b}31m\\u{80}\\u{85}\\u{9f}\u{a0}",
+            ),
+            ("end\n", r"end\n"),
+        ] {
+            assert_eq!(escaped(raw), format!("keep{want}"), "{raw:?}");
+        }
+        // A C1 lead byte at the very end (not valid UTF-8 on its own) is kept.
+        let mut b = Vec::new();
+        push_escaped(&mut b, &[b'a', 0xc2]);
+        assert_eq!(b, [b'a', 0xc2]);
+        // Only what follows `start` is rewritten.
+        let mut b = b"1.000 INFO  ".to_vec();
+        b.extend_from_slice(b"a\nb");
+        escape_from(&mut b, 12);
+        assert_eq!(b, br"1.000 INFO  a\nb");
     }
 }

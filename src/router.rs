@@ -6,6 +6,7 @@
 //! use the format of the API that was called: OpenAI's error object on the
 //! OpenAI routes, Google's `{"error":{"code","message","status"}}` on native ones.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -15,7 +16,7 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::config::Config;
-use crate::keys::{KeyPool, token_matches};
+use crate::keys::{KeyPool, mask, token_matches};
 use crate::status::Stats;
 use crate::upstream::Upstream;
 
@@ -137,6 +138,66 @@ pub fn strip_mount(path: &str) -> &str {
         Some(rest) if rest.starts_with('/') => rest,
         _ => path,
     }
+}
+
+/// `text` (a request path, or a model name) as it may be logged: the id of
+/// `/status/keys/{id}/reset` (unless an index), any `/`- or `:`-separated
+/// part that is a key of the pool or the backup pool (also percent-encoded),
+/// and any `AIza…` key inside a part are masked. Borrowed, after one pass
+/// and no allocation, when nothing needs masking (every ordinary request).
+pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
+    let mut out = String::new();
+    let mut changed = false;
+    let mut copied = 0;
+    let mut offset = 0;
+    let (mut before, mut last) = ("", "");
+    for part in text.split(['/', ':']) {
+        let reset_id = before == "status" && last == "keys";
+        if let Some(masked) = masked_part(app, part, reset_id) {
+            out.push_str(&text[copied..offset]);
+            out.push_str(&masked);
+            copied = offset + part.len();
+            changed = true;
+        }
+        offset += part.len() + 1;
+        (before, last) = (last, part);
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The masked form of one part of a logged path, if it must be masked (see [`loggable`]).
+fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
+    if part.is_empty() || (reset_id && part.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let decoded = if part.contains('%') {
+        Cow::Owned(percent_decode(part))
+    } else {
+        Cow::Borrowed(part)
+    };
+    for pool in [&app.pool, &app.backup] {
+        if let Some(i) = pool.position(&decoded) {
+            return Some(pool.masked(i).to_string());
+        }
+    }
+    if reset_id {
+        // A masked form or anything else: shown masked too.
+        return Some(match app.pool.find(&decoded) {
+            Some(i) => app.pool.masked(i).to_string(),
+            None => mask(&decoded),
+        });
+    }
+    if decoded.contains("AIza") {
+        let scrubbed = crate::openai::error::scrub(&decoded);
+        if scrubbed != decoded {
+            return Some(scrubbed);
+        }
+    }
+    None
 }
 
 /// The bearer token of a request, if any.
@@ -494,6 +555,8 @@ fn health(app: &App) -> Response<Body> {
         StatusCode::OK,
         &json!({
             "status": "ok",
+            // "demo": answers come from the built-in fake upstream, not Google.
+            "mode": if app.cfg.demo { "demo" } else { "gateway" },
             "version": crate::VERSION,
             "uptime_seconds": app.stats.uptime(),
             "keys": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
@@ -525,6 +588,63 @@ mod tests {
         assert_eq!(strip_mount("/hf"), "/");
         assert_eq!(strip_mount("/hfx"), "/hfx");
         assert_eq!(strip_mount("/v1/models"), "/v1/models");
+    }
+
+    #[test]
+    fn keys_in_logged_paths_are_masked() {
+        // Built from pieces so that no key-shaped string sits in the source.
+        let google = concat!("AIza", "SyA1234567890abcdefghijklmnopqrs_-9");
+        let other = concat!("AIza", "SyB1234567890abcdefghijklmnopqrs_-8");
+        let vars: std::collections::HashMap<String, String> = [
+            ("API_KEYS", format!("[\"{google}\",\"plain-pool-key-42\"]")),
+            ("BACKUP_API_KEYS", "backup-key-0000077".to_string()),
+            ("ALLOWED_TOKENS", "sk-x".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let app = App::new(Config::from_map(&vars).expect("config"));
+        let m = |p: &str| loggable(&app, p).into_owned();
+        assert!(matches!(
+            loggable(&app, "/v1beta/models/gemini-2.5-flash:generateContent"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            loggable(&app, "gemini-2.5-flash"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(m("/status/keys/3/reset"), "/status/keys/3/reset");
+        assert_eq!(
+            m(&format!("/status/keys/{google}/reset")),
+            "/status/keys/AIza…s_-9/reset"
+        );
+        assert_eq!(
+            m("/hf/status/keys/plain-pool-key-42/reset"),
+            "/hf/status/keys/plai…y-42/reset"
+        );
+        assert_eq!(
+            m("/status/keys/plain%2Dpool-key-42/reset"),
+            "/status/keys/plai…y-42/reset"
+        );
+        assert_eq!(
+            m("/status/keys/not-a-key-at-all/reset"),
+            "/status/keys/not-…-all/reset"
+        );
+        assert_eq!(
+            m("/v1beta/files/backup-key-0000077"),
+            "/v1beta/files/back…0077"
+        );
+        assert_eq!(
+            m(&format!("/v1beta/models/{other}:generateContent")),
+            "/v1beta/models/AIza…s_-8:generateContent"
+        );
+        assert_eq!(m(&format!("x{other}y/z")), "xAIza…s_-8y/z");
+        assert_eq!(
+            m("plain-pool-key-42"),
+            "plai…y-42",
+            "a key given as the model"
+        );
+        assert_eq!(m("/plain-pool-key-4"), "/plain-pool-key-4");
     }
 
     #[test]

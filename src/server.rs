@@ -7,22 +7,24 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 
 use crate::body::{self, Body};
 use crate::router::{self, Api, App, LogInfo};
+
+mod conn;
 
 /// Heads up to `MAX_HEADER_BYTES` / `MAX_HEADERS` are read by hyper and
 /// checked in [`handle`] (431 in the route's format); hyper's own hard limit,
@@ -31,9 +33,61 @@ const HEAD_SLACK: usize = 2;
 
 /// Serve `app` on `listener` until `shutdown` resolves, then stop accepting,
 /// let in-flight requests finish within `SHUTDOWN_GRACE`, and return.
+///
+/// At most `MAX_CONNECTIONS` connections are served at once. A connection past
+/// the limit makes the longest-idle one close; while every connection has a
+/// request in flight it waits for a slot.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let limit = Arc::new(Semaphore::new(app.cfg.max_connections));
-    let graceful = GracefulShutdown::new();
+    let conns = conn::Conns::new();
+    let (stop, _) = watch::channel(());
+    let builder = Arc::new(builder(&app));
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                p = make_room(&limit, &conns) => match p { Some(p) => p, None => break },
+                _ = &mut shutdown => break,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let reg = conns.open();
+        let (app, builder, stop) = (app.clone(), builder.clone(), stop.subscribe());
+        tokio::spawn(async move {
+            connection(app, &builder, stream, reg, stop).await;
+            drop(permit);
+        });
+    }
+
+    app.shutting_down.store(true, Ordering::SeqCst);
+    drop(listener);
+    crate::info!(
+        "shutting down: waiting up to {:?} for in-flight requests",
+        app.cfg.shutdown_grace
+    );
+    let _ = stop.send(());
+    tokio::select! {
+        _ = stop.closed() => crate::info!("all connections closed"),
+        _ = tokio::time::sleep(app.cfg.shutdown_grace) => crate::warn!("grace period over; closing remaining connections"),
+    }
+    crate::log::flush();
+}
+
+/// The HTTP/1 and HTTP/2 settings every connection is served with.
+fn builder(app: &App) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -49,70 +103,78 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             u32::try_from(app.cfg.max_header_bytes * HEAD_SLACK).unwrap_or(u32::MAX),
         )
         .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
-    tokio::pin!(shutdown);
+    builder
+}
 
+/// At the connection limit: ask idle connections to close, the longest idle
+/// first, until a slot frees up (None if the semaphore is closed).
+async fn make_room(limit: &Arc<Semaphore>, conns: &conn::Conns) -> Option<OwnedSemaphorePermit> {
     loop {
-        // Past MAX_CONNECTIONS new connections wait in the backlog; established ones keep working.
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = &mut shutdown => break,
-        };
-        let (stream, _peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    crate::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let timeout = app.cfg.client_timeout;
-            let io = TokioIo::new(StallGuard::new(stream, timeout));
-            let seen = Arc::new(AtomicBool::new(false));
-            let svc = service_fn({
-                let seen = seen.clone();
-                move |req| {
-                    seen.store(true, Ordering::Relaxed);
-                    handle(app.clone(), req)
-                }
-            });
-            let conn = builder.serve_connection_with_upgrades(io, svc);
-            let conn = watcher.watch(conn.into_owned());
-            tokio::pin!(conn);
-            // The first request must start within CLIENT_TIMEOUT: hyper's
-            // header timeout only runs once the protocol is known, so a client
-            // that sends nothing (or half an HTTP/2 preface) is closed here.
-            tokio::select! {
-                _ = &mut conn => {}
-                _ = tokio::time::sleep(timeout) => {
-                    if seen.load(Ordering::Relaxed) {
-                        let _ = conn.await;
+        conns.reclaim();
+        if let Ok(p) =
+            tokio::time::timeout(conn::RECLAIM_RETRY, limit.clone().acquire_owned()).await
+        {
+            return p.ok();
+        }
+    }
+}
+
+/// Serve one connection until it ends. It is closed gracefully (HTTP/2
+/// GOAWAY, or no further HTTP/1 request) once idle for `CLIENT_TIMEOUT`, when
+/// reclaimed to make room, or at shutdown; dropped when it never sends a
+/// request, when a client stops taking an answer for `CLIENT_TIMEOUT`, or when
+/// it stays open with nothing in flight for [`conn::DRAIN`] after a close.
+async fn connection(
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    reg: conn::Registration,
+    mut stop: watch::Receiver<()>,
+) {
+    let timeout = app.cfg.client_timeout;
+    let io = TokioIo::new(StallGuard::new(stream, timeout));
+    let state = reg.conn.clone();
+    let svc = service_fn(move |req| {
+        let busy = conn::Busy::start(&state);
+        let res = handle(app.clone(), req);
+        async move {
+            let res = res.await?;
+            Ok::<_, Infallible>(res.map(|b| conn::Tracked::new(b, busy)))
+        }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let state = &reg.conn;
+    // The first check is at CLIENT_TIMEOUT: hyper's header timeout only runs
+    // once the protocol is known, so a client that sends nothing (or half an
+    // HTTP/2 preface) is closed here.
+    let mut closing: Option<Instant> = None;
+    let mut next_step = Instant::now();
+    let mut wake = Instant::now() + timeout;
+    loop {
+        let close = tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = tokio::time::sleep_until(wake) => {
+                match state.check(Instant::now(), timeout, closing, &mut next_step) {
+                    conn::Verdict::Sleep(at) => { wake = at; false }
+                    conn::Verdict::Close => true,
+                    conn::Verdict::Drop(why) => {
+                        crate::debug!("closing a client connection: {why}");
+                        break;
                     }
                 }
             }
-            drop(permit);
-        });
+            _ = state.reclaimed(), if closing.is_none() => true,
+            _ = stop.changed(), if closing.is_none() => true,
+        };
+        if close && closing.is_none() {
+            state.set_closing();
+            conn.as_mut().graceful_shutdown();
+            let now = Instant::now();
+            closing = Some(now);
+            wake = now + conn::DRAIN;
+        }
     }
-
-    app.shutting_down.store(true, Ordering::SeqCst);
-    drop(listener);
-    crate::info!(
-        "shutting down: waiting up to {:?} for in-flight requests",
-        app.cfg.shutdown_grace
-    );
-    tokio::select! {
-        _ = graceful.shutdown() => crate::info!("all connections closed"),
-        _ = tokio::time::sleep(app.cfg.shutdown_grace) => crate::warn!("grace period over; closing remaining connections"),
-    }
-    crate::log::flush();
 }
 
 /// Which error format a raw path answers in (for errors raised before routing).
@@ -156,7 +218,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         {
             Ok(res) => res,
             Err(()) => {
-                crate::error!("a request handler panicked: {} {}", method, path);
+                let logged = router::loggable(&app, &path);
+                crate::error!("a request handler panicked: {} {}", method, logged);
                 router::error(
                     api,
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,12 +243,13 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     );
     // Milliseconds with one decimal, in integers (float formatting is slow).
     let tenths = u64::try_from(start.elapsed().as_micros() / 100).unwrap_or(u64::MAX);
+    // A key in the path (`/status/keys/{key}/reset`) or given as the model is logged masked.
     crate::log::request(
         method.as_str(),
-        &path,
+        &router::loggable(&app, &path),
         status,
         tenths,
-        &info.model,
+        &router::loggable(&app, &info.model),
         &info.key,
     );
     Ok(res)

@@ -1,7 +1,9 @@
 //! Traffic counters behind `/health`, `/status` and `/metrics`: requests by
 //! route, model and status, an upstream latency histogram, retries, a ring
 //! of recent errors and per-minute counts for the last hour. Everything has
-//! a fixed size or is bounded by the (small) set of routes × models × statuses.
+//! a fixed size: model names are recorded by their [`crate::model::label`]
+//! (an invalid name counts as `other`), and every per-model map is capped,
+//! its overflow counted as `other`.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -21,6 +23,12 @@ const BUCKETS: [f64; 12] = [
 const RECENT_ERRORS: usize = 50;
 /// Distinct (route, model, status) series kept before new ones fold into "other".
 const MAX_SERIES: usize = 2000;
+/// Distinct models counted before new ones fold into "other".
+const MAX_MODELS: usize = 64;
+/// Distinct models counted per minute before new ones fold into "other".
+const MINUTE_MODELS: usize = 32;
+/// Longest error message kept, in characters.
+const MESSAGE_CHARS: usize = 300;
 /// Minutes of per-minute history.
 const MINUTES: usize = 60;
 
@@ -80,11 +88,13 @@ impl Stats {
     /// health, metrics, dashboard, root) count in the totals but not in the
     /// per-minute chart, so watching the dashboard does not inflate it.
     pub fn record(&self, route: &'static str, model: &str, status: u16) {
+        let model = crate::model::label(model);
         {
             let mut s = lock(&self.series);
-            let full = self.series_count.load(Ordering::Relaxed) >= MAX_SERIES as u64;
+            let full = self.series_count.load(Ordering::Relaxed) >= MAX_SERIES as u64
+                || s.len() >= MAX_MODELS;
             let model = if full && !s.contains_key(model) {
-                "other"
+                crate::model::OTHER
             } else {
                 model
             };
@@ -124,9 +134,16 @@ impl Stats {
         let class = ((status / 100).clamp(1, 5) - 1) as usize;
         slot.classes[class] += 1;
         if !model.is_empty() {
+            let model = if slot.models.len() >= MINUTE_MODELS
+                && !slot.models.iter().any(|(m, _)| m == model)
+            {
+                crate::model::OTHER
+            } else {
+                model
+            };
             if let Some((_, c)) = slot.models.iter_mut().find(|(m, _)| m == model) {
                 *c += 1;
-            } else if slot.models.len() < 32 {
+            } else {
                 slot.models.push((model.to_string(), 1));
             }
         }
@@ -157,7 +174,9 @@ impl Stats {
         if r.len() == RECENT_ERRORS {
             r.pop_front();
         }
-        let message: String = message.chars().take(300).collect();
+        let model = crate::model::label(model);
+        let key: String = key.chars().take(40).collect();
+        let message: String = message.chars().take(MESSAGE_CHARS).collect();
         r.push_back(json!({"time": unix_now(), "model": model, "key": key, "status": status, "message": message}));
     }
 
@@ -273,6 +292,45 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_model_maps_are_capped() {
+        let s = Stats::default();
+        let huge = "m".repeat(1 << 20);
+        for i in 0..500 {
+            s.record("native", &format!("model-{i}"), 429);
+        }
+        for _ in 0..500 {
+            s.record("chat", &huge, 400);
+            s.error(&huge, &huge, 429, &huge);
+        }
+        let snap = s.snapshot();
+        let by_model = snap["by_model"].as_object().unwrap();
+        assert_eq!(by_model.len(), MAX_MODELS + 1, "64 models and other");
+        assert_eq!(by_model["other"], 1000 - MAX_MODELS as u64);
+        assert!(by_model.keys().all(|m| m.len() <= crate::model::MAX_LEN));
+        let total: u64 = by_model.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(total, 1000, "nothing is lost, only folded");
+        let minute = &snap["per_minute"][MINUTES - 1]["models"];
+        assert_eq!(minute.as_object().unwrap().len(), MINUTE_MODELS + 1);
+        assert_eq!(minute["other"], 1000 - MINUTE_MODELS as u64);
+        let recent = snap["recent_errors"].as_array().unwrap();
+        assert_eq!(recent.len(), RECENT_ERRORS);
+        assert_eq!(recent[0]["model"], "other");
+        assert!(recent[0]["key"].as_str().unwrap().chars().count() <= 40);
+        assert!(
+            snap.to_string().len() < 64 * 1024,
+            "{}",
+            snap.to_string().len()
+        );
+        let pool = KeyPool::new(vec!["k".into()], crate::keys::Selection::RoundRobin, 3);
+        let lines = s
+            .prometheus(&pool)
+            .lines()
+            .filter(|l| l.starts_with("gemini_balance_requests_total{"))
+            .count();
+        assert!(lines <= MAX_MODELS + 2, "{lines}");
+    }
 
     #[test]
     fn counts_and_exposes() {

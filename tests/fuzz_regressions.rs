@@ -3,6 +3,7 @@
 //! the translation properties in `tests/properties.rs` do not cover: the
 //! configuration parser, key-outcome classification, secret scrubbing and
 //! the path/query guards. The cargo-fuzz targets live in `fuzz/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -45,7 +46,14 @@ fn huge_intervals_are_refused_not_a_panic() {
         let e = cfg(&[("ALLOWED_TOKENS", "sk"), (var, v)]).unwrap_err();
         assert_eq!(e.var, var);
     }
-    assert!(cfg(&[("ALLOWED_TOKENS", "sk"), ("CHECK_INTERVAL_HOURS", "1000")]).is_ok());
+    assert!(
+        cfg(&[
+            ("API_KEYS", "k1"),
+            ("ALLOWED_TOKENS", "sk"),
+            ("CHECK_INTERVAL_HOURS", "1000")
+        ])
+        .is_ok()
+    );
 }
 
 #[test]
@@ -62,7 +70,7 @@ fn limits_outside_their_range_are_refused() {
         let e = cfg(&[("ALLOWED_TOKENS", "sk"), (var, v)]).unwrap_err();
         assert_eq!(e.var, var, "{v}");
     }
-    let c = cfg(&[("ALLOWED_TOKENS", "sk")]).unwrap();
+    let c = cfg(&[("API_KEYS", "k1"), ("ALLOWED_TOKENS", "sk")]).unwrap();
     assert_eq!((c.max_header_bytes, c.max_headers), (65536, 100));
 }
 

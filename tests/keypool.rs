@@ -7,6 +7,7 @@
 //! pool's time moves only when the test says, so cooldowns and rests cannot
 //! run out behind a slow machine's back. Tests through the gateway keep real
 //! time (real sockets, real timeouts).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -378,7 +379,7 @@ async fn scheduler_reverifies_and_revives_keys() {
 
 #[tokio::test]
 async fn keepalive_pings_a_local_url() {
-    let target = gemini_balance::fake::Fake::start().await.unwrap();
+    let target = fake_gemini::Fake::start().await.unwrap();
     let url = format!("http://{}/health-ping", target.addr);
     let gw = start(&[("KEEPALIVE_URL", &url), ("KEEPALIVE_MINUTES", "0.01")]).await;
     let _jobs = gemini_balance::scheduler::start(gw.app.clone())
@@ -614,7 +615,7 @@ async fn a_stream_that_fails_before_its_first_event_is_retried_on_another_key() 
 }
 
 // ---------------------------------------------------------------------------
-// Even spread with dead keys at every position (issue 18, item 5)
+// Even spread with dead keys at every position
 // ---------------------------------------------------------------------------
 
 use gemini_balance::keys::{KeyPool, Outcome, Pick, Selection};

@@ -5,16 +5,18 @@
 //! Pass-through means: the request body goes upstream unchanged, the client's
 //! credential is replaced by a pool key (`x-goog-api-key`, never in the URL),
 //! `?key=` is removed and other query parameters kept, hop-by-hop headers are
-//! dropped both ways, and the answer streams back as it arrives, content
-//! encoding and all.
+//! dropped both ways, and the answer goes back unchanged except that the pool
+//! key is masked in it: a stream as it arrives, a plain answer once read
+//! whole within `TIME_OUT` (see the `forward` module).
 
 pub mod fetch;
+mod forward;
 pub mod gzip;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -24,8 +26,9 @@ use serde_json::{Value, json};
 
 use crate::body::{self, Body, ChannelBody, ReadError};
 use crate::keys::{KeyPool, Outcome, mask, token_matches};
-use crate::router::{self, Api, App, google_error, with_log};
+use crate::router::{self, Api, App, with_log};
 use crate::upstream::{Auth, Call, Failure};
+use forward::{Outgoing, forward_stream, read_plain, take_accept_encoding};
 
 /// Request headers forwarded upstream (everything else — credentials,
 /// cookies, hop-by-hop — stays here).
@@ -186,7 +189,8 @@ fn query_without_key(query: Option<&str>) -> String {
     }
 }
 
-/// The model a native path is about (`/models/{m}:action` or `/models/{m}`).
+/// The model a native path is about: `/models/{m}:action`, `/models/{m}`,
+/// `/tunedModels/{m}/...` (the segment up to `:` or `/`).
 fn model_of(rest: &str) -> &str {
     let Some(m) = rest
         .strip_prefix("/models/")
@@ -194,7 +198,7 @@ fn model_of(rest: &str) -> &str {
     else {
         return "";
     };
-    m.split(':').next().unwrap_or("")
+    m.split([':', '/']).next().unwrap_or("")
 }
 
 /// A native call: `version` is `v1beta` or `v1`, `rest` the path after it.
@@ -220,7 +224,19 @@ pub async fn native(
             "",
         );
     }
-    let model = model_of(rest).to_string();
+    let model = model_of(rest);
+    if !model.is_empty() && !crate::model::valid(model) {
+        return with_log(
+            gerr(
+                StatusCode::BAD_REQUEST,
+                &crate::model::invalid_message(model),
+            ),
+            "native",
+            "",
+            "",
+        );
+    }
+    let model = model.to_string();
     let action = rest.rsplit_once(':').map(|(_, a)| a).unwrap_or("");
     let method = req.method().clone();
     let query = query_without_key(req.uri().query());
@@ -235,6 +251,7 @@ pub async fn native(
             headers.push((k.clone(), v.clone()));
         }
     }
+    let gzip_out = streaming && take_accept_encoding(&mut headers);
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
@@ -313,15 +330,23 @@ pub async fn native(
     let mut tried = vec![answer.key];
     let mut used = answer.attempts;
     let (parts, out_body) = loop {
-        let (parts, mut incoming) = answer.response.into_parts();
         if !streaming {
-            break (parts, body::idle_timeout(incoming, idle));
+            match read_plain(&app, answer.response, pool.key(answer.key)).await {
+                Ok(done) => break done,
+                Err((status, message, why)) => {
+                    let masked = pool.masked(answer.key).to_string();
+                    pool.report(answer.key, &model, &Outcome::Transient(why.into()));
+                    app.stats.error(&model, &masked, status.as_u16(), why);
+                    return with_log(gerr(status, message), "native", &model, &masked);
+                }
+            }
         }
+        let (mut parts, mut incoming) = answer.response.into_parts();
         let first = tokio::time::timeout(idle, incoming.frame()).await;
         let (outcome, status, message) = match first {
             Ok(Some(Ok(_))) => {
-                let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-                break (parts, forward_stream(first, incoming, idle, sse, encoded));
+                let out = Outgoing::new(pool.key(answer.key), &mut parts.headers, gzip_out, false);
+                break (parts, forward_stream(first, incoming, idle, sse, out));
             }
             Ok(None) => (
                 "stream ended empty",
@@ -501,99 +526,6 @@ fn response_headers(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
-/// One read of an upstream body under the idle timeout.
-type FirstRead =
-    Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
-
-/// Forward a streamed answer as it arrives; if it breaks or goes silent,
-/// end it with Google's error object in the stream's own framing (not into
-/// an `encoded` — e.g. gzip — stream, which is cut instead, so the client's
-/// decoder sees it end early rather than read plain text as gzip).
-///
-/// `first` is the first read of `incoming` (under the idle timeout), made by
-/// the caller; a data frame is queued in the body before it is returned, so
-/// the response's head and first chunk leave in one write.
-fn forward_stream(
-    first: FirstRead,
-    mut incoming: Incoming,
-    idle: Duration,
-    sse: bool,
-    encoded: bool,
-) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
-    let body = Forwarded { rx }.boxed();
-    let mut first = match first {
-        Ok(Some(Ok(frame))) => {
-            if let Ok(data) = frame.into_data() {
-                // A fresh channel always has room.
-                let _ = tx.try_send(Ok(data));
-            }
-            None
-        }
-        other => Some(other),
-    };
-    tokio::spawn(async move {
-        loop {
-            let next = match first.take() {
-                Some(r) => r,
-                None => tokio::time::timeout(idle, incoming.frame()).await,
-            };
-            let failure = match next {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data()
-                        && tx.send(Ok(data)).await.is_err()
-                    {
-                        return; // client gone: dropping `incoming` cancels upstream
-                    }
-                    continue;
-                }
-                Ok(None) => return,
-                Ok(Some(Err(_))) => (
-                    StatusCode::BAD_GATEWAY,
-                    "The connection to Gemini broke in the middle of the answer.",
-                ),
-                Err(_) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "Gemini's stream went silent for longer than STREAM_IDLE_TIMEOUT.",
-                ),
-            };
-            if encoded {
-                let _ = tx.send(Err(failure.1.into())).await;
-                return;
-            }
-            let err = google_error(failure.0, failure.1);
-            let tail = if sse {
-                format!("data: {err}\r\n\r\n")
-            } else {
-                format!(",\r\n{err}\n]")
-            };
-            let _ = tx.send(Ok(Bytes::from(tail))).await;
-            return;
-        }
-    });
-    body
-}
-
-/// A streamed body fed by [`forward_stream`]'s task; an `Err` item makes the
-/// server abort the response (the client sees the stream break).
-struct Forwarded {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, crate::body::BoxError>>,
-}
-
-impl hyper::body::Body for Forwarded {
-    type Data = Bytes;
-    type Error = crate::body::BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
-    }
-}
-
 /// The model list with the derived `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
 async fn derived_model_list(app: &App, res: Response<Incoming>) -> Response<Body> {
     let limit = crate::handlers::ANSWER_LIMIT;
@@ -674,6 +606,10 @@ fn native_failure(app: &App, f: Failure, model: &str, own_keys: bool) -> Respons
                         "{m} Hint: Google refuses calls from this server's region; run the gateway from a supported region."
                     ),
                 ),
+                _ if app.cfg.not_found_hint(status.as_u16()).is_some() => {
+                    let hint = app.cfg.not_found_hint(404).unwrap_or_default();
+                    gerr(StatusCode::NOT_FOUND, &format!("{msg} {hint}"))
+                }
                 _ => {
                     let scrubbed = crate::openai::error::scrub(&String::from_utf8_lossy(&body));
                     let mut res = Response::new(body::full(scrubbed));
@@ -728,6 +664,7 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             headers.push((HeaderName::from_static(name), v.clone()));
         }
     }
+    let gzip_out = take_accept_encoding(&mut headers);
     let query = query_without_key(req.uri().query());
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
@@ -738,14 +675,30 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
             Err(res) => return with_log(*res, "openai_compat", "", ""),
         }
     };
-    let model = serde_json::from_slice::<Value>(&body)
+    /// The one field read from the body (the rest is skipped, not built).
+    #[derive(serde::Deserialize)]
+    struct ModelOnly<'a> {
+        #[serde(borrow, default)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let model = serde_json::from_slice::<ModelOnly>(&body)
         .ok()
-        .and_then(|v| {
-            v.get("model")
-                .and_then(Value::as_str)
-                .map(|m| crate::openai::bare_model(m).to_string())
-        })
+        .and_then(|v| v.model)
+        .map(|m| crate::openai::bare_model(&m).to_string())
         .unwrap_or_default();
+    if !model.is_empty() && !crate::model::valid(&model) {
+        return with_log(
+            crate::handlers::oai_error(
+                StatusCode::BAD_REQUEST,
+                &crate::model::invalid_message(&model),
+                Some("invalid_model"),
+                Some("model"),
+            ),
+            "openai_compat",
+            "",
+            "",
+        );
+    }
     let up = Call {
         method,
         path: app.upstream.path(&format!("/openai{rest}{query}")),
@@ -757,25 +710,16 @@ pub async fn openai_compat(app: Arc<App>, req: Request<Incoming>, rest: String) 
     match app.upstream.call(&app.pool, &up).await {
         Ok(answer) => {
             let masked = app.pool.masked(answer.key).to_string();
-            let (parts, incoming) = answer.response.into_parts();
-            let event_stream = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            // A stream is forwarded event by event under the idle timeout; if
-            // it breaks, the client's connection breaks too (no OpenAI error
-            // event can be spliced into a possibly encoded stream).
-            let out = if event_stream {
-                {
-                    let mut incoming = incoming;
-                    let idle = app.cfg.stream_idle_timeout;
-                    let first = tokio::time::timeout(idle, incoming.frame()).await;
-                    forward_stream(first, incoming, idle, true, true)
-                }
-            } else {
-                body::idle_timeout(incoming, app.cfg.stream_idle_timeout)
-            };
+            let (mut parts, mut incoming) = answer.response.into_parts();
+            // Streamed or not, the answer is forwarded as it arrives under the
+            // idle timeout, with the pool key masked; if it breaks, the
+            // client's connection breaks too (no OpenAI error event is
+            // spliced into it).
+            let idle = app.cfg.stream_idle_timeout;
+            let first = tokio::time::timeout(idle, incoming.frame()).await;
+            let key = app.pool.key(answer.key);
+            let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true);
+            let out = forward_stream(first, incoming, idle, true, outgoing);
             let mut res = Response::new(out);
             *res.status_mut() = parts.status;
             *res.headers_mut() = response_headers(parts.headers);
@@ -825,7 +769,11 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             .map(|i| (Some(i), app.pool.key(i).to_string()))
             .collect()
     } else {
-        given.into_iter().map(|k| (None, k)).collect()
+        // A pool key named in the header gets its result applied like a pool
+        // check, so /health does not call active a key /verify called bad.
+        let in_pool =
+            |k: &str| (0..app.pool.len()).find(|&i| crate::keys::subtle_eq(app.pool.key(i), k));
+        given.into_iter().map(|k| (in_pool(&k), k)).collect()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));
     // In parallel, but a large pool does not open hundreds of calls at once.
@@ -913,6 +861,9 @@ mod tests {
             "gemini-2.5-flash"
         );
         assert_eq!(model_of("/models"), "");
+        assert_eq!(model_of("/tunedModels/t-1/operations/o"), "t-1");
+        assert_eq!(model_of("/models/m/operations:cancel"), "m");
+        assert_eq!(model_of("/files/f"), "");
     }
 
     #[test]

@@ -31,24 +31,24 @@ pub(crate) mod typed {
     use serde::{Deserialize, Deserializer};
 
     /// A JSON string, borrowed from the input unless it had escapes.
-    pub(crate) struct S<'a>(pub(crate) Cow<'a, str>);
+    pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
 
-    impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
+    impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             struct V;
             impl<'de> Visitor<'de> for V {
-                type Value = S<'de>;
+                type Value = JsonStr<'de>;
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a string")
                 }
-                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<S<'de>, E> {
-                    Ok(S(Cow::Borrowed(v)))
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<JsonStr<'de>, E> {
+                    Ok(JsonStr(Cow::Borrowed(v)))
                 }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<S<'de>, E> {
-                    Ok(S(Cow::Owned(v.to_owned())))
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
+                    Ok(JsonStr(Cow::Owned(v.to_owned())))
                 }
-                fn visit_string<E: de::Error>(self, v: String) -> Result<S<'de>, E> {
-                    Ok(S(Cow::Owned(v)))
+                fn visit_string<E: de::Error>(self, v: String) -> Result<JsonStr<'de>, E> {
+                    Ok(JsonStr(Cow::Owned(v)))
                 }
             }
             d.deserialize_str(V)

@@ -575,7 +575,7 @@ impl StreamTranslator {
     /// `event` would; `false` (having written nothing) for anything else.
     fn fast_event(&mut self, payload: &str, out: &mut Vec<u8>) -> bool {
         use super::response::fast::{Candidate, Meta, has_lone_surrogate};
-        use super::typed::{Obj, S};
+        use super::typed::{JsonStr, Obj};
         use serde::Deserialize;
         use serde::de::IgnoredAny;
 
@@ -585,7 +585,7 @@ impl StreamTranslator {
             #[serde(borrow)]
             candidates: Option<Vec<Obj<Candidate<'a>>>>,
             #[serde(borrow)]
-            response_id: Option<S<'a>>,
+            response_id: Option<JsonStr<'a>>,
             usage_metadata: Option<Obj<Meta>>,
             error: Option<IgnoredAny>,
         }
@@ -609,7 +609,7 @@ impl StreamTranslator {
         }
 
         if self.w.header.is_empty() {
-            self.open(ev.response_id.as_ref().map(|S(r)| &**r), payload);
+            self.open(ev.response_id.as_ref().map(|JsonStr(r)| &**r), payload);
         }
         if let Some(Obj(m)) = &ev.usage_metadata {
             self.usage = Some(m.usage());
@@ -634,7 +634,9 @@ impl StreamTranslator {
                 ch.role_sent = true;
             }
             for Obj(part) in cand.parts() {
-                let Some(S(t)) = &part.text else { continue };
+                let Some(JsonStr(t)) = &part.text else {
+                    continue;
+                };
                 if t.is_empty() {
                     continue;
                 }
@@ -644,7 +646,7 @@ impl StreamTranslator {
                     w.delta(out, index, Delta::Reasoning(t), None);
                 }
             }
-            if let Some(S(reason)) = &cand.finish_reason {
+            if let Some(JsonStr(reason)) = &cand.finish_reason {
                 let mapped = finish_reason(Some(reason), ch.saw_call);
                 w.finish_choice(out, ch, mapped);
             }

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use fake_gemini::{Fake, FakeState};
 use gemini_balance::config::Config;
-use gemini_balance::fake::{Fake, FakeState};
 use gemini_balance::router::App;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};

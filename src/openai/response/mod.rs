@@ -1,0 +1,305 @@
+//! Gemini `GenerateContentResponse` → OpenAI `chat.completion`
+//! (docs/wire-formats.md §C.3, §C.4, §C.6).
+//!
+//! Owns the non-streaming answer translation, the usage and finish-reason
+//! mappings, the deterministic tool-call ids, and the rendering of Gemini
+//! parts that have no OpenAI field (code execution, generated images, search
+//! sources) into text. The streaming translator in [`super::stream`] reuses
+//! the `pub(crate)` helpers here so both paths render identically.
+//!
+//! Tool call ids are `call_` + 16 lowercase hex digits of an FNV-1a 64 hash
+//! over (responseId or `""`, candidate index, call position within the
+//! candidate, function name), see [`tool_call_id`]. When the call carries a
+//! Gemini `thoughtSignature` the id becomes `call_<16hex>_ts_<signature>` so
+//! the request side can hand the signature back to Gemini; the non-stream
+//! answer also carries it as `extra_content.google.thought_signature`.
+//! A signature sitting on a later non-call part of the candidate (e.g. an
+//! empty text part) is attached to the candidate's first call when no call
+//! carries its own.
+//!
+//! This file holds the entry points ([`translate_response`] on a parsed
+//! `Value`, [`translate_response_bytes`] on the raw answer); the pieces sit
+//! beside it:
+//!
+//! * `candidate` — one candidate → one `choice` (message, tool calls,
+//!   logprobs), and the empty choice of an answer without candidates.
+//! * `parts` — the classification of Gemini parts and the markdown for
+//!   those without an OpenAI field (shared with the stream translator).
+//! * `grounding` — search sources and `url_citation` annotations.
+//! * `mapping` — usage, finish reasons and the deterministic tool-call ids.
+//! * `fast` — the typed fast path over the common answer shape.
+
+use serde_json::{Map, Value};
+
+use super::Options;
+
+mod candidate;
+pub(crate) mod fast;
+mod grounding;
+mod mapping;
+mod parts;
+
+pub(crate) use candidate::blocked_refusal;
+use candidate::{empty_choice, translate_candidate};
+pub(crate) use grounding::render_sources;
+use mapping::hash_value;
+pub(crate) use mapping::{Fnv, Usage};
+pub use mapping::{finish_reason, tool_call_id, usage};
+pub(crate) use parts::{
+    Part, as_slice, candidate_parts, classify, late_signature, render, write_arguments,
+};
+
+/// Context for translating one answer.
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseCtx<'a> {
+    /// The model name echoed to the client (what it asked for).
+    pub model: &'a str,
+    /// `created`, unix seconds.
+    pub created: u64,
+    /// Translation settings.
+    pub opts: &'a Options,
+}
+
+/// Gemini `GenerateContentResponse` → `chat.completion` (docs/wire-formats.md §C.3, §C.4, §C.6).
+///
+/// Never fails: missing or odd fields degrade to empty content. A response
+/// without candidates yields one empty choice (`content_filter` plus a
+/// `refusal` when `promptFeedback.blockReason` says the prompt was blocked,
+/// else `stop`).
+pub fn translate_response(gemini: &Value, ctx: &ResponseCtx) -> Value {
+    let response_id = gemini
+        .get("responseId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let id = match response_id {
+        Some(r) => format!("chatcmpl-{r}"),
+        None => format!("chatcmpl-{:016x}", hash_value(gemini)),
+    };
+
+    let candidates = as_slice(gemini.get("candidates"));
+    let mut choices = Vec::with_capacity(candidates.len().max(1));
+    for (pos, cand) in candidates.iter().enumerate() {
+        choices.push(translate_candidate(
+            cand,
+            pos as u64,
+            response_id.unwrap_or(""),
+            ctx.opts,
+        ));
+    }
+    if choices.is_empty() {
+        let block = gemini
+            .get("promptFeedback")
+            .and_then(|p| p.get("blockReason"))
+            .filter(|r| !r.is_null());
+        choices.push(empty_choice(block));
+    }
+
+    let mut out = Map::new();
+    out.insert("id".into(), Value::String(id));
+    out.insert("object".into(), Value::from("chat.completion"));
+    out.insert("created".into(), Value::from(ctx.created));
+    out.insert("model".into(), Value::from(ctx.model));
+    out.insert("choices".into(), Value::Array(choices));
+    out.insert("usage".into(), usage(gemini.get("usageMetadata")));
+    out.insert("system_fingerprint".into(), Value::Null);
+    Value::Object(out)
+}
+
+/// Gemini answer bytes → serialized OpenAI `chat.completion` bytes.
+///
+/// `None` when `gemini` is not valid JSON. The output equals
+/// `serde_json::to_vec(&translate_response(&parsed, ctx))`; answers the fast
+/// path does not model (grounding, logprobs, code execution, images, unknown
+/// part kinds, odd types, no `responseId`) go through [`translate_response`].
+pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
+    if let Some(out) = fast::translate(gemini, ctx) {
+        return Some(out);
+    }
+    let v: Value = serde_json::from_slice(gemini).ok()?;
+    Some(serde_json::to_vec(&translate_response(&v, ctx)).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(super) fn parse(s: &str) -> Value {
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("bad test JSON: {e}"))
+    }
+
+    pub(super) fn run(body: &str, opts: &Options) -> Value {
+        let ctx = ResponseCtx {
+            model: "gemini-2.5-flash",
+            created: 1760000000,
+            opts,
+        };
+        translate_response(&parse(body), &ctx)
+    }
+
+    pub(super) fn quiet() -> Options {
+        Options {
+            show_thinking: false,
+            show_search_link: false,
+            ..Options::default()
+        }
+    }
+
+    pub(super) const PLAIN: &str = r#"{
+  "candidates": [
+    {
+      "content": {
+        "parts": [
+          {
+            "text": "Oslo is about 4 °C right now."
+          }
+        ],
+        "role": "model"
+      },
+      "finishReason": "STOP",
+      "index": 0
+    }
+  ],
+  "usageMetadata": {
+    "promptTokenCount": 31,
+    "candidatesTokenCount": 11,
+    "totalTokenCount": 90,
+    "thoughtsTokenCount": 48
+  },
+  "modelVersion": "gemini-2.5-flash",
+  "responseId": "q1x9aPzXJ4mUmtkP2bW0sQM"
+}"#;
+
+    pub(super) const CALL: &str = r#"{"candidates": [{"content": {"parts": [
+    {"text": "**Planning**\n\nI need the weather tool.", "thought": true},
+    {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+     "thoughtSignature": "CtQOAVSoXO74..."}
+  ], "role": "model"}, "finishReason": "STOP", "index": 0}],
+ "usageMetadata": {"promptTokenCount": 38, "candidatesTokenCount": 6, "totalTokenCount": 212, "thoughtsTokenCount": 168},
+ "modelVersion": "gemini-2.5-flash", "responseId": "48SHaPHp"}"#;
+
+    pub(super) const CODE: &str = r#"{"candidates": [{"content": {"parts": [
+    {"text": "Let me compute it."},
+    {"executableCode": {"language": "PYTHON", "code": "print(sum([2, 3, 5, 7, 11]))\n"}},
+    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "28\n"}},
+    {"text": "The sum is 28."}
+  ], "role": "model"}, "finishReason": "STOP", "index": 0}],
+ "usageMetadata": {"promptTokenCount": 21, "candidatesTokenCount": 96, "totalTokenCount": 363,
+                   "toolUsePromptTokenCount": 160, "thoughtsTokenCount": 86},
+ "modelVersion": "gemini-2.5-flash"}"#;
+
+    pub(super) const BLOCKED: &str = r#"{"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+  {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "HIGH"}]},
+ "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+ "modelVersion": "gemini-2.5-flash"}"#;
+
+    pub(super) const GROUNDED: &str = r#"{"candidates": [{"content": {"parts": [
+        {"text": "Planning the search.", "thought": true},
+        {"text": "Oslo is about 4 °C right now. "},
+        {"text": "Bergen is wet."}
+      ]}, "finishReason": "STOP", "index": 0,
+      "groundingMetadata": {
+        "searchEntryPoint": {"renderedContent": "<style>...</style>"},
+        "groundingChunks": [
+          {"web": {"uri": "https://example.test/met", "title": "met.no"}},
+          {"web": {"uri": "https://example.test/yr", "title": "yr.no"}},
+          {"web": {"uri": "https://example.test/met", "title": "met.no again"}},
+          {"retrievedContext": {"uri": "gs://x"}},
+          {"web": {"uri": "https://example.test/untitled"}}
+        ],
+        "groundingSupports": [
+          {"segment": {"endIndex": 30, "text": "Oslo is about 4 °C right now."},
+           "groundingChunkIndices": [0, 3], "confidenceScores": [0.9, 0.1]},
+          {"segment": {"startIndex": 31, "endIndex": 45, "text": "Bergen is wet."},
+           "groundingChunkIndices": [1, 4]},
+          {"segment": {"partIndex": 2, "endIndex": 6, "text": "Bergen"},
+           "groundingChunkIndices": [2]},
+          {"segment": {"startIndex": 500, "endIndex": 600}, "groundingChunkIndices": [0]},
+          {"segment": {"startIndex": 16, "endIndex": 17}, "groundingChunkIndices": [0]},
+          {"segment": {"startIndex": 1, "endIndex": 2, "text": "no such text"}, "groundingChunkIndices": [0]},
+          {"segment": {"endIndex": 4}, "groundingChunkIndices": [9, "x", -1, 0]}
+        ],
+        "webSearchQueries": ["weather Oslo now"]
+      }}], "responseId": "g"}"#;
+
+    #[test]
+    fn plain_text_exact() {
+        let out = run(PLAIN, &Options::default());
+        assert_eq!(
+            out,
+            json!({
+                "id": "chatcmpl-q1x9aPzXJ4mUmtkP2bW0sQM",
+                "object": "chat.completion",
+                "created": 1760000000,
+                "model": "gemini-2.5-flash",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Oslo is about 4 °C right now.", "refusal": null},
+                    "logprobs": null,
+                    "finish_reason": "stop"
+                }],
+                "usage": {
+                    "prompt_tokens": 31, "completion_tokens": 59, "total_tokens": 90,
+                    "prompt_tokens_details": {"cached_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 48}
+                },
+                "system_fingerprint": null
+            })
+        );
+    }
+
+    #[test]
+    fn two_candidates_and_indices() {
+        let body = r#"{"candidates": [
+            {"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP"},
+            {"content": {"parts": [{"text": "B"}, {"functionCall": {"name": "f"}}]}, "finishReason": "STOP", "index": 1}
+        ], "responseId": "two"}"#;
+        let out = run(body, &Options::default());
+        assert_eq!(out["choices"][0]["index"], 0);
+        assert_eq!(out["choices"][0]["message"]["content"], "A");
+        assert_eq!(out["choices"][0]["finish_reason"], "stop");
+        assert_eq!(out["choices"][1]["index"], 1);
+        assert_eq!(out["choices"][1]["message"]["content"], "B");
+        assert_eq!(out["choices"][1]["finish_reason"], "tool_calls");
+        assert_eq!(
+            out["choices"][1]["message"]["tool_calls"][0]["id"],
+            tool_call_id("two", 1, 0, "f", None)
+        );
+    }
+
+    #[test]
+    fn no_panic_on_odd_json() {
+        let odd = [
+            "null",
+            "1",
+            "\"s\"",
+            "[]",
+            "[1, {}]",
+            "{}",
+            r#"{"candidates": null}"#,
+            r#"{"candidates": {"a": 1}}"#,
+            r#"{"candidates": [null, 1, "x", [], {}]}"#,
+            r#"{"candidates": [{"content": null, "index": -1}]}"#,
+            r#"{"candidates": [{"content": {"parts": {"text": "x"}}, "index": 1e30}]}"#,
+            r#"{"candidates": [{"content": {"parts": [null, 1, {"text": 5}, {"functionCall": null}, {"functionCall": {"name": 5, "args": [1]}}, {"thought": "yes", "text": "t"}, {"executableCode": 1}, {"codeExecutionResult": []}, {"inlineData": {"data": 5}}]}, "finishReason": 7}]}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": "é"}]}, "groundingMetadata": {"groundingChunks": [1, {"web": 1}, {"web": {"uri": 2}}], "groundingSupports": [1, {"segment": 1}, {"segment": {"startIndex": 1, "endIndex": 2}, "groundingChunkIndices": [0, 1, 2, 18446744073709551615]}, {"segment": {"startIndex": 18446744073709551615, "endIndex": 18446744073709551615, "partIndex": 18446744073709551615}}]}}]}"#,
+            r#"{"candidates": [{"groundingMetadata": {"groundingChunks": [{"web": {"uri": "u"}}], "groundingSupports": [{"segment": {"text": ""}, "groundingChunkIndices": [0]}]}}]}"#,
+            r#"{"candidates": [{"logprobsResult": {"chosenCandidates": [1, null, {"token": 1}], "topCandidates": 3}}]}"#,
+            r#"{"promptFeedback": {"blockReason": {"x": 1}}}"#,
+            r#"{"promptFeedback": {"blockReason": null}, "usageMetadata": [1]}"#,
+            r#"{"responseId": 5, "usageMetadata": {"totalTokenCount": 1.5}}"#,
+        ];
+        for s in odd {
+            for opts in [Options::default(), quiet()] {
+                let out = run(s, &opts);
+                assert!(
+                    out["choices"].as_array().is_some_and(|c| !c.is_empty()),
+                    "{s}"
+                );
+                assert!(out["usage"].is_object());
+            }
+        }
+        let _ = usage(Some(&json!([])));
+        let _ = finish_reason(Some(""), true);
+    }
+}

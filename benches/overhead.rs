@@ -23,6 +23,7 @@
 //! Results: a table on stdout and `target/bench/overhead.json`. Targets are
 //! printed with a pass/miss mark; they are goals, not assertions.
 //! Environment: `BENCH_QUICK=1` shortens every phase (used by a smoke test).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

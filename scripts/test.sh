@@ -17,9 +17,15 @@ cd "$(dirname "$0")/.."
 echo "== prerequisites (scripts/prereqs.sh)"
 scripts/prereqs.sh
 
-echo "== cargo fmt --check; cargo clippy --all-targets -- -D warnings"
-cargo fmt --check
-cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo fmt --check; cargo clippy --workspace --all-targets -- -D warnings"
+cargo fmt --all --check
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+# The gateway without the `demo` feature: it builds, lints clean, and has no fake upstream in it.
+cargo clippy --quiet --no-default-features --lib --bins -- -D warnings
+if cargo tree --no-default-features -e normal -p gemini-balance | grep -q fake-gemini; then
+  echo "--no-default-features still depends on fake-gemini" >&2
+  exit 1
+fi
 
 echo "== static release binary (scripts/build-static.sh: static, <= 8 MiB; used by tests/deploy.rs)"
 STATIC_BIN=$(scripts/build-static.sh)
@@ -30,7 +36,7 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/gemini-balance"
 
 echo "== cargo test"
 cargo build --quiet
-cargo test --quiet 2>&1 | tee target/cargo-test.log
+cargo test --quiet --workspace 2>&1 | tee target/cargo-test.log
 grep -q "test result: ok" target/cargo-test.log
 
 echo "== client tests (official SDKs against the running binary)"

@@ -42,6 +42,7 @@ pub const VARIABLES: &[&str] = &[
     "COOLDOWN_SECONDS",
     "KEY_SELECTION",
     "CHECK_INTERVAL_HOURS",
+    "CHECK_CRON",
     "VERIFY_ON_START",
     "TEST_MODEL",
     "KEEPALIVE_URL",
@@ -64,6 +65,7 @@ pub const VARIABLES: &[&str] = &[
     "SAFETY_SETTINGS",
     "MAX_FETCH_BYTES",
     "ALLOW_PRIVATE_FETCH",
+    "FETCH_TIMEOUT",
     "CLIENT_TIMEOUT",
     "MAX_CONNECTIONS",
     "MAX_HEADER_BYTES",
@@ -137,6 +139,9 @@ pub struct Config {
     pub key_selection: Selection,
     /// `CHECK_INTERVAL_HOURS`: re-verification period (None = off).
     pub check_interval: Option<Duration>,
+    /// `CHECK_CRON`: re-verification on a cron schedule (six fields, seconds
+    /// first, UTC); when set it replaces `CHECK_INTERVAL_HOURS`.
+    pub check_cron: Option<String>,
     /// `VERIFY_ON_START`: verify every key at start-up.
     pub verify_on_start: bool,
     /// `TEST_MODEL`: model used by verification (models.get, no quota).
@@ -163,6 +168,8 @@ pub struct Config {
     pub max_fetch_bytes: usize,
     /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
     pub allow_private_fetch: bool,
+    /// `FETCH_TIMEOUT`: time for all remote images of one request together.
+    pub fetch_timeout: Duration,
     /// `CLIENT_TIMEOUT`: a request's headers must arrive within this.
     pub client_timeout: Duration,
     /// `MAX_CONNECTIONS`: concurrent client connections.
@@ -302,6 +309,19 @@ impl<'a> Vars<'a> {
                 .map(Some)
                 .map_err(|e| err(name, &format!("not valid JSON ({e})"))),
         }
+    }
+}
+
+/// Check a cron expression the way the scheduler will read it
+/// (tokio-cron-scheduler: six fields, seconds first, UTC) and that it fires
+/// at least once from now on.
+fn check_cron_expression(expr: &str) -> Result<(), &'static str> {
+    let mut job = tokio_cron_scheduler::Job::new(expr, |_, _| {}).map_err(|_| {
+        "expected a cron expression of six fields (second minute hour day month weekday, UTC), e.g. \"0 0 */6 * * *\""
+    })?;
+    match job.job_data() {
+        Ok(data) if data.next_tick > 0 => Ok(()),
+        _ => Err("the cron expression never fires"),
     }
 }
 
@@ -656,6 +676,10 @@ impl Config {
             Some(1e6),
             "a number of hours",
         )?;
+        let check_cron = v.opt_string("CHECK_CRON");
+        if let Some(expr) = &check_cron {
+            check_cron_expression(expr).map_err(|p| err("CHECK_CRON", p))?;
+        }
         let keepalive_minutes: f64 = v.number(
             "KEEPALIVE_MINUTES",
             30.0,
@@ -689,6 +713,7 @@ impl Config {
             key_selection,
             check_interval: (check_hours > 0.0)
                 .then(|| Duration::from_secs_f64(check_hours * 3600.0)),
+            check_cron,
             verify_on_start: v.bool("VERIFY_ON_START", false)?,
             test_model: v.string("TEST_MODEL", "gemini-2.5-flash-lite"),
             keepalive_url,
@@ -703,6 +728,7 @@ impl Config {
             translate,
             max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
+            fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,
             client_timeout: v.seconds("CLIENT_TIMEOUT", 30.0)?,
             max_connections: v.number("MAX_CONNECTIONS", 4096, 1, Some(1_000_000), WHOLE)?,
             max_header_bytes: v.number(
@@ -766,6 +792,9 @@ impl Config {
         }
         if self.client_timeout.is_zero() {
             return Err(err("CLIENT_TIMEOUT", "must be greater than 0"));
+        }
+        if self.fetch_timeout.is_zero() {
+            return Err(err("FETCH_TIMEOUT", "must be greater than 0"));
         }
         Ok(())
     }
@@ -899,6 +928,25 @@ mod tests {
         ])
         .unwrap();
         assert!(c.check_interval.is_none());
+    }
+
+    #[test]
+    fn check_cron_is_validated_at_start_up() {
+        assert_eq!(with(&[]).unwrap().check_cron, None, "off by default");
+        for good in ["0 0 */6 * * *", "*/1 * * * * *", "0 30 4 * * Mon-Fri"] {
+            let c = with(&[("CHECK_CRON", good)]).unwrap();
+            assert_eq!(c.check_cron.as_deref(), Some(good));
+        }
+        for bad in ["0 * * * *", "every hour", "0 0 25 * * *", "0 0 0 30 2 *"] {
+            let e = with(&[("CHECK_CRON", bad)]).unwrap_err();
+            assert_eq!(e.var, "CHECK_CRON", "{bad}");
+            let line = e.to_string();
+            assert!(
+                line.starts_with("configuration error: CHECK_CRON: "),
+                "{line}"
+            );
+            assert!(!line.contains('\n'), "one line: {line}");
+        }
     }
 
     /// A working minimum plus `pairs`.

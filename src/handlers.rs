@@ -111,7 +111,14 @@ pub async fn chat(
                 "Gemini answered with invalid JSON.".into(),
             ));
         };
-        return Ok(body::json_bytes(StatusCode::OK, out));
+        // An upstream that echoes the pool key must not hand it to the client.
+        let out = crate::upstream::redact(Bytes::from(out), app.pool.key(answer.key));
+        let mut res = Response::new(body::full(out));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(res);
     }
 
     // Nothing has reached the client yet: a stream that breaks, goes silent,
@@ -208,9 +215,20 @@ pub async fn chat(
             break;
         }
     }
+    // Every byte sent passes the redactor: an upstream that echoes the pool
+    // key must not hand it to the client (each chunk ends an event, so
+    // nothing is held back).
+    let mut redactor = crate::upstream::Redactor::new(app.pool.key(key));
     if !out.is_empty() {
+        let first = redactor.push(Bytes::from(std::mem::take(&mut out)));
         // A fresh channel always has room.
-        let _ = tx.try_send(Bytes::from(std::mem::take(&mut out)));
+        let _ = tx.try_send(first);
+    }
+    if ended_early {
+        let rest = redactor.finish();
+        if !rest.is_empty() {
+            let _ = tx.try_send(rest);
+        }
     }
     let stats_app = app.clone();
     let model = call.model.clone();
@@ -274,15 +292,21 @@ pub async fn chat(
                     }
                 }
             }
-            if !out.is_empty()
-                && tx
-                    .send(Bytes::from(std::mem::replace(
-                        &mut out,
-                        Vec::with_capacity(1024),
-                    )))
-                    .await
-                    .is_err()
-            {
+            let mut chunk = if out.is_empty() {
+                Bytes::new()
+            } else {
+                redactor.push(Bytes::from(std::mem::replace(
+                    &mut out,
+                    Vec::with_capacity(1024),
+                )))
+            };
+            if ended {
+                let rest = redactor.finish();
+                if !rest.is_empty() {
+                    chunk = Bytes::from([&chunk[..], &rest[..]].concat());
+                }
+            }
+            if !chunk.is_empty() && tx.send(chunk).await.is_err() {
                 // The client went away: dropping `incoming` cancels the upstream call.
                 return;
             }

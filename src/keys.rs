@@ -16,9 +16,12 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+// The pool's clock: tokio's, so tests can pause and advance it
+// (`tokio::time::pause`); outside a runtime, or unpaused, it is std's.
+use tokio::time::Instant;
 
 /// Mask a secret for display: `AIza…x1Y2` (first 4, last 4); short values
 /// show only their last 2 characters.
@@ -213,7 +216,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -242,8 +245,8 @@ fn is_pacific_dst(t: i64) -> bool {
 struct State {
     /// Why the key is disabled (None = not disabled).
     disabled: Option<String>,
-    /// Per-model cooldown deadlines (429).
-    cooling: Vec<(String, Instant)>,
+    /// Per-model cooldowns (429).
+    cooling: Vec<Cooling>,
     /// Consecutive transient failures.
     consecutive: u32,
     /// Resting after too many transient failures, until.
@@ -254,6 +257,18 @@ struct State {
     last_error: Option<String>,
     /// When the key was last used (unix seconds).
     last_used: Option<u64>,
+}
+
+/// One per-model cooldown of a key (a 429).
+#[derive(Debug)]
+struct Cooling {
+    /// The model the quota was exhausted for.
+    model: String,
+    /// Usable again for it at this instant.
+    until: Instant,
+    /// A per-day quota: cleared by [`KeyPool::reset_daily_quotas`] at
+    /// midnight Pacific.
+    daily: bool,
 }
 
 /// One key of the pool.
@@ -295,17 +310,17 @@ pub struct Counts {
 /// first makes room (a client cycling through model names cannot grow it).
 pub const MAX_COOLING: usize = 64;
 
-/// Set `model`'s cooldown to `until` in a key's cooling list: expired entries
-/// and `model`'s old one go first, and a full list drops the entry that ends
-/// soonest.
-fn cool(cooling: &mut Vec<(String, Instant)>, model: &str, now: Instant, until: Instant) {
-    cooling.retain(|(m, u)| m != model && *u > now);
+/// Put `entry` (a model's cooldown) in a key's cooling list: expired entries
+/// and the model's old one go first, and a full list drops the entry that
+/// ends soonest.
+fn cool(cooling: &mut Vec<Cooling>, entry: Cooling, now: Instant) {
+    cooling.retain(|c| c.model != entry.model && c.until > now);
     if cooling.len() >= MAX_COOLING
-        && let Some(i) = (0..cooling.len()).min_by_key(|i| cooling[*i].1)
+        && let Some(i) = (0..cooling.len()).min_by_key(|i| cooling[*i].until)
     {
         cooling.swap_remove(i);
     }
-    cooling.push((model.to_string(), until));
+    cooling.push(entry);
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
@@ -414,9 +429,9 @@ impl KeyPool {
         if let Some(r) = st.rest_until.filter(|r| *r > now) {
             wait = Some(r - now);
         }
-        for (m, until) in &st.cooling {
-            if m == model && *until > now {
-                let w = *until - now;
+        for c in &st.cooling {
+            if c.model == model && c.until > now {
+                let w = c.until - now;
                 wait = Some(wait.map_or(w, |x| x.max(w)));
             }
         }
@@ -564,13 +579,19 @@ impl KeyPool {
                 st.last_error = Some(msg.clone());
             }
             Outcome::Quota {
-                cooldown, message, ..
+                cooldown,
+                daily,
+                message,
             } => {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                let until = now + *cooldown;
                 let model = crate::model::label(model);
-                cool(&mut st.cooling, model, now, until);
+                let entry = Cooling {
+                    model: model.to_string(),
+                    until: now + *cooldown,
+                    daily: *daily,
+                };
+                cool(&mut st.cooling, entry, now);
                 st.last_error = Some(message.clone());
                 crate::debug!(
                     "key {} cooling for {} ({} s)",
@@ -612,6 +633,24 @@ impl KeyPool {
         st.backoff = Duration::ZERO;
     }
 
+    /// Clear every per-day quota cooldown (Google resets daily quotas at
+    /// midnight Pacific; the scheduler calls this then). Per-minute cooldowns
+    /// stay. Returns how many cooldowns were cleared, and logs it.
+    pub fn reset_daily_quotas(&self) -> usize {
+        let now = Instant::now();
+        let mut cleared = 0;
+        for s in &self.slots {
+            let mut st = lock(&s.state);
+            st.cooling.retain(|c| {
+                // Count the ones still in force; drop expired ones silently.
+                cleared += usize::from(c.daily && c.until > now);
+                !c.daily
+            });
+        }
+        crate::info!("daily quota reset: {} per-day cooldowns cleared", cleared);
+        cleared
+    }
+
     /// Indices of keys that need re-verification (disabled or failing).
     pub fn needing_verification(&self) -> Vec<usize> {
         (0..self.slots.len())
@@ -632,7 +671,7 @@ impl KeyPool {
                 c.disabled += 1;
             } else if st.rest_until.is_some_and(|r| r > now) {
                 c.resting += 1;
-            } else if st.cooling.iter().any(|(_, u)| *u > now) {
+            } else if st.cooling.iter().any(|c| c.until > now) {
                 c.cooling += 1;
             } else {
                 c.active += 1;
@@ -654,8 +693,8 @@ impl KeyPool {
                 let cooling: Vec<Value> = st
                     .cooling
                     .iter()
-                    .filter(|(_, u)| *u > now)
-                    .map(|(m, u)| json!({"model": m, "seconds_left": (*u - now).as_secs_f64().ceil() as u64, "until": wall + (*u - now).as_secs()}))
+                    .filter(|c| c.until > now)
+                    .map(|c| json!({"model": c.model, "seconds_left": (c.until - now).as_secs_f64().ceil() as u64, "until": wall + (c.until - now).as_secs()}))
                     .collect();
                 let state = if st.disabled.is_some() {
                     "disabled"
@@ -811,8 +850,10 @@ mod tests {
         assert_eq!(p.pick("m", &[]), Pick::Key(0));
     }
 
-    #[test]
-    fn quota_cools_per_model() {
+    // Timing tests run on tokio's paused clock: `advance` moves the pool's
+    // time exactly, without sleeping.
+    #[tokio::test(start_paused = true)]
+    async fn quota_cools_per_model() {
         let p = pool(1);
         let q = Outcome::Quota {
             cooldown: Duration::from_secs(30),
@@ -824,6 +865,119 @@ mod tests {
             matches!(p.pick("a", &[]), Pick::Cooling(d) if d <= Duration::from_secs(30) && d > Duration::from_secs(28))
         );
         assert_eq!(p.pick("b", &[]), Pick::Key(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quota_cooldown_ends_exactly_on_time() {
+        let p = pool(1);
+        let q = Outcome::Quota {
+            cooldown: Duration::from_secs(30),
+            daily: false,
+            message: "q".into(),
+        };
+        p.report(0, "a", &q);
+        tokio::time::advance(Duration::from_millis(29_500)).await;
+        assert_eq!(p.pick("a", &[]), Pick::Cooling(Duration::from_millis(500)));
+        assert_eq!(p.counts().cooling, 1);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(p.pick("a", &[]), Pick::Key(0), "back after exactly 30 s");
+        assert_eq!(p.counts().active, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rests_double_from_five_seconds_to_five_minutes() {
+        let p = pool(1); // MAX_FAILURES = 2
+        let mut expected = FIRST_BACKOFF;
+        for _ in 0..9 {
+            p.report(0, "m", &Outcome::Transient("503".into()));
+            p.report(0, "m", &Outcome::Transient("503".into()));
+            assert_eq!(p.pick("m", &[]), Pick::Cooling(expected));
+            tokio::time::advance(expected - Duration::from_millis(1)).await;
+            assert_eq!(p.counts().resting, 1, "still resting 1 ms before the end");
+            tokio::time::advance(Duration::from_millis(1)).await;
+            assert_eq!(p.pick("m", &[]), Pick::Key(0), "usable after {expected:?}");
+            expected = (expected * 2).min(MAX_BACKOFF);
+        }
+        assert_eq!(expected, MAX_BACKOFF, "the rests reached the cap");
+        p.report(0, "m", &Outcome::Success);
+        p.report(0, "m", &Outcome::Transient("503".into()));
+        p.report(0, "m", &Outcome::Transient("503".into()));
+        assert_eq!(
+            p.pick("m", &[]),
+            Pick::Cooling(FIRST_BACKOFF),
+            "a success restarts the backoff"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_window_moves_every_ten_seconds() {
+        let p = KeyPool::new(
+            (0..3).map(|i| format!("key-{i}-abcdefghijkl")).collect(),
+            Selection::TimeWindow,
+            2,
+        );
+        for window in [0, 1, 2, 0, 1] {
+            for _ in 0..5 {
+                assert_eq!(p.pick("m", &[]), Pick::Key(window));
+            }
+            tokio::time::advance(Duration::from_millis(9_999)).await;
+            assert_eq!(p.pick("m", &[]), Pick::Key(window), "same 10 s window");
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daily_reset_clears_per_day_cooldowns_only() {
+        let p = pool(3);
+        let daily = Outcome::Quota {
+            cooldown: Duration::from_secs(20 * 3600),
+            daily: true,
+            message: "per day".into(),
+        };
+        let minute = Outcome::Quota {
+            cooldown: Duration::from_secs(60),
+            daily: false,
+            message: "per minute".into(),
+        };
+        p.report(0, "a", &daily);
+        p.report(1, "a", &minute);
+        p.report(2, "a", &daily);
+        p.report(2, "b", &minute);
+        assert_eq!(p.counts().cooling, 3);
+        assert_eq!(p.reset_daily_quotas(), 2);
+        // Key 0 is back for "a"; key 1 still cools for "a"; key 2 is back for
+        // "a" but still cools for "b".
+        assert_eq!(p.pick("a", &[1, 2]), Pick::Key(0));
+        assert_eq!(p.pick("a", &[0, 2]), Pick::Cooling(Duration::from_secs(60)));
+        assert_eq!(p.pick("a", &[0, 1]), Pick::Key(2));
+        assert_eq!(p.pick("b", &[0, 1]), Pick::Cooling(Duration::from_secs(60)));
+        assert_eq!(p.counts().cooling, 2);
+        assert_eq!(p.reset_daily_quotas(), 0, "nothing left to clear");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(p.counts().active, 3, "the per-minute cooldowns ran out");
+        // An expired per-day cooldown is dropped but not counted.
+        p.report(0, "a", &daily);
+        tokio::time::advance(Duration::from_secs(20 * 3600)).await;
+        assert_eq!(p.reset_daily_quotas(), 0);
+    }
+
+    #[test]
+    fn the_clock_works_outside_a_runtime() {
+        // The pool is also used from plain threads (no tokio runtime): its
+        // clock then falls back to std's.
+        let p = pool(1);
+        p.report(
+            0,
+            "a",
+            &Outcome::Quota {
+                cooldown: Duration::from_millis(20),
+                daily: false,
+                message: "q".into(),
+            },
+        );
+        assert!(matches!(p.pick("a", &[]), Pick::Cooling(_)));
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(p.pick("a", &[]), Pick::Key(0));
     }
 
     #[test]
@@ -856,16 +1010,21 @@ mod tests {
         assert!(
             st.cooling
                 .iter()
-                .all(|(m, _)| m.len() <= crate::model::MAX_LEN)
+                .all(|c| c.model.len() <= crate::model::MAX_LEN)
         );
-        assert!(st.cooling.iter().any(|(m, _)| m == crate::model::OTHER));
+        assert!(st.cooling.iter().any(|c| c.model == crate::model::OTHER));
         drop(st);
         // Expired entries are pruned before anything is evicted.
-        let mut list = vec![("old".to_string(), Instant::now())];
+        let entry = |model: &str, until| Cooling {
+            model: model.to_string(),
+            until,
+            daily: false,
+        };
+        let mut list = vec![entry("old", Instant::now())];
         let now = Instant::now() + Duration::from_millis(1);
-        cool(&mut list, "new", now, now + Duration::from_secs(1));
+        cool(&mut list, entry("new", now + Duration::from_secs(1)), now);
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0].0, "new");
+        assert_eq!(list[0].model, "new");
     }
 
     #[test]

@@ -29,8 +29,11 @@
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
 //! * [`scheduler`] — key re-verification and keep-alive jobs.
-//! * [`fake`] — a fake Gemini upstream for tests, `--demo` and the benchmark.
 //! * [`body`] — the response body type and small body helpers.
+//!
+//! The fake Gemini upstream used by the tests, `--demo` and the benchmark is a
+//! crate of its own, `crates/fake-gemini`; the `demo` feature (on by default)
+//! puts it in the binary.
 
 pub mod admin;
 pub mod answer;
@@ -40,7 +43,6 @@ pub mod body;
 pub mod config;
 pub mod dashboard;
 pub mod error;
-pub mod fake;
 pub mod gemini;
 pub mod handlers;
 pub mod keys;

@@ -6,18 +6,27 @@
 //! * `gemini-balance healthcheck` — GET `/health` on the local port; exit 0 or 1
 //!   (the Docker `HEALTHCHECK`, since a scratch image has no curl).
 //! * `gemini-balance fake [--port N]` — run only the fake Gemini upstream (benchmark).
+//!
+//! The fake upstream (crate `fake-gemini`) is in the binary through the `demo`
+//! feature, on by default; a build without it (`--no-default-features`) refuses
+//! demo mode and `fake` with a clear error at start-up.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gemini_balance::app::App;
 use gemini_balance::config::Config;
-use gemini_balance::{fake, info, log, scheduler, server};
+use gemini_balance::{info, log, scheduler, server};
 
 const USAGE: &str =
     "usage: gemini-balance [serve] [--demo] | healthcheck | fake [--port N] | --help";
+
+/// What a build without the `demo` feature says when demo mode or `fake` is asked for.
+#[cfg(not(feature = "demo"))]
+const NO_DEMO: &str = "this build of gemini-balance has no built-in fake Gemini upstream (it was \
+     built without the `demo` feature), so neither demo mode nor `fake`: set API_KEYS to your \
+     Gemini API keys, or use a build with the default features";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,8 +95,9 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "demo")]
 async fn run_fake(port: u16) -> ExitCode {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -103,10 +113,50 @@ async fn run_fake(port: u16) -> ExitCode {
             .unwrap_or_default()
     );
     tokio::select! {
-        _ = fake::serve(listener, fake::FakeState::new()) => {},
+        _ = fake_gemini::serve(listener, fake_gemini::FakeState::new()) => {},
         _ = server::shutdown_signal() => {},
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(not(feature = "demo"))]
+async fn run_fake(_port: u16) -> ExitCode {
+    eprintln!("{NO_DEMO}");
+    ExitCode::from(2)
+}
+
+/// Demo mode: start the built-in fake Gemini and point `cfg` at it (demo keys
+/// and the `sk-demo` token unless set). The fake stops when the value is dropped.
+#[cfg(feature = "demo")]
+async fn start_demo(cfg: &mut Config) -> Result<fake_gemini::Fake, ExitCode> {
+    let f = match fake_gemini::Fake::start().await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cannot start the demo upstream: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    cfg.base_url = f.base_url();
+    cfg.base_url_unversioned = false;
+    if cfg.api_keys.is_empty() {
+        cfg.api_keys = vec![
+            "demo-key-1".into(),
+            "demo-key-2".into(),
+            "demo-key-3".into(),
+        ];
+    }
+    if cfg.allowed_tokens.is_empty() {
+        cfg.allowed_tokens = vec![DEMO_TOKEN.into()];
+    }
+    cfg.keepalive_url = None;
+    Ok(f)
+}
+
+/// Demo mode without the fake compiled in: a clear start-up error.
+#[cfg(not(feature = "demo"))]
+async fn start_demo(_cfg: &mut Config) -> Result<(), ExitCode> {
+    eprintln!("{NO_DEMO}");
+    Err(ExitCode::from(2))
 }
 
 async fn serve(demo_flag: bool, port: Option<u16>) -> ExitCode {
@@ -134,29 +184,12 @@ async fn serve(demo_flag: bool, port: Option<u16>) -> ExitCode {
         }
     }
 
-    let mut _fake = None;
+    let mut _demo_upstream = None;
     if cfg.demo {
-        let f = match fake::Fake::start().await {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("cannot start the demo upstream: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        cfg.base_url = f.base_url();
-        cfg.base_url_unversioned = false;
-        if cfg.api_keys.is_empty() {
-            cfg.api_keys = vec![
-                "demo-key-1".into(),
-                "demo-key-2".into(),
-                "demo-key-3".into(),
-            ];
+        match start_demo(&mut cfg).await {
+            Ok(f) => _demo_upstream = Some(f),
+            Err(code) => return code,
         }
-        if cfg.allowed_tokens.is_empty() {
-            cfg.allowed_tokens = vec![DEMO_TOKEN.into()];
-        }
-        cfg.keepalive_url = None;
-        _fake = Some(f);
     }
 
     let addr = format!("{}:{}", cfg.host, cfg.port);

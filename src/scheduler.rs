@@ -1,27 +1,45 @@
 //! Scheduled jobs (tokio-cron-scheduler): re-verification of disabled and
-//! failing keys every `CHECK_INTERVAL_HOURS`, and a keep-alive ping every
-//! `KEEPALIVE_MINUTES` so a free Hugging Face Space does not fall asleep.
+//! failing keys (on the `CHECK_CRON` schedule, else every
+//! `CHECK_INTERVAL_HOURS`), the daily quota reset at midnight US Pacific (a
+//! cron job: per-day quota cooldowns end when Google resets the quotas), and a
+//! keep-alive ping every `KEEPALIVE_MINUTES` so a free Hugging Face Space does
+//! not fall asleep.
 //!
 //! Verification uses `models.get` on `TEST_MODEL`, which costs no generation
 //! quota. Every job logs one line with keys masked and cannot crash the server.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::{Value, json};
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::app::App;
-use crate::keys::{Outcome, classify};
+use crate::keys::{Outcome, classify, until_pacific_midnight};
 use crate::upstream::{Auth, Call};
 
 /// Most keys verified at the same time (`/verify`, `/status/verify`, the
 /// scheduled re-verification): a pool of thousands does not open thousands of
 /// upstream calls at once.
 pub const VERIFY_PARALLEL: usize = 8;
+
+/// When the daily quota reset job runs: 07:00 and 08:00 UTC, which are
+/// midnight US Pacific in daylight (PDT) and standard (PST) time; the job acts
+/// only at the one that is midnight today ([`daily_reset_due`]). UTC because
+/// the scheduler's time zones are fixed offsets taken once, blind to DST.
+pub const DAILY_RESET_CRON: &str = "0 0 7,8 * * *";
+
+/// Whether `now` lies in the first hour of a US Pacific day, i.e. whether a
+/// [`DAILY_RESET_CRON`] run at this time is the one at Pacific midnight.
+pub fn daily_reset_due(now: SystemTime) -> bool {
+    until_pacific_midnight(now) > Duration::from_secs(23 * 3600)
+}
 
 /// Check one key with a models.get call. `Err` carries Google's reason.
 pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
@@ -154,6 +172,80 @@ pub async fn keepalive_once(app: &App, url: &str) {
     }
 }
 
+/// Re-verify the disabled and failing keys (the scheduled job's body).
+async fn reverify(app: &Arc<App>) {
+    if app.pool.needing_verification().is_empty() {
+        crate::debug!("re-verification: every key is healthy");
+        return;
+    }
+    verify_all(app, true).await;
+}
+
+/// Marks a re-verification run as finished when dropped (also on a panic).
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// The re-verification job: on the `CHECK_CRON` schedule when set, else every
+/// `CHECK_INTERVAL_HOURS`; none when both are off. A run that is still going
+/// when the next one is due makes that one skip, so runs never pile up.
+fn reverify_job(app: &Arc<App>) -> Option<Result<Job, JobSchedulerError>> {
+    let running = Arc::new(AtomicBool::new(false));
+    let a = app.clone();
+    let run = move |_id, _s| {
+        let a = a.clone();
+        let running = running.clone();
+        Box::pin(async move {
+            if running.swap(true, Ordering::AcqRel) {
+                crate::debug!("re-verification: the previous run is still going");
+                return;
+            }
+            let _done = Running(running);
+            reverify(&a).await;
+        }) as Pin<Box<dyn Future<Output = ()> + Send>>
+    };
+    if let Some(expr) = &app.cfg.check_cron {
+        Some(Job::new_async(expr.as_str(), run))
+    } else {
+        app.cfg
+            .check_interval
+            .map(|every| Job::new_repeated_async(every, run))
+    }
+}
+
+/// The daily quota reset: at [`DAILY_RESET_CRON`], when it is midnight
+/// Pacific, clear every per-day quota cooldown. (A per-day cooldown is set to
+/// end at the next Pacific midnight anyway; this also ends the ones a
+/// monotonic clock would hold too long: after a host's suspend, or across a
+/// DST switch.)
+fn daily_reset_job(app: &Arc<App>) -> Result<Job, JobSchedulerError> {
+    let a = app.clone();
+    Job::new_async(DAILY_RESET_CRON, move |_id, _s| {
+        let a = a.clone();
+        Box::pin(async move {
+            if daily_reset_due(SystemTime::now()) {
+                a.pool.reset_daily_quotas();
+            }
+        })
+    })
+}
+
+/// Add a job to the scheduler, logging (not failing) when it cannot be.
+async fn add(sched: &JobScheduler, what: &str, job: Result<Job, JobSchedulerError>) {
+    match job {
+        Ok(j) => {
+            if let Err(e) = sched.add(j).await {
+                crate::error!("{what} job not added: {e}");
+            }
+        }
+        Err(e) => crate::error!("{what} job not created: {e}"),
+    }
+}
+
 /// Start the scheduled jobs. The returned scheduler must be kept alive.
 pub async fn start(app: Arc<App>) -> Option<JobScheduler> {
     if app.cfg.verify_on_start && !app.pool.is_empty() {
@@ -169,27 +261,10 @@ pub async fn start(app: Arc<App>) -> Option<JobScheduler> {
             return None;
         }
     };
-    if let Some(every) = app.cfg.check_interval {
-        let a = app.clone();
-        let job = Job::new_repeated_async(every, move |_id, _s| {
-            let a = a.clone();
-            Box::pin(async move {
-                if a.pool.needing_verification().is_empty() {
-                    crate::debug!("re-verification: every key is healthy");
-                    return;
-                }
-                verify_all(&a, true).await;
-            })
-        });
-        match job {
-            Ok(j) => {
-                if let Err(e) = sched.add(j).await {
-                    crate::error!("re-verification job not added: {e}");
-                }
-            }
-            Err(e) => crate::error!("re-verification job not created: {e}"),
-        }
+    if let Some(job) = reverify_job(&app) {
+        add(&sched, "re-verification", job).await;
     }
+    add(&sched, "daily quota reset", daily_reset_job(&app)).await;
     if let (Some(every), Some(url)) = (app.cfg.keepalive_interval, app.cfg.keepalive_url.clone()) {
         let a = app.clone();
         let job = Job::new_repeated_async(every, move |_id, _s| {
@@ -197,18 +272,73 @@ pub async fn start(app: Arc<App>) -> Option<JobScheduler> {
             let url = url.clone();
             Box::pin(async move { keepalive_once(&a, &url).await })
         });
-        match job {
-            Ok(j) => {
-                if let Err(e) = sched.add(j).await {
-                    crate::error!("keep-alive job not added: {e}");
-                }
-            }
-            Err(e) => crate::error!("keep-alive job not created: {e}"),
-        }
+        add(&sched, "keep-alive", job).await;
     }
     if let Err(e) = sched.start().await {
         crate::error!("scheduler could not start: {e}");
         return None;
     }
     Some(sched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::days_from_civil;
+    use std::time::UNIX_EPOCH;
+
+    /// `y-m-d hh:mm` UTC as a `SystemTime`.
+    fn utc(y: i64, m: u32, d: u32, hour: u64, min: u64) -> SystemTime {
+        UNIX_EPOCH
+            + Duration::from_secs(days_from_civil(y, m, d) as u64 * 86400 + hour * 3600 + min * 60)
+    }
+
+    #[test]
+    fn the_daily_reset_acts_at_pacific_midnight_only() {
+        // (UTC time of a cron run, whether it is Pacific midnight then.)
+        // In 2026 DST starts Sunday 8 March, ends Sunday 1 November.
+        let table = [
+            // Summer (PDT, UTC-7): 07:00 UTC is midnight.
+            (utc(2026, 7, 1, 7, 0), true),
+            (utc(2026, 7, 1, 8, 0), false),
+            // Winter (PST, UTC-8): 08:00 UTC is midnight.
+            (utc(2026, 1, 15, 7, 0), false),
+            (utc(2026, 1, 15, 8, 0), true),
+            // DST starts at 02:00 on 8 March: that day's midnight is still PST.
+            (utc(2026, 3, 8, 7, 0), false),
+            (utc(2026, 3, 8, 8, 0), true),
+            (utc(2026, 3, 9, 7, 0), true),
+            (utc(2026, 3, 9, 8, 0), false),
+            // DST ends at 02:00 on 1 November: that day's midnight is still PDT.
+            (utc(2026, 11, 1, 7, 0), true),
+            (utc(2026, 11, 1, 8, 0), false),
+            (utc(2026, 11, 2, 7, 0), false),
+            (utc(2026, 11, 2, 8, 0), true),
+            // A run the scheduler started late still counts within the hour.
+            (utc(2026, 7, 1, 7, 59), true),
+            (utc(2026, 1, 15, 8, 30), true),
+            // Not midnight at all.
+            (utc(2026, 7, 1, 6, 59), false),
+            (utc(2026, 7, 1, 19, 0), false),
+        ];
+        for (when, due) in table {
+            assert_eq!(daily_reset_due(when), due, "{when:?}");
+        }
+        // Exactly one of the two runs acts on every day of a year.
+        for day in 0..366 {
+            let d = days_from_civil(2026, 1, 1) as u64 + day;
+            let run = |h: u64| UNIX_EPOCH + Duration::from_secs(d * 86400 + h * 3600);
+            assert!(
+                daily_reset_due(run(7)) ^ daily_reset_due(run(8)),
+                "day {day}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_daily_reset_is_scheduled_at_07_and_08_utc() {
+        let mut job = Job::new(DAILY_RESET_CRON, |_, _| {}).unwrap();
+        let next = job.job_data().unwrap().next_tick;
+        assert!([7 * 3600, 8 * 3600].contains(&(next % 86400)), "{next}");
+    }
 }

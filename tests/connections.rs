@@ -1,4 +1,4 @@
-//! Connection lifetimes (issue 18, item 1), driven with a real HTTP/2 client
+//! Connection lifetimes, driven with a real HTTP/2 client
 //! (the `h2` crate, h2c with prior knowledge) and raw HTTP/1 sockets:
 //!
 //! * idle HTTP/2 connections are closed with a GOAWAY after `CLIENT_TIMEOUT`;
@@ -9,6 +9,7 @@
 //!   dropped and its slot is freed;
 //! * a slow upstream is not mistaken for a stalled client, and a large answer
 //!   read at normal speed arrives whole.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

@@ -1,12 +1,13 @@
 //! The `/dashboard` page: served with a strict Content-Security-Policy, loads
 //! nothing from another origin, carries no key or token, and the data it shows
 //! (`/status`) has every key masked.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
 use bytes::Bytes;
 use common::{Gw, TOKEN, send, start};
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use serde_json::json;
 

@@ -16,6 +16,7 @@
 //! The static binary is `$GEMINI_BALANCE_STATIC_BIN` (scripts/test.sh sets it,
 //! and then a missing file fails), else `target/<arch>-unknown-linux-gnu/release/`
 //! under `$CARGO_TARGET_DIR` or the repository.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -329,6 +330,7 @@ fn dockerfile_builds_with_the_script_and_ships_only_the_binary() {
         "src",
         "scripts",
         "scripts/build-static.sh",
+        "crates/fake-gemini",
     ] {
         assert!(
             !rules.iter().any(|r| r.trim_end_matches('/') == needed),
@@ -987,6 +989,7 @@ fn readme_explains_the_deployment() {
         "uptime-kuma",
         "KEEPALIVE_URL",
         "scripts/build-static.sh",
+        "crates/fake-gemini",
         "docker build",
         "ghcr.io",
     ] {

@@ -1,7 +1,8 @@
-//! The first hour (issue 18, items 12–16): configuration mistakes a newcomer
+//! The first hour: configuration mistakes a newcomer
 //! makes, checked through the real binary's exit code, stderr and stdout (with
 //! the environment cleared and no `.env` read), plus two in-process checks
 //! (`/verify` on pool keys and a `BASE_URL` without an API version).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
@@ -473,7 +474,7 @@ async fn a_pool_key_verify_called_bad_is_disabled_in_health() {
 
 #[tokio::test]
 async fn a_404_behind_an_unversioned_base_url_names_base_url() {
-    let fake = gemini_balance::fake::Fake::start().await.unwrap();
+    let fake = fake_gemini::Fake::start().await.unwrap();
     let base = format!("{}/proxy", fake.base_url().trim_end_matches("/v1beta"));
     let gw = common::start_with_fake(fake, &[("BASE_URL", &base)]).await;
     assert!(gw.app.cfg.base_url_unversioned);

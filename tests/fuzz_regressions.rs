@@ -3,6 +3,7 @@
 //! the translation properties in `tests/properties.rs` do not cover: the
 //! configuration parser, key-outcome classification, secret scrubbing and
 //! the path/query guards. The cargo-fuzz targets live in `fuzz/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The core gateway against the fake Gemini: auth, both mounts, models, chat
 //! (plain and streamed), embeddings, CORS, error answers, key spread.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

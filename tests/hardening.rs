@@ -16,6 +16,7 @@
 //!   tokens: no log line, body or header ever holds one in full.
 //!
 //! After every hostile case the gateway must still answer `/health`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -1053,7 +1054,7 @@ async fn past_max_connections_new_connections_wait_and_established_ones_work() {
         one(&mut a, &body[9..], Duration::from_secs(2)).await,
         Some(400)
     );
-    // `a` is idle now: it makes room for the waiting one (issue 18), while
+    // `a` is idle now: it makes room for the waiting one, while
     // `b`, still busy, is left alone.
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))
@@ -1383,23 +1384,12 @@ async fn upstream_faults_become_one_explicit_error() {
     let r = native_call(&gw, true).await;
     assert_google_error(&r, 504);
     assert!(r.text().contains("STREAM_IDLE_TIMEOUT"), "{}", r.text());
-    // A native plain answer that stalls is cut (the client sees it break).
+    // A native plain answer that stalls is read within TIME_OUT, then
+    // answered 504 in Google's format.
     let t = Instant::now();
-    let res = Client::builder(TokioExecutor::new())
-        .build_http::<Full<Bytes>>()
-        .request(
-            http::Request::post(gw.url("/v1beta/models/gemini-2.5-flash:generateContent"))
-                .header("x-goog-api-key", TOK)
-                .body(Full::new(Bytes::from_static(b"{}")))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.into_body().collect().await.is_err(),
-        "a stalled body breaks, it does not hang"
-    );
+    let r = native_call(&gw, false).await;
+    assert_google_error(&r, 504);
+    assert!(r.text().contains("TIME_OUT"), "{}", r.text());
     assert!(t.elapsed() < Duration::from_secs(3));
     alive(&gw).await;
     gw.shutdown().await;
@@ -2133,7 +2123,7 @@ async fn no_leak_over_100k_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_leak_from_the_binary() {
     let _g = GATE.read().await;
-    let fake = gemini_balance::fake::Fake::start().await.unwrap();
+    let fake = fake_gemini::Fake::start().await.unwrap();
     let pool = [
         "suspended-POOLCANARY-111111",
         "bad-POOLCANARY-222222",

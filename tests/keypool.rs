@@ -1,6 +1,13 @@
 //! The key pool against real Gemini error bodies from the fake: disabling,
 //! cooldowns, client errors, cut streams, no usable key, even spread,
-//! scheduled re-verification, keep-alive, /status and /metrics.
+//! scheduled re-verification (interval and `CHECK_CRON`), the daily quota
+//! reset, keep-alive, /status and /metrics.
+//!
+//! Tests of the pool alone run on tokio's paused clock (`start_paused`): the
+//! pool's time moves only when the test says, so cooldowns and rests cannot
+//! run out behind a slow machine's back. Tests through the gateway keep real
+//! time (real sockets, real timeouts).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
@@ -8,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::KeyBehavior;
+use fake_gemini::KeyBehavior;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -372,7 +379,7 @@ async fn scheduler_reverifies_and_revives_keys() {
 
 #[tokio::test]
 async fn keepalive_pings_a_local_url() {
-    let target = gemini_balance::fake::Fake::start().await.unwrap();
+    let target = fake_gemini::Fake::start().await.unwrap();
     let url = format!("http://{}/health-ping", target.addr);
     let gw = start(&[("KEEPALIVE_URL", &url), ("KEEPALIVE_MINUTES", "0.01")]).await;
     let _jobs = gemini_balance::scheduler::start(gw.app.clone())
@@ -388,6 +395,108 @@ async fn keepalive_pings_a_local_url() {
     assert!(
         reqs[0].api_key.is_none(),
         "no key sent to the keep-alive URL"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn check_cron_reverifies_on_its_schedule_without_piling_up() {
+    // Every second by CHECK_CRON (CHECK_INTERVAL_HOURS stays at its 1 h
+    // default, so only the cron schedule can bring the key back in time).
+    let gw = start(&[
+        ("API_KEYS", r#"["flaky-key-000001","good-key-0000001"]"#),
+        ("CHECK_CRON", "*/1 * * * * *"),
+    ])
+    .await;
+    let _jobs = gemini_balance::scheduler::start(gw.app.clone())
+        .await
+        .expect("scheduler");
+    gw.state().set_key("flaky-key-000001", KeyBehavior::Invalid);
+    for _ in 0..3 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat("hi"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(gw.app.pool.counts().disabled, 1);
+    // The key is good again, but its check takes 2.5 s: the runs due in
+    // between must not start a second check of the same key.
+    gw.state()
+        .set_key("flaky-key-000001", KeyBehavior::Slow { ms: 2500 });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gw.app.pool.counts().disabled == 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gw.app.pool.counts().disabled,
+        0,
+        "the cron schedule re-verified (models.get) and brought the key back"
+    );
+    // Let a few more runs come by: the pool is healthy, nothing is checked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let verify_calls: Vec<_> = gw
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/v1beta/models/"))
+        .collect();
+    assert_eq!(
+        verify_calls.len(),
+        1,
+        "one check, not one per second while it was slow"
+    );
+    assert_eq!(
+        verify_calls[0].api_key.as_deref(),
+        Some("flaky-key-000001"),
+        "only the failing key is re-verified"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_per_day_quota_cools_until_the_daily_reset() {
+    let gw = start(&[(
+        "API_KEYS",
+        r#"["day-key-00000001","minute-key-00001","good-key-0000001"]"#,
+    )])
+    .await;
+    gw.state()
+        .set_key("day-key-00000001", KeyBehavior::QuotaDay);
+    gw.state()
+        .set_key("minute-key-00001", KeyBehavior::Quota { retry_secs: 600 });
+    for _ in 0..6 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    assert_eq!(gw.app.pool.counts().cooling, 2);
+    let st = get(&gw, "/status").await.json();
+    let day = st["keys"][0]["cooling"][0]["seconds_left"]
+        .as_u64()
+        .unwrap();
+    let midnight =
+        gemini_balance::keys::until_pacific_midnight(std::time::SystemTime::now()).as_secs();
+    // (Within seconds, unless midnight passed in between: then a day apart.)
+    let off = day.abs_diff(midnight);
+    assert!(
+        off <= 5 || off >= 86_400 - 5,
+        "a per-day quota cools until midnight Pacific: {day} s, not {midnight} s"
+    );
+    gw.state().set_key("day-key-00000001", KeyBehavior::Ok);
+    gw.state().set_key("minute-key-00001", KeyBehavior::Ok);
+    // What the midnight job does: only the per-day cooldown ends.
+    assert_eq!(gw.app.pool.reset_daily_quotas(), 1);
+    assert_eq!(gw.app.pool.counts().cooling, 1);
+    for _ in 0..4 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    assert_eq!(gw.state().count_for_key("day-key-00000001"), 1 + 2);
+    assert_eq!(
+        gw.state().count_for_key("minute-key-00001"),
+        1,
+        "the per-minute cooldown stays"
     );
     gw.shutdown().await;
 }
@@ -506,7 +615,7 @@ async fn a_stream_that_fails_before_its_first_event_is_retried_on_another_key() 
 }
 
 // ---------------------------------------------------------------------------
-// Even spread with dead keys at every position (issue 18, item 5)
+// Even spread with dead keys at every position
 // ---------------------------------------------------------------------------
 
 use gemini_balance::keys::{KeyPool, Outcome, Pick, Selection};
@@ -598,8 +707,8 @@ fn good_counts(roles: &[Role], counts: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-#[test]
-fn round_robin_and_least_used_are_even_with_dead_keys_anywhere() {
+#[tokio::test(start_paused = true)]
+async fn round_robin_and_least_used_are_even_with_dead_keys_anywhere() {
     for selection in [Selection::RoundRobin, Selection::LeastUsed] {
         for roles in arrangements() {
             let pool = dead_pool(&roles, selection);
@@ -618,8 +727,8 @@ fn round_robin_and_least_used_are_even_with_dead_keys_anywhere() {
     }
 }
 
-#[test]
-fn random_is_uniform_among_usable_keys_with_dead_keys_anywhere() {
+#[tokio::test(start_paused = true)]
+async fn random_is_uniform_among_usable_keys_with_dead_keys_anywhere() {
     for roles in arrangements() {
         let pool = dead_pool(&roles, Selection::Random);
         let counts = spread(&pool, 3000);
@@ -639,9 +748,10 @@ fn random_is_uniform_among_usable_keys_with_dead_keys_anywhere() {
     );
 }
 
-#[test]
-fn time_window_spreads_a_dead_window_key_over_the_usable_ones() {
-    // The window's key is the first one (one 10 s window from the pool's start).
+#[tokio::test(start_paused = true)]
+async fn time_window_spreads_a_dead_window_key_over_the_usable_ones() {
+    // The window's key is the first one (one 10 s window from the pool's
+    // start: the paused clock does not move during the test).
     for roles in arrangements() {
         let pool = dead_pool(&roles, Selection::TimeWindow);
         let counts = spread(&pool, 600);
@@ -657,8 +767,8 @@ fn time_window_spreads_a_dead_window_key_over_the_usable_ones() {
     }
 }
 
-#[test]
-fn round_robin_retries_skip_to_the_key_after_the_one_tried() {
+#[tokio::test(start_paused = true)]
+async fn round_robin_retries_skip_to_the_key_after_the_one_tried() {
     // good, bad, good, good: a request that tried key 0 takes key 2 and the
     // next request starts after it, so no key is served twice in a row.
     let pool = dead_pool(

@@ -3,6 +3,7 @@
 //! to authenticate, callers' own keys and the lite edition's backup pool, Google's
 //! error format, gzip answers, the derived model list, Gemini's own
 //! OpenAI-compatible endpoint, the lite chat aliases and `/verify`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use gemini_balance::fake::{Fake, KeyBehavior, Recorded};
+use fake_gemini::{Fake, KeyBehavior, Recorded};
 use gemini_balance::gemini::gzip;
 use gemini_balance::keys::mask;
 use http::{Method, Request, StatusCode};

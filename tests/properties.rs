@@ -1,6 +1,7 @@
 //! Property tests of the pure translation: whatever JSON (or bytes) comes in,
 //! from a client or from Gemini, translation never panics and its output
 //! keeps its invariants; streamed and plain answers agree part for part.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use gemini_balance::openai::{Options, chat, embeddings, error, models, response, schema, stream};
 use proptest::prelude::*;

@@ -4,6 +4,7 @@
 //! streamed (docs/wire-formats.md Part C: multimodal input, remote images, tools, structured
 //! output, sampling, thinking, search, code execution, URL context, safety,
 //! extensions, finish reasons and usage, every part kept).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
 

@@ -5,17 +5,19 @@
 //! Pass-through means: the request body goes upstream unchanged, the client's
 //! credential is replaced by a pool key (`x-goog-api-key`, never in the URL),
 //! `?key=` is removed and other query parameters kept, hop-by-hop headers are
-//! dropped both ways, and the answer streams back as it arrives, content
-//! encoding and all.
+//! dropped both ways, and the answer goes back unchanged except that the pool
+//! key is masked in it: a stream as it arrives, a plain answer once read
+//! whole within `TIME_OUT` (see the `forward` module).
 
 pub mod fetch;
+mod forward;
 pub mod gzip;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -24,10 +26,11 @@ use crate::answer::{ANSWER_LIMIT, LogInfo, read_whole, upstream_failed};
 use crate::app::App;
 use crate::auth::Keys;
 use crate::body::{self, Body};
-use crate::error::{GatewayError, google_error};
+use crate::error::GatewayError;
 use crate::keys::{KeyPool, Outcome};
 use crate::request::{percent_decode, read_body};
 use crate::upstream::{Auth, Call, Failure, response_headers};
+use forward::{Outgoing, forward_stream, read_plain, take_accept_encoding};
 
 /// Request headers forwarded upstream (everything else — credentials,
 /// cookies, hop-by-hop — stays here).
@@ -90,6 +93,9 @@ struct Prepared {
     streaming: bool,
     /// `?alt=sse`.
     sse: bool,
+    /// A stream the client takes gzip-encoded (upstream sends it plain, so
+    /// that the pool key can be masked in it).
+    gzip_out: bool,
     /// `GET /models`.
     list_models: bool,
 }
@@ -139,14 +145,20 @@ pub async fn native(
         own,
     };
     let (parts, out_body) = if call.streaming {
-        opened.open_stream(answer, call.sse, log).await?
+        opened
+            .open_stream(answer, call.sse, call.gzip_out, log)
+            .await?
     } else {
         log.key = pool.masked(answer.key).to_string();
-        let (parts, incoming) = answer.response.into_parts();
-        (
-            parts,
-            body::idle_timeout(incoming, app.cfg.stream_idle_timeout),
-        )
+        match read_plain(&app, answer.response, pool.key(answer.key)).await {
+            Ok(done) => done,
+            Err((e, why)) => {
+                pool.report(answer.key, &call.model, &Outcome::Transient(why.into()));
+                app.stats
+                    .error(&call.model, &log.key, e.status().as_u16(), why);
+                return Err(e);
+            }
+        }
     };
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
@@ -188,6 +200,7 @@ async fn prepare(
             headers.push((k.clone(), v.clone()));
         }
     }
+    let gzip_out = streaming && take_accept_encoding(&mut headers);
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
@@ -232,6 +245,7 @@ async fn prepare(
         headers,
         streaming,
         sse,
+        gzip_out,
         list_models,
     })
 }
@@ -254,6 +268,7 @@ impl Opening<'_> {
         &self,
         mut answer: crate::upstream::Answer,
         sse: bool,
+        gzip_out: bool,
         log: &mut LogInfo,
     ) -> Result<(http::response::Parts, Body), GatewayError> {
         let (app, pool, up) = (self.app, self.pool, self.up);
@@ -261,13 +276,14 @@ impl Opening<'_> {
         let mut tried = vec![answer.key];
         let mut used = answer.attempts;
         loop {
-            let (parts, mut incoming) = answer.response.into_parts();
+            let (mut parts, mut incoming) = answer.response.into_parts();
             let first = tokio::time::timeout(idle, incoming.frame()).await;
             let (outcome, status, message) = match first {
                 Ok(Some(Ok(_))) => {
                     log.key = pool.masked(answer.key).to_string();
-                    let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-                    return Ok((parts, forward_stream(first, incoming, idle, sse, encoded)));
+                    let key = pool.key(answer.key);
+                    let out = Outgoing::new(key, &mut parts.headers, gzip_out, false);
+                    return Ok((parts, forward_stream(first, incoming, idle, sse, out)));
                 }
                 Ok(None) => (
                     "stream ended empty",
@@ -408,99 +424,6 @@ impl Derived {
     }
 }
 
-/// One read of an upstream body under the idle timeout.
-type FirstRead =
-    Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
-
-/// Forward a streamed answer as it arrives; if it breaks or goes silent,
-/// end it with Google's error object in the stream's own framing (not into
-/// an `encoded` — e.g. gzip — stream, which is cut instead, so the client's
-/// decoder sees it end early rather than read plain text as gzip).
-///
-/// `first` is the first read of `incoming` (under the idle timeout), made by
-/// the caller; a data frame is queued in the body before it is returned, so
-/// the response's head and first chunk leave in one write.
-fn forward_stream(
-    first: FirstRead,
-    mut incoming: Incoming,
-    idle: Duration,
-    sse: bool,
-    encoded: bool,
-) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
-    let body = Forwarded { rx }.boxed();
-    let mut first = match first {
-        Ok(Some(Ok(frame))) => {
-            if let Ok(data) = frame.into_data() {
-                // A fresh channel always has room.
-                let _ = tx.try_send(Ok(data));
-            }
-            None
-        }
-        other => Some(other),
-    };
-    tokio::spawn(async move {
-        loop {
-            let next = match first.take() {
-                Some(r) => r,
-                None => tokio::time::timeout(idle, incoming.frame()).await,
-            };
-            let failure = match next {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data()
-                        && tx.send(Ok(data)).await.is_err()
-                    {
-                        return; // client gone: dropping `incoming` cancels upstream
-                    }
-                    continue;
-                }
-                Ok(None) => return,
-                Ok(Some(Err(_))) => (
-                    StatusCode::BAD_GATEWAY,
-                    "The connection to Gemini broke in the middle of the answer.",
-                ),
-                Err(_) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "Gemini's stream went silent for longer than STREAM_IDLE_TIMEOUT.",
-                ),
-            };
-            if encoded {
-                let _ = tx.send(Err(failure.1.into())).await;
-                return;
-            }
-            let err = google_error(failure.0, failure.1);
-            let tail = if sse {
-                format!("data: {err}\r\n\r\n")
-            } else {
-                format!(",\r\n{err}\n]")
-            };
-            let _ = tx.send(Ok(Bytes::from(tail))).await;
-            return;
-        }
-    });
-    body
-}
-
-/// A streamed body fed by [`forward_stream`]'s task; an `Err` item makes the
-/// server abort the response (the client sees the stream break).
-struct Forwarded {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, crate::body::BoxError>>,
-}
-
-impl hyper::body::Body for Forwarded {
-    type Data = Bytes;
-    type Error = crate::body::BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
-    }
-}
-
 /// The model list with the derived `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
 async fn derived_model_list(
     app: &App,
@@ -568,6 +491,7 @@ pub async fn openai_compat(
             headers.push((HeaderName::from_static(name), v.clone()));
         }
     }
+    let gzip_out = take_accept_encoding(&mut headers);
     let query = query_without_key(req.uri().query());
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
@@ -604,23 +528,15 @@ pub async fn openai_compat(
         .await
         .map_err(|f| upstream_failed(&app, f, &model, false))?;
     log.key = app.pool.masked(answer.key).to_string();
-    let (parts, incoming) = answer.response.into_parts();
-    let event_stream = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    // A stream is forwarded event by event under the idle timeout; if it
-    // breaks, the client's connection breaks too (no OpenAI error event can
-    // be spliced into a possibly encoded stream).
+    let (mut parts, mut incoming) = answer.response.into_parts();
+    // Streamed or not, the answer is forwarded as it arrives under the idle
+    // timeout, with the pool key masked; if it breaks, the client's
+    // connection breaks too (no OpenAI error event is spliced into it).
     let idle = app.cfg.stream_idle_timeout;
-    let out = if event_stream {
-        let mut incoming = incoming;
-        let first = tokio::time::timeout(idle, incoming.frame()).await;
-        forward_stream(first, incoming, idle, true, true)
-    } else {
-        body::idle_timeout(incoming, idle)
-    };
+    let first = tokio::time::timeout(idle, incoming.frame()).await;
+    let key = app.pool.key(answer.key);
+    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true);
+    let out = forward_stream(first, incoming, idle, true, outgoing);
     let mut res = Response::new(out);
     *res.status_mut() = parts.status;
     *res.headers_mut() = response_headers(parts.headers);

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use fake_gemini::{Fake, FakeState};
 use gemini_balance::app::App;
 use gemini_balance::config::Config;
-use gemini_balance::fake::{Fake, FakeState};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

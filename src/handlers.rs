@@ -20,7 +20,7 @@ use crate::keys::{KeyPool, Outcome, unix_now};
 use crate::openai;
 use crate::openai::chat::PreparedCall;
 use crate::request::{parse_json, read_nonempty_body};
-use crate::upstream::{Auth, Call, Failure};
+use crate::upstream::{Answer, Auth, Call, Failure};
 
 /// Largest single SSE event accepted from upstream.
 const MAX_EVENT: usize = 64 * 1024 * 1024;
@@ -56,20 +56,15 @@ async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, Gateway
         .map_err(GatewayError::Invalid)
 }
 
-/// `POST /v1/chat/completions`.
+/// `POST /v1/chat/completions`: [`prepare_chat`], one call over the pool,
+/// then the [`whole_answer`], or a stream opened with retries
+/// ([`open_with_retries`]) and pumped to the client ([`start_stream`]).
 pub async fn chat(
     app: Arc<App>,
     req: Request<Incoming>,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let bytes = read_nonempty_body(&app, req).await?;
-    let call = match openai::chat::translate_request_fast(&bytes, &app.cfg.translate) {
-        Some(call) => call,
-        None => translate_chat(&app, &bytes).await?,
-    };
-    if !valid_model(&call.model) {
-        return Err(GatewayError::InvalidModel(call.model));
-    }
+    let mut call = prepare_chat(&app, req).await?;
     log.model.clone_from(&call.model);
     let path = if call.stream {
         app.upstream.path(&format!(
@@ -83,7 +78,7 @@ pub async fn chat(
     let up = Call {
         method: Method::POST,
         path,
-        body: Bytes::from(call.body),
+        body: Bytes::from(std::mem::take(&mut call.body)),
         model: &call.model,
         auth: Auth::GoogHeader,
         headers: json_headers(),
@@ -98,75 +93,116 @@ pub async fn chat(
     app.stats.retried(answer.attempts - 1);
     log.key = app.pool.masked(answer.key).to_string();
     let created = unix_now();
-
     if !call.stream {
-        let (_, bytes) = read_whole(&app, answer.response).await?;
-        let ctx = openai::response::ResponseCtx {
-            model: &call.client_model,
-            created,
-            opts: &app.cfg.translate,
-        };
-        let Some(out) = openai::response::translate_response_bytes(&bytes, &ctx) else {
-            return Err(GatewayError::BadAnswer(
-                "Gemini answered with invalid JSON.".into(),
-            ));
-        };
-        // An upstream that echoes the pool key must not hand it to the client.
-        let out = crate::upstream::redact(Bytes::from(out), app.pool.key(answer.key));
-        let mut res = Response::new(body::full(out));
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Ok(res);
+        return whole_answer(&app, &call, answer, created).await;
     }
+    let opened = open_with_retries(&app, &up, answer, log).await?;
+    log.key = app.pool.masked(opened.key).to_string();
+    Ok(start_stream(&app, &call, opened, created, log.key.clone()))
+}
 
-    // Nothing has reached the client yet: a stream that breaks, goes silent,
-    // ends empty or opens with an error event before its first event is
-    // retried on another key, within the same MAX_RETRIES budget.
+/// Read a chat request and translate it (the fast path for plain requests,
+/// else [`translate_chat`]); the model must be a model id.
+async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall, GatewayError> {
+    let bytes = read_nonempty_body(app, req).await?;
+    let call = match openai::chat::translate_request_fast(&bytes, &app.cfg.translate) {
+        Some(call) => call,
+        None => translate_chat(app, &bytes).await?,
+    };
+    if !valid_model(&call.model) {
+        return Err(GatewayError::InvalidModel(call.model));
+    }
+    Ok(call)
+}
+
+/// A non-streamed answer: read whole, translated, the pool key masked.
+async fn whole_answer(
+    app: &App,
+    call: &PreparedCall,
+    answer: Answer,
+    created: u64,
+) -> Result<Response<Body>, GatewayError> {
+    let (_, bytes) = read_whole(app, answer.response).await?;
+    let ctx = openai::response::ResponseCtx {
+        model: &call.client_model,
+        created,
+        opts: &app.cfg.translate,
+    };
+    let Some(out) = openai::response::translate_response_bytes(&bytes, &ctx) else {
+        return Err(GatewayError::BadAnswer(
+            "Gemini answered with invalid JSON.".into(),
+        ));
+    };
+    // An upstream that echoes the pool key must not hand it to the client.
+    let out = crate::upstream::redact(Bytes::from(out), app.pool.key(answer.key));
+    let mut res = Response::new(body::full(out));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}
+
+/// A Gemini stream whose first event has arrived (see [`open_with_retries`]).
+struct OpenedStream {
+    /// The rest of the upstream body.
+    incoming: Incoming,
+    /// The SSE parser, holding any partial event.
+    parser: openai::stream::SseParser,
+    /// The events read while opening.
+    pending: Vec<String>,
+    /// The pool key serving it.
+    key: usize,
+}
+
+/// Open the stream: nothing has reached the client yet, so a stream that
+/// breaks, goes silent, ends empty or opens with an error event before its
+/// first event is retried on another key, within the same MAX_RETRIES budget.
+async fn open_with_retries(
+    app: &App,
+    up: &Call<'_>,
+    answer: Answer,
+    log: &mut LogInfo,
+) -> Result<OpenedStream, GatewayError> {
     let idle = app.cfg.stream_idle_timeout;
     let mut response = answer.response;
     let mut key = answer.key;
     let mut used = answer.attempts;
     let mut tried = vec![key];
-    let mut parser = openai::stream::SseParser::new(MAX_EVENT);
-    let mut pending: Vec<String> = Vec::new();
-    let incoming = loop {
-        let mut body = response.into_body();
-        let outcome =
-            match open_stream(&mut body, &mut parser, &mut pending, idle, app.cfg.cooldown).await {
-                Ok(()) => break body,
-                Err(outcome) => outcome,
-            };
+    loop {
+        let mut parser = openai::stream::SseParser::new(MAX_EVENT);
+        let mut pending: Vec<String> = Vec::new();
+        let mut incoming = response.into_body();
+        let opened = open_stream(
+            &mut incoming,
+            &mut parser,
+            &mut pending,
+            idle,
+            app.cfg.cooldown,
+        );
+        let outcome = match opened.await {
+            Ok(()) => {
+                return Ok(OpenedStream {
+                    incoming,
+                    parser,
+                    pending,
+                    key,
+                });
+            }
+            Err(outcome) => outcome,
+        };
         crate::debug!(
             "stream on key {} failed before its first event; trying another key",
             app.pool.masked(key)
         );
-        app.pool.report(key, &call.model, &outcome);
-        let (status, code, message) = match outcome {
-            Outcome::Quota { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_exceeded",
-                "Gemini's stream failed before its first event on every key tried (quota).",
-            ),
-            Outcome::Transient(m) if m.starts_with("stream silent") => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
-            ),
-            _ => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "Gemini's stream failed before its first event on every key tried.",
-            ),
-        };
+        app.pool.report(key, up.model, &outcome);
         let budget = app.upstream.attempts().saturating_sub(used);
         let retried = if budget == 0 {
             None
         } else {
             Some(
                 app.upstream
-                    .call_with(&app.pool, &up, &mut tried, budget)
+                    .call_with(&app.pool, up, &mut tried, budget)
                     .await,
             )
         };
@@ -176,27 +212,57 @@ pub async fn chat(
                 used += a.attempts;
                 response = a.response;
                 key = a.key;
-                parser = openai::stream::SseParser::new(MAX_EVENT);
-                pending.clear();
             }
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.
             None | Some(Err(Failure::Unavailable(_))) => {
                 log.key = app.pool.masked(key).to_string();
-                return Err(GatewayError::StreamFailed {
-                    status,
-                    code,
-                    message,
-                });
+                return Err(stream_failed(&outcome));
             }
             Some(Err(f)) => {
                 log.key.clear();
-                return Err(upstream_failed(&app, f, &call.model, false));
+                return Err(upstream_failed(app, f, up.model, false));
             }
         }
-    };
-    let masked = app.pool.masked(key).to_string();
+    }
+}
 
+/// The answer for a stream that failed before its first event on every key tried.
+fn stream_failed(outcome: &Outcome) -> GatewayError {
+    let (status, code, message) = match outcome {
+        Outcome::Quota { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            "Gemini's stream failed before its first event on every key tried (quota).",
+        ),
+        Outcome::Transient(m) if m.starts_with("stream silent") => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "Gemini's stream failed before its first event on every key tried.",
+        ),
+    };
+    GatewayError::StreamFailed {
+        status,
+        code,
+        message,
+    }
+}
+
+/// The streamed answer: the events read while opening are translated and
+/// queued before the response is returned (so its head and first chunks
+/// leave in one write); a task pumps the rest ([`Pump::run`]).
+fn start_stream(
+    app: &Arc<App>,
+    call: &PreparedCall,
+    opened: OpenedStream,
+    created: u64,
+    masked: String,
+) -> Response<Body> {
     let (tx, out_body) = ChannelBody::pair(32);
     let mut tr = openai::stream::StreamTranslator::new(
         &call.client_model,
@@ -204,13 +270,10 @@ pub async fn chat(
         call.include_usage,
         &app.cfg.translate,
     );
-    // The events read while opening the stream are translated here and
-    // queued before the response is returned, so its head and first chunks
-    // leave in one write.
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut ended_early = false;
-    for ev in pending {
-        if let openai::stream::Step::Ended = tr.on_event(&ev, &mut out) {
+    for ev in &opened.pending {
+        if let openai::stream::Step::Ended = tr.on_event(ev, &mut out) {
             ended_early = true;
             break;
         }
@@ -218,7 +281,7 @@ pub async fn chat(
     // Every byte sent passes the redactor: an upstream that echoes the pool
     // key must not hand it to the client (each chunk ends an event, so
     // nothing is held back).
-    let mut redactor = crate::upstream::Redactor::new(app.pool.key(key));
+    let mut redactor = crate::upstream::Redactor::new(app.pool.key(opened.key));
     if !out.is_empty() {
         let first = redactor.push(Bytes::from(std::mem::take(&mut out)));
         // A fresh channel always has room.
@@ -229,92 +292,20 @@ pub async fn chat(
         if !rest.is_empty() {
             let _ = tx.try_send(rest);
         }
+    } else {
+        let pump = Pump {
+            app: app.clone(),
+            model: call.model.clone(),
+            masked,
+            incoming: opened.incoming,
+            parser: opened.parser,
+            tr,
+            redactor,
+            tx,
+            out,
+        };
+        tokio::spawn(pump.run());
     }
-    let stats_app = app.clone();
-    let model = call.model.clone();
-    let masked_task = masked.clone();
-    tokio::spawn(async move {
-        if ended_early {
-            return;
-        }
-        let mut incoming = incoming;
-        let mut events: Vec<String> = Vec::new();
-        loop {
-            let mut ended = false;
-            match tokio::time::timeout(idle, incoming.frame()).await {
-                Err(_) => {
-                    tr.fail(
-                        "Gemini's stream went silent for longer than STREAM_IDLE_TIMEOUT.",
-                        "timeout",
-                        &mut out,
-                    );
-                    stats_app
-                        .stats
-                        .error(&model, &masked_task, 504, "stream idle timeout");
-                    ended = true;
-                }
-                Ok(None) => {
-                    if let Some(last) = parser.finish() {
-                        let _ = tr.on_event(&last, &mut out);
-                    }
-                    tr.finish(&mut out);
-                    ended = true;
-                }
-                Ok(Some(Err(_))) => {
-                    tr.fail(
-                        "The connection to Gemini broke in the middle of the answer.",
-                        "upstream_error",
-                        &mut out,
-                    );
-                    stats_app
-                        .stats
-                        .error(&model, &masked_task, 502, "stream cut mid-way");
-                    ended = true;
-                }
-                Ok(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        if parser.push(data, &mut events).is_err() {
-                            tr.fail(
-                                "Gemini sent an event that is too large.",
-                                "upstream_error",
-                                &mut out,
-                            );
-                            ended = true;
-                        }
-                        for ev in events.drain(..) {
-                            if ended {
-                                break;
-                            }
-                            if let openai::stream::Step::Ended = tr.on_event(&ev, &mut out) {
-                                ended = true;
-                            }
-                        }
-                    }
-                }
-            }
-            let mut chunk = if out.is_empty() {
-                Bytes::new()
-            } else {
-                redactor.push(Bytes::from(std::mem::replace(
-                    &mut out,
-                    Vec::with_capacity(1024),
-                )))
-            };
-            if ended {
-                let rest = redactor.finish();
-                if !rest.is_empty() {
-                    chunk = Bytes::from([&chunk[..], &rest[..]].concat());
-                }
-            }
-            if !chunk.is_empty() && tx.send(chunk).await.is_err() {
-                // The client went away: dropping `incoming` cancels the upstream call.
-                return;
-            }
-            if ended {
-                return;
-            }
-        }
-    });
     let mut res = Response::new(out_body);
     let h = res.headers_mut();
     h.insert(
@@ -326,9 +317,117 @@ pub async fn chat(
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
     );
-    log.key = masked;
-    Ok(res)
+    res
 }
+
+/// The task that carries a Gemini stream to the client as OpenAI chunks.
+struct Pump {
+    app: Arc<App>,
+    model: String,
+    /// The serving key, masked (for `/status`'s errors).
+    masked: String,
+    incoming: Incoming,
+    parser: openai::stream::SseParser,
+    tr: openai::stream::StreamTranslator,
+    redactor: crate::upstream::Redactor,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    /// Translated bytes not sent yet.
+    out: Vec<u8>,
+}
+
+impl Pump {
+    /// Read, translate and send until the stream ends, breaks, goes silent
+    /// for `STREAM_IDLE_TIMEOUT` (each ends with an error chunk), or the
+    /// client goes away (dropping `incoming` cancels the upstream call).
+    async fn run(mut self) {
+        let idle = self.app.cfg.stream_idle_timeout;
+        let mut events: Vec<String> = Vec::new();
+        loop {
+            let next = tokio::time::timeout(idle, self.incoming.frame()).await;
+            let ended = self.step(next, &mut events);
+            let mut chunk = if self.out.is_empty() {
+                Bytes::new()
+            } else {
+                let out = std::mem::replace(&mut self.out, Vec::with_capacity(1024));
+                self.redactor.push(Bytes::from(out))
+            };
+            if ended {
+                let rest = self.redactor.finish();
+                if !rest.is_empty() {
+                    chunk = Bytes::from([&chunk[..], &rest[..]].concat());
+                }
+            }
+            if !chunk.is_empty() && self.tx.send(chunk).await.is_err() {
+                return;
+            }
+            if ended {
+                return;
+            }
+        }
+    }
+
+    /// Translate one read of the upstream body into `self.out`; whether the
+    /// stream has ended.
+    fn step(&mut self, next: FrameRead, events: &mut Vec<String>) -> bool {
+        let out = &mut self.out;
+        match next {
+            Err(_) => {
+                self.tr.fail(
+                    "Gemini's stream went silent for longer than STREAM_IDLE_TIMEOUT.",
+                    "timeout",
+                    out,
+                );
+                let stats = &self.app.stats;
+                stats.error(&self.model, &self.masked, 504, "stream idle timeout");
+                true
+            }
+            Ok(None) => {
+                if let Some(last) = self.parser.finish() {
+                    let _ = self.tr.on_event(&last, out);
+                }
+                self.tr.finish(out);
+                true
+            }
+            Ok(Some(Err(_))) => {
+                self.tr.fail(
+                    "The connection to Gemini broke in the middle of the answer.",
+                    "upstream_error",
+                    out,
+                );
+                let stats = &self.app.stats;
+                stats.error(&self.model, &self.masked, 502, "stream cut mid-way");
+                true
+            }
+            Ok(Some(Ok(frame))) => {
+                let Some(data) = frame.data_ref() else {
+                    return false;
+                };
+                let mut ended = false;
+                if self.parser.push(data, events).is_err() {
+                    self.tr.fail(
+                        "Gemini sent an event that is too large.",
+                        "upstream_error",
+                        out,
+                    );
+                    ended = true;
+                }
+                for ev in events.drain(..) {
+                    if ended {
+                        break;
+                    }
+                    if let openai::stream::Step::Ended = self.tr.on_event(&ev, out) {
+                        ended = true;
+                    }
+                }
+                ended
+            }
+        }
+    }
+}
+
+/// One read of an upstream body under the idle timeout.
+type FrameRead =
+    Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
 
 /// Read a Gemini stream up to its first complete event. `Err` says why the
 /// stream failed before that (so it can be retried on another key): it broke,

@@ -124,7 +124,7 @@ enum Backend {
         touched: BTreeSet<file::Touched>,
         last_prune_ms: u64,
     },
-    Redis(redis::RedisStore),
+    Redis(Box<redis::RedisStore>),
 }
 
 struct Shared {
@@ -186,12 +186,16 @@ pub async fn open_mode(
         Mode::Redis { url, prefix } => {
             let mut r = redis::RedisStore::new(url, prefix, crypt.clone(), &replica)?;
             match r.read_all().await {
-                Ok(snap) => (Backend::Redis(r), snap, Status::Redis),
+                Ok(snap) => (Backend::Redis(Box::new(r)), snap, Status::Redis),
                 Err(e) => {
                     crate::warn!(
                         "store: Redis unreachable at start ({e}); running in memory, reconnecting in the background"
                     );
-                    (Backend::Redis(r), Snapshot::default(), Status::Degraded)
+                    (
+                        Backend::Redis(Box::new(r)),
+                        Snapshot::default(),
+                        Status::Degraded,
+                    )
                 }
             }
         }

@@ -73,6 +73,10 @@ pub const VARIABLES: &[&str] = &[
     "SHUTDOWN_GRACE",
     "DEMO",
     "ENV_FILE",
+    "DATA_DIR",
+    "REDIS_URL",
+    "REDIS_PREFIX",
+    "ENCRYPTION_KEY",
 ];
 
 /// Variables whose values are secrets: never printed unmasked.
@@ -82,6 +86,8 @@ const SECRET_VARIABLES: &[&str] = &[
     "AUTH_TOKEN",
     "BACKUP_API_KEYS",
     "TRUSTED_API_KEYS",
+    "REDIS_URL",
+    "ENCRYPTION_KEY",
 ];
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -185,6 +191,14 @@ pub struct Config {
     /// either is); `true`: always (with the configured tokens, if any);
     /// `false`: never (a missing `API_KEYS` is then an error).
     pub demo: bool,
+    /// `DATA_DIR`: keep the state in `$DATA_DIR/state.redb` (file mode).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `REDIS_URL`: share the state in Redis (redis mode; wins over `DATA_DIR`). A secret.
+    pub redis_url: Option<String>,
+    /// `REDIS_PREFIX`: the prefix of every Redis key (default `gb:`).
+    pub redis_prefix: String,
+    /// `ENCRYPTION_KEY`: encrypts the stored key list at rest. A secret.
+    pub encryption_key: Option<String>,
     /// `BASE_URL` has a path but no API version segment (`v1beta`, `v1`, …):
     /// an upstream 404 then names `BASE_URL` in its message.
     pub base_url_unversioned: bool,
@@ -209,6 +223,10 @@ impl fmt::Debug for Config {
             .field("port", &self.port)
             .field("base_url", &self.base_url)
             .field("demo", &self.demo)
+            .field("data_dir", &self.data_dir)
+            .field("redis_url", &self.redis_url.as_deref().map(mask))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("encryption_key", &self.encryption_key.as_deref().map(mask))
             .field("base_url_unversioned", &self.base_url_unversioned)
             .field("notes", &self.notes)
             .field("seen", &self.seen)
@@ -741,6 +759,10 @@ impl Config {
             max_headers: v.number("MAX_HEADERS", 100, 1, Some(10_000), WHOLE)?,
             shutdown_grace: v.seconds("SHUTDOWN_GRACE", 10.0)?,
             demo,
+            data_dir: v.opt_string("DATA_DIR").map(std::path::PathBuf::from),
+            redis_url: v.opt_string("REDIS_URL"),
+            redis_prefix: v.string("REDIS_PREFIX", "gb:"),
+            encryption_key: v.opt_string("ENCRYPTION_KEY"),
             base_url_unversioned,
             notes,
             seen: Vec::new(),

@@ -29,6 +29,7 @@
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
 //! * [`scheduler`] — key re-verification and keep-alive jobs.
+//! * [`store`] — kept and shared state (memory, `DATA_DIR` file, Redis), written behind.
 //! * [`body`] — the response body type and small body helpers.
 //!
 //! The fake Gemini upstream used by the tests, `--demo` and the benchmark is a
@@ -54,6 +55,7 @@ pub mod router;
 pub mod scheduler;
 pub mod server;
 pub mod status;
+pub mod store;
 pub mod upstream;
 
 /// The crate version, reported by `/health`.

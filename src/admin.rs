@@ -26,6 +26,8 @@ pub fn health(app: &App) -> Response<Body> {
             "version": crate::VERSION,
             "uptime_seconds": app.stats.uptime(),
             "keys": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
+            // "memory" | "file" | "redis" | "degraded" (Redis or the disk unwritable now).
+            "store": app.store.status().as_str(),
         }),
     )
 }

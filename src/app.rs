@@ -1,5 +1,5 @@
 //! The shared state every request handler and job sees: the configuration,
-//! the key pools, the upstream client and the traffic counters.
+//! the key pools, the upstream client, the traffic counters and the store.
 //!
 //! This is the bottom of the request path (see docs/architecture.md): it
 //! imports the pool, the upstream client and the counters, and nothing that
@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use crate::config::Config;
 use crate::keys::KeyPool;
 use crate::status::Stats;
+use crate::store::{Snapshot, StoreHandle};
 use crate::upstream::Upstream;
 
 /// Everything a handler needs, shared by all connections.
@@ -26,11 +27,27 @@ pub struct App {
     pub stats: Stats,
     /// Set once shutdown began: new requests get 503.
     pub shutting_down: AtomicBool,
+    /// The state store (memory, file or Redis; see `crate::store`).
+    pub store: StoreHandle,
 }
 
 impl App {
-    /// Build the shared state from a configuration.
+    /// Build the shared state from a configuration, with a memory store.
     pub fn new(cfg: Config) -> App {
+        App::with_store(cfg, StoreHandle::memory(), Snapshot::default())
+    }
+
+    /// Open the store `cfg` names (`DATA_DIR`, `REDIS_URL`) and build the
+    /// shared state on it. Fails on a store that cannot be opened (an invalid
+    /// `REDIS_URL`, an unusable `DATA_DIR`); an unreachable Redis is not a
+    /// failure (the store starts degraded and reconnects).
+    pub async fn open(cfg: Config) -> Result<App, String> {
+        let (store, snap) = crate::store::open(&cfg).await?;
+        Ok(App::with_store(cfg, store, snap))
+    }
+
+    /// Build the shared state on an opened store and what it loaded.
+    pub fn with_store(cfg: Config, store: StoreHandle, _snap: Snapshot) -> App {
         let pool = KeyPool::new(cfg.api_keys.clone(), cfg.key_selection, cfg.max_failures);
         let backup = KeyPool::new(
             cfg.backup_api_keys.clone(),
@@ -51,6 +68,7 @@ impl App {
             upstream,
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
+            store,
         }
     }
 }

@@ -202,7 +202,13 @@ async fn serve(demo_flag: bool, port: Option<u16>) -> ExitCode {
     };
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     let banner = cfg.demo.then(|| demo_banner(&cfg, &local));
-    let app = Arc::new(App::new(cfg));
+    let app = match App::open(cfg).await {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            eprintln!("cannot open the state store: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let n = app.pool.len();
     info!(
         "gemini-balance {} listening on http://{} with {} {}",
@@ -215,7 +221,10 @@ async fn serve(demo_flag: bool, port: Option<u16>) -> ExitCode {
         println!("{banner}");
     }
     let _jobs = scheduler::start(app.clone()).await;
-    server::serve(app, listener, server::shutdown_signal()).await;
+    server::serve(app.clone(), listener, server::shutdown_signal()).await;
+    if let Err(e) = app.store.shutdown().await {
+        gemini_balance::warn!("store: last changes not written at shutdown: {e}");
+    }
     ExitCode::SUCCESS
 }
 

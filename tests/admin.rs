@@ -409,3 +409,43 @@ async fn auth_token_deletes_and_a_clients_own_key_is_its_own_business() {
     assert_eq!(seen[0].api_key.as_deref(), Some("own-key-000000001"));
     gw.shutdown().await;
 }
+
+/// `/health` names the store: `memory` by default, `file` with `DATA_DIR`
+/// (created 0700 when missing); what was recorded before a clean shutdown is
+/// in the state file afterwards.
+#[tokio::test]
+async fn health_reports_the_store_mode_and_shutdown_flushes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = start(&[]).await;
+    let h = get(&gw, "/health").await.json();
+    assert_eq!(h["store"], "memory", "{h}");
+    gw.shutdown().await;
+
+    let dir = std::env::temp_dir().join(format!("gb-health-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_string_lossy().to_string();
+    let gw = start(&[("DATA_DIR", &d)]).await;
+    let h = get(&gw, "/health").await.json();
+    assert_eq!(h["store"], "file", "{h}");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "DATA_DIR mode {mode:o}");
+    gw.app.store.record(gemini_balance::store::Change::Setting {
+        name: "MAX_RETRIES".into(),
+        value: Some("7".into()),
+        at_ms: 1,
+    });
+    gw.shutdown().await;
+    let (h, snap) =
+        gemini_balance::store::open_mode(gemini_balance::store::Mode::File(dir.clone()), None)
+            .await
+            .unwrap();
+    assert_eq!(
+        snap.settings
+            .get("MAX_RETRIES")
+            .and_then(|l| l.value.clone()),
+        Some("7".to_string()),
+        "the setting recorded before shutdown was written"
+    );
+    h.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

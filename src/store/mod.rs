@@ -201,21 +201,12 @@ pub async fn open_mode(
         }
     };
     snap.prune(now);
-    let (events, _) = broadcast::channel(1024);
-    let shared = Arc::new(Shared {
-        queue: Mutex::new(VecDeque::new()),
-        usage: Mutex::new(BTreeMap::new()),
-        dropped: AtomicU64::new(0),
-        status: AtomicU8::new(status as u8),
-        mode: match mode {
-            Mode::Memory => Status::Memory,
-            Mode::File(_) => Status::File,
-            Mode::Redis { .. } => Status::Redis,
-        },
-        mirror: Arc::new(Mutex::new(snap.clone())),
-        backend: tokio::sync::Mutex::new(backend),
-        events,
-    });
+    let kind = match mode {
+        Mode::Memory => Status::Memory,
+        Mode::File(_) => Status::File,
+        Mode::Redis { .. } => Status::Redis,
+    };
+    let shared = shared(backend, kind, status, snap.clone());
     tokio::spawn(flush_loop(Arc::downgrade(&shared)));
     if let Mode::Redis { url, prefix } = mode
         && let Ok(client) = ::redis::Client::open(url.as_str())
@@ -233,7 +224,38 @@ pub async fn open_mode(
     Ok((StoreHandle { shared }, snap))
 }
 
+/// The shared part of a handle, before its background tasks are started.
+fn shared(backend: Backend, kind: Status, status: Status, snap: Snapshot) -> Arc<Shared> {
+    let (events, _) = broadcast::channel(1024);
+    Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        usage: Mutex::new(BTreeMap::new()),
+        dropped: AtomicU64::new(0),
+        status: AtomicU8::new(status as u8),
+        mode: kind,
+        mirror: Arc::new(Mutex::new(snap)),
+        backend: tokio::sync::Mutex::new(backend),
+        events,
+    })
+}
+
 impl StoreHandle {
+    /// A memory-mode store, built without waiting (for [`crate::app::App::new`]).
+    /// Its write-behind task starts when a tokio runtime is running; outside
+    /// one (plain unit tests) changes wait in the queue until [`Self::flush`].
+    pub fn memory() -> StoreHandle {
+        let shared = shared(
+            Backend::Memory,
+            Status::Memory,
+            Status::Memory,
+            Snapshot::default(),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(flush_loop(Arc::downgrade(&shared)));
+        }
+        StoreHandle { shared }
+    }
+
     /// Record a change, never blocking or failing: counters are merged into
     /// the pending ones; other changes are queued (past [`QUEUE_MAX`] the
     /// oldest queued one is dropped, counted, and warned about).

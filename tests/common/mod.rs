@@ -53,7 +53,8 @@ pub async fn start_with_fake(fake: Fake, vars: &[(&str, &str)]) -> Gw {
         map.insert(k.to_string(), v.to_string());
     }
     let cfg = Config::from_map(&map).expect("config");
-    let app = Arc::new(App::new(cfg));
+    // With DATA_DIR or REDIS_URL among `vars` the gateway runs on that store.
+    let app = Arc::new(App::open(cfg).await.expect("store"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -92,6 +93,8 @@ impl Gw {
         if let Some(d) = self.done.take() {
             let _ = d.await;
         }
+        // As the binary does: write what the store holds pending, release it.
+        let _ = self.app.store.shutdown().await;
     }
 }
 

@@ -13,8 +13,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::errors::GErr;
-use crate::json::J;
+use crate::errors::GoogleError;
+use crate::json::Json;
 
 /// Returned by the service to make hyper drop the connection without answering.
 #[derive(Debug)]
@@ -216,13 +216,13 @@ pub(crate) fn with_headers(status: u16, ct: &'static str, body: FakeBody) -> Res
     r
 }
 
-pub(crate) fn json_response(ctx: &Ctx, status: u16, j: &J) -> Response<FakeBody> {
+pub(crate) fn json_response(ctx: &Ctx, status: u16, j: &Json) -> Response<FakeBody> {
     let mut s = if ctx.pretty { j.pretty() } else { j.compact() };
     s.push('\n');
     with_headers(status, JSON_CT, FakeBody::full(s))
 }
 
-pub(crate) fn error_response(ctx: &Ctx, e: GErr) -> Response<FakeBody> {
+pub(crate) fn error_response(ctx: &Ctx, e: GoogleError) -> Response<FakeBody> {
     if ctx.array_stream {
         let mut s = String::from("[");
         s.push_str(&if ctx.pretty {

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::body::{Ctx, FakeBody, json_response};
 use crate::encoding::{fnv1a, splitmix64};
-use crate::errors::{GErr, err_bad};
-use crate::json::J;
+use crate::errors::{GoogleError, err_bad};
+use crate::json::Json;
 use crate::request::{arr, count_prompt, field, parts_of};
 use crate::schema::num_of;
 
@@ -15,7 +15,7 @@ use crate::schema::num_of;
 // countTokens and embeddings
 // ---------------------------------------------------------------------------
 
-pub(crate) fn count_tokens(ctx: &Ctx, root: &Value) -> Result<Response<FakeBody>, GErr> {
+pub(crate) fn count_tokens(ctx: &Ctx, root: &Value) -> Result<Response<FakeBody>, GoogleError> {
     let gcr = field(root, "generateContentRequest", "generate_content_request");
     if gcr.is_some() && root.get("contents").is_some() {
         return Err(err_bad(
@@ -24,9 +24,9 @@ pub(crate) fn count_tokens(ctx: &Ctx, root: &Value) -> Result<Response<FakeBody>
     }
     let pc = count_prompt(gcr.unwrap_or(root));
     let total = pc.total();
-    let mut j = J::Obj(vec![]);
+    let mut j = Json::Obj(vec![]);
     if total > 0 {
-        j.push("totalTokens", J::Int(total as i64));
+        j.push("totalTokens", Json::Int(total as i64));
         j.push("promptTokensDetails", pc.details());
     }
     Ok(json_response(ctx, 200, &j))
@@ -45,10 +45,15 @@ pub(crate) fn embed_text(content: &Value) -> String {
     s
 }
 
-pub(crate) fn embedding_values(text: &str, dim: usize) -> J {
-    J::obj([(
+pub(crate) fn embedding_values(text: &str, dim: usize) -> Json {
+    Json::obj([(
         "values",
-        J::Arr(embedding_vec(text, dim).into_iter().map(J::F32).collect()),
+        Json::Arr(
+            embedding_vec(text, dim)
+                .into_iter()
+                .map(Json::F32)
+                .collect(),
+        ),
     )])
 }
 
@@ -70,7 +75,7 @@ pub(crate) fn embedding_vec(text: &str, dim: usize) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }
 
-pub(crate) fn dimension(req: &Value) -> Result<usize, GErr> {
+pub(crate) fn dimension(req: &Value) -> Result<usize, GoogleError> {
     match num_of(field(req, "outputDimensionality", "output_dimensionality")) {
         None => Ok(768),
         Some(d) if (1.0..=3072.0).contains(&d) => Ok(d as usize),
@@ -80,14 +85,14 @@ pub(crate) fn dimension(req: &Value) -> Result<usize, GErr> {
     }
 }
 
-pub(crate) fn embed(ctx: &Ctx, root: &Value) -> Result<Response<FakeBody>, GErr> {
+pub(crate) fn embed(ctx: &Ctx, root: &Value) -> Result<Response<FakeBody>, GoogleError> {
     let Some(content) = root.get("content").filter(|c| c.is_object()) else {
         return Err(err_bad(
             "* EmbedContentRequest.content: content is not specified\n",
         ));
     };
     let dim = dimension(root)?;
-    let j = J::obj([("embedding", embedding_values(&embed_text(content), dim))]);
+    let j = Json::obj([("embedding", embedding_values(&embed_text(content), dim))]);
     Ok(json_response(ctx, 200, &j))
 }
 
@@ -95,7 +100,7 @@ pub(crate) fn batch_embed(
     ctx: &Ctx,
     model: &str,
     root: &Value,
-) -> Result<Response<FakeBody>, GErr> {
+) -> Result<Response<FakeBody>, GoogleError> {
     let reqs = arr(root.get("requests"));
     if reqs.is_empty() {
         return Err(err_bad(
@@ -126,7 +131,7 @@ pub(crate) fn batch_embed(
     Ok(json_response(
         ctx,
         200,
-        &J::obj([("embeddings", J::Arr(out))]),
+        &Json::obj([("embeddings", Json::Arr(out))]),
     ))
 }
 

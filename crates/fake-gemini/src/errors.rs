@@ -4,65 +4,65 @@
 
 use http::Method;
 
-use crate::json::J;
+use crate::json::Json;
 
 // ---------------------------------------------------------------------------
 // Errors (docs/wire-formats.md §A.6)
 // ---------------------------------------------------------------------------
 
 /// A Google error: HTTP status plus the `{"error": {...}}` body.
-pub(crate) struct GErr {
+pub(crate) struct GoogleError {
     pub(crate) code: u16,
-    pub(crate) body: J,
+    pub(crate) body: Json,
 }
 
 pub(crate) const ERROR_INFO: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 pub(crate) const LOCALIZED: &str = "type.googleapis.com/google.rpc.LocalizedMessage";
 pub(crate) const SERVICE: &str = "generativelanguage.googleapis.com";
 
-pub(crate) fn gerr(
+pub(crate) fn google_error(
     code: u16,
     status: &'static str,
     message: impl Into<String>,
-    details: Vec<J>,
-) -> GErr {
-    let mut e = J::obj([
-        ("code", J::Int(code as i64)),
-        ("message", J::s(message.into())),
-        ("status", J::s(status)),
+    details: Vec<Json>,
+) -> GoogleError {
+    let mut e = Json::obj([
+        ("code", Json::Int(code as i64)),
+        ("message", Json::s(message.into())),
+        ("status", Json::s(status)),
     ]);
     if !details.is_empty() {
-        e.push("details", J::Arr(details));
+        e.push("details", Json::Arr(details));
     }
-    GErr {
+    GoogleError {
         code,
-        body: J::obj([("error", e)]),
+        body: Json::obj([("error", e)]),
     }
 }
 
-pub(crate) fn error_info(reason: &'static str, extra_meta: Option<(&'static str, String)>) -> J {
-    let mut meta = J::obj([("service", J::s(SERVICE))]);
+pub(crate) fn error_info(reason: &'static str, extra_meta: Option<(&'static str, String)>) -> Json {
+    let mut meta = Json::obj([("service", Json::s(SERVICE))]);
     if let Some((k, v)) = extra_meta {
-        meta.push(k, J::s(v));
+        meta.push(k, Json::s(v));
     }
-    J::obj([
-        ("@type", J::s(ERROR_INFO)),
-        ("reason", J::s(reason)),
-        ("domain", J::s("googleapis.com")),
+    Json::obj([
+        ("@type", Json::s(ERROR_INFO)),
+        ("reason", Json::s(reason)),
+        ("domain", Json::s("googleapis.com")),
         ("metadata", meta),
     ])
 }
 
-pub(crate) fn localized(msg: &str) -> J {
-    J::obj([
-        ("@type", J::s(LOCALIZED)),
-        ("locale", J::s("en-US")),
-        ("message", J::s(msg.to_string())),
+pub(crate) fn localized(msg: &str) -> Json {
+    Json::obj([
+        ("@type", Json::s(LOCALIZED)),
+        ("locale", Json::s("en-US")),
+        ("message", Json::s(msg.to_string())),
     ])
 }
 
-pub(crate) fn err_no_key() -> GErr {
-    gerr(
+pub(crate) fn err_no_key() -> GoogleError {
+    google_error(
         403,
         "PERMISSION_DENIED",
         "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
@@ -70,9 +70,9 @@ pub(crate) fn err_no_key() -> GErr {
     )
 }
 
-pub(crate) fn err_invalid_key() -> GErr {
+pub(crate) fn err_invalid_key() -> GoogleError {
     let m = "API key not valid. Please pass a valid API key.";
-    gerr(
+    google_error(
         400,
         "INVALID_ARGUMENT",
         m,
@@ -80,9 +80,9 @@ pub(crate) fn err_invalid_key() -> GErr {
     )
 }
 
-pub(crate) fn err_expired() -> GErr {
+pub(crate) fn err_expired() -> GoogleError {
     let m = "API key expired. Please renew the API key.";
-    gerr(
+    google_error(
         400,
         "INVALID_ARGUMENT",
         m,
@@ -90,9 +90,9 @@ pub(crate) fn err_expired() -> GErr {
     )
 }
 
-pub(crate) fn err_suspended(key: &str) -> GErr {
+pub(crate) fn err_suspended(key: &str) -> GoogleError {
     let m = format!("Permission denied: Consumer 'api_key:{key}' has been suspended.");
-    gerr(
+    google_error(
         403,
         "PERMISSION_DENIED",
         m.clone(),
@@ -106,7 +106,7 @@ pub(crate) fn err_suspended(key: &str) -> GErr {
     )
 }
 
-pub(crate) fn err_quota(model: &str, retry_secs: Option<u64>) -> GErr {
+pub(crate) fn err_quota(model: &str, retry_secs: Option<u64>) -> GoogleError {
     let (quota_id, limit) = match retry_secs {
         Some(_) => ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10"),
         None => ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "250"),
@@ -119,49 +119,52 @@ pub(crate) fn err_quota(model: &str, retry_secs: Option<u64>) -> GErr {
         msg.push_str(&format!("\nPlease retry in {s}s."));
     }
     let mut details = vec![
-        J::obj([
-            ("@type", J::s("type.googleapis.com/google.rpc.QuotaFailure")),
+        Json::obj([
+            (
+                "@type",
+                Json::s("type.googleapis.com/google.rpc.QuotaFailure"),
+            ),
             (
                 "violations",
-                J::Arr(vec![J::obj([
-                    ("quotaMetric", J::s(metric)),
-                    ("quotaId", J::s(quota_id)),
+                Json::Arr(vec![Json::obj([
+                    ("quotaMetric", Json::s(metric)),
+                    ("quotaId", Json::s(quota_id)),
                     (
                         "quotaDimensions",
-                        J::obj([
-                            ("location", J::s("global")),
-                            ("model", J::s(model.to_string())),
+                        Json::obj([
+                            ("location", Json::s("global")),
+                            ("model", Json::s(model.to_string())),
                         ]),
                     ),
-                    ("quotaValue", J::s(limit)),
+                    ("quotaValue", Json::s(limit)),
                 ])]),
             ),
         ]),
-        J::obj([
-            ("@type", J::s("type.googleapis.com/google.rpc.Help")),
+        Json::obj([
+            ("@type", Json::s("type.googleapis.com/google.rpc.Help")),
             (
                 "links",
-                J::Arr(vec![J::obj([
-                    ("description", J::s("Learn more about Gemini API quotas")),
+                Json::Arr(vec![Json::obj([
+                    ("description", Json::s("Learn more about Gemini API quotas")),
                     (
                         "url",
-                        J::s("https://ai.google.dev/gemini-api/docs/rate-limits"),
+                        Json::s("https://ai.google.dev/gemini-api/docs/rate-limits"),
                     ),
                 ])]),
             ),
         ]),
     ];
     if let Some(s) = retry_secs {
-        details.push(J::obj([
-            ("@type", J::s("type.googleapis.com/google.rpc.RetryInfo")),
-            ("retryDelay", J::s(format!("{s}s"))),
+        details.push(Json::obj([
+            ("@type", Json::s("type.googleapis.com/google.rpc.RetryInfo")),
+            ("retryDelay", Json::s(format!("{s}s"))),
         ]));
     }
-    gerr(429, "RESOURCE_EXHAUSTED", msg, details)
+    google_error(429, "RESOURCE_EXHAUSTED", msg, details)
 }
 
-pub(crate) fn err_overloaded() -> GErr {
-    gerr(
+pub(crate) fn err_overloaded() -> GoogleError {
+    google_error(
         503,
         "UNAVAILABLE",
         "The model is overloaded. Please try again later.",
@@ -169,8 +172,8 @@ pub(crate) fn err_overloaded() -> GErr {
     )
 }
 
-pub(crate) fn err_internal() -> GErr {
-    gerr(
+pub(crate) fn err_internal() -> GoogleError {
+    google_error(
         500,
         "INTERNAL",
         "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
@@ -178,8 +181,8 @@ pub(crate) fn err_internal() -> GErr {
     )
 }
 
-pub(crate) fn err_region() -> GErr {
-    gerr(
+pub(crate) fn err_region() -> GoogleError {
+    google_error(
         400,
         "FAILED_PRECONDITION",
         "User location is not supported for the API use.",
@@ -187,8 +190,8 @@ pub(crate) fn err_region() -> GErr {
     )
 }
 
-pub(crate) fn err_model_not_found(model: &str, version: &str, method: &str) -> GErr {
-    gerr(
+pub(crate) fn err_model_not_found(model: &str, version: &str, method: &str) -> GoogleError {
+    google_error(
         404,
         "NOT_FOUND",
         format!(
@@ -198,32 +201,35 @@ pub(crate) fn err_model_not_found(model: &str, version: &str, method: &str) -> G
     )
 }
 
-pub(crate) fn err_invalid_json(detail: &str) -> GErr {
+pub(crate) fn err_invalid_json(detail: &str) -> GoogleError {
     let m = format!("Invalid JSON payload received. {detail}");
-    gerr(
+    google_error(
         400,
         "INVALID_ARGUMENT",
         m.clone(),
-        vec![J::obj([
-            ("@type", J::s("type.googleapis.com/google.rpc.BadRequest")),
+        vec![Json::obj([
+            (
+                "@type",
+                Json::s("type.googleapis.com/google.rpc.BadRequest"),
+            ),
             (
                 "fieldViolations",
-                J::Arr(vec![J::obj([("description", J::s(m))])]),
+                Json::Arr(vec![Json::obj([("description", Json::s(m))])]),
             ),
         ])],
     )
 }
 
-pub(crate) fn err_bad(message: impl Into<String>) -> GErr {
-    gerr(400, "INVALID_ARGUMENT", message, vec![])
+pub(crate) fn err_bad(message: impl Into<String>) -> GoogleError {
+    google_error(400, "INVALID_ARGUMENT", message, vec![])
 }
 
-pub(crate) fn err_route_not_found() -> GErr {
-    gerr(404, "NOT_FOUND", "Method not found.", vec![])
+pub(crate) fn err_route_not_found() -> GoogleError {
+    google_error(404, "NOT_FOUND", "Method not found.", vec![])
 }
 
-pub(crate) fn err_method(method: &Method, path: &str) -> GErr {
-    gerr(
+pub(crate) fn err_method(method: &Method, path: &str) -> GoogleError {
+    google_error(
         405,
         "UNIMPLEMENTED",
         format!("Method not allowed: {method} {path}"),
@@ -232,35 +238,35 @@ pub(crate) fn err_method(method: &Method, path: &str) -> GErr {
 }
 
 /// The error body Google sends for `[[status=NNN]]`.
-pub(crate) fn err_for_status(code: u16, model: &str) -> GErr {
+pub(crate) fn err_for_status(code: u16, model: &str) -> GoogleError {
     match code {
         400 => err_bad("Request contains an invalid argument."),
-        401 => gerr(
+        401 => google_error(
             401,
             "UNAUTHENTICATED",
             "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
             vec![],
         ),
-        403 => gerr(
+        403 => google_error(
             403,
             "PERMISSION_DENIED",
             "The caller does not have permission",
             vec![],
         ),
         404 => err_model_not_found(model, "v1beta", "generateContent"),
-        408 => gerr(408, "DEADLINE_EXCEEDED", "Request timed out.", vec![]),
+        408 => google_error(408, "DEADLINE_EXCEEDED", "Request timed out.", vec![]),
         429 => err_quota(model, Some(2)),
-        499 => gerr(499, "CANCELLED", "The operation was cancelled.", vec![]),
+        499 => google_error(499, "CANCELLED", "The operation was cancelled.", vec![]),
         500 => err_internal(),
-        502 => gerr(502, "UNAVAILABLE", "Bad Gateway", vec![]),
+        502 => google_error(502, "UNAVAILABLE", "Bad Gateway", vec![]),
         503 => err_overloaded(),
-        504 => gerr(
+        504 => google_error(
             504,
             "DEADLINE_EXCEEDED",
             "Deadline expired before operation could complete.",
             vec![],
         ),
-        c => gerr(c, "UNKNOWN", format!("Simulated error {c}."), vec![]),
+        c => google_error(c, "UNKNOWN", format!("Simulated error {c}."), vec![]),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Output JSON that keeps insertion order ([`J`]), written in Google's two
+//! Output JSON that keeps insertion order ([`Json`]), written in Google's two
 //! styles: pretty (2-space indent, `"key": value`) and one-line compact
 //! (`{"a": 1,"b": [1,2]}`), with `<`/`>` escaped as `\u003c`/`\u003e`.
 
@@ -12,24 +12,24 @@ use serde_json::Value;
 
 /// Output JSON value; objects keep insertion order (serde_json's map is sorted).
 #[derive(Clone, Debug)]
-pub(crate) enum J {
+pub(crate) enum Json {
     Null,
     Bool(bool),
     Int(i64),
     F64(f64),
     F32(f32),
     Str(Cow<'static, str>),
-    Arr(Vec<J>),
-    Obj(Vec<(Cow<'static, str>, J)>),
+    Arr(Vec<Json>),
+    Obj(Vec<(Cow<'static, str>, Json)>),
 }
 
-impl J {
-    pub(crate) fn s(v: impl Into<Cow<'static, str>>) -> J {
-        J::Str(v.into())
+impl Json {
+    pub(crate) fn s(v: impl Into<Cow<'static, str>>) -> Json {
+        Json::Str(v.into())
     }
 
-    pub(crate) fn obj<const N: usize>(items: [(&'static str, J); N]) -> J {
-        J::Obj(
+    pub(crate) fn obj<const N: usize>(items: [(&'static str, Json); N]) -> Json {
+        Json::Obj(
             items
                 .into_iter()
                 .map(|(k, v)| (Cow::Borrowed(k), v))
@@ -37,28 +37,28 @@ impl J {
         )
     }
 
-    pub(crate) fn push(&mut self, k: &'static str, v: J) {
-        if let J::Obj(m) = self {
+    pub(crate) fn push(&mut self, k: &'static str, v: Json) {
+        if let Json::Obj(m) = self {
             m.push((Cow::Borrowed(k), v));
         }
     }
 
-    pub(crate) fn from_value(v: &Value) -> J {
+    pub(crate) fn from_value(v: &Value) -> Json {
         match v {
-            Value::Null => J::Null,
-            Value::Bool(b) => J::Bool(*b),
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    J::Int(i)
+                    Json::Int(i)
                 } else {
-                    J::F64(n.as_f64().unwrap_or(0.0))
+                    Json::F64(n.as_f64().unwrap_or(0.0))
                 }
             }
-            Value::String(s) => J::s(s.clone()),
-            Value::Array(a) => J::Arr(a.iter().map(J::from_value).collect()),
-            Value::Object(m) => J::Obj(
+            Value::String(s) => Json::s(s.clone()),
+            Value::Array(a) => Json::Arr(a.iter().map(Json::from_value).collect()),
+            Value::Object(m) => Json::Obj(
                 m.iter()
-                    .map(|(k, v)| (Cow::Owned(k.clone()), J::from_value(v)))
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Json::from_value(v)))
                     .collect(),
             ),
         }
@@ -85,21 +85,21 @@ pub(crate) fn write_indent(out: &mut String, n: usize) {
     }
 }
 
-pub(crate) fn write_scalar(j: &J, out: &mut String) {
+pub(crate) fn write_scalar(j: &Json, out: &mut String) {
     match j {
-        J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Int(i) => out.push_str(&i.to_string()),
-        J::F64(f) => write_f64(*f, out),
-        J::F32(f) => {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Int(i) => out.push_str(&i.to_string()),
+        Json::F64(f) => write_f64(*f, out),
+        Json::F32(f) => {
             if f.is_finite() {
                 out.push_str(&f.to_string())
             } else {
                 out.push('0')
             }
         }
-        J::Str(s) => write_str(s, out),
-        J::Arr(_) | J::Obj(_) => {}
+        Json::Str(s) => write_str(s, out),
+        Json::Arr(_) | Json::Obj(_) => {}
     }
 }
 
@@ -133,11 +133,11 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
-pub(crate) fn write_pretty(j: &J, out: &mut String, ind: usize) {
+pub(crate) fn write_pretty(j: &Json, out: &mut String, ind: usize) {
     match j {
-        J::Arr(v) if v.is_empty() => out.push_str("[]"),
-        J::Obj(m) if m.is_empty() => out.push_str("{}"),
-        J::Arr(v) => {
+        Json::Arr(v) if v.is_empty() => out.push_str("[]"),
+        Json::Obj(m) if m.is_empty() => out.push_str("{}"),
+        Json::Arr(v) => {
             out.push_str("[\n");
             for (i, x) in v.iter().enumerate() {
                 if i > 0 {
@@ -150,7 +150,7 @@ pub(crate) fn write_pretty(j: &J, out: &mut String, ind: usize) {
             write_indent(out, ind);
             out.push(']');
         }
-        J::Obj(m) => {
+        Json::Obj(m) => {
             out.push_str("{\n");
             for (i, (k, v)) in m.iter().enumerate() {
                 if i > 0 {
@@ -169,9 +169,9 @@ pub(crate) fn write_pretty(j: &J, out: &mut String, ind: usize) {
     }
 }
 
-pub(crate) fn write_compact(j: &J, out: &mut String) {
+pub(crate) fn write_compact(j: &Json, out: &mut String) {
     match j {
-        J::Arr(v) => {
+        Json::Arr(v) => {
             out.push('[');
             for (i, x) in v.iter().enumerate() {
                 if i > 0 {
@@ -181,7 +181,7 @@ pub(crate) fn write_compact(j: &J, out: &mut String) {
             }
             out.push(']');
         }
-        J::Obj(m) => {
+        Json::Obj(m) => {
             out.push('{');
             for (i, (k, v)) in m.iter().enumerate() {
                 if i > 0 {
@@ -205,12 +205,12 @@ mod tests {
 
     #[test]
     fn writers_follow_google_style() {
-        let j = J::obj([
-            ("a", J::Int(1)),
-            ("b", J::Arr(vec![J::Int(1), J::F64(0.5)])),
-            ("c", J::obj([("d", J::s("<x>\"\n"))])),
-            ("e", J::Obj(vec![])),
-            ("f", J::Arr(vec![])),
+        let j = Json::obj([
+            ("a", Json::Int(1)),
+            ("b", Json::Arr(vec![Json::Int(1), Json::F64(0.5)])),
+            ("c", Json::obj([("d", Json::s("<x>\"\n"))])),
+            ("e", Json::Obj(vec![])),
+            ("f", Json::Arr(vec![])),
         ]);
         assert_eq!(
             j.compact(),

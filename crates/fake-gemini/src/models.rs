@@ -6,7 +6,7 @@ use http::Response;
 use crate::body::{Ctx, FakeBody, error_response, json_response};
 use crate::encoding::{b64_decode, b64_std};
 use crate::errors::{err_bad, err_model_not_found};
-use crate::json::J;
+use crate::json::Json;
 
 // ---------------------------------------------------------------------------
 // Models
@@ -146,27 +146,27 @@ pub(crate) fn model_known(m: &str) -> bool {
     major.is_empty() || major.parse::<u32>().is_ok_and(|v| (1..=3).contains(&v))
 }
 
-pub(crate) fn model_json(c: &ModelInfo) -> J {
-    let mut j = J::obj([
-        ("name", J::s(format!("models/{}", c.id))),
-        ("version", J::s(c.version)),
-        ("displayName", J::s(c.display)),
-        ("description", J::s(c.description)),
-        ("inputTokenLimit", J::Int(c.input)),
-        ("outputTokenLimit", J::Int(c.output)),
+pub(crate) fn model_json(c: &ModelInfo) -> Json {
+    let mut j = Json::obj([
+        ("name", Json::s(format!("models/{}", c.id))),
+        ("version", Json::s(c.version)),
+        ("displayName", Json::s(c.display)),
+        ("description", Json::s(c.description)),
+        ("inputTokenLimit", Json::Int(c.input)),
+        ("outputTokenLimit", Json::Int(c.output)),
         (
             "supportedGenerationMethods",
-            J::Arr(c.methods.iter().map(|m| J::s(*m)).collect()),
+            Json::Arr(c.methods.iter().map(|m| Json::s(*m)).collect()),
         ),
     ]);
     if let Some((t, p, k, mt)) = c.sampling {
-        j.push("temperature", J::F64(t));
-        j.push("topP", J::F64(p));
-        j.push("topK", J::Int(k));
-        j.push("maxTemperature", J::F64(mt));
+        j.push("temperature", Json::F64(t));
+        j.push("topP", Json::F64(p));
+        j.push("topK", Json::Int(k));
+        j.push("maxTemperature", Json::F64(mt));
     }
     if c.thinking {
-        j.push("thinking", J::Bool(true));
+        j.push("thinking", Json::Bool(true));
     }
     j
 }
@@ -191,15 +191,15 @@ pub(crate) fn list_models(
         },
     };
     let end = (offset + size).min(CATALOGUE.len());
-    let models: Vec<J> = CATALOGUE[offset..end].iter().map(model_json).collect();
-    let mut j = J::Obj(vec![]);
+    let models: Vec<Json> = CATALOGUE[offset..end].iter().map(model_json).collect();
+    let mut j = Json::Obj(vec![]);
     if !models.is_empty() {
-        j.push("models", J::Arr(models));
+        j.push("models", Json::Arr(models));
     }
     if end < CATALOGUE.len() {
         j.push(
             "nextPageToken",
-            J::s(b64_std(format!("offset:{end}").as_bytes())),
+            Json::s(b64_std(format!("offset:{end}").as_bytes())),
         );
     }
     json_response(ctx, 200, &j)
@@ -216,21 +216,21 @@ pub(crate) fn get_model(ctx: &Ctx, m: &str) -> Response<FakeBody> {
         return json_response(ctx, 200, &model_json(c));
     }
     if model_known(m) {
-        let j = J::obj([
-            ("name", J::s(format!("models/{m}"))),
-            ("version", J::s("001")),
-            ("displayName", J::s(m.to_string())),
-            ("description", J::s(format!("Fake model {m}"))),
-            ("inputTokenLimit", J::Int(1_048_576)),
-            ("outputTokenLimit", J::Int(65_536)),
+        let j = Json::obj([
+            ("name", Json::s(format!("models/{m}"))),
+            ("version", Json::s("001")),
+            ("displayName", Json::s(m.to_string())),
+            ("description", Json::s(format!("Fake model {m}"))),
+            ("inputTokenLimit", Json::Int(1_048_576)),
+            ("outputTokenLimit", Json::Int(65_536)),
             (
                 "supportedGenerationMethods",
-                J::Arr(GEN_METHODS.iter().map(|m| J::s(*m)).collect()),
+                Json::Arr(GEN_METHODS.iter().map(|m| Json::s(*m)).collect()),
             ),
-            ("temperature", J::F64(1.0)),
-            ("topP", J::F64(0.95)),
-            ("topK", J::Int(64)),
-            ("maxTemperature", J::F64(2.0)),
+            ("temperature", Json::F64(1.0)),
+            ("topP", Json::F64(0.95)),
+            ("topK", Json::Int(64)),
+            ("maxTemperature", Json::F64(2.0)),
         ]);
         return json_response(ctx, 200, &j);
     }

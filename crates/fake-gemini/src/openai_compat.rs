@@ -14,12 +14,12 @@ use crate::directives::{lorem, parse_directives};
 use crate::embeddings::embedding_vec;
 use crate::encoding::{b64_std, pct_decode};
 use crate::errors::{
-    GErr, err_bad, err_expired, err_for_status, err_internal, err_invalid_json, err_invalid_key,
-    err_method, err_model_not_found, err_no_key, err_overloaded, err_quota, err_region,
-    err_route_not_found, err_suspended, gerr,
+    GoogleError, err_bad, err_expired, err_for_status, err_internal, err_invalid_json,
+    err_invalid_key, err_method, err_model_not_found, err_no_key, err_overloaded, err_quota,
+    err_region, err_route_not_found, err_suspended, google_error,
 };
 use crate::generate::{response_id, split_words};
-use crate::json::J;
+use crate::json::Json;
 use crate::models::{CATALOGUE, model_known};
 use crate::request::{arr, tok, words};
 use crate::schema::{gen_from_schema, num_of};
@@ -32,14 +32,14 @@ use crate::{FakeState, KeyBehavior};
 
 /// An error of the OpenAI-compatible layer: Google's envelope wrapped in a
 /// one-element array (docs/wire-formats.md §A.7), not OpenAI's error shape.
-pub(crate) fn oa_error(e: GErr) -> Response<FakeBody> {
+pub(crate) fn oa_error(e: GoogleError) -> Response<FakeBody> {
     let mut s = String::from("[");
     s.push_str(&e.body.pretty());
     s.push_str("\n]");
     with_headers(e.code, JSON_CT, FakeBody::full(s))
 }
 
-pub(crate) fn oa_json(j: &J) -> Response<FakeBody> {
+pub(crate) fn oa_json(j: &Json) -> Response<FakeBody> {
     with_headers(200, "application/json", FakeBody::full(j.compact()))
 }
 
@@ -86,7 +86,7 @@ pub(crate) async fn openai_compat(
         return Ok(oa_error(err_no_key()));
     };
     let Ok(body) = body else {
-        return Ok(oa_error(gerr(
+        return Ok(oa_error(google_error(
             413,
             "INVALID_ARGUMENT",
             format!("Request payload size exceeds the limit: {BODY_LIMIT} bytes."),
@@ -140,11 +140,11 @@ pub(crate) async fn openai_compat(
         KeyBehavior::Hang => std::future::pending::<()>().await,
     }
     let res = match route {
-        R::Models => Ok(oa_json(&J::obj([
-            ("object", J::s("list")),
+        R::Models => Ok(oa_json(&Json::obj([
+            ("object", Json::s("list")),
             (
                 "data",
-                J::Arr(CATALOGUE.iter().map(|c| oa_model(c.id)).collect()),
+                Json::Arr(CATALOGUE.iter().map(|c| oa_model(c.id)).collect()),
             ),
         ]))),
         R::Model(m) if model_known(&m) => Ok(oa_json(&oa_model(&m))),
@@ -162,11 +162,11 @@ pub(crate) async fn openai_compat(
     Ok(res.unwrap_or_else(oa_error))
 }
 
-pub(crate) fn oa_model(id: &str) -> J {
-    J::obj([
-        ("id", J::s(format!("models/{id}"))),
-        ("object", J::s("model")),
-        ("owned_by", J::s("google")),
+pub(crate) fn oa_model(id: &str) -> Json {
+    Json::obj([
+        ("id", Json::s(format!("models/{id}"))),
+        ("object", Json::s("model")),
+        ("owned_by", Json::s("google")),
     ])
 }
 
@@ -183,17 +183,17 @@ pub(crate) fn oa_text(content: Option<&Value>) -> String {
     }
 }
 
-pub(crate) fn oa_usage(prompt: u64, completion: u64) -> J {
-    J::obj([
-        ("completion_tokens", J::Int(completion as i64)),
-        ("prompt_tokens", J::Int(prompt as i64)),
-        ("total_tokens", J::Int((prompt + completion) as i64)),
+pub(crate) fn oa_usage(prompt: u64, completion: u64) -> Json {
+    Json::obj([
+        ("completion_tokens", Json::Int(completion as i64)),
+        ("prompt_tokens", Json::Int(prompt as i64)),
+        ("total_tokens", Json::Int((prompt + completion) as i64)),
     ])
 }
 
 /// A tool call for the first function the request offers (or the one
 /// `tool_choice` names), with arguments generated from its schema.
-pub(crate) fn oa_tool_call(req: &Value, n: u64) -> Option<J> {
+pub(crate) fn oa_tool_call(req: &Value, n: u64) -> Option<Json> {
     let choice = req.get("tool_choice");
     if choice.and_then(Value::as_str) == Some("none") {
         return None;
@@ -208,26 +208,30 @@ pub(crate) fn oa_tool_call(req: &Value, n: u64) -> Option<J> {
         .find(|f| named.is_none_or(|n| f.get("name").and_then(Value::as_str) == Some(n)))?;
     let name = f.get("name").and_then(Value::as_str)?.to_string();
     let args = match f.get("parameters").map(gen_from_schema) {
-        Some(j @ J::Obj(_)) => j,
-        _ => J::Obj(vec![]),
+        Some(j @ Json::Obj(_)) => j,
+        _ => Json::Obj(vec![]),
     };
-    Some(J::obj([
+    Some(Json::obj([
         (
             "function",
-            J::obj([("arguments", J::s(args.compact())), ("name", J::s(name))]),
+            Json::obj([
+                ("arguments", Json::s(args.compact())),
+                ("name", Json::s(name)),
+            ]),
         ),
-        ("id", J::s(format!("function-call-{n}"))),
-        ("type", J::s("function")),
+        ("id", Json::s(format!("function-call-{n}"))),
+        ("type", Json::s("function")),
     ]))
 }
 
+/// Gemini's OpenAI-compatible `chat/completions`, whole or streamed.
 pub(crate) async fn oa_chat(
     state: &FakeState,
     req: &Value,
     model: Option<&str>,
     stream: bool,
     cut: Option<usize>,
-) -> Result<Response<FakeBody>, GErr> {
+) -> Result<Response<FakeBody>, GoogleError> {
     let Some(model) = model else {
         return Err(err_bad("model is required"));
     };
@@ -267,34 +271,22 @@ pub(crate) async fn oa_chat(
         format!("Echo: {}", clean.trim())
     };
     let completion = if call.is_some() { 5 } else { words(&text) };
-    let head = |object: &'static str, choices: Vec<J>| {
-        J::obj([
-            ("choices", J::Arr(choices)),
-            ("created", J::Int(created)),
-            ("id", J::s(id.clone())),
-            ("model", J::s(model.to_string())),
-            ("object", J::s(object)),
+    let head = |object: &'static str, choices: Vec<Json>| {
+        Json::obj([
+            ("choices", Json::Arr(choices)),
+            ("created", Json::Int(created)),
+            ("id", Json::s(id.clone())),
+            ("model", Json::s(model.to_string())),
+            ("object", Json::s(object)),
         ])
     };
     if !stream {
-        let (message, finish) = match &call {
-            Some(c) => (
-                J::obj([
-                    ("role", J::s("assistant")),
-                    ("tool_calls", J::Arr(vec![c.clone()])),
-                ]),
-                "tool_calls",
-            ),
-            None => (
-                J::obj([("content", J::s(text)), ("role", J::s("assistant"))]),
-                "stop",
-            ),
-        };
+        let (message, finish) = oa_message(call, text);
         let mut j = head(
             "chat.completion",
-            vec![J::obj([
-                ("finish_reason", J::s(finish)),
-                ("index", J::Int(0)),
+            vec![Json::obj([
+                ("finish_reason", Json::s(finish)),
+                ("index", Json::Int(0)),
                 ("message", message),
             ])],
         );
@@ -304,30 +296,15 @@ pub(crate) async fn oa_chat(
     // Stream: one delta per piece of text; the last carries finish_reason
     // ("stop" even after a tool call, as Gemini's layer does), then usage
     // when asked for, then [DONE].
-    let deltas: Vec<J> = match &call {
-        Some(c) => {
-            let mut tc = c.clone();
-            if let J::Obj(m) = &mut tc {
-                m.insert(0, (Cow::Borrowed("index"), J::Int(0)));
-            }
-            vec![J::obj([
-                ("role", J::s("assistant")),
-                ("tool_calls", J::Arr(vec![tc])),
-            ])]
-        }
-        None => split_words(&text, if d.events.is_some() { 1 } else { 4 })
-            .into_iter()
-            .map(|seg| J::obj([("content", J::s(seg)), ("role", J::s("assistant"))]))
-            .collect(),
-    };
+    let deltas = oa_deltas(call.as_ref(), &text, d.events.is_some());
     let total = deltas.len();
     let mut events: Vec<Bytes> = Vec::with_capacity(total + 2);
     for (k, delta) in deltas.into_iter().enumerate() {
-        let mut choice = J::obj([("delta", delta)]);
+        let mut choice = Json::obj([("delta", delta)]);
         if k + 1 == total {
-            choice.push("finish_reason", J::s("stop"));
+            choice.push("finish_reason", Json::s("stop"));
         }
-        choice.push("index", J::Int(0));
+        choice.push("index", Json::Int(0));
         let j = head("chat.completion.chunk", vec![choice]);
         events.push(Bytes::from(format!("data: {}\n\n", j.compact())));
     }
@@ -349,7 +326,48 @@ pub(crate) async fn oa_chat(
     Ok(with_headers(200, "text/event-stream", body))
 }
 
-pub(crate) fn oa_embeddings(req: &Value, model: Option<&str>) -> Result<Response<FakeBody>, GErr> {
+/// The assistant message of a whole answer and its finish reason.
+fn oa_message(call: Option<Json>, text: String) -> (Json, &'static str) {
+    match call {
+        Some(c) => (
+            Json::obj([
+                ("role", Json::s("assistant")),
+                ("tool_calls", Json::Arr(vec![c])),
+            ]),
+            "tool_calls",
+        ),
+        None => (
+            Json::obj([("content", Json::s(text)), ("role", Json::s("assistant"))]),
+            "stop",
+        ),
+    }
+}
+
+/// The deltas of a streamed answer: the tool call in one, or the text in
+/// pieces (one word each with `[[events=N]]`, else four).
+fn oa_deltas(call: Option<&Json>, text: &str, one_word: bool) -> Vec<Json> {
+    match call {
+        Some(c) => {
+            let mut tc = c.clone();
+            if let Json::Obj(m) = &mut tc {
+                m.insert(0, (Cow::Borrowed("index"), Json::Int(0)));
+            }
+            vec![Json::obj([
+                ("role", Json::s("assistant")),
+                ("tool_calls", Json::Arr(vec![tc])),
+            ])]
+        }
+        None => split_words(text, if one_word { 1 } else { 4 })
+            .into_iter()
+            .map(|seg| Json::obj([("content", Json::s(seg)), ("role", Json::s("assistant"))]))
+            .collect(),
+    }
+}
+
+pub(crate) fn oa_embeddings(
+    req: &Value,
+    model: Option<&str>,
+) -> Result<Response<FakeBody>, GoogleError> {
     let Some(model) = model else {
         return Err(err_bad("model is required"));
     };
@@ -388,25 +406,25 @@ pub(crate) fn oa_embeddings(req: &Value, model: Option<&str>) -> Result<Response
         let v = embedding_vec(text, dim);
         let embedding = if base64 {
             let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            J::s(b64_std(&bytes))
+            Json::s(b64_std(&bytes))
         } else {
-            J::Arr(v.into_iter().map(J::F32).collect())
+            Json::Arr(v.into_iter().map(Json::F32).collect())
         };
-        data.push(J::obj([
+        data.push(Json::obj([
             ("embedding", embedding),
-            ("index", J::Int(i as i64)),
-            ("object", J::s("embedding")),
+            ("index", Json::Int(i as i64)),
+            ("object", Json::s("embedding")),
         ]));
     }
-    Ok(oa_json(&J::obj([
-        ("data", J::Arr(data)),
-        ("model", J::s(model.to_string())),
-        ("object", J::s("list")),
+    Ok(oa_json(&Json::obj([
+        ("data", Json::Arr(data)),
+        ("model", Json::s(model.to_string())),
+        ("object", Json::s("list")),
         (
             "usage",
-            J::obj([
-                ("prompt_tokens", J::Int(prompt as i64)),
-                ("total_tokens", J::Int(prompt as i64)),
+            Json::obj([
+                ("prompt_tokens", Json::Int(prompt as i64)),
+                ("total_tokens", Json::Int(prompt as i64)),
             ]),
         ),
     ])))

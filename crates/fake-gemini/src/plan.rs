@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::directives::{MAX_WORDS, lorem, parse_directives};
 use crate::encoding::b64_std;
-use crate::errors::{GErr, err_bad, err_for_status, err_invalid_json};
-use crate::json::J;
+use crate::errors::{GoogleError, err_bad, err_for_status, err_invalid_json};
+use crate::json::Json;
 use crate::request::{arr, compact_value, field, parts_of, tok, words};
 use crate::schema::{gen_from_schema, num_of};
 
@@ -23,12 +23,12 @@ pub(crate) const RENDERED_CONTENT: &str = "<style>\n.container {\n  align-items:
 
 /// One output part.
 #[derive(Clone)]
-pub(crate) enum P {
+pub(crate) enum OutPart {
     Thought(String),
     Text(String),
     Call {
         name: String,
-        args: J,
+        args: Json,
         sig: Option<String>,
     },
     Image,
@@ -36,35 +36,43 @@ pub(crate) enum P {
     CodeResult,
 }
 
-impl P {
-    pub(crate) fn json(&self) -> J {
+impl OutPart {
+    pub(crate) fn json(&self) -> Json {
         match self {
-            P::Thought(t) => J::obj([("text", J::s(t.clone())), ("thought", J::Bool(true))]),
-            P::Text(t) => J::obj([("text", J::s(t.clone()))]),
-            P::Call { name, args, sig } => {
-                let mut j = J::obj([(
+            OutPart::Thought(t) => {
+                Json::obj([("text", Json::s(t.clone())), ("thought", Json::Bool(true))])
+            }
+            OutPart::Text(t) => Json::obj([("text", Json::s(t.clone()))]),
+            OutPart::Call { name, args, sig } => {
+                let mut j = Json::obj([(
                     "functionCall",
-                    J::obj([("name", J::s(name.clone())), ("args", args.clone())]),
+                    Json::obj([("name", Json::s(name.clone())), ("args", args.clone())]),
                 )]);
                 if let Some(s) = sig {
-                    j.push("thoughtSignature", J::s(s.clone()));
+                    j.push("thoughtSignature", Json::s(s.clone()));
                 }
                 j
             }
-            P::Image => J::obj([(
+            OutPart::Image => Json::obj([(
                 "inlineData",
-                J::obj([("mimeType", J::s("image/png")), ("data", J::s(PNG_1X1))]),
-            )]),
-            P::Code => J::obj([(
-                "executableCode",
-                J::obj([
-                    ("language", J::s("PYTHON")),
-                    ("code", J::s("print(2 + 2)\n")),
+                Json::obj([
+                    ("mimeType", Json::s("image/png")),
+                    ("data", Json::s(PNG_1X1)),
                 ]),
             )]),
-            P::CodeResult => J::obj([(
+            OutPart::Code => Json::obj([(
+                "executableCode",
+                Json::obj([
+                    ("language", Json::s("PYTHON")),
+                    ("code", Json::s("print(2 + 2)\n")),
+                ]),
+            )]),
+            OutPart::CodeResult => Json::obj([(
                 "codeExecutionResult",
-                J::obj([("outcome", J::s("OUTCOME_OK")), ("output", J::s("4\n"))]),
+                Json::obj([
+                    ("outcome", Json::s("OUTCOME_OK")),
+                    ("output", Json::s("4\n")),
+                ]),
             )]),
         }
     }
@@ -72,18 +80,18 @@ impl P {
     /// (candidate tokens, thought tokens)
     pub(crate) fn tokens(&self) -> (u64, u64) {
         match self {
-            P::Thought(t) => (0, tok(t)),
-            P::Text(t) => (words(t), 0),
-            P::Call { args, .. } => (1 + args.compact().len() as u64 / 4, 0),
-            P::Image => (1290, 0),
-            P::Code => (5, 0),
-            P::CodeResult => (2, 0),
+            OutPart::Thought(t) => (0, tok(t)),
+            OutPart::Text(t) => (words(t), 0),
+            OutPart::Call { args, .. } => (1 + args.compact().len() as u64 / 4, 0),
+            OutPart::Image => (1290, 0),
+            OutPart::Code => (5, 0),
+            OutPart::CodeResult => (2, 0),
         }
     }
 }
 
 pub(crate) struct Plan {
-    pub(crate) parts: Vec<P>,
+    pub(crate) parts: Vec<OutPart>,
     /// Whether candidates i >= 1 prefix their first text with "[i] ".
     pub(crate) prefix: bool,
     pub(crate) n_cand: usize,
@@ -116,7 +124,7 @@ pub(crate) fn user_text(parts: &[Value]) -> String {
     s
 }
 
-pub(crate) fn pick_function(req: &Value, model: &str) -> Option<P> {
+pub(crate) fn pick_function(req: &Value, model: &str) -> Option<OutPart> {
     let tcfg = field(req, "toolConfig", "tool_config")
         .and_then(|t| field(t, "functionCallingConfig", "function_calling_config"));
     let mode = tcfg
@@ -150,14 +158,14 @@ pub(crate) fn pick_function(req: &Value, model: &str) -> Option<P> {
         .or_else(|| field(decl, "parametersJsonSchema", "parameters_json_schema"));
     let args = match schema {
         Some(s) => match gen_from_schema(s) {
-            j @ J::Obj(_) => j,
-            _ => J::Obj(vec![]),
+            j @ Json::Obj(_) => j,
+            _ => Json::Obj(vec![]),
         },
-        None => J::Obj(vec![]),
+        None => Json::Obj(vec![]),
     };
     let sig = (model.starts_with("gemini-3") || model.starts_with("gemini-2.5"))
         .then(|| b64_std(format!("sig:{name}").as_bytes()));
-    Some(P::Call { name, args, sig })
+    Some(OutPart::Call { name, args, sig })
 }
 
 pub(crate) fn has_tool(req: &Value, names: &[(&str, &str)]) -> bool {
@@ -170,7 +178,7 @@ pub(crate) fn has_tool(req: &Value, names: &[(&str, &str)]) -> bool {
 /// exactly the calls of the model turn before it, and Gemini 3 wants the
 /// `thoughtSignature` of the first call of each model turn since the last
 /// user text back.
-pub(crate) fn check_function_turns(contents: &[Value], model: &str) -> Result<(), GErr> {
+pub(crate) fn check_function_turns(contents: &[Value], model: &str) -> Result<(), GoogleError> {
     let is_call = |p: &&Value| field(p, "functionCall", "function_call").is_some();
     let is_resp = |p: &&Value| field(p, "functionResponse", "function_response").is_some();
     let mut calls_before = 0;
@@ -215,35 +223,8 @@ pub(crate) fn plan_generate(
     req: &Value,
     model: &str,
     stream: Option<&StreamMode>,
-) -> Result<Plan, GErr> {
-    let contents = match req.get("contents") {
-        None | Some(Value::Null) => &[][..],
-        Some(Value::Array(a)) => a.as_slice(),
-        Some(other) => {
-            return Err(err_invalid_json(&format!(
-                "Invalid value at 'contents' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), {}",
-                compact_value(other)
-            )));
-        }
-    };
-    if contents.is_empty() {
-        return Err(err_bad(
-            "* GenerateContentRequest.contents: contents is not specified\n",
-        ));
-    }
-    for (i, c) in contents.iter().enumerate() {
-        if !c.is_object() {
-            return Err(err_invalid_json(&format!(
-                "Invalid value at 'contents[{i}]' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), {}",
-                compact_value(c)
-            )));
-        }
-        if parts_of(c).is_empty() {
-            return Err(err_bad(format!(
-                "* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"
-            )));
-        }
-    }
+) -> Result<Plan, GoogleError> {
+    let contents = checked_contents(req)?;
     check_function_turns(contents, model)?;
     let last = contents.last().map(parts_of).unwrap_or(&[]);
     let (d, clean) = parse_directives(&user_text(last));
@@ -294,11 +275,11 @@ pub(crate) fn plan_generate(
         .collect();
     if let Some(n) = d.events.or(d.words) {
         if include_thoughts {
-            plan.parts.push(P::Thought(THOUGHT_TEXT.to_string()));
+            plan.parts.push(OutPart::Thought(THOUGHT_TEXT.to_string()));
         }
-        plan.parts.push(P::Text(lorem(n)));
+        plan.parts.push(OutPart::Text(lorem(n)));
     } else if !fn_responses.is_empty() {
-        plan.parts.push(P::Text(fn_responses.join("\n")));
+        plan.parts.push(OutPart::Text(fn_responses.join("\n")));
     } else if let Some(call) = pick_function(req, model) {
         plan.has_call = true;
         plan.parts.push(call);
@@ -313,98 +294,143 @@ pub(crate) fn plan_generate(
         .find_map(|(c, s)| gfield(c, s));
         let j = match schema {
             Some(s) => gen_from_schema(s),
-            None => J::obj([("answer", J::s("ok"))]),
+            None => Json::obj([("answer", Json::s("ok"))]),
         };
-        plan.parts.push(P::Text(j.pretty()));
+        plan.parts.push(OutPart::Text(j.pretty()));
     } else {
-        let clean = clean.trim();
-        let mut text = if clean.is_empty() {
-            "Hello from the fake Gemini.".to_string()
-        } else {
-            format!("Echo: {clean}")
-        };
-        let mimes: Vec<&str> = last
-            .iter()
-            .filter_map(|p| field(p, "inlineData", "inline_data"))
-            .map(|d| {
-                field(d, "mimeType", "mime_type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("application/octet-stream")
-            })
-            .collect();
-        if !mimes.is_empty() {
-            if clean.is_empty() {
-                text = "Echo:".to_string();
-            }
-            let mut uniq: Vec<&str> = Vec::new();
-            for m in &mimes {
-                if !uniq.contains(m) {
-                    uniq.push(m);
-                }
-            }
-            text.push_str(&format!(
-                " (received {} {} part{})",
-                mimes.len(),
-                uniq.join(", "),
-                if mimes.len() == 1 { "" } else { "s" }
-            ));
-        }
-        if include_thoughts {
-            plan.parts.push(P::Thought(THOUGHT_TEXT.to_string()));
-        }
-        plan.parts.push(P::Text(text));
-        if has_tool(
-            req,
-            &[
-                ("googleSearch", "google_search"),
-                ("googleSearchRetrieval", "google_search_retrieval"),
-            ],
-        ) {
-            plan.grounding_query = Some(if clean.is_empty() {
-                "fake search".to_string()
-            } else {
-                clean.to_string()
-            });
-        }
-        if has_tool(req, &[("codeExecution", "code_execution")]) {
-            plan.parts.push(P::Text("Let me compute it.".to_string()));
-            plan.parts.push(P::Code);
-            plan.parts.push(P::CodeResult);
-            plan.parts.push(P::Text("The answer is 4.".to_string()));
-        }
+        echo_answer(req, last, clean.trim(), include_thoughts, &mut plan);
     }
     if want_image {
-        plan.parts.push(P::Image);
+        plan.parts.push(OutPart::Image);
     }
-    // A cut stream must have more events than the cut point: one word per event
-    // and enough words in the last text part.
     if let Some(n) = stream.and_then(|s| s.cut) {
-        plan.words_per_event = 1;
-        if let Some(P::Text(t)) = plan
-            .parts
-            .iter_mut()
-            .rev()
-            .find(|p| matches!(p, P::Text(_)))
-        {
-            let have = words(t) as usize;
-            let need = n.min(MAX_WORDS) + 1;
-            if have < need {
-                if !t.is_empty() {
-                    t.push(' ');
-                }
-                t.push_str(&lorem(need - have));
-            }
-        }
+        pad_for_cut(&mut plan, n);
     }
     Ok(plan)
 }
 
+/// Google's checks on `contents`: present, a list of objects each with parts.
+fn checked_contents(req: &Value) -> Result<&[Value], GoogleError> {
+    let contents = match req.get("contents") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(other) => {
+            return Err(err_invalid_json(&format!(
+                "Invalid value at 'contents' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), {}",
+                compact_value(other)
+            )));
+        }
+    };
+    if contents.is_empty() {
+        return Err(err_bad(
+            "* GenerateContentRequest.contents: contents is not specified\n",
+        ));
+    }
+    for (i, c) in contents.iter().enumerate() {
+        if !c.is_object() {
+            return Err(err_invalid_json(&format!(
+                "Invalid value at 'contents[{i}]' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), {}",
+                compact_value(c)
+            )));
+        }
+        if parts_of(c).is_empty() {
+            return Err(err_bad(format!(
+                "* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"
+            )));
+        }
+    }
+    Ok(contents)
+}
+
+/// The default answer: an echo of the last user text (naming any inline
+/// parts received), with a thought, grounding and code execution when the
+/// request asks for them.
+fn echo_answer(req: &Value, last: &[Value], clean: &str, include_thoughts: bool, plan: &mut Plan) {
+    let mut text = if clean.is_empty() {
+        "Hello from the fake Gemini.".to_string()
+    } else {
+        format!("Echo: {clean}")
+    };
+    let mimes: Vec<&str> = last
+        .iter()
+        .filter_map(|p| field(p, "inlineData", "inline_data"))
+        .map(|d| {
+            field(d, "mimeType", "mime_type")
+                .and_then(Value::as_str)
+                .unwrap_or("application/octet-stream")
+        })
+        .collect();
+    if !mimes.is_empty() {
+        if clean.is_empty() {
+            text = "Echo:".to_string();
+        }
+        let mut uniq: Vec<&str> = Vec::new();
+        for m in &mimes {
+            if !uniq.contains(m) {
+                uniq.push(m);
+            }
+        }
+        text.push_str(&format!(
+            " (received {} {} part{})",
+            mimes.len(),
+            uniq.join(", "),
+            if mimes.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if include_thoughts {
+        plan.parts.push(OutPart::Thought(THOUGHT_TEXT.to_string()));
+    }
+    plan.parts.push(OutPart::Text(text));
+    if has_tool(
+        req,
+        &[
+            ("googleSearch", "google_search"),
+            ("googleSearchRetrieval", "google_search_retrieval"),
+        ],
+    ) {
+        plan.grounding_query = Some(if clean.is_empty() {
+            "fake search".to_string()
+        } else {
+            clean.to_string()
+        });
+    }
+    if has_tool(req, &[("codeExecution", "code_execution")]) {
+        plan.parts
+            .push(OutPart::Text("Let me compute it.".to_string()));
+        plan.parts.push(OutPart::Code);
+        plan.parts.push(OutPart::CodeResult);
+        plan.parts
+            .push(OutPart::Text("The answer is 4.".to_string()));
+    }
+}
+
+// A cut stream must have more events than the cut point: one word per event
+// and enough words in the last text part.
+fn pad_for_cut(plan: &mut Plan, n: usize) {
+    plan.words_per_event = 1;
+    if let Some(OutPart::Text(t)) = plan
+        .parts
+        .iter_mut()
+        .rev()
+        .find(|p| matches!(p, OutPart::Text(_)))
+    {
+        let have = words(t) as usize;
+        let need = n.min(MAX_WORDS) + 1;
+        if have < need {
+            if !t.is_empty() {
+                t.push(' ');
+            }
+            t.push_str(&lorem(need - have));
+        }
+    }
+}
+
 /// Parts for candidate `i` (prefixing the first text with "[i] ").
-pub(crate) fn prefixed(parts: &[P], i: usize, prefix: bool) -> Vec<P> {
+pub(crate) fn prefixed(parts: &[OutPart], i: usize, prefix: bool) -> Vec<OutPart> {
     let mut v = parts.to_vec();
     if i > 0
         && prefix
-        && let Some(P::Text(t)) = v.iter_mut().find(|p| matches!(p, P::Text(_)))
+        && let Some(OutPart::Text(t)) = v.iter_mut().find(|p| matches!(p, OutPart::Text(_)))
     {
         *t = format!("[{i}] {t}");
     }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::json::J;
+use crate::json::Json;
 
 // ---------------------------------------------------------------------------
 // Request field helpers (camelCase and snake_case)
@@ -72,21 +72,21 @@ impl PromptCount {
         }
     }
 
-    pub(crate) fn details(&self) -> J {
+    pub(crate) fn details(&self) -> Json {
         let mut v = Vec::new();
         if self.text > 0 {
-            v.push(J::obj([
-                ("modality", J::s("TEXT")),
-                ("tokenCount", J::Int(self.text as i64)),
+            v.push(Json::obj([
+                ("modality", Json::s("TEXT")),
+                ("tokenCount", Json::Int(self.text as i64)),
             ]));
         }
         for (m, n) in &self.media {
-            v.push(J::obj([
-                ("modality", J::s(*m)),
-                ("tokenCount", J::Int(*n as i64)),
+            v.push(Json::obj([
+                ("modality", Json::s(*m)),
+                ("tokenCount", Json::Int(*n as i64)),
             ]));
         }
-        J::Arr(v)
+        Json::Arr(v)
     }
 }
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::json::J;
+use crate::json::Json;
 use crate::request::{arr, field};
 
 // ---------------------------------------------------------------------------
@@ -30,36 +30,36 @@ pub(crate) fn resolve_ref<'a>(root: &'a Value, r: &str) -> Option<&'a Value> {
 }
 
 /// Generate a value for a schema (at most `GEN_BUDGET` nodes, depth 16).
-pub(crate) fn gen_from_schema(s: &Value) -> J {
+pub(crate) fn gen_from_schema(s: &Value) -> Json {
     let mut budget = GEN_BUDGET;
     gen_value(s, s, "", 0, &mut budget)
 }
 
 pub(crate) const GEN_BUDGET: u32 = 10_000;
 
-pub(crate) fn gen_value(s: &Value, root: &Value, name: &str, depth: u32, budget: &mut u32) -> J {
+pub(crate) fn gen_value(s: &Value, root: &Value, name: &str, depth: u32, budget: &mut u32) -> Json {
     if depth > 16 || *budget == 0 {
-        return J::Null;
+        return Json::Null;
     }
     *budget -= 1;
     let Some(o) = s.as_object() else {
-        return J::s("test");
+        return Json::s("test");
     };
     if let Some(r) = o.get("$ref").and_then(Value::as_str) {
         if let Some(t) = resolve_ref(root, r) {
             return gen_value(t, root, name, depth + 1, budget);
         }
-        return J::Obj(vec![]);
+        return Json::Obj(vec![]);
     }
     if let Some(c) = o.get("const") {
-        return J::from_value(c);
+        return Json::from_value(c);
     }
     if let Some(e) = o
         .get("enum")
         .and_then(Value::as_array)
         .and_then(|a| a.first())
     {
-        return J::from_value(e);
+        return Json::from_value(e);
     }
     for k in ["anyOf", "any_of", "oneOf", "one_of", "allOf", "all_of"] {
         let branches = arr(o.get(k));
@@ -98,11 +98,11 @@ pub(crate) fn gen_value(s: &Value, root: &Value, name: &str, depth: u32, budget:
         max.map_or(x, |m| x.min(m))
     };
     match ty.as_str() {
-        "string" => J::s(gen_string(o, name)),
-        "integer" => J::Int(clamp(1.0).round() as i64),
-        "number" => J::F64(clamp(1.5)),
-        "boolean" => J::Bool(true),
-        "null" => J::Null,
+        "string" => Json::s(gen_string(o, name)),
+        "integer" => Json::Int(clamp(1.0).round() as i64),
+        "number" => Json::F64(clamp(1.5)),
+        "boolean" => Json::Bool(true),
+        "null" => Json::Null,
         "array" => {
             let min_items = num_of(field(s, "minItems", "min_items"))
                 .unwrap_or(1.0)
@@ -111,7 +111,7 @@ pub(crate) fn gen_value(s: &Value, root: &Value, name: &str, depth: u32, budget:
             let n = min_items.min(max_items).clamp(0.0, 10.0) as usize;
             let item_schema = o.get("items").cloned().unwrap_or(Value::Null);
             let item_name = name.strip_suffix('s').unwrap_or(name);
-            J::Arr(
+            Json::Arr(
                 (0..n)
                     .map(|_| gen_value(&item_schema, root, item_name, depth + 1, budget))
                     .collect(),
@@ -150,9 +150,9 @@ pub(crate) fn gen_value(s: &Value, root: &Value, name: &str, depth: u32, budget:
                     gen_value(sch, root, n, depth + 1, budget),
                 ));
             }
-            J::Obj(out)
+            Json::Obj(out)
         }
-        _ => J::s("test"),
+        _ => Json::s("test"),
     }
 }
 

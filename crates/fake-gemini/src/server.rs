@@ -19,9 +19,9 @@ use crate::body::{Abort, Ctx, FakeBody, echo_key, error_response, plain_json, tr
 use crate::embeddings::{batch_embed, count_tokens, embed};
 use crate::encoding::{accepts_gzip, gzip_response, parse_query, pct_decode};
 use crate::errors::{
-    GErr, err_expired, err_internal, err_invalid_json, err_invalid_key, err_method,
+    GoogleError, err_expired, err_internal, err_invalid_json, err_invalid_key, err_method,
     err_model_not_found, err_no_key, err_overloaded, err_quota, err_region, err_route_not_found,
-    err_suspended, gerr,
+    err_suspended, google_error,
 };
 use crate::generate::generate;
 use crate::models::{get_model, list_models, model_known};
@@ -140,7 +140,82 @@ pub(crate) async fn handle_api(
         let body = body.unwrap_or_default();
         return Ok(control(&state, &parts.method, rest, &body));
     }
+    let api_key = record_request(&state, &parts, &path, query, &qp, &body);
 
+    let q = |name: &str| qp.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let pretty = q("prettyPrint") != Some("false");
+    let mut ctx = Ctx {
+        version: "v1beta",
+        array_stream: false,
+        pretty,
+    };
+
+    // Route.
+    let (version, rest) = if let Some(r) = strip_version(&path, "/v1beta") {
+        ("v1beta", r)
+    } else if let Some(r) = strip_version(&path, "/v1") {
+        ("v1", r)
+    } else {
+        return Ok(error_response(&ctx, err_route_not_found()));
+    };
+    ctx.version = version;
+    if let Some(oa) = rest.strip_prefix("/openai/") {
+        return openai_compat(&state, &parts.method, oa, api_key, body).await;
+    }
+    let route = match parse_route(rest) {
+        Some(r) => r,
+        None => return Ok(error_response(&ctx, err_route_not_found())),
+    };
+    let want_post = matches!(route, Route::Call(..));
+    if (want_post && parts.method != Method::POST) || (!want_post && parts.method != Method::GET) {
+        return Ok(error_response(&ctx, err_method(&parts.method, &path)));
+    }
+    let sse = q("alt") == Some("sse");
+    let is_stream = matches!(route, Route::Call(_, Call::Stream));
+    ctx.array_stream = is_stream && !sse;
+
+    // Auth, then what the key is set to do.
+    let Some(key) = api_key else {
+        return Ok(error_response(&ctx, err_no_key()));
+    };
+    let (cut, reshape) = match key_behavior(&state, &ctx, &key, &route, is_stream).await? {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(refusal),
+    };
+
+    let Ok(body) = body else {
+        let msg = format!("Request payload size exceeds the limit: {BODY_LIMIT} bytes.");
+        let e = google_error(413, "INVALID_ARGUMENT", msg, vec![]);
+        return Ok(error_response(&ctx, e));
+    };
+
+    match route {
+        Route::List => Ok(list_models(&ctx, q("pageSize"), q("pageToken"))),
+        Route::Get(m) => Ok(get_model(&ctx, &m)),
+        Route::Call(model, call) => {
+            let stream = StreamMode { sse, cut };
+            let res = call_model(&state, &ctx, &model, call, stream, &body).await;
+            let res = match (res, reshape) {
+                (Ok(r), Some(KeyBehavior::EchoKey { split })) => Ok(echo_key(r, &key, split)),
+                (Ok(r), Some(KeyBehavior::Trickle { ms })) => Ok(trickle(r, ms)),
+                (res, _) => res,
+            };
+            Ok(res.unwrap_or_else(|e| error_response(&ctx, e)))
+        }
+    }
+}
+
+/// Record the request for the tests to inspect and return the Gemini key it
+/// carries (`x-goog-api-key`, `?key=`, or on the OpenAI-compatible routes a
+/// bearer token).
+fn record_request<E>(
+    state: &FakeState,
+    parts: &http::request::Parts,
+    path: &str,
+    query: Option<String>,
+    qp: &[(String, String)],
+    body: &Result<bytes::Bytes, E>,
+) -> Option<String> {
     let header_key = parts
         .headers
         .get("x-goog-api-key")
@@ -181,136 +256,85 @@ pub(crate) async fn handle_api(
         .collect();
     state.record(Recorded {
         method: parts.method.to_string(),
-        path: path.clone(),
-        query: query.clone(),
+        path: path.to_string(),
+        query,
         api_key: api_key.clone(),
         authorization,
         headers,
-        body: body.as_ref().cloned().unwrap_or_default(),
+        body: body.as_ref().ok().cloned().unwrap_or_default(),
     });
+    api_key
+}
 
-    let q = |name: &str| qp.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let pretty = q("prettyPrint") != Some("false");
-    let mut ctx = Ctx {
-        version: "v1beta",
-        array_stream: false,
-        pretty,
-    };
-
-    // Route.
-    let (version, rest) = if let Some(r) = strip_version(&path, "/v1beta") {
-        ("v1beta", r)
-    } else if let Some(r) = strip_version(&path, "/v1") {
-        ("v1", r)
-    } else {
-        return Ok(error_response(&ctx, err_route_not_found()));
-    };
-    ctx.version = version;
-    if let Some(oa) = rest.strip_prefix("/openai/") {
-        return openai_compat(&state, &parts.method, oa, api_key, body).await;
-    }
-    let route = match parse_route(rest) {
-        Some(r) => r,
-        None => return Ok(error_response(&ctx, err_route_not_found())),
-    };
-    let want_post = matches!(route, Route::Call(..));
-    if (want_post && parts.method != Method::POST) || (!want_post && parts.method != Method::GET) {
-        return Ok(error_response(&ctx, err_method(&parts.method, &path)));
-    }
-    let sse = q("alt") == Some("sse");
-    let is_stream = matches!(route, Route::Call(_, Call::Stream));
-    ctx.array_stream = is_stream && !sse;
-
-    // Auth.
-    let Some(key) = api_key else {
-        return Ok(error_response(&ctx, err_no_key()));
-    };
-    let model_for_quota = match &route {
+/// What a key's configured [`KeyBehavior`] does to this request: refuse it
+/// with Google's error (`Ok(Err(answer))`), drop the connection (`Err`), wait,
+/// or let it through with a stream cut (`cut`) or a reshaped answer.
+async fn key_behavior(
+    state: &FakeState,
+    ctx: &Ctx,
+    key: &str,
+    route: &Route,
+    is_stream: bool,
+) -> Result<Result<(Option<usize>, Option<KeyBehavior>), Response<FakeBody>>, Abort> {
+    let model_for_quota = match route {
         Route::Get(m) | Route::Call(m, _) => m.clone(),
         Route::List => "gemini-2.5-flash".to_string(),
     };
-    let mut cut = None;
-    let mut reshape = None;
-    match state.behavior(&key) {
+    let refuse = |e| Ok(Err(error_response(ctx, e)));
+    match state.behavior(key) {
         KeyBehavior::Ok => {}
-        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => reshape = Some(b),
-        KeyBehavior::Invalid => return Ok(error_response(&ctx, err_invalid_key())),
-        KeyBehavior::Expired => return Ok(error_response(&ctx, err_expired())),
-        KeyBehavior::Suspended => return Ok(error_response(&ctx, err_suspended(&key))),
+        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => {
+            return Ok(Ok((None, Some(b))));
+        }
+        KeyBehavior::Invalid => return refuse(err_invalid_key()),
+        KeyBehavior::Expired => return refuse(err_expired()),
+        KeyBehavior::Suspended => return refuse(err_suspended(key)),
         KeyBehavior::Quota { retry_secs } => {
-            return Ok(error_response(
-                &ctx,
-                err_quota(&model_for_quota, Some(retry_secs)),
-            ));
+            return refuse(err_quota(&model_for_quota, Some(retry_secs)));
         }
-        KeyBehavior::QuotaDay => {
-            return Ok(error_response(&ctx, err_quota(&model_for_quota, None)));
-        }
-        KeyBehavior::Overloaded => return Ok(error_response(&ctx, err_overloaded())),
-        KeyBehavior::Internal => return Ok(error_response(&ctx, err_internal())),
-        KeyBehavior::Region => return Ok(error_response(&ctx, err_region())),
+        KeyBehavior::QuotaDay => return refuse(err_quota(&model_for_quota, None)),
+        KeyBehavior::Overloaded => return refuse(err_overloaded()),
+        KeyBehavior::Internal => return refuse(err_internal()),
+        KeyBehavior::Region => return refuse(err_region()),
         KeyBehavior::Slow { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
         KeyBehavior::CutAfter { events } => {
             if !is_stream {
                 return Err(Abort);
             }
-            cut = Some(events);
+            return Ok(Ok((Some(events), None)));
         }
         KeyBehavior::Hang => std::future::pending::<()>().await,
     }
+    Ok(Ok((None, None)))
+}
 
-    let body = match body {
-        Ok(b) => b,
-        Err(_) => {
-            return Ok(error_response(
-                &ctx,
-                gerr(
-                    413,
-                    "INVALID_ARGUMENT",
-                    format!("Request payload size exceeds the limit: {BODY_LIMIT} bytes."),
-                    vec![],
-                ),
-            ));
-        }
+/// A model method (`generateContent`, `streamGenerateContent`, `countTokens`,
+/// `embedContent`, `batchEmbedContents`) on a known model.
+async fn call_model(
+    state: &FakeState,
+    ctx: &Ctx,
+    model: &str,
+    call: Call,
+    stream: StreamMode,
+    body: &[u8],
+) -> Result<Response<FakeBody>, GoogleError> {
+    let method = match call {
+        Call::Generate => "generateContent",
+        Call::Stream => "streamGenerateContent",
+        Call::CountTokens => "countTokens",
+        Call::Embed => "embedContent",
+        Call::BatchEmbed => "batchEmbedContents",
     };
-
-    match route {
-        Route::List => Ok(list_models(&ctx, q("pageSize"), q("pageToken"))),
-        Route::Get(m) => Ok(get_model(&ctx, &m)),
-        Route::Call(model, call) => {
-            let method = match call {
-                Call::Generate => "generateContent",
-                Call::Stream => "streamGenerateContent",
-                Call::CountTokens => "countTokens",
-                Call::Embed => "embedContent",
-                Call::BatchEmbed => "batchEmbedContents",
-            };
-            if !model_known(&model) {
-                return Ok(error_response(
-                    &ctx,
-                    err_model_not_found(&model, ctx.version, method),
-                ));
-            }
-            let root = match parse_body(&body) {
-                Ok(v) => v,
-                Err(e) => return Ok(error_response(&ctx, e)),
-            };
-            let res = match call {
-                Call::Generate => generate(&state, &ctx, &model, &root, None).await,
-                Call::Stream => {
-                    generate(&state, &ctx, &model, &root, Some(StreamMode { sse, cut })).await
-                }
-                Call::CountTokens => count_tokens(&ctx, &root),
-                Call::Embed => embed(&ctx, &root),
-                Call::BatchEmbed => batch_embed(&ctx, &model, &root),
-            };
-            let res = match (res, reshape) {
-                (Ok(r), Some(KeyBehavior::EchoKey { split })) => Ok(echo_key(r, &key, split)),
-                (Ok(r), Some(KeyBehavior::Trickle { ms })) => Ok(trickle(r, ms)),
-                (res, _) => res,
-            };
-            Ok(res.unwrap_or_else(|e| error_response(&ctx, e)))
-        }
+    if !model_known(model) {
+        return Err(err_model_not_found(model, ctx.version, method));
+    }
+    let root = parse_body(body)?;
+    match call {
+        Call::Generate => generate(state, ctx, model, &root, None).await,
+        Call::Stream => generate(state, ctx, model, &root, Some(stream)).await,
+        Call::CountTokens => count_tokens(ctx, &root),
+        Call::Embed => embed(ctx, &root),
+        Call::BatchEmbed => batch_embed(ctx, model, &root),
     }
 }
 
@@ -347,7 +371,7 @@ pub(crate) fn parse_route(rest: &str) -> Option<Route> {
     }
 }
 
-pub(crate) fn parse_body(body: &[u8]) -> Result<Value, GErr> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, GoogleError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(Value::Object(Default::default()));
     }

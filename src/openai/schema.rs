@@ -251,24 +251,59 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
     let mut out = Map::new();
     let mut nullable = false;
 
-    // 1. Inlined sources, overridden by the node's own keys below.
+    // 1. Inlined sources ($ref, allOf, anyOf/oneOf), overridden by the node's own keys below.
+    inline_sources(obj, cx, depth, &mut out, &mut nullable);
+
+    // 2. The node's own keys.
+    let mut own = Map::new();
+    let type_union = own_type(obj.get("type"), &mut own, &mut nullable);
+    own_keys(obj, cx, depth, &mut own, &mut nullable);
+    merge(&mut out, own);
+
+    // 3. enum / const: Gemini only takes string enums.
+    string_enum(obj, &mut out, &mut nullable);
+
+    // 4. format, checked against the final type.
+    keep_format(obj, &mut out);
+
+    // 5. Keys where Gemini allows them: per type, with every array given
+    // its `items`.
+    fit_types(&mut out, type_union);
+
+    if nullable {
+        out.insert("nullable".into(), Value::Bool(true));
+    }
+
+    tidy(&mut out);
+    out
+}
+
+/// Step 1 of [`clean_node`]: what `$ref`, `allOf` and `anyOf`/`oneOf`
+/// contribute (a null alternative makes the node nullable).
+fn inline_sources(
+    obj: &Map<String, Value>,
+    cx: &mut Ctx<'_>,
+    depth: usize,
+    out: &mut Map<String, Value>,
+    nullable: &mut bool,
+) {
     if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
         let root = cx.root;
         if let Some(target) = resolve(r, root) {
             if cx.ref_depth >= MAX_REF_DEPTH {
-                merge(&mut out, opaque_object());
+                merge(out, opaque_object());
             } else {
                 cx.ref_depth += 1;
                 let m = clean_node(target, cx, depth + 1);
                 cx.ref_depth -= 1;
-                merge(&mut out, m);
+                merge(out, m);
             }
         }
     }
     if let Some(all) = obj.get("allOf").and_then(Value::as_array) {
         for sub in all {
             let m = clean_node(sub, cx, depth + 1);
-            merge(&mut out, m);
+            merge(out, m);
         }
     }
     let alts = obj
@@ -279,14 +314,14 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
         let mut variants = Vec::new();
         for a in alts {
             if is_null_schema(a) {
-                nullable = true;
+                *nullable = true;
             } else {
                 variants.push(clean_node(a, cx, depth + 1));
             }
         }
         if variants.len() == 1 {
             if let Some(only) = variants.pop() {
-                merge(&mut out, only);
+                merge(out, only);
             }
         } else if !variants.is_empty() {
             out.insert(
@@ -295,14 +330,16 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
             );
         }
     }
+}
 
-    // 2. The node's own keys.
-    let mut own = Map::new();
+/// The node's `type` (a string or a list; `null` makes it nullable, several
+/// types become an `anyOf`). Returns whether it was a union.
+fn own_type(ty: Option<&Value>, own: &mut Map<String, Value>, nullable: &mut bool) -> bool {
     let mut type_union = false;
-    match obj.get("type") {
+    match ty {
         Some(Value::String(t)) => {
             if is_null_type(t) {
-                nullable = true;
+                *nullable = true;
             } else {
                 own.insert("type".into(), Value::String(t.clone()));
             }
@@ -311,7 +348,7 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
             let mut kept: Vec<&str> = Vec::new();
             for t in ts.iter().filter_map(Value::as_str) {
                 if is_null_type(t) {
-                    nullable = true;
+                    *nullable = true;
                 } else if !kept.contains(&t) {
                     kept.push(t);
                 }
@@ -337,6 +374,17 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
         }
         _ => {}
     }
+    type_union
+}
+
+/// The node's other keys Gemini understands, cleaned (sub-schemas recursively).
+fn own_keys(
+    obj: &Map<String, Value>,
+    cx: &mut Ctx<'_>,
+    depth: usize,
+    own: &mut Map<String, Value>,
+    nullable: &mut bool,
+) {
     for (k, v) in obj {
         match k.as_str() {
             "title" | "description" | "pattern" => {
@@ -345,7 +393,7 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
                 }
             }
             "nullable" if v.as_bool() == Some(true) => {
-                nullable = true;
+                *nullable = true;
             }
             "minItems" | "maxItems" | "minLength" | "maxLength" => {
                 if let Some(n) = as_count(v) {
@@ -408,9 +456,11 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
             _ => {}
         }
     }
-    merge(&mut out, own);
+}
 
-    // 3. enum / const: Gemini only takes string enums.
+/// `enum` / `const` as Gemini takes them: strings only, typed `string`
+/// (a null value makes the node nullable).
+fn string_enum(obj: &Map<String, Value>, out: &mut Map<String, Value>, nullable: &mut bool) {
     let enum_src: Option<Vec<&Value>> = match obj.get("enum") {
         Some(Value::Array(vals)) => Some(vals.iter().collect()),
         _ => obj.get("const").map(|c| vec![c]),
@@ -419,7 +469,7 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
         let mut strings: Vec<Value> = Vec::with_capacity(vals.len());
         for v in vals {
             if v.is_null() {
-                nullable = true;
+                *nullable = true;
             } else if let Some(s) = enum_string(v) {
                 strings.push(Value::String(s));
             }
@@ -435,8 +485,10 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
             }
         }
     }
+}
 
-    // 4. format, checked against the final type.
+/// `format`, kept only where Gemini accepts it for the node's final type.
+fn keep_format(obj: &Map<String, Value>, out: &mut Map<String, Value>) {
     if let Some(fmt) = obj.get("format").and_then(Value::as_str) {
         let ty = out.get("type").and_then(Value::as_str).unwrap_or("");
         let keep = if ty.eq_ignore_ascii_case("string") {
@@ -450,17 +502,6 @@ fn clean_node(node: &Value, cx: &mut Ctx<'_>, depth: usize) -> Map<String, Value
             out.insert("format".into(), Value::from(fmt));
         }
     }
-
-    // 5. Keys where Gemini allows them: per type, with every array given
-    // its `items`.
-    fit_types(&mut out, type_union);
-
-    if nullable {
-        out.insert("nullable".into(), Value::Bool(true));
-    }
-
-    tidy(&mut out);
-    out
 }
 
 /// No empty `properties`; `required`/`propertyOrdering` only name existing

@@ -18,8 +18,11 @@
 //! under `$CARGO_TARGET_DIR` or the repository.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
+#[allow(dead_code)] // the harness: this suite uses only its blocking helpers
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::blocking::Reply;
 use serde_json::Value;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -550,65 +554,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-/// One HTTP/1.1 request on a fresh connection.
+/// One HTTP/1.1 request to the loopback `port` on a fresh connection.
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the answer");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header block");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let rest = &raw[split + 4..];
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Reply {
-        status,
-        headers: head,
-        body: String::from_utf8(body).expect("a UTF-8 body"),
-    }
-}
-
-/// Undo HTTP/1.1 chunked transfer coding.
-fn dechunk(mut s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
-        let size = String::from_utf8_lossy(&s[..eol]);
-        let n = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16)
-            .unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
-        if n == 0 {
-            break;
-        }
-        let data = &s[eol + 2..];
-        out.extend_from_slice(&data[..n]);
-        s = data[n..].strip_prefix(b"\r\n").unwrap_or(&data[n..]);
-    }
-    out
+    common::blocking::http(&format!("127.0.0.1:{port}"), method, path, headers, body)
 }
 
 fn wait_healthy(p: &mut Proc, port: u16) {

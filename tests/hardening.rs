@@ -2166,22 +2166,8 @@ async fn secrets_never_leak_from_the_binary() {
         }
     }
     let guard = KillOnDrop(child.id());
-    let mut stderr = child.stderr.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let reader = {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                log.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
+    let (log, reader) = common::blocking::collect_joinable(child.stderr.take().unwrap());
     // The listening line names the port.
     let addr = {
         let t = Instant::now();

@@ -394,21 +394,7 @@ impl Binary {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let mut stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let reader = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                use std::io::Read;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    log.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            })
-        };
+        let (log, reader) = common::blocking::collect_joinable(child.stderr.take().unwrap());
         let mut bin = Binary {
             child,
             log,

@@ -18,8 +18,7 @@
 //! under `$CARGO_TARGET_DIR` or the repository.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
-#[allow(dead_code)] // the harness: this suite uses only its blocking helpers
-mod common;
+mod common; // the harness; this suite uses only its blocking helpers
 
 use std::collections::BTreeMap;
 use std::io::Write;

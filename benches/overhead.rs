@@ -18,7 +18,11 @@
 //!   apart, and unpaced), native SSE and OpenAI chunks; many concurrent streams
 //!   with every event counted;
 //! * memory (RSS idle, under load, with 1,000 open streams, after load),
-//!   start-up time to the first `/health`, and the binary's size.
+//!   start-up time to the first `/health`, and the binary's size;
+//! * the Redis store's cost: the same OpenAI call at 1 client and at 64
+//!   clients through a gateway in memory mode and one with `REDIS_URL` set
+//!   (a local `redis-server` started for the run; the row is skipped with a
+//!   note when the binary is missing).
 //!
 //! Results: a table on stdout and `target/bench/overhead.json`. Targets are
 //! printed with a pass/miss mark; they are goals, not assertions.
@@ -917,6 +921,8 @@ async fn run() {
         json!({"median": st.p50, "max": st.max}),
     );
     rep.json.insert("binary_bytes".into(), json!(size));
+    // 7. The Redis store's cost on the request path.
+    redis_mode(&mut rep, bin, fake_addr, warm, seq_n, load_dur).await;
     let _ = fake.kill();
     let _ = fake.wait();
 
@@ -948,4 +954,100 @@ async fn run() {
     )
     .unwrap();
     println!("\nwritten: {}", out.display());
+}
+
+/// Section 7: a gateway in memory mode and one on a local `redis-server`
+/// (each pinned to the gateway's core, one busy at a time), the OpenAI call at
+/// 1 client and at 64 clients through each.
+async fn redis_mode(
+    rep: &mut Report,
+    bin: &str,
+    fake_addr: SocketAddr,
+    warm: usize,
+    seq_n: usize,
+    load_dur: Duration,
+) {
+    rep.row(String::new());
+    let redis_bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let redis_port = free_port();
+    let redis = Command::new(&redis_bin)
+        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut redis) = redis else {
+        rep.row(format!("Redis mode: skipped ({redis_bin} not found)"));
+        return;
+    };
+    let redis_addr: SocketAddr = ([127, 0, 0, 1], redis_port).into();
+    let t0 = Instant::now();
+    while tokio::net::TcpStream::connect(redis_addr).await.is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mem_port, red_port) = (free_port(), free_port());
+    let mut mem = spawn(bin, &[], &gateway_env(fake_addr, mem_port), Some(1));
+    let mut env = gateway_env(fake_addr, red_port);
+    env.push(("REDIS_URL", format!("redis://{redis_addr}")));
+    env.push(("REDIS_PREFIX", format!("bench{}:", std::process::id())));
+    let mut red = spawn(bin, &[], &env, Some(1));
+    let mem_addr: SocketAddr = ([127, 0, 0, 1], mem_port).into();
+    let red_addr: SocketAddr = ([127, 0, 0, 1], red_port).into();
+    wait_health(mem_addr, "/health").await;
+    wait_health(red_addr, "/health").await;
+    let openai = |name, addr| {
+        Target {
+        name,
+        addr,
+        path: "/v1/chat/completions".into(),
+        headers: vec![("authorization", format!("Bearer {TOKEN}")), ("content-type", "application/json".into())],
+        body: Bytes::from(serde_json::to_vec(&json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "Hello, how are you?"}]})).unwrap()),
+    }
+    };
+    let targets = [openai("memory", mem_addr), openai("redis", red_addr)];
+    let seq = sequential(&targets, warm, seq_n);
+    let mut rps = [0.0f64; 2];
+    for (i, t) in targets.iter().enumerate() {
+        let (_, r, _, errors) = closed_loop(t, 64, load_dur).await;
+        assert_eq!(errors, 0, "{} had errors", t.name);
+        rps[i] = r;
+    }
+    rep.row(format!(
+        "{:<28} {:>9} {:>9} {:>10}",
+        "store (OpenAI call)", "1c p50", "1c p99", "64c req/s"
+    ));
+    for (i, t) in targets.iter().enumerate() {
+        rep.row(format!(
+            "{:<28} {:>9} {:>9} {:>10.0}",
+            t.name,
+            fmt_us(seq[i].p50),
+            fmt_us(seq[i].p99),
+            rps[i]
+        ));
+    }
+    let added = seq[1].p50.saturating_sub(seq[0].p50);
+    let ratio = rps[1] / rps[0].max(1.0);
+    rep.target(
+        "Redis mode: added 1-client p50 ≤ 20µs over memory mode",
+        added <= 20,
+        fmt_us(added),
+    );
+    rep.target(
+        "Redis mode: 64-client throughput ≥ 90% of memory mode",
+        ratio >= 0.9,
+        format!("{:.0}%", ratio * 100.0),
+    );
+    rep.json.insert(
+        "redis_mode".into(),
+        json!({"memory": {"p50_us": seq[0].p50, "p99_us": seq[0].p99, "rps": rps[0]},
+               "redis": {"p50_us": seq[1].p50, "p99_us": seq[1].p99, "rps": rps[1]}}),
+    );
+    for c in [&mut mem, &mut red, &mut redis] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }

@@ -13,14 +13,25 @@ fn documented() -> BTreeSet<String> {
         .collect()
 }
 
-/// Every `"NAME"` string literal passed to the config reader in src/config.rs,
+/// The configuration module's source (src/config/*.rs), tests included.
+fn config_source() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/config");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+/// Every `"NAME"` string literal passed to the config reader in src/config/,
 /// plus the one `std::env::var("ENV_FILE")`.
 fn read_by_code() -> BTreeSet<String> {
-    let src: String =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
+    let src: String = config_source().split_whitespace().collect();
     let mut out = BTreeSet::new();
     for call in [
         ".list(\"",

@@ -74,3 +74,31 @@ fn env_example_and_code_agree() {
     );
     assert_eq!(listed, code, "config::VARIABLES is out of date");
 }
+
+/// Each setting's group in `config::table::SETTINGS` is the `.env.example`
+/// section it is documented in (`# --- Server ---…`, the title up to " (").
+#[test]
+fn env_example_sections_are_the_settings_groups() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    let mut section = String::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix("# --- ") {
+            let title = title.trim_end_matches(['-', ' ']);
+            section = title.split(" (").next().unwrap().to_string();
+            continue;
+        }
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let row = gemini_balance::config::table::find(name.trim())
+            .unwrap_or_else(|| panic!("{name} is not in the settings table"));
+        assert_eq!(row.group, section, "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, gemini_balance::config::table::SETTINGS.len());
+}

@@ -13,7 +13,7 @@
 //! unless demo mode applies (neither `API_KEYS` nor `ALLOWED_TOKENS` set, or
 //! `DEMO=true`); a `BASE_URL` without a path gets `/v1beta`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use crate::openai::Options;
 
 mod hints;
 mod parse;
+pub mod table;
 #[cfg(test)]
 mod tests;
 mod vars;
@@ -85,17 +86,6 @@ pub const VARIABLES: &[&str] = &[
     "DATA_DIR",
     "REDIS_URL",
     "REDIS_PREFIX",
-    "ENCRYPTION_KEY",
-];
-
-/// Variables whose values are secrets: never printed unmasked.
-const SECRET_VARIABLES: &[&str] = &[
-    "API_KEYS",
-    "ALLOWED_TOKENS",
-    "AUTH_TOKEN",
-    "BACKUP_API_KEYS",
-    "TRUSTED_API_KEYS",
-    "REDIS_URL",
     "ENCRYPTION_KEY",
 ];
 
@@ -216,6 +206,21 @@ pub struct Config {
     pub notes: Vec<(crate::log::Level, String)>,
     /// Which variables were set (name, masked value) — printed at start-up.
     pub seen: Vec<(String, String)>,
+    /// Where the values came from: the variables read at start-up and the
+    /// overrides stored at run time (see [`Config::with_stored`]).
+    pub sources: Sources,
+}
+
+/// Where the values of a [`Config`] came from. Holds secrets in full: never
+/// printed (the `Debug` of [`Config`] leaves it out).
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// The variables read at start-up (environment and `.env`, plus what
+    /// [`Config::pin`] added) that name a setting or look like one.
+    pub env: HashMap<String, String>,
+    /// Overrides set at run time (`PATCH /admin/config`, kept by the store),
+    /// in the environment's syntax, applied over `env`.
+    pub stored: BTreeMap<String, String>,
 }
 
 /// Secrets masked: `{:?}` of a configuration never prints a key or token.
@@ -241,6 +246,31 @@ impl fmt::Debug for Config {
             .field("seen", &self.seen)
             .finish_non_exhaustive()
     }
+}
+
+/// The entries of `map` the parser looks at: the settings, names one or two
+/// edits away from one, and names holding `API_KEY` (see [`hint`]).
+fn relevant(map: &HashMap<String, String>) -> HashMap<String, String> {
+    map.iter()
+        .filter(|(n, _)| {
+            VARIABLES.contains(&n.as_str())
+                || near_miss(n).is_some()
+                || (n.len() <= 64 && n.to_ascii_uppercase().contains("API_KEY"))
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// The configuration at start-up: the variables `env` (see [`Config::from_map`])
+/// with the overrides kept by the store (`Snapshot::setting_overrides()`)
+/// over them. Precedence: stored > env > default. `env` must be valid on its
+/// own (its error is returned); a stored override that is not a live setting
+/// or that the parser refuses is left out with a warning in `notes`.
+pub fn with_overrides(
+    env: &HashMap<String, String>,
+    stored: &BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
+    Ok(Config::from_map(env)?.with_stored_lenient(stored))
 }
 
 impl Config {
@@ -354,12 +384,81 @@ impl Config {
             base_url_unversioned,
             notes,
             seen: Vec::new(),
+            sources: Sources {
+                env: relevant(map),
+                stored: BTreeMap::new(),
+            },
         };
         let mut cfg = cfg;
         cfg.seen = v.seen;
         cfg.validate()?;
         cfg.require_keys_and_tokens(map, demo_setting)?;
         Ok(cfg)
+    }
+
+    /// This configuration's start-up variables with `stored` over them,
+    /// parsed by exactly the start-up parser ([`Config::from_map`]): the
+    /// same one-line errors, and nothing changes on an error. The settings
+    /// that cannot change while running keep their running values
+    /// ([`table::carry_fixed`]). Precedence: stored > env > default.
+    pub fn with_stored(&self, stored: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let mut map = self.sources.env.clone();
+        map.extend(stored.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut new = Config::from_map(&map)?;
+        new.sources = Sources {
+            env: self.sources.env.clone(),
+            stored: stored.clone(),
+        };
+        table::carry_fixed(&mut new, self);
+        Ok(new)
+    }
+
+    /// [`Config::with_stored`] for overrides that were kept (start-up, other
+    /// replicas), never failing: an override that is not a live setting, or
+    /// that the parser refuses, is left out with a warning in
+    /// [`Config::notes`] (a bad stored value must not stop the gateway).
+    pub fn with_stored_lenient(&self, stored: &BTreeMap<String, String>) -> Config {
+        let mut notes = Vec::new();
+        let mut keep = BTreeMap::new();
+        for (name, value) in stored {
+            if table::find(name).is_some_and(|s| s.live()) {
+                keep.insert(name.clone(), value.clone());
+            } else {
+                let m = format!(
+                    "stored setting {name} ignored: it is not a setting that can change while running"
+                );
+                notes.push((crate::log::Level::Warn, m));
+            }
+        }
+        loop {
+            match self.with_stored(&keep) {
+                Ok(mut c) => {
+                    c.notes.extend(notes);
+                    return c;
+                }
+                Err(_) if keep.is_empty() => {
+                    let mut c = self.clone();
+                    c.notes.extend(notes);
+                    return c;
+                }
+                Err(e) => {
+                    notes.push((
+                        crate::log::Level::Warn,
+                        format!("stored setting ignored: {e}"),
+                    ));
+                    if keep.remove(e.var).is_none() {
+                        keep.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Record `value` for `name` as if it came from the environment, for a
+    /// value decided after parsing (demo mode's keys and token), so that a
+    /// configuration rebuilt at run time ([`Config::with_stored`]) keeps it.
+    pub fn pin(&mut self, name: &str, value: String) {
+        self.sources.env.insert(name.to_string(), value);
     }
 
     /// No keys is an error unless in demo mode (naming near misses such as

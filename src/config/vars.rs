@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{ConfigError, SECRET_VARIABLES};
+use super::ConfigError;
+use super::table::is_secret;
 use crate::keys::mask;
 
 /// Reads typed values from a variable map, remembering what it saw.
@@ -24,7 +25,7 @@ impl<'a> Vars<'a> {
             .get(name)
             .map(|s| unquote(s))
             .filter(|s| !s.is_empty())?;
-        let shown = if SECRET_VARIABLES.contains(&name) {
+        let shown = if is_secret(name) {
             match parse_list(v) {
                 Ok(items) => format!(
                     "[{}]",

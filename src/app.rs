@@ -5,17 +5,18 @@
 //! imports the pool, the upstream client and the counters, and nothing that
 //! answers requests imports it back into a circle.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::config::Config;
+use crate::config::{Config, Live, Refusal};
 use crate::keys::KeyPool;
 use crate::status::Stats;
 use crate::upstream::Upstream;
 
 /// Everything a handler needs, shared by all connections.
 pub struct App {
-    /// The configuration.
-    pub cfg: Config,
+    /// The configuration, which changes live: read it with [`App::cfg`].
+    pub settings: Live,
     /// The server's key pool.
     pub pool: KeyPool,
     /// The lite edition's backup pool (`BACKUP_API_KEYS`).
@@ -45,12 +46,41 @@ impl App {
             cfg.max_retries,
         );
         App {
-            cfg,
+            settings: Live::new(cfg),
             pool,
             backup,
             upstream,
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// The configuration now (one lock-free load): read what you need and
+    /// let it go; copy values out before an `.await`.
+    pub fn cfg(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.settings.load()
+    }
+
+    /// Set (`Some`, in the environment's syntax) or revert (`None`) runtime
+    /// setting overrides, live: validated by the start-up parser as a whole
+    /// (nothing applied on a refusal), then passed on to the key pools, the
+    /// upstream and the log level, and swapped in for the next request. Used
+    /// by `PATCH`/`DELETE /admin/config` (which also record the change in the
+    /// store) and for the store's setting changes from other replicas (which
+    /// must not be recorded again). Returns the names changed.
+    pub fn apply_settings(
+        &self,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Vec<&'static str>, Refusal> {
+        self.settings.change(changes, |old, new| {
+            for pool in [&self.pool, &self.backup] {
+                pool.set_policy(new.key_selection, new.max_failures);
+            }
+            self.upstream
+                .set_policy(new.time_out, new.cooldown, new.max_retries);
+            if new.log_level != old.log_level {
+                crate::log::set_level(new.log_level);
+            }
+        })
     }
 }

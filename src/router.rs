@@ -308,7 +308,7 @@ pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, Gat
     }
     match route.access {
         Access::Public => {}
-        Access::Metrics if app.cfg.metrics_public => {}
+        Access::Metrics if app.cfg().metrics_public => {}
         Access::Admin | Access::Metrics => crate::auth::admin_only(app, req)?,
         Access::Client | Access::ClientAdminDelete => {
             if !openai_authorized(app, req) {

@@ -21,6 +21,8 @@ use crate::keys::{Selection, mask};
 use crate::openai::Options;
 
 mod hints;
+pub mod live;
+pub use live::{Live, Refusal};
 mod parse;
 pub mod table;
 #[cfg(test)]

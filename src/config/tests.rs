@@ -562,3 +562,72 @@ fn with_stored_is_the_start_up_parser() {
     assert_eq!(rebuilt.allowed_tokens, vec!["sk-demo"]);
     assert!(rebuilt.demo);
 }
+
+#[test]
+fn live_changes_are_all_or_nothing() {
+    use super::live::{Live, Refusal};
+    let live = Live::new(with(&[]).unwrap());
+    let set = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect()
+    };
+    let mut tuned = 0;
+    let names = live
+        .change(
+            &set(&[("MAX_RETRIES", Some("0")), ("TIME_OUT", Some("5"))]),
+            |old, new| {
+                assert_eq!(old.max_retries, 3);
+                assert_eq!(new.max_retries, 0);
+                tuned += 1;
+            },
+        )
+        .unwrap();
+    assert_eq!((names, tuned), (vec!["MAX_RETRIES", "TIME_OUT"], 1));
+    assert_eq!(live.load().max_retries, 0);
+    assert_eq!(live.load().time_out, Duration::from_secs(5));
+
+    // One bad value: nothing applied, the parser's own line.
+    let e = live
+        .change(
+            &set(&[("COOLDOWN_SECONDS", Some("1")), ("MAX_RETRIES", Some("x"))]),
+            |_, _| unreachable!(),
+        )
+        .unwrap_err();
+    let direct = with(&[("MAX_RETRIES", "x")]).unwrap_err();
+    assert_eq!(e, Refusal::Invalid(direct.clone()));
+    assert_eq!(e.message(), direct.to_string());
+    assert_eq!(live.load().cooldown, Duration::from_secs(60));
+
+    let refuse = |name: &str| {
+        live.change(&set(&[(name, Some("1"))]), |_, _| {})
+            .unwrap_err()
+    };
+    assert_eq!(refuse("PORT").name(), "PORT");
+    assert!(
+        refuse("PORT")
+            .message()
+            .contains("cannot change while running")
+    );
+    assert!(
+        refuse("PORT")
+            .message()
+            .ends_with("set it in the environment and restart")
+    );
+    assert!(refuse("API_KEYS").message().contains("/admin/keys"));
+    assert_eq!(
+        refuse("max_retries").message(),
+        "max_retries is not a setting of this gateway; did you mean MAX_RETRIES?"
+    );
+    assert_eq!(refuse(&"Z".repeat(500)).name().len(), 64, "bounded");
+
+    // Revert: back to the environment (here the default).
+    live.change(&set(&[("MAX_RETRIES", None)]), |_, _| {})
+        .unwrap();
+    assert_eq!(live.load().max_retries, 3);
+    assert_eq!(live.load().time_out, Duration::from_secs(5));
+    let now = live.load_full();
+    let stored: Vec<&String> = now.sources.stored.keys().collect();
+    assert_eq!(stored, ["TIME_OUT"]);
+}

@@ -1,6 +1,9 @@
 //! The gateway's own routes: `/health`, and the admin routes `/status`,
-//! `/status/verify`, `/status/keys/{id}/reset`, `/metrics` and `/verify`
-//! (who may call them is the route table's business, see `crate::router`).
+//! `/status/verify`, `/status/keys/{id}/reset`, `/metrics`, `/verify` and
+//! `/admin/config` ([`config`]) (who may call them is the route table's
+//! business, see `crate::router`).
+
+pub mod config;
 
 use std::sync::Arc;
 

@@ -5,12 +5,13 @@
 //! imports the pool, the upstream client and the counters, and nothing that
 //! answers requests imports it back into a circle.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::{Config, Live, Refusal};
 use crate::keys::KeyPool;
 use crate::status::Stats;
+use crate::store::StoreHandle;
 use crate::upstream::Upstream;
 
 /// Everything a handler needs, shared by all connections.
@@ -27,6 +28,8 @@ pub struct App {
     pub stats: Stats,
     /// Set once shutdown began: new requests get 503.
     pub shutting_down: AtomicBool,
+    /// Where runtime setting changes are recorded (see [`App::attach_store`]).
+    store: OnceLock<StoreHandle>,
 }
 
 impl App {
@@ -52,6 +55,7 @@ impl App {
             upstream,
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
+            store: OnceLock::new(),
         }
     }
 
@@ -59,6 +63,23 @@ impl App {
     /// let it go; copy values out before an `.await`.
     pub fn cfg(&self) -> arc_swap::Guard<Arc<Config>> {
         self.settings.load()
+    }
+
+    /// The configuration now, as an `Arc` one may keep (across an `.await`).
+    pub fn cfg_full(&self) -> Arc<Config> {
+        self.settings.load_full()
+    }
+
+    /// Give the App its store (once; later calls are ignored): settings
+    /// changed through `/admin/config` are then recorded in it, so they last
+    /// and reach the other replicas. Without one they last until the process ends.
+    pub fn attach_store(&self, store: StoreHandle) {
+        let _ = self.store.set(store);
+    }
+
+    /// The store, once attached.
+    pub fn store(&self) -> Option<&StoreHandle> {
+        self.store.get()
     }
 
     /// Set (`Some`, in the environment's syntax) or revert (`None`) runtime

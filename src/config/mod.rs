@@ -23,6 +23,7 @@ use crate::openai::Options;
 mod hints;
 pub mod live;
 pub use live::{Live, Refusal};
+pub use table::{Apply, SETTINGS, Setting};
 mod parse;
 pub mod table;
 #[cfg(test)]

@@ -5,13 +5,14 @@
 //! imports the pool, the upstream client and the counters, and nothing that
 //! answers requests imports it back into a circle.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{Config, Live, Refusal};
 use crate::keys::KeyPool;
 use crate::status::Stats;
-use crate::store::StoreHandle;
+use crate::store::{Change, StoreHandle};
 use crate::upstream::Upstream;
 
 /// Everything a handler needs, shared by all connections.
@@ -93,15 +94,54 @@ impl App {
         &self,
         changes: &[(String, Option<String>)],
     ) -> Result<Vec<&'static str>, Refusal> {
-        self.settings.change(changes, |old, new| {
-            for pool in [&self.pool, &self.backup] {
-                pool.set_policy(new.key_selection, new.max_failures);
+        self.settings
+            .change(changes, |old, new| self.tune(old, new))
+    }
+
+    /// The store's event loop calls this for every change another replica
+    /// made: a `Change::Setting` is applied with [`App::apply_settings`] (and
+    /// not recorded again); a refusal (a setting this version does not know,
+    /// or a value its parser refuses) is logged and skipped. Other changes
+    /// are not settings and are ignored here. Returns whether it applied one.
+    pub fn apply_setting_change(&self, change: &Change) -> bool {
+        let Change::Setting { name, value, .. } = change else {
+            return false;
+        };
+        match self.apply_settings(&[(name.clone(), value.clone())]) {
+            Ok(_) => {
+                crate::info!("setting {name} changed by another replica");
+                true
             }
-            self.upstream
-                .set_policy(new.time_out, new.cooldown, new.max_retries);
-            if new.log_level != old.log_level {
-                crate::log::set_level(new.log_level);
+            Err(r) => {
+                crate::warn!(
+                    "setting change from another replica ignored: {}",
+                    r.message()
+                );
+                false
             }
-        })
+        }
+    }
+
+    /// After a resync with the store (`Event::Resync`): make the runtime
+    /// overrides exactly `stored` (`Snapshot::setting_overrides()`), leaving
+    /// out with a warning each one this version refuses.
+    pub fn reload_settings(&self, stored: &BTreeMap<String, String>) {
+        for w in self.settings.reset(stored, |old, new| self.tune(old, new)) {
+            crate::warn!("{w}");
+        }
+    }
+
+    /// Pass settings that long-lived objects hold on to them: the key pools'
+    /// `KEY_SELECTION` and `MAX_FAILURES`, the upstream's `TIME_OUT`,
+    /// `COOLDOWN_SECONDS` and `MAX_RETRIES`, and `LOG_LEVEL`.
+    fn tune(&self, old: &Config, new: &Config) {
+        for pool in [&self.pool, &self.backup] {
+            pool.set_policy(new.key_selection, new.max_failures);
+        }
+        self.upstream
+            .set_policy(new.time_out, new.cooldown, new.max_retries);
+        if new.log_level != old.log_level {
+            crate::log::set_level(new.log_level);
+        }
     }
 }

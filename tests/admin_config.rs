@@ -504,3 +504,43 @@ async fn stored_settings_come_back_after_a_restart_over_the_environment() {
     h.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn changes_from_other_replicas_apply_without_being_recorded_again() {
+    use gemini_balance::store::Change;
+    let gw = gateway(&[]).await;
+    let (h, _) = store::open_mode(Mode::Memory, None).await.unwrap();
+    gw.app.attach_store(h.clone());
+    let set = |name: &str, value: Option<&str>| Change::Setting {
+        name: name.into(),
+        value: value.map(str::to_string),
+        at_ms: 1,
+    };
+    assert!(gw.app.apply_setting_change(&set("MAX_RETRIES", Some("0"))));
+    assert!(
+        !gw.app.apply_setting_change(&set("PORT", Some("1"))),
+        "restart-only: skipped"
+    );
+    assert!(
+        !gw.app.apply_setting_change(&set("TIME_OUT", Some("soon"))),
+        "refused: skipped"
+    );
+    let list = settings(&gw).await;
+    let e = entry(&list, "MAX_RETRIES");
+    assert_eq!((&e["value"], &e["source"]), (&json!("0"), &json!("stored")));
+    assert_eq!(entry(&list, "TIME_OUT")["value"], "45");
+    h.flush().await.unwrap();
+    assert!(h.load().await.settings.is_empty(), "not recorded again");
+
+    // A resync makes the overrides exactly what the store holds.
+    let stored = [
+        ("TIME_OUT".to_string(), "5".to_string()),
+        ("PORT".into(), "1".into()),
+    ];
+    gw.app.reload_settings(&stored.into_iter().collect());
+    let list = settings(&gw).await;
+    assert_eq!(entry(&list, "MAX_RETRIES")["source"], "default");
+    assert_eq!(entry(&list, "TIME_OUT")["value"], "5");
+    assert_eq!(entry(&list, "PORT")["source"], "default");
+    gw.shutdown().await;
+}

@@ -125,4 +125,28 @@ impl Live {
         self.cfg.store(Arc::new(new));
         Ok(names)
     }
+
+    /// Make the runtime overrides exactly `stored` (what the store holds,
+    /// after a resync), leaving out with a warning (returned) each one that is
+    /// not a live setting or that the parser refuses; `tune` as in
+    /// [`Live::change`].
+    pub fn reset(
+        &self,
+        stored: &BTreeMap<String, String>,
+        tune: impl FnOnce(&Config, &Config),
+    ) -> Vec<String> {
+        let _one_at_a_time = self.change.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.cfg.load_full();
+        let new = old.with_stored_lenient(stored);
+        let warnings = new
+            .notes
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.starts_with("stored setting"))
+            .cloned()
+            .collect();
+        tune(&old, &new);
+        self.cfg.store(Arc::new(new));
+        warnings
+    }
 }

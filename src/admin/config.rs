@@ -94,7 +94,7 @@ fn apply(
     Ok(names)
 }
 
-/// `PATCH /admin/config` with `{"NAME": value, …}` (see [`env_value`]):
+/// `PATCH /admin/config` with `{"NAME": value, …}` (JSON values or the env syntax, `null` reverts):
 /// answers `{"updated":[names],"settings":[…]}` with the settings now in use.
 pub async fn patch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
     let bytes: Bytes = read_nonempty_body(app, req).await?;

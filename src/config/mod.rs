@@ -12,6 +12,14 @@
 //! `api_keys`, `TIMEOUT`) is reported, and a missing `API_KEYS` is an error
 //! unless demo mode applies (neither `API_KEYS` nor `ALLOWED_TOKENS` set, or
 //! `DEMO=true`); a `BASE_URL` without a path gets `/v1beta`.
+//!
+//! Settings also change while running: [`table::SETTINGS`] says for each
+//! variable its group, whether it is a secret and whether it can change live;
+//! [`Config::with_stored`] rebuilds the configuration from the start-up
+//! variables with runtime overrides over them (stored > env > default) through
+//! the same parser, and [`live::Live`] holds the one in use. The parts:
+//! `vars` (typed reads, list syntax), `parse` (the readers of several values),
+//! `hints` (near misses), `table`, `live`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -36,7 +44,8 @@ use vars::{Vars, WHOLE, err};
 pub use vars::{parse_list, unquote};
 
 /// Every variable the gateway reads, with its default (as shown in
-/// `.env.example`). A test checks this list, the code and `.env.example` agree.
+/// `.env.example`). A test checks this list, the code and `.env.example`
+/// agree, and another that [`table::SETTINGS`] has one row for each, in order.
 pub const VARIABLES: &[&str] = &[
     "API_KEYS",
     "ALLOWED_TOKENS",

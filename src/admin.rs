@@ -1,6 +1,9 @@
 //! The gateway's own routes: `/health`, and the admin routes `/status`,
-//! `/status/verify`, `/status/keys/{id}/reset`, `/metrics` and `/verify`
-//! (who may call them is the route table's business, see `crate::router`).
+//! `/status/verify`, `/status/keys/{id}/reset`, `/metrics`, `/verify` and
+//! `/admin/config` ([`config`]) (who may call them is the route table's
+//! business, see `crate::router`).
+
+pub mod config;
 
 use std::sync::Arc;
 
@@ -22,7 +25,7 @@ pub fn health(app: &App) -> Response<Body> {
         &json!({
             "status": "ok",
             // "demo": answers come from the built-in fake upstream, not Google.
-            "mode": if app.cfg.demo { "demo" } else { "gateway" },
+            "mode": if app.cfg().demo { "demo" } else { "gateway" },
             "version": crate::VERSION,
             "uptime_seconds": app.stats.uptime(),
             "keys": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
@@ -89,7 +92,7 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::config::parse_list(v).unwrap_or_default())
         .unwrap_or_default();
-    let max = app.cfg.verify_max_keys;
+    let max = app.cfg().verify_max_keys;
     if given.len() > max {
         return Err(GatewayError::TooManyKeys {
             max,

@@ -114,7 +114,7 @@ pub fn upstream_failed(app: &App, f: Failure, model: &str, own_keys: bool) -> Ga
         Failure::Upstream {
             status, body, key, ..
         } => {
-            let hint = app.cfg.not_found_hint(status.as_u16());
+            let hint = app.cfg().not_found_hint(status.as_u16());
             let message = upstream_message(status.as_u16(), body, hint);
             app.stats.error(model, key, status.as_u16(), &message);
             hint

@@ -5,18 +5,20 @@
 //! imports the pool, the upstream client and the counters, and nothing that
 //! answers requests imports it back into a circle.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::config::Config;
+use crate::config::{Config, Live, Refusal};
 use crate::keys::KeyPool;
 use crate::status::Stats;
-use crate::store::{Snapshot, StoreHandle};
+use crate::store::{Change, Snapshot, StoreHandle};
 use crate::upstream::Upstream;
 
 /// Everything a handler needs, shared by all connections.
 pub struct App {
-    /// The configuration.
-    pub cfg: Config,
+    /// The configuration, which changes live: read it with [`App::cfg`].
+    pub settings: Live,
     /// The server's key pool.
     pub pool: KeyPool,
     /// The lite edition's backup pool (`BACKUP_API_KEYS`).
@@ -47,7 +49,16 @@ impl App {
     }
 
     /// Build the shared state on an opened store and what it loaded.
-    pub fn with_store(cfg: Config, store: StoreHandle, _snap: Snapshot) -> App {
+    /// Runtime setting overrides kept in the store win over the environment
+    /// (one the parser refuses now is left out with a warning).
+    pub fn with_store(cfg: Config, store: StoreHandle, snap: Snapshot) -> App {
+        let before = cfg.notes.len();
+        let cfg = cfg.with_stored_lenient(&snap.setting_overrides());
+        for (level, note) in cfg.notes.iter().skip(before) {
+            if crate::log::enabled(*level) {
+                crate::log::write(*level, format_args!("{note}"));
+            }
+        }
         let pool = KeyPool::new(cfg.api_keys.clone(), cfg.key_selection, cfg.max_failures);
         let backup = KeyPool::new(
             cfg.backup_api_keys.clone(),
@@ -62,13 +73,86 @@ impl App {
             cfg.max_retries,
         );
         App {
-            cfg,
+            settings: Live::new(cfg),
             pool,
             backup,
             upstream,
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
             store,
+        }
+    }
+
+    /// The configuration now (one lock-free load): read what you need and
+    /// let it go; copy values out before an `.await`.
+    pub fn cfg(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.settings.load()
+    }
+
+    /// The configuration now, as an `Arc` one may keep (across an `.await`).
+    pub fn cfg_full(&self) -> Arc<Config> {
+        self.settings.load_full()
+    }
+
+    /// Set (`Some`, in the environment's syntax) or revert (`None`) runtime
+    /// setting overrides, live: validated by the start-up parser as a whole
+    /// (nothing applied on a refusal), then passed on to the key pools, the
+    /// upstream and the log level, and swapped in for the next request. Used
+    /// by `PATCH`/`DELETE /admin/config` (which also record the change in the
+    /// store) and for the store's setting changes from other replicas (which
+    /// must not be recorded again). Returns the names changed.
+    pub fn apply_settings(
+        &self,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Vec<&'static str>, Refusal> {
+        self.settings
+            .change(changes, |old, new| self.tune(old, new))
+    }
+
+    /// The store's event loop calls this for every change another replica
+    /// made: a `Change::Setting` is applied with [`App::apply_settings`] (and
+    /// not recorded again); a refusal (a setting this version does not know,
+    /// or a value its parser refuses) is logged and skipped. Other changes
+    /// are not settings and are ignored here. Returns whether it applied one.
+    pub fn apply_setting_change(&self, change: &Change) -> bool {
+        let Change::Setting { name, value, .. } = change else {
+            return false;
+        };
+        match self.apply_settings(&[(name.clone(), value.clone())]) {
+            Ok(_) => {
+                crate::info!("setting {name} changed by another replica");
+                true
+            }
+            Err(r) => {
+                crate::warn!(
+                    "setting change from another replica ignored: {}",
+                    r.message()
+                );
+                false
+            }
+        }
+    }
+
+    /// After a resync with the store (`Event::Resync`): make the runtime
+    /// overrides exactly `stored` (`Snapshot::setting_overrides()`), leaving
+    /// out with a warning each one this version refuses.
+    pub fn reload_settings(&self, stored: &BTreeMap<String, String>) {
+        for w in self.settings.reset(stored, |old, new| self.tune(old, new)) {
+            crate::warn!("{w}");
+        }
+    }
+
+    /// Pass settings that long-lived objects hold on to them: the key pools'
+    /// `KEY_SELECTION` and `MAX_FAILURES`, the upstream's `TIME_OUT`,
+    /// `COOLDOWN_SECONDS` and `MAX_RETRIES`, and `LOG_LEVEL`.
+    fn tune(&self, old: &Config, new: &Config) {
+        for pool in [&self.pool, &self.backup] {
+            pool.set_policy(new.key_selection, new.max_failures);
+        }
+        self.upstream
+            .set_policy(new.time_out, new.cooldown, new.max_retries);
+        if new.log_level != old.log_level {
+            crate::log::set_level(new.log_level);
         }
     }
 }

@@ -17,10 +17,11 @@ use crate::request::{bearer, native_credential};
 
 /// Whether the OpenAI-style bearer token is allowed (or the gateway is open).
 pub fn openai_authorized<B>(app: &App, req: &Request<B>) -> bool {
-    if app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
+    let cfg = app.cfg();
+    if cfg.allowed_tokens.is_empty() && (cfg.allow_anonymous || cfg.demo) {
         return true;
     }
-    bearer(req).is_some_and(|t| token_matches(&app.cfg.allowed_tokens, t))
+    bearer(req).is_some_and(|t| token_matches(&cfg.allowed_tokens, t))
 }
 
 /// Who a credential is, as far as the admin routes are concerned.
@@ -39,13 +40,14 @@ pub enum Role {
 /// a gateway run open (`ALLOW_ANONYMOUS` or demo, no tokens) has no admin
 /// token, and everyone is admin.
 pub fn role(app: &App, credential: Option<&str>) -> Role {
-    let admins = app.cfg.admin_tokens();
-    if admins.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo) {
+    let cfg = app.cfg();
+    let admins = cfg.admin_tokens();
+    if admins.is_empty() && (cfg.allow_anonymous || cfg.demo) {
         return Role::Admin;
     }
     match credential {
         Some(c) if token_matches(&admins, c) => Role::Admin,
-        Some(c) if token_matches(&app.cfg.allowed_tokens, c) => Role::Client,
+        Some(c) if token_matches(&cfg.allowed_tokens, c) => Role::Client,
         _ => Role::Unknown,
     }
 }
@@ -116,7 +118,8 @@ pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError>
 /// when enabled; else 401/403.
 fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError> {
     let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
-    let open = app.cfg.allowed_tokens.is_empty() && (app.cfg.allow_anonymous || app.cfg.demo);
+    let cfg = app.cfg();
+    let open = cfg.allowed_tokens.is_empty() && (cfg.allow_anonymous || cfg.demo);
     let Some(cred) = cred.filter(|c| !c.is_empty()) else {
         return if open {
             Ok(Keys::Server)
@@ -124,15 +127,15 @@ fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError> {
             Err(GatewayError::MissingCredential)
         };
     };
-    if token_matches(&app.cfg.allowed_tokens, &cred) {
+    if token_matches(&cfg.allowed_tokens, &cred) {
         return Ok(Keys::Server);
     }
-    if app.cfg.client_keys_enabled {
+    if cfg.client_keys_enabled {
         let mut keys = crate::config::parse_list(&cred).unwrap_or_default();
         // The lite edition's rule: a single key that is trusted may use the backup pool.
         if keys.len() == 1
             && !app.backup.is_empty()
-            && token_matches(&app.cfg.trusted_api_keys, &keys[0])
+            && token_matches(&cfg.trusted_api_keys, &keys[0])
         {
             return Ok(Keys::Backup);
         }

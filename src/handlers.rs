@@ -51,7 +51,7 @@ async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, Gateway
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
         .map_err(GatewayError::Invalid)?;
-    openai::chat::translate_request(&value, &app.cfg.translate)
+    openai::chat::translate_request(&value, &app.cfg().translate)
         .map(PreparedCall::from)
         .map_err(GatewayError::Invalid)
 }
@@ -105,7 +105,8 @@ pub async fn chat(
 /// else [`translate_chat`]); the model must be a model id.
 async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall, GatewayError> {
     let bytes = read_nonempty_body(app, req).await?;
-    let call = match openai::chat::translate_request_fast(&bytes, &app.cfg.translate) {
+    let fast = openai::chat::translate_request_fast(&bytes, &app.cfg().translate);
+    let call = match fast {
         Some(call) => call,
         None => translate_chat(app, &bytes).await?,
     };
@@ -126,7 +127,7 @@ async fn whole_answer(
     let ctx = openai::response::ResponseCtx {
         model: &call.client_model,
         created,
-        opts: &app.cfg.translate,
+        opts: &app.cfg().translate,
     };
     let Some(out) = openai::response::translate_response_bytes(&bytes, &ctx) else {
         return Err(GatewayError::BadAnswer(
@@ -164,7 +165,7 @@ async fn open_with_retries(
     answer: Answer,
     log: &mut LogInfo,
 ) -> Result<OpenedStream, GatewayError> {
-    let idle = app.cfg.stream_idle_timeout;
+    let idle = app.cfg().stream_idle_timeout;
     let mut response = answer.response;
     let mut key = answer.key;
     let mut used = answer.attempts;
@@ -178,7 +179,7 @@ async fn open_with_retries(
             &mut parser,
             &mut pending,
             idle,
-            app.cfg.cooldown,
+            app.cfg().cooldown,
         );
         let outcome = match opened.await {
             Ok(()) => {
@@ -268,7 +269,7 @@ fn start_stream(
         &call.client_model,
         created,
         call.include_usage,
-        &app.cfg.translate,
+        &app.cfg().translate,
     );
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut ended_early = false;
@@ -340,7 +341,7 @@ impl Pump {
     /// for `STREAM_IDLE_TIMEOUT` (each ends with an error chunk), or the
     /// client goes away (dropping `incoming` cancels the upstream call).
     async fn run(mut self) {
-        let idle = self.app.cfg.stream_idle_timeout;
+        let idle = self.app.cfg().stream_idle_timeout;
         let mut events: Vec<String> = Vec::new();
         loop {
             let next = tokio::time::timeout(idle, self.incoming.frame()).await;
@@ -612,7 +613,7 @@ pub async fn models(
     let models = list_all_models(&app, &app.pool, false)
         .await
         .map_err(|f| upstream_failed(&app, f, "", false))?;
-    let list = openai::models::translate_list(&models, &app.cfg.translate);
+    let list = openai::models::translate_list(&models, &app.cfg().translate);
     let Some(id) = id else {
         return Ok(body::json(StatusCode::OK, &list));
     };

@@ -15,7 +15,7 @@
 //! even among the usable keys, whatever dead keys lie between them.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -61,6 +61,16 @@ impl Selection {
             "least_used" => Some(Selection::LeastUsed),
             "time_window" => Some(Selection::TimeWindow),
             _ => None,
+        }
+    }
+
+    /// The selection a [`KeyPool`] keeps in an atomic (see [`KeyPool::set_policy`]).
+    fn from_u8(v: u8) -> Selection {
+        match v {
+            1 => Selection::Random,
+            2 => Selection::LeastUsed,
+            3 => Selection::TimeWindow,
+            _ => Selection::RoundRobin,
         }
     }
 }
@@ -334,8 +344,10 @@ pub struct KeyPool {
     cursor: AtomicUsize,
     /// Random: the state of the pseudo-random sequence.
     seed: AtomicU64,
-    selection: Selection,
-    max_failures: u32,
+    /// `KEY_SELECTION` (a [`Selection`] as `u8`); changes live.
+    selection: AtomicU8,
+    /// `MAX_FAILURES`; changes live.
+    max_failures: AtomicU32,
     epoch: Instant,
     /// Full key → index, built on first use by [`KeyPool::position`].
     by_key: std::sync::OnceLock<std::collections::HashMap<Box<str>, usize>>,
@@ -365,11 +377,19 @@ impl KeyPool {
                     .unwrap_or_default()
                     .as_nanos() as u64,
             ),
-            selection,
-            max_failures: max_failures.max(1),
+            selection: AtomicU8::new(selection as u8),
+            max_failures: AtomicU32::new(max_failures.max(1)),
             epoch: Instant::now(),
             by_key: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Change `KEY_SELECTION` and `MAX_FAILURES` while running (settings
+    /// changed at run time): the next pick and the next failure use them.
+    pub fn set_policy(&self, selection: Selection, max_failures: u32) {
+        self.selection.store(selection as u8, Ordering::Relaxed);
+        self.max_failures
+            .store(max_failures.max(1), Ordering::Relaxed);
     }
 
     /// Number of keys.
@@ -455,7 +475,7 @@ impl KeyPool {
             return Pick::Unavailable;
         }
         let now = Instant::now();
-        let chosen = match self.selection {
+        let chosen = match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
             Selection::RoundRobin => self.next_in_turn(model, tried, now),
             Selection::Random => self.random_usable(model, tried, now),
             // The usable key with the fewest calls (dead keys never count as
@@ -604,7 +624,7 @@ impl KeyPool {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
                 st.consecutive += 1;
                 st.last_error = Some(msg.clone());
-                if st.consecutive >= self.max_failures {
+                if st.consecutive >= self.max_failures.load(Ordering::Relaxed) {
                     let rest = if st.backoff.is_zero() {
                         FIRST_BACKOFF
                     } else {

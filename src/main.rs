@@ -144,9 +144,12 @@ async fn start_demo(cfg: &mut Config) -> Result<fake_gemini::Fake, ExitCode> {
             "demo-key-2".into(),
             "demo-key-3".into(),
         ];
+        cfg.pin("API_KEYS", cfg.api_keys.join(","));
     }
     if cfg.allowed_tokens.is_empty() {
         cfg.allowed_tokens = vec![DEMO_TOKEN.into()];
+        // Kept when settings change at run time (PATCH /admin/config).
+        cfg.pin("ALLOWED_TOKENS", DEMO_TOKEN.into());
     }
     cfg.keepalive_url = None;
     Ok(f)

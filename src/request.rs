@@ -13,11 +13,11 @@ use crate::error::GatewayError;
 /// Read a request body as raw bytes (never re-serialised; it may be empty),
 /// bounded by `MAX_BODY_BYTES` and `CLIENT_TIMEOUT`.
 pub async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
-    let limit = app.cfg.max_body_bytes;
-    let read = tokio::time::timeout(
-        app.cfg.client_timeout,
-        body::read_limited(req.into_body(), limit),
-    );
+    let (limit, timeout) = {
+        let cfg = app.cfg();
+        (cfg.max_body_bytes, cfg.client_timeout)
+    };
+    let read = tokio::time::timeout(timeout, body::read_limited(req.into_body(), limit));
     match read.await {
         Ok(Ok(b)) => Ok(b),
         Err(_) => Err(GatewayError::BodyTimeout),

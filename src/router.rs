@@ -70,6 +70,10 @@ pub enum Methods {
     Get,
     /// `POST`.
     Post,
+    /// `GET`, `HEAD` and `PATCH`.
+    GetPatch,
+    /// `DELETE`.
+    Delete,
     /// Any method (the pass-through routes forward it).
     Any,
 }
@@ -79,6 +83,8 @@ impl Methods {
         match self {
             Methods::Get => m == Method::GET || m == Method::HEAD,
             Methods::Post => m == Method::POST,
+            Methods::GetPatch => m == Method::GET || m == Method::HEAD || m == Method::PATCH,
+            Methods::Delete => m == Method::DELETE,
             Methods::Any => true,
         }
     }
@@ -88,6 +94,8 @@ impl Methods {
         match self {
             Methods::Get => "GET, HEAD",
             Methods::Post => "POST",
+            Methods::GetPatch => "GET, HEAD, PATCH",
+            Methods::Delete => "DELETE",
             Methods::Any => "GET, HEAD, POST, PUT, PATCH, DELETE",
         }
     }
@@ -147,6 +155,10 @@ pub enum Handler {
     DashboardAsset,
     /// `GET /metrics`.
     Metrics,
+    /// `GET` and `PATCH /admin/config`.
+    AdminConfig,
+    /// `DELETE /admin/config/{NAME}`.
+    AdminConfigDelete,
 }
 
 /// One entry of the route table.
@@ -218,7 +230,7 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
 ];
 
 use Handler as H;
-use Methods::{Any, Get, Post};
+use Methods::{Any, Delete, Get, GetPatch, Post};
 use Pattern::{Around, Exact, NativeModels, Prefix, Under};
 
 /// The route table, first match wins (paths without the `/hf` mount).
@@ -265,6 +277,20 @@ pub static ROUTES: &[Route] = &[
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    at(
+        Exact(&["/admin/config"]),
+        GetPatch,
+        "admin_config",
+        H::AdminConfig,
+    )
+    .admin(),
+    at(
+        Around("/admin/config/", ""),
+        Delete,
+        "admin_config",
+        H::AdminConfigDelete,
+    )
+    .admin(),
     // The dashboard page (its data comes from /status, which takes the admin token).
     at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
     at(
@@ -308,7 +334,7 @@ pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, Gat
     }
     match route.access {
         Access::Public => {}
-        Access::Metrics if app.cfg.metrics_public => {}
+        Access::Metrics if app.cfg().metrics_public => {}
         Access::Admin | Access::Metrics => crate::auth::admin_only(app, req)?,
         Access::Client | Access::ClientAdminDelete => {
             if !openai_authorized(app, req) {
@@ -383,6 +409,11 @@ async fn run(
         H::Dashboard => crate::dashboard::page(),
         H::DashboardAsset => crate::dashboard::asset(rest),
         H::Metrics => admin::metrics(&app),
+        H::AdminConfig if req.method() == Method::PATCH => {
+            return admin::config::patch(&app, req).await;
+        }
+        H::AdminConfig => admin::config::get(&app),
+        H::AdminConfigDelete => return admin::config::delete(&app, &percent_decode(rest)),
     })
 }
 
@@ -444,7 +475,8 @@ mod tests {
 
     fn method_for(m: Methods) -> Method {
         match m {
-            Methods::Get => Method::GET,
+            Methods::Get | Methods::GetPatch => Method::GET,
+            Methods::Delete => Method::DELETE,
             Methods::Post | Methods::Any => Method::POST,
         }
     }

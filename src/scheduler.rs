@@ -47,7 +47,7 @@ pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
         method: Method::GET,
         path: app
             .upstream
-            .path(&format!("/models/{}", app.cfg.test_model)),
+            .path(&format!("/models/{}", app.cfg().test_model)),
         body: Bytes::new(),
         model: "",
         auth: Auth::GoogHeader,
@@ -72,7 +72,7 @@ pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
             .unwrap_or_default();
             // Google may echo the key (`Consumer 'api_key:…'`): never pass it on.
             let body = crate::upstream::redact(body, key);
-            let outcome = classify(status, &body, None, app.cfg.cooldown);
+            let outcome = classify(status, &body, None, app.cfg().cooldown);
             let msg = crate::openai::error::from_gemini(status, &body).body["error"]["message"]
                 .as_str()
                 .unwrap_or("")
@@ -208,10 +208,10 @@ fn reverify_job(app: &Arc<App>) -> Option<Result<Job, JobSchedulerError>> {
             reverify(&a).await;
         }) as Pin<Box<dyn Future<Output = ()> + Send>>
     };
-    if let Some(expr) = &app.cfg.check_cron {
+    if let Some(expr) = &app.cfg().check_cron {
         Some(Job::new_async(expr.as_str(), run))
     } else {
-        app.cfg
+        app.cfg()
             .check_interval
             .map(|every| Job::new_repeated_async(every, run))
     }
@@ -248,7 +248,7 @@ async fn add(sched: &JobScheduler, what: &str, job: Result<Job, JobSchedulerErro
 
 /// Start the scheduled jobs. The returned scheduler must be kept alive.
 pub async fn start(app: Arc<App>) -> Option<JobScheduler> {
-    if app.cfg.verify_on_start && !app.pool.is_empty() {
+    if app.cfg().verify_on_start && !app.pool.is_empty() {
         let a = app.clone();
         tokio::spawn(async move {
             verify_all(&a, false).await;
@@ -265,7 +265,11 @@ pub async fn start(app: Arc<App>) -> Option<JobScheduler> {
         add(&sched, "re-verification", job).await;
     }
     add(&sched, "daily quota reset", daily_reset_job(&app)).await;
-    if let (Some(every), Some(url)) = (app.cfg.keepalive_interval, app.cfg.keepalive_url.clone()) {
+    let keepalive = {
+        let cfg = app.cfg();
+        (cfg.keepalive_interval, cfg.keepalive_url.clone())
+    };
+    if let (Some(every), Some(url)) = keepalive {
         let a = app.clone();
         let job = Job::new_repeated_async(every, move |_id, _s| {
             let a = a.clone();

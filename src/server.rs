@@ -41,7 +41,7 @@ const HEAD_SLACK: usize = 2;
 /// the limit makes the longest-idle one close; while every connection has a
 /// request in flight it waits for a slot.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(app.cfg.max_connections));
+    let limit = Arc::new(Semaphore::new(app.cfg().max_connections));
     let conns = conn::Conns::new();
     let (stop, _) = watch::channel(());
     let builder = Arc::new(builder(&app));
@@ -77,14 +77,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
 
     app.shutting_down.store(true, Ordering::SeqCst);
     drop(listener);
-    crate::info!(
-        "shutting down: waiting up to {:?} for in-flight requests",
-        app.cfg.shutdown_grace
-    );
+    let grace = app.cfg().shutdown_grace;
+    crate::info!("shutting down: waiting up to {grace:?} for in-flight requests");
     let _ = stop.send(());
     tokio::select! {
         _ = stop.closed() => crate::info!("all connections closed"),
-        _ = tokio::time::sleep(app.cfg.shutdown_grace) => crate::warn!("grace period over; closing remaining connections"),
+        _ = tokio::time::sleep(grace) => crate::warn!("grace period over; closing remaining connections"),
     }
     crate::log::flush();
 }
@@ -95,15 +93,15 @@ fn builder(app: &App) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.cfg.client_timeout)
-        .max_buf_size((app.cfg.max_header_bytes * HEAD_SLACK).max(8192))
-        .max_headers(app.cfg.max_headers * HEAD_SLACK)
+        .header_read_timeout(app.cfg().client_timeout)
+        .max_buf_size((app.cfg().max_header_bytes * HEAD_SLACK).max(8192))
+        .max_headers(app.cfg().max_headers * HEAD_SLACK)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(
-            u32::try_from(app.cfg.max_header_bytes * HEAD_SLACK).unwrap_or(u32::MAX),
+            u32::try_from(app.cfg().max_header_bytes * HEAD_SLACK).unwrap_or(u32::MAX),
         )
         .max_concurrent_streams(256);
     builder
@@ -134,7 +132,7 @@ async fn connection(
     reg: conn::Registration,
     mut stop: watch::Receiver<()>,
 ) {
-    let timeout = app.cfg.client_timeout;
+    let timeout = app.cfg().client_timeout;
     let io = TokioIo::new(StallGuard::new(stream, timeout));
     let state = reg.conn.clone();
     let svc = service_fn(move |req| {
@@ -252,12 +250,16 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
 
 /// Why a request head is over `MAX_HEADERS` / `MAX_HEADER_BYTES`, if it is.
 fn head_too_large<B>(app: &App, req: &Request<B>) -> Option<String> {
+    let (max_headers, max_header_bytes) = {
+        let cfg = app.cfg();
+        (cfg.max_headers, cfg.max_header_bytes)
+    };
     let h = req.headers();
-    if h.len() > app.cfg.max_headers {
+    if h.len() > max_headers {
         return Some(format!(
             "Too many request headers ({}; at most MAX_HEADERS = {}).",
             h.len(),
-            app.cfg.max_headers
+            max_headers
         ));
     }
     let size = req.method().as_str().len()
@@ -265,10 +267,9 @@ fn head_too_large<B>(app: &App, req: &Request<B>) -> Option<String> {
         + h.iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>();
-    (size > app.cfg.max_header_bytes).then(|| {
+    (size > max_header_bytes).then(|| {
         format!(
-            "The request head is too large ({size} bytes; at most MAX_HEADER_BYTES = {}).",
-            app.cfg.max_header_bytes
+            "The request head is too large ({size} bytes; at most MAX_HEADER_BYTES = {max_header_bytes})."
         )
     })
 }
@@ -385,7 +386,7 @@ fn preflight<B>(req: &Request<B>) -> Response<Body> {
 
 /// Add `Access-Control-Allow-Origin` per `CORS_ORIGINS`.
 fn add_cors(app: &App, origin: Option<&HeaderValue>, res: &mut Response<Body>) {
-    let origins = &app.cfg.cors_origins;
+    let origins = &app.cfg().cors_origins;
     let h = res.headers_mut();
     if origins.iter().any(|o| o == "*") {
         h.insert(

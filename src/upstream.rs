@@ -7,6 +7,7 @@
 //! arrive: the body then streams to the client, and nothing is retried after
 //! that (so a stream is never duplicated).
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -119,8 +120,8 @@ pub fn join(a: &str, b: &str) -> String {
     s
 }
 
-/// The upstream: base URL, the shared client and the retry policy.
-#[derive(Clone)]
+/// The upstream: base URL, the shared client and the retry policy (which
+/// changes live, see [`Upstream::set_policy`]).
 pub struct Upstream {
     client: HttpClient,
     origin: String,
@@ -128,9 +129,16 @@ pub struct Upstream {
     origin_parts: Option<(http::uri::Scheme, http::uri::Authority)>,
     prefix: String,
     prefix_v1: String,
-    timeout: Duration,
-    cooldown: Duration,
-    max_retries: u32,
+    /// `TIME_OUT` in nanoseconds.
+    timeout: AtomicU64,
+    /// `COOLDOWN_SECONDS` in nanoseconds.
+    cooldown: AtomicU64,
+    /// `MAX_RETRIES`.
+    max_retries: AtomicU32,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Upstream {
@@ -164,10 +172,22 @@ impl Upstream {
             origin_parts,
             prefix,
             prefix_v1,
-            timeout,
-            cooldown,
-            max_retries,
+            timeout: AtomicU64::new(nanos(timeout)),
+            cooldown: AtomicU64::new(nanos(cooldown)),
+            max_retries: AtomicU32::new(max_retries),
         }
+    }
+
+    /// Change `TIME_OUT`, `COOLDOWN_SECONDS` and `MAX_RETRIES` while running
+    /// (settings changed at run time): the next attempt uses them.
+    pub fn set_policy(&self, timeout: Duration, cooldown: Duration, max_retries: u32) {
+        self.timeout.store(nanos(timeout), Ordering::Relaxed);
+        self.cooldown.store(nanos(cooldown), Ordering::Relaxed);
+        self.max_retries.store(max_retries, Ordering::Relaxed);
+    }
+
+    fn cooldown(&self) -> Duration {
+        Duration::from_nanos(self.cooldown.load(Ordering::Relaxed))
     }
 
     /// The path for `rest` (starting with `/`) under the `BASE_URL` version (`v1beta`).
@@ -187,7 +207,7 @@ impl Upstream {
 
     /// The `TIME_OUT` for response headers.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_nanos(self.timeout.load(Ordering::Relaxed))
     }
 
     /// Send one attempt with `key`, bounded by `TIME_OUT` for the headers.
@@ -227,7 +247,7 @@ impl Upstream {
             Auth::GoogHeader => headers.insert("x-goog-api-key", key_value),
             Auth::Bearer => headers.insert(http::header::AUTHORIZATION, key_value),
         };
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout(), self.client.request(req)).await {
             Err(_) => Err(AttemptError::Timeout),
             Ok(Err(e)) => Err(AttemptError::Network(describe(&e))),
             Ok(Ok(res)) => Ok(res),
@@ -242,7 +262,7 @@ impl Upstream {
 
     /// Attempts one call may make: 1 + `MAX_RETRIES`.
     pub fn attempts(&self) -> u32 {
-        self.max_retries.saturating_add(1)
+        self.max_retries.load(Ordering::Relaxed).saturating_add(1)
     }
 
     /// Like [`Upstream::call`], skipping the keys in `tried` (and adding the
@@ -282,7 +302,7 @@ impl Upstream {
                     let status = res.status();
                     let (mut parts, body) = res.into_parts();
                     let body = tokio::time::timeout(
-                        self.timeout,
+                        self.timeout(),
                         crate::body::read_limited(body, ERROR_BODY_LIMIT),
                     )
                     .await
@@ -303,7 +323,7 @@ impl Upstream {
                         .headers
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok());
-                    let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown);
+                    let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown());
                     pool.report(index, call.model, &outcome);
                     crate::debug!(
                         "upstream {} on key {} (attempt {}): {:?}",

@@ -13,14 +13,25 @@ fn documented() -> BTreeSet<String> {
         .collect()
 }
 
-/// Every `"NAME"` string literal passed to the config reader in src/config.rs,
+/// The configuration module's source (src/config/*.rs), tests included.
+fn config_source() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/config");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+/// Every `"NAME"` string literal passed to the config reader in src/config/,
 /// plus the one `std::env::var("ENV_FILE")`.
 fn read_by_code() -> BTreeSet<String> {
-    let src: String =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
+    let src: String = config_source().split_whitespace().collect();
     let mut out = BTreeSet::new();
     for call in [
         ".list(\"",
@@ -62,4 +73,32 @@ fn env_example_and_code_agree() {
         "in .env.example but never read: {unread:?}"
     );
     assert_eq!(listed, code, "config::VARIABLES is out of date");
+}
+
+/// Each setting's group in `config::table::SETTINGS` is the `.env.example`
+/// section it is documented in (`# --- Server ---…`, the title up to " (").
+#[test]
+fn env_example_sections_are_the_settings_groups() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    let mut section = String::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix("# --- ") {
+            let title = title.trim_end_matches(['-', ' ']);
+            section = title.split(" (").next().unwrap().to_string();
+            continue;
+        }
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let row = gemini_balance::config::table::find(name.trim())
+            .unwrap_or_else(|| panic!("{name} is not in the settings table"));
+        assert_eq!(row.group, section, "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, gemini_balance::config::table::SETTINGS.len());
 }

@@ -408,7 +408,7 @@ async fn a_404_behind_an_unversioned_base_url_names_base_url() {
     let fake = fake_gemini::Fake::start().await.unwrap();
     let base = format!("{}/proxy", fake.base_url().trim_end_matches("/v1beta"));
     let gw = common::start_with_fake(fake, &[("BASE_URL", &base)]).await;
-    assert!(gw.app.cfg.base_url_unversioned);
+    assert!(gw.app.cfg().base_url_unversioned);
     let r = common::post_json(
         &gw,
         "/v1/chat/completions",

@@ -232,8 +232,8 @@ async fn fetch_all(
 ) -> Result<Vec<String>, TranslateError> {
     let fetcher = Fetcher {
         client: app.upstream.client().clone(),
-        allow_private: app.cfg.allow_private_fetch,
-        max_bytes: app.cfg.max_fetch_bytes,
+        allow_private: app.cfg().allow_private_fetch,
+        max_bytes: app.cfg().max_fetch_bytes,
         used: Arc::new(AtomicUsize::new(inline)),
     };
     let mut set = tokio::task::JoinSet::new();
@@ -268,7 +268,7 @@ async fn fetch_all(
         }
         Ok(())
     };
-    let limit = app.cfg.fetch_timeout;
+    let limit = app.cfg().fetch_timeout;
     match tokio::time::timeout(limit, all).await {
         Ok(Ok(())) => Ok(out.into_iter().map(Option::unwrap_or_default).collect()),
         Ok(Err(e)) => Err(e),

@@ -134,7 +134,7 @@ pub async fn native(
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
 
-    if call.list_models && app.cfg.native_derived_models {
+    if call.list_models && app.cfg().native_derived_models {
         log.key = pool.masked(answer.key).to_string();
         return derived_model_list(&app, answer.response).await;
     }
@@ -209,10 +209,13 @@ async fn prepare(
     // A derived name (`…-search`, `…-thinking`, `…-non-thinking`) that the
     // native model list offers is served by its base model, with the tool or
     // thinking budget it stands for; every other call goes as it came.
-    let derived = if app.cfg.native_derived_models {
-        derive(&app.cfg.translate, &model)
-    } else {
-        None
+    let derived = {
+        let cfg = app.cfg();
+        if cfg.native_derived_models {
+            derive(&cfg.translate, &model)
+        } else {
+            None
+        }
     };
     let (rest, body, model) = match derived {
         Some(d) => {
@@ -272,7 +275,7 @@ impl Opening<'_> {
         log: &mut LogInfo,
     ) -> Result<(http::response::Parts, Body), GatewayError> {
         let (app, pool, up) = (self.app, self.pool, self.up);
-        let idle = app.cfg.stream_idle_timeout;
+        let idle = app.cfg().stream_idle_timeout;
         let mut tried = vec![answer.key];
         let mut used = answer.attempts;
         loop {
@@ -442,7 +445,7 @@ async fn derived_model_list(
         ));
     };
     if let Some(models) = page.get_mut("models").and_then(Value::as_array_mut) {
-        let o = &app.cfg.translate;
+        let o = &app.cfg().translate;
         let listed =
             |list: &[String], id: &str| list.iter().any(|m| crate::openai::bare_model(m) == id);
         let mut out = Vec::with_capacity(models.len());
@@ -532,7 +535,7 @@ pub async fn openai_compat(
     // Streamed or not, the answer is forwarded as it arrives under the idle
     // timeout, with the pool key masked; if it breaks, the client's
     // connection breaks too (no OpenAI error event is spliced into it).
-    let idle = app.cfg.stream_idle_timeout;
+    let idle = app.cfg().stream_idle_timeout;
     let first = tokio::time::timeout(idle, incoming.frame()).await;
     let key = app.pool.key(answer.key);
     let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true);

@@ -1,0 +1,538 @@
+//! Configuration: the environment plus an optional `.env` file → [`Config`].
+//!
+//! The environment wins over `.env`. Lists (`API_KEYS`, `ALLOWED_TOKENS`, …)
+//! are JSON arrays, or plain comma-separated lists since users paste both.
+//! A malformed value stops start-up with one line naming the variable and
+//! what was wrong, never echoing the value of a secret.
+//!
+//! Newcomer mistakes are caught here rather than at the first call: one pair of
+//! outer quotes pasted into a value (`'["k1","k2"]'` from a shell line) is
+//! removed; a list item holding whitespace, a comma, a quote or a bracket is
+//! refused; a variable name one or two edits away from a known one (`API_KEY`,
+//! `api_keys`, `TIMEOUT`) is reported, and a missing `API_KEYS` is an error
+//! unless demo mode applies (neither `API_KEYS` nor `ALLOWED_TOKENS` set, or
+//! `DEMO=true`); a `BASE_URL` without a path gets `/v1beta`.
+//!
+//! Settings also change while running: [`table::SETTINGS`] says for each
+//! variable its group, whether it is a secret and whether it can change live;
+//! [`Config::with_stored`] rebuilds the configuration from the start-up
+//! variables with runtime overrides over them (stored > env > default) through
+//! the same parser, and [`live::Live`] holds the one in use. The parts:
+//! `vars` (typed reads, list syntax), `parse` (the readers of several values),
+//! `hints` (near misses), `table`, `live`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use crate::keys::{Selection, mask};
+use crate::openai::Options;
+
+mod hints;
+pub mod live;
+pub use live::{Live, Refusal};
+pub use table::{Apply, SETTINGS, Setting};
+mod parse;
+pub mod table;
+#[cfg(test)]
+mod tests;
+mod vars;
+
+use hints::hint;
+pub use hints::near_miss;
+use vars::{Vars, WHOLE, err};
+pub use vars::{parse_list, unquote};
+
+/// Every variable the gateway reads, with its default (as shown in
+/// `.env.example`). A test checks this list, the code and `.env.example`
+/// agree, and another that [`table::SETTINGS`] has one row for each, in order.
+pub const VARIABLES: &[&str] = &[
+    "API_KEYS",
+    "ALLOWED_TOKENS",
+    "AUTH_TOKEN",
+    "ALLOW_ANONYMOUS",
+    "HOST",
+    "PORT",
+    "BASE_URL",
+    "TIME_OUT",
+    "STREAM_IDLE_TIMEOUT",
+    "LOG_LEVEL",
+    "CORS_ORIGINS",
+    "MAX_BODY_BYTES",
+    "MAX_RETRIES",
+    "MAX_FAILURES",
+    "COOLDOWN_SECONDS",
+    "KEY_SELECTION",
+    "CHECK_INTERVAL_HOURS",
+    "CHECK_CRON",
+    "VERIFY_ON_START",
+    "TEST_MODEL",
+    "KEEPALIVE_URL",
+    "KEEPALIVE_MINUTES",
+    "SPACE_HOST",
+    "METRICS_PUBLIC",
+    "VERIFY_MAX_KEYS",
+    "CLIENT_KEYS_ENABLED",
+    "BACKUP_API_KEYS",
+    "TRUSTED_API_KEYS",
+    "NATIVE_DERIVED_MODELS",
+    "SHOW_THINKING_PROCESS",
+    "THINKING_MODELS",
+    "THINKING_BUDGET_MAP",
+    "SEARCH_MODELS",
+    "SHOW_SEARCH_LINK",
+    "TOOLS_CODE_EXECUTION_ENABLED",
+    "URL_CONTEXT_ENABLED",
+    "URL_CONTEXT_MODELS",
+    "SAFETY_SETTINGS",
+    "MAX_FETCH_BYTES",
+    "ALLOW_PRIVATE_FETCH",
+    "FETCH_TIMEOUT",
+    "CLIENT_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADERS",
+    "SHUTDOWN_GRACE",
+    "DEMO",
+    "ENV_FILE",
+    "DATA_DIR",
+    "REDIS_URL",
+    "REDIS_PREFIX",
+    "ENCRYPTION_KEY",
+];
+
+/// A configuration problem: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The variable's name, e.g. `PORT`.
+    pub var: &'static str,
+    /// What is wrong (never the value of a secret).
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The gateway's whole configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// `API_KEYS`: the pool of Gemini keys.
+    pub api_keys: Vec<String>,
+    /// `ALLOWED_TOKENS`: bearer tokens clients must present.
+    pub allowed_tokens: Vec<String>,
+    /// `AUTH_TOKEN`: the admin token (`/status`, `/verify`, `/metrics`, native
+    /// `DELETE`); when unset, the first entry of `ALLOWED_TOKENS` is the admin.
+    pub auth_token: Option<String>,
+    /// `ALLOW_ANONYMOUS`: run without tokens (explicit opt-in).
+    pub allow_anonymous: bool,
+    /// `HOST`: listen address.
+    pub host: String,
+    /// `PORT`: listen port.
+    pub port: u16,
+    /// `BASE_URL`: Gemini API base, e.g. `https://generativelanguage.googleapis.com/v1beta`.
+    pub base_url: String,
+    /// `TIME_OUT`: wait for upstream response headers.
+    pub time_out: Duration,
+    /// `STREAM_IDLE_TIMEOUT`: longest silence inside a stream.
+    pub stream_idle_timeout: Duration,
+    /// `LOG_LEVEL`.
+    pub log_level: crate::log::Level,
+    /// `CORS_ORIGINS`: allowed origins, `*` for any.
+    pub cors_origins: Vec<String>,
+    /// `MAX_BODY_BYTES`: largest accepted request body.
+    pub max_body_bytes: usize,
+    /// `MAX_RETRIES`: extra attempts on other keys (0 = one attempt).
+    pub max_retries: u32,
+    /// `MAX_FAILURES`: consecutive transient failures before a key rests.
+    pub max_failures: u32,
+    /// `COOLDOWN_SECONDS`: default 429 cooldown when Google gives no delay.
+    pub cooldown: Duration,
+    /// `KEY_SELECTION`: how the next key is chosen.
+    pub key_selection: Selection,
+    /// `CHECK_INTERVAL_HOURS`: re-verification period (None = off).
+    pub check_interval: Option<Duration>,
+    /// `CHECK_CRON`: re-verification on a cron schedule (six fields, seconds
+    /// first, UTC); when set it replaces `CHECK_INTERVAL_HOURS`.
+    pub check_cron: Option<String>,
+    /// `VERIFY_ON_START`: verify every key at start-up.
+    pub verify_on_start: bool,
+    /// `TEST_MODEL`: model used by verification (models.get, no quota).
+    pub test_model: String,
+    /// `KEEPALIVE_URL`: URL pinged by the keep-alive job.
+    pub keepalive_url: Option<String>,
+    /// `KEEPALIVE_MINUTES`: keep-alive period (None = off).
+    pub keepalive_interval: Option<Duration>,
+    /// `METRICS_PUBLIC`: `/metrics` without a token.
+    pub metrics_public: bool,
+    /// `VERIFY_MAX_KEYS`: most keys one `POST /verify` call may name.
+    pub verify_max_keys: usize,
+    /// `CLIENT_KEYS_ENABLED`: callers may bring their own Gemini keys on native routes.
+    pub client_keys_enabled: bool,
+    /// `BACKUP_API_KEYS`: the lite edition's backup pool.
+    pub backup_api_keys: Vec<String>,
+    /// `TRUSTED_API_KEYS`: single client keys allowed to use the backup pool.
+    pub trusted_api_keys: Vec<String>,
+    /// `NATIVE_DERIVED_MODELS`: list `-search`/`-thinking` variants to native clients too.
+    pub native_derived_models: bool,
+    /// Translation settings (thinking, search, code execution, safety, …).
+    pub translate: Options,
+    /// `MAX_FETCH_BYTES`: largest remote image fetched for `image_url`.
+    pub max_fetch_bytes: usize,
+    /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
+    pub allow_private_fetch: bool,
+    /// `FETCH_TIMEOUT`: time for all remote images of one request together.
+    pub fetch_timeout: Duration,
+    /// `CLIENT_TIMEOUT`: a request's headers must arrive within this.
+    pub client_timeout: Duration,
+    /// `MAX_CONNECTIONS`: concurrent client connections.
+    pub max_connections: usize,
+    /// `MAX_HEADER_BYTES`: largest request head (request line + headers); larger → 431.
+    pub max_header_bytes: usize,
+    /// `MAX_HEADERS`: most request headers; more → 431.
+    pub max_headers: usize,
+    /// `SHUTDOWN_GRACE`: how long in-flight requests may finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// `DEMO`: run against the built-in fake upstream. Unset: only when
+    /// neither `API_KEYS` nor `ALLOWED_TOKENS` is set (and no near miss of
+    /// either is); `true`: always (with the configured tokens, if any);
+    /// `false`: never (a missing `API_KEYS` is then an error).
+    pub demo: bool,
+    /// `DATA_DIR`: keep the state in `$DATA_DIR/state.redb` (file mode).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `REDIS_URL`: share the state in Redis (redis mode; wins over `DATA_DIR`). A secret.
+    pub redis_url: Option<String>,
+    /// `REDIS_PREFIX`: the prefix of every Redis key (default `gb:`).
+    pub redis_prefix: String,
+    /// `ENCRYPTION_KEY`: encrypts the stored key list at rest. A secret.
+    pub encryption_key: Option<String>,
+    /// `BASE_URL` has a path but no API version segment (`v1beta`, `v1`, …):
+    /// an upstream 404 then names `BASE_URL` in its message.
+    pub base_url_unversioned: bool,
+    /// Lines to log once logging is set up: near-miss variable names, a
+    /// `BASE_URL` that was completed or looks unversioned.
+    pub notes: Vec<(crate::log::Level, String)>,
+    /// Which variables were set (name, masked value) — printed at start-up.
+    pub seen: Vec<(String, String)>,
+    /// Where the values came from: the variables read at start-up and the
+    /// overrides stored at run time (see [`Config::with_stored`]).
+    pub sources: Sources,
+}
+
+/// Where the values of a [`Config`] came from. Holds secrets in full: never
+/// printed (the `Debug` of [`Config`] leaves it out).
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// The variables read at start-up (environment and `.env`, plus what
+    /// [`Config::pin`] added) that name a setting or look like one.
+    pub env: HashMap<String, String>,
+    /// Overrides set at run time (`PATCH /admin/config`, kept by the store),
+    /// in the environment's syntax, applied over `env`.
+    pub stored: BTreeMap<String, String>,
+}
+
+/// Secrets masked: `{:?}` of a configuration never prints a key or token.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |v: &[String]| v.iter().map(|k| mask(k)).collect::<Vec<_>>();
+        f.debug_struct("Config")
+            .field("api_keys", &masked(&self.api_keys))
+            .field("allowed_tokens", &masked(&self.allowed_tokens))
+            .field("auth_token", &self.auth_token.as_deref().map(mask))
+            .field("backup_api_keys", &masked(&self.backup_api_keys))
+            .field("trusted_api_keys", &masked(&self.trusted_api_keys))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("base_url", &self.base_url)
+            .field("demo", &self.demo)
+            .field("data_dir", &self.data_dir)
+            .field("redis_url", &self.redis_url.as_deref().map(mask))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("encryption_key", &self.encryption_key.as_deref().map(mask))
+            .field("base_url_unversioned", &self.base_url_unversioned)
+            .field("notes", &self.notes)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The entries of `map` the parser looks at: the settings, names one or two
+/// edits away from one, and names holding `API_KEY` (see [`hint`]).
+fn relevant(map: &HashMap<String, String>) -> HashMap<String, String> {
+    map.iter()
+        .filter(|(n, _)| {
+            VARIABLES.contains(&n.as_str())
+                || near_miss(n).is_some()
+                || (n.len() <= 64 && n.to_ascii_uppercase().contains("API_KEY"))
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// The configuration at start-up: the variables `env` (see [`Config::from_map`])
+/// with the overrides kept by the store (`Snapshot::setting_overrides()`)
+/// over them. Precedence: stored > env > default. `env` must be valid on its
+/// own (its error is returned); a stored override that is not a live setting
+/// or that the parser refuses is left out with a warning in `notes`.
+pub fn with_overrides(
+    env: &HashMap<String, String>,
+    stored: &BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
+    Ok(Config::from_map(env)?.with_stored_lenient(stored))
+}
+
+impl Config {
+    /// Load from the process environment and an optional `.env` in the
+    /// working directory (or the file named by `ENV_FILE`); the environment wins.
+    pub fn load() -> Result<Config, ConfigError> {
+        Config::load_with(&[])
+    }
+
+    /// Like [`Config::load`], with `extra` variables set on top (command-line flags).
+    pub fn load_with(extra: &[(&str, String)]) -> Result<Config, ConfigError> {
+        let mut map = HashMap::new();
+        let path = std::env::var("ENV_FILE").unwrap_or_else(|_| ".env".to_string());
+        if let Ok(iter) = dotenvy::from_path_iter(&path) {
+            for (n, item) in iter.enumerate() {
+                match item {
+                    Ok((k, v)) => {
+                        map.insert(k, v);
+                    }
+                    Err(_) => {
+                        return Err(ConfigError {
+                            var: "ENV_FILE",
+                            problem: format!("{path}: line {} could not be parsed", n + 1),
+                        });
+                    }
+                }
+            }
+        }
+        for (k, v) in std::env::vars() {
+            map.insert(k, v);
+        }
+        for (k, v) in extra {
+            map.insert(k.to_string(), v.clone());
+        }
+        Config::from_map(&map)
+    }
+
+    /// Build from a variable map (used by [`Config::load`] and by tests).
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut v = Vars {
+            map,
+            seen: Vec::new(),
+        };
+        let api_keys = v.list("API_KEYS")?;
+        let allowed_tokens = v.list("ALLOWED_TOKENS")?;
+        let auth_token = v.opt_string("AUTH_TOKEN");
+        let allow_anonymous = v.bool("ALLOW_ANONYMOUS", false)?;
+        let nothing_set = api_keys.is_empty() && allowed_tokens.is_empty();
+        let (demo, demo_setting, mut notes) = parse::demo_mode(&mut v, map, nothing_set)?;
+        let host = v.string("HOST", "0.0.0.0");
+        let port = parse::port(&mut v)?;
+        let (base_url, base_url_unversioned) = parse::base_url(&mut v, &mut notes)?;
+        let log_level = parse::log_level(&mut v)?;
+        let cors_origins = match v.list("CORS_ORIGINS")? {
+            l if l.is_empty() => vec!["*".to_string()],
+            l => l,
+        };
+        let key_selection = parse::key_selection(&mut v)?;
+        let jobs = parse::jobs(&mut v)?;
+        let translate = parse::translate_options(&mut v)?;
+
+        let cfg = Config {
+            api_keys,
+            allowed_tokens,
+            auth_token,
+            allow_anonymous,
+            host,
+            port,
+            base_url,
+            time_out: v.seconds("TIME_OUT", 45.0)?,
+            stream_idle_timeout: v.seconds("STREAM_IDLE_TIMEOUT", 120.0)?,
+            log_level,
+            cors_origins,
+            max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
+            max_retries: v.number("MAX_RETRIES", 3, 0, Some(u32::MAX), WHOLE)?,
+            max_failures: v.number("MAX_FAILURES", 10, 0, Some(u32::MAX), WHOLE)?,
+            cooldown: v.seconds("COOLDOWN_SECONDS", 60.0)?,
+            key_selection,
+            check_interval: jobs.check_interval,
+            check_cron: jobs.check_cron,
+            verify_on_start: v.bool("VERIFY_ON_START", false)?,
+            test_model: v.string("TEST_MODEL", "gemini-2.5-flash-lite"),
+            keepalive_url: jobs.keepalive_url,
+            keepalive_interval: jobs.keepalive_interval,
+            metrics_public: v.bool("METRICS_PUBLIC", false)?,
+            verify_max_keys: v.number("VERIFY_MAX_KEYS", 50, 1, Some(10_000), WHOLE)?,
+            client_keys_enabled: v.bool("CLIENT_KEYS_ENABLED", false)?,
+            backup_api_keys: v.list("BACKUP_API_KEYS")?,
+            trusted_api_keys: v.list("TRUSTED_API_KEYS")?,
+            native_derived_models: v.bool("NATIVE_DERIVED_MODELS", false)?,
+            translate,
+            max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
+            allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
+            fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,
+            client_timeout: v.seconds("CLIENT_TIMEOUT", 30.0)?,
+            max_connections: v.number("MAX_CONNECTIONS", 4096, 1, Some(1_000_000), WHOLE)?,
+            max_header_bytes: v.number(
+                "MAX_HEADER_BYTES",
+                64 * 1024,
+                1024,
+                Some(16 * 1024 * 1024),
+                WHOLE,
+            )?,
+            max_headers: v.number("MAX_HEADERS", 100, 1, Some(10_000), WHOLE)?,
+            shutdown_grace: v.seconds("SHUTDOWN_GRACE", 10.0)?,
+            demo,
+            data_dir: v.opt_string("DATA_DIR").map(std::path::PathBuf::from),
+            redis_url: v.opt_string("REDIS_URL"),
+            redis_prefix: v.string("REDIS_PREFIX", "gb:"),
+            encryption_key: v.opt_string("ENCRYPTION_KEY"),
+            base_url_unversioned,
+            notes,
+            seen: Vec::new(),
+            sources: Sources {
+                env: relevant(map),
+                stored: BTreeMap::new(),
+            },
+        };
+        let mut cfg = cfg;
+        cfg.seen = v.seen;
+        cfg.validate()?;
+        cfg.require_keys_and_tokens(map, demo_setting)?;
+        Ok(cfg)
+    }
+
+    /// This configuration's start-up variables with `stored` over them,
+    /// parsed by exactly the start-up parser ([`Config::from_map`]): the
+    /// same one-line errors, and nothing changes on an error. The settings
+    /// that cannot change while running keep their running values
+    /// ([`table::carry_fixed`]). Precedence: stored > env > default.
+    pub fn with_stored(&self, stored: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let mut map = self.sources.env.clone();
+        map.extend(stored.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut new = Config::from_map(&map)?;
+        new.sources = Sources {
+            env: self.sources.env.clone(),
+            stored: stored.clone(),
+        };
+        table::carry_fixed(&mut new, self);
+        Ok(new)
+    }
+
+    /// [`Config::with_stored`] for overrides that were kept (start-up, other
+    /// replicas), never failing: an override that is not a live setting, or
+    /// that the parser refuses, is left out with a warning in
+    /// [`Config::notes`] (a bad stored value must not stop the gateway).
+    pub fn with_stored_lenient(&self, stored: &BTreeMap<String, String>) -> Config {
+        let mut notes = Vec::new();
+        let mut keep = BTreeMap::new();
+        for (name, value) in stored {
+            if table::find(name).is_some_and(|s| s.live()) {
+                keep.insert(name.clone(), value.clone());
+            } else {
+                let m = format!(
+                    "stored setting {name} ignored: it is not a setting that can change while running"
+                );
+                notes.push((crate::log::Level::Warn, m));
+            }
+        }
+        loop {
+            match self.with_stored(&keep) {
+                Ok(mut c) => {
+                    c.notes.extend(notes);
+                    return c;
+                }
+                Err(_) if keep.is_empty() => {
+                    let mut c = self.clone();
+                    c.notes.extend(notes);
+                    return c;
+                }
+                Err(e) => {
+                    notes.push((
+                        crate::log::Level::Warn,
+                        format!("stored setting ignored: {e}"),
+                    ));
+                    if keep.remove(e.var).is_none() {
+                        keep.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Record `value` for `name` as if it came from the environment, for a
+    /// value decided after parsing (demo mode's keys and token), so that a
+    /// configuration rebuilt at run time ([`Config::with_stored`]) keeps it.
+    pub fn pin(&mut self, name: &str, value: String) {
+        self.sources.env.insert(name.to_string(), value);
+    }
+
+    /// No keys is an error unless in demo mode (naming near misses such as
+    /// `API_KEY`); no tokens is an error unless open or in demo mode.
+    fn require_keys_and_tokens(
+        &self,
+        map: &HashMap<String, String>,
+        demo_setting: Option<bool>,
+    ) -> Result<(), ConfigError> {
+        if self.api_keys.is_empty() && !self.demo {
+            let why = if demo_setting == Some(false) {
+                "DEMO=false and "
+            } else {
+                ""
+            };
+            return Err(err(
+                "API_KEYS",
+                &format!(
+                    "{why}no Gemini keys set{}; set API_KEYS=[\"AIza…\"], or DEMO=true to try the built-in fake Gemini",
+                    hint(map, "API_KEYS")
+                ),
+            ));
+        }
+        if self.allowed_tokens.is_empty() && !self.allow_anonymous && !self.demo {
+            return Err(err(
+                "ALLOWED_TOKENS",
+                &format!(
+                    "no tokens set{}; set ALLOWED_TOKENS=[\"sk-...\"] (or ALLOW_ANONYMOUS=true to run open)",
+                    hint(map, "ALLOWED_TOKENS")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Cross-field checks that run after parsing.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.time_out.is_zero() {
+            return Err(err("TIME_OUT", "must be greater than 0"));
+        }
+        if self.client_timeout.is_zero() {
+            return Err(err("CLIENT_TIMEOUT", "must be greater than 0"));
+        }
+        if self.fetch_timeout.is_zero() {
+            return Err(err("FETCH_TIMEOUT", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    /// For an upstream 404 behind a `BASE_URL` without an API version: the
+    /// sentence to add to the answer's message (else `None`).
+    pub fn not_found_hint(&self, status: u16) -> Option<&'static str> {
+        (status == 404 && self.base_url_unversioned)
+            .then_some("(BASE_URL names no API version such as /v1beta: check BASE_URL.)")
+    }
+
+    /// The admin token (as in gemini-balance): `AUTH_TOKEN` if set, else the
+    /// first entry of `ALLOWED_TOKENS` only. Empty when neither is set.
+    pub fn admin_tokens(&self) -> Vec<String> {
+        match &self.auth_token {
+            Some(t) => vec![t.clone()],
+            None => self.allowed_tokens.iter().take(1).cloned().collect(),
+        }
+    }
+}

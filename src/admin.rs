@@ -100,14 +100,20 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         == Some("json");
     let from_pool = given.is_empty();
     let keys: Vec<(Option<usize>, String)> = if from_pool {
-        (0..app.pool.len())
+        app.pool
+            .live_indices()
+            .into_iter()
             .map(|i| (Some(i), app.pool.key(i).to_string()))
             .collect()
     } else {
         // A pool key named in the header gets its result applied like a pool
         // check, so /health does not call active a key /verify called bad.
-        let in_pool =
-            |k: &str| (0..app.pool.len()).find(|&i| crate::keys::subtle_eq(app.pool.key(i), k));
+        let live = app.pool.live_indices();
+        let in_pool = |k: &str| {
+            live.iter()
+                .copied()
+                .find(|&i| crate::keys::subtle_eq(app.pool.key(i), k))
+        };
         given.into_iter().map(|k| (in_pool(&k), k)).collect()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));

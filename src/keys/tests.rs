@@ -307,3 +307,282 @@ fn constant_time_tokens() {
     assert!(!token_matches(&toks, "sk-3"));
     assert!(!token_matches(&toks, ""));
 }
+
+// ---- the dynamic pool and the store ----
+
+use crate::store::model::{Change, KeySource, KeyState, Lww, Snapshot, key_id};
+use std::sync::{Arc, Mutex as StdMutex};
+
+/// A pool whose recorded changes land in the returned list.
+fn recorded_pool(n: usize) -> (KeyPool, Arc<StdMutex<Vec<Change>>>) {
+    let p = pool(n);
+    let seen: Arc<StdMutex<Vec<Change>>> = Arc::default();
+    let s = seen.clone();
+    assert!(p.set_recorder(Box::new(move |c| s.lock().unwrap().push(c))));
+    (p, seen)
+}
+
+#[test]
+fn keys_added_and_removed_while_indices_are_held() {
+    let p = pool(2);
+    let held = match p.pick("m", &[]) {
+        Pick::Key(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let key = p.key(held).to_string();
+    assert_eq!(
+        p.add("key-new-abcdefghijkl", KeySource::Added),
+        Added::New(2)
+    );
+    assert_eq!(
+        p.add("key-new-abcdefghijkl", KeySource::Added),
+        Added::Duplicate(2)
+    );
+    assert_eq!(p.len(), 3);
+    assert!(p.remove(held));
+    assert!(!p.remove(held), "removed once");
+    assert_eq!(p.len(), 2);
+    // The held index still names the same key: an in-flight call finishes.
+    assert_eq!(p.key(held), key);
+    p.report(held, "m", &Outcome::Success);
+    for _ in 0..20 {
+        assert_ne!(
+            p.pick("m", &[]),
+            Pick::Key(held),
+            "a removed key is never picked"
+        );
+    }
+    assert_eq!(p.counts().active, 2);
+    assert_eq!(p.find(&held.to_string()), None);
+    assert!(!p.live_indices().contains(&held));
+    // Added again: the same slot, fresh.
+    assert_eq!(p.add(&key, KeySource::Added), Added::Revived(held));
+    assert_eq!(p.len(), 3);
+    assert_eq!(p.position_of_id(&key_id(&key)), Some(held));
+    assert_eq!(p.find(&key_id(&key)), Some(held));
+}
+
+#[test]
+fn a_pool_grows_past_its_first_segments_under_concurrent_picks() {
+    let p = Arc::new(pool(1));
+    let picker = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                if let Pick::Key(i) = p.pick("m", &[]) {
+                    assert!(!p.key(i).is_empty());
+                    p.report(i, "m", &Outcome::Success);
+                }
+            }
+        })
+    };
+    for i in 0..500 {
+        assert!(
+            p.add(&format!("key-grow-{i:06}-xxxx"), KeySource::Added)
+                .is_added()
+        );
+    }
+    picker.join().unwrap();
+    assert_eq!(p.len(), 501);
+    assert_eq!(p.counts().active, 501);
+}
+
+#[test]
+fn every_state_change_is_recorded_and_a_healthy_success_is_not() {
+    let (p, seen) = recorded_pool(1);
+    let id = key_id(p.key(0));
+    p.report(0, "m", &Outcome::Success);
+    assert!(seen.lock().unwrap().is_empty(), "nothing changed");
+    p.report(0, "m", &Outcome::Transient("503".into()));
+    p.report(0, "m", &Outcome::Transient("503".into())); // MAX_FAILURES = 2: rests
+    p.report(
+        0,
+        "gemini-2.5-flash",
+        &Outcome::Quota {
+            cooldown: Duration::from_secs(30),
+            daily: false,
+            message: "q".into(),
+        },
+    );
+    p.report(0, "m", &Outcome::KeyInvalid("bad".into()));
+    p.report(0, "m", &Outcome::KeyInvalid("bad".into())); // already disabled
+    p.reset(0);
+    p.reset(0); // nothing left to clear
+    let got = seen.lock().unwrap().clone();
+    let kinds: Vec<&str> = got
+        .iter()
+        .map(|c| match c {
+            Change::Failures { count: 1, .. } => "failures=1",
+            Change::Failures { count: 0, .. } => "failures=0",
+            Change::Rest { .. } => "rest",
+            Change::Cooldown { model, .. } if model == "gemini-2.5-flash" => "cooldown",
+            Change::Disable {
+                reason: Some(_), ..
+            } => "disable",
+            Change::Clear { model: None, .. } => "clear",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "failures=1",
+            "rest",
+            "failures=0",
+            "cooldown",
+            "disable",
+            "clear"
+        ]
+    );
+    assert!(got.iter().all(|c| c.state_key() == Some(id.as_str())));
+    let now = crate::clock::unix_ms();
+    for c in &got {
+        if let Change::Cooldown { until_ms, .. } | Change::Rest { until_ms, .. } = c {
+            assert!(*until_ms > now && *until_ms <= now + 31_000, "{c:?}");
+        }
+    }
+    // Keys added/removed are recorded too; a removed key's outcomes are not.
+    seen.lock().unwrap().clear();
+    assert!(p.add("key-added-abcdefgh", KeySource::Added).is_added());
+    assert!(p.remove(0));
+    p.report(0, "m", &Outcome::KeyInvalid("late".into()));
+    let got = seen.lock().unwrap().clone();
+    assert!(
+        matches!(&got[0], Change::AddKey { key, source: KeySource::Added, .. } if key == "key-added-abcdefgh")
+    );
+    assert!(matches!(&got[1], Change::RemoveKey { id: i, .. } if *i == id));
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_replicas_changes_apply_without_being_recorded() {
+    let (p, seen) = recorded_pool(2);
+    let id0 = key_id(p.key(0));
+    let now = crate::clock::unix_ms();
+    assert!(p.apply(&Change::Disable {
+        id: id0.clone(),
+        reason: Some("suspended".into()),
+        at_ms: now,
+    }));
+    assert_eq!(p.pick("m", &[]), Pick::Key(1));
+    assert_eq!(p.pick("m", &[]), Pick::Key(1));
+    // A stale enable loses; a later one wins.
+    p.apply(&Change::Disable {
+        id: id0.clone(),
+        reason: None,
+        at_ms: now - 10,
+    });
+    assert_eq!(p.counts().disabled, 1);
+    p.apply(&Change::Disable {
+        id: id0.clone(),
+        reason: None,
+        at_ms: now + 10,
+    });
+    assert_eq!(p.counts().disabled, 0);
+    // Cooldowns: the later deadline wins.
+    let id1 = key_id(p.key(1));
+    for secs in [60, 20] {
+        p.apply(&Change::Cooldown {
+            id: id1.clone(),
+            model: "m".into(),
+            until_ms: crate::clock::unix_ms() + secs * 1000,
+        });
+    }
+    assert!(
+        matches!(p.pick("m", &[0]), Pick::Cooling(d) if d > Duration::from_secs(59) && d <= Duration::from_secs(60))
+    );
+    p.apply(&Change::Clear {
+        id: id1.clone(),
+        model: Some("m".into()),
+        at_ms: now,
+    });
+    assert_eq!(p.pick("m", &[0]), Pick::Key(1));
+    p.apply(&Change::Rest {
+        id: id1.clone(),
+        until_ms: crate::clock::unix_ms() + 5_000,
+    });
+    assert_eq!(p.counts().resting, 1);
+    assert!(p.apply(&Change::AddKey {
+        key: "key-remote-abcdefg".into(),
+        source: KeySource::Added,
+        at_ms: now,
+    }));
+    assert!(p.apply(&Change::RemoveKey {
+        id: id0.clone(),
+        at_ms: now,
+    }));
+    assert_eq!(p.len(), 2);
+    assert!(!p.apply(&Change::Setting {
+        name: "X".into(),
+        value: None,
+        at_ms: now,
+    }));
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "no echo: {:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn load_and_reconcile_follow_the_snapshot() {
+    let env: Vec<String> = (0..3).map(|i| format!("key-{i}-abcdefghijkl")).collect();
+    let now = crate::clock::unix_ms();
+    let mut snap = Snapshot::default();
+    snap.apply(&Change::RemoveKey {
+        id: key_id(&env[0]),
+        at_ms: now,
+    });
+    snap.apply(&Change::AddKey {
+        key: env[1].clone(),
+        source: KeySource::Env,
+        at_ms: 0,
+    });
+    snap.apply(&Change::AddKey {
+        key: "key-added-abcdefgh".into(),
+        source: KeySource::Added,
+        at_ms: now,
+    });
+    let mut st = KeyState::default();
+    st.disabled = Lww {
+        at_ms: now,
+        value: Some("expired".into()),
+    };
+    snap.states.insert(key_id(&env[1]), st);
+    let mut cooling = KeyState::default();
+    cooling.cooldowns.insert("m".into(), now + 90_000);
+    cooling.cooldowns.insert("old".into(), now - 1);
+    snap.states.insert(key_id("key-added-abcdefgh"), cooling);
+    let p = KeyPool::new(Vec::new(), Selection::RoundRobin, 3);
+    let new_env = p.load(&env, &snap);
+    assert_eq!(new_env, [env[2].clone()], "only the key new in API_KEYS");
+    assert_eq!(
+        p.len(),
+        3,
+        "env[1], env[2] and the added key; env[0] stays removed"
+    );
+    assert_eq!(p.position(&env[0]), None);
+    let info = p.list();
+    let by = |k: &str| info.iter().find(|i| i.id == key_id(k)).unwrap().clone();
+    assert_eq!(by(&env[1]).state, "disabled");
+    assert_eq!(by(&env[1]).reason.as_deref(), Some("expired"));
+    assert_eq!(by("key-added-abcdefgh").state, "cooling");
+    assert_eq!(by("key-added-abcdefgh").source, KeySource::Added);
+    assert_eq!(by("key-added-abcdefgh").cooling, [("m".to_string(), 90)]);
+    assert_eq!(by(&env[2]).state, "active");
+    // A resync: env[2] was removed elsewhere, env[0] added back.
+    let mut later = snap.clone();
+    later.apply(&Change::RemoveKey {
+        id: key_id(&env[2]),
+        at_ms: now + 5,
+    });
+    later.apply(&Change::AddKey {
+        key: env[0].clone(),
+        source: KeySource::Added,
+        at_ms: now + 5,
+    });
+    p.reconcile(&later);
+    assert!(p.find(&key_id(&env[2])).is_none());
+    assert!(p.find(&key_id(&env[0])).is_some());
+    assert_eq!(p.len(), 3);
+}

@@ -72,6 +72,9 @@ pub enum Methods {
     Post,
     /// Any method (the pass-through routes forward it).
     Any,
+    /// The methods listed, as the `Allow` header says them (`"GET, HEAD,
+    /// POST"`; `GET` implies `HEAD` only when listed).
+    Of(&'static str),
 }
 
 impl Methods {
@@ -80,6 +83,7 @@ impl Methods {
             Methods::Get => m == Method::GET || m == Method::HEAD,
             Methods::Post => m == Method::POST,
             Methods::Any => true,
+            Methods::Of(list) => list.split(", ").any(|x| x == m.as_str()),
         }
     }
 
@@ -89,6 +93,7 @@ impl Methods {
             Methods::Get => "GET, HEAD",
             Methods::Post => "POST",
             Methods::Any => "GET, HEAD, POST, PUT, PATCH, DELETE",
+            Methods::Of(list) => list,
         }
     }
 }
@@ -147,6 +152,14 @@ pub enum Handler {
     DashboardAsset,
     /// `GET /metrics`.
     Metrics,
+    /// `GET /admin/keys` (list) and `POST /admin/keys` (add).
+    AdminKeys,
+    /// `GET /admin/keys/export`.
+    AdminKeysExport,
+    /// `POST /admin/keys/delete`.
+    AdminKeysDelete,
+    /// `DELETE /admin/keys/{id}`.
+    AdminKeyDelete,
 }
 
 /// One entry of the route table.
@@ -218,7 +231,7 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
 ];
 
 use Handler as H;
-use Methods::{Any, Get, Post};
+use Methods::{Any, Get, Of, Post};
 use Pattern::{Around, Exact, NativeModels, Prefix, Under};
 
 /// The route table, first match wins (paths without the `/hf` mount).
@@ -265,6 +278,35 @@ pub static ROUTES: &[Route] = &[
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    // The key admin API.
+    at(
+        Exact(&["/admin/keys"]),
+        Of("GET, HEAD, POST"),
+        "admin_keys",
+        H::AdminKeys,
+    )
+    .admin(),
+    at(
+        Exact(&["/admin/keys/export"]),
+        Get,
+        "admin_keys",
+        H::AdminKeysExport,
+    )
+    .admin(),
+    at(
+        Exact(&["/admin/keys/delete"]),
+        Post,
+        "admin_keys",
+        H::AdminKeysDelete,
+    )
+    .admin(),
+    at(
+        Prefix("/admin/keys/"),
+        Of("DELETE"),
+        "admin_keys",
+        H::AdminKeyDelete,
+    )
+    .admin(),
     // The dashboard page (its data comes from /status, which takes the admin token).
     at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
     at(
@@ -383,6 +425,10 @@ async fn run(
         H::Dashboard => crate::dashboard::page(),
         H::DashboardAsset => crate::dashboard::asset(rest),
         H::Metrics => admin::metrics(&app),
+        H::AdminKeys => return admin::keys::keys(app, req).await,
+        H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
+        H::AdminKeysDelete => return admin::keys::delete_many(app, req).await,
+        H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
     })
 }
 
@@ -446,6 +492,11 @@ mod tests {
         match m {
             Methods::Get => Method::GET,
             Methods::Post | Methods::Any => Method::POST,
+            Methods::Of(list) => list
+                .split(", ")
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(Method::GET),
         }
     }
 

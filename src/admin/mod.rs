@@ -1,6 +1,9 @@
 //! The gateway's own routes: `/health`, and the admin routes `/status`,
 //! `/status/verify`, `/status/keys/{id}/reset`, `/metrics` and `/verify`
-//! (who may call them is the route table's business, see `crate::router`).
+//! (who may call them is the route table's business, see `crate::router`);
+//! the key admin API `/admin/keys…` is in [`keys`].
+
+pub mod keys;
 
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! in-process on loopback ports, plus a small HTTP client.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -181,8 +181,6 @@ fn is_pacific_dst(t: i64) -> bool {
     t >= start && t < end
 }
 
-/// Mutable state of one key, behind a short lock.
-
 #[cfg(test)]
 mod tests {
     use super::*;

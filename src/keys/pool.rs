@@ -211,7 +211,7 @@ impl Index {
 pub struct KeyPool {
     pub(super) slots: Slots<Slot>,
     /// Full key / id → index; its write lock also serialises adding keys.
-    index: RwLock<Index>,
+    index: RwLock<Box<Index>>,
     /// Keys not removed.
     pub(super) live: AtomicUsize,
     /// Round robin: where the next scan starts (just after the last key chosen).
@@ -239,7 +239,7 @@ impl KeyPool {
     pub fn new(keys: Vec<String>, selection: Selection, max_failures: u32) -> KeyPool {
         let pool = KeyPool {
             slots: Slots::default(),
-            index: RwLock::new(Index::default()),
+            index: RwLock::new(Box::default()),
             live: AtomicUsize::new(0),
             cursor: AtomicUsize::new(0),
             // Pools need not agree on their random sequence: seed from the clock.
@@ -342,7 +342,7 @@ impl KeyPool {
     }
 
     /// The index, locked for writing (and built). Adding keys holds it.
-    pub(super) fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+    pub(super) fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, Box<Index>> {
         let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
         idx_built(&mut idx, &self.slots);
         idx

@@ -16,9 +16,12 @@ const FIRST: usize = 16;
 /// [`super::MAX_KEYS`].
 const SEGMENTS: usize = 20;
 
+/// One segment: allocated on first use, then never moved.
+type Segment<T> = OnceLock<Box<[OnceLock<T>]>>;
+
 /// An append-only list of `T`, readable without a lock.
 pub struct Slots<T> {
-    segments: [OnceLock<Box<[OnceLock<T>]>>; SEGMENTS],
+    segments: Box<[Segment<T>]>,
     len: AtomicUsize,
 }
 
@@ -32,7 +35,7 @@ fn locate(i: usize) -> (usize, usize) {
 impl<T> Default for Slots<T> {
     fn default() -> Self {
         Slots {
-            segments: [const { OnceLock::new() }; SEGMENTS],
+            segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
             len: AtomicUsize::new(0),
         }
     }

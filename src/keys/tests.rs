@@ -543,10 +543,12 @@ async fn load_and_reconcile_follow_the_snapshot() {
         source: KeySource::Added,
         at_ms: now,
     });
-    let mut st = KeyState::default();
-    st.disabled = Lww {
-        at_ms: now,
-        value: Some("expired".into()),
+    let st = KeyState {
+        disabled: Lww {
+            at_ms: now,
+            value: Some("expired".into()),
+        },
+        ..KeyState::default()
     };
     snap.states.insert(key_id(&env[1]), st);
     let mut cooling = KeyState::default();

@@ -6,13 +6,15 @@
 //! answers requests imports it back into a circle.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
 
 use crate::config::{Config, Live, Refusal};
 use crate::keys::KeyPool;
 use crate::status::Stats;
-use crate::store::{Change, Snapshot, StoreHandle};
+use crate::store::{Change, Event, KeySource, Snapshot, StoreHandle};
 use crate::upstream::Upstream;
 
 /// Everything a handler needs, shared by all connections.
@@ -31,6 +33,9 @@ pub struct App {
     pub shutting_down: AtomicBool,
     /// The state store (memory, file or Redis; see `crate::store`).
     pub store: StoreHandle,
+    /// Other replicas' changes, subscribed when the store was opened (so
+    /// none is missed) and taken by `crate::replica::start`.
+    events: Mutex<Option<broadcast::Receiver<Event>>>,
 }
 
 impl App {
@@ -48,9 +53,13 @@ impl App {
         Ok(App::with_store(cfg, store, snap))
     }
 
-    /// Build the shared state on an opened store and what it loaded.
-    /// Runtime setting overrides kept in the store win over the environment
-    /// (one the parser refuses now is left out with a warning).
+    /// Build the shared state on an opened store and what it loaded: runtime
+    /// setting overrides kept in the store win over the environment (one the
+    /// parser refuses now is left out with a warning); the pool starts from
+    /// `API_KEYS` and the snapshot (keys removed at runtime stay out, keys
+    /// added at runtime come back, kept states and running cooldowns are
+    /// restored), records every later state change in the store, and records
+    /// the `API_KEYS` keys the store did not know yet.
     pub fn with_store(cfg: Config, store: StoreHandle, snap: Snapshot) -> App {
         let before = cfg.notes.len();
         let cfg = cfg.with_stored_lenient(&snap.setting_overrides());
@@ -59,7 +68,21 @@ impl App {
                 crate::log::write(*level, format_args!("{note}"));
             }
         }
-        let pool = KeyPool::new(cfg.api_keys.clone(), cfg.key_selection, cfg.max_failures);
+        let events = Mutex::new(Some(store.subscribe()));
+        let pool = KeyPool::new(Vec::new(), cfg.key_selection, cfg.max_failures);
+        let new_env = pool.load(&cfg.api_keys, &snap);
+        drop(snap);
+        let recorder = store.clone();
+        pool.set_recorder(Box::new(move |change| recorder.record(change)));
+        for key in new_env {
+            // Stamped 0: a key in API_KEYS never outweighs a removal recorded
+            // anywhere (by another replica, or before Redis was reachable).
+            store.record(Change::AddKey {
+                key,
+                source: KeySource::Env,
+                at_ms: 0,
+            });
+        }
         let backup = KeyPool::new(
             cfg.backup_api_keys.clone(),
             cfg.key_selection,
@@ -80,7 +103,14 @@ impl App {
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
             store,
+            events,
         }
+    }
+
+    /// The subscription to other replicas' changes, once (for
+    /// `crate::replica::start`; later calls get `None`).
+    pub fn take_events(&self) -> Option<broadcast::Receiver<Event>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The configuration now (one lock-free load): read what you need and

@@ -29,8 +29,10 @@
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
 //! * [`scheduler`] — key re-verification and keep-alive jobs.
+//! * [`replica`] — other replicas' changes (via the store) applied to this one.
 //! * [`store`] — kept and shared state (memory, `DATA_DIR` file, Redis), written behind.
 //! * [`body`] — the response body type and small body helpers.
+//! * [`clock`] — wall-clock helpers (unix seconds and milliseconds).
 //!
 //! The fake Gemini upstream used by the tests, `--demo` and the benchmark is a
 //! crate of its own, `crates/fake-gemini`; the `demo` feature (on by default)
@@ -41,6 +43,7 @@ pub mod answer;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -50,6 +53,7 @@ pub mod keys;
 pub mod log;
 pub mod model;
 pub mod openai;
+pub mod replica;
 pub mod request;
 pub mod router;
 pub mod scheduler;

@@ -70,12 +70,11 @@ pub enum Methods {
     Get,
     /// `POST`.
     Post,
-    /// `GET`, `HEAD` and `PATCH`.
-    GetPatch,
-    /// `DELETE`.
-    Delete,
     /// Any method (the pass-through routes forward it).
     Any,
+    /// The methods listed, as the `Allow` header says them (`"GET, HEAD,
+    /// POST"`; `GET` implies `HEAD` only when listed).
+    Of(&'static str),
 }
 
 impl Methods {
@@ -83,9 +82,8 @@ impl Methods {
         match self {
             Methods::Get => m == Method::GET || m == Method::HEAD,
             Methods::Post => m == Method::POST,
-            Methods::GetPatch => m == Method::GET || m == Method::HEAD || m == Method::PATCH,
-            Methods::Delete => m == Method::DELETE,
             Methods::Any => true,
+            Methods::Of(list) => list.split(", ").any(|x| x == m.as_str()),
         }
     }
 
@@ -94,9 +92,8 @@ impl Methods {
         match self {
             Methods::Get => "GET, HEAD",
             Methods::Post => "POST",
-            Methods::GetPatch => "GET, HEAD, PATCH",
-            Methods::Delete => "DELETE",
             Methods::Any => "GET, HEAD, POST, PUT, PATCH, DELETE",
+            Methods::Of(list) => list,
         }
     }
 }
@@ -159,6 +156,14 @@ pub enum Handler {
     AdminConfig,
     /// `DELETE /admin/config/{NAME}`.
     AdminConfigDelete,
+    /// `GET /admin/keys` (list) and `POST /admin/keys` (add).
+    AdminKeys,
+    /// `GET /admin/keys/export`.
+    AdminKeysExport,
+    /// `POST /admin/keys/delete`.
+    AdminKeysDelete,
+    /// `DELETE /admin/keys/{id}`.
+    AdminKeyDelete,
 }
 
 /// One entry of the route table.
@@ -230,7 +235,7 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
 ];
 
 use Handler as H;
-use Methods::{Any, Delete, Get, GetPatch, Post};
+use Methods::{Any, Get, Of, Post};
 use Pattern::{Around, Exact, NativeModels, Prefix, Under};
 
 /// The route table, first match wins (paths without the `/hf` mount).
@@ -279,16 +284,45 @@ pub static ROUTES: &[Route] = &[
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
     at(
         Exact(&["/admin/config"]),
-        GetPatch,
+        Of("GET, HEAD, PATCH"),
         "admin_config",
         H::AdminConfig,
     )
     .admin(),
     at(
         Around("/admin/config/", ""),
-        Delete,
+        Of("DELETE"),
         "admin_config",
         H::AdminConfigDelete,
+    )
+    .admin(),
+    // The key admin API.
+    at(
+        Exact(&["/admin/keys"]),
+        Of("GET, HEAD, POST"),
+        "admin_keys",
+        H::AdminKeys,
+    )
+    .admin(),
+    at(
+        Exact(&["/admin/keys/export"]),
+        Get,
+        "admin_keys",
+        H::AdminKeysExport,
+    )
+    .admin(),
+    at(
+        Exact(&["/admin/keys/delete"]),
+        Post,
+        "admin_keys",
+        H::AdminKeysDelete,
+    )
+    .admin(),
+    at(
+        Prefix("/admin/keys/"),
+        Of("DELETE"),
+        "admin_keys",
+        H::AdminKeyDelete,
     )
     .admin(),
     // The dashboard page (its data comes from /status, which takes the admin token).
@@ -414,6 +448,10 @@ async fn run(
         }
         H::AdminConfig => admin::config::get(&app),
         H::AdminConfigDelete => return admin::config::delete(&app, &percent_decode(rest)),
+        H::AdminKeys => return admin::keys::keys(app, req).await,
+        H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
+        H::AdminKeysDelete => return admin::keys::delete_many(app, req).await,
+        H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
     })
 }
 
@@ -475,9 +513,13 @@ mod tests {
 
     fn method_for(m: Methods) -> Method {
         match m {
-            Methods::Get | Methods::GetPatch => Method::GET,
-            Methods::Delete => Method::DELETE,
+            Methods::Get => Method::GET,
             Methods::Post | Methods::Any => Method::POST,
+            Methods::Of(list) => list
+                .split(", ")
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(Method::GET),
         }
     }
 

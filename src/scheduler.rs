@@ -112,7 +112,7 @@ pub async fn verify_all(app: &Arc<App>, only_failing: bool) -> Value {
     let indices: Vec<usize> = if only_failing {
         app.pool.needing_verification()
     } else {
-        (0..app.pool.len()).collect()
+        app.pool.live_indices()
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(VERIFY_PARALLEL));
     let mut tasks = Vec::with_capacity(indices.len());

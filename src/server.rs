@@ -41,6 +41,7 @@ const HEAD_SLACK: usize = 2;
 /// the limit makes the longest-idle one close; while every connection has a
 /// request in flight it waits for a slot.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    crate::replica::start(&app);
     let limit = Arc::new(Semaphore::new(app.cfg().max_connections));
     let conns = conn::Conns::new();
     let (stop, _) = watch::channel(());

@@ -3,10 +3,14 @@
 //! against a real `redis-server` (two handles, restart, Redis down and back).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
 
 use gemini_balance::store::{
     self, Change, Counts, Event, KeySource, Mode, Snapshot, Status, Usage, key_id,
@@ -274,70 +278,6 @@ fn wait_ready(child: &mut Child) {
 }
 
 // ---- Redis mode ----
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start(port: Option<u16>) -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!(
-                "\n\n*** SKIPPED: redis-server is not installed (scripts/prereqs.sh installs it) ***\n"
-            );
-            return None;
-        }
-        let port = port.unwrap_or_else(|| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        });
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(RedisServer { child, port })
-    }
-
-    fn mode(&self) -> Mode {
-        Mode::Redis {
-            url: format!("redis://127.0.0.1:{}/", self.port),
-            prefix: "gbtest:".into(),
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_two_handles_share_counts_and_state_and_survive_restart() {

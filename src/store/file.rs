@@ -87,7 +87,7 @@ impl FileStore {
             Ok((db, snap)) => Ok((FileStore { db, crypt }, snap)),
             Err(OpenError::Other(e)) => Err(e),
             Err(OpenError::Damaged(why)) => {
-                let aside = dir.join(format!("{FILE_NAME}.damaged-{}", crate::keys::unix_now()));
+                let aside = dir.join(format!("{FILE_NAME}.damaged-{}", crate::clock::unix_now()));
                 fs::rename(&path, &aside).map_err(|e| {
                     format!(
                         "{}: damaged ({why}) and cannot be moved aside: {e}",

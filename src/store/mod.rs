@@ -162,7 +162,7 @@ pub async fn open_mode(
     encryption_key: Option<&str>,
 ) -> Result<(StoreHandle, Snapshot), String> {
     let crypt = Arc::new(crypt::Crypt::new(encryption_key)?);
-    let now = crate::keys::unix_now() * 1000;
+    let now = crate::clock::unix_now() * 1000;
     let replica = key_id(&format!(
         "{}-{}-{:?}",
         std::process::id(),
@@ -363,7 +363,7 @@ impl StoreHandle {
                 last_prune_ms,
             } => {
                 touched.extend(batch.iter().flat_map(file::Touched::of));
-                let now = crate::keys::unix_now() * 1000;
+                let now = crate::clock::unix_now() * 1000;
                 let prune = now.saturating_sub(*last_prune_ms) > 600_000;
                 if touched.is_empty() && !prune {
                     return Ok(());

@@ -101,6 +101,15 @@ impl KeyState {
         self.failures.merge(other.failures);
     }
 
+    /// A state cleared at `at_ms`: enabled and no failures as of then.
+    pub fn cleared(at_ms: u64) -> KeyState {
+        KeyState {
+            disabled: Lww { at_ms, value: None },
+            failures: Lww { at_ms, value: 0 },
+            ..KeyState::default()
+        }
+    }
+
     /// Drop deadlines that have passed.
     pub fn expire(&mut self, now_ms: u64) {
         self.cooldowns.retain(|_, until| *until > now_ms);
@@ -357,6 +366,16 @@ pub enum Change {
         /// When (unix ms).
         at_ms: u64,
     },
+    /// A key's state cleared (an admin reset, a passed re-verification:
+    /// `model: None`, everything; the daily quota reset: one model's cooldown).
+    Clear {
+        /// The key.
+        id: KeyId,
+        /// Only this model's cooldown, or (`None`) the whole state.
+        model: Option<String>,
+        /// When (unix ms): a whole clear stamps `disabled` and `failures` with it.
+        at_ms: u64,
+    },
     /// Usage counters to add.
     Usage(Usage),
 }
@@ -373,7 +392,8 @@ impl Change {
             Change::Disable { id, .. }
             | Change::Cooldown { id, .. }
             | Change::Rest { id, .. }
-            | Change::Failures { id, .. } => Some(id),
+            | Change::Failures { id, .. }
+            | Change::Clear { id, .. } => Some(id),
             _ => None,
         }
     }
@@ -461,6 +481,7 @@ impl Snapshot {
                     self.usage.entry(b).or_default().add(&u.counts);
                 }
             }
+            Change::Clear { id, model, at_ms } => self.clear_state(id, model.as_deref(), *at_ms),
             _ => {
                 if let (Some(id), Some(s)) = (change.state_key(), change.as_state()) {
                     self.merge_state(id, s);
@@ -489,6 +510,22 @@ impl Snapshot {
             return;
         }
         self.states.entry(id.to_string()).or_default().merge(state);
+    }
+
+    /// Clear one model's cooldown, or (`model: None`) a key's whole state,
+    /// keeping `at_ms` as the stamp of `disabled` and `failures`.
+    pub fn clear_state(&mut self, id: &str, model: Option<&str>, at_ms: u64) {
+        match model {
+            Some(m) => {
+                if let Some(s) = self.states.get_mut(id) {
+                    s.cooldowns.remove(m);
+                }
+            }
+            None if self.keys.get(id).is_some_and(|r| r.removed) => {}
+            None => {
+                self.states.insert(id.to_string(), KeyState::cleared(at_ms));
+            }
+        }
     }
 
     /// The pool's key list: the `API_KEYS` keys not removed at runtime (in

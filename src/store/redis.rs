@@ -209,6 +209,19 @@ impl RedisStore {
                         "",
                     );
                 }
+                Change::Clear { id, model, at_ms } => {
+                    let key = format!("{p}state:{id}");
+                    match model {
+                        Some(m) => {
+                            pipe.hdel(&key, format!("cd:{m}")).ignore();
+                        }
+                        None => {
+                            pipe.del(&key).ignore();
+                            self.lww(&mut pipe, &key, "disabled", *at_ms, "null");
+                            self.lww(&mut pipe, &key, "failures", *at_ms, "0");
+                        }
+                    }
+                }
                 Change::Usage(u) => {
                     for b in u.buckets() {
                         let key = format!("{p}u:{}:{}", b.grain.tag(), b.start);

@@ -1,9 +1,11 @@
 //! The gateway's own routes: `/health`, and the admin routes `/status`,
-//! `/status/verify`, `/status/keys/{id}/reset`, `/metrics`, `/verify` and
-//! `/admin/config` ([`config`]) (who may call them is the route table's
-//! business, see `crate::router`).
+//! `/status/verify`, `/status/keys/{id}/reset`, `/metrics` and `/verify`
+//! (who may call them is the route table's business, see `crate::router`);
+//! the key admin API `/admin/keys…` is in [`keys`], live settings
+//! `/admin/config` in [`config`].
 
 pub mod config;
+pub mod keys;
 
 use std::sync::Arc;
 
@@ -103,14 +105,20 @@ pub async fn verify(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         == Some("json");
     let from_pool = given.is_empty();
     let keys: Vec<(Option<usize>, String)> = if from_pool {
-        (0..app.pool.len())
+        app.pool
+            .live_indices()
+            .into_iter()
             .map(|i| (Some(i), app.pool.key(i).to_string()))
             .collect()
     } else {
         // A pool key named in the header gets its result applied like a pool
         // check, so /health does not call active a key /verify called bad.
-        let in_pool =
-            |k: &str| (0..app.pool.len()).find(|&i| crate::keys::subtle_eq(app.pool.key(i), k));
+        let live = app.pool.live_indices();
+        let in_pool = |k: &str| {
+            live.iter()
+                .copied()
+                .find(|&i| crate::keys::subtle_eq(app.pool.key(i), k))
+        };
         given.into_iter().map(|k| (in_pool(&k), k)).collect()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(keys.len().max(1));

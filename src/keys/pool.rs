@@ -1,0 +1,753 @@
+//! [`KeyPool`]: the keys' slots and state, choosing a key ([`KeyPool::pick`])
+//! and recording what a call on it came to ([`KeyPool::report`]).
+//!
+//! The hot path (`pick`, `report` of a success) takes no pool-wide lock and
+//! allocates nothing: it reads the slot list's published length, and locks
+//! only the one key's state for a few instructions. State changes (a key
+//! disabled, a cooldown, a rest, the failure streak, a reset) are handed to
+//! the recorder after the key's lock is released.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+// The pool's clock: tokio's, so tests can pause and advance it
+// (`tokio::time::pause`); outside a runtime, or unpaused, it is std's.
+use tokio::time::Instant;
+
+use super::slots::Slots;
+use super::view::Today;
+use super::{Outcome, Selection, lock, mask, subtle_eq, unix_now};
+use crate::clock::unix_ms;
+use crate::store::model::{Change, KeyId, KeySource, key_id};
+
+/// Where a pool hands its state changes (the store's `record`). It must not
+/// block: it is called on the request path (never with a lock held).
+pub type Recorder = Box<dyn Fn(Change) + Send + Sync>;
+
+/// Most slots a pool holds (live keys and removed ones kept as tombstones);
+/// past it, adding a key fails.
+pub const MAX_KEYS: usize = 100_000;
+
+/// Mutable state of one key, behind a short lock.
+#[derive(Debug)]
+pub(super) struct State {
+    /// Removed at runtime (a tombstone: its index stays valid).
+    pub(super) removed: bool,
+    /// Where the key came from.
+    pub(super) source: KeySource,
+    /// Why the key is disabled (None = not disabled).
+    pub(super) disabled: Option<String>,
+    /// When `disabled` was last set (unix ms): the later change wins.
+    pub(super) disabled_at: u64,
+    /// Per-model cooldowns (429).
+    pub(super) cooling: Vec<Cooling>,
+    /// Consecutive transient failures.
+    pub(super) consecutive: u32,
+    /// When `consecutive` was last recorded (unix ms).
+    pub(super) failures_at: u64,
+    /// Resting after too many transient failures, until.
+    pub(super) rest_until: Option<Instant>,
+    /// The next rest's length.
+    pub(super) backoff: Duration,
+    /// Last error message (scrubbed).
+    pub(super) last_error: Option<String>,
+    /// When the key was last used (unix seconds).
+    pub(super) last_used: Option<u64>,
+    /// Today's calls on this key (UTC day).
+    pub(super) today: Today,
+}
+
+impl State {
+    pub(super) fn fresh(source: KeySource) -> State {
+        State {
+            removed: false,
+            source,
+            disabled: None,
+            disabled_at: 0,
+            cooling: Vec::new(),
+            consecutive: 0,
+            failures_at: 0,
+            rest_until: None,
+            backoff: Duration::ZERO,
+            last_error: None,
+            last_used: None,
+            today: Today::default(),
+        }
+    }
+
+    /// Clear disabled, cooldowns, rest and the failure streak.
+    pub(super) fn clear(&mut self, at_ms: u64) {
+        self.disabled = None;
+        self.disabled_at = at_ms;
+        self.cooling.clear();
+        self.rest_until = None;
+        self.consecutive = 0;
+        self.failures_at = at_ms;
+        self.backoff = Duration::ZERO;
+    }
+
+    /// `"active"`, `"cooling"`, `"resting"` or `"disabled"` at `now`
+    /// (disabled and resting win over cooling).
+    pub(super) fn label(&self, now: Instant) -> &'static str {
+        if self.disabled.is_some() {
+            "disabled"
+        } else if self.rest_until.is_some_and(|r| r > now) {
+            "resting"
+        } else if self.cooling.iter().any(|c| c.until > now) {
+            "cooling"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// One per-model cooldown of a key (a 429).
+#[derive(Debug)]
+pub(super) struct Cooling {
+    /// The model the quota was exhausted for.
+    pub(super) model: String,
+    /// Usable again for it at this instant.
+    pub(super) until: Instant,
+    /// A per-day quota: cleared by [`KeyPool::reset_daily_quotas`] at
+    /// midnight Pacific.
+    pub(super) daily: bool,
+}
+
+/// One key of the pool.
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub(super) key: String,
+    pub(super) masked: String,
+    /// The stable id (`store::key_id`), computed on first use.
+    id: OnceLock<KeyId>,
+    pub(super) state: Mutex<State>,
+    pub(super) successes: AtomicU64,
+    pub(super) failures: AtomicU64,
+    pub(super) calls: AtomicU64,
+}
+
+impl Slot {
+    pub(super) fn new(key: String, source: KeySource) -> Slot {
+        Slot {
+            masked: mask(&key),
+            key,
+            id: OnceLock::new(),
+            state: Mutex::new(State::fresh(source)),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// The key's stable id.
+    pub(super) fn id(&self) -> &str {
+        self.id.get_or_init(|| key_id(&self.key))
+    }
+}
+
+/// The result of [`KeyPool::pick`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pick {
+    /// Use the key at this index.
+    Key(usize),
+    /// No usable key: some are cooling; the first is usable again after this long.
+    Cooling(Duration),
+    /// No usable key: every key is disabled (or resting with none cooling).
+    Unavailable,
+}
+
+/// Counts of keys by state, for error bodies, `/health` and `/status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Usable for any model.
+    pub active: usize,
+    /// Cooling for at least one model.
+    pub cooling: usize,
+    /// Resting after transient failures.
+    pub resting: usize,
+    /// Disabled until re-verified.
+    pub disabled: usize,
+}
+
+/// Most models one key keeps a cooldown for; past it the cooldown that ends
+/// first makes room (a client cycling through model names cannot grow it).
+pub const MAX_COOLING: usize = 64;
+
+/// Put `entry` (a model's cooldown) in a key's cooling list: expired entries
+/// and the model's old one go first, and a full list drops the entry that
+/// ends soonest.
+pub(super) fn cool(cooling: &mut Vec<Cooling>, entry: Cooling, now: Instant) {
+    cooling.retain(|c| c.model != entry.model && c.until > now);
+    if cooling.len() >= MAX_COOLING
+        && let Some(i) = (0..cooling.len()).min_by_key(|i| cooling[*i].until)
+    {
+        cooling.swap_remove(i);
+    }
+    cooling.push(entry);
+}
+
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Lookups by full key and by id, built on first use (a pool built per
+/// call for a client's own keys never needs them).
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    built: bool,
+    pub(super) by_key: HashMap<Box<str>, usize>,
+    pub(super) by_id: HashMap<KeyId, usize>,
+}
+
+impl Index {
+    pub(super) fn insert(&mut self, slot: &Slot, i: usize) {
+        self.by_key.entry(slot.key.as_str().into()).or_insert(i);
+        self.by_id.entry(slot.id().to_string()).or_insert(i);
+    }
+}
+
+/// The pool of Gemini keys.
+pub struct KeyPool {
+    pub(super) slots: Slots<Slot>,
+    /// Full key / id → index; its write lock also serialises adding keys.
+    index: RwLock<Box<Index>>,
+    /// Keys not removed.
+    pub(super) live: AtomicUsize,
+    /// Round robin: where the next scan starts (just after the last key chosen).
+    cursor: AtomicUsize,
+    /// Random: the state of the pseudo-random sequence.
+    seed: AtomicU64,
+    /// `KEY_SELECTION` (a [`Selection`] as `u8`); changes live.
+    selection: AtomicU8,
+    /// `MAX_FAILURES`; changes live.
+    max_failures: AtomicU32,
+    epoch: Instant,
+    recorder: OnceLock<Recorder>,
+}
+
+impl std::fmt::Debug for KeyPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPool")
+            .field("keys", &self.len())
+            .field(
+                "selection",
+                &Selection::from_u8(self.selection.load(Ordering::Relaxed)),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyPool {
+    /// A pool over `keys` (duplicates should already be removed), all from
+    /// `API_KEYS`; past [`MAX_KEYS`] keys are left out with a warning.
+    pub fn new(keys: Vec<String>, selection: Selection, max_failures: u32) -> KeyPool {
+        let pool = KeyPool {
+            slots: Slots::default(),
+            index: RwLock::new(Box::default()),
+            live: AtomicUsize::new(0),
+            cursor: AtomicUsize::new(0),
+            // Pools need not agree on their random sequence: seed from the clock.
+            seed: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as u64,
+            ),
+            selection: AtomicU8::new(selection as u8),
+            max_failures: AtomicU32::new(max_failures.max(1)),
+            epoch: Instant::now(),
+            recorder: OnceLock::new(),
+        };
+        let total = keys.len();
+        for key in keys.into_iter().take(MAX_KEYS) {
+            pool.slots.push(Slot::new(key, KeySource::Env));
+        }
+        pool.live.store(pool.slots.len(), Ordering::Relaxed);
+        if total > MAX_KEYS {
+            crate::warn!(
+                "{} keys past the first {MAX_KEYS} left out",
+                total - MAX_KEYS
+            );
+        }
+        pool
+    }
+
+    /// Change `KEY_SELECTION` and `MAX_FAILURES` while running (settings
+    /// changed at run time): the next pick and the next failure use them.
+    pub fn set_policy(&self, selection: Selection, max_failures: u32) {
+        self.selection.store(selection as u8, Ordering::Relaxed);
+        self.max_failures
+            .store(max_failures.max(1), Ordering::Relaxed);
+    }
+
+    /// Hand every later state change to `recorder` (once; later calls are
+    /// ignored and return false).
+    pub fn set_recorder(&self, recorder: Recorder) -> bool {
+        self.recorder.set(recorder).is_ok()
+    }
+
+    /// Hand one change to the recorder, if any (never with a lock held).
+    pub(super) fn record(&self, change: Change) {
+        if let Some(r) = self.recorder.get() {
+            r(change);
+        }
+    }
+
+    /// Number of keys (removed ones not counted).
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether the pool has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of slots: every index below it is valid (removed keys keep
+    /// theirs); see [`KeyPool::live_indices`] for the keys in service.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The indices of the keys not removed, in order.
+    pub fn live_indices(&self) -> Vec<usize> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| !lock(&s.state).removed)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Whether the key at `index` exists and is not removed.
+    pub fn is_live(&self, index: usize) -> bool {
+        self.slots
+            .get(index)
+            .is_some_and(|s| !lock(&s.state).removed)
+    }
+
+    /// The key at `index` (to put in the upstream request; never log it).
+    /// Removed keys keep their slot, so an index from `pick` stays valid.
+    pub fn key(&self, index: usize) -> &str {
+        self.slots.get(index).map_or("", |s| s.key.as_str())
+    }
+
+    /// The masked form of the key at `index`.
+    pub fn masked(&self, index: usize) -> &str {
+        self.slots.get(index).map_or("…", |s| s.masked.as_str())
+    }
+
+    /// The stable id of the key at `index` (`store::key_id`).
+    pub fn id(&self, index: usize) -> Option<&str> {
+        self.slots.get(index).map(Slot::id)
+    }
+
+    /// Run `f` on the built index.
+    pub(super) fn with_index<R>(&self, f: impl FnOnce(&Index) -> R) -> R {
+        {
+            let idx = self.index.read().unwrap_or_else(|p| p.into_inner());
+            if idx.built {
+                return f(&idx);
+            }
+        }
+        let idx = self.index_mut();
+        f(&idx)
+    }
+
+    /// The index, locked for writing (and built). Adding keys holds it.
+    pub(super) fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, Box<Index>> {
+        let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
+        idx_built(&mut idx, &self.slots);
+        idx
+    }
+
+    /// The index of the key whose full value is `key`, in one hash lookup,
+    /// so that scanning text for pool keys costs the same with ten keys or
+    /// ten thousand (removed keys are found too: their value is still masked).
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.with_index(|idx| idx.by_key.get(key).copied())
+    }
+
+    /// The index of the key with stable id `id`.
+    pub fn position_of_id(&self, id: &str) -> Option<usize> {
+        self.with_index(|idx| idx.by_id.get(id).copied())
+    }
+
+    /// Find a key in service by its id, full value, masked form, or decimal index.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        if let Some(i) = self.position_of_id(id) {
+            return self.is_live(i).then_some(i);
+        }
+        if let Ok(i) = id.parse::<usize>() {
+            return self.is_live(i).then_some(i);
+        }
+        self.slots
+            .iter()
+            .find(|(_, s)| (s.masked == id || subtle_eq(&s.key, id)) && !lock(&s.state).removed)
+            .map(|(i, _)| i)
+    }
+
+    /// When `slot` can next be used for `model` (None = now); a disabled or
+    /// removed key ("never until re-verified") is `Err(())`.
+    fn wait_for(slot: &Slot, model: &str, now: Instant) -> Result<Option<Duration>, ()> {
+        let st = lock(&slot.state);
+        if st.disabled.is_some() || st.removed {
+            return Err(());
+        }
+        let mut wait: Option<Duration> = None;
+        if let Some(r) = st.rest_until.filter(|r| *r > now) {
+            wait = Some(r - now);
+        }
+        for c in &st.cooling {
+            if c.model == model && c.until > now {
+                let w = c.until - now;
+                wait = Some(wait.map_or(w, |x| x.max(w)));
+            }
+        }
+        Ok(wait)
+    }
+
+    /// Whether key `index` can serve `model` now and was not tried yet.
+    fn usable(&self, index: usize, model: &str, tried: &[usize], now: Instant) -> bool {
+        !tried.contains(&index)
+            && self
+                .slots
+                .get(index)
+                .is_some_and(|s| matches!(Self::wait_for(s, model, now), Ok(None)))
+    }
+
+    /// Choose a usable key for `model`, skipping indices in `tried`.
+    ///
+    /// Every selection chooses evenly among the usable keys: a dead key's
+    /// turns are never handed to its neighbour. Cost: O(1) per pick while the
+    /// keys are healthy, O(n) over the keys in the worst case (a long run of
+    /// dead or removed keys, or none usable), as before; no allocation.
+    pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
+        let n = self.slots.len();
+        if n == 0 {
+            return Pick::Unavailable;
+        }
+        let now = Instant::now();
+        let chosen = match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
+            Selection::RoundRobin => self.next_in_turn(n, model, tried, now),
+            Selection::Random => self.random_usable(n, model, tried, now),
+            // The usable key with the fewest calls (dead keys never count as
+            // least used); ties go to the lowest index.
+            Selection::LeastUsed => (0..n)
+                .filter(|i| self.usable(*i, model, tried, now))
+                .min_by_key(|i| {
+                    self.slots
+                        .get(*i)
+                        .map_or(u64::MAX, |s| s.calls.load(Ordering::Relaxed))
+                }),
+            // One key per 10-second window; when that key is dead, the
+            // window's calls go round robin over the usable keys instead of
+            // all to the next one.
+            Selection::TimeWindow => {
+                let window = (now.duration_since(self.epoch).as_secs() / 10) as usize % n;
+                if self.usable(window, model, tried, now) {
+                    Some(window)
+                } else {
+                    self.next_in_turn(n, model, tried, now)
+                }
+            }
+        };
+        if let Some(i) = chosen
+            && let Some(slot) = self.slots.get(i)
+        {
+            slot.calls.fetch_add(1, Ordering::Relaxed);
+            lock(&slot.state).last_used = Some(unix_now());
+            return Pick::Key(i);
+        }
+        // Nothing usable: say how long until the first cooling or resting key
+        // comes back (a tried key counts too: it may serve the next request).
+        let mut soonest: Option<Duration> = None;
+        for (_, slot) in self.slots.iter() {
+            if let Ok(Some(w)) = Self::wait_for(slot, model, now) {
+                soonest = Some(soonest.map_or(w, |s: Duration| s.min(w)));
+            }
+        }
+        match soonest {
+            Some(w) => Pick::Cooling(w),
+            None => Pick::Unavailable,
+        }
+    }
+
+    /// Round robin over the usable keys among the first `n`: the first
+    /// usable key at or after the cursor, and the cursor moves to just after
+    /// the key chosen (one compare-and-swap; a pick that lost the race scans
+    /// again from where the winner left it). So usable keys take turns
+    /// whatever dead keys lie between them, also under many concurrent callers.
+    fn next_in_turn(&self, n: usize, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+        let mut cursor = self.cursor.load(Ordering::Acquire);
+        loop {
+            let start = cursor % n;
+            let i = (0..n)
+                .map(|step| (start + step) % n)
+                .find(|i| self.usable(*i, model, tried, now))?;
+            match self.cursor.compare_exchange_weak(
+                cursor,
+                (i + 1) % n,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(i),
+                Err(moved) => cursor = moved,
+            }
+        }
+    }
+
+    /// A key drawn uniformly from the usable ones among the first `n`. First
+    /// a few draws over all keys, taking the first usable one (rejection
+    /// sampling: uniform over the usable keys, and O(1) while most keys are
+    /// healthy); if those all hit dead keys, one pass with reservoir sampling
+    /// (uniform too).
+    fn random_usable(&self, n: usize, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+        for _ in 0..n.min(8) {
+            let i = self.random_below(n);
+            if self.usable(i, model, tried, now) {
+                return Some(i);
+            }
+        }
+        let mut chosen = None;
+        let mut seen = 0;
+        for i in 0..n {
+            if self.usable(i, model, tried, now) {
+                seen += 1;
+                if self.random_below(seen) == 0 {
+                    chosen = Some(i);
+                }
+            }
+        }
+        chosen
+    }
+
+    /// A pseudo-random number in `0..bound` (splitmix64 over a shared Weyl
+    /// sequence: lock-free, cheap, well spread; not for secrets).
+    fn random_below(&self, bound: usize) -> usize {
+        let mut z = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z as u128 * bound as u128) >> 64) as usize
+    }
+
+    /// Record what an upstream call on key `index` for `model` came to. A
+    /// change of the key's state is handed to the recorder after the key's
+    /// lock is released (a success on a healthy key changes nothing).
+    pub fn report(&self, index: usize, model: &str, outcome: &Outcome) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let mut st = lock(&slot.state);
+        st.today.count(outcome, unix_now() / 86_400);
+        let mut changes: [Option<Change>; 2] = [None, None];
+        match outcome {
+            Outcome::Success => {
+                slot.successes.fetch_add(1, Ordering::Relaxed);
+                if st.consecutive > 0 {
+                    let at_ms = unix_ms();
+                    st.failures_at = at_ms;
+                    changes[0] = Some(Change::Failures {
+                        id: slot.id().to_string(),
+                        count: 0,
+                        at_ms,
+                    });
+                }
+                st.consecutive = 0;
+                st.backoff = Duration::ZERO;
+                st.rest_until = None;
+            }
+            Outcome::Client | Outcome::Region(_) => {}
+            Outcome::KeyInvalid(msg) => {
+                slot.failures.fetch_add(1, Ordering::Relaxed);
+                if st.disabled.is_none() {
+                    crate::warn!("key {} disabled: {}", slot.masked, msg);
+                    let at_ms = unix_ms();
+                    st.disabled_at = at_ms;
+                    changes[0] = Some(Change::Disable {
+                        id: slot.id().to_string(),
+                        reason: Some(msg.clone()),
+                        at_ms,
+                    });
+                }
+                st.disabled = Some(msg.clone());
+                st.last_error = Some(msg.clone());
+            }
+            Outcome::Quota {
+                cooldown,
+                daily,
+                message,
+            } => {
+                slot.failures.fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
+                let model = crate::model::label(model);
+                let entry = Cooling {
+                    model: model.to_string(),
+                    until: now + *cooldown,
+                    daily: *daily,
+                };
+                cool(&mut st.cooling, entry, now);
+                st.last_error = Some(message.clone());
+                crate::debug!(
+                    "key {} cooling for {} ({} s)",
+                    slot.masked,
+                    model,
+                    cooldown.as_secs()
+                );
+                changes[0] = Some(Change::Cooldown {
+                    id: slot.id().to_string(),
+                    model: model.to_string(),
+                    until_ms: unix_ms().saturating_add(cooldown.as_millis() as u64),
+                });
+            }
+            Outcome::Transient(msg) => {
+                slot.failures.fetch_add(1, Ordering::Relaxed);
+                st.last_error = Some(msg.clone());
+                changes = self.transient(slot, &mut st);
+            }
+        }
+        let record = !st.removed;
+        drop(st);
+        if record {
+            for c in changes.into_iter().flatten() {
+                self.record(c);
+            }
+        }
+    }
+
+    /// A transient failure: the streak grows; at `MAX_FAILURES` the key rests.
+    fn transient(&self, slot: &Slot, st: &mut State) -> [Option<Change>; 2] {
+        st.consecutive += 1;
+        let at_ms = unix_ms();
+        let mut rest = None;
+        if st.consecutive >= self.max_failures.load(Ordering::Relaxed) {
+            let length = if st.backoff.is_zero() {
+                FIRST_BACKOFF
+            } else {
+                (st.backoff * 2).min(MAX_BACKOFF)
+            };
+            st.backoff = length;
+            st.rest_until = Some(Instant::now() + length);
+            st.consecutive = 0;
+            crate::warn!(
+                "key {} resting {} s after transient failures",
+                slot.masked,
+                length.as_secs()
+            );
+            rest = Some(Change::Rest {
+                id: slot.id().to_string(),
+                until_ms: at_ms + length.as_millis() as u64,
+            });
+        }
+        st.failures_at = at_ms;
+        let failures = Change::Failures {
+            id: slot.id().to_string(),
+            count: st.consecutive,
+            at_ms,
+        };
+        [rest, Some(failures)]
+    }
+
+    /// Bring a key back: clears disabled, cooling, rest and failure streak
+    /// (recorded when there was something to clear).
+    pub fn reset(&self, index: usize) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let at_ms = unix_ms();
+        let mut st = lock(&slot.state);
+        let had = st.disabled.is_some()
+            || !st.cooling.is_empty()
+            || st.rest_until.is_some()
+            || st.consecutive > 0;
+        st.clear(at_ms);
+        let record = had && !st.removed;
+        drop(st);
+        if record {
+            self.record(Change::Clear {
+                id: slot.id().to_string(),
+                model: None,
+                at_ms,
+            });
+        }
+    }
+
+    /// Clear every per-day quota cooldown (Google resets daily quotas at
+    /// midnight Pacific; the scheduler calls this then). Per-minute cooldowns
+    /// stay. Returns how many cooldowns were cleared, and logs it.
+    pub fn reset_daily_quotas(&self) -> usize {
+        let now = Instant::now();
+        let at_ms = unix_ms();
+        let mut cleared = 0;
+        for (_, s) in self.slots.iter() {
+            let mut models = Vec::new();
+            let mut st = lock(&s.state);
+            st.cooling.retain(|c| {
+                // Count the ones still in force; drop expired ones silently.
+                if c.daily && c.until > now {
+                    models.push(c.model.clone());
+                }
+                !c.daily
+            });
+            let record = !st.removed;
+            drop(st);
+            cleared += models.len();
+            for model in models.into_iter().filter(|_| record) {
+                self.record(Change::Clear {
+                    id: s.id().to_string(),
+                    model: Some(model),
+                    at_ms,
+                });
+            }
+        }
+        crate::info!("daily quota reset: {} per-day cooldowns cleared", cleared);
+        cleared
+    }
+
+    /// Indices of keys that need re-verification (disabled or failing).
+    pub fn needing_verification(&self) -> Vec<usize> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| {
+                let st = lock(&s.state);
+                !st.removed
+                    && (st.disabled.is_some() || st.consecutive > 0 || st.rest_until.is_some())
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Key counts by state, now (removed keys not counted).
+    pub fn counts(&self) -> Counts {
+        let now = Instant::now();
+        let mut c = Counts::default();
+        for (_, s) in self.slots.iter() {
+            let st = lock(&s.state);
+            if st.removed {
+                continue;
+            }
+            match st.label(now) {
+                "disabled" => c.disabled += 1,
+                "resting" => c.resting += 1,
+                "cooling" => c.cooling += 1,
+                _ => c.active += 1,
+            }
+        }
+        c
+    }
+}
+
+/// `idx`, built over `slots` if it was not yet.
+fn idx_built<'a>(idx: &'a mut Index, slots: &Slots<Slot>) -> &'a Index {
+    if !idx.built {
+        for (i, s) in slots.iter() {
+            idx.insert(s, i);
+        }
+        idx.built = true;
+    }
+    idx
+}

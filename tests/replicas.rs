@@ -1,0 +1,311 @@
+//! The key pool on the store: two gateways on one real `redis-server` share
+//! key state within a second (a disabled key, a 429 cooldown, a key added or
+//! removed through one's admin API), and a restart in file mode (`DATA_DIR`)
+//! and Redis mode keeps keys added/removed, running cooldowns and disabled
+//! keys; `API_KEYS` does not bring a removed key back, and a key new in it is
+//! added.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::redis::RedisServer;
+use common::*;
+use fake_gemini::{Fake, KeyBehavior};
+use gemini_balance::store::key_id;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A Gemini-shaped key, built at run time (no key-shaped literal in the source).
+fn gkey(tag: &str) -> String {
+    format!("AIza{}{tag}", "0".repeat(35 - tag.len()))
+}
+
+fn unique(name: &str) -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("gbtest-{name}-{}-{ns}:", std::process::id())
+}
+
+async fn chat(gw: &Gw) -> Answer {
+    post_json(
+        gw,
+        "/v1/chat/completions",
+        &json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+}
+
+async fn admin(gw: &Gw, method: Method, path: &str, body: Value) -> Answer {
+    let token = format!("Bearer {TOKEN}");
+    send(
+        method,
+        &gw.url(path),
+        &[
+            ("authorization", &token),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(body.to_string()),
+    )
+    .await
+}
+
+/// `GET /admin/keys` as id → entry.
+async fn keys_of(gw: &Gw) -> Vec<Value> {
+    let a = get(gw, "/admin/keys").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    a.json()["keys"].as_array().unwrap().clone()
+}
+
+fn entry<'a>(keys: &'a [Value], key: &str) -> Option<&'a Value> {
+    keys.iter().find(|k| k["id"] == key_id(key))
+}
+
+/// Wait (at most `within`) until `cond` holds on `gw`'s key list; the time it took.
+async fn until(gw: &Gw, within: Duration, what: &str, cond: impl Fn(&[Value]) -> bool) -> Duration {
+    let t = Instant::now();
+    loop {
+        if cond(&keys_of(gw).await) {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < within, "{what}: not seen within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two gateways on one Redis (same prefix), each before its own fake.
+async fn pair(
+    redis: &RedisServer,
+    prefix: &str,
+    keys: &[&String],
+    setup: impl Fn(&Fake),
+) -> (Gw, Gw) {
+    let api_keys = json!(keys).to_string();
+    let url = redis.url();
+    let vars = [
+        ("API_KEYS", api_keys.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", prefix),
+        ("MAX_RETRIES", "3"),
+    ];
+    let fa = Fake::start().await.unwrap();
+    setup(&fa);
+    let a = start_with_fake(fa, &vars).await;
+    let fb = Fake::start().await.unwrap();
+    setup(&fb);
+    let b = start_with_fake(fb, &vars).await;
+    // Both subscribers are connected before anything happens.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_disabled_through_one_is_skipped_by_the_other_within_a_second() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let (bad, good) = (gkey("dbad"), gkey("dgood"));
+    let bad2 = bad.clone();
+    let (a, b) = pair(&redis, &unique("disable"), &[&bad, &good], move |_| {}).await;
+    // Only A's upstream says the key is invalid; B's would still take it.
+    a.state().set_key(&bad2, KeyBehavior::Suspended);
+    assert_eq!(chat(&a).await.status, StatusCode::OK);
+    assert_eq!(a.app.pool.counts().disabled, 1);
+    let took = until(&b, Duration::from_secs(1), "disabled on B", |k| {
+        entry(k, &bad).is_some_and(|e| e["state"] == "disabled")
+    })
+    .await;
+    assert!(took < Duration::from_secs(1));
+    for _ in 0..6 {
+        assert_eq!(chat(&b).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        b.state().count_for_key(&bad),
+        0,
+        "B never sent a call on the disabled key"
+    );
+    // A reset on B re-enables it on A.
+    let r = admin(
+        &b,
+        Method::POST,
+        &format!("/status/keys/{}/reset", key_id(&bad)),
+        json!(null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    until(&a, Duration::from_secs(1), "enabled again on A", |k| {
+        entry(k, &bad).is_some_and(|e| e["state"] == "active")
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_cooldown_learned_by_one_is_honoured_by_the_other() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let (hot, cold) = (gkey("chot"), gkey("ccold"));
+    let (a, b) = pair(&redis, &unique("cool"), &[&hot, &cold], |_| {}).await;
+    a.state()
+        .set_key(&hot, KeyBehavior::Quota { retry_secs: 120 });
+    assert_eq!(chat(&a).await.status, StatusCode::OK);
+    until(&b, Duration::from_secs(1), "cooling on B", |k| {
+        entry(k, &hot).is_some_and(|e| {
+            e["state"] == "cooling"
+                && e["cooling"]["gemini-2.5-flash"]
+                    .as_u64()
+                    .is_some_and(|s| s > 100)
+        })
+    })
+    .await;
+    for _ in 0..6 {
+        assert_eq!(chat(&b).await.status, StatusCode::OK);
+    }
+    assert_eq!(b.state().count_for_key(&hot), 0, "B honours the cooldown");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_added_and_removed_through_one_reach_the_other() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let (k1, k2, added) = (gkey("ak1"), gkey("ak2"), gkey("aadd"));
+    let (a, b) = pair(&redis, &unique("addrm"), &[&k1, &k2], |_| {}).await;
+    // B's own keys are all exhausted for the next minutes.
+    for k in [&k1, &k2] {
+        b.state().set_key(k, KeyBehavior::Quota { retry_secs: 300 });
+    }
+    assert_eq!(chat(&b).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let r = admin(&a, Method::POST, "/admin/keys", json!({"keys": [added]})).await;
+    assert_eq!(r.json()["added"], 1, "{}", r.text());
+    until(&b, Duration::from_secs(1), "added on B", |k| {
+        entry(k, &added).is_some()
+    })
+    .await;
+    assert_eq!(
+        chat(&b).await.status,
+        StatusCode::OK,
+        "the added key serves B's next request"
+    );
+    assert_eq!(b.state().count_for_key(&added), 1);
+    // Removed through A: gone on B.
+    let r = admin(
+        &a,
+        Method::DELETE,
+        &format!("/admin/keys/{}", key_id(&added)),
+        json!(null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    until(&b, Duration::from_secs(1), "removed on B", |k| {
+        entry(k, &added).is_none()
+    })
+    .await;
+    assert_eq!(chat(&b).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        b.state().count_for_key(&added),
+        1,
+        "not picked after removal"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Restarts: file mode and Redis mode
+// ---------------------------------------------------------------------------
+
+/// Change every kind of key state on a first gateway, restart, and check it
+/// all on a second one started with `API_KEYS` + one new key.
+async fn survives_a_restart(store_vars: &[(&str, &str)]) {
+    let (e1, e2, e3, added, new_env) = (
+        gkey("re1"),
+        gkey("re2"),
+        gkey("re3"),
+        gkey("radd"),
+        gkey("rnew"),
+    );
+    // Round robin starts with e2 (disabled), then e3 (cooling), then e1.
+    let env = json!([e2, e3, e1]).to_string();
+    let mut vars = vec![("API_KEYS", env.as_str()), ("MAX_RETRIES", "3")];
+    vars.extend_from_slice(store_vars);
+    let fake = Fake::start().await.unwrap();
+    fake.state.set_key(&e2, KeyBehavior::Expired);
+    fake.state
+        .set_key(&e3, KeyBehavior::Quota { retry_secs: 600 });
+    let gw = start_with_fake(fake, &vars).await;
+    // e1 serves after e2 (disabled) and e3 (cooling) fail once each.
+    assert_eq!(chat(&gw).await.status, StatusCode::OK);
+    assert_eq!(gw.app.pool.counts().disabled, 1);
+    assert_eq!(gw.app.pool.counts().cooling, 1);
+    let r = admin(&gw, Method::POST, "/admin/keys", json!({"keys": [added]})).await;
+    assert_eq!(r.json()["added"], 1);
+    let r = admin(
+        &gw,
+        Method::DELETE,
+        &format!("/admin/keys/{}", key_id(&e1)),
+        json!(null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    gw.shutdown().await;
+
+    // Restart with the same API_KEYS plus a new key.
+    let env2 = json!([e2, e3, e1, new_env]).to_string();
+    let mut vars2 = vec![("API_KEYS", env2.as_str())];
+    vars2.extend_from_slice(store_vars);
+    for round in 0..2 {
+        let gw = start(&vars2).await;
+        let keys = keys_of(&gw).await;
+        assert!(
+            entry(&keys, &e1).is_none(),
+            "round {round}: a removed key stays out"
+        );
+        let d = entry(&keys, &e2).unwrap();
+        assert_eq!(d["state"], "disabled", "round {round}");
+        assert!(d["reason"].as_str().unwrap().contains("expired"), "{d}");
+        let c = entry(&keys, &e3).unwrap();
+        let left = c["cooling"]["gemini-2.5-flash"].as_u64().unwrap_or(0);
+        assert!(c["state"] == "cooling" && left > 500, "round {round}: {c}");
+        assert_eq!(entry(&keys, &added).unwrap()["source"], "added");
+        assert_eq!(
+            entry(&keys, &new_env).unwrap()["source"],
+            "env",
+            "round {round}"
+        );
+        assert_eq!(keys.len(), 4, "round {round}: {keys:?}");
+        // The restored state is honoured: only the added and the new key serve.
+        for _ in 0..4 {
+            assert_eq!(chat(&gw).await.status, StatusCode::OK);
+        }
+        for k in [&e1, &e2, &e3] {
+            assert_eq!(gw.state().count_for_key(k), 0, "round {round}");
+        }
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_mode_keeps_keys_and_their_state_across_a_restart() {
+    let dir = std::env::temp_dir().join(unique("file").trim_end_matches(':'));
+    let d = dir.to_string_lossy().into_owned();
+    survives_a_restart(&[("DATA_DIR", &d)]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_mode_keeps_keys_and_their_state_across_a_restart() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let (url, prefix) = (redis.url(), unique("restart"));
+    survives_a_restart(&[("REDIS_URL", &url), ("REDIS_PREFIX", &prefix)]).await;
+}

@@ -1,6 +1,10 @@
 //! The gateway's own routes: `/health`, and the admin routes `/status`,
 //! `/status/verify`, `/status/keys/{id}/reset`, `/metrics` and `/verify`
-//! (who may call them is the route table's business, see `crate::router`).
+//! (who may call them is the route table's business, see `crate::router`);
+//! `/admin/logs` and `/admin/usage` in [`logs`] and [`usage`].
+
+pub mod logs;
+pub mod usage;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use crate::config::Config;
 use crate::keys::KeyPool;
 use crate::status::Stats;
+use crate::store::meter::Recorder;
 use crate::store::{Snapshot, StoreHandle};
 use crate::upstream::Upstream;
 
@@ -54,13 +55,16 @@ impl App {
             cfg.key_selection,
             cfg.max_failures,
         );
-        let upstream = Upstream::new(
+        let mut upstream = Upstream::new(
             crate::upstream::build_client(),
             &cfg.base_url,
             cfg.time_out,
             cfg.cooldown,
             cfg.max_retries,
         );
+        // Every attempt of a client's call is recorded: usage, error log.
+        upstream.set_recorder(Recorder::new(store.clone(), cfg.error_log_record_body));
+        store.set_error_log_limits(cfg.error_log_max, cfg.error_log_days);
         App {
             cfg,
             pool,

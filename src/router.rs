@@ -70,6 +70,8 @@ pub enum Methods {
     Get,
     /// `POST`.
     Post,
+    /// `GET`, `HEAD` and `DELETE`.
+    GetDelete,
     /// Any method (the pass-through routes forward it).
     Any,
 }
@@ -79,6 +81,7 @@ impl Methods {
         match self {
             Methods::Get => m == Method::GET || m == Method::HEAD,
             Methods::Post => m == Method::POST,
+            Methods::GetDelete => m == Method::GET || m == Method::HEAD || m == Method::DELETE,
             Methods::Any => true,
         }
     }
@@ -88,6 +91,7 @@ impl Methods {
         match self {
             Methods::Get => "GET, HEAD",
             Methods::Post => "POST",
+            Methods::GetDelete => "GET, HEAD, DELETE",
             Methods::Any => "GET, HEAD, POST, PUT, PATCH, DELETE",
         }
     }
@@ -147,6 +151,12 @@ pub enum Handler {
     DashboardAsset,
     /// `GET /metrics`.
     Metrics,
+    /// `GET` and `DELETE /admin/logs`.
+    Logs,
+    /// `GET /admin/logs/{id}`.
+    LogEntry,
+    /// `GET /admin/usage`.
+    Usage,
 }
 
 /// One entry of the route table.
@@ -218,7 +228,7 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
 ];
 
 use Handler as H;
-use Methods::{Any, Get, Post};
+use Methods::{Any, Get, GetDelete, Post};
 use Pattern::{Around, Exact, NativeModels, Prefix, Under};
 
 /// The route table, first match wins (paths without the `/hf` mount).
@@ -265,6 +275,9 @@ pub static ROUTES: &[Route] = &[
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    at(Exact(&["/admin/logs"]), GetDelete, "admin", H::Logs).admin(),
+    at(Prefix("/admin/logs/"), Get, "admin", H::LogEntry).admin(),
+    at(Exact(&["/admin/usage"]), Get, "admin", H::Usage).admin(),
     // The dashboard page (its data comes from /status, which takes the admin token).
     at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
     at(
@@ -383,6 +396,9 @@ async fn run(
         H::Dashboard => crate::dashboard::page(),
         H::DashboardAsset => crate::dashboard::asset(rest),
         H::Metrics => admin::metrics(&app),
+        H::Logs => return admin::logs::logs(&app, &req).await,
+        H::LogEntry => return admin::logs::entry(&app, &percent_decode(rest)).await,
+        H::Usage => return admin::usage::usage(&app, &req).await,
     })
 }
 
@@ -444,7 +460,7 @@ mod tests {
 
     fn method_for(m: Methods) -> Method {
         match m {
-            Methods::Get => Method::GET,
+            Methods::Get | Methods::GetDelete => Method::GET,
             Methods::Post | Methods::Any => Method::POST,
         }
     }

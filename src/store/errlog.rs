@@ -30,6 +30,8 @@ use super::{Backend, StoreHandle, lock};
 pub const MESSAGE_MAX: usize = 1024;
 /// Longest request body kept with `ERROR_LOG_RECORD_BODY` (bytes).
 pub const BODY_MAX: usize = 64 * 1024;
+/// Most entries one page of a listing holds.
+pub const PAGE_MAX: usize = 500;
 /// Most entries waiting to be written (past it the oldest is dropped).
 pub const QUEUE_MAX: usize = 1024;
 /// Most bytes of request bodies the memory ring keeps (older bodies are dropped).

@@ -100,9 +100,9 @@ async fn usage_counts_attempts_rate_limits_tokens_and_client_requests() {
     let events = sse_events(&a.text());
     let last = events
         .iter()
+        .rev()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter(|v| v["usage"].is_object())
-        .last()
+        .find(|v| v["usage"].is_object())
         .expect("a usage chunk");
     add(&mut want, openai_tokens(&last["usage"]));
 

@@ -576,11 +576,10 @@ fn file_write(
 }
 
 /// Open a table for reading; `None` when it was never written.
-fn read_table<'t>(
-    txn: &'t redb::ReadTransaction,
+fn read_table(
+    txn: &redb::ReadTransaction,
     def: TableDefinition<'static, &'static str, &'static str>,
 ) -> Result<Option<redb::ReadOnlyTable<&'static str, &'static str>>, String> {
-    let _ = txn;
     match txn.open_table(def) {
         Ok(t) => Ok(Some(t)),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),

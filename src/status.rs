@@ -85,7 +85,7 @@ impl Stats {
     }
 
     /// Count one finished request. The gateway's own routes (status page,
-    /// health, metrics, dashboard, root) count in the totals but not in the
+    /// health, metrics, dashboard, root, the admin API) count in the totals but not in the
     /// per-minute chart, so watching the dashboard does not inflate it.
     pub fn record(&self, route: &'static str, model: &str, status: u16) {
         let model = crate::model::label(model);
@@ -118,7 +118,7 @@ impl Stats {
         }
         if matches!(
             route,
-            "status" | "health" | "metrics" | "dashboard" | "root"
+            "status" | "health" | "metrics" | "dashboard" | "root" | "admin"
         ) {
             return;
         }

@@ -267,6 +267,15 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        RedisServer::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -277,11 +286,6 @@ impl RedisServer {
             );
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -390,5 +394,51 @@ async fn two_gateways_on_one_redis_add_up_and_share_the_error_log() {
     );
     a.shutdown().await;
     b.shutdown().await;
+    drop(redis);
+}
+
+/// A gateway started while Redis is down works in memory and reconnects when
+/// Redis comes up (writing the error log must not keep pushing the reconnect
+/// back), then what it recorded meanwhile is in Redis.
+#[tokio::test]
+async fn a_gateway_reconnects_to_a_redis_that_comes_up_later() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let prefix = format!("gblate{}:", std::process::id());
+    let k = keys();
+    let vars = [
+        ("API_KEYS", k.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", prefix.as_str()),
+    ];
+    let gw = start(&vars).await;
+    gw.state()
+        .set_key(QUOTA, KeyBehavior::Quota { retry_secs: 60 });
+    assert_eq!(get(&gw, "/health").await.json()["store"], "degraded");
+    let chat = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]});
+    for _ in 0..2 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat).await.status,
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let Some(redis) = RedisServer::start_on(port) else {
+        return;
+    };
+    let t = Instant::now();
+    while get(&gw, "/health").await.json()["store"] != "redis" {
+        assert!(t.elapsed() < Duration::from_secs(20), "never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = get(&gw, "/admin/logs").await.json();
+    assert_eq!(log["entries"].as_array().unwrap().len(), 1, "{log}");
+    let r = report(&gw, "window=1h", 3).await;
+    assert_eq!(r["totals"]["client_requests"], 2);
+    gw.shutdown().await;
     drop(redis);
 }

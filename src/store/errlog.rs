@@ -406,13 +406,9 @@ impl StoreHandle {
                 .map_err(|e| format!("store: {e}"))?;
                 r.map_err(|e| (e, back))
             }
-            Backend::Redis(r) => match redis_write(r, &entries, limits, now).await {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    r.failed();
-                    Err((e, entries))
-                }
-            },
+            Backend::Redis(r) => redis_write(r, &entries, limits, now)
+                .await
+                .map_err(|e| (e, entries)),
         };
         match r {
             Ok(()) => {
@@ -707,8 +703,12 @@ async fn redis_write(
         .arg(limits.max)
         .arg(limits.cutoff(now))
         .ignore();
-    let r: Result<(), _> = pipe.query_async(&mut con).await;
-    r.map_err(super::redis::err)
+    let res: Result<(), _> = pipe.query_async(&mut con).await;
+    res.map_err(|e| {
+        // The connection is gone: reconnect with backoff (as the other writes do).
+        r.failed();
+        super::redis::err(e)
+    })
 }
 
 /// Walk the shared log newest first from below `upper`, handing each entry

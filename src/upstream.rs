@@ -353,28 +353,19 @@ impl Upstream {
                 _ => break,
             };
             tried.push(index);
-            let a = Attempt {
-                route: call.route,
-                model: call.model,
-                key: pool.key(index),
-                masked: pool.masked(index),
-                number: tried.len() as u32,
-                first: first_call && attempt == 1,
-                started: Instant::now(),
-            };
+            let a = attempt_of(pool, call, index, tried.len(), first_call && attempt == 1);
             match self.send(call, pool.key(index)).await {
                 Ok(mut res) if res.status().is_success() => {
                     redact_headers(res.headers_mut(), pool.key(index));
                     pool.report(index, call.model, &Outcome::Success);
-                    let meter = match &self.recorder {
-                        Some(r) => r.meter(&a),
-                        None => Meter::off(),
-                    };
                     return Ok(Answer {
                         response: res,
                         key: index,
                         attempts: attempt,
-                        meter,
+                        meter: self
+                            .recorder
+                            .as_ref()
+                            .map_or_else(Meter::off, |r| r.meter(&a)),
                     });
                 }
                 Ok(res) => {
@@ -459,6 +450,25 @@ impl Upstream {
         {
             r.no_key(call.route, call.model);
         }
+    }
+}
+
+/// Attempt number `number` of `call` on key `index`, starting now.
+fn attempt_of<'a>(
+    pool: &'a KeyPool,
+    call: &Call<'a>,
+    index: usize,
+    number: usize,
+    first: bool,
+) -> Attempt<'a> {
+    Attempt {
+        route: call.route,
+        model: call.model,
+        key: pool.key(index),
+        masked: pool.masked(index),
+        number: number as u32,
+        first,
+        started: Instant::now(),
     }
 }
 

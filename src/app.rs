@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use crate::config::{Config, Live, Refusal};
 use crate::keys::KeyPool;
 use crate::status::Stats;
+use crate::store::meter::Recorder;
 use crate::store::{Change, Event, KeySource, Snapshot, StoreHandle};
 use crate::upstream::Upstream;
 
@@ -88,13 +89,16 @@ impl App {
             cfg.key_selection,
             cfg.max_failures,
         );
-        let upstream = Upstream::new(
+        let mut upstream = Upstream::new(
             crate::upstream::build_client(),
             &cfg.base_url,
             cfg.time_out,
             cfg.cooldown,
             cfg.max_retries,
         );
+        // Every attempt of a client's call is recorded: usage, error log.
+        upstream.set_recorder(Recorder::new(store.clone(), cfg.error_log_record_body));
+        store.set_error_log_limits(cfg.error_log_max, cfg.error_log_days);
         App {
             settings: Live::new(cfg),
             pool,
@@ -174,7 +178,8 @@ impl App {
 
     /// Pass settings that long-lived objects hold on to them: the key pools'
     /// `KEY_SELECTION` and `MAX_FAILURES`, the upstream's `TIME_OUT`,
-    /// `COOLDOWN_SECONDS` and `MAX_RETRIES`, and `LOG_LEVEL`.
+    /// `COOLDOWN_SECONDS` and `MAX_RETRIES`, `LOG_LEVEL`, and the error log's
+    /// `ERROR_LOG_MAX`, `ERROR_LOG_DAYS` and `ERROR_LOG_RECORD_BODY`.
     fn tune(&self, old: &Config, new: &Config) {
         for pool in [&self.pool, &self.backup] {
             pool.set_policy(new.key_selection, new.max_failures);
@@ -183,6 +188,11 @@ impl App {
             .set_policy(new.time_out, new.cooldown, new.max_retries);
         if new.log_level != old.log_level {
             crate::log::set_level(new.log_level);
+        }
+        self.store
+            .set_error_log_limits(new.error_log_max, new.error_log_days);
+        if let Some(r) = self.upstream.recorder() {
+            r.set_record_body(new.error_log_record_body);
         }
     }
 }

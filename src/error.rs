@@ -128,6 +128,9 @@ pub enum GatewayError {
     /// 500: a handler panicked.
     #[error("Internal error in the gateway.")]
     Internal,
+    /// 503 `store_unavailable`: the store (Redis) cannot be read now.
+    #[error("The state store cannot be read now ({0}); try again shortly.")]
+    StoreUnavailable(String),
 
     // ---- upstream ----
     /// Google's own error answer for the client (passed through on native routes).
@@ -286,7 +289,9 @@ impl GatewayError {
             | E::TooManyKeys { .. }
             | E::Region(_) => StatusCode::BAD_REQUEST,
             E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            E::ShuttingDown | E::KeysRejected(_) | E::NoKey(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::ShuttingDown | E::KeysRejected(_) | E::NoKey(_) | E::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             E::Upstream(u) if u.hint.is_some() => StatusCode::NOT_FOUND,
             E::Upstream(u) => u.status,
@@ -310,6 +315,7 @@ impl GatewayError {
             E::BadAnswer(_) => "upstream_error",
             E::Cooling(..) => "rate_limit_exceeded",
             E::NoKey(_) => "no_available_key",
+            E::StoreUnavailable(_) => "store_unavailable",
             E::StreamFailed { code, .. } => code,
             _ => return None,
         })

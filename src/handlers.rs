@@ -20,6 +20,7 @@ use crate::keys::{KeyPool, Outcome, unix_now};
 use crate::openai;
 use crate::openai::chat::PreparedCall;
 use crate::request::{parse_json, read_nonempty_body};
+use crate::store::meter::Meter;
 use crate::upstream::{Answer, Auth, Call, Failure};
 
 /// Largest single SSE event accepted from upstream.
@@ -82,6 +83,7 @@ pub async fn chat(
         model: &call.model,
         auth: Auth::GoogHeader,
         headers: json_headers(),
+        route: log.route,
     };
     let started = Instant::now();
     let answer = app
@@ -94,7 +96,7 @@ pub async fn chat(
     log.key = app.pool.masked(answer.key).to_string();
     let created = unix_now();
     if !call.stream {
-        return whole_answer(&app, &call, answer, created).await;
+        return whole_answer(&app, &call, &up, answer, created).await;
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;
     log.key = app.pool.masked(opened.key).to_string();
@@ -120,10 +122,22 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
 async fn whole_answer(
     app: &App,
     call: &PreparedCall,
-    answer: Answer,
+    up: &Call<'_>,
+    mut answer: Answer,
     created: u64,
 ) -> Result<Response<Body>, GatewayError> {
-    let (_, bytes) = read_whole(app, answer.response).await?;
+    let bytes = match read_whole(app, answer.response).await {
+        Ok((_, bytes)) => bytes,
+        Err(e) => {
+            let why = Outcome::Transient(e.to_string());
+            let (status, message) = (e.status().as_u16(), e.to_string());
+            let (m, pool) = (&mut answer.meter, &app.pool);
+            app.upstream
+                .answer_failed(m, pool, up, answer.key, status, &why, &message);
+            return Err(e);
+        }
+    };
+    answer.meter.whole(&bytes);
     let ctx = openai::response::ResponseCtx {
         model: &call.client_model,
         created,
@@ -154,6 +168,8 @@ struct OpenedStream {
     pending: Vec<String>,
     /// The pool key serving it.
     key: usize,
+    /// Its usage, recorded when the stream ends.
+    meter: Meter,
 }
 
 /// Open the stream: nothing has reached the client yet, so a stream that
@@ -168,6 +184,7 @@ async fn open_with_retries(
     let idle = app.cfg().stream_idle_timeout;
     let mut response = answer.response;
     let mut key = answer.key;
+    let mut meter = answer.meter;
     let mut used = answer.attempts;
     let mut tried = vec![key];
     loop {
@@ -180,6 +197,7 @@ async fn open_with_retries(
             &mut pending,
             idle,
             app.cfg().cooldown,
+            &mut meter,
         );
         let outcome = match opened.await {
             Ok(()) => {
@@ -188,6 +206,7 @@ async fn open_with_retries(
                     parser,
                     pending,
                     key,
+                    meter,
                 });
             }
             Err(outcome) => outcome,
@@ -197,6 +216,9 @@ async fn open_with_retries(
             app.pool.masked(key)
         );
         app.pool.report(key, up.model, &outcome);
+        let (status, message) = stream_status(&outcome);
+        let upstream = &app.upstream;
+        upstream.answer_failed(&mut meter, &app.pool, up, key, status, &outcome, message);
         let budget = app.upstream.attempts().saturating_sub(used);
         let retried = if budget == 0 {
             None
@@ -213,6 +235,7 @@ async fn open_with_retries(
                 used += a.attempts;
                 response = a.response;
                 key = a.key;
+                meter = a.meter;
             }
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.
@@ -225,6 +248,16 @@ async fn open_with_retries(
                 return Err(upstream_failed(app, f, up.model, false));
             }
         }
+    }
+}
+
+/// The status and message a stream that failed before its first event is logged with.
+fn stream_status(outcome: &Outcome) -> (u16, &str) {
+    match outcome {
+        Outcome::Quota { message, .. } => (429, message),
+        Outcome::Transient(m) if m.starts_with("stream silent") => (504, m),
+        Outcome::Transient(m) | Outcome::KeyInvalid(m) | Outcome::Region(m) => (502, m),
+        Outcome::Success | Outcome::Client => (502, "stream failed before its first event"),
     }
 }
 
@@ -304,6 +337,7 @@ fn start_stream(
             redactor,
             tx,
             out,
+            meter: opened.meter,
         };
         tokio::spawn(pump.run());
     }
@@ -334,6 +368,8 @@ struct Pump {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     /// Translated bytes not sent yet.
     out: Vec<u8>,
+    /// The attempt's usage (tokens from the upstream bytes), recorded when the pump ends.
+    meter: Meter,
 }
 
 impl Pump {
@@ -403,6 +439,7 @@ impl Pump {
                 let Some(data) = frame.data_ref() else {
                     return false;
                 };
+                self.meter.chunk(data);
                 let mut ended = false;
                 if self.parser.push(data, events).is_err() {
                     self.tr.fail(
@@ -440,6 +477,7 @@ async fn open_stream(
     events: &mut Vec<String>,
     idle: Duration,
     cooldown: Duration,
+    meter: &mut Meter,
 ) -> Result<(), Outcome> {
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
@@ -459,6 +497,7 @@ async fn open_stream(
             }
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
+                    meter.chunk(data);
                     if parser.push(data, events).is_err() {
                         return Err(Outcome::Transient("oversized stream event".into()));
                     }
@@ -514,8 +553,9 @@ pub async fn embeddings(
             model: &call.model,
             auth: Auth::GoogHeader,
             headers: json_headers(),
+            route: log.route,
         };
-        let answer = match app.upstream.call(&app.pool, &up).await {
+        let mut answer = match app.upstream.call(&app.pool, &up).await {
             Ok(a) => a,
             Err(f) => {
                 log.key.clear();
@@ -524,7 +564,10 @@ pub async fn embeddings(
         };
         log.key = app.pool.masked(answer.key).to_string();
         let parsed = match read_whole(&app, answer.response).await {
-            Ok((_, bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
+            Ok((_, bytes)) => {
+                answer.meter.whole(&bytes);
+                serde_json::from_slice::<Value>(&bytes).ok()
+            }
             Err(_) => None,
         };
         let Some(v) = parsed else {
@@ -564,6 +607,7 @@ pub async fn list_all_models(app: &App, pool: &KeyPool, v1: bool) -> Result<Vec<
             model: "",
             auth: Auth::GoogHeader,
             headers: Vec::new(),
+            route: "models",
         };
         let answer = app.upstream.call(pool, &up).await?;
         let page: Value = match read_whole(app, answer.response).await {

@@ -164,6 +164,12 @@ pub enum Handler {
     AdminKeysDelete,
     /// `DELETE /admin/keys/{id}`.
     AdminKeyDelete,
+    /// `GET` and `DELETE /admin/logs`.
+    Logs,
+    /// `GET /admin/logs/{id}`.
+    LogEntry,
+    /// `GET /admin/usage`.
+    Usage,
 }
 
 /// One entry of the route table.
@@ -325,6 +331,16 @@ pub static ROUTES: &[Route] = &[
         H::AdminKeyDelete,
     )
     .admin(),
+    // The error log and usage.
+    at(
+        Exact(&["/admin/logs"]),
+        Of("GET, HEAD, DELETE"),
+        "admin_logs",
+        H::Logs,
+    )
+    .admin(),
+    at(Prefix("/admin/logs/"), Get, "admin_logs", H::LogEntry).admin(),
+    at(Exact(&["/admin/usage"]), Get, "admin_usage", H::Usage).admin(),
     // The dashboard page (its data comes from /status, which takes the admin token).
     at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
     at(
@@ -452,6 +468,9 @@ async fn run(
         H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
         H::AdminKeysDelete => return admin::keys::delete_many(app, req).await,
         H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
+        H::Logs => return admin::logs::logs(&app, &req).await,
+        H::LogEntry => return admin::logs::entry(&app, &percent_decode(rest)).await,
+        H::Usage => return admin::usage::usage(&app, &req).await,
     })
 }
 

@@ -52,6 +52,7 @@ pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
         model: "",
         auth: Auth::GoogHeader,
         headers: Vec::new(),
+        route: "",
     };
     match app.upstream.send(&call, key).await {
         Ok(res) if res.status().is_success() => {

@@ -85,7 +85,7 @@ impl Stats {
     }
 
     /// Count one finished request. The gateway's own routes (status page,
-    /// health, metrics, dashboard, root) count in the totals but not in the
+    /// health, metrics, dashboard, root, the admin API) count in the totals but not in the
     /// per-minute chart, so watching the dashboard does not inflate it.
     pub fn record(&self, route: &'static str, model: &str, status: u16) {
         let model = crate::model::label(model);
@@ -116,10 +116,12 @@ impl Stats {
                 }
             }
         }
+        // The gateway's own pages and admin routes are not traffic.
         if matches!(
             route,
             "status" | "health" | "metrics" | "dashboard" | "root"
-        ) {
+        ) || route.starts_with("admin")
+        {
             return;
         }
         let now = unix_now() / 60;

@@ -8,7 +8,7 @@
 //! that (so a stream is never duplicated).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
+use crate::store::meter::{Attempt, Failed, Meter, Recorder};
 
 /// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -73,6 +74,10 @@ pub struct Call<'a> {
     pub auth: Auth,
     /// Extra request headers (content type, accept-encoding, …).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The route-table label of the client's request, for the usage counters
+    /// and the error log; `""` for the gateway's own calls (verification,
+    /// keep-alive), which are not recorded.
+    pub route: &'static str,
 }
 
 /// A successful answer: headers are in, the body is still streaming.
@@ -83,6 +88,9 @@ pub struct Answer {
     pub key: usize,
     /// How many attempts were made (1 = no retry).
     pub attempts: u32,
+    /// Records this attempt's usage when dropped: feed it the answer's
+    /// bytes ([`Meter::whole`], [`Meter::chunk`]) for its tokens.
+    pub meter: Meter,
 }
 
 /// Why a call produced no successful answer.
@@ -135,6 +143,7 @@ pub struct Upstream {
     cooldown: AtomicU64,
     /// `MAX_RETRIES`.
     max_retries: AtomicU32,
+    recorder: Option<Recorder>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -175,6 +184,7 @@ impl Upstream {
             timeout: AtomicU64::new(nanos(timeout)),
             cooldown: AtomicU64::new(nanos(cooldown)),
             max_retries: AtomicU32::new(max_retries),
+            recorder: None,
         }
     }
 
@@ -188,6 +198,82 @@ impl Upstream {
 
     fn cooldown(&self) -> Duration {
         Duration::from_nanos(self.cooldown.load(Ordering::Relaxed))
+    }
+
+    /// Record every attempt of the client's calls (usage, error log) with `r`.
+    pub fn set_recorder(&mut self, r: Recorder) {
+        self.recorder = Some(r);
+    }
+
+    /// The recorder set with [`Upstream::set_recorder`].
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+
+    /// The request body as the error log keeps it (`ERROR_LOG_RECORD_BODY`):
+    /// at most 64 KiB, the pool key and anything shaped like a Google key or
+    /// a `key=` value masked.
+    fn logged_body(&self, call: &Call<'_>, key: &str) -> Option<String> {
+        if !self.recorder.as_ref().is_some_and(Recorder::record_body) {
+            return None;
+        }
+        let max = crate::store::errlog::BODY_MAX;
+        let cut = call.body.slice(..call.body.len().min(max));
+        let masked = redact(cut, key);
+        let text = String::from_utf8_lossy(&masked);
+        let text = crate::openai::error::scrub(&text);
+        Some(crate::store::errlog::truncate(&text, max).to_string())
+    }
+
+    /// Record a failed attempt (usage counters and an error log entry).
+    fn record_failed(
+        &self,
+        a: &Attempt<'_>,
+        call: &Call<'_>,
+        status: u16,
+        body: &[u8],
+        outcome: &Outcome,
+    ) {
+        if let Some(r) = &self.recorder
+            && !call.route.is_empty()
+        {
+            let request_body = self.logged_body(call, a.key);
+            r.failed(
+                a,
+                Failed {
+                    status,
+                    body,
+                    outcome,
+                    request_body,
+                },
+            );
+        }
+    }
+
+    /// An answer that came with a 2xx on key `index` failed before it reached
+    /// the client after all (a stream that broke, stayed silent or opened
+    /// with an error): its attempt counts as that failure and is logged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer_failed(
+        &self,
+        meter: &mut Meter,
+        pool: &KeyPool,
+        call: &Call<'_>,
+        index: usize,
+        status: u16,
+        outcome: &Outcome,
+        message: &str,
+    ) {
+        let request_body = self.logged_body(call, pool.key(index));
+        meter.failed(
+            pool.masked(index),
+            Failed {
+                status,
+                body: message.as_bytes(),
+                outcome,
+                request_body,
+            },
+        );
     }
 
     /// The path for `rest` (starting with `/`) under the `BASE_URL` version (`v1beta`).
@@ -276,18 +362,23 @@ impl Upstream {
         attempts: u32,
     ) -> Result<Answer, Failure> {
         let mut last: Option<Failure> = None;
+        // The first attempt of a client request counts the request.
+        let first_call = tried.is_empty();
         for attempt in 1..=attempts {
             let index = match pool.pick(call.model, tried) {
                 Pick::Key(i) => i,
                 Pick::Cooling(d) if last.is_none() => {
+                    self.no_key(call, first_call);
                     return Err(Failure::Cooling(d, pool.counts()));
                 }
                 Pick::Unavailable if last.is_none() => {
+                    self.no_key(call, first_call);
                     return Err(Failure::Unavailable(pool.counts()));
                 }
                 _ => break,
             };
             tried.push(index);
+            let a = attempt_of(pool, call, index, tried.len(), first_call && attempt == 1);
             match self.send(call, pool.key(index)).await {
                 Ok(mut res) if res.status().is_success() => {
                     redact_headers(res.headers_mut(), pool.key(index));
@@ -296,6 +387,10 @@ impl Upstream {
                         response: res,
                         key: index,
                         attempts: attempt,
+                        meter: self
+                            .recorder
+                            .as_ref()
+                            .map_or_else(Meter::off, |r| r.meter(&a)),
                     });
                 }
                 Ok(res) => {
@@ -325,6 +420,7 @@ impl Upstream {
                         .and_then(|v| v.to_str().ok());
                     let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown());
                     pool.report(index, call.model, &outcome);
+                    self.record_failed(&a, call, status.as_u16(), &body, &outcome);
                     crate::debug!(
                         "upstream {} on key {} (attempt {}): {:?}",
                         status.as_u16(),
@@ -346,12 +442,13 @@ impl Upstream {
                     last = Some(failure);
                 }
                 Err(e) => {
-                    let (msg, failure) = match e {
+                    let (msg, failure, code) = match e {
                         AttemptError::Timeout => (
                             "no response headers within TIME_OUT".to_string(),
                             Failure::Timeout,
+                            504,
                         ),
-                        AttemptError::Network(m) => (m.clone(), Failure::Network(m)),
+                        AttemptError::Network(m) => (m.clone(), Failure::Network(m), 502),
                     };
                     crate::debug!(
                         "upstream error on key {} (attempt {}): {}",
@@ -359,12 +456,44 @@ impl Upstream {
                         attempt,
                         msg
                     );
-                    pool.report(index, call.model, &Outcome::Transient(msg));
+                    let outcome = Outcome::Transient(msg);
+                    pool.report(index, call.model, &outcome);
+                    if let Outcome::Transient(m) = &outcome {
+                        self.record_failed(&a, call, code, m.as_bytes(), &outcome);
+                    }
                     last = Some(failure);
                 }
             }
         }
         Err(last.unwrap_or(Failure::Unavailable(pool.counts())))
+    }
+
+    /// A client request that found no key to try still counts.
+    fn no_key(&self, call: &Call<'_>, first_call: bool) {
+        if let Some(r) = &self.recorder
+            && first_call
+        {
+            r.no_key(call.route, call.model);
+        }
+    }
+}
+
+/// Attempt number `number` of `call` on key `index`, starting now.
+fn attempt_of<'a>(
+    pool: &'a KeyPool,
+    call: &Call<'a>,
+    index: usize,
+    number: usize,
+    first: bool,
+) -> Attempt<'a> {
+    Attempt {
+        route: call.route,
+        model: call.model,
+        key: pool.key(index),
+        masked: pool.masked(index),
+        number: number as u32,
+        first,
+        started: Instant::now(),
     }
 }
 

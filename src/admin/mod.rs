@@ -2,10 +2,13 @@
 //! `/status/verify`, `/status/keys/{id}/reset`, `/metrics` and `/verify`
 //! (who may call them is the route table's business, see `crate::router`);
 //! the key admin API `/admin/keys…` is in [`keys`], live settings
-//! `/admin/config` in [`config`].
+//! `/admin/config` in [`config`], `/admin/logs` and `/admin/usage` in
+//! [`logs`] and [`usage`].
 
 pub mod config;
 pub mod keys;
+pub mod logs;
+pub mod usage;
 
 use std::sync::Arc;
 

@@ -99,6 +99,9 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_URL",
     "REDIS_PREFIX",
     "ENCRYPTION_KEY",
+    "ERROR_LOG_MAX",
+    "ERROR_LOG_DAYS",
+    "ERROR_LOG_RECORD_BODY",
 ];
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -210,6 +213,13 @@ pub struct Config {
     pub redis_prefix: String,
     /// `ENCRYPTION_KEY`: encrypts the stored key list at rest. A secret.
     pub encryption_key: Option<String>,
+    /// `ERROR_LOG_MAX`: most entries the error log keeps (default 10,000).
+    pub error_log_max: usize,
+    /// `ERROR_LOG_DAYS`: oldest error log entries kept, in days (default 7).
+    pub error_log_days: u64,
+    /// `ERROR_LOG_RECORD_BODY`: failed attempts keep the request body
+    /// (capped at 64 KiB, keys masked; default false).
+    pub error_log_record_body: bool,
     /// `BASE_URL` has a path but no API version segment (`v1beta`, `v1`, …):
     /// an upstream 404 then names `BASE_URL` in its message.
     pub base_url_unversioned: bool,
@@ -393,6 +403,9 @@ impl Config {
             redis_url: v.opt_string("REDIS_URL"),
             redis_prefix: v.string("REDIS_PREFIX", "gb:"),
             encryption_key: v.opt_string("ENCRYPTION_KEY"),
+            error_log_max: v.number("ERROR_LOG_MAX", 10_000, 1, Some(10_000_000), WHOLE)?,
+            error_log_days: v.number("ERROR_LOG_DAYS", 7, 1, Some(3650), WHOLE)?,
+            error_log_record_body: v.bool("ERROR_LOG_RECORD_BODY", false)?,
             base_url_unversioned,
             notes,
             seen: Vec::new(),

@@ -359,6 +359,18 @@ pub static SETTINGS: &[Setting] = &[
     })
     .secret()
     .restart(STORE),
+    row("ERROR_LOG_MAX", STATE, "most entries the error log keeps", |c| {
+        Some(c.error_log_max.to_string())
+    }),
+    row("ERROR_LOG_DAYS", STATE, "days the error log keeps an entry", |c| {
+        Some(c.error_log_days.to_string())
+    }),
+    row(
+        "ERROR_LOG_RECORD_BODY",
+        STATE,
+        "failed attempts keep the request body (64 KiB, keys masked)",
+        |c| Some(c.error_log_record_body.to_string()),
+    ),
 ];
 
 /// Hold every setting that cannot change while running ([`Apply::Restart`],

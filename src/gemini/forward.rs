@@ -16,6 +16,7 @@ use crate::answer::ANSWER_LIMIT;
 use crate::app::App;
 use crate::body::{self, Body, ReadError};
 use crate::error::{GatewayError, google_error};
+use crate::store::meter::Meter;
 
 /// One read of an upstream body under the idle timeout.
 pub(super) type FirstRead =
@@ -44,6 +45,7 @@ pub(super) async fn read_plain(
     app: &App,
     res: Response<Incoming>,
     key: &str,
+    meter: &mut Meter,
 ) -> Result<(http::response::Parts, Body), (GatewayError, &'static str)> {
     let (mut parts, incoming) = res.into_parts();
     let limit = ANSWER_LIMIT;
@@ -73,6 +75,9 @@ pub(super) async fn read_plain(
             ));
         }
     };
+    if !parts.headers.contains_key(header::CONTENT_ENCODING) {
+        meter.whole(&bytes);
+    }
     let bytes = redact_plain(&mut parts.headers, bytes, key);
     Ok((parts, body::full(bytes)))
 }
@@ -112,6 +117,8 @@ pub(super) struct Outgoing {
     gzip: Option<gzip::GzipEncoder>,
     /// A failure cuts the stream instead of ending it with an error object.
     cut: bool,
+    /// The attempt's usage: reads the tokens, recorded when the stream ends.
+    meter: Meter,
 }
 
 impl Outgoing {
@@ -132,11 +139,19 @@ impl Outgoing {
             redactor: (!encoded).then(|| crate::upstream::Redactor::new(key)),
             cut: cut || encoded || gzip.is_some(),
             gzip,
+            meter: Meter::off(),
         }
+    }
+
+    /// With the attempt's meter (fed every upstream byte).
+    pub(super) fn metered(mut self, meter: Meter) -> Outgoing {
+        self.meter = meter;
+        self
     }
 
     /// The bytes of `data` that can go out now (possibly none).
     fn pass(&mut self, data: Bytes) -> Bytes {
+        self.meter.chunk(&data);
         let data = match &mut self.redactor {
             Some(r) => r.push(data),
             None => data,

@@ -118,6 +118,7 @@ pub async fn native(
         model: &call.model,
         auth: Auth::GoogHeader,
         headers: call.headers,
+        route: log.route,
     };
     let pool: &KeyPool = match &keys {
         Keys::Server => &app.pool,
@@ -126,7 +127,7 @@ pub async fn native(
     };
     let own = matches!(keys, Keys::Client(_));
     let started = Instant::now();
-    let answer = app
+    let mut answer = app
         .upstream
         .call(pool, &up)
         .await
@@ -150,10 +151,16 @@ pub async fn native(
             .await?
     } else {
         log.key = pool.masked(answer.key).to_string();
-        match read_plain(&app, answer.response, pool.key(answer.key)).await {
+        let key = pool.key(answer.key);
+        match read_plain(&app, answer.response, key, &mut answer.meter).await {
             Ok(done) => done,
             Err((e, why)) => {
-                pool.report(answer.key, &call.model, &Outcome::Transient(why.into()));
+                let outcome = Outcome::Transient(why.into());
+                pool.report(answer.key, &call.model, &outcome);
+                let status = e.status().as_u16();
+                let m = &mut answer.meter;
+                app.upstream
+                    .answer_failed(m, pool, &up, answer.key, status, &outcome, why);
                 app.stats
                     .error(&call.model, &log.key, e.status().as_u16(), why);
                 return Err(e);
@@ -285,7 +292,8 @@ impl Opening<'_> {
                 Ok(Some(Ok(_))) => {
                     log.key = pool.masked(answer.key).to_string();
                     let key = pool.key(answer.key);
-                    let out = Outgoing::new(key, &mut parts.headers, gzip_out, false);
+                    let out = Outgoing::new(key, &mut parts.headers, gzip_out, false)
+                        .metered(answer.meter);
                     return Ok((parts, forward_stream(first, incoming, idle, sse, out)));
                 }
                 Ok(None) => (
@@ -308,7 +316,11 @@ impl Opening<'_> {
                 "native stream on key {} failed before its first byte; trying another key",
                 pool.masked(answer.key)
             );
-            pool.report(answer.key, up.model, &Outcome::Transient(outcome.into()));
+            let why = Outcome::Transient(outcome.into());
+            pool.report(answer.key, up.model, &why);
+            let (m, code) = (&mut answer.meter, status.as_u16());
+            app.upstream
+                .answer_failed(m, pool, up, answer.key, code, &why, outcome);
             let budget = app.upstream.attempts().saturating_sub(used);
             let retried = if budget == 0 {
                 None
@@ -524,12 +536,14 @@ pub async fn openai_compat(
         model: &model,
         auth: Auth::Bearer,
         headers,
+        route: log.route,
     };
     let answer = app
         .upstream
         .call(&app.pool, &up)
         .await
         .map_err(|f| upstream_failed(&app, f, &model, false))?;
+    let meter = answer.meter;
     log.key = app.pool.masked(answer.key).to_string();
     let (mut parts, mut incoming) = answer.response.into_parts();
     // Streamed or not, the answer is forwarded as it arrives under the idle
@@ -538,7 +552,7 @@ pub async fn openai_compat(
     let idle = app.cfg().stream_idle_timeout;
     let first = tokio::time::timeout(idle, incoming.frame()).await;
     let key = app.pool.key(answer.key);
-    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true);
+    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true).metered(meter);
     let out = forward_stream(first, incoming, idle, true, outgoing);
     let mut res = Response::new(out);
     *res.status_mut() = parts.status;

@@ -61,7 +61,7 @@ impl Touched {
 
 /// An open state file.
 pub struct FileStore {
-    db: Database,
+    pub(super) db: Database,
     crypt: std::sync::Arc<Crypt>,
 }
 

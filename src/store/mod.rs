@@ -13,9 +13,12 @@
 //! what it kept: counters are added, the later deadline wins.
 
 pub mod crypt;
+pub mod errlog;
 pub mod file;
+pub mod meter;
 pub mod model;
 pub mod redis;
+pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -136,6 +139,7 @@ struct Shared {
     mirror: Arc<Mutex<Snapshot>>,
     backend: tokio::sync::Mutex<Backend>,
     events: broadcast::Sender<Event>,
+    errlog: errlog::State,
 }
 
 /// The store, as the rest of the gateway holds it: cheap to clone.
@@ -236,6 +240,7 @@ fn shared(backend: Backend, kind: Status, status: Status, snap: Snapshot) -> Arc
         mirror: Arc::new(Mutex::new(snap)),
         backend: tokio::sync::Mutex::new(backend),
         events,
+        errlog: errlog::State::new(),
     })
 }
 
@@ -333,6 +338,7 @@ impl StoreHandle {
             })
         }));
         let r = self.write(&mut b, batch).await;
+        let r = r.and(self.write_errors(&mut b).await);
         let ok = self.shared.mode;
         let now = if r.is_ok() { ok } else { Status::Degraded };
         let before = Status::from_u8(self.shared.status.swap(now as u8, Ordering::Relaxed));

@@ -121,6 +121,7 @@ impl KeyState {
 
 /// Usage counters: only what happened is stored.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
 pub struct Counts {
     /// Upstream attempts.
     pub requests: u64,
@@ -142,11 +143,15 @@ pub struct Counts {
     pub output_tokens: u64,
     /// `usageMetadata.thoughtsTokenCount`.
     pub thought_tokens: u64,
+    /// Client requests: counted once per client request, on its first
+    /// attempt's key and model (on key `""` when no key could be tried), so
+    /// a retried request counts one client request and several `requests`.
+    pub client_requests: u64,
 }
 
 impl Counts {
     /// The counter names, as stored in Redis hashes.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "requests",
         "successes",
         "key_invalid",
@@ -157,9 +162,10 @@ impl Counts {
         "prompt_tokens",
         "output_tokens",
         "thought_tokens",
+        "client_requests",
     ];
 
-    fn slots(&mut self) -> [&mut u64; 10] {
+    fn slots(&mut self) -> [&mut u64; 11] {
         [
             &mut self.requests,
             &mut self.successes,
@@ -171,11 +177,12 @@ impl Counts {
             &mut self.prompt_tokens,
             &mut self.output_tokens,
             &mut self.thought_tokens,
+            &mut self.client_requests,
         ]
     }
 
     /// `(name, value)` of every counter.
-    pub fn fields(&self) -> [(&'static str, u64); 10] {
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
         let mut c = *self;
         let v = c.slots().map(|s| *s);
         std::array::from_fn(|i| (Self::NAMES[i], v[i]))
@@ -206,7 +213,8 @@ impl Counts {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Grain {
-    /// Per model per minute, kept 48 h.
+    /// Per key × model per minute, kept 48 h (`/admin/usage` windows `1h`
+    /// and `24h` list minutes by key, by model or both).
     Minute,
     /// Per key × model per hour, kept 7 days.
     Hour,
@@ -258,7 +266,7 @@ pub struct Bucket {
     pub grain: Grain,
     /// Its start (unix seconds, a multiple of the width).
     pub start: u64,
-    /// The key (empty for the per-model minute buckets).
+    /// The key (empty for client requests that found no key to try).
     pub key_id: KeyId,
     /// The model.
     pub model: String,
@@ -285,18 +293,14 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The three buckets this usage counts in (minute per model, hour and
-    /// day per key × model).
+    /// The three buckets this usage counts in (per key × model: minute,
+    /// hour and day).
     pub fn buckets(&self) -> [Bucket; 3] {
         let secs = self.at_ms / 1000;
         Grain::ALL.map(|grain| Bucket {
             grain,
             start: secs - secs % grain.seconds(),
-            key_id: if grain == Grain::Minute {
-                String::new()
-            } else {
-                self.key_id.clone()
-            },
+            key_id: self.key_id.clone(),
             model: self.model.clone(),
         })
     }
@@ -426,6 +430,10 @@ impl Change {
     }
 }
 
+/// Most usage buckets a [`Snapshot`] holds (model names come from clients):
+/// past it, counters of new buckets are not kept (existing ones still add up).
+pub const USAGE_BUCKETS_MAX: usize = 400_000;
+
 /// Everything the store holds, as loaded at start-up.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -478,7 +486,12 @@ impl Snapshot {
             }
             Change::Usage(u) => {
                 for b in u.buckets() {
-                    self.usage.entry(b).or_default().add(&u.counts);
+                    let full = self.usage.len() >= USAGE_BUCKETS_MAX;
+                    if let Some(c) = self.usage.get_mut(&b) {
+                        c.add(&u.counts);
+                    } else if !full {
+                        self.usage.insert(b, u.counts);
+                    }
                 }
             }
             Change::Clear { id, model, at_ms } => self.clear_state(id, model.as_deref(), *at_ms),
@@ -699,7 +712,7 @@ mod tests {
         s.apply(&Change::Usage(u.clone()));
         assert_eq!(s.usage.len(), 3);
         let [m, h, d] = u.buckets();
-        assert_eq!((m.start, m.key_id.as_str()), (90_060, ""));
+        assert_eq!((m.start, m.key_id.as_str()), (90_060, "abc"));
         assert_eq!((h.start, d.start), (90_000, 86_400));
         assert_eq!(s.usage[&d].prompt_tokens, 20);
         assert_eq!(s.usage[&h].requests, 2);

@@ -52,7 +52,7 @@ fn config() -> AsyncConnectionConfig {
         .set_response_timeout(Some(TIMEOUT))
 }
 
-fn err(e: redis::RedisError) -> String {
+pub(super) fn err(e: redis::RedisError) -> String {
     // the error text never holds the URL's password
     format!("redis: {:?}", e.kind())
 }
@@ -82,6 +82,11 @@ impl RedisStore {
     /// The client (for the pub/sub task).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// `REDIS_PREFIX`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Connected now?
@@ -114,7 +119,8 @@ impl RedisStore {
         }
     }
 
-    fn failed(&mut self) {
+    /// Forget the connection and wait the backoff before the next one.
+    pub(super) fn failed(&mut self) {
         self.con = None;
         self.next_try = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);

@@ -141,9 +141,9 @@ pub enum Handler {
     StatusVerify,
     /// `POST /status/keys/{id}/reset`.
     ResetKey,
-    /// The dashboard page.
+    /// The console page (`/dashboard`; `/dashboard/` redirects to it).
     Dashboard,
-    /// The dashboard's CSS and script.
+    /// The console's stylesheet and scripts (`dashboard::ASSETS`).
     DashboardAsset,
     /// `GET /metrics`.
     Metrics,
@@ -213,8 +213,15 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
     "/health",
     "/healthz",
     "/dashboard",
+    "/dashboard/",
     "/dashboard.css",
     "/dashboard.js",
+    "/dashboard-i18n.js",
+    "/dashboard-ui.js",
+    "/dashboard-keys.js",
+    "/dashboard-settings.js",
+    "/dashboard-logs.js",
+    "/dashboard-usage.js",
 ];
 
 use Handler as H;
@@ -265,10 +272,26 @@ pub static ROUTES: &[Route] = &[
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
-    // The dashboard page (its data comes from /status, which takes the admin token).
-    at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
+    // The admin console (its data comes from /admin/…, which take the admin
+    // token); the assets are `dashboard::ASSETS`.
     at(
-        Exact(&["/dashboard.css", "/dashboard.js"]),
+        Exact(&["/dashboard", "/dashboard/"]),
+        Get,
+        "dashboard",
+        H::Dashboard,
+    )
+    .public(),
+    at(
+        Exact(&[
+            "/dashboard.css",
+            "/dashboard.js",
+            "/dashboard-i18n.js",
+            "/dashboard-ui.js",
+            "/dashboard-keys.js",
+            "/dashboard-settings.js",
+            "/dashboard-logs.js",
+            "/dashboard-usage.js",
+        ]),
         Get,
         "dashboard",
         H::DashboardAsset,
@@ -380,7 +403,7 @@ async fn run(
         H::Status => admin::status(&app),
         H::StatusVerify => admin::status_verify(&app).await,
         H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
-        H::Dashboard => crate::dashboard::page(),
+        H::Dashboard => crate::dashboard::page(rest),
         H::DashboardAsset => crate::dashboard::asset(rest),
         H::Metrics => admin::metrics(&app),
     })
@@ -495,6 +518,23 @@ mod tests {
             public_seen, listed,
             "every listed public route is in the table"
         );
+    }
+
+    #[test]
+    fn the_console_assets_are_routed_publicly() {
+        let routed: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.handler == Handler::DashboardAsset)
+            .flat_map(|r| match r.pattern {
+                Pattern::Exact(paths) => paths.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let served: Vec<&str> = crate::dashboard::ASSETS.iter().map(|a| a.0).collect();
+        assert_eq!(routed, served);
+        for path in served.iter().chain(&["/dashboard", "/dashboard/"]) {
+            assert!(UNAUTHENTICATED_ROUTES.contains(path), "{path}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The `/dashboard` page: served with a strict Content-Security-Policy, loads
-//! nothing from another origin, carries no key or token, and the data it shows
-//! (`/status`) has every key masked.
+//! The `/dashboard` console: the page and every asset of it served with a
+//! strict Content-Security-Policy, loading nothing from another origin,
+//! carrying no key or token, and the data it shows (`/status`) has every key
+//! masked. Its flows are driven in a browser by tests/browser/console.test.mjs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
@@ -8,6 +9,7 @@ mod common;
 use bytes::Bytes;
 use common::{Gw, TOKEN, send, start};
 use fake_gemini::KeyBehavior;
+use gemini_balance::dashboard::ASSETS;
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -74,11 +76,10 @@ async fn page_and_assets_are_served_with_a_strict_csp() {
                 .unwrap()
                 .starts_with("text/html")
         );
-        for (path, kind) in [
-            ("/dashboard", "text/html"),
-            ("/dashboard.js", "text/javascript"),
-            ("/dashboard.css", "text/css"),
-        ] {
+        let assets = ASSETS
+            .iter()
+            .map(|(p, kind, _)| (*p, &kind[..kind.find(';').unwrap()]));
+        for (path, kind) in [("/dashboard", "text/html")].into_iter().chain(assets) {
             let a = get_plain(&gw, &format!("{prefix}{path}")).await;
             assert_eq!(a.status, StatusCode::OK, "{prefix}{path}");
             assert!(
@@ -106,6 +107,13 @@ async fn page_and_assets_are_served_with_a_strict_csp() {
             assert_eq!(a.headers["referrer-policy"], "no-referrer");
         }
     }
+    // `/dashboard/` sends the browser to the page next to it (relative, so
+    // under /hf too), where the page's relative URLs resolve.
+    for prefix in ["", "/hf"] {
+        let slash = get_plain(&gw, &format!("{prefix}/dashboard/")).await;
+        assert_eq!(slash.status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(slash.headers["location"], "../dashboard");
+    }
     let post = send(Method::POST, &gw.url("/dashboard"), &[], Bytes::new()).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     let other = get_plain(&gw, "/dashboard.html").await;
@@ -117,9 +125,16 @@ async fn page_and_assets_are_served_with_a_strict_csp() {
 async fn page_loads_nothing_from_another_origin() {
     let gw = gateway().await;
     let html = get_plain(&gw, "/dashboard").await.text();
-    let js = get_plain(&gw, "/dashboard.js").await.text();
-    let css = get_plain(&gw, "/dashboard.css").await.text();
-    for (what, text) in [("html", &html), ("js", &js), ("css", &css)] {
+    let mut assets = vec![("/dashboard".to_string(), html.clone())];
+    let mut js = String::new();
+    for (path, _, _) in ASSETS {
+        let text = get_plain(&gw, path).await.text();
+        if path.ends_with(".js") {
+            js.push_str(&text);
+        }
+        assets.push((path.to_string(), text));
+    }
+    for (what, text) in &assets {
         assert_eq!(absolute_urls(text), Vec::<String>::new(), "{what}");
         // No protocol-relative URLs either.
         for needle in ["\"//", "'//", "(//", "=//"] {
@@ -151,21 +166,31 @@ async fn page_loads_nothing_from_another_origin() {
         );
     }
     assert_eq!(html.matches("<script").count(), 1);
-    // The script calls the gateway by relative paths only, so the page works
-    // under /hf too, and keeps the token out of URLs, cookies and localStorage.
-    assert!(js.contains("'status'"));
-    assert!(js.contains("'status/verify'"));
-    assert!(js.contains("'status/keys/'"));
+    // The scripts call the gateway by relative paths only, so the page works
+    // under /hf too, and keep the token out of URLs, cookies and localStorage
+    // (which holds the language choice and nothing else).
+    for api in [
+        "'admin/keys'",
+        "'admin/config'",
+        "'admin/logs'",
+        "'admin/usage'",
+        "'status/keys/'",
+    ] {
+        assert!(js.contains(api), "{api}");
+    }
     assert!(!js.contains("'/status"));
+    assert!(!js.contains("'/admin"));
     assert!(js.contains("sessionStorage"));
     assert!(js.contains("'Bearer '"));
-    for bad in [
-        "localStorage",
-        "document.cookie",
-        "token=",
-        "innerHTML",
-        "eval(",
-    ] {
+    for (i, _) in js.match_indices("localStorage") {
+        let call = &js[i..(i + 40).min(js.len())];
+        assert!(
+            call.starts_with("localStorage.getItem(LANG_KEY)")
+                || call.starts_with("localStorage.setItem(LANG_KEY,"),
+            "localStorage used for something else: {call}"
+        );
+    }
+    for bad in ["document.cookie", "token=", "innerHTML", "eval("] {
         assert!(!js.contains(bad), "script uses {bad}");
     }
     gw.shutdown().await;
@@ -183,7 +208,7 @@ async fn page_and_status_carry_no_full_key_or_token() {
         )
         .await;
     }
-    for path in ["/dashboard", "/dashboard.js", "/dashboard.css"] {
+    for path in ["/dashboard"].into_iter().chain(ASSETS.iter().map(|a| a.0)) {
         assert_no_secrets(path, &get_plain(&gw, path).await.text());
         // The same with a token: the page never echoes it.
         assert_no_secrets(path, &common::get(&gw, path).await.text());

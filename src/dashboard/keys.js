@@ -18,6 +18,7 @@ const selected = new Set();
 const rows = new Map();
 let failed = null; // the error handler of the console
 let busy = false;
+let added = null; // the last paste's answer (or error), redrawn on a language switch
 
 // ---- reading the answer ------------------------------------------------------
 
@@ -142,9 +143,20 @@ function renderTiles() {
   }
 }
 
+function renderAdded() {
+  const box = $('paste-result');
+  box.classList.toggle('error', !!(added && added.error));
+  if (added && added.error) box.replaceChildren(raw('span', added.error));
+  else if (added && added.vars) {
+    const v = added.vars;
+    box.textContent = t(added.key, { added: num(v.added), duplicates: num(v.duplicates), rejected: num(v.rejected) });
+  } else box.textContent = added ? t(added.key) : '';
+}
+
 /** Redraws the table from the last answer (also on a language switch). */
 export function render() {
   renderTiles();
+  renderAdded();
   const list = matching();
   const pages = Math.max(1, Math.ceil(list.length / view.size));
   if (view.page >= pages) view.page = pages - 1;
@@ -241,27 +253,54 @@ async function bulk(ids, labelKey, run) {
   return { results, failed: failedCount };
 }
 
-async function verifySelected() {
-  const ids = [...selected];
-  const out = await bulk(ids, 'keys.progress.verify', (part) => api('POST', 'admin/keys/verify', { ids: part }));
-  if (!out) return;
-  let good = 0;
-  let bad = 0;
-  for (const r of out.results) {
-    const list = Array.isArray(r && r.results) ? r.results : [];
-    for (const x of list) if (String(x.status).toUpperCase() === 'GOOD' || x.ok === true) good += 1; else bad += 1;
+/** Runs `one(id)` for every id, a few at a time; a refused token stops it. */
+async function eachId(ids, labelKey, one) {
+  busy = true;
+  renderSelection();
+  const bar = $('keys-progress');
+  let done = 0;
+  let next = 0;
+  const results = [];
+  let stop = false;
+  progress(bar, 0, ids.length, labelKey);
+  const worker = async () => {
+    while (!stop && next < ids.length) {
+      const id = ids[next++];
+      try {
+        results.push(await one(id));
+      } catch (e) {
+        if (failed(e)) { stop = true; return; }
+        results.push({ error: e.message });
+      }
+      done += 1;
+      progress(bar, done, ids.length, labelKey);
+    }
+  };
+  try {
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  } finally {
+    busy = false;
+    setTimeout(() => progress(bar, null), 1500);
   }
-  toast(t('keys.verified', { good: num(good), bad: num(bad) }));
+  return stop ? null : results;
+}
+
+async function verifySelected() {
+  const results = await eachId([...selected], 'keys.progress.verify',
+    (id) => api('POST', 'status/keys/' + encodeURIComponent(id) + '/verify'));
+  if (!results) return;
+  const good = results.filter((r) => r && r.status === 'GOOD').length;
+  toast(t('keys.verified', { good: num(good), bad: num(results.length - good) }));
   await refresh().catch(failed);
 }
 
 async function resetSelected() {
-  const ids = [...selected];
-  const out = await bulk(ids, 'keys.progress.reset', async (part) => {
-    for (const id of part) await api('POST', 'status/keys/' + encodeURIComponent(id) + '/reset');
-  });
-  if (!out) return;
-  toast(t('keys.resetDone', { n: num(ids.length - out.failed) }));
+  const results = await eachId([...selected], 'keys.progress.reset',
+    (id) => api('POST', 'status/keys/' + encodeURIComponent(id) + '/reset'));
+  if (!results) return;
+  const errors = results.filter((r) => r && r.error);
+  if (errors.length) toast(errors[0].error, true);
+  else toast(t('keys.resetDone', { n: num(results.length) }));
   await refresh().catch(failed);
 }
 
@@ -293,20 +332,19 @@ async function addKeys(ev) {
   if (!text.trim()) return;
   const button = $('paste-add');
   button.disabled = true;
-  $('paste-result').textContent = t($('paste-verify').checked ? 'keys.adding.verify' : 'keys.adding');
-  $('paste-result').classList.remove('error');
+  added = { key: $('paste-verify').checked ? 'keys.adding.verify' : 'keys.adding' };
+  renderAdded();
   try {
     const r = await api('POST', 'admin/keys', { text, verify: $('paste-verify').checked });
     // The pasted keys leave the page as soon as the gateway has them.
     $('paste-text').value = '';
-    $('paste-result').textContent = t('keys.addResult', {
-      added: num(r.added), duplicates: num(r.duplicates), rejected: num(r.rejected),
-    });
+    added = { key: 'keys.addResult', vars: r };
+    renderAdded();
     await refresh();
   } catch (e) {
     if (failed(e)) return;
-    $('paste-result').textContent = e.message;
-    $('paste-result').classList.add('error');
+    added = { error: e.message };
+    renderAdded();
   } finally {
     button.disabled = false;
   }

@@ -141,6 +141,8 @@ pub enum Handler {
     StatusVerify,
     /// `POST /status/keys/{id}/reset`.
     ResetKey,
+    /// `POST /status/keys/{id}/verify`.
+    VerifyKey,
     /// The console page (`/dashboard`; `/dashboard/` redirects to it).
     Dashboard,
     /// The console's stylesheet and scripts (`dashboard::ASSETS`).
@@ -269,6 +271,13 @@ pub static ROUTES: &[Route] = &[
         Post,
         "status",
         H::ResetKey,
+    )
+    .admin(),
+    at(
+        Around("/status/keys/", "/verify"),
+        Post,
+        "status",
+        H::VerifyKey,
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
@@ -403,6 +412,7 @@ async fn run(
         H::Status => admin::status(&app),
         H::StatusVerify => admin::status_verify(&app).await,
         H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
+        H::VerifyKey => return admin::verify_one(&app, &percent_decode(rest)).await,
         H::Dashboard => crate::dashboard::page(rest),
         H::DashboardAsset => crate::dashboard::asset(rest),
         H::Metrics => admin::metrics(&app),
@@ -630,5 +640,9 @@ mod tests {
             Some((H::ResetKey, "3".into()))
         );
         assert_eq!(label("/status/keys//reset", &[]), None);
+        assert_eq!(
+            label("/status/keys/3f9a0c12ab45/verify", &[]),
+            Some((H::VerifyKey, "3f9a0c12ab45".into()))
+        );
     }
 }

@@ -231,3 +231,53 @@ async fn page_and_status_carry_no_full_key_or_token() {
     assert_no_secrets("/status (no token)", &anon.text());
     gw.shutdown().await;
 }
+
+/// The console's "verify selected": `POST /status/keys/{id}/verify` checks one
+/// key now and applies the result (a refused key is disabled, a good one
+/// comes back), answers with the mask only, and takes the admin token.
+#[tokio::test]
+async fn one_key_is_verified_on_demand() {
+    let gw = gateway().await;
+    let bad = "AIza%E2%80%A60002"; // "AIza…0002", percent-encoded
+    let v = send(
+        Method::POST,
+        &gw.url(&format!("/status/keys/{bad}/verify")),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    assert_no_secrets("verify", &v.text());
+    assert_eq!(v.json()["key"], "AIza…0002");
+    assert_eq!(v.json()["status"], "BAD");
+    let state = |v: &serde_json::Value| v["keys"][1]["state"].as_str().unwrap().to_string();
+    assert_eq!(state(&common::get(&gw, "/status").await.json()), "disabled");
+    // Google takes the key again: verified, it is back in service.
+    gw.state().set_key(KEYS[1], KeyBehavior::Ok);
+    let again = send(
+        Method::POST,
+        &gw.url("/status/keys/1/verify"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(again.json()["status"], "GOOD");
+    assert_eq!(state(&common::get(&gw, "/status").await.json()), "active");
+    let unknown = send(
+        Method::POST,
+        &gw.url("/status/keys/no-such-key/verify"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let anon = send(
+        Method::POST,
+        &gw.url("/status/keys/1/verify"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+}

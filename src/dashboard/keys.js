@@ -5,7 +5,7 @@
 // live refresh keeps the selection, the page, the sort and the focus.
 import { t } from './dashboard-i18n.js';
 import {
-  $, el, raw, num, when, countdown, api, withQuery, toast, confirmButton, progress, longText,
+  $, el, raw, num, when, countdown, api, withQuery, toast, confirmButton, progress, longText, Unauthorized,
 } from './dashboard-ui.js';
 
 const STATES = ['active', 'cooling', 'resting', 'disabled'];
@@ -32,10 +32,27 @@ function coolingOf(k) {
   return Object.entries(c).map(([m, s]) => [m, Number(s) || 0]);
 }
 
+/** Tokens per key id for today (UTC), from the usage report's day buckets. */
+let tokensToday = new Map();
+
+function readTokens(report) {
+  const out = new Map();
+  const day = Math.floor(Date.now() / 86400000) * 86400;
+  for (const s of (report && report.series) || []) {
+    for (const b of s.buckets || []) {
+      if (Number(b.t) !== day) continue;
+      const n = (Number(b.prompt_tokens) || 0) + (Number(b.output_tokens) || 0) + (Number(b.thought_tokens) || 0);
+      out.set(s.key, (out.get(s.key) || 0) + n);
+    }
+  }
+  return out;
+}
+
 function today(k) {
   const u = k.usage_today || {};
-  const tokens = ['prompt_tokens', 'output_tokens', 'thought_tokens']
+  let tokens = ['prompt_tokens', 'output_tokens', 'thought_tokens']
     .reduce((a, f) => (u[f] === undefined ? a : (a || 0) + (Number(u[f]) || 0)), null);
+  if (tokens === null && tokensToday) tokens = tokensToday.get(k.id) || 0;
   return { requests: Number(u.requests) || 0, limited: Number(u.rate_limited) || 0, tokens };
 }
 
@@ -215,8 +232,16 @@ export function tick() {
 
 /** Reads `admin/keys` and redraws. */
 export async function refresh() {
-  const data = await api('GET', 'admin/keys');
+  const [data, usage] = await Promise.all([
+    api('GET', 'admin/keys'),
+    // Tokens are counted by the usage report, per key and UTC day.
+    api('GET', withQuery('admin/usage', { window: '7d', by: 'key' })).catch((e) => {
+      if (e instanceof Unauthorized) throw e;
+      return null;
+    }),
+  ]);
   keys = Array.isArray(data && data.keys) ? data.keys : [];
+  tokensToday = usage ? readTokens(usage) : null;
   fetchedAt = Date.now();
   render();
   return keys;

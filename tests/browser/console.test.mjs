@@ -234,6 +234,8 @@ test('log in; the keys table shows every key masked with its state', { timeout: 
   await until('the countdown to tick', async () => (await badge.textContent()) !== t1, 5000);
   assert.match(await cooling.locator('td.state-cell').textContent(), /gemini-2\.5-flash · \d+:\d\d/);
   assert.ok(Number((await keyRow(page, ENV_GOOD).locator('td.requests').textContent()).replace(/\D/g, '')) >= 4);
+  // Tokens today come from the usage counters (the fake reports usageMetadata).
+  assert.ok(Number((await keyRow(page, ENV_GOOD).locator('td.tokens').textContent()).replace(/\D/g, '')) > 0);
   assert.equal(await page.locator('#kt-all').textContent(), '2');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('gemini-balance.admin-token')), TOKEN);
 });
@@ -453,33 +455,37 @@ test('both dictionaries have the same keys; in Chinese no English remains on any
 
   await tab(page, 'keys');
   await page.selectOption('#lang', 'zh-CN');
-  assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
-  assert.equal(await page.textContent('#tabbtn-keys'), '密钥');
-  for (const name of ['keys', 'settings', 'logs', 'usage']) {
-    await tab(page, name);
-    if (name === 'logs') {
-      await page.locator('#logs-table tbody tr').first().waitFor();
-      await page.locator('#logs-table tbody tr button').first().click();
-      await page.locator('#logs-detail').waitFor({ state: 'visible' });
+  try {
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    assert.equal(await page.textContent('#tabbtn-keys'), '密钥');
+    for (const name of ['keys', 'settings', 'logs', 'usage']) {
+      await tab(page, name);
+      if (name === 'logs') {
+        await page.locator('#logs-table tbody tr').first().waitFor();
+        await page.locator('#logs-table tbody tr button').first().click();
+        await page.locator('#logs-detail').waitFor({ state: 'visible' });
+      }
+      if (name === 'usage') await page.locator('#chart-status rect.bar').first().waitFor();
+      await page.waitForTimeout(300);
+      assert.deepEqual(await englishLeft(page), [], `English left on the ${name} tab`);
+      await shot(page, `${name}-zh`);
     }
-    if (name === 'usage') await page.locator('#chart-status rect.bar').first().waitFor();
-    await page.waitForTimeout(300);
-    assert.deepEqual(await englishLeft(page), [], `English left on the ${name} tab`);
-    await shot(page, `${name}-zh`);
+    // Numbers and times in the reader's locale: the log's time is formatted by Intl for zh-CN.
+    await tab(page, 'logs');
+    const time = await page.locator('#logs-table tbody tr td.when').first().textContent();
+    const expected = await page.evaluate(() => new Intl.DateTimeFormat('zh-CN', { hour: 'numeric' }).formatToParts(new Date()).some((p) => p.type === 'dayPeriod'));
+    if (expected) assert.match(time, /[上下]午/);
+
+    // The choice is remembered across a reload (and the token, for this tab).
+    await page.reload();
+    await page.locator('#console').waitFor({ state: 'visible' });
+    assert.equal(await page.textContent('#tabbtn-keys'), '密钥');
+    assert.equal(await page.evaluate(() => localStorage.getItem('gemini-balance.lang')), 'zh-CN');
+
+  } finally {
+    // Back to English, also when an assertion above failed (the later tests read English).
+    await page.selectOption('#lang', 'en');
   }
-  // Numbers and times in the reader's locale: the log's time is formatted by Intl for zh-CN.
-  await tab(page, 'logs');
-  const time = await page.locator('#logs-table tbody tr td.when').first().textContent();
-  const expected = await page.evaluate(() => new Intl.DateTimeFormat('zh-CN', { hour: 'numeric' }).formatToParts(new Date()).some((p) => p.type === 'dayPeriod'));
-  if (expected) assert.match(time, /[上下]午/);
-
-  // The choice is remembered across a reload (and the token, for this tab).
-  await page.reload();
-  await page.locator('#console').waitFor({ state: 'visible' });
-  assert.equal(await page.textContent('#tabbtn-keys'), '密钥');
-  assert.equal(await page.evaluate(() => localStorage.getItem('gemini-balance.lang')), 'zh-CN');
-
-  await page.selectOption('#lang', 'en');
   assert.equal(await page.textContent('#tabbtn-keys'), 'Keys');
   await tab(page, 'keys');
   await keyRow(page, ENV_GOOD).waitFor();
@@ -493,6 +499,18 @@ test('the keys table pages through thousands of keys and keeps its place across 
   const r = await admin('POST', '/admin/keys', { keys: many });
   assert.equal(r.status, 200, JSON.stringify(r.json));
   assert.equal(r.json.added, 2000);
+  try {
+    await pageThrough();
+  } finally {
+    // The bulk keys go again, also when an assertion failed.
+    const ids = (await admin('GET', '/admin/keys')).json.keys
+      .filter((k) => k.source === 'added' && /^AIza…\d{4}$/.test(k.masked)).map((k) => k.id);
+    const del = await admin('POST', '/admin/keys/delete', { ids });
+    assert.equal(del.json.deleted, 2000);
+  }
+});
+
+async function pageThrough() {
   await tab(page, 'keys');
   await until('2004 keys', async () => (await page.locator('#kt-all').textContent()).replace(/\D/g, '') === '2004', 12000);
   assert.equal(await page.locator('#keys-table tbody tr').count(), 50);
@@ -511,12 +529,8 @@ test('the keys table pages through thousands of keys and keeps its place across 
   await page.fill('#keys-search', mask(ENV_GOOD).slice(-4));
   await until('one match', async () => (await page.locator('#keys-table tbody tr').count()) === 1);
   await page.fill('#keys-search', '');
-  // Clean up: the bulk keys go again (chunked, with progress).
   await page.click('#keys-pick-none');
-  const ids = (await admin('GET', '/admin/keys')).json.keys.filter((k) => k.source === 'added' && /^AIza…\d{4}$/.test(k.masked)).map((k) => k.id);
-  const del = await admin('POST', '/admin/keys/delete', { ids });
-  assert.equal(del.json.deleted, 2000);
-});
+}
 
 test('under /hf on a phone-sized screen', { timeout: 60000 }, async () => {
   const { context, page: p } = await open(`${base}/hf/dashboard`, { width: 390, height: 844 });

@@ -5,7 +5,7 @@
 // 'status/keys/'), so the same page works at /dashboard and /hf/dashboard.
 // Everything is built with DOM calls and textContent: no HTML from data.
 import { t, lang, setLang, LANGS, applyStatic } from './dashboard-i18n.js';
-import { $, api, hasToken, setToken, Unauthorized, toast } from './dashboard-ui.js';
+import { $, raw, hasToken, setToken, Unauthorized, toast } from './dashboard-ui.js';
 import * as keys from './dashboard-keys.js';
 import * as settings from './dashboard-settings.js';
 import * as logs from './dashboard-logs.js';
@@ -49,7 +49,10 @@ function failed(e) {
 function banner(msg) {
   lastError = msg;
   $('banner').hidden = !msg;
-  $('banner').textContent = msg ? t('common.unreachable', { why: msg }) : '';
+  // The gateway's own words stay as they are (marked as data, not translated).
+  const [before, after] = t('common.unreachable', { why: '\u0000' }).split('\u0000');
+  if (msg) $('banner').replaceChildren(before, raw('span', msg), after || '');
+  else $('banner').replaceChildren();
 }
 
 async function refresh(live) {

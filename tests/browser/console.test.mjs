@@ -526,7 +526,7 @@ async function pageThrough() {
   assert.equal(await page.locator('#keys-selected').textContent(), '1 selected');
   assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.classList.contains('pick')), true);
   // Search narrows it down.
-  await page.fill('#keys-search', mask(ENV_GOOD).slice(-4));
+  await page.fill('#keys-search', mask(ENV_GOOD));
   await until('one match', async () => (await page.locator('#keys-table tbody tr').count()) === 1);
   await page.fill('#keys-search', '');
   await page.click('#keys-pick-none');

@@ -49,11 +49,11 @@ echo "pip install into $VENV: tests/clients/requirements.txt (from PyPI)"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 GEMINI_BALANCE_BIN="$BIN" "$VENV/bin/python" -m pytest -q tests/clients
 
-echo "== browser tests (the /dashboard page in headless Chromium)"
+echo "== browser tests (the /dashboard admin console in headless Chromium)"
 echo "npm ci in tests/browser (playwright-core, from the npm registry)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" SCREENSHOT_DIR="$PWD/target" \
-  node --test --test-reporter=spec tests/browser/dashboard.test.mjs
+  node --test --test-reporter=spec tests/browser/console.test.mjs
 
 echo "== Cloudflare Worker in workerd (Miniflare) in front of the gateway"
 echo "npm ci in tests/worker (miniflare, from the npm registry)"

@@ -1,13 +1,16 @@
-//! The key status page at `/dashboard`: one HTML page with its stylesheet and
-//! script (`/dashboard.css`, `/dashboard.js`), all embedded in the binary and
-//! served from the gateway's own origin, so the page works offline and under a
-//! strict Content-Security-Policy that allows nothing else.
+//! The admin console at `/dashboard` (also `/hf/dashboard`; `/dashboard/`
+//! redirects there): one HTML page, its stylesheet and its script modules
+//! ([`ASSETS`]: `/dashboard.css`, `/dashboard.js` and the `/dashboard-*.js`
+//! modules it imports), all embedded in the binary and served from the
+//! gateway's own origin, so the page works offline and under a strict
+//! Content-Security-Policy that allows nothing else.
 //!
 //! The page itself carries no data and needs no token: its script asks for the
-//! admin token once (kept in `sessionStorage`), then reads `status` with it as
-//! a Bearer header and drives the admin actions `status/verify` and
-//! `status/keys/{index}/reset`. Every URL it uses is relative, so the same
-//! page works at `/dashboard` and `/hf/dashboard`.
+//! admin token once (kept in `sessionStorage`), then drives the admin API
+//! (`admin/keys`, `admin/config`, `admin/logs`, `admin/usage`, `status/…`)
+//! with it as a Bearer header. Every URL it uses is relative, so the same
+//! page works at `/dashboard` and `/hf/dashboard`. The language choice is the
+//! only thing it keeps in `localStorage`.
 
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 
@@ -15,10 +18,47 @@ use crate::body::{self, Body};
 
 /// The page.
 const PAGE: &str = include_str!("dashboard.html");
-/// Its stylesheet.
-const CSS: &str = include_str!("dashboard.css");
-/// Its script.
+/// Its script (the module the page loads; it imports the others).
 const JS: &str = include_str!("dashboard.js");
+
+const JS_TYPE: &str = "text/javascript; charset=utf-8";
+
+/// Every asset of the page: path (without the `/hf` mount), content type and
+/// text. The route table lists the same paths (a unit test checks it).
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "/dashboard.css",
+        "text/css; charset=utf-8",
+        include_str!("dashboard.css"),
+    ),
+    ("/dashboard.js", JS_TYPE, JS),
+    (
+        "/dashboard-i18n.js",
+        JS_TYPE,
+        include_str!("dashboard/i18n.js"),
+    ),
+    ("/dashboard-ui.js", JS_TYPE, include_str!("dashboard/ui.js")),
+    (
+        "/dashboard-keys.js",
+        JS_TYPE,
+        include_str!("dashboard/keys.js"),
+    ),
+    (
+        "/dashboard-settings.js",
+        JS_TYPE,
+        include_str!("dashboard/settings.js"),
+    ),
+    (
+        "/dashboard-logs.js",
+        JS_TYPE,
+        include_str!("dashboard/logs.js"),
+    ),
+    (
+        "/dashboard-usage.js",
+        JS_TYPE,
+        include_str!("dashboard/usage.js"),
+    ),
+];
 
 /// The Content-Security-Policy sent with the page and its assets: only the
 /// gateway's own scripts, styles and API; no inline code, frames or forms.
@@ -26,18 +66,26 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// `GET /dashboard`.
-pub fn page() -> Response<Body> {
+/// `GET /dashboard`; `GET /dashboard/` (by the path without the `/hf`
+/// mount) redirects to it with a relative `Location`, so the page's relative
+/// URLs resolve next to it under either mount.
+pub fn page(path: &str) -> Response<Body> {
+    if path.ends_with('/') {
+        let mut res = respond("", "text/plain; charset=utf-8", "no-store");
+        *res.status_mut() = StatusCode::PERMANENT_REDIRECT;
+        res.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("../dashboard"));
+        return res;
+    }
     respond(PAGE, "text/html; charset=utf-8", "no-store")
 }
 
-/// `GET /dashboard.css` and `GET /dashboard.js` (by the path without the
-/// `/hf` mount); 404 for any other path.
+/// `GET` of one of [`ASSETS`] (by the path without the `/hf` mount); 404 for
+/// any other path.
 pub fn asset(path: &str) -> Response<Body> {
-    match path {
-        "/dashboard.css" => respond(CSS, "text/css; charset=utf-8", "no-cache"),
-        "/dashboard.js" => respond(JS, "text/javascript; charset=utf-8", "no-cache"),
-        _ => body::text(StatusCode::NOT_FOUND, "Not found.\n"),
+    match ASSETS.iter().find(|(p, _, _)| *p == path) {
+        Some((_, kind, text)) => respond(text, kind, "no-cache"),
+        None => body::text(StatusCode::NOT_FOUND, "Not found.\n"),
     }
 }
 
@@ -75,6 +123,13 @@ fn respond(text: &'static str, kind: &'static str, cache: &'static str) -> Respo
 mod tests {
     use super::*;
 
+    fn scripts() -> impl Iterator<Item = (&'static str, &'static str)> {
+        ASSETS
+            .iter()
+            .filter(|(p, _, _)| p.ends_with(".js"))
+            .map(|(p, _, text)| (*p, *text))
+    }
+
     #[test]
     fn page_links_only_its_own_assets() {
         assert!(PAGE.contains("href=\"dashboard.css\""));
@@ -83,17 +138,53 @@ mod tests {
         assert!(!PAGE.contains("<style"));
         assert!(!PAGE.contains("style=\""));
         assert_eq!(PAGE.matches("<script").count(), 1);
-        // Relative API paths, so `/hf/dashboard` reads `/hf/status`.
-        assert!(JS.contains("'status'"));
-        assert!(!JS.contains("'/status"));
+        // Relative API paths, so `/hf/dashboard` reads `/hf/admin/keys`.
+        let all: String = scripts().map(|(_, t)| t).collect();
+        for api in [
+            "'admin/keys'",
+            "'admin/config'",
+            "'admin/logs'",
+            "'admin/usage'",
+        ] {
+            assert!(all.contains(api), "{api}");
+        }
+        for (path, text) in scripts() {
+            for absolute in ["'/admin", "'/status", "'/health", "'/dashboard"] {
+                assert!(!text.contains(absolute), "{path}: {absolute}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_imported_module_is_served() {
+        for (path, text) in scripts() {
+            for (i, _) in text.match_indices(" from './") {
+                let rest = &text[i + " from './".len()..];
+                let name = &rest[..rest.find('\'').unwrap()];
+                let served = format!("/{name}");
+                assert!(
+                    ASSETS.iter().any(|(p, _, _)| *p == served),
+                    "{path} imports {name}, which is not served"
+                );
+            }
+        }
     }
 
     #[test]
     fn assets_by_path() {
-        assert_eq!(asset("/dashboard.js").status(), StatusCode::OK);
-        assert_eq!(asset("/dashboard.css").status(), StatusCode::OK);
+        for (path, kind, _) in ASSETS {
+            let res = asset(path);
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            assert_eq!(res.headers()[header::CONTENT_TYPE], *kind);
+            assert_eq!(res.headers()[header::CONTENT_SECURITY_POLICY], CSP);
+        }
         assert_eq!(asset("/dashboard.html").status(), StatusCode::NOT_FOUND);
-        let res = page();
+        assert_eq!(asset("/dashboard-nope.js").status(), StatusCode::NOT_FOUND);
+        let res = page("/dashboard");
+        assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()[header::CONTENT_SECURITY_POLICY], CSP);
+        let res = page("/dashboard/");
+        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(res.headers()[header::LOCATION], "../dashboard");
     }
 }

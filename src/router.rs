@@ -146,9 +146,11 @@ pub enum Handler {
     StatusVerify,
     /// `POST /status/keys/{id}/reset`.
     ResetKey,
-    /// The dashboard page.
+    /// `POST /status/keys/{id}/verify`.
+    VerifyKey,
+    /// The console page (`/dashboard`; `/dashboard/` redirects to it).
     Dashboard,
-    /// The dashboard's CSS and script.
+    /// The console's stylesheet and scripts (`dashboard::ASSETS`).
     DashboardAsset,
     /// `GET /metrics`.
     Metrics,
@@ -236,8 +238,15 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
     "/health",
     "/healthz",
     "/dashboard",
+    "/dashboard/",
     "/dashboard.css",
     "/dashboard.js",
+    "/dashboard-i18n.js",
+    "/dashboard-ui.js",
+    "/dashboard-keys.js",
+    "/dashboard-settings.js",
+    "/dashboard-logs.js",
+    "/dashboard-usage.js",
 ];
 
 use Handler as H;
@@ -287,7 +296,6 @@ pub static ROUTES: &[Route] = &[
         H::ResetKey,
     )
     .admin(),
-    at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
     at(
         Exact(&["/admin/config"]),
         Of("GET, HEAD, PATCH"),
@@ -341,10 +349,34 @@ pub static ROUTES: &[Route] = &[
     .admin(),
     at(Prefix("/admin/logs/"), Get, "admin_logs", H::LogEntry).admin(),
     at(Exact(&["/admin/usage"]), Get, "admin_usage", H::Usage).admin(),
-    // The dashboard page (its data comes from /status, which takes the admin token).
-    at(Exact(&["/dashboard"]), Get, "dashboard", H::Dashboard).public(),
     at(
-        Exact(&["/dashboard.css", "/dashboard.js"]),
+        Around("/status/keys/", "/verify"),
+        Post,
+        "status",
+        H::VerifyKey,
+    )
+    .admin(),
+    at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    // The admin console (its data comes from /admin/…, which take the admin
+    // token); the assets are `dashboard::ASSETS`.
+    at(
+        Exact(&["/dashboard", "/dashboard/"]),
+        Get,
+        "dashboard",
+        H::Dashboard,
+    )
+    .public(),
+    at(
+        Exact(&[
+            "/dashboard.css",
+            "/dashboard.js",
+            "/dashboard-i18n.js",
+            "/dashboard-ui.js",
+            "/dashboard-keys.js",
+            "/dashboard-settings.js",
+            "/dashboard-logs.js",
+            "/dashboard-usage.js",
+        ]),
         Get,
         "dashboard",
         H::DashboardAsset,
@@ -456,7 +488,8 @@ async fn run(
         H::Status => admin::status(&app),
         H::StatusVerify => admin::status_verify(&app).await,
         H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
-        H::Dashboard => crate::dashboard::page(),
+        H::VerifyKey => return admin::verify_one(&app, &percent_decode(rest)).await,
+        H::Dashboard => crate::dashboard::page(rest),
         H::DashboardAsset => crate::dashboard::asset(rest),
         H::Metrics => admin::metrics(&app),
         H::AdminConfig if req.method() == Method::PATCH => {
@@ -591,6 +624,23 @@ mod tests {
     }
 
     #[test]
+    fn the_console_assets_are_routed_publicly() {
+        let routed: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.handler == Handler::DashboardAsset)
+            .flat_map(|r| match r.pattern {
+                Pattern::Exact(paths) => paths.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let served: Vec<&str> = crate::dashboard::ASSETS.iter().map(|a| a.0).collect();
+        assert_eq!(routed, served);
+        for path in served.iter().chain(&["/dashboard", "/dashboard/"]) {
+            assert!(UNAUTHENTICATED_ROUTES.contains(path), "{path}");
+        }
+    }
+
+    #[test]
     fn metrics_is_public_only_when_configured() {
         let metrics = ROUTES
             .iter()
@@ -683,5 +733,9 @@ mod tests {
             Some((H::ResetKey, "3".into()))
         );
         assert_eq!(label("/status/keys//reset", &[]), None);
+        assert_eq!(
+            label("/status/keys/3f9a0c12ab45/verify", &[]),
+            Some((H::VerifyKey, "3f9a0c12ab45".into()))
+        );
     }
 }

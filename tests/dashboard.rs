@@ -1,6 +1,7 @@
-//! The `/dashboard` page: served with a strict Content-Security-Policy, loads
-//! nothing from another origin, carries no key or token, and the data it shows
-//! (`/status`) has every key masked.
+//! The `/dashboard` console: the page and every asset of it served with a
+//! strict Content-Security-Policy, loading nothing from another origin,
+//! carrying no key or token, and the data it shows (`/status`) has every key
+//! masked. Its flows are driven in a browser by tests/browser/console.test.mjs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
@@ -8,6 +9,7 @@ mod common;
 use bytes::Bytes;
 use common::{Gw, TOKEN, send, start};
 use fake_gemini::KeyBehavior;
+use gemini_balance::dashboard::ASSETS;
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -74,11 +76,10 @@ async fn page_and_assets_are_served_with_a_strict_csp() {
                 .unwrap()
                 .starts_with("text/html")
         );
-        for (path, kind) in [
-            ("/dashboard", "text/html"),
-            ("/dashboard.js", "text/javascript"),
-            ("/dashboard.css", "text/css"),
-        ] {
+        let assets = ASSETS
+            .iter()
+            .map(|(p, kind, _)| (*p, &kind[..kind.find(';').unwrap()]));
+        for (path, kind) in [("/dashboard", "text/html")].into_iter().chain(assets) {
             let a = get_plain(&gw, &format!("{prefix}{path}")).await;
             assert_eq!(a.status, StatusCode::OK, "{prefix}{path}");
             assert!(
@@ -106,6 +107,13 @@ async fn page_and_assets_are_served_with_a_strict_csp() {
             assert_eq!(a.headers["referrer-policy"], "no-referrer");
         }
     }
+    // `/dashboard/` sends the browser to the page next to it (relative, so
+    // under /hf too), where the page's relative URLs resolve.
+    for prefix in ["", "/hf"] {
+        let slash = get_plain(&gw, &format!("{prefix}/dashboard/")).await;
+        assert_eq!(slash.status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(slash.headers["location"], "../dashboard");
+    }
     let post = send(Method::POST, &gw.url("/dashboard"), &[], Bytes::new()).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     let other = get_plain(&gw, "/dashboard.html").await;
@@ -117,9 +125,16 @@ async fn page_and_assets_are_served_with_a_strict_csp() {
 async fn page_loads_nothing_from_another_origin() {
     let gw = gateway().await;
     let html = get_plain(&gw, "/dashboard").await.text();
-    let js = get_plain(&gw, "/dashboard.js").await.text();
-    let css = get_plain(&gw, "/dashboard.css").await.text();
-    for (what, text) in [("html", &html), ("js", &js), ("css", &css)] {
+    let mut assets = vec![("/dashboard".to_string(), html.clone())];
+    let mut js = String::new();
+    for (path, _, _) in ASSETS {
+        let text = get_plain(&gw, path).await.text();
+        if path.ends_with(".js") {
+            js.push_str(&text);
+        }
+        assets.push((path.to_string(), text));
+    }
+    for (what, text) in &assets {
         assert_eq!(absolute_urls(text), Vec::<String>::new(), "{what}");
         // No protocol-relative URLs either.
         for needle in ["\"//", "'//", "(//", "=//"] {
@@ -151,21 +166,31 @@ async fn page_loads_nothing_from_another_origin() {
         );
     }
     assert_eq!(html.matches("<script").count(), 1);
-    // The script calls the gateway by relative paths only, so the page works
-    // under /hf too, and keeps the token out of URLs, cookies and localStorage.
-    assert!(js.contains("'status'"));
-    assert!(js.contains("'status/verify'"));
-    assert!(js.contains("'status/keys/'"));
+    // The scripts call the gateway by relative paths only, so the page works
+    // under /hf too, and keep the token out of URLs, cookies and localStorage
+    // (which holds the language choice and nothing else).
+    for api in [
+        "'admin/keys'",
+        "'admin/config'",
+        "'admin/logs'",
+        "'admin/usage'",
+        "'status/keys/'",
+    ] {
+        assert!(js.contains(api), "{api}");
+    }
     assert!(!js.contains("'/status"));
+    assert!(!js.contains("'/admin"));
     assert!(js.contains("sessionStorage"));
     assert!(js.contains("'Bearer '"));
-    for bad in [
-        "localStorage",
-        "document.cookie",
-        "token=",
-        "innerHTML",
-        "eval(",
-    ] {
+    for (i, _) in js.match_indices("localStorage") {
+        let call = &js[i..(i + 40).min(js.len())];
+        assert!(
+            call.starts_with("localStorage.getItem(LANG_KEY)")
+                || call.starts_with("localStorage.setItem(LANG_KEY,"),
+            "localStorage used for something else: {call}"
+        );
+    }
+    for bad in ["document.cookie", "token=", "innerHTML", "eval("] {
         assert!(!js.contains(bad), "script uses {bad}");
     }
     gw.shutdown().await;
@@ -183,7 +208,7 @@ async fn page_and_status_carry_no_full_key_or_token() {
         )
         .await;
     }
-    for path in ["/dashboard", "/dashboard.js", "/dashboard.css"] {
+    for path in ["/dashboard"].into_iter().chain(ASSETS.iter().map(|a| a.0)) {
         assert_no_secrets(path, &get_plain(&gw, path).await.text());
         // The same with a token: the page never echoes it.
         assert_no_secrets(path, &common::get(&gw, path).await.text());
@@ -204,5 +229,55 @@ async fn page_and_status_carry_no_full_key_or_token() {
     let anon = get_plain(&gw, "/status").await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
     assert_no_secrets("/status (no token)", &anon.text());
+    gw.shutdown().await;
+}
+
+/// The console's "verify selected": `POST /status/keys/{id}/verify` checks one
+/// key now and applies the result (a refused key is disabled, a good one
+/// comes back), answers with the mask only, and takes the admin token.
+#[tokio::test]
+async fn one_key_is_verified_on_demand() {
+    let gw = gateway().await;
+    let bad = "AIza%E2%80%A60002"; // "AIza…0002", percent-encoded
+    let v = send(
+        Method::POST,
+        &gw.url(&format!("/status/keys/{bad}/verify")),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    assert_no_secrets("verify", &v.text());
+    assert_eq!(v.json()["key"], "AIza…0002");
+    assert_eq!(v.json()["status"], "BAD");
+    let state = |v: &serde_json::Value| v["keys"][1]["state"].as_str().unwrap().to_string();
+    assert_eq!(state(&common::get(&gw, "/status").await.json()), "disabled");
+    // Google takes the key again: verified, it is back in service.
+    gw.state().set_key(KEYS[1], KeyBehavior::Ok);
+    let again = send(
+        Method::POST,
+        &gw.url("/status/keys/1/verify"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(again.json()["status"], "GOOD");
+    assert_eq!(state(&common::get(&gw, "/status").await.json()), "active");
+    let unknown = send(
+        Method::POST,
+        &gw.url("/status/keys/no-such-key/verify"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let anon = send(
+        Method::POST,
+        &gw.url("/status/keys/1/verify"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
     gw.shutdown().await;
 }

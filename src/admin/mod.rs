@@ -76,6 +76,31 @@ pub fn reset_key(app: &App, id: &str) -> Result<Response<Body>, GatewayError> {
     ))
 }
 
+/// `POST /status/keys/{id}/verify`: check key `id` (found as for a reset)
+/// now with a free `models.get` and apply the result as a scheduled check
+/// does (a good key comes back, a refused one is disabled); answers
+/// `{"key": masked, "status": "GOOD"|"BAD", "reason"}`. The console's
+/// "verify selected" calls it once per key.
+pub async fn verify_one(app: &App, id: &str) -> Result<Response<Body>, GatewayError> {
+    let i = app
+        .pool
+        .find(id)
+        .ok_or(GatewayError::NotFound("No such key."))?;
+    let key = app.pool.key(i).to_string();
+    let result = crate::scheduler::verify_key(app, &key).await;
+    crate::scheduler::apply_verification(app, i, &result);
+    let masked = app.pool.masked(i);
+    let verdict = if result.is_ok() { "good" } else { "bad" };
+    crate::info!("key {masked} verified by admin: {verdict}");
+    Ok(body::json(
+        StatusCode::OK,
+        &match result {
+            Ok(()) => json!({"key": masked, "status": "GOOD"}),
+            Err(reason) => json!({"key": masked, "status": "BAD", "reason": reason}),
+        },
+    ))
+}
+
 /// `GET /metrics`: the Prometheus text format.
 pub fn metrics(app: &App) -> Response<Body> {
     let mut res = Response::new(body::full(app.stats.prometheus(&app.pool)));

@@ -393,7 +393,7 @@ const SETTING_ZH = {
   BASE_URL: 'Gemini API 的基础地址',
   TIME_OUT: '等待 Gemini 响应头的秒数',
   STREAM_IDLE_TIMEOUT: '流式响应中允许的最长静默秒数',
-  LOG_LEVEL: '日志级别：error、warn、info 或 debug',
+  LOG_LEVEL: '日志级别：ERROR、WARN、INFO 或 DEBUG（不区分大小写）',
   CORS_ORIGINS: '允许的 CORS 来源',
   MAX_BODY_BYTES: '请求体的最大字节数',
   MAX_RETRIES: '失败后在其他密钥上额外尝试的次数',

@@ -422,7 +422,10 @@ test('usage: charts and token totals move after traffic', { timeout: 60000 }, as
 async function englishLeft(p) {
   return p.evaluate(async () => {
     const { DICTS } = await import('./dashboard-i18n.js');
-    const words = (s) => (s.match(/[A-Za-z][A-Za-z']{2,}/g) || []).map((w) => w.toLowerCase());
+    // Identifiers are not prose: setting names (TIME_OUT), values (round_robin, OFF),
+    // paths and code (.env, models.get, POST /verify, -search) stay as they are.
+    const code = (s) => s.replace(/[A-Za-z0-9]*[_.\/-][A-Za-z0-9_.\/-]*/g, ' ').replace(/\b[A-Z]{2,}\b/g, ' ');
+    const words = (s) => (code(s).match(/[A-Za-z][A-Za-z']{2,}/g) || []).map((w) => w.toLowerCase());
     const zhWords = new Set(Object.values(DICTS['zh-CN']).flatMap(words));
     const enWords = new Set(Object.values(DICTS.en).flatMap(words).filter((w) => !zhWords.has(w)));
     const left = [];

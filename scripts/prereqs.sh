@@ -13,6 +13,7 @@
 #   node, npm        nodejs, npm: the browser and Worker tests
 #   chromium         chromium: the browser tests (/usr/bin/chromium, or $CHROMIUM)
 #   redis-server     redis-server: the store tests
+#   a CJK font       fonts-wqy-microhei: the console's Chinese screenshots (without it they show boxes)
 #
 # Installs use `apt-get install --no-upgrade --no-install-recommends`: nothing
 # already installed is upgraded, and no recommended extras come along (chromium
@@ -54,9 +55,11 @@ need nodejs "node, for the browser and Worker tests" command -v node
 need npm "npm ci, for the browser and Worker tests' packages" command -v npm
 need chromium "needed by the browser tests" chromium_here
 need redis-server "needed by the store tests" command -v redis-server
+cjk_font() { [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || fc-list :lang=zh 2>/dev/null | grep -q .; }
+need fonts-wqy-microhei "a Chinese font for the console's screenshots" cjk_font
 
 if [ -z "$no_cargo" ] && [ "${#missing[@]}" -eq 0 ]; then
-  echo "prereqs: nothing missing (cargo, cc, libc.a, readelf, python3 + venv, node, npm, chromium, redis-server)"
+  echo "prereqs: nothing missing (cargo, cc, libc.a, readelf, python3 + venv, node, npm, chromium, redis-server, a CJK font)"
   exit 0
 fi
 

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::RedisServer;
 use common::{Gw, TOKEN, get, post_json, send, sse_events, start};
 use fake_gemini::KeyBehavior;
 use gemini_balance::store::key_id;
@@ -260,60 +260,9 @@ async fn usage_and_the_error_log_survive_a_restart_in_file_mode() {
 
 // ---- Redis ----
 
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port)
-    }
-
-    fn start_on(port: u16) -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!(
-                "\n\n*** SKIPPED: redis-server is not installed (scripts/prereqs.sh installs it) ***\n"
-            );
-            return None;
-        }
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(RedisServer { child, port })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn two_gateways_on_one_redis_add_up_and_share_the_error_log() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = RedisServer::start(None) else {
         return;
     };
     let url = format!("redis://127.0.0.1:{}/", redis.port);
@@ -427,7 +376,7 @@ async fn a_gateway_reconnects_to_a_redis_that_comes_up_later() {
         );
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let Some(redis) = RedisServer::start_on(port) else {
+    let Some(redis) = RedisServer::start(Some(port)) else {
         return;
     };
     let t = Instant::now();

@@ -413,3 +413,51 @@ async fn redis_unreachable_at_start_is_degraded_not_an_error() {
         .is_err()
     );
 }
+
+/// With `ENCRYPTION_KEY`, a key added by one replica travels to the others
+/// sealed (as it is stored): the pub/sub channel never carries it in clear,
+/// and the other handle still receives the key itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_events_carry_added_keys_sealed() {
+    use futures_util::StreamExt;
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let (a, _) = store::open_mode(redis.mode(), Some("enc")).await.unwrap();
+    let (b, _) = store::open_mode(redis.mode(), Some("enc")).await.unwrap();
+    let mut events = b.subscribe();
+    // A plain subscriber on the same channel: what anyone with Redis access sees.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut ps = client.get_async_pubsub().await.unwrap();
+    ps.subscribe("gbtest:events").await.unwrap();
+    let mut raw = ps.into_on_message();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let secret = format!("AIza{}", "S".repeat(35));
+    a.record(Change::AddKey {
+        key: secret.clone(),
+        source: KeySource::Added,
+        at_ms: now_ms(),
+    });
+    a.flush().await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(2), raw.next())
+        .await
+        .expect("a message on the channel")
+        .expect("a message");
+    let payload = String::from_utf8_lossy(msg.get_payload_bytes()).to_string();
+    assert!(payload.contains("enc1:"), "sealed: {payload}");
+    assert!(
+        !payload.contains(&secret),
+        "the key in clear on pub/sub: {payload}"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(Event::Change(Change::AddKey { key, .. })) = events.recv().await {
+                return key;
+            }
+        }
+    })
+    .await
+    .expect("the other handle gets the added key");
+    assert_eq!(got, secret);
+    drop((a, b));
+}

@@ -223,6 +223,7 @@ pub async fn open_mode(
             channel,
             replica,
             resync_first,
+            crypt,
         ));
     }
     Ok((StoreHandle { shared }, snap))
@@ -456,6 +457,7 @@ async fn subscribe_loop(
     channel: String,
     me: String,
     resync_first: bool,
+    crypt: Arc<crypt::Crypt>,
 ) {
     let mut backoff = Duration::from_millis(250);
     let mut first = !resync_first;
@@ -490,6 +492,17 @@ async fn subscribe_loop(
             }
             let mut mirror = lock(&shared.mirror);
             for c in m.changes {
+                // Keys travel sealed like they are stored (ENCRYPTION_KEY).
+                let c = match c {
+                    Change::AddKey { key, source, at_ms } => match crypt.open(&key) {
+                        Ok(key) => Change::AddKey { key, source, at_ms },
+                        Err(e) => {
+                            crate::warn!("store: a key added by another replica was skipped: {e}");
+                            continue;
+                        }
+                    },
+                    c => c,
+                };
                 mirror.apply(&c);
                 let _ = shared.events.send(Event::Change(c));
             }

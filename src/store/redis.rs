@@ -246,7 +246,15 @@ impl RedisStore {
                 }
             }
             if !c.is_counter() {
-                shared.push(c.clone());
+                // Other replicas get keys sealed, as they are stored.
+                shared.push(match c {
+                    Change::AddKey { key, source, at_ms } => Change::AddKey {
+                        key: self.crypt.seal(key)?,
+                        source: *source,
+                        at_ms: *at_ms,
+                    },
+                    other => other.clone(),
+                });
             }
         }
         if !shared.is_empty() {

@@ -3,7 +3,8 @@
 //! removed through one's admin API), and a restart in file mode (`DATA_DIR`)
 //! and Redis mode keeps keys added/removed, running cooldowns and disabled
 //! keys; `API_KEYS` does not bring a removed key back, and a key new in it is
-//! added.
+//! added; and Redis dying under a 64-client load costs no request, and what
+//! the gateway kept meanwhile is written when Redis is back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 mod common;
@@ -308,4 +309,131 @@ async fn redis_mode_keeps_keys_and_their_state_across_a_restart() {
     };
     let (url, prefix) = (redis.url(), unique("restart"));
     survives_a_restart(&[("REDIS_URL", &url), ("REDIS_PREFIX", &prefix)]).await;
+}
+
+/// Redis stopped under a 64-client load: every request is answered, `/health`
+/// says `degraded`; Redis back: the gateway reconnects by itself and writes
+/// what it kept while Redis was down (usage counters added exactly, a 429
+/// cooldown learned meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_dying_under_load_costs_no_request_and_state_merges_when_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    // Redis keeps its data on disk, so what reached it before it died is there
+    // when it comes back and the counts can be checked exactly.
+    let dir = std::env::temp_dir().join(format!("gb-redis-fault-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(redis) = RedisServer::start_with(None, Some(&dir)) else {
+        return;
+    };
+    let (port, url, prefix) = (redis.port, redis.url(), unique("fault"));
+    let keys: Vec<String> = ["fa", "fb", "fc"].iter().map(|t| gkey(t)).collect();
+    let list = serde_json::to_string(&keys).unwrap();
+    let gw = Arc::new(
+        start(&[
+            ("API_KEYS", &list),
+            ("REDIS_URL", &url),
+            ("REDIS_PREFIX", &prefix),
+        ])
+        .await,
+    );
+    assert_eq!(get(&gw, "/health").await.json()["store"], "redis");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = chat(&gw).await;
+                    let n = if r.status == StatusCode::OK {
+                        &ok
+                    } else {
+                        &failed
+                    };
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(redis); // killed under load
+    let t = Instant::now();
+    while get(&gw, "/health").await.json()["store"] != "degraded" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "never reported degraded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Learned while Redis is down: a 429 cooldown on the third key.
+    gw.state()
+        .set_key(&keys[2], KeyBehavior::Quota { retry_secs: 600 });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert_eq!(
+        failed, 0,
+        "no request failed because Redis died ({ok} answered)"
+    );
+    assert!(ok > 64, "the load ran: {ok}");
+
+    // Redis back on the same port, with what it had written to disk.
+    let _redis = RedisServer::start_with(Some(port), Some(&dir)).unwrap();
+    let t = Instant::now();
+    while get(&gw, "/health").await.json()["store"] != "redis" {
+        assert!(t.elapsed() < Duration::from_secs(40), "never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.app.store.flush().await.unwrap();
+    let mode = gemini_balance::store::Mode::Redis {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let (h, snap) = gemini_balance::store::open_mode(mode, None).await.unwrap();
+    let day = |f: fn(&gemini_balance::store::Counts) -> u64| -> u64 {
+        snap.usage
+            .iter()
+            .filter(|(b, _)| b.grain == gemini_balance::store::Grain::Day)
+            .map(|(_, c)| f(c))
+            .sum()
+    };
+    assert_eq!(
+        day(|c| c.successes),
+        ok,
+        "every answered request counted once"
+    );
+    assert_eq!(
+        day(|c| c.requests),
+        ok + day(|c| c.rate_limited),
+        "attempts = answers + 429s"
+    );
+    assert!(day(|c| c.rate_limited) >= 1, "the 429 was counted");
+    let st = snap
+        .states
+        .get(&key_id(&keys[2]))
+        .expect("the cooled key's state was written");
+    assert!(
+        st.cooldowns
+            .values()
+            .any(|&until| until > now_ms() + 500_000),
+        "the cooldown learned while Redis was down: {st:?}"
+    );
+    drop(h);
+    match Arc::try_unwrap(gw) {
+        Ok(gw) => gw.shutdown().await,
+        Err(_) => panic!("a client still holds the gateway"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -19,6 +19,13 @@ impl RedisServer {
     /// Start one (on `port`, or a free one). `None` (after printing why)
     /// when `redis-server` is not installed and `CI` is unset.
     pub fn start(port: Option<u16>) -> Option<RedisServer> {
+        RedisServer::start_with(port, None)
+    }
+
+    /// [`RedisServer::start`], keeping its data in `dir` when given (an
+    /// append-only file synced on every write, so a `kill -9` loses nothing
+    /// it acknowledged, and a server started again on `dir` has it all).
+    pub fn start_with(port: Option<u16>, dir: Option<&std::path::Path>) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -40,20 +47,22 @@ impl RedisServer {
                 .unwrap()
                 .port()
         });
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match dir {
+            Some(d) => cmd
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(d),
+            None => cmd.args(["--appendonly", "no"]),
+        };
+        let child = cmd.stdout(Stdio::null()).spawn().unwrap();
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

@@ -490,6 +490,7 @@ fn attempt_of<'a>(
         route: call.route,
         model: call.model,
         key: pool.key(index),
+        id: pool.id(index).unwrap_or_default(),
         masked: pool.masked(index),
         number: number as u32,
         first,

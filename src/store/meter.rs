@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::StoreHandle;
 use super::errlog::{ErrorEntry, MESSAGE_MAX, now_ms, truncate};
-use super::model::{Change, Counts, Usage, key_id};
+use super::model::{Change, Counts, Usage};
 use crate::keys::Outcome;
 
 /// The field a Gemini answer reports its tokens in.
@@ -45,8 +45,11 @@ pub struct Attempt<'a> {
     pub route: &'static str,
     /// The model called.
     pub model: &'a str,
-    /// The key used (only its id and `masked` are kept).
+    /// The key used (to mask it in a recorded request body; never kept).
     pub key: &'a str,
+    /// Its stable id (`key_id`, kept by the pool so the request path never
+    /// hashes a key).
+    pub id: &'a str,
     /// The key, masked.
     pub masked: &'a str,
     /// Which attempt of the client's request (1 = the first).
@@ -94,7 +97,7 @@ impl Recorder {
         if a.route.is_empty() {
             return;
         }
-        let id = key_id(a.key);
+        let id = a.id.to_string();
         self.store.record(usage(
             id.clone(),
             a.model,
@@ -123,7 +126,7 @@ impl Recorder {
         Meter {
             inner: Some(Inner {
                 store: self.store.clone(),
-                key_id: key_id(a.key),
+                key_id: a.id.to_string(),
                 model: a.model.to_string(),
                 route: a.route,
                 number: a.number,
@@ -298,6 +301,7 @@ impl Meter {
             route: m.route,
             model: &m.model,
             key: "",
+            id: "",
             masked,
             number: m.number,
             first: m.first,
@@ -361,6 +365,7 @@ mod tests {
             route: "chat",
             model: "m",
             key: "k",
+            id: "0123456789ab",
             masked: "k…",
             number: 1,
             first: true,

@@ -1,6 +1,6 @@
 //! The key pool on the store: two gateways on one real `redis-server` share
 //! key state within a second (a disabled key, a 429 cooldown, a key added or
-//! removed through one's admin API), and a restart in file mode (`DATA_DIR`)
+//! removed through one's admin API, a setting patched on one), and a restart in file mode (`DATA_DIR`)
 //! and Redis mode keeps keys added/removed, running cooldowns and disabled
 //! keys; `API_KEYS` does not bring a removed key back, and a key new in it is
 //! added; and Redis dying under a 64-client load costs no request, and what
@@ -436,4 +436,63 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
+}
+
+/// A setting patched through one gateway's `/admin/config` applies on the
+/// other (on its next request) within a second, and a revert too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_patched_on_one_applies_on_the_other() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let (k1, k2) = (gkey("s1"), gkey("s2"));
+    let (a, b) = pair(&redis, &unique("settings"), &[&k1, &k2], |_| {}).await;
+    let value_on = |gw: &Gw| gw.app.cfg().max_retries;
+    assert_eq!(value_on(&b), 3);
+    let r = admin(
+        &a,
+        Method::PATCH,
+        "/admin/config",
+        json!({"MAX_RETRIES": 1}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = Instant::now();
+    while value_on(&b) != 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "B never got MAX_RETRIES=1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B now tries at most 2 keys for a request (1 retry): with both keys failing, 2 attempts.
+    for k in [&k1, &k2] {
+        b.state().set_key(k, KeyBehavior::Internal);
+    }
+    let before = b.state().requests().len();
+    assert_ne!(chat(&b).await.status, StatusCode::OK);
+    assert_eq!(
+        b.state().requests().len() - before,
+        2,
+        "B retried once, as patched on A"
+    );
+    let list = get(&b, "/admin/config").await.json();
+    let e = list["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "MAX_RETRIES")
+        .unwrap()
+        .clone();
+    assert_eq!((&e["value"], &e["source"]), (&json!("1"), &json!("stored")));
+    // Reverted on A: back to B's environment value.
+    let r = admin(&a, Method::DELETE, "/admin/config/MAX_RETRIES", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = Instant::now();
+    while value_on(&b) != 3 {
+        assert!(t.elapsed() < Duration::from_secs(1), "B never reverted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.shutdown().await;
+    b.shutdown().await;
 }

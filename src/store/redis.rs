@@ -140,111 +140,11 @@ impl RedisStore {
     /// Write a batch in one transaction and publish its non-counter changes.
     pub async fn write(&mut self, changes: &[Change]) -> Result<(), String> {
         let mut con = self.connection().await?;
-        let p = &self.prefix;
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut shared = Vec::new();
         for c in changes {
-            match c {
-                Change::AddKey { key, source, at_ms } => {
-                    let rec = KeyRecord {
-                        key: self.crypt.seal(key)?,
-                        source: *source,
-                        removed: false,
-                        at_ms: *at_ms,
-                    };
-                    self.lww(
-                        &mut pipe,
-                        &format!("{p}keys"),
-                        &key_id(key),
-                        *at_ms,
-                        &json(&rec)?,
-                    );
-                }
-                Change::RemoveKey { id, at_ms } => {
-                    let rec = KeyRecord {
-                        key: String::new(),
-                        source: super::model::KeySource::Added,
-                        removed: true,
-                        at_ms: *at_ms,
-                    };
-                    // a removal wins a tie: stamp it 1 ms later than an add of the same ms
-                    self.lww(&mut pipe, &format!("{p}keys"), id, at_ms + 1, &json(&rec)?);
-                    pipe.del(format!("{p}state:{id}")).ignore();
-                }
-                Change::Setting { name, value, at_ms } => {
-                    self.lww(
-                        &mut pipe,
-                        &format!("{p}settings"),
-                        name,
-                        *at_ms,
-                        &json(value)?,
-                    );
-                }
-                Change::Disable { id, reason, at_ms } => {
-                    self.lww(
-                        &mut pipe,
-                        &format!("{p}state:{id}"),
-                        "disabled",
-                        *at_ms,
-                        &json(reason)?,
-                    );
-                }
-                Change::Failures { id, count, at_ms } => {
-                    self.lww(
-                        &mut pipe,
-                        &format!("{p}state:{id}"),
-                        "failures",
-                        *at_ms,
-                        &count.to_string(),
-                    );
-                }
-                Change::Rest { id, until_ms } => {
-                    self.lww(&mut pipe, &format!("{p}state:{id}"), "rest", *until_ms, "")
-                }
-                Change::Cooldown {
-                    id,
-                    model,
-                    until_ms,
-                } => {
-                    self.lww(
-                        &mut pipe,
-                        &format!("{p}state:{id}"),
-                        &format!("cd:{model}"),
-                        *until_ms,
-                        "",
-                    );
-                }
-                Change::Clear { id, model, at_ms } => {
-                    let key = format!("{p}state:{id}");
-                    match model {
-                        Some(m) => {
-                            pipe.hdel(&key, format!("cd:{m}")).ignore();
-                        }
-                        None => {
-                            pipe.del(&key).ignore();
-                            self.lww(&mut pipe, &key, "disabled", *at_ms, "null");
-                            self.lww(&mut pipe, &key, "failures", *at_ms, "0");
-                        }
-                    }
-                }
-                Change::Usage(u) => {
-                    for b in u.buckets() {
-                        let key = format!("{p}u:{}:{}", b.grain.tag(), b.start);
-                        for (name, v) in u.counts.fields() {
-                            if v > 0 {
-                                pipe.hincr(&key, format!("{}|{}|{name}", b.key_id, b.model), v)
-                                    .ignore();
-                            }
-                        }
-                        pipe.expire_at(
-                            &key,
-                            (b.start + b.grain.seconds() + b.grain.retention()) as i64,
-                        )
-                        .ignore();
-                    }
-                }
-            }
+            self.queue(&mut pipe, c)?;
             if !c.is_counter() {
                 // Other replicas get keys sealed, as they are stored.
                 shared.push(match c {
@@ -259,13 +159,114 @@ impl RedisStore {
         }
         if !shared.is_empty() {
             let msg = serde_json::json!({ "from": self.replica, "changes": shared });
-            pipe.publish(format!("{p}events"), msg.to_string()).ignore();
+            pipe.publish(format!("{}events", self.prefix), msg.to_string())
+                .ignore();
         }
         let r: Result<(), _> = pipe.query_async(&mut con).await;
         r.map_err(|e| {
             self.failed();
             err(e)
         })
+    }
+
+    /// Add one change's commands to the transaction `pipe`.
+    fn queue(&self, pipe: &mut redis::Pipeline, c: &Change) -> Result<(), String> {
+        let p = &self.prefix;
+        match c {
+            Change::AddKey { key, source, at_ms } => {
+                let rec = KeyRecord {
+                    key: self.crypt.seal(key)?,
+                    source: *source,
+                    removed: false,
+                    at_ms: *at_ms,
+                };
+                self.lww(
+                    pipe,
+                    &format!("{p}keys"),
+                    &key_id(key),
+                    *at_ms,
+                    &json(&rec)?,
+                );
+            }
+            Change::RemoveKey { id, at_ms } => {
+                let rec = KeyRecord {
+                    key: String::new(),
+                    source: super::model::KeySource::Added,
+                    removed: true,
+                    at_ms: *at_ms,
+                };
+                // a removal wins a tie: stamp it 1 ms later than an add of the same ms
+                self.lww(pipe, &format!("{p}keys"), id, at_ms + 1, &json(&rec)?);
+                pipe.del(format!("{p}state:{id}")).ignore();
+            }
+            Change::Setting { name, value, at_ms } => {
+                self.lww(pipe, &format!("{p}settings"), name, *at_ms, &json(value)?);
+            }
+            Change::Disable { id, reason, at_ms } => {
+                self.lww(
+                    pipe,
+                    &format!("{p}state:{id}"),
+                    "disabled",
+                    *at_ms,
+                    &json(reason)?,
+                );
+            }
+            Change::Failures { id, count, at_ms } => {
+                self.lww(
+                    pipe,
+                    &format!("{p}state:{id}"),
+                    "failures",
+                    *at_ms,
+                    &count.to_string(),
+                );
+            }
+            Change::Rest { id, until_ms } => {
+                self.lww(pipe, &format!("{p}state:{id}"), "rest", *until_ms, "")
+            }
+            Change::Cooldown {
+                id,
+                model,
+                until_ms,
+            } => {
+                self.lww(
+                    pipe,
+                    &format!("{p}state:{id}"),
+                    &format!("cd:{model}"),
+                    *until_ms,
+                    "",
+                );
+            }
+            Change::Clear { id, model, at_ms } => {
+                let key = format!("{p}state:{id}");
+                match model {
+                    Some(m) => {
+                        pipe.hdel(&key, format!("cd:{m}")).ignore();
+                    }
+                    None => {
+                        pipe.del(&key).ignore();
+                        self.lww(pipe, &key, "disabled", *at_ms, "null");
+                        self.lww(pipe, &key, "failures", *at_ms, "0");
+                    }
+                }
+            }
+            Change::Usage(u) => {
+                for b in u.buckets() {
+                    let key = format!("{p}u:{}:{}", b.grain.tag(), b.start);
+                    for (name, v) in u.counts.fields() {
+                        if v > 0 {
+                            pipe.hincr(&key, format!("{}|{}|{name}", b.key_id, b.model), v)
+                                .ignore();
+                        }
+                    }
+                    pipe.expire_at(
+                        &key,
+                        (b.start + b.grain.seconds() + b.grain.retention()) as i64,
+                    )
+                    .ignore();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Read the whole shared state.

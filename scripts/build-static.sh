@@ -92,6 +92,19 @@ fail() { echo "build-static: FAIL: $*" >&2; exit 1; }
 
 [ -f "$bin" ] || fail "$bin was not produced"
 
+# Strip the symbol table explicitly: the profile's `strip = true` has been seen
+# to leave .symtab/.strtab (1.4 MB of names) in the static-pie when cargo
+# reused an artifact. binutils' strip, or the cross one for another architecture.
+strip_tool=strip
+if command -v "${target%%-*}-linux-gnu-strip" >/dev/null; then
+  strip_tool="${target%%-*}-linux-gnu-strip"
+fi
+if command -v "$strip_tool" >/dev/null; then
+  "$strip_tool" --strip-all "$bin" || fail "$strip_tool could not strip $bin"
+else
+  echo "build-static: no $strip_tool here: the binary keeps whatever symbols cargo left" >&2
+fi
+
 # Fully static: no ELF interpreter (PT_INTERP) and no shared library needed.
 # (A static-pie still has a DYNAMIC section, for relocating itself, but no NEEDED.)
 if command -v readelf >/dev/null; then

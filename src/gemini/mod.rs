@@ -12,6 +12,7 @@
 pub mod fetch;
 mod forward;
 pub mod gzip;
+pub mod types;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -378,6 +378,24 @@ pub fn read_object<'de, T: WireObject<'de>, D: Deserializer<'de>>(
     d.deserialize_any(ObjectVisitor(PhantomData))
 }
 
+/// Read `T` leniently from JSON bytes (see [`Loose`]): a top-level value of
+/// another type gives `T`'s absent value; only malformed JSON (or trailing
+/// bytes) is an error.
+pub fn loose_from_slice<'de, T: Loose<'de>>(bytes: &'de [u8]) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = T::loose(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// [`loose_from_slice`] over a `str`.
+pub fn loose_from_str<'de, T: Loose<'de>>(s: &'de str) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_str(s);
+    let v = T::loose(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
 /// Whether a member is left out when serializing.
 pub trait Absent {
     /// `true` for `None` and empty lists.

@@ -51,9 +51,7 @@ async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, Gateway
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
         .map_err(GatewayError::Invalid)?;
-    openai::chat::translate_request(&value, &app.cfg.translate)
-        .map(PreparedCall::from)
-        .map_err(GatewayError::Invalid)
+    openai::chat::prepare_request(&value, &app.cfg.translate).map_err(GatewayError::Invalid)
 }
 
 /// `POST /v1/chat/completions`: [`prepare_chat`], one call over the pool,
@@ -101,14 +99,11 @@ pub async fn chat(
     Ok(start_stream(&app, &call, opened, created, log.key.clone()))
 }
 
-/// Read a chat request and translate it (the fast path for plain requests,
-/// else [`translate_chat`]); the model must be a model id.
+/// Read a chat request and translate it ([`translate_chat`]); the model
+/// must be a model id.
 async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall, GatewayError> {
     let bytes = read_nonempty_body(app, req).await?;
-    let call = match openai::chat::translate_request_fast(&bytes, &app.cfg.translate) {
-        Some(call) => call,
-        None => translate_chat(app, &bytes).await?,
-    };
+    let call = translate_chat(app, &bytes).await?;
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }

@@ -358,7 +358,7 @@ fn arb_request() -> impl Strategy<Value = Value> {
 }
 
 fn check_request(req: &Value, opts: &Options) {
-    check_fast_path(req, opts);
+    check_prepared(req, opts);
     match chat::translate_request(req, opts) {
         Ok(call) => {
             assert!(!call.model.is_empty());
@@ -385,23 +385,30 @@ fn check_request(req: &Value, opts: &Options) {
     }
 }
 
-/// The fast (typed) request path either declines or gives exactly what the
-/// `Value` path gives, body bytes included; returns whether it answered.
-fn check_fast_path(req: &Value, opts: &Options) -> bool {
-    let raw = serde_json::to_vec(req).expect("serializable");
-    let Some(fast) = chat::translate_request_fast(&raw, opts) else {
-        return false;
-    };
-    let want = chat::translate_request(req, opts)
-        .map(chat::PreparedCall::from)
-        .unwrap_or_else(|e| panic!("fast path answered an invalid request ({e:?}): {req}"));
-    assert_eq!(
-        String::from_utf8_lossy(&fast.body),
-        String::from_utf8_lossy(&want.body),
-        "{req}"
-    );
-    assert_eq!(fast, want, "{req}");
-    true
+/// The body bytes the gateway sends ([`chat::prepare_request`]) are valid
+/// JSON equal to the `Value` view ([`chat::translate_request`]), with the
+/// same switches, and both fail alike; returns whether it translated.
+/// (This replaced the check that the old byte-level fast path matched the
+/// `Value` path: there is one translation now, serialized once.)
+fn check_prepared(req: &Value, opts: &Options) -> bool {
+    let prepared = chat::prepare_request(req, opts);
+    let view = chat::translate_request(req, opts);
+    match (prepared, view) {
+        (Ok(p), Ok(v)) => {
+            let body: Value = serde_json::from_slice(&p.body).expect("the body is JSON");
+            assert_eq!(body, v.body, "{req}");
+            assert_eq!(
+                (p.model, p.client_model, p.stream, p.include_usage),
+                (v.model, v.client_model, v.stream, v.include_usage)
+            );
+            true
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "{req}");
+            false
+        }
+        (a, b) => panic!("prepare and translate disagree on {req}: {a:?} / {b:?}"),
+    }
 }
 
 /// Plain-text conversations (the fast path's shape) with arbitrary extra
@@ -726,14 +733,18 @@ proptest! {
     }
 
     #[test]
-    fn fast_request_path_agrees(r in plain_request(), opts in arb_options()) {
-        let took = check_fast_path(&r, &opts);
-        // A valid plain conversation never needs the `Value` path.
+    fn prepared_bodies_agree(r in plain_request(), any in arb_request(), opts in arb_options()) {
+        let took = check_prepared(&r, &opts);
+        check_prepared(&any, &opts);
+        // A plain conversation with some text always translates.
+        let has_text = r["messages"].as_array().is_some_and(|ms| ms.iter().any(|m| {
+            m["content"].as_str().is_some_and(|c| !c.is_empty())
+        }));
         let plain = r["messages"].as_array().is_some_and(|ms| ms.iter().all(|m| {
             m["content"].is_string() || (m["role"] == "assistant" && m["content"].is_null())
         }));
-        if plain && chat::translate_request(&r, &opts).is_ok() {
-            prop_assert!(took, "fell back: {}", r);
+        if plain && has_text && r["model"].as_str().is_some_and(|m| !m.is_empty()) {
+            prop_assert!(took || chat::translate_request(&r, &opts).is_err());
         }
     }
 

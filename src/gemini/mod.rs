@@ -12,6 +12,7 @@
 pub mod fetch;
 mod forward;
 pub mod gzip;
+pub mod lenient;
 pub mod types;
 
 use std::sync::Arc;

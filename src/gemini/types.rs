@@ -16,7 +16,7 @@
 //! growing:
 //!
 //! * **Unknown members are data.** Every struct has an `extra` catch-all
-//!   ([`Extra`]): members it does not name are kept verbatim (borrowed raw
+//!   ([`Extra`](crate::gemini::lenient::Extra), see [`crate::gemini::lenient`]): members it does not name are kept verbatim (borrowed raw
 //!   JSON, in input order) and serialized back after the named ones. A part
 //!   kind we do not model is such a member of [`Part`].
 //! * **Odd types are absent, not errors.** Deserialization is lenient: a
@@ -35,505 +35,11 @@
 //! cannot lend the raw slices and fail when an unknown member is present.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::Deserializer;
 use serde_json::{Number, Value};
 
-// ---------------------------------------------------------------------------
-// The catch-all
-
-/// Members of a JSON object that the model does not name, kept verbatim in
-/// the order they came (raw JSON: borrowed from the input when read, owned
-/// when built), and written back after the named members.
-#[derive(Clone, Debug, Default)]
-pub struct Extra<'a>(pub Vec<(Cow<'a, str>, Cow<'a, RawValue>)>);
-
-impl<'a> Extra<'a> {
-    /// Whether no unknown member was kept.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The raw JSON of the last member named `key`, if any.
-    pub fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| &**v)
-    }
-
-    /// Keep `value` (serialized now) under `key`.
-    pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<Cow<'a, str>>, value: &T) {
-        if let Ok(raw) = serde_json::value::to_raw_value(value) {
-            self.0.push((key.into(), Cow::Owned(raw)));
-        }
-    }
-}
-
-impl PartialEq for Extra<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.get() == v2.get())
-    }
-}
-
-impl Serialize for Extra<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Lenient reading
-
-/// Reading a member leniently: a JSON value of another type than the
-/// modelled one gives the type's "absent" value instead of an error (only
-/// malformed JSON fails). Implemented for every member type of the model.
-pub trait Loose<'de>: Sized {
-    /// Read `Self` from `d`, absent on a type mismatch.
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
-}
-
-/// A [`DeserializeSeed`] reading `T` through [`Loose`].
-struct LooseSeed<T>(PhantomData<T>);
-
-impl<'de, T: Loose<'de>> DeserializeSeed<'de> for LooseSeed<T> {
-    type Value = T;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
-        T::loose(d)
-    }
-}
-
-/// Read one member value of a map leniently.
-fn loose_value<'de, T: Loose<'de>, A: MapAccess<'de>>(map: &mut A) -> Result<T, A::Error> {
-    map.next_value_seed(LooseSeed(PhantomData))
-}
-
-/// Any JSON value, reduced to what the scalar readers need.
-enum Scalar<'de> {
-    Bool(bool),
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    Str(Cow<'de, str>),
-    /// `null`, an array or an object (drained).
-    Other,
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::U64(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::I64(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::F64(v))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Owned(v)))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Other)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
-        drain_seq(seq).map(|()| Scalar::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
-        drain_map(map).map(|()| Scalar::Other)
-    }
-}
-
-/// Consume (and so validate) the rest of an array.
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-/// Consume (and so validate) the rest of an object.
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Scalar<'de>, D::Error> {
-    d.deserialize_any(ScalarVisitor)
-}
-
-impl<'de: 'a, 'a> Loose<'de> for Option<Cow<'a, str>> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match scalar(d)? {
-            Scalar::Str(s) => Some(s),
-            _ => None,
-        })
-    }
-}
-
-impl<'de> Loose<'de> for Option<bool> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match scalar(d)? {
-            Scalar::Bool(b) => Some(b),
-            _ => None,
-        })
-    }
-}
-
-/// Non-negative integers only (as `serde_json::Value::as_u64`).
-impl<'de> Loose<'de> for Option<u64> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match scalar(d)? {
-            Scalar::U64(n) => Some(n),
-            _ => None,
-        })
-    }
-}
-
-/// Integers in `i64` range (as `serde_json::Value::as_i64`).
-impl<'de> Loose<'de> for Option<i64> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match scalar(d)? {
-            Scalar::U64(n) => i64::try_from(n).ok(),
-            Scalar::I64(n) => Some(n),
-            _ => None,
-        })
-    }
-}
-
-/// Any number (as `serde_json::Value::as_f64`).
-impl<'de> Loose<'de> for Option<f64> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match scalar(d)? {
-            Scalar::U64(n) => Some(n as f64),
-            Scalar::I64(n) => Some(n as f64),
-            Scalar::F64(n) => Some(n),
-            _ => None,
-        })
-    }
-}
-
-/// Any number, exactly as written (integers stay integers).
-impl<'de> Loose<'de> for Option<Number> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match scalar(d)? {
-            Scalar::U64(n) => Some(n.into()),
-            Scalar::I64(n) => Some(n.into()),
-            Scalar::F64(n) => Number::from_f64(n),
-            _ => None,
-        })
-    }
-}
-
-/// Free-form JSON (a function's `args`, a schema); `null` is absent.
-impl<'de> Loose<'de> for Option<Value> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Some(Value::deserialize(d)?).filter(|v| !v.is_null()))
-    }
-}
-
-/// Free-form JSON kept raw; `null` is absent.
-impl<'de: 'a, 'a> Loose<'de> for Option<Cow<'a, RawValue>> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = <&'de RawValue>::deserialize(d)?;
-        Ok((raw.get() != "null").then_some(Cow::Borrowed(raw)))
-    }
-}
-
-/// An array; anything else is empty. Elements are read leniently.
-impl<'de, T: Loose<'de>> Loose<'de> for Vec<T> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Option::<Vec<T>>::loose(d)?.unwrap_or_default())
-    }
-}
-
-/// An array (`Some`, elements read leniently); anything else is `None`.
-impl<'de, T: Loose<'de>> Loose<'de> for Option<Vec<T>> {
-    fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Loose<'de>> Visitor<'de> for V<T> {
-            type Value = Option<Vec<T>>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(v) = seq.next_element_seed(LooseSeed(PhantomData))? {
-                    out.push(v);
-                }
-                Ok(Some(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                drain_map(map).map(|()| None)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-        }
-        d.deserialize_any(V(PhantomData))
-    }
-}
-
-/// An object key, borrowed unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match scalar(d)? {
-            Scalar::Str(s) => Ok(Key(s)),
-            _ => Err(de::Error::custom("expected a string key")),
-        }
-    }
-}
-
-/// A struct of the model: read from the members of a JSON object.
-pub trait WireObject<'de>: Sized + Default {
-    /// Read the struct from an object's members (unknown ones go to `extra`).
-    fn read_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
-}
-
-/// Reads a [`WireObject`] from an object; `None` (drained) for anything else.
-struct ObjectVisitor<T>(PhantomData<T>);
-
-impl<'de, T: WireObject<'de>> Visitor<'de> for ObjectVisitor<T> {
-    type Value = Option<T>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
-        T::read_map(map).map(Some)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<T>, A::Error> {
-        drain_seq(seq).map(|()| None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-}
-
-/// Read a [`WireObject`] from `d`: `None` when it is not an object.
-pub fn read_object<'de, T: WireObject<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    d.deserialize_any(ObjectVisitor(PhantomData))
-}
-
-/// Read `T` leniently from JSON bytes (see [`Loose`]): a top-level value of
-/// another type gives `T`'s absent value; only malformed JSON (or trailing
-/// bytes) is an error.
-pub fn loose_from_slice<'de, T: Loose<'de>>(bytes: &'de [u8]) -> serde_json::Result<T> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = T::loose(&mut de)?;
-    de.end()?;
-    Ok(v)
-}
-
-/// [`loose_from_slice`] over a `str`.
-pub fn loose_from_str<'de, T: Loose<'de>>(s: &'de str) -> serde_json::Result<T> {
-    let mut de = serde_json::Deserializer::from_str(s);
-    let v = T::loose(&mut de)?;
-    de.end()?;
-    Ok(v)
-}
-
-/// Whether a member is left out when serializing.
-pub trait Absent {
-    /// `true` for `None` and empty lists.
-    fn absent(&self) -> bool;
-}
-
-impl<T> Absent for Option<T> {
-    fn absent(&self) -> bool {
-        self.is_none()
-    }
-}
-
-impl<T> Absent for Vec<T> {
-    fn absent(&self) -> bool {
-        self.is_empty()
-    }
-}
-
-/// Declares a struct of the model: its members (JSON name → field), an
-/// `extra` catch-all, `Serialize` (absent members left out, `extra` last),
-/// a strict-on-shape `Deserialize` (must be an object) and lenient
-/// [`Loose`] reading.
-macro_rules! wire_struct {
-    (
-        $(#[$meta:meta])*
-        pub struct $name:ident<$a:lifetime> {
-            $( $(#[$fmeta:meta])* $key:literal => $field:ident : $ty:ty, )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-        pub struct $name<$a> {
-            $(
-                $(#[$fmeta])*
-                #[serde(rename = $key, skip_serializing_if = "Absent::absent")]
-                pub $field: $ty,
-            )*
-            /// Members this model does not name, kept verbatim.
-            #[serde(flatten)]
-            pub extra: Extra<$a>,
-        }
-
-        impl<'de: $a, $a> WireObject<'de> for $name<$a> {
-            fn read_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-                let mut out = Self::default();
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    match &*k {
-                        $( $key => out.$field = loose_value(&mut map)?, )*
-                        _ => {
-                            let raw = map.next_value::<&'de RawValue>()?;
-                            out.extra.0.push((k, Cow::Borrowed(raw)));
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-
-        impl<'de: $a, $a> Deserialize<'de> for $name<$a> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                read_object(d)?.ok_or_else(|| de::Error::custom("expected a JSON object"))
-            }
-        }
-
-        /// Not an object: the empty struct.
-        impl<'de: $a, $a> Loose<'de> for $name<$a> {
-            fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok(read_object(d)?.unwrap_or_default())
-            }
-        }
-
-        /// Not an object: `None`.
-        impl<'de: $a, $a> Loose<'de> for Option<$name<$a>> {
-            fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                read_object(d)
-            }
-        }
-    };
-}
-
-/// Declares an open string enum: known values as variants, any other text
-/// as `Other`, read leniently (a non-string is absent) and written as the
-/// string.
-macro_rules! wire_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident<$a:lifetime> {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub enum $name<$a> {
-            $( $(#[$vmeta])* $variant, )*
-            /// A value this model does not know, kept as sent.
-            Unknown(Cow<$a, str>),
-        }
-
-        impl<$a> $name<$a> {
-            /// The value from its wire text.
-            pub fn from_text(s: Cow<$a, str>) -> Self {
-                match &*s {
-                    $( $text => $name::$variant, )*
-                    _ => $name::Unknown(s),
-                }
-            }
-
-            /// The wire text.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( $name::$variant => $text, )*
-                    $name::Unknown(s) => s,
-                }
-            }
-        }
-
-        impl Serialize for $name<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de: $a, $a> Deserialize<'de> for $name<$a> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                match scalar(d)? {
-                    Scalar::Str(s) => Ok($name::from_text(s)),
-                    _ => Err(de::Error::custom("expected a string")),
-                }
-            }
-        }
-
-        impl<'de: $a, $a> Loose<'de> for Option<$name<$a>> {
-            fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok(Option::<Cow<$a, str>>::loose(d)?.map($name::from_text))
-            }
-        }
-    };
-}
+use crate::gemini::lenient::{Loose, wire_enum, wire_struct};
 
 // ---------------------------------------------------------------------------
 // Content
@@ -553,23 +59,24 @@ wire_struct! {
 wire_struct! {
     /// One piece of a turn (`Part`). Google's `Part` is a union: exactly one
     /// of the data members is set (see [`Part::kind`]); `thought` and
-    /// `thoughtSignature` qualify it. A part kind this model does not know
+    /// `thoughtSignature` qualify it. The non-text kinds are boxed, so a
+    /// part stays small. A part kind this model does not know
     /// stays in `extra` and reads as [`PartKind::Unknown`].
     /// Members are in JSON name order.
     /// <https://ai.google.dev/api/caching#Part>
     pub struct Part<'a> {
         /// The result of running `executableCode`.
-        "codeExecutionResult" => code_execution_result: Option<CodeExecutionResult<'a>>,
+        "codeExecutionResult" => code_execution_result: Option<Box<CodeExecutionResult<'a>>>,
         /// Code the model wrote for the code execution tool.
-        "executableCode" => executable_code: Option<ExecutableCode<'a>>,
+        "executableCode" => executable_code: Option<Box<ExecutableCode<'a>>>,
         /// Data referenced by URI.
-        "fileData" => file_data: Option<FileData<'a>>,
+        "fileData" => file_data: Option<Box<FileData<'a>>>,
         /// A call the model asks the client to make.
-        "functionCall" => function_call: Option<FunctionCall<'a>>,
+        "functionCall" => function_call: Option<Box<FunctionCall<'a>>>,
         /// The client's result of a `functionCall`.
-        "functionResponse" => function_response: Option<FunctionResponse<'a>>,
+        "functionResponse" => function_response: Option<Box<FunctionResponse<'a>>>,
         /// Inline bytes (images, audio, documents), base64.
-        "inlineData" => inline_data: Option<Blob<'a>>,
+        "inlineData" => inline_data: Option<Box<Blob<'a>>>,
         /// Text.
         "text" => text: Option<Cow<'a, str>>,
         /// The part is a thought (summary), not answer text.
@@ -733,15 +240,26 @@ wire_struct! {
         /// The conversation so far.
         "contents" => contents: Vec<Content<'a>>,
         /// Sampling and output options.
-        "generationConfig" => generation_config: Option<GenerationConfig<'a>>,
-        /// Safety thresholds per harm category (free-form: passed as given).
-        "safetySettings" => safety_settings: Option<Value>,
+        "generationConfig" => generation_config: Option<Box<GenerationConfig<'a>>>,
+        /// Safety thresholds per harm category.
+        "safetySettings" => safety_settings: Option<Vec<SafetySetting<'a>>>,
         /// The system prompt.
         "systemInstruction" => system_instruction: Option<Content<'a>>,
         /// How the model may use the tools.
         "toolConfig" => tool_config: Option<ToolConfig<'a>>,
         /// Tools the model may use.
         "tools" => tools: Vec<Tool<'a>>,
+    }
+}
+
+wire_struct! {
+    /// A safety threshold for one harm category (`SafetySetting`).
+    /// <https://ai.google.dev/api/generate-content#v1beta.SafetySetting>
+    pub struct SafetySetting<'a> {
+        /// `HARM_CATEGORY_HARASSMENT`, `HARM_CATEGORY_HATE_SPEECH`, ….
+        "category" => category: Option<Cow<'a, str>>,
+        /// `BLOCK_NONE`, `BLOCK_ONLY_HIGH`, …, `OFF`.
+        "threshold" => threshold: Option<Cow<'a, str>>,
     }
 }
 
@@ -890,9 +408,9 @@ wire_struct! {
         /// The candidate's index among the answer's candidates.
         "index" => index: Option<u64>,
         /// Sources of a grounded answer.
-        "groundingMetadata" => grounding_metadata: Option<GroundingMetadata<'a>>,
+        "groundingMetadata" => grounding_metadata: Option<Box<GroundingMetadata<'a>>>,
         /// Token log probabilities (when `responseLogprobs` was asked).
-        "logprobsResult" => logprobs_result: Option<LogprobsResult<'a>>,
+        "logprobsResult" => logprobs_result: Option<Box<LogprobsResult<'a>>>,
         /// Average log probability of the candidate's tokens.
         "avgLogprobs" => avg_logprobs: Option<f64>,
     }
@@ -1097,6 +615,7 @@ wire_struct! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     fn parse(s: &str) -> GenerateContentResponse<'_> {
         serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
@@ -1123,13 +642,17 @@ mod tests {
     fn unknown_members_of_response_candidate_and_usage_are_kept() {
         let r = parse(
             r#"{"candidates":[{"content":{"parts":[{"text":"hi"}],"role":"model"},"finishReason":"STOP",
-                "safetyRatings":[{"category":"HARM_CATEGORY_HATE_SPEECH","probability":"NEGLIGIBLE"}],"index":0}],
-                "usageMetadata":{"promptTokenCount":3,"totalTokenCount":5,"promptTokensDetails":[{"modality":"TEXT","tokenCount":3}]},
+                "safetyRatings":[{"category":"HARM_CATEGORY_HATE_SPEECH","probability":"NEGLIGIBLE"}],"index":0,"futureMember":{"a":[1]}}],
+                "usageMetadata":{"promptTokenCount":3,"totalTokenCount":5,"promptTokensDetails":[{"modality":"TEXT","tokenCount":3}],"futureCount":7},
                 "createTime":"2025-01-01T00:00:00Z","responseId":"r"}"#,
         );
         let c = &r.candidates[0];
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
         assert!(c.extra.get("safetyRatings").is_some());
+        assert_eq!(
+            c.extra.get("futureMember").map(RawValue::get),
+            Some(r#"{"a":[1]}"#)
+        );
         let u = r.usage_metadata.as_ref().unwrap();
         assert_eq!(
             (u.prompt_token_count, u.total_token_count),
@@ -1139,6 +662,7 @@ mod tests {
             u.extra.get("promptTokensDetails").map(RawValue::get),
             Some(r#"[{"modality":"TEXT","tokenCount":3}]"#)
         );
+        assert_eq!(u.extra.get("futureCount").map(RawValue::get), Some("7"));
         assert_eq!(
             r.extra.get("createTime").map(RawValue::get),
             Some(r#""2025-01-01T00:00:00Z""#)
@@ -1201,14 +725,14 @@ mod tests {
                 role: Some("user".into()),
                 ..Content::default()
             }],
-            generation_config: Some(GenerationConfig {
+            generation_config: Some(Box::new(GenerationConfig {
                 temperature: Some(0.into()),
                 thinking_config: Some(ThinkingConfig {
                     include_thoughts: Some(true),
                     ..ThinkingConfig::default()
                 }),
                 ..GenerationConfig::default()
-            }),
+            })),
             ..GenerateContentRequest::default()
         };
         req.extra.insert("labels", &serde_json::json!({"a": "b"}));

@@ -102,11 +102,11 @@ pub(super) fn convert_messages<'a>(
                 };
                 let text = tool_text(m.get("content"), i)?;
                 let part = Part {
-                    function_response: Some(FunctionResponse {
+                    function_response: Some(Box::new(FunctionResponse {
                         name: Some(name.into()),
                         response: Some(tool_response(&text)),
                         ..FunctionResponse::default()
-                    }),
+                    })),
                     ..Part::default()
                 };
                 push_turn(&mut turns, "user", vec![part]);
@@ -289,11 +289,11 @@ fn convert_part(
 /// An `inlineData` part.
 fn inline<'a>(mime: impl Into<Cow<'a, str>>, data: &'a str) -> Part<'a> {
     Part {
-        inline_data: Some(Blob {
+        inline_data: Some(Box::new(Blob {
             data: Some(data.into()),
             mime_type: Some(mime.into()),
             ..Blob::default()
-        }),
+        })),
         ..Part::default()
     }
 }
@@ -314,11 +314,11 @@ fn url_part<'a>(url: &'a str, i: usize, param: &str) -> Result<Part<'a>, Transla
     if starts_with_ci(url, "http://") || starts_with_ci(url, "https://") {
         let mime = mime_from_path(url).unwrap_or("image/jpeg");
         return Ok(Part {
-            file_data: Some(FileData {
+            file_data: Some(Box::new(FileData {
                 file_uri: Some(url.into()),
                 mime_type: Some(mime.into()),
                 ..FileData::default()
-            }),
+            })),
             ..Part::default()
         });
     }
@@ -443,7 +443,7 @@ fn assistant_calls<'a>(
                             .filter(|sig| !sig.is_empty())
                     });
                 parts.push(Part {
-                    function_call: Some(call_of(name, args)),
+                    function_call: Some(Box::new(call_of(name, args))),
                     thought_signature: signature.map(Cow::Borrowed),
                     ..Part::default()
                 });
@@ -461,7 +461,7 @@ fn assistant_calls<'a>(
         Some(Value::Object(f)) => {
             let (name, args) = function_call(f, &format!("messages[{i}].function_call"))?;
             parts.push(Part {
-                function_call: Some(call_of(name, args)),
+                function_call: Some(Box::new(call_of(name, args))),
                 ..Part::default()
             });
         }

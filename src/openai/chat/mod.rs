@@ -19,12 +19,16 @@
 //! Pure: JSON in, JSON out, never panics.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::schema::depth_within;
 use super::{Options, TranslateError, bare_model};
-use crate::gemini::types::{Content, GenerateContentRequest, GenerationConfig, Tool};
+use crate::gemini::types::{
+    Content, GenerateContentRequest, GenerationConfig, SafetySetting, Tool,
+};
 
 mod generation;
 mod messages;
@@ -167,8 +171,18 @@ fn translate<'a>(
     let m = members(obj, opts, &head)?;
     body.tools = m.tools;
     body.tool_config = m.tool_config;
-    body.safety_settings = Some(m.safety);
-    body.generation_config = (m.gc != GenerationConfig::default()).then_some(m.gc);
+    match m.safety {
+        // The default list is a constant: written from bytes serialized once.
+        None => match safety_off_raw() {
+            Some(raw) => body
+                .extra
+                .0
+                .push((Cow::Borrowed("safetySettings"), Cow::Borrowed(raw))),
+            None => body.safety_settings = Some(safety_off()),
+        },
+        Some(list) => body.safety_settings = Some(list),
+    }
+    body.generation_config = (m.gc != GenerationConfig::default()).then(|| Box::new(m.gc));
     body.cached_content = m.cached;
     Ok((head, body))
 }
@@ -223,18 +237,65 @@ fn head(obj: &Map<String, Value>) -> Result<Head<'_>, TranslateError> {
 }
 
 /// The default `safetySettings`: every category `OFF`.
-fn safety_off() -> Value {
-    Value::Array(
-        SAFETY_CATEGORIES
-            .iter()
-            .map(|c| {
-                let mut m = Map::new();
-                m.insert("category".into(), Value::from(*c));
-                m.insert("threshold".into(), Value::from("OFF"));
-                Value::Object(m)
-            })
-            .collect(),
-    )
+fn safety_off() -> Vec<SafetySetting<'static>> {
+    SAFETY_CATEGORIES
+        .iter()
+        .map(|c| SafetySetting {
+            category: Some(Cow::Borrowed(*c)),
+            threshold: Some(Cow::Borrowed("OFF")),
+            ..SafetySetting::default()
+        })
+        .collect()
+}
+
+/// [`safety_off`] serialized, once.
+fn safety_off_raw() -> Option<&'static RawValue> {
+    static OFF: OnceLock<Option<Box<RawValue>>> = OnceLock::new();
+    OFF.get_or_init(|| serde_json::value::to_raw_value(&safety_off()).ok())
+        .as_deref()
+}
+
+/// Safety settings from client JSON (an array): each object's `category`
+/// and `threshold` strings, anything else in it kept as given; an element
+/// that is not an object is an error naming `param`.
+fn safety_from<'a>(v: &'a Value, param: &str) -> Result<Vec<SafetySetting<'a>>, TranslateError> {
+    let Value::Array(items) = v else {
+        return Err(err(param, "safety settings must be an array"));
+    };
+    if !depth_within(v, MAX_COPY_DEPTH) {
+        return Err(err(param, "value is nested too deeply"));
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Object(m) => Ok(safety_setting(m)),
+            _ => Err(err(param, "each safety setting must be an object")),
+        })
+        .collect()
+}
+
+/// The configured `SAFETY_SETTINGS` (an array, checked at startup): its
+/// objects as [`safety_from`] reads them; other elements are left out.
+fn safety_configured(v: &Value) -> Vec<SafetySetting<'_>> {
+    let items = v.as_array().map_or(&[][..], Vec::as_slice);
+    items
+        .iter()
+        .filter_map(Value::as_object)
+        .map(safety_setting)
+        .collect()
+}
+
+/// One safety setting object.
+fn safety_setting(m: &Map<String, Value>) -> SafetySetting<'_> {
+    let mut s = SafetySetting::default();
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("category", Value::String(c)) => s.category = Some(c.as_str().into()),
+            ("threshold", Value::String(t)) => s.threshold = Some(t.as_str().into()),
+            _ => s.extra.insert(k.as_str(), v),
+        }
+    }
+    s
 }
 
 /// The body members that do not depend on the messages.
@@ -243,9 +304,9 @@ struct Members<'a> {
     tools: Vec<Tool<'a>>,
     /// `toolConfig`, only with function declarations.
     tool_config: Option<crate::gemini::types::ToolConfig<'a>>,
-    /// `safetySettings`: the client's, the configured ones, or every
-    /// category `OFF`.
-    safety: Value,
+    /// `safetySettings`: the client's or the configured ones; `None` for
+    /// the default, every category `OFF`.
+    safety: Option<Vec<SafetySetting<'a>>>,
     /// `generationConfig` (default: absent).
     gc: GenerationConfig<'a>,
     /// `cachedContent`.
@@ -306,11 +367,10 @@ fn members<'a>(
             .map(|v| (v, "safety_settings".to_string()))
             .or_else(|| opt(obj, "safetySettings").map(|v| (v, "safetySettings".to_string())))
     }) {
-        Some((v @ Value::Array(_), param)) => copy_bounded(v, &param)?,
-        Some((_, param)) => return Err(err(param, "safety settings must be an array")),
+        Some((v, param)) => Some(safety_from(v, &param)?),
         None => match &opts.safety_settings {
-            Some(s) => s.clone(),
-            None => safety_off(),
+            Some(s) => Some(safety_configured(s)),
+            None => None,
         },
     };
 

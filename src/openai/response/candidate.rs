@@ -38,6 +38,8 @@ pub(super) fn translate_candidate<'a>(
     let mut content: Cow<'a, str> = Cow::Borrowed("");
     let mut reasoning: Cow<'a, str> = Cow::Borrowed("");
     let mut tool_calls = Vec::new();
+    // Where the text parts land, for grounding annotations only.
+    let grounded = cand.grounding_metadata.is_some();
     let mut spans = Vec::new();
     let mut concat_len = 0;
 
@@ -47,13 +49,15 @@ pub(super) fn translate_candidate<'a>(
                 if t.is_empty() {
                     continue;
                 }
-                spans.push(TextSpan {
-                    part_index: i,
-                    concat_start: concat_len,
-                    content_start: content.len(),
-                    len: t.len(),
-                });
-                concat_len += t.len();
+                if grounded {
+                    spans.push(TextSpan {
+                        part_index: i,
+                        concat_start: concat_len,
+                        content_start: content.len(),
+                        len: t.len(),
+                    });
+                    concat_len += t.len();
+                }
                 push(&mut content, t);
             }
             Piece::Thought(t) => {
@@ -102,7 +106,7 @@ pub(super) fn translate_candidate<'a>(
     Choice {
         finish_reason: reason,
         index,
-        logprobs: cand.logprobs_result.as_ref().and_then(translate_logprobs),
+        logprobs: cand.logprobs_result.as_deref().and_then(translate_logprobs),
         message: Message {
             annotations,
             content: (!(content.is_empty() && had_calls)).then_some(content),

@@ -143,7 +143,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::gemini::types::loose_from_str;
+    use crate::gemini::lenient::loose_from_str;
     use crate::openai::Options;
     use crate::openai::response::tests::run;
     #[test]

@@ -34,7 +34,8 @@
 use serde_json::Value;
 
 use super::Options;
-use crate::gemini::types::{GenerateContentResponse, loose_from_slice};
+use crate::gemini::lenient::loose_from_str;
+use crate::gemini::types::GenerateContentResponse;
 
 mod candidate;
 mod grounding;
@@ -71,7 +72,9 @@ pub struct ResponseCtx<'a> {
 /// says the prompt was blocked, else `stop`). Without a `responseId` the
 /// id is `chatcmpl-` + an FNV-1a hash of the answer bytes.
 pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
-    let answer: GenerateContentResponse = loose_from_slice(gemini).ok()?;
+    // One UTF-8 check over the whole answer is cheaper than one per string.
+    let text = std::str::from_utf8(gemini).ok()?;
+    let answer: GenerateContentResponse = loose_from_str(text).ok()?;
     let response_id = answer.response_id.as_deref().filter(|s| !s.is_empty());
     let id = match response_id {
         Some(r) => format!("chatcmpl-{r}"),

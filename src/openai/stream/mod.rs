@@ -35,9 +35,8 @@ use super::response::{
     Fnv, Piece, Usage, UsageOut, blocked_refusal, classify, finish_reason, late_signature, render,
     render_sources, tool_call_id,
 };
-use crate::gemini::types::{
-    Candidate, GenerateContentResponse, Loose, Status, WireObject, loose_from_str,
-};
+use crate::gemini::lenient::{Loose, WireObject, loose_from_str};
+use crate::gemini::types::{Candidate, GenerateContentResponse, Status};
 
 mod sse;
 mod writer;

@@ -77,6 +77,32 @@ impl Serialize for Extra<'_> {
 pub trait Loose<'de>: Sized {
     /// Read `Self` from `d`, absent on a type mismatch.
     fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+
+    /// [`Loose::loose`] into `slot`, replacing it. Structs and lists read in
+    /// place, so a large struct is not copied on its way into its parent.
+    fn loose_into<D: Deserializer<'de>>(d: D, slot: &mut Self) -> Result<(), D::Error> {
+        *slot = Self::loose(d)?;
+        Ok(())
+    }
+}
+
+/// A [`DeserializeSeed`] reading into `slot` through [`Loose::loose_into`].
+struct IntoSeed<'s, T>(&'s mut T);
+
+impl<'de, T: Loose<'de>> DeserializeSeed<'de> for IntoSeed<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        T::loose_into(d, self.0)
+    }
+}
+
+/// Read one member value of a map leniently into `slot` (used by
+/// `wire_struct!`).
+pub fn loose_value_into<'de, T: Loose<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    slot: &mut T,
+) -> Result<(), A::Error> {
+    map.next_value_seed(IntoSeed(slot))
 }
 
 /// A [`DeserializeSeed`] reading `T` through [`Loose`].
@@ -248,51 +274,76 @@ impl<'de: 'a, 'a> Loose<'de> for Option<Cow<'a, RawValue>> {
 }
 
 /// An array; anything else is empty. Elements are read leniently.
-impl<'de, T: Loose<'de>> Loose<'de> for Vec<T> {
+impl<'de, T: Loose<'de> + Default> Loose<'de> for Vec<T> {
     fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Option::<Vec<T>>::loose(d)?.unwrap_or_default())
+        let mut v = Vec::new();
+        Self::loose_into(d, &mut v)?;
+        Ok(v)
+    }
+
+    fn loose_into<D: Deserializer<'de>>(d: D, slot: &mut Self) -> Result<(), D::Error> {
+        slot.clear();
+        d.deserialize_any(ListInto(slot)).map(|_| ())
+    }
+}
+
+/// Reads an array's elements in place into a list; `false` (list left
+/// empty, value drained) for anything else.
+struct ListInto<'s, T>(&'s mut Vec<T>);
+
+impl<'de, T: Loose<'de> + Default> Visitor<'de> for ListInto<'_, T> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let list = self.0;
+        loop {
+            let i = list.len();
+            list.push(T::default());
+            if seq.next_element_seed(IntoSeed(&mut list[i]))?.is_none() {
+                list.pop();
+                return Ok(true);
+            }
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        drain_map(map).map(|()| false)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
 /// An array (`Some`, elements read leniently); anything else is `None`.
-impl<'de, T: Loose<'de>> Loose<'de> for Option<Vec<T>> {
+impl<'de, T: Loose<'de> + Default> Loose<'de> for Option<Vec<T>> {
     fn loose<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Loose<'de>> Visitor<'de> for V<T> {
-            type Value = Option<Vec<T>>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(v) = seq.next_element_seed(LooseSeed(PhantomData))? {
-                    out.push(v);
-                }
-                Ok(Some(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                drain_map(map).map(|()| None)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
+        let mut v = None;
+        Self::loose_into(d, &mut v)?;
+        Ok(v)
+    }
+
+    fn loose_into<D: Deserializer<'de>>(d: D, slot: &mut Self) -> Result<(), D::Error> {
+        let list = slot.insert(Vec::new());
+        if !d.deserialize_any(ListInto(list))? {
+            *slot = None;
         }
-        d.deserialize_any(V(PhantomData))
+        Ok(())
     }
 }
 
@@ -310,49 +361,67 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
 /// A struct of the model: read from the members of a JSON object.
 pub trait WireObject<'de>: Sized + Default {
-    /// Read the struct from an object's members (unknown ones go to `extra`).
-    fn read_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+    /// Read an object's members into the struct (unknown ones go to `extra`).
+    fn read_into<A: MapAccess<'de>>(&mut self, map: A) -> Result<(), A::Error>;
+
+    /// The struct from an object's members.
+    fn read_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let mut v = Self::default();
+        v.read_into(map)?;
+        Ok(v)
+    }
 }
 
-/// Reads a [`WireObject`] from an object; `None` (drained) for anything else.
-struct ObjectVisitor<T>(PhantomData<T>);
+/// Reads an object's members in place into a struct; `false` (struct
+/// untouched, value drained) for anything else.
+struct ObjectInto<'s, T>(&'s mut T);
 
-impl<'de, T: WireObject<'de>> Visitor<'de> for ObjectVisitor<T> {
-    type Value = Option<T>;
+impl<'de, T: WireObject<'de>> Visitor<'de> for ObjectInto<'_, T> {
+    type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
-        T::read_map(map).map(Some)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        self.0.read_into(map).map(|()| true)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<T>, A::Error> {
-        drain_seq(seq).map(|()| None)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        drain_seq(seq).map(|()| false)
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<T>, E> {
-        Ok(None)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<T>, E> {
-        Ok(None)
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<T>, E> {
-        Ok(None)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<T>, E> {
-        Ok(None)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<T>, E> {
-        Ok(None)
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
-        Ok(None)
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
     }
+}
+
+/// Read a [`WireObject`] from `d` into `slot` (callers pass a fresh
+/// default); `false` when `d` is not an object (`slot` untouched).
+pub fn read_object_into<'de, T: WireObject<'de>, D: Deserializer<'de>>(
+    d: D,
+    slot: &mut T,
+) -> Result<bool, D::Error> {
+    d.deserialize_any(ObjectInto(slot))
 }
 
 /// Read a [`WireObject`] from `d`: `None` when it is not an object.
 pub fn read_object<'de, T: WireObject<'de>, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
-    d.deserialize_any(ObjectVisitor(PhantomData))
+    let mut v = T::default();
+    Ok(d.deserialize_any(ObjectInto(&mut v))?.then_some(v))
 }
 
 /// Read `T` leniently from JSON bytes (see [`Loose`]): a top-level value of
@@ -416,18 +485,17 @@ macro_rules! wire_struct {
         }
 
         impl<'de: $a, $a> $crate::gemini::lenient::WireObject<'de> for $name<$a> {
-            fn read_map<A: ::serde::de::MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-                let mut out = Self::default();
+            fn read_into<A: ::serde::de::MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
                 while let Some($crate::gemini::lenient::Key(k)) = map.next_key::<$crate::gemini::lenient::Key<'de>>()? {
                     match &*k {
-                        $( $key => out.$field = $crate::gemini::lenient::loose_value(&mut map)?, )*
+                        $( $key => $crate::gemini::lenient::loose_value_into(&mut map, &mut self.$field)?, )*
                         _ => {
                             let raw = map.next_value::<&'de ::serde_json::value::RawValue>()?;
-                            out.extra.0.push((k, ::std::borrow::Cow::Borrowed(raw)));
+                            self.extra.0.push((k, ::std::borrow::Cow::Borrowed(raw)));
                         }
                     }
                 }
-                Ok(out)
+                Ok(())
             }
         }
 
@@ -443,6 +511,11 @@ macro_rules! wire_struct {
             fn loose<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 Ok($crate::gemini::lenient::read_object(d)?.unwrap_or_default())
             }
+
+            fn loose_into<D: ::serde::Deserializer<'de>>(d: D, slot: &mut Self) -> Result<(), D::Error> {
+                *slot = Self::default();
+                $crate::gemini::lenient::read_object_into(d, slot).map(|_| ())
+            }
         }
 
         /// Not an object: `None`.
@@ -450,12 +523,28 @@ macro_rules! wire_struct {
             fn loose<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 $crate::gemini::lenient::read_object(d)
             }
+
+            fn loose_into<D: ::serde::Deserializer<'de>>(d: D, slot: &mut Self) -> Result<(), D::Error> {
+                let v = slot.insert(Default::default());
+                if !$crate::gemini::lenient::read_object_into(d, v)? {
+                    *slot = None;
+                }
+                Ok(())
+            }
         }
 
         /// Not an object: `None`.
         impl<'de: $a, $a> $crate::gemini::lenient::Loose<'de> for Option<Box<$name<$a>>> {
             fn loose<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 Ok($crate::gemini::lenient::read_object(d)?.map(Box::new))
+            }
+
+            fn loose_into<D: ::serde::Deserializer<'de>>(d: D, slot: &mut Self) -> Result<(), D::Error> {
+                let v = slot.insert(Box::default());
+                if !$crate::gemini::lenient::read_object_into(d, &mut **v)? {
+                    *slot = None;
+                }
+                Ok(())
             }
         }
     };

@@ -368,10 +368,7 @@ fn members<'a>(
             .or_else(|| opt(obj, "safetySettings").map(|v| (v, "safetySettings".to_string())))
     }) {
         Some((v, param)) => Some(safety_from(v, &param)?),
-        None => match &opts.safety_settings {
-            Some(s) => Some(safety_configured(s)),
-            None => None,
-        },
+        None => opts.safety_settings.as_ref().map(safety_configured),
     };
 
     // Generation config.

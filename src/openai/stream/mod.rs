@@ -73,12 +73,11 @@ struct ChoiceState {
     sources: Option<String>,
 }
 
-/// One event payload: a `GenerateContentResponse` object, or (a leniency)
-/// an array of them; anything else is not an event. (Lives on the stack for
-/// one event: boxing the common variant would cost an allocation each.)
-#[allow(clippy::large_enum_variant)]
+/// What one event payload was: a `GenerateContentResponse` object (read
+/// in place into the caller's slot), or (a leniency) an array of them;
+/// anything else is not an event.
 enum Payload<'a> {
-    One(GenerateContentResponse<'a>),
+    One,
     Many(Vec<Option<GenerateContentResponse<'a>>>),
     NotObject,
 }
@@ -92,45 +91,54 @@ impl<'de: 'a, 'a> Deserialize<'de> for Element<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Payload<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Payload<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload<'de>, A::Error> {
-                GenerateContentResponse::read_map(map).map(Payload::One)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Payload<'de>, A::Error> {
-                let mut items = Vec::new();
-                while let Some(Element(e)) = seq.next_element()? {
-                    items.push(e);
-                }
-                Ok(Payload::Many(items))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Payload<'de>, E> {
-                Ok(Payload::NotObject)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Payload<'de>, E> {
-                Ok(Payload::NotObject)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Payload<'de>, E> {
-                Ok(Payload::NotObject)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Payload<'de>, E> {
-                Ok(Payload::NotObject)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Payload<'de>, E> {
-                Ok(Payload::NotObject)
-            }
-            fn visit_unit<E>(self) -> Result<Payload<'de>, E> {
-                Ok(Payload::NotObject)
-            }
-        }
-        d.deserialize_any(V)
+/// Reads one payload, an object straight into `.0`.
+struct PayloadInto<'s, 'a>(&'s mut GenerateContentResponse<'a>);
+
+impl<'de: 'a, 'a> Visitor<'de> for PayloadInto<'_, 'a> {
+    type Value = Payload<'a>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
     }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload<'a>, A::Error> {
+        self.0.read_into(map).map(|()| Payload::One)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Payload<'a>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Element(e)) = seq.next_element()? {
+            items.push(e);
+        }
+        Ok(Payload::Many(items))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Payload<'a>, E> {
+        Ok(Payload::NotObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Payload<'a>, E> {
+        Ok(Payload::NotObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Payload<'a>, E> {
+        Ok(Payload::NotObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Payload<'a>, E> {
+        Ok(Payload::NotObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Payload<'a>, E> {
+        Ok(Payload::NotObject)
+    }
+    fn visit_unit<E>(self) -> Result<Payload<'a>, E> {
+        Ok(Payload::NotObject)
+    }
+}
+
+/// Parse `payload` (the one event in `slot`, or the array / not-an-object
+/// answer); `None` when it is not JSON.
+fn read_payload<'a>(
+    payload: &'a str,
+    slot: &mut GenerateContentResponse<'a>,
+) -> Option<Payload<'a>> {
+    let mut de = serde_json::Deserializer::from_str(payload);
+    let p = serde::Deserializer::deserialize_any(&mut de, PayloadInto(slot)).ok()?;
+    de.end().ok()?;
+    Some(p)
 }
 
 /// An in-stream error (`{"error": …}`): its message and status, if the
@@ -219,18 +227,19 @@ impl StreamTranslator {
         if trimmed.is_empty() || trimmed == "[DONE]" {
             return Step::Continue;
         }
-        let events = match serde_json::from_str::<Payload>(trimmed) {
-            Err(_) => {
+        let mut ev = GenerateContentResponse::default();
+        let events = match read_payload(trimmed, &mut ev) {
+            None => {
                 let message = "upstream sent a stream event that is not JSON";
                 self.fail(message, "upstream_error", out);
                 return Step::Ended;
             }
-            Ok(Payload::NotObject) => {
+            Some(Payload::NotObject) => {
                 let message = "upstream sent a stream event that is not a JSON object";
                 self.fail(message, "upstream_error", out);
                 return Step::Ended;
             }
-            Ok(Payload::One(ev)) => {
+            Some(Payload::One) => {
                 if let Some((message, code)) = event_error(&ev) {
                     self.fail(&message, &code, out);
                     return Step::Ended;
@@ -238,7 +247,7 @@ impl StreamTranslator {
                 self.event(&ev, trimmed, out);
                 return Step::Continue;
             }
-            Ok(Payload::Many(items)) => items,
+            Some(Payload::Many(items)) => items,
         };
         if let Some((message, code)) = events.iter().flatten().find_map(event_error) {
             self.fail(&message, &code, out);

@@ -287,6 +287,19 @@ impl<'de, T: Loose<'de> + Default> Loose<'de> for Vec<T> {
     }
 }
 
+/// A [`DeserializeSeed`] appending the element it reads to a list (read
+/// in place into a fresh default; only called when there is an element).
+struct PushSeed<'s, T>(&'s mut Vec<T>);
+
+impl<'de, T: Loose<'de> + Default> DeserializeSeed<'de> for PushSeed<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let i = self.0.len();
+        self.0.push(T::default());
+        T::loose_into(d, &mut self.0[i])
+    }
+}
+
 /// Reads an array's elements in place into a list; `false` (list left
 /// empty, value drained) for anything else.
 struct ListInto<'s, T>(&'s mut Vec<T>);
@@ -297,15 +310,8 @@ impl<'de, T: Loose<'de> + Default> Visitor<'de> for ListInto<'_, T> {
         f.write_str("any JSON value")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let list = self.0;
-        loop {
-            let i = list.len();
-            list.push(T::default());
-            if seq.next_element_seed(IntoSeed(&mut list[i]))?.is_none() {
-                list.pop();
-                return Ok(true);
-            }
-        }
+        while seq.next_element_seed(PushSeed(&mut *self.0))?.is_some() {}
+        Ok(true)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
         drain_map(map).map(|()| false)

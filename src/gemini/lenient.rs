@@ -490,6 +490,13 @@ macro_rules! wire_struct {
             pub extra: $crate::gemini::lenient::Extra<$a>,
         }
 
+        impl $name<'_> {
+            /// Whether every member is absent (it would serialize as `{}`).
+            pub fn is_empty(&self) -> bool {
+                $( $crate::gemini::lenient::Absent::absent(&self.$field) && )* self.extra.is_empty()
+            }
+        }
+
         impl<'de: $a, $a> $crate::gemini::lenient::WireObject<'de> for $name<$a> {
             fn read_into<A: ::serde::de::MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
                 while let Some($crate::gemini::lenient::Key(k)) = map.next_key::<$crate::gemini::lenient::Key<'de>>()? {

@@ -182,7 +182,7 @@ fn translate<'a>(
         },
         Some(list) => body.safety_settings = Some(list),
     }
-    body.generation_config = (m.gc != GenerationConfig::default()).then(|| Box::new(m.gc));
+    body.generation_config = (!m.gc.is_empty()).then(|| Box::new(m.gc));
     body.cached_content = m.cached;
     Ok((head, body))
 }
@@ -376,7 +376,7 @@ fn members<'a>(
     response_format(obj, &mut gc)?;
     modalities(obj, &mut gc)?;
     let thinking = thinking_config(obj, opts, &head.suffix, google)?;
-    if thinking != Default::default() {
+    if !thinking.is_empty() {
         gc.thinking_config = Some(thinking);
     }
 

@@ -165,10 +165,7 @@ fn translate_logprobs<'a>(lp: &'a LogprobsResult<'a>) -> Option<Logprobs<'a>> {
             }
         })
         .collect();
-    Some(Logprobs {
-        content,
-        refusal: (),
-    })
+    Some(Logprobs { content })
 }
 
 /// One token's `{bytes, logprob, token}`.
@@ -365,7 +362,12 @@ mod tests {
         );
         let logprobs = |s: &str| -> Value {
             let lp: LogprobsResult = serde_json::from_str(s).unwrap();
-            serde_json::to_value(translate_logprobs(&lp)).unwrap()
+            let mut out = Vec::new();
+            match translate_logprobs(&lp) {
+                Some(l) => l.write(&mut out),
+                None => out.extend_from_slice(b"null"),
+            }
+            serde_json::from_slice(&out).unwrap()
         };
         assert_eq!(logprobs(r#"{"topCandidates": []}"#), Value::Null);
         assert_eq!(

@@ -17,7 +17,9 @@ use crate::gemini::types::UsageMetadata;
 /// plus `prompt_tokens_details.cached_tokens` and
 /// `completion_tokens_details.reasoning_tokens`.
 pub fn usage(meta: Option<&UsageMetadata>) -> Value {
-    serde_json::to_value(UsageOut::from(Usage::from_meta(meta))).unwrap_or_default()
+    let mut out = Vec::new();
+    UsageOut::from(Usage::from_meta(meta)).write(&mut out);
+    serde_json::from_slice(&out).unwrap_or_default()
 }
 
 /// The OpenAI finish_reason for a Gemini finishReason (docs/wire-formats.md §C.3), given

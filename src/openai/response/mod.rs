@@ -104,11 +104,10 @@ pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<
         id,
         model: ctx.model,
         object: "chat.completion",
-        system_fingerprint: (),
         usage: Usage::from_meta(answer.usage_metadata.as_ref()).into(),
     };
     let mut buf = Vec::with_capacity(gemini.len() / 2 + 512);
-    serde_json::to_writer(&mut buf, &out).ok()?;
+    out.write(&mut buf);
     Some(buf)
 }
 

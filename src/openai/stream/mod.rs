@@ -286,8 +286,7 @@ impl StreamTranslator {
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(&self.w.header);
             out.extend_from_slice(b"],\"usage\":");
-            let usage = UsageOut::from(self.usage.unwrap_or_default());
-            let _ = serde_json::to_writer(&mut *out, &usage);
+            UsageOut::from(self.usage.unwrap_or_default()).write(out);
             out.extend_from_slice(b"}\n\n");
             self.w.started = true;
         }

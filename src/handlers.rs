@@ -47,7 +47,12 @@ fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
 /// The general path of a chat request: parse it, fetch remote images, and
 /// translate it (also where every invalid request gets its error).
 async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, GatewayError> {
-    let value = parse_json(bytes)?;
+    // One UTF-8 check over the whole body is cheaper than one per string;
+    // a body that is not UTF-8 gets `parse_json`'s error.
+    let value = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text).map_err(GatewayError::InvalidJson)?,
+        Err(_) => parse_json(bytes)?,
+    };
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
         .map_err(GatewayError::Invalid)?;

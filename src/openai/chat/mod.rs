@@ -95,7 +95,8 @@ pub struct PreparedCall {
 /// field (`messages[2].content`, `temperature`, …). Never panics.
 pub fn prepare_request(req: &Value, opts: &Options) -> Result<PreparedCall, TranslateError> {
     let (head, body) = translate(req, opts)?;
-    let mut bytes = Vec::with_capacity(256);
+    // Room for the default safety settings and a short conversation.
+    let mut bytes = Vec::with_capacity(1024);
     serde_json::to_writer(&mut bytes, &body)
         .map_err(|_| err("body", "the request cannot be serialized"))?;
     Ok(PreparedCall {

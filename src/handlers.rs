@@ -48,13 +48,16 @@ fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
 /// The general path of a chat request: parse it, fetch remote images, and
 /// translate it (also where every invalid request gets its error).
 async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, GatewayError> {
-    let value = parse_json(bytes)?;
+    // One UTF-8 check over the whole body is cheaper than one per string;
+    // a body that is not UTF-8 gets `parse_json`'s error.
+    let value = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text).map_err(GatewayError::InvalidJson)?,
+        Err(_) => parse_json(bytes)?,
+    };
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
         .map_err(GatewayError::Invalid)?;
-    openai::chat::translate_request(&value, &app.cfg().translate)
-        .map(PreparedCall::from)
-        .map_err(GatewayError::Invalid)
+    openai::chat::prepare_request(&value, &app.cfg().translate).map_err(GatewayError::Invalid)
 }
 
 /// `POST /v1/chat/completions`: [`prepare_chat`], one call over the pool,
@@ -103,15 +106,11 @@ pub async fn chat(
     Ok(start_stream(&app, &call, opened, created, log.key.clone()))
 }
 
-/// Read a chat request and translate it (the fast path for plain requests,
-/// else [`translate_chat`]); the model must be a model id.
+/// Read a chat request and translate it ([`translate_chat`]); the model
+/// must be a model id.
 async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall, GatewayError> {
     let bytes = read_nonempty_body(app, req).await?;
-    let fast = openai::chat::translate_request_fast(&bytes, &app.cfg().translate);
-    let call = match fast {
-        Some(call) => call,
-        None => translate_chat(app, &bytes).await?,
-    };
+    let call = translate_chat(app, &bytes).await?;
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }

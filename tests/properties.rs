@@ -358,7 +358,7 @@ fn arb_request() -> impl Strategy<Value = Value> {
 }
 
 fn check_request(req: &Value, opts: &Options) {
-    check_fast_path(req, opts);
+    check_prepared(req, opts);
     match chat::translate_request(req, opts) {
         Ok(call) => {
             assert!(!call.model.is_empty());
@@ -385,23 +385,30 @@ fn check_request(req: &Value, opts: &Options) {
     }
 }
 
-/// The fast (typed) request path either declines or gives exactly what the
-/// `Value` path gives, body bytes included; returns whether it answered.
-fn check_fast_path(req: &Value, opts: &Options) -> bool {
-    let raw = serde_json::to_vec(req).expect("serializable");
-    let Some(fast) = chat::translate_request_fast(&raw, opts) else {
-        return false;
-    };
-    let want = chat::translate_request(req, opts)
-        .map(chat::PreparedCall::from)
-        .unwrap_or_else(|e| panic!("fast path answered an invalid request ({e:?}): {req}"));
-    assert_eq!(
-        String::from_utf8_lossy(&fast.body),
-        String::from_utf8_lossy(&want.body),
-        "{req}"
-    );
-    assert_eq!(fast, want, "{req}");
-    true
+/// The body bytes the gateway sends ([`chat::prepare_request`]) are valid
+/// JSON equal to the `Value` view ([`chat::translate_request`]), with the
+/// same switches, and both fail alike; returns whether it translated.
+/// (This replaced the check that the old byte-level fast path matched the
+/// `Value` path: there is one translation now, serialized once.)
+fn check_prepared(req: &Value, opts: &Options) -> bool {
+    let prepared = chat::prepare_request(req, opts);
+    let view = chat::translate_request(req, opts);
+    match (prepared, view) {
+        (Ok(p), Ok(v)) => {
+            let body: Value = serde_json::from_slice(&p.body).expect("the body is JSON");
+            assert_eq!(body, v.body, "{req}");
+            assert_eq!(
+                (p.model, p.client_model, p.stream, p.include_usage),
+                (v.model, v.client_model, v.stream, v.include_usage)
+            );
+            true
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "{req}");
+            false
+        }
+        (a, b) => panic!("prepare and translate disagree on {req}: {a:?} / {b:?}"),
+    }
 }
 
 /// Plain-text conversations (the fast path's shape) with arbitrary extra
@@ -630,11 +637,9 @@ fn run_stream(bytes: &[u8], cuts: &[usize], include_usage: bool, opts: &Options)
     chunks
 }
 
-/// The translator's whole output for these event payloads, with its typed
-/// fast path on or off.
-fn translate_events(events: &[String], include_usage: bool, opts: &Options, fast: bool) -> String {
+/// The translator's whole output for these event payloads.
+fn translate_events(events: &[String], include_usage: bool, opts: &Options) -> String {
     let mut tr = stream::StreamTranslator::new("m", 1, include_usage, opts);
-    tr.set_fast_path(fast);
     let mut out = Vec::new();
     for e in events {
         if tr.on_event(e, &mut out) == stream::Step::Ended {
@@ -643,6 +648,34 @@ fn translate_events(events: &[String], include_usage: bool, opts: &Options, fast
     }
     tr.finish(&mut out);
     String::from_utf8(out).expect("UTF-8")
+}
+
+/// `answer` with a member the wire model does not name added to the
+/// answer, its usage, every candidate, content and part (objects only).
+fn with_unknown_members(answer: &Value) -> Value {
+    fn add(v: &mut Value) {
+        if let Value::Object(m) = v {
+            m.insert(
+                "futureMember".into(),
+                json!({"kind": [1, "x", null], "on": true}),
+            );
+        }
+    }
+    let mut a = answer.clone();
+    add(&mut a);
+    add(&mut a["usageMetadata"]);
+    if let Some(cands) = a.get_mut("candidates").and_then(Value::as_array_mut) {
+        for c in cands {
+            add(c);
+            if let Some(content) = c.get_mut("content") {
+                add(content);
+                if let Some(parts) = content.get_mut("parts").and_then(Value::as_array_mut) {
+                    parts.iter_mut().for_each(add);
+                }
+            }
+        }
+    }
+    a
 }
 
 /// The SSE bytes Gemini would send for these answers.
@@ -700,14 +733,18 @@ proptest! {
     }
 
     #[test]
-    fn fast_request_path_agrees(r in plain_request(), opts in arb_options()) {
-        let took = check_fast_path(&r, &opts);
-        // A valid plain conversation never needs the `Value` path.
+    fn prepared_bodies_agree(r in plain_request(), any in arb_request(), opts in arb_options()) {
+        let took = check_prepared(&r, &opts);
+        check_prepared(&any, &opts);
+        // A plain conversation with some text always translates.
+        let has_text = r["messages"].as_array().is_some_and(|ms| ms.iter().any(|m| {
+            m["content"].as_str().is_some_and(|c| !c.is_empty())
+        }));
         let plain = r["messages"].as_array().is_some_and(|ms| ms.iter().all(|m| {
             m["content"].is_string() || (m["role"] == "assistant" && m["content"].is_null())
         }));
-        if plain && chat::translate_request(&r, &opts).is_ok() {
-            prop_assert!(took, "fell back: {}", r);
+        if plain && has_text && r["model"].as_str().is_some_and(|m| !m.is_empty()) {
+            prop_assert!(took || chat::translate_request(&r, &opts).is_err());
         }
     }
 
@@ -787,15 +824,38 @@ proptest! {
         }
     }
 
-    /// The stream translator's typed fast path writes exactly what its
-    /// `Value` path writes, event for event, whatever the events hold.
+    /// Members the wire model does not name (on the event, its candidates,
+    /// their content and parts, the usage) are carried as data and change
+    /// nothing in the stream: the output is byte-identical without them.
+    /// (This replaced the check that the typed fast path matched the old
+    /// `Value` path: there is one path now.)
     #[test]
-    fn fast_stream_path_agrees(answers in prop::collection::vec(arb_answer(), 1..5), junk in prop::collection::vec(arb_json(), 0..2), usage in any::<bool>(), opts in arb_options()) {
-        let mut events: Vec<String> = answers.iter().map(Value::to_string).collect();
-        events.extend(junk.iter().map(Value::to_string));
-        let fast = translate_events(&events, usage, &opts, true);
-        let slow = translate_events(&events, usage, &opts, false);
-        prop_assert_eq!(fast, slow);
+    fn unknown_members_leave_streams_unchanged(answers in prop::collection::vec(arb_answer(), 1..5), junk in prop::collection::vec(arb_json(), 0..2), usage in any::<bool>(), opts in arb_options()) {
+        let mut events: Vec<Value> = answers;
+        for e in &mut events {
+            e["responseId"] = json!("rid");
+        }
+        let future: Vec<Value> = events.iter().map(with_unknown_members).collect();
+        let mut plain: Vec<String> = events.iter().map(Value::to_string).collect();
+        let mut extended: Vec<String> = future.iter().map(Value::to_string).collect();
+        plain.extend(junk.iter().map(Value::to_string));
+        extended.extend(junk.iter().map(Value::to_string));
+        prop_assert_eq!(
+            translate_events(&plain, usage, &opts),
+            translate_events(&extended, usage, &opts)
+        );
+    }
+
+    /// The same for whole answers.
+    #[test]
+    fn unknown_members_leave_answers_unchanged(answer in arb_answer(), opts in arb_options()) {
+        let mut answer = answer;
+        answer["responseId"] = json!("rid");
+        let ctx = response::ResponseCtx { model: "m", created: 1, opts: &opts };
+        let plain = response::translate_response_bytes(answer.to_string().as_bytes(), &ctx);
+        let extended = response::translate_response_bytes(with_unknown_members(&answer).to_string().as_bytes(), &ctx);
+        prop_assert!(plain.is_some());
+        prop_assert_eq!(plain, extended);
     }
 
     /// A thought signature put into a tool call id comes back to Gemini when

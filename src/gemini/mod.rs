@@ -12,6 +12,8 @@
 pub mod fetch;
 mod forward;
 pub mod gzip;
+pub mod lenient;
+pub mod types;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -20,62 +20,6 @@ pub mod response;
 pub mod schema;
 pub mod stream;
 
-/// Borrowing building blocks for the typed (`serde` derive) fast paths.
-pub(crate) mod typed {
-    use std::borrow::Cow;
-    use std::fmt;
-    use std::marker::PhantomData;
-
-    use serde::de::value::MapAccessDeserializer;
-    use serde::de::{self, MapAccess, Visitor};
-    use serde::{Deserialize, Deserializer};
-
-    /// A JSON string, borrowed from the input unless it had escapes.
-    pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
-
-    impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = JsonStr<'de>;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a string")
-                }
-                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<JsonStr<'de>, E> {
-                    Ok(JsonStr(Cow::Borrowed(v)))
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
-                    Ok(JsonStr(Cow::Owned(v.to_owned())))
-                }
-                fn visit_string<E: de::Error>(self, v: String) -> Result<JsonStr<'de>, E> {
-                    Ok(JsonStr(Cow::Owned(v)))
-                }
-            }
-            d.deserialize_str(V)
-        }
-    }
-
-    /// A struct that must be a JSON object (derived structs also accept
-    /// arrays, which the `Value` path treats as "no such field").
-    pub(crate) struct Obj<T>(pub(crate) T);
-
-    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V<T>(PhantomData<T>);
-            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-                type Value = T;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                    T::deserialize(MapAccessDeserializer::new(map))
-                }
-            }
-            d.deserialize_map(V(PhantomData)).map(Obj)
-        }
-    }
-}
-
 use serde_json::Value;
 
 /// Settings that shape translation, derived once from the `Config`.

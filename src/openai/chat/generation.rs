@@ -4,15 +4,18 @@
 //! Owns [`sampling`], [`response_format`] and [`modalities`], and the
 //! number / integer field readers they validate with.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde_json::{Map, Number, Value};
 
 use super::{TranslateError, copy_bounded, err, opt};
+use crate::gemini::types::GenerationConfig;
 
 /// A number field copied as sent.
-fn number_field(obj: &Map<String, Value>, key: &str) -> Result<Option<Value>, TranslateError> {
+fn number_field(obj: &Map<String, Value>, key: &str) -> Result<Option<Number>, TranslateError> {
     match opt(obj, key) {
         None => Ok(None),
-        Some(v @ Value::Number(_)) => Ok(Some(v.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.clone())),
         Some(_) => Err(err(key, format!("`{key}` must be a number"))),
     }
 }
@@ -43,40 +46,29 @@ fn int_field(obj: &Map<String, Value>, key: &str, min: i64) -> Result<Option<i64
 }
 
 /// Sampling parameters → `generationConfig` entries.
-pub(super) fn sampling(obj: &Map<String, Value>) -> Result<Map<String, Value>, TranslateError> {
-    let mut gc = Map::new();
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
-    ] {
-        if let Some(v) = number_field(obj, from)? {
-            gc.insert(to.into(), v);
-        }
-    }
-    if let Some(k) = int_field(obj, "top_k", 0)? {
-        gc.insert("topK".into(), k.into());
-    }
-    if let Some(n) = int_field(obj, "n", 1)? {
-        gc.insert("candidateCount".into(), n.into());
-    }
+pub(super) fn sampling(obj: &Map<String, Value>) -> Result<GenerationConfig<'_>, TranslateError> {
+    let mut gc = GenerationConfig {
+        temperature: number_field(obj, "temperature")?,
+        top_p: number_field(obj, "top_p")?,
+        presence_penalty: number_field(obj, "presence_penalty")?,
+        frequency_penalty: number_field(obj, "frequency_penalty")?,
+        top_k: int_field(obj, "top_k", 0)?,
+        candidate_count: int_field(obj, "n", 1)?,
+        ..GenerationConfig::default()
+    };
     let max_completion = int_field(obj, "max_completion_tokens", 1)?;
     let max_tokens = int_field(obj, "max_tokens", 1)?;
-    if let Some(m) = max_completion.or(max_tokens) {
-        gc.insert("maxOutputTokens".into(), m.into());
-    }
-    if let Some(seed) = int_field(obj, "seed", i64::MIN)? {
-        gc.insert("seed".into(), seed.into());
-    }
+    gc.max_output_tokens = max_completion.or(max_tokens);
+    gc.seed = int_field(obj, "seed", i64::MIN)?;
     match opt(obj, "stop") {
         None => {}
         Some(Value::String(s)) => {
-            gc.insert("stopSequences".into(), json!([s]));
+            gc.stop_sequences = Some(vec![Cow::Borrowed(s.as_str())]);
         }
         Some(Value::Array(a)) if a.is_empty() => {}
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            gc.insert("stopSequences".into(), Value::Array(a.clone()));
+            let all = a.iter().filter_map(Value::as_str).map(Cow::Borrowed);
+            gc.stop_sequences = Some(all.collect());
         }
         Some(_) => {
             return Err(err(
@@ -88,20 +80,18 @@ pub(super) fn sampling(obj: &Map<String, Value>) -> Result<Map<String, Value>, T
     match opt(obj, "logprobs") {
         None | Some(Value::Bool(false)) => {}
         Some(Value::Bool(true)) => {
-            gc.insert("responseLogprobs".into(), Value::Bool(true));
+            gc.response_logprobs = Some(true);
         }
         Some(_) => return Err(err("logprobs", "`logprobs` must be a boolean")),
     }
-    if let Some(n) = int_field(obj, "top_logprobs", 0)? {
-        gc.insert("logprobs".into(), n.into());
-    }
+    gc.logprobs = int_field(obj, "top_logprobs", 0)?;
     Ok(gc)
 }
 
 /// `response_format` → `responseMimeType` / `responseJsonSchema`.
 pub(super) fn response_format(
     obj: &Map<String, Value>,
-    gc: &mut Map<String, Value>,
+    gc: &mut GenerationConfig,
 ) -> Result<(), TranslateError> {
     let Some(rf) = opt(obj, "response_format") else {
         return Ok(());
@@ -115,10 +105,10 @@ pub(super) fn response_format(
     match rf.get("type").and_then(Value::as_str) {
         Some("text") => {}
         Some("json_object") => {
-            gc.insert("responseMimeType".into(), Value::from("application/json"));
+            gc.response_mime_type = Some("application/json".into());
         }
         Some("json_schema") => {
-            gc.insert("responseMimeType".into(), Value::from("application/json"));
+            gc.response_mime_type = Some("application/json".into());
             let schema = match opt(rf, "json_schema") {
                 None => None,
                 Some(Value::Object(js)) => opt(js, "schema"),
@@ -136,7 +126,7 @@ pub(super) fn response_format(
                     if let Value::Object(m) = &mut s {
                         m.remove("$schema");
                     }
-                    gc.insert("responseJsonSchema".into(), s);
+                    gc.response_json_schema = Some(s);
                 }
                 Some(_) => {
                     return Err(err(
@@ -159,7 +149,7 @@ pub(super) fn response_format(
 /// `modalities` with image or audio → `responseModalities`.
 pub(super) fn modalities(
     obj: &Map<String, Value>,
-    gc: &mut Map<String, Value>,
+    gc: &mut GenerationConfig,
 ) -> Result<(), TranslateError> {
     let Some(v) = opt(obj, "modalities") else {
         return Ok(());
@@ -177,9 +167,9 @@ pub(super) fn modalities(
     {
         let upper = list
             .iter()
-            .map(|m| Value::from(m.to_ascii_uppercase()))
+            .map(|m| Cow::Owned(m.to_ascii_uppercase()))
             .collect();
-        gc.insert("responseModalities".into(), Value::Array(upper));
+        gc.response_modalities = Some(upper);
     }
     Ok(())
 }

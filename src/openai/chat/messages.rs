@@ -10,26 +10,30 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::{TranslateError, clip, copy_bounded, err, non_empty_str, object, opt};
+use super::{TranslateError, clip, copy_bounded, err, non_empty_str, opt};
+use crate::gemini::types::{Blob, Content, FileData, FunctionCall, FunctionResponse, Part};
 
 /// Most content parts (or tool calls) accepted in one message.
 pub(super) const MAX_PARTS: usize = 1_000;
 /// Signature sentinel Gemini 3 accepts when the real one was lost.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 
-/// Converted messages.
-pub(super) struct Converted {
+/// Converted messages (borrowing the request's strings).
+pub(super) struct Converted<'a> {
     /// `systemInstruction` parts.
-    pub(super) system: Vec<Value>,
+    pub(super) system: Vec<Part<'a>>,
     /// Gemini `contents`.
-    pub(super) contents: Vec<Value>,
+    pub(super) contents: Vec<Content<'a>>,
 }
+
+/// A turn being assembled: its role and parts.
+type Turn<'a> = (&'static str, Vec<Part<'a>>);
 
 /// Append parts to the conversation, merging with the previous content when
 /// the role is the same and skipping empty turns.
-fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, parts: Vec<Value>) {
+fn push_turn<'a>(turns: &mut Vec<Turn<'a>>, role: &'static str, parts: Vec<Part<'a>>) {
     if parts.is_empty() {
         return;
     }
@@ -40,12 +44,12 @@ fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, pa
 }
 
 /// Convert every message, in order.
-pub(super) fn convert_messages(
-    messages: &[Value],
+pub(super) fn convert_messages<'a>(
+    messages: &'a [Value],
     model: &str,
-) -> Result<Converted, TranslateError> {
+) -> Result<Converted<'a>, TranslateError> {
     let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns: Vec<Turn<'a>> = Vec::new();
     let mut call_names: HashMap<&str, &str> = HashMap::new();
 
     for (i, msg) in messages.iter().enumerate() {
@@ -69,7 +73,7 @@ pub(super) fn convert_messages(
                     && let Some(Value::String(r)) = m.get("refusal")
                     && !r.is_empty()
                 {
-                    parts.push(json!({"text": r}));
+                    parts.push(Part::text(r.as_str()));
                 }
                 assistant_calls(m, i, &mut call_names, &mut parts)?;
                 push_turn(&mut turns, "model", parts);
@@ -97,13 +101,14 @@ pub(super) fn convert_messages(
                     })?
                 };
                 let text = tool_text(m.get("content"), i)?;
-                let part = object([(
-                    "functionResponse",
-                    object([
-                        ("name", Value::from(name)),
-                        ("response", tool_response(&text)),
-                    ]),
-                )]);
+                let part = Part {
+                    function_response: Some(Box::new(FunctionResponse {
+                        name: Some(name.into()),
+                        response: Some(tool_response(&text)),
+                        ..FunctionResponse::default()
+                    })),
+                    ..Part::default()
+                };
                 push_turn(&mut turns, "user", vec![part]);
             }
             _ => {
@@ -121,31 +126,34 @@ pub(super) fn convert_messages(
         .map(|(role, mut parts)| {
             if gemini3
                 && role == "model"
-                && let Some(Value::Object(first)) =
-                    parts.iter_mut().find(|p| p.get("functionCall").is_some())
-                && !first.contains_key("thoughtSignature")
+                && let Some(first) = parts.iter_mut().find(|p| p.function_call.is_some())
+                && first.thought_signature.is_none()
             {
-                first.insert("thoughtSignature".into(), Value::from(SKIP_SIGNATURE));
+                first.thought_signature = Some(SKIP_SIGNATURE.into());
             }
-            object([("role", Value::from(role)), ("parts", Value::Array(parts))])
+            Content {
+                parts,
+                role: Some(role.into()),
+                ..Content::default()
+            }
         })
         .collect();
     Ok(Converted { system, contents })
 }
 
 /// Convert a message `content` into Gemini parts appended to `out`.
-fn content_parts(
-    content: Option<&Value>,
+fn content_parts<'a>(
+    content: Option<&'a Value>,
     i: usize,
     null_ok: bool,
     text_only: bool,
-    out: &mut Vec<Value>,
+    out: &mut Vec<Part<'a>>,
 ) -> Result<(), TranslateError> {
     match content {
         None | Some(Value::Null) if null_ok => Ok(()),
         Some(Value::String(s)) => {
             if !s.is_empty() {
-                out.push(json!({"text": s}));
+                out.push(Part::text(s.as_str()));
             }
             Ok(())
         }
@@ -180,7 +188,7 @@ fn convert_part(
     i: usize,
     j: usize,
     text_only: bool,
-) -> Result<Option<Value>, TranslateError> {
+) -> Result<Option<Part<'_>>, TranslateError> {
     let at = || format!("messages[{i}].content[{j}]");
     let obj = p
         .as_object()
@@ -196,7 +204,7 @@ fn convert_part(
     match ty {
         "text" | "refusal" => match obj.get(ty) {
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(json!({"text": s}))),
+            Some(Value::String(s)) => Ok(Some(Part::text(s.as_str()))),
             _ => Err(err(
                 format!("{}.{ty}", at()),
                 format!("`{ty}` must be a string"),
@@ -240,7 +248,7 @@ fn convert_part(
                     )
                 })?;
             let mime = format!("audio/{}", format.to_ascii_lowercase());
-            Ok(Some(inline(&mime, data)))
+            Ok(Some(inline(mime, data)))
         }
         "file" => {
             let param = format!("{}.file", at());
@@ -279,12 +287,19 @@ fn convert_part(
 }
 
 /// An `inlineData` part.
-fn inline(mime: &str, data: &str) -> Value {
-    json!({"inlineData": {"mimeType": mime, "data": data}})
+fn inline<'a>(mime: impl Into<Cow<'a, str>>, data: &'a str) -> Part<'a> {
+    Part {
+        inline_data: Some(Box::new(Blob {
+            data: Some(data.into()),
+            mime_type: Some(mime.into()),
+            ..Blob::default()
+        })),
+        ..Part::default()
+    }
 }
 
 /// A URL (data or http(s)) as a Gemini part; errors name message `i`.
-fn url_part(url: &str, i: usize, param: &str) -> Result<Value, TranslateError> {
+fn url_part<'a>(url: &'a str, i: usize, param: &str) -> Result<Part<'a>, TranslateError> {
     if starts_with_ci(url, "data:") {
         return match parse_data_url(url) {
             Some((mime, data)) => Ok(inline(mime, data)),
@@ -298,7 +313,14 @@ fn url_part(url: &str, i: usize, param: &str) -> Result<Value, TranslateError> {
     }
     if starts_with_ci(url, "http://") || starts_with_ci(url, "https://") {
         let mime = mime_from_path(url).unwrap_or("image/jpeg");
-        return Ok(json!({"fileData": {"fileUri": url, "mimeType": mime}}));
+        return Ok(Part {
+            file_data: Some(Box::new(FileData {
+                file_uri: Some(url.into()),
+                mime_type: Some(mime.into()),
+                ..FileData::default()
+            })),
+            ..Part::default()
+        });
     }
     Err(err(
         param,
@@ -374,7 +396,7 @@ fn assistant_calls<'a>(
     m: &'a Map<String, Value>,
     i: usize,
     call_names: &mut HashMap<&'a str, &'a str>,
-    parts: &mut Vec<Value>,
+    parts: &mut Vec<Part<'a>>,
 ) -> Result<(), TranslateError> {
     match opt(m, "tool_calls") {
         None => {}
@@ -420,15 +442,11 @@ fn assistant_calls<'a>(
                             .and_then(Value::as_str)
                             .filter(|sig| !sig.is_empty())
                     });
-                let mut part = Map::new();
-                part.insert(
-                    "functionCall".into(),
-                    object([("name", Value::from(name)), ("args", args)]),
-                );
-                if let Some(sig) = signature {
-                    part.insert("thoughtSignature".into(), Value::from(sig));
-                }
-                parts.push(Value::Object(part));
+                parts.push(Part {
+                    function_call: Some(Box::new(call_of(name, args))),
+                    thought_signature: signature.map(Cow::Borrowed),
+                    ..Part::default()
+                });
             }
         }
         Some(_) => {
@@ -442,10 +460,10 @@ fn assistant_calls<'a>(
         None => {}
         Some(Value::Object(f)) => {
             let (name, args) = function_call(f, &format!("messages[{i}].function_call"))?;
-            parts.push(object([(
-                "functionCall",
-                object([("name", Value::from(name)), ("args", args)]),
-            )]));
+            parts.push(Part {
+                function_call: Some(Box::new(call_of(name, args))),
+                ..Part::default()
+            });
         }
         Some(_) => {
             return Err(err(
@@ -455,6 +473,15 @@ fn assistant_calls<'a>(
         }
     }
     Ok(())
+}
+
+/// A `functionCall` from its name and arguments.
+fn call_of(name: &str, args: Value) -> FunctionCall<'_> {
+    FunctionCall {
+        args: Some(args),
+        name: Some(name.into()),
+        ..FunctionCall::default()
+    }
 }
 
 /// The name and parsed arguments of a `function` object (`at` is its param
@@ -526,8 +553,8 @@ fn tool_text(content: Option<&Value>, i: usize) -> Result<Cow<'_, str>, Translat
 fn tool_response(text: &str) -> Value {
     match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(v) => object([("result", v)]),
-        Err(_) => json!({"result": text}),
+        Ok(v) => Value::Object(Map::from_iter([("result".to_owned(), v)])),
+        Err(_) => Value::Object(Map::from_iter([("result".to_owned(), Value::from(text))])),
     }
 }
 

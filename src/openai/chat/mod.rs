@@ -1,8 +1,10 @@
 //! OpenAI Chat Completions request → Gemini `generateContent` request.
 //!
-//! Owns the public entry points [`translate_request`] (the `Value` path)
-//! and [`translate_request_fast`] (plain-text conversations straight from
-//! the bytes), the calls they produce ([`GeminiCall`], [`PreparedCall`]),
+//! Owns the public entry points [`prepare_request`] (the Gemini body as
+//! bytes, what the handler sends) and [`translate_request`] (the same body
+//! as a `Value`, for tests and tools), the calls they produce
+//! ([`PreparedCall`], [`GeminiCall`]), both from one translation that builds
+//! the typed request of [`crate::gemini::types`] and serializes it once;
 //! the request's top-level switches (`model` and its suffixes `-search`,
 //! `-thinking`, `-non-thinking`; `stream`; the `extra_body.google`
 //! extension), the assembly of the body members that do not depend on the
@@ -13,16 +15,21 @@
 //! * `tools` — `tools` / `functions` and `tool_choice` → `tools`, `toolConfig`.
 //! * `generation` — sampling, `response_format`, `modalities` → `generationConfig`.
 //! * `thinking` — reasoning effort, suffixes and budgets → `thinkingConfig`.
-//! * `fast` — the byte-level fast path behind [`translate_request_fast`].
 //!
 //! Pure: JSON in, JSON out, never panics.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::schema::depth_within;
 use super::{Options, TranslateError, bare_model};
+use crate::gemini::types::{
+    Content, GenerateContentRequest, GenerationConfig, SafetySetting, Tool,
+};
 
-mod fast;
 mod generation;
 mod messages;
 mod thinking;
@@ -49,7 +56,8 @@ const SAFETY_CATEGORIES: [&str; 5] = [
     "HARM_CATEGORY_CIVIC_INTEGRITY",
 ];
 
-/// The Gemini call that one OpenAI chat request becomes.
+/// The Gemini call that one OpenAI chat request becomes, with the body as
+/// a `Value` (see [`translate_request`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeminiCall {
     /// Gemini model id to call, no `models/` prefix, derived suffixes (`-search`, `-thinking`, `-non-thinking`) removed.
@@ -64,12 +72,61 @@ pub struct GeminiCall {
     pub body: Value,
 }
 
+/// A translated chat request ready to send: the Gemini body serialized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedCall {
+    /// Gemini model id to call (see [`GeminiCall::model`]).
+    pub model: String,
+    /// Model name echoed back to the client.
+    pub client_model: String,
+    /// `stream: true` was requested.
+    pub stream: bool,
+    /// `stream_options.include_usage` was true.
+    pub include_usage: bool,
+    /// The Gemini `generateContent` request body, as JSON bytes.
+    pub body: Vec<u8>,
+}
+
 /// Translate an OpenAI `/v1/chat/completions` request body into the Gemini
-/// `generateContent` call it stands for.
+/// `generateContent` call it stands for, the body serialized once from the
+/// typed request.
 ///
 /// Client mistakes come back as a [`TranslateError`] naming the OpenAI
 /// field (`messages[2].content`, `temperature`, …). Never panics.
+pub fn prepare_request(req: &Value, opts: &Options) -> Result<PreparedCall, TranslateError> {
+    let (head, body) = translate(req, opts)?;
+    // Room for the default safety settings and a short conversation.
+    let mut bytes = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut bytes, &body)
+        .map_err(|_| err("body", "the request cannot be serialized"))?;
+    Ok(PreparedCall {
+        model: head.suffix.base.to_string(),
+        client_model: head.client_model.to_string(),
+        stream: head.stream,
+        include_usage: head.include_usage,
+        body: bytes,
+    })
+}
+
+/// [`prepare_request`] with the body as a `Value` (tests, tools).
 pub fn translate_request(req: &Value, opts: &Options) -> Result<GeminiCall, TranslateError> {
+    let (head, body) = translate(req, opts)?;
+    let body =
+        serde_json::to_value(&body).map_err(|_| err("body", "the request cannot be serialized"))?;
+    Ok(GeminiCall {
+        model: head.suffix.base.to_string(),
+        client_model: head.client_model.to_string(),
+        stream: head.stream,
+        include_usage: head.include_usage,
+        body,
+    })
+}
+
+/// The translation: the request's switches and the typed Gemini body.
+fn translate<'a>(
+    req: &'a Value,
+    opts: &'a Options,
+) -> Result<(Head<'a>, GenerateContentRequest<'a>), TranslateError> {
     let obj = req
         .as_object()
         .ok_or_else(|| err("body", "the request body must be a JSON object"))?;
@@ -91,51 +148,44 @@ pub fn translate_request(req: &Value, opts: &Options) -> Result<GeminiCall, Tran
     }
     let conv = convert_messages(messages, model)?;
 
-    let mut body = Map::new();
+    let mut body = GenerateContentRequest::default();
     if conv.contents.is_empty() {
         if conv.system.is_empty() {
             return Err(err("messages", "no message has any content"));
         }
         // Only a system prompt: send it as the user turn Gemini requires.
-        body.insert(
-            "contents".into(),
-            Value::Array(vec![object([
-                ("role", Value::from("user")),
-                ("parts", Value::Array(conv.system)),
-            ])]),
-        );
+        body.contents = vec![Content {
+            parts: conv.system,
+            role: Some("user".into()),
+            ..Content::default()
+        }];
     } else {
         if !conv.system.is_empty() {
-            body.insert(
-                "systemInstruction".into(),
-                object([("parts", Value::Array(conv.system))]),
-            );
+            body.system_instruction = Some(Content {
+                parts: conv.system,
+                ..Content::default()
+            });
         }
-        body.insert("contents".into(), Value::Array(conv.contents));
+        body.contents = conv.contents;
     }
 
     let m = members(obj, opts, &head)?;
-    if !m.tools.is_empty() {
-        body.insert("tools".into(), Value::Array(m.tools));
+    body.tools = m.tools;
+    body.tool_config = m.tool_config;
+    match m.safety {
+        // The default list is a constant: written from bytes serialized once.
+        None => match safety_off_raw() {
+            Some(raw) => body
+                .extra
+                .0
+                .push((Cow::Borrowed("safetySettings"), Cow::Borrowed(raw))),
+            None => body.safety_settings = Some(safety_off()),
+        },
+        Some(list) => body.safety_settings = Some(list),
     }
-    if let Some(tc) = m.tool_config {
-        body.insert("toolConfig".into(), tc);
-    }
-    body.insert("safetySettings".into(), m.safety.into_value());
-    if !m.gc.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(m.gc));
-    }
-    if let Some(c) = m.cached {
-        body.insert("cachedContent".into(), c);
-    }
-
-    Ok(GeminiCall {
-        model: model.to_string(),
-        client_model: head.client_model.to_string(),
-        stream: head.stream,
-        include_usage: head.include_usage,
-        body: Value::Object(body),
-    })
+    body.generation_config = (!m.gc.is_empty()).then(|| Box::new(m.gc));
+    body.cached_content = m.cached;
+    Ok((head, body))
 }
 
 /// The request's top-level switches, validated in the order errors are
@@ -187,45 +237,81 @@ fn head(obj: &Map<String, Value>) -> Result<Head<'_>, TranslateError> {
     })
 }
 
-/// `safetySettings`: the client's, the configured ones, or every category
-/// `OFF`.
-enum Safety<'a> {
-    /// Sent by the client (already bounded).
-    Client(Value),
-    /// `SAFETY_SETTINGS`.
-    Configured(&'a Value),
-    /// Every category `OFF`.
-    Off,
+/// The default `safetySettings`: every category `OFF`.
+fn safety_off() -> Vec<SafetySetting<'static>> {
+    SAFETY_CATEGORIES
+        .iter()
+        .map(|c| SafetySetting {
+            category: Some(Cow::Borrowed(*c)),
+            threshold: Some(Cow::Borrowed("OFF")),
+            ..SafetySetting::default()
+        })
+        .collect()
 }
 
-impl Safety<'_> {
-    /// As a JSON value.
-    fn into_value(self) -> Value {
-        match self {
-            Safety::Client(v) => v,
-            Safety::Configured(v) => v.clone(),
-            Safety::Off => Value::Array(
-                SAFETY_CATEGORIES
-                    .iter()
-                    .map(|c| json!({"category": c, "threshold": "OFF"}))
-                    .collect(),
-            ),
+/// [`safety_off`] serialized, once.
+fn safety_off_raw() -> Option<&'static RawValue> {
+    static OFF: OnceLock<Option<Box<RawValue>>> = OnceLock::new();
+    OFF.get_or_init(|| serde_json::value::to_raw_value(&safety_off()).ok())
+        .as_deref()
+}
+
+/// Safety settings from client JSON (an array): each object's `category`
+/// and `threshold` strings, anything else in it kept as given; an element
+/// that is not an object is an error naming `param`.
+fn safety_from<'a>(v: &'a Value, param: &str) -> Result<Vec<SafetySetting<'a>>, TranslateError> {
+    let Value::Array(items) = v else {
+        return Err(err(param, "safety settings must be an array"));
+    };
+    if !depth_within(v, MAX_COPY_DEPTH) {
+        return Err(err(param, "value is nested too deeply"));
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Object(m) => Ok(safety_setting(m)),
+            _ => Err(err(param, "each safety setting must be an object")),
+        })
+        .collect()
+}
+
+/// The configured `SAFETY_SETTINGS` (an array, checked at startup): its
+/// objects as [`safety_from`] reads them; other elements are left out.
+fn safety_configured(v: &Value) -> Vec<SafetySetting<'_>> {
+    let items = v.as_array().map_or(&[][..], Vec::as_slice);
+    items
+        .iter()
+        .filter_map(Value::as_object)
+        .map(safety_setting)
+        .collect()
+}
+
+/// One safety setting object.
+fn safety_setting(m: &Map<String, Value>) -> SafetySetting<'_> {
+    let mut s = SafetySetting::default();
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("category", Value::String(c)) => s.category = Some(c.as_str().into()),
+            ("threshold", Value::String(t)) => s.threshold = Some(t.as_str().into()),
+            _ => s.extra.insert(k.as_str(), v),
         }
     }
+    s
 }
 
 /// The body members that do not depend on the messages.
 struct Members<'a> {
-    /// `tools` (absent when empty).
-    tools: Vec<Value>,
+    /// `tools` (empty: absent).
+    tools: Vec<Tool<'a>>,
     /// `toolConfig`, only with function declarations.
-    tool_config: Option<Value>,
-    /// `safetySettings`.
-    safety: Safety<'a>,
-    /// `generationConfig` (absent when empty).
-    gc: Map<String, Value>,
+    tool_config: Option<crate::gemini::types::ToolConfig<'a>>,
+    /// `safetySettings`: the client's or the configured ones; `None` for
+    /// the default, every category `OFF`.
+    safety: Option<Vec<SafetySetting<'a>>>,
+    /// `generationConfig` (default: absent).
+    gc: GenerationConfig<'a>,
     /// `cachedContent`.
-    cached: Option<Value>,
+    cached: Option<Cow<'a, str>>,
 }
 
 /// Tools, tool choice, safety settings, generation config and cached
@@ -243,18 +329,25 @@ fn members<'a>(
     tools.search |= head.suffix.search || opt(obj, "web_search_options").is_some();
     let tool_config = tool_config(obj, &mut tools.decls)?;
     let has_decls = !tools.decls.is_empty();
+    let empty = || Some(Value::Object(Map::new()));
     let mut tool_list = Vec::new();
     if has_decls {
-        tool_list.push(object([(
-            "functionDeclarations",
-            Value::Array(tools.decls),
-        )]));
+        tool_list.push(Tool {
+            function_declarations: tools.decls,
+            ..Tool::default()
+        });
     }
     if tools.search {
-        tool_list.push(json!({"googleSearch": {}}));
+        tool_list.push(Tool {
+            google_search: empty(),
+            ..Tool::default()
+        });
     }
     if tools.code || (opts.code_execution && !has_decls) {
-        tool_list.push(json!({"codeExecution": {}}));
+        tool_list.push(Tool {
+            code_execution: empty(),
+            ..Tool::default()
+        });
     }
     if tools.url
         || (opts.url_context
@@ -263,7 +356,10 @@ fn members<'a>(
                 .iter()
                 .any(|m| m == model || m == head.client_model))
     {
-        tool_list.push(json!({"urlContext": {}}));
+        tool_list.push(Tool {
+            url_context: empty(),
+            ..Tool::default()
+        });
     }
 
     // Safety settings.
@@ -272,12 +368,8 @@ fn members<'a>(
             .map(|v| (v, "safety_settings".to_string()))
             .or_else(|| opt(obj, "safetySettings").map(|v| (v, "safetySettings".to_string())))
     }) {
-        Some((v @ Value::Array(_), param)) => Safety::Client(copy_bounded(v, &param)?),
-        Some((_, param)) => return Err(err(param, "safety settings must be an array")),
-        None => match &opts.safety_settings {
-            Some(s) => Safety::Configured(s),
-            None => Safety::Off,
-        },
+        Some((v, param)) => Some(safety_from(v, &param)?),
+        None => opts.safety_settings.as_ref().map(safety_configured),
     };
 
     // Generation config.
@@ -286,12 +378,12 @@ fn members<'a>(
     modalities(obj, &mut gc)?;
     let thinking = thinking_config(obj, opts, &head.suffix, google)?;
     if !thinking.is_empty() {
-        gc.insert("thinkingConfig".into(), Value::Object(thinking));
+        gc.thinking_config = Some(thinking);
     }
 
     let cached = match google_field(google, "cached_content", "cachedContent") {
         None => None,
-        Some((Value::String(s), _)) => Some(Value::String(s.clone())),
+        Some((Value::String(s), _)) => Some(Cow::Borrowed(s.as_str())),
         Some((_, param)) => return Err(err(param, "cached content must be a string")),
     };
 
@@ -302,17 +394,6 @@ fn members<'a>(
         gc,
         cached,
     })
-}
-
-/// A JSON object from owned members; unlike `json!`, which re-serializes
-/// interpolated values, this moves them.
-fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
 }
 
 /// Shorthand for [`TranslateError::new`].
@@ -425,49 +506,4 @@ fn google_field<'a>(g: &Google<'a>, snake: &str, camel: &str) -> Option<(&'a Val
     opt(m, snake)
         .map(|v| (v, format!("{}.{snake}", g.prefix)))
         .or_else(|| opt(m, camel).map(|v| (v, format!("{}.{camel}", g.prefix))))
-}
-
-// ---------------------------------------------------------------------------
-// Fast path
-
-/// A translated chat request ready to send: the Gemini body serialized.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PreparedCall {
-    /// Gemini model id to call (see [`GeminiCall::model`]).
-    pub model: String,
-    /// Model name echoed back to the client.
-    pub client_model: String,
-    /// `stream: true` was requested.
-    pub stream: bool,
-    /// `stream_options.include_usage` was true.
-    pub include_usage: bool,
-    /// The Gemini `generateContent` request body, as JSON bytes.
-    pub body: Vec<u8>,
-}
-
-impl From<GeminiCall> for PreparedCall {
-    fn from(c: GeminiCall) -> Self {
-        PreparedCall {
-            body: serde_json::to_vec(&c.body).unwrap_or_default(),
-            model: c.model,
-            client_model: c.client_model,
-            stream: c.stream,
-            include_usage: c.include_usage,
-        }
-    }
-}
-
-/// Translate a request straight from its bytes when it is a plain-text
-/// conversation (system, developer, user and assistant messages whose
-/// `content` is a string, or `null` for the assistant): the messages are
-/// read as borrowed strings and written into the body without building
-/// `serde_json::Value` trees for them; every other member goes through the
-/// same code as [`translate_request`].
-///
-/// `None` means "use [`translate_request`]": other message shapes, and every
-/// request that is invalid (so the error comes from one place). When it
-/// answers, the answer equals `translate_request` on the parsed bytes with
-/// the body serialized by `serde_json::to_vec` (tests hold it to that).
-pub fn translate_request_fast(raw: &[u8], opts: &Options) -> Option<PreparedCall> {
-    fast::translate(raw, opts)
 }

@@ -6,6 +6,7 @@
 use super::messages::MAX_PARTS;
 use super::*;
 use crate::openai::testing::{deep_array, dismantle};
+use serde_json::json;
 
 /// Options with nothing switched on (no `includeThoughts`).
 pub(super) fn plain() -> Options {

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::{
     Google, Options, Suffixes, TranslateError, bare_model, copy_bounded, err, google_field, opt,
 };
+use crate::gemini::types::ThinkingConfig;
 
 /// Thinking budget for a `reasoning_effort` value.
 fn effort_budget(effort: &str) -> Option<i64> {
@@ -67,12 +68,12 @@ fn model_thinks(base: &str, opts: &Options) -> bool {
 /// Build `generationConfig.thinkingConfig` from the model suffix,
 /// `reasoning_effort`, the budget map, `show_thinking` and the client's own
 /// `thinking_config` (which wins).
-pub(super) fn thinking_config(
+pub(super) fn thinking_config<'a>(
     obj: &Map<String, Value>,
     opts: &Options,
     suffix: &Suffixes<'_>,
-    google: &Google<'_>,
-) -> Result<Map<String, Value>, TranslateError> {
+    google: &Google<'a>,
+) -> Result<ThinkingConfig<'a>, TranslateError> {
     let effort = match opt(obj, "reasoning_effort") {
         None => None,
         Some(Value::String(e)) => Some(effort_budget(e).ok_or_else(|| {
@@ -98,10 +99,10 @@ pub(super) fn thinking_config(
         Some(true) => Some(mapped.unwrap_or(-1)),
         None => effort.or(mapped),
     };
-    let mut tc = Map::new();
-    if let Some(b) = budget {
-        tc.insert("thinkingBudget".into(), b.into());
-    }
+    let mut tc = ThinkingConfig {
+        thinking_budget: budget,
+        ..ThinkingConfig::default()
+    };
     // Thought summaries are asked for by default only from models that
     // think: Gemini refuses a thinking config on the others.
     if suffix.thinking == Some(true)
@@ -109,45 +110,83 @@ pub(super) fn thinking_config(
             && budget != Some(0)
             && (budget.is_some() || model_thinks(suffix.base, opts)))
     {
-        tc.insert("includeThoughts".into(), Value::Bool(true));
+        tc.include_thoughts = Some(true);
     }
 
     if let Some((v, param)) = google_field(google, "thinking_config", "thinkingConfig") {
         let Value::Object(client) = v else {
             return Err(err(param, "thinking config must be an object"));
         };
-        let mut set_budget = false;
-        let mut set_level = false;
-        let mut set_include = false;
-        for (k, v) in client {
-            let key = match k.as_str() {
-                "thinking_budget" | "thinkingBudget" => {
-                    set_budget = true;
-                    "thinkingBudget"
-                }
-                "include_thoughts" | "includeThoughts" => {
-                    set_include = true;
-                    "includeThoughts"
-                }
-                "thinking_level" | "thinkingLevel" => {
-                    set_level = true;
-                    "thinkingLevel"
-                }
-                other => other,
-            };
-            tc.insert(key.into(), copy_bounded(v, &format!("{param}.{k}"))?);
-        }
-        if set_level && !set_budget {
-            tc.remove("thinkingBudget");
-        }
-        if set_budget && !set_level {
-            tc.remove("thinkingLevel");
-        }
-        if !set_include && tc.get("thinkingBudget").and_then(Value::as_i64) == Some(0) {
-            tc.remove("includeThoughts");
-        }
+        merge_client(&mut tc, client, &param)?;
     }
     Ok(tc)
+}
+
+/// The client's own `thinking_config` over ours: its members win, under
+/// their Gemini names (snake or camel case accepted); a value of another
+/// type than Gemini's, or a member we do not name, is passed on as given
+/// (in `extra`). A level without a budget drops our budget (and the other
+/// way round), and a client budget of 0 drops our `includeThoughts`.
+fn merge_client<'a>(
+    tc: &mut ThinkingConfig<'a>,
+    client: &'a Map<String, Value>,
+    param: &str,
+) -> Result<(), TranslateError> {
+    let mut set_budget = false;
+    let mut set_level = false;
+    let mut set_include = false;
+    for (k, v) in client {
+        let key = match k.as_str() {
+            "thinking_budget" | "thinkingBudget" => {
+                set_budget = true;
+                "thinkingBudget"
+            }
+            "include_thoughts" | "includeThoughts" => {
+                set_include = true;
+                "includeThoughts"
+            }
+            "thinking_level" | "thinkingLevel" => {
+                set_level = true;
+                "thinkingLevel"
+            }
+            other => other,
+        };
+        let v = copy_bounded(v, &format!("{param}.{k}"))?;
+        remove(tc, key);
+        match (key, &v) {
+            ("thinkingBudget", Value::Number(n)) if n.as_i64().is_some() => {
+                tc.thinking_budget = n.as_i64();
+            }
+            ("includeThoughts", Value::Bool(b)) => tc.include_thoughts = Some(*b),
+            ("thinkingLevel", Value::String(_)) => {
+                if let Some(Value::String(l)) = client.get(k) {
+                    tc.thinking_level = Some(l.as_str().into());
+                }
+            }
+            _ => tc.extra.insert(key.to_owned(), &v),
+        }
+    }
+    if set_level && !set_budget {
+        remove(tc, "thinkingBudget");
+    }
+    if set_budget && !set_level {
+        remove(tc, "thinkingLevel");
+    }
+    if !set_include && tc.thinking_budget == Some(0) {
+        remove(tc, "includeThoughts");
+    }
+    Ok(())
+}
+
+/// Drop member `key` (named or kept in `extra`).
+fn remove(tc: &mut ThinkingConfig, key: &str) {
+    match key {
+        "thinkingBudget" => tc.thinking_budget = None,
+        "includeThoughts" => tc.include_thoughts = None,
+        "thinkingLevel" => tc.thinking_level = None,
+        _ => {}
+    }
+    tc.extra.0.retain(|(k, _)| k != key);
 }
 
 #[cfg(test)]

@@ -5,18 +5,21 @@
 //! the built-in Google Search, code execution and URL context tools),
 //! [`function_tool`] and [`tool_config`] (`allowed_tools` included).
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
 
 use super::{TranslateError, clip, err, non_empty_str, opt};
+use crate::gemini::types::{FunctionCallingConfig, FunctionDeclaration, ToolConfig};
 use crate::openai::schema::clean_schema;
 
 /// Most tools accepted in one request.
 const MAX_TOOLS: usize = 1_000;
 
 /// What the request's `tools` / `functions` asked for.
-pub(super) struct Tools {
+pub(super) struct Tools<'a> {
     /// Function declarations.
-    pub(super) decls: Vec<Value>,
+    pub(super) decls: Vec<FunctionDeclaration<'a>>,
     /// Built-in Google Search.
     pub(super) search: bool,
     /// Built-in code execution.
@@ -26,7 +29,7 @@ pub(super) struct Tools {
 }
 
 /// Read `tools` (and legacy `functions`).
-pub(super) fn collect_tools(obj: &Map<String, Value>) -> Result<Tools, TranslateError> {
+pub(super) fn collect_tools(obj: &Map<String, Value>) -> Result<Tools<'_>, TranslateError> {
     let mut t = Tools {
         decls: Vec::new(),
         search: false,
@@ -117,19 +120,25 @@ pub(super) fn collect_tools(obj: &Map<String, Value>) -> Result<Tools, Translate
 }
 
 /// One client function: a declaration, or Google Search when so named.
-fn function_tool(f: &Map<String, Value>, at: &str, t: &mut Tools) -> Result<(), TranslateError> {
+fn function_tool<'a>(
+    f: &'a Map<String, Value>,
+    at: &str,
+    t: &mut Tools<'a>,
+) -> Result<(), TranslateError> {
     let name = non_empty_str(f.get("name"))
         .ok_or_else(|| err(format!("{at}.name"), "`name` must be a non-empty string"))?;
     if name == "googleSearch" || name == "google_search" {
         t.search = true;
         return Ok(());
     }
-    let mut decl = Map::new();
-    decl.insert("name".into(), Value::from(name));
+    let mut decl = FunctionDeclaration {
+        name: Some(name.into()),
+        ..FunctionDeclaration::default()
+    };
     match opt(f, "description") {
         None => {}
         Some(Value::String(d)) => {
-            decl.insert("description".into(), Value::String(d.clone()));
+            decl.description = Some(d.as_str().into());
         }
         Some(_) => {
             return Err(err(
@@ -143,7 +152,7 @@ fn function_tool(f: &Map<String, Value>, at: &str, t: &mut Tools) -> Result<(), 
         Some(p @ Value::Object(_)) => {
             let cleaned = clean_schema(p);
             if cleaned.get("properties").is_some() {
-                decl.insert("parameters".into(), cleaned);
+                decl.parameters = Some(cleaned);
             }
         }
         Some(_) => {
@@ -153,7 +162,7 @@ fn function_tool(f: &Map<String, Value>, at: &str, t: &mut Tools) -> Result<(), 
             ));
         }
     }
-    t.decls.push(Value::Object(decl));
+    t.decls.push(decl);
     Ok(())
 }
 
@@ -167,10 +176,10 @@ fn choice_name(v: &Value) -> Option<&str> {
 /// `tool_choice` (or legacy `function_call`) → `toolConfig`. For
 /// `allowed_tools` in `auto` mode the declarations are narrowed instead,
 /// since Gemini only takes `allowedFunctionNames` with `ANY`.
-pub(super) fn tool_config(
-    obj: &Map<String, Value>,
-    decls: &mut Vec<Value>,
-) -> Result<Option<Value>, TranslateError> {
+pub(super) fn tool_config<'a>(
+    obj: &'a Map<String, Value>,
+    decls: &mut Vec<FunctionDeclaration<'_>>,
+) -> Result<Option<ToolConfig<'a>>, TranslateError> {
     let (choice, param) = match opt(obj, "tool_choice") {
         Some(c) => (c, "tool_choice"),
         None => match opt(obj, "function_call") {
@@ -178,8 +187,8 @@ pub(super) fn tool_config(
             None => return Ok(None),
         },
     };
-    let mode = |m: &str| -> Result<Option<Value>, TranslateError> {
-        Ok(Some(json!({"functionCallingConfig": {"mode": m}})))
+    let mode = |m: &'static str| -> Result<Option<ToolConfig<'a>>, TranslateError> {
+        Ok(Some(calling(m, None)))
     };
     match choice {
         Value::String(s) => match s.as_str() {
@@ -221,15 +230,9 @@ pub(super) fn tool_config(
                         names.push(name);
                     }
                     if required {
-                        Ok(Some(
-                            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": names}}),
-                        ))
+                        Ok(Some(calling("ANY", Some(names))))
                     } else {
-                        decls.retain(|d| {
-                            d.get("name")
-                                .and_then(Value::as_str)
-                                .is_some_and(|n| names.contains(&n))
-                        });
+                        decls.retain(|d| d.name.as_deref().is_some_and(|n| names.contains(&n)));
                         if decls.is_empty() {
                             return Err(err(
                                 format!("{at}.tools"),
@@ -246,9 +249,7 @@ pub(super) fn tool_config(
                             "a function name is required",
                         )
                     })?;
-                    Ok(Some(
-                        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}),
-                    ))
+                    Ok(Some(calling("ANY", Some(vec![name]))))
                 }
                 Some(_) => Err(err(
                     format!("{param}.type"),
@@ -260,6 +261,18 @@ pub(super) fn tool_config(
             param,
             format!("`{param}` must be a string or an object"),
         )),
+    }
+}
+
+/// A `toolConfig` with this function calling mode (and allowed names).
+fn calling<'a>(mode: &'static str, names: Option<Vec<&'a str>>) -> ToolConfig<'a> {
+    ToolConfig {
+        function_calling_config: Some(FunctionCallingConfig {
+            allowed_function_names: names.map(|n| n.into_iter().map(Cow::Borrowed).collect()),
+            mode: Some(mode.into()),
+            ..FunctionCallingConfig::default()
+        }),
+        ..ToolConfig::default()
     }
 }
 

@@ -1,214 +1,188 @@
-//! The `Value` path for one candidate: its parts → an OpenAI `choice`
-//! (content, `reasoning_content`, tool calls with their ids and thought
-//! signatures, annotations, logprobs, finish reason), and the single empty
-//! choice of an answer without candidates (a blocked prompt's refusal).
+//! One typed candidate → one OpenAI `choice` (content, `reasoning_content`,
+//! tool calls with their ids and thought signatures, annotations, logprobs,
+//! finish reason), and the single empty choice of an answer without
+//! candidates (a blocked prompt's refusal).
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::grounding::{TextSpan, build_annotations};
-use super::{
-    Options, Part, as_slice, candidate_parts, classify, finish_reason, late_signature, render,
-    render_sources, tool_call_id, write_arguments,
+use super::output::{
+    Choice, ExtraContent, Function, GoogleExtra, Logprobs, Message, TokenLogprob, ToolCall,
 };
+use super::{
+    Options, Piece, classify, finish_reason, late_signature, render, render_sources, tool_call_id,
+    write_arguments,
+};
+use crate::gemini::types::{BlockReason, Candidate, LogprobsCandidate, LogprobsResult};
+
+/// Append `t` to `acc`, borrowing while `acc` is still empty.
+fn push<'a>(acc: &mut Cow<'a, str>, t: &'a str) {
+    if t.is_empty() {
+    } else if acc.is_empty() {
+        *acc = Cow::Borrowed(t);
+    } else {
+        acc.to_mut().push_str(t);
+    }
+}
 
 /// One candidate (at position `pos` of the answer) as an OpenAI `choice`.
-pub(super) fn translate_candidate(
-    cand: &Value,
+pub(super) fn translate_candidate<'a>(
+    cand: &'a Candidate<'a>,
     pos: u64,
     response_id: &str,
     opts: &Options,
-) -> Value {
-    let index = cand.get("index").and_then(Value::as_u64).unwrap_or(pos);
-    let parts = candidate_parts(cand);
+) -> Choice<'a> {
+    let index = cand.index.unwrap_or(pos);
+    let parts = cand.parts();
 
-    let mut content = String::new();
-    let mut reasoning = String::new();
+    let mut content: Cow<'a, str> = Cow::Borrowed("");
+    let mut reasoning: Cow<'a, str> = Cow::Borrowed("");
     let mut tool_calls = Vec::new();
+    // Where the text parts land, for grounding annotations only.
+    let grounded = cand.grounding_metadata.is_some();
     let mut spans = Vec::new();
     let mut concat_len = 0;
-    let mut args = Vec::new();
 
     for (i, part) in parts.iter().enumerate() {
         match classify(part) {
-            Part::Text(t) => {
+            Piece::Text(t) => {
                 if t.is_empty() {
                     continue;
                 }
-                spans.push(TextSpan {
-                    part_index: i,
-                    concat_start: concat_len,
-                    content_start: content.len(),
-                    len: t.len(),
-                });
-                concat_len += t.len();
-                content.push_str(t);
+                if grounded {
+                    spans.push(TextSpan {
+                        part_index: i,
+                        concat_start: concat_len,
+                        content_start: content.len(),
+                        len: t.len(),
+                    });
+                    concat_len += t.len();
+                }
+                push(&mut content, t);
             }
-            Part::Thought(t) => {
+            Piece::Thought(t) => {
                 if opts.show_thinking {
-                    reasoning.push_str(t);
+                    push(&mut reasoning, t);
                 }
             }
-            Part::Call(call) => {
+            Piece::Call(call) => {
                 let position = tool_calls.len() as u64;
                 let sig = call.signature.or_else(|| {
                     (position == 0)
                         .then(|| late_signature(parts.get(i + 1..).unwrap_or(&[])))
                         .flatten()
                 });
-                args.clear();
+                let mut args = Vec::new();
                 write_arguments(call.args, &mut args);
-                let arguments = String::from_utf8_lossy(&args).into_owned();
-                tool_calls.push(tool_call_value(
-                    tool_call_id(response_id, index, position, call.name, sig),
-                    call.name,
-                    arguments,
-                    sig,
-                ));
+                tool_calls.push(ToolCall {
+                    extra_content: sig.map(|s| ExtraContent {
+                        google: GoogleExtra {
+                            thought_signature: s,
+                        },
+                    }),
+                    function: Function {
+                        arguments: String::from_utf8(args).unwrap_or_default(),
+                        name: call.name,
+                    },
+                    id: tool_call_id(response_id, index, position, call.name, sig),
+                    kind: "function",
+                });
             }
-            Part::Rendered(r) => render(&r, &mut content),
-            Part::Skip => {}
+            Piece::Rendered(r) => render(&r, content.to_mut()),
+            Piece::Skip => {}
         }
     }
 
     let mut annotations = Vec::new();
-    if let Some(gm) = cand.get("groundingMetadata") {
+    if let Some(gm) = &cand.grounding_metadata {
         annotations = build_annotations(gm, &content, &spans);
         if opts.show_search_link {
-            render_sources(gm, &mut content);
+            render_sources(gm, content.to_mut());
         }
     }
 
     let had_calls = !tool_calls.is_empty();
-    let mut msg = Map::new();
-    msg.insert("role".into(), Value::from("assistant"));
-    let content = if content.is_empty() && had_calls {
-        Value::Null
-    } else {
-        Value::String(content)
-    };
-    msg.insert("content".into(), content);
-    if opts.show_thinking && !reasoning.is_empty() {
-        msg.insert("reasoning_content".into(), Value::String(reasoning));
+    let reason = finish_reason(cand.finish_reason.as_ref().map(|r| r.as_str()), had_calls);
+    Choice {
+        finish_reason: reason,
+        index,
+        logprobs: cand.logprobs_result.as_deref().and_then(translate_logprobs),
+        message: Message {
+            annotations,
+            content: (!(content.is_empty() && had_calls)).then_some(content),
+            reasoning_content: (opts.show_thinking && !reasoning.is_empty()).then_some(reasoning),
+            refusal: None,
+            role: "assistant",
+            tool_calls,
+        },
     }
-    if had_calls {
-        msg.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    if !annotations.is_empty() {
-        msg.insert("annotations".into(), Value::Array(annotations));
-    }
-    msg.insert("refusal".into(), Value::Null);
-
-    let reason = finish_reason(cand.get("finishReason").and_then(Value::as_str), had_calls);
-    let logprobs = cand
-        .get("logprobsResult")
-        .map_or(Value::Null, translate_logprobs);
-    choice(index, msg, logprobs, reason)
-}
-
-/// A `choice` object from its members.
-fn choice(index: u64, msg: Map<String, Value>, logprobs: Value, reason: Option<&str>) -> Value {
-    let mut c = Map::new();
-    c.insert("index".into(), Value::from(index));
-    c.insert("message".into(), Value::Object(msg));
-    c.insert("logprobs".into(), logprobs);
-    c.insert(
-        "finish_reason".into(),
-        reason.map_or(Value::Null, Value::from),
-    );
-    Value::Object(c)
 }
 
 /// The single choice of an answer without candidates.
-pub(super) fn empty_choice(block: Option<&Value>) -> Value {
-    let mut msg = Map::new();
-    msg.insert("role".into(), Value::from("assistant"));
-    msg.insert("content".into(), Value::from(""));
+pub(super) fn empty_choice<'a>(block: Option<&BlockReason>) -> Choice<'a> {
     let (refusal, reason) = match block {
-        Some(b) => (Value::String(blocked_refusal(b)), "content_filter"),
-        None => (Value::Null, "stop"),
+        Some(b) => (Some(blocked_refusal(b)), "content_filter"),
+        None => (None, "stop"),
     };
-    msg.insert("refusal".into(), refusal);
-    choice(0, msg, Value::Null, Some(reason))
+    Choice {
+        finish_reason: Some(reason),
+        index: 0,
+        logprobs: None,
+        message: Message {
+            annotations: Vec::new(),
+            content: Some(Cow::Borrowed("")),
+            reasoning_content: None,
+            refusal,
+            role: "assistant",
+            tool_calls: Vec::new(),
+        },
+    }
 }
 
 /// The refusal text for a prompt Gemini blocked (`promptFeedback.blockReason`).
-pub(crate) fn blocked_refusal(block: &Value) -> String {
-    let why = match block {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    format!("Prompt blocked by Gemini: {why}")
+pub(crate) fn blocked_refusal(block: &BlockReason) -> String {
+    format!("Prompt blocked by Gemini: {}", block.as_str())
 }
 
-/// An OpenAI `tool_calls[]` entry, with the thought signature under
-/// `extra_content.google` when there is one.
-fn tool_call_value(id: String, name: &str, arguments: String, sig: Option<&str>) -> Value {
-    let mut function = Map::new();
-    function.insert("name".into(), Value::from(name));
-    function.insert("arguments".into(), Value::String(arguments));
-    let mut call = Map::new();
-    call.insert("id".into(), Value::String(id));
-    call.insert("type".into(), Value::from("function"));
-    call.insert("function".into(), Value::Object(function));
-    if let Some(sig) = sig {
-        let mut google = Map::new();
-        google.insert("thought_signature".into(), Value::from(sig));
-        let mut extra = Map::new();
-        extra.insert("google".into(), Value::Object(google));
-        call.insert("extra_content".into(), Value::Object(extra));
-    }
-    Value::Object(call)
-}
-
-/// Gemini `logprobsResult` → OpenAI choice `logprobs` (best effort).
-fn translate_logprobs(lp: &Value) -> Value {
-    let Some(chosen) = lp.get("chosenCandidates").and_then(Value::as_array) else {
-        return Value::Null;
-    };
-    let top = as_slice(lp.get("topCandidates"));
+/// Gemini `logprobsResult` → OpenAI choice `logprobs` (best effort); `None`
+/// without `chosenCandidates`.
+fn translate_logprobs<'a>(lp: &'a LogprobsResult<'a>) -> Option<Logprobs<'a>> {
+    let chosen = lp.chosen_candidates.as_ref()?;
     let content = chosen
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let mut entry = token_logprob(c);
-            let alts = top
+            let alts = lp
+                .top_candidates
                 .get(i)
-                .map(|t| as_slice(t.get("candidates")))
-                .unwrap_or(&[])
+                .map_or(&[][..], |t| &t.candidates)
                 .iter()
-                .map(|a| Value::Object(token_logprob(a)))
+                .map(token_logprob)
                 .collect();
-            entry.insert("top_logprobs".into(), Value::Array(alts));
-            Value::Object(entry)
+            TokenLogprob {
+                top_logprobs: Some(alts),
+                ..token_logprob(c)
+            }
         })
         .collect();
-    let mut m = Map::new();
-    m.insert("content".into(), Value::Array(content));
-    m.insert("refusal".into(), Value::Null);
-    Value::Object(m)
+    Some(Logprobs { content })
 }
 
-/// One token's `{token, logprob, bytes}`.
-fn token_logprob(c: &Value) -> Map<String, Value> {
-    let token = c.get("token").and_then(Value::as_str).unwrap_or("");
-    let logprob = c
-        .get("logProbability")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
-    let mut m = Map::new();
-    m.insert("token".into(), Value::from(token));
-    m.insert("logprob".into(), Value::from(logprob));
-    m.insert(
-        "bytes".into(),
-        Value::Array(token.bytes().map(Value::from).collect()),
-    );
-    m
+/// One token's `{bytes, logprob, token}`.
+fn token_logprob<'a>(c: &'a LogprobsCandidate<'a>) -> TokenLogprob<'a> {
+    let token = c.token.as_deref().unwrap_or("");
+    TokenLogprob {
+        bytes: token.as_bytes(),
+        logprob: c.log_probability.unwrap_or(0.0),
+        token,
+        top_logprobs: None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use crate::openai::response::tests::{BLOCKED, CALL, quiet, run};
     #[test]
@@ -386,12 +360,18 @@ mod tests {
                     {"token": "Hé", "logprob": -2.5, "bytes": [72, 195, 169]}
                 ]}], "refusal": null})
         );
+        let logprobs = |s: &str| -> Value {
+            let lp: LogprobsResult = serde_json::from_str(s).unwrap();
+            let mut out = Vec::new();
+            match translate_logprobs(&lp) {
+                Some(l) => l.write(&mut out),
+                None => out.extend_from_slice(b"null"),
+            }
+            serde_json::from_slice(&out).unwrap()
+        };
+        assert_eq!(logprobs(r#"{"topCandidates": []}"#), Value::Null);
         assert_eq!(
-            translate_logprobs(&json!({"topCandidates": []})),
-            Value::Null
-        );
-        assert_eq!(
-            translate_logprobs(&json!({"chosenCandidates": [{}]})),
+            logprobs(r#"{"chosenCandidates": [{}]}"#),
             json!({"content": [{"token": "", "logprob": 0.0, "bytes": [], "top_logprobs": []}], "refusal": null})
         );
     }

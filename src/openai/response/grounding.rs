@@ -6,15 +6,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
-
-use super::as_slice;
+use super::output::{Annotation, UrlCitation};
+use crate::gemini::types::{GroundingChunk, GroundingMetadata, Segment};
 
 /// Append `\n\nSources:\n1. [title](uri)\n2. ...` for the web chunks of a
 /// `groundingMetadata` (deduplicated by uri). Returns whether anything was written.
-pub(crate) fn render_sources(grounding: &Value, out: &mut String) -> bool {
+pub(crate) fn render_sources(grounding: &GroundingMetadata, out: &mut String) -> bool {
     let mut seen: HashSet<&str> = HashSet::new();
-    for chunk in as_slice(grounding.get("groundingChunks")) {
+    for chunk in &grounding.grounding_chunks {
         let Some((uri, title)) = web_chunk(chunk) else {
             continue;
         };
@@ -33,15 +32,12 @@ pub(crate) fn render_sources(grounding: &Value, out: &mut String) -> bool {
 
 /// `(uri, title)` of a `groundingChunks[]` entry with a `web` source; the
 /// title falls back to the uri.
-fn web_chunk(chunk: &Value) -> Option<(&str, &str)> {
-    let web = chunk.get("web")?;
-    let uri = web
-        .get("uri")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())?;
+fn web_chunk<'g>(chunk: &'g GroundingChunk) -> Option<(&'g str, &'g str)> {
+    let web = chunk.web.as_ref()?;
+    let uri = web.uri.as_deref().filter(|u| !u.is_empty())?;
     let title = web
-        .get("title")
-        .and_then(Value::as_str)
+        .title
+        .as_deref()
         .filter(|t| !t.is_empty())
         .unwrap_or(uri);
     Some((uri, title))
@@ -62,9 +58,13 @@ pub(super) struct TextSpan {
 /// `url_citation` annotations from `groundingSupports`, with Gemini's UTF-8
 /// byte offsets converted to char offsets into `content`. Supports whose
 /// segment cannot be located are skipped.
-pub(super) fn build_annotations(gm: &Value, content: &str, spans: &[TextSpan]) -> Vec<Value> {
-    let chunks = as_slice(gm.get("groundingChunks"));
-    let supports = as_slice(gm.get("groundingSupports"));
+pub(super) fn build_annotations<'g>(
+    gm: &'g GroundingMetadata,
+    content: &str,
+    spans: &[TextSpan],
+) -> Vec<Annotation<'g>> {
+    let chunks = &gm.grounding_chunks;
+    let supports = &gm.grounding_supports;
     let mut out = Vec::new();
     if chunks.is_empty() {
         return out;
@@ -75,7 +75,7 @@ pub(super) fn build_annotations(gm: &Value, content: &str, spans: &[TextSpan]) -
         chars: 0,
     };
     for s in supports {
-        let Some(seg) = s.get("segment") else {
+        let Some(seg) = &s.segment else {
             continue;
         };
         let Some((b0, b1)) = segment_range(seg, content, spans) else {
@@ -87,9 +87,8 @@ pub(super) fn build_annotations(gm: &Value, content: &str, spans: &[TextSpan]) -
         let Some(c1) = content.get(b0..b1).map(|s| c0 + s.chars().count()) else {
             continue;
         };
-        for ci in as_slice(s.get("groundingChunkIndices")) {
+        for ci in &s.grounding_chunk_indices {
             let Some(chunk) = ci
-                .as_u64()
                 .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| chunks.get(i))
             else {
@@ -98,15 +97,15 @@ pub(super) fn build_annotations(gm: &Value, content: &str, spans: &[TextSpan]) -
             let Some((url, title)) = web_chunk(chunk) else {
                 continue;
             };
-            let mut cite = Map::new();
-            cite.insert("start_index".into(), Value::from(c0));
-            cite.insert("end_index".into(), Value::from(c1));
-            cite.insert("title".into(), Value::from(title));
-            cite.insert("url".into(), Value::from(url));
-            let mut a = Map::new();
-            a.insert("type".into(), Value::from("url_citation"));
-            a.insert("url_citation".into(), Value::Object(cite));
-            out.push(Value::Object(a));
+            out.push(Annotation {
+                kind: "url_citation",
+                url_citation: UrlCitation {
+                    end_index: c1,
+                    start_index: c0,
+                    title,
+                    url,
+                },
+            });
         }
     }
     out
@@ -140,24 +139,19 @@ impl CharOffsets<'_> {
 /// relative to the concatenated visible text; a candidate range must be in
 /// bounds, on char boundaries, and equal `segment.text` when that is given.
 /// As a last resort `segment.text` is searched for in `content`.
-fn segment_range(seg: &Value, content: &str, spans: &[TextSpan]) -> Option<(usize, usize)> {
-    let text = seg.get("text").and_then(Value::as_str);
-    let offset = |k: &str, default: Option<u64>| {
-        seg.get(k)
-            .map_or(default, Value::as_u64)
-            .and_then(|v| usize::try_from(v).ok())
-    };
+fn segment_range(seg: &Segment, content: &str, spans: &[TextSpan]) -> Option<(usize, usize)> {
+    let text = seg.text.as_deref();
+    let offset = |v: Option<u64>| v.and_then(|v| usize::try_from(v).ok());
     let fits = |r: (usize, usize)| {
         content
             .get(r.0..r.1)
             .is_some_and(|s| text.is_none_or(|t| t == s))
     };
-    if let (Some(start), Some(end)) = (offset("startIndex", Some(0)), offset("endIndex", None))
+    if let (Some(start), Some(end)) = (offset(seg.start_index.or(Some(0))), offset(seg.end_index))
         && start < end
     {
         let by_part = seg
-            .get("partIndex")
-            .and_then(Value::as_u64)
+            .part_index
             .and_then(|pi| spans.iter().find(|s| s.part_index as u64 == pi))
             .filter(|s| end <= s.len)
             .map(|s| (s.content_start + start, s.content_start + end));

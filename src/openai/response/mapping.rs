@@ -5,7 +5,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::output::UsageOut;
+use crate::gemini::types::UsageMetadata;
 
 /// OpenAI `usage` from `usageMetadata` (docs/wire-formats.md §C.4); all zeros when absent.
 ///
@@ -13,8 +16,10 @@ use serde_json::{Map, Value};
 /// candidates + thoughts, `total_tokens` = `totalTokenCount` (or the sum),
 /// plus `prompt_tokens_details.cached_tokens` and
 /// `completion_tokens_details.reasoning_tokens`.
-pub fn usage(meta: Option<&Value>) -> Value {
-    Usage::from_meta(meta).to_value()
+pub fn usage(meta: Option<&UsageMetadata>) -> Value {
+    let mut out = Vec::new();
+    UsageOut::from(Usage::from_meta(meta)).write(&mut out);
+    serde_json::from_slice(&out).unwrap_or_default()
 }
 
 /// The OpenAI finish_reason for a Gemini finishReason (docs/wire-formats.md §C.3), given
@@ -96,11 +101,10 @@ impl std::io::Write for Fnv {
     }
 }
 
-/// FNV-1a 64 of `v` serialized as JSON.
-pub(super) fn hash_value(v: &Value) -> u64 {
+/// FNV-1a 64 of some bytes (answer ids without a `responseId`).
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = Fnv::new();
-    // Writing into the hasher cannot fail.
-    let _ = serde_json::to_writer(&mut h, v);
+    h.write(bytes);
     h.0
 }
 
@@ -115,40 +119,24 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    pub(crate) fn from_meta(meta: Option<&Value>) -> Self {
-        let n = |k: &str| {
-            meta.and_then(|m| m.get(k))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
+    /// The OpenAI counts of a `usageMetadata` (all zero when absent).
+    pub(crate) fn from_meta(meta: Option<&UsageMetadata>) -> Self {
+        let Some(m) = meta else {
+            return Usage::default();
         };
-        let prompt = n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount"));
-        let reasoning = n("thoughtsTokenCount");
-        let completion = n("candidatesTokenCount").saturating_add(reasoning);
-        let total = meta
-            .and_then(|m| m.get("totalTokenCount"))
-            .and_then(Value::as_u64)
-            .unwrap_or_else(|| prompt.saturating_add(completion));
+        let n = |v: Option<u64>| v.unwrap_or(0);
+        let prompt = n(m.prompt_token_count).saturating_add(n(m.tool_use_prompt_token_count));
+        let reasoning = n(m.thoughts_token_count);
+        let completion = n(m.candidates_token_count).saturating_add(reasoning);
         Usage {
             prompt,
             completion,
-            total,
-            cached: n("cachedContentTokenCount"),
+            total: m
+                .total_token_count
+                .unwrap_or_else(|| prompt.saturating_add(completion)),
+            cached: n(m.cached_content_token_count),
             reasoning,
         }
-    }
-
-    pub(crate) fn to_value(self) -> Value {
-        let mut cached = Map::new();
-        cached.insert("cached_tokens".into(), Value::from(self.cached));
-        let mut reasoning = Map::new();
-        reasoning.insert("reasoning_tokens".into(), Value::from(self.reasoning));
-        let mut m = Map::new();
-        m.insert("prompt_tokens".into(), Value::from(self.prompt));
-        m.insert("completion_tokens".into(), Value::from(self.completion));
-        m.insert("total_tokens".into(), Value::from(self.total));
-        m.insert("prompt_tokens_details".into(), Value::Object(cached));
-        m.insert("completion_tokens_details".into(), Value::Object(reasoning));
-        Value::Object(m)
     }
 }
 
@@ -157,8 +145,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::gemini::lenient::loose_from_str;
     use crate::openai::Options;
-    use crate::openai::response::tests::{parse, run};
+    use crate::openai::response::tests::run;
     #[test]
     fn tool_call_id_inputs_all_matter() {
         let base = tool_call_id("r", 0, 0, "f", None);
@@ -263,10 +252,11 @@ mod tests {
             ),
         ];
         for (meta, want) in cases {
-            let v = parse(meta);
-            let got = usage(if v.is_null() { None } else { Some(&v) });
+            let v: Option<UsageMetadata> = loose_from_str(meta).unwrap();
+            let got = usage(v.as_ref());
             assert_eq!(got, want, "{meta}");
         }
-        assert_eq!(usage(Some(&json!("junk"))), z(0, 0, 0, 0, 0));
+        let junk: Option<UsageMetadata> = loose_from_str("\"junk\"").unwrap();
+        assert_eq!(usage(junk.as_ref()), z(0, 0, 0, 0, 0));
     }
 }

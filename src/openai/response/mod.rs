@@ -4,8 +4,10 @@
 //! Owns the non-streaming answer translation, the usage and finish-reason
 //! mappings, the deterministic tool-call ids, and the rendering of Gemini
 //! parts that have no OpenAI field (code execution, generated images, search
-//! sources) into text. The streaming translator in [`super::stream`] reuses
-//! the `pub(crate)` helpers here so both paths render identically.
+//! sources) into text. The answer is read once into the typed wire model
+//! ([`crate::gemini::types`]) and written once from it; the streaming
+//! translator in [`super::stream`] reuses the `pub(crate)` helpers here so
+//! both render identically.
 //!
 //! Tool call ids are `call_` + 16 lowercase hex digits of an FNV-1a 64 hash
 //! over (responseId or `""`, candidate index, call position within the
@@ -17,9 +19,9 @@
 //! empty text part) is attached to the candidate's first call when no call
 //! carries its own.
 //!
-//! This file holds the entry points ([`translate_response`] on a parsed
-//! `Value`, [`translate_response_bytes`] on the raw answer); the pieces sit
-//! beside it:
+//! This file holds the entry points ([`translate_response_bytes`] on the raw
+//! answer, [`translate_response`] for callers holding a `Value`); the pieces
+//! sit beside it:
 //!
 //! * `candidate` — one candidate → one `choice` (message, tool calls,
 //!   logprobs), and the empty choice of an answer without candidates.
@@ -27,27 +29,27 @@
 //!   those without an OpenAI field (shared with the stream translator).
 //! * `grounding` — search sources and `url_citation` annotations.
 //! * `mapping` — usage, finish reasons and the deterministic tool-call ids.
-//! * `fast` — the typed fast path over the common answer shape.
+//! * `output` — the `chat.completion` structs the answer is written from.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Options;
+use crate::gemini::lenient::loose_from_str;
+use crate::gemini::types::GenerateContentResponse;
 
 mod candidate;
-pub(crate) mod fast;
 mod grounding;
 mod mapping;
+mod output;
 mod parts;
 
 pub(crate) use candidate::blocked_refusal;
 use candidate::{empty_choice, translate_candidate};
 pub(crate) use grounding::render_sources;
-use mapping::hash_value;
-pub(crate) use mapping::{Fnv, Usage};
+pub(crate) use mapping::{Fnv, Usage, hash_bytes};
 pub use mapping::{finish_reason, tool_call_id, usage};
-pub(crate) use parts::{
-    Part, as_slice, candidate_parts, classify, late_signature, render, write_arguments,
-};
+pub(crate) use output::UsageOut;
+pub(crate) use parts::{Piece, classify, late_signature, render, write_arguments};
 
 /// Context for translating one answer.
 #[derive(Clone, Copy, Debug)]
@@ -60,25 +62,27 @@ pub struct ResponseCtx<'a> {
     pub opts: &'a Options,
 }
 
-/// Gemini `GenerateContentResponse` → `chat.completion` (docs/wire-formats.md §C.3, §C.4, §C.6).
+/// Gemini answer bytes → serialized OpenAI `chat.completion` bytes
+/// (docs/wire-formats.md §C.3, §C.4, §C.6).
 ///
-/// Never fails: missing or odd fields degrade to empty content. A response
-/// without candidates yields one empty choice (`content_filter` plus a
-/// `refusal` when `promptFeedback.blockReason` says the prompt was blocked,
-/// else `stop`).
-pub fn translate_response(gemini: &Value, ctx: &ResponseCtx) -> Value {
-    let response_id = gemini
-        .get("responseId")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
+/// `None` when `gemini` is not valid JSON. Never fails otherwise: missing
+/// or odd fields degrade to empty content (see [`crate::gemini::types`] on
+/// lenient reading). A response without candidates yields one empty choice
+/// (`content_filter` plus a `refusal` when `promptFeedback.blockReason`
+/// says the prompt was blocked, else `stop`). Without a `responseId` the
+/// id is `chatcmpl-` + an FNV-1a hash of the answer bytes.
+pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
+    // One UTF-8 check over the whole answer is cheaper than one per string.
+    let text = std::str::from_utf8(gemini).ok()?;
+    let answer: GenerateContentResponse = loose_from_str(text).ok()?;
+    let response_id = answer.response_id.as_deref().filter(|s| !s.is_empty());
     let id = match response_id {
         Some(r) => format!("chatcmpl-{r}"),
-        None => format!("chatcmpl-{:016x}", hash_value(gemini)),
+        None => format!("chatcmpl-{:016x}", hash_bytes(gemini)),
     };
 
-    let candidates = as_slice(gemini.get("candidates"));
-    let mut choices = Vec::with_capacity(candidates.len().max(1));
-    for (pos, cand) in candidates.iter().enumerate() {
+    let mut choices = Vec::with_capacity(answer.candidates.len().max(1));
+    for (pos, cand) in answer.candidates.iter().enumerate() {
         choices.push(translate_candidate(
             cand,
             pos as u64,
@@ -87,36 +91,33 @@ pub fn translate_response(gemini: &Value, ctx: &ResponseCtx) -> Value {
         ));
     }
     if choices.is_empty() {
-        let block = gemini
-            .get("promptFeedback")
-            .and_then(|p| p.get("blockReason"))
-            .filter(|r| !r.is_null());
+        let block = answer
+            .prompt_feedback
+            .as_ref()
+            .and_then(|p| p.block_reason.as_ref());
         choices.push(empty_choice(block));
     }
 
-    let mut out = Map::new();
-    out.insert("id".into(), Value::String(id));
-    out.insert("object".into(), Value::from("chat.completion"));
-    out.insert("created".into(), Value::from(ctx.created));
-    out.insert("model".into(), Value::from(ctx.model));
-    out.insert("choices".into(), Value::Array(choices));
-    out.insert("usage".into(), usage(gemini.get("usageMetadata")));
-    out.insert("system_fingerprint".into(), Value::Null);
-    Value::Object(out)
+    let out = output::Completion {
+        choices,
+        created: ctx.created,
+        id,
+        model: ctx.model,
+        object: "chat.completion",
+        usage: Usage::from_meta(answer.usage_metadata.as_ref()).into(),
+    };
+    let mut buf = Vec::with_capacity(gemini.len() / 2 + 512);
+    out.write(&mut buf);
+    Some(buf)
 }
 
-/// Gemini answer bytes → serialized OpenAI `chat.completion` bytes.
-///
-/// `None` when `gemini` is not valid JSON. The output equals
-/// `serde_json::to_vec(&translate_response(&parsed, ctx))`; answers the fast
-/// path does not model (grounding, logprobs, code execution, images, unknown
-/// part kinds, odd types, no `responseId`) go through [`translate_response`].
-pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
-    if let Some(out) = fast::translate(gemini, ctx) {
-        return Some(out);
-    }
-    let v: Value = serde_json::from_slice(gemini).ok()?;
-    Some(serde_json::to_vec(&translate_response(&v, ctx)).unwrap_or_default())
+/// [`translate_response_bytes`] for a caller holding the answer as a
+/// `Value` (tests, fuzzing): the same translation, as a `Value`.
+pub fn translate_response(gemini: &Value, ctx: &ResponseCtx) -> Value {
+    let bytes = serde_json::to_vec(gemini).unwrap_or_default();
+    translate_response_bytes(&bytes, ctx)
+        .and_then(|out| serde_json::from_slice(&out).ok())
+        .unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -134,7 +135,9 @@ mod tests {
             created: 1760000000,
             opts,
         };
-        translate_response(&parse(body), &ctx)
+        let out = translate_response_bytes(body.as_bytes(), &ctx)
+            .unwrap_or_else(|| panic!("not JSON: {body}"));
+        parse(std::str::from_utf8(&out).unwrap())
     }
 
     pub(super) fn quiet() -> Options {
@@ -299,7 +302,7 @@ mod tests {
                 assert!(out["usage"].is_object());
             }
         }
-        let _ = usage(Some(&json!([])));
+        let _ = usage(None);
         let _ = finish_reason(Some(""), true);
     }
 }

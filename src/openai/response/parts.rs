@@ -1,22 +1,14 @@
 //! Gemini parts in OpenAI terms, shared with the stream translator: which
-//! field a part feeds ([`classify`]: text, thought, function call, or
-//! output rendered as markdown by [`render`], C.6), late thought signatures
-//! and call arguments.
+//! field a typed [`types::Part`] feeds ([`classify`]: text, thought,
+//! function call, or output rendered as markdown by [`render`], C.6), late
+//! thought signatures and call arguments.
 
 use serde_json::Value;
 
-/// `v` as an array slice; empty when absent or not an array.
-pub(crate) fn as_slice(v: Option<&Value>) -> &[Value] {
-    v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-/// The parts of a candidate (`content.parts`), empty when missing.
-pub(crate) fn candidate_parts(cand: &Value) -> &[Value] {
-    as_slice(cand.get("content").and_then(|c| c.get("parts")))
-}
+use crate::gemini::types::{self, PartKind};
 
 /// What one Gemini part contributes to the OpenAI answer.
-pub(crate) enum Part<'a> {
+pub(crate) enum Piece<'a> {
     /// Visible text (may be empty).
     Text(&'a str),
     /// Thought summary text (`"thought": true`).
@@ -25,7 +17,8 @@ pub(crate) enum Part<'a> {
     Call(Call<'a>),
     /// Output with no OpenAI field, rendered into content by [`render`].
     Rendered(Rendered<'a>),
-    /// Nothing to show (unknown part, thought non-text, malformed).
+    /// Nothing to show (unknown part kind, thought without text, a
+    /// `functionResponse`, `fileData`, an image without data).
     Skip,
 }
 
@@ -43,60 +36,43 @@ pub(crate) enum Rendered<'a> {
     Image { mime: &'a str, data: &'a str },
 }
 
-/// The non-empty `thoughtSignature` of a part.
-pub(crate) fn signature(part: &Value) -> Option<&str> {
-    part.get("thoughtSignature")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
 /// Classify one Gemini part.
-pub(crate) fn classify(part: &Value) -> Part<'_> {
-    if let Some(fc) = part.get("functionCall").filter(|f| f.is_object()) {
-        return Part::Call(Call {
-            name: fc.get("name").and_then(Value::as_str).unwrap_or(""),
-            args: fc.get("args").filter(|a| !a.is_null()),
-            signature: signature(part),
-        });
-    }
-    let text = part.get("text").and_then(Value::as_str);
-    if part.get("thought").and_then(Value::as_bool) == Some(true) {
-        return text.map_or(Part::Skip, Part::Thought);
-    }
-    if let Some(t) = text {
-        return Part::Text(t);
-    }
-    if let Some(ec) = part.get("executableCode") {
-        let language = ec.get("language").and_then(Value::as_str);
-        let language = match language {
-            None | Some("" | "LANGUAGE_UNSPECIFIED") => "python",
-            Some(l) => l,
-        };
-        return Part::Rendered(Rendered::Code {
-            language,
-            code: ec.get("code").and_then(Value::as_str).unwrap_or(""),
-        });
-    }
-    if let Some(res) = part.get("codeExecutionResult") {
-        let outcome = res.get("outcome").and_then(Value::as_str);
-        return Part::Rendered(Rendered::Result {
+pub(crate) fn classify<'p>(part: &'p types::Part<'_>) -> Piece<'p> {
+    match part.kind() {
+        PartKind::FunctionCall(fc) => Piece::Call(Call {
+            name: fc.name.as_deref().unwrap_or(""),
+            args: fc.args.as_ref(),
+            signature: part.signature(),
+        }),
+        PartKind::Thought(t) => Piece::Thought(t),
+        PartKind::Text(t) => Piece::Text(t),
+        PartKind::ExecutableCode(ec) => Piece::Rendered(Rendered::Code {
+            language: match ec.language.as_deref() {
+                None | Some("" | "LANGUAGE_UNSPECIFIED") => "python",
+                Some(l) => l,
+            },
+            code: ec.code.as_deref().unwrap_or(""),
+        }),
+        PartKind::CodeExecutionResult(res) => Piece::Rendered(Rendered::Result {
             failed: matches!(
-                outcome,
+                res.outcome.as_deref(),
                 Some("OUTCOME_FAILED" | "OUTCOME_DEADLINE_EXCEEDED")
             ),
-            output: res.get("output").and_then(Value::as_str).unwrap_or(""),
-        });
+            output: res.output.as_deref().unwrap_or(""),
+        }),
+        PartKind::InlineData(img) => match img.data.as_deref() {
+            Some(data) => Piece::Rendered(Rendered::Image {
+                mime: img
+                    .mime_type
+                    .as_deref()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("image/png"),
+                data,
+            }),
+            None => Piece::Skip,
+        },
+        PartKind::FileData(_) | PartKind::FunctionResponse(_) | PartKind::Unknown => Piece::Skip,
     }
-    if let Some(img) = part.get("inlineData")
-        && let Some(data) = img.get("data").and_then(Value::as_str)
-    {
-        let mime = img.get("mimeType").and_then(Value::as_str);
-        return Part::Rendered(Rendered::Image {
-            mime: mime.filter(|m| !m.is_empty()).unwrap_or("image/png"),
-            data,
-        });
-    }
-    Part::Skip
 }
 
 /// Append the markdown for a part that has no OpenAI field (docs/wire-formats.md §C.6).
@@ -130,12 +106,11 @@ pub(crate) fn render(r: &Rendered, out: &mut String) {
 /// The signature to give the first call of a candidate when it has none:
 /// the first signature on a later non-call part, unless a later call carries
 /// its own signature.
-pub(crate) fn late_signature(rest: &[Value]) -> Option<&str> {
+pub(crate) fn late_signature<'p>(rest: &'p [types::Part<'_>]) -> Option<&'p str> {
     let mut found = None;
     for p in rest {
-        let is_call = p.get("functionCall").is_some_and(Value::is_object);
-        match signature(p) {
-            Some(_) if is_call => return None,
+        match p.signature() {
+            Some(_) if p.function_call.is_some() => return None,
             Some(s) if found.is_none() => found = Some(s),
             _ => {}
         }
@@ -228,7 +203,9 @@ mod tests {
         ];
         for (part, want) in cases {
             let mut s = String::new();
-            if let Part::Rendered(r) = classify(&part) {
+            let text = part.to_string();
+            let typed: types::Part = serde_json::from_str(&text).unwrap();
+            if let Piece::Rendered(r) = classify(&typed) {
                 render(&r, &mut s);
             }
             assert_eq!(s, want, "{part}");

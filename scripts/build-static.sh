@@ -95,7 +95,7 @@ fail() { echo "build-static: FAIL: $*" >&2; exit 1; }
 # Strip the symbol table explicitly: the profile's `strip = true` has been seen
 # to leave .symtab/.strtab (1.4 MB of names) in the static-pie when cargo
 # reused an artifact. binutils' strip, or the cross one for another architecture.
-strip_tool=strip
+strip_tool="strip"
 if command -v "${target%%-*}-linux-gnu-strip" >/dev/null; then
   strip_tool="${target%%-*}-linux-gnu-strip"
 fi

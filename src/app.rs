@@ -89,6 +89,9 @@ impl App {
             cfg.key_selection,
             cfg.max_failures,
         );
+        for p in [&pool, &backup] {
+            p.set_quota(cfg.quota.clone());
+        }
         let mut upstream = Upstream::new(
             crate::upstream::build_client(),
             &cfg.base_url,
@@ -183,6 +186,9 @@ impl App {
     fn tune(&self, old: &Config, new: &Config) {
         for pool in [&self.pool, &self.backup] {
             pool.set_policy(new.key_selection, new.max_failures);
+            if new.quota != old.quota {
+                pool.set_quota(new.quota.clone());
+            }
         }
         self.upstream
             .set_policy(new.time_out, new.cooldown, new.max_retries);

@@ -118,6 +118,9 @@ pub enum Failure {
     Cooling(Duration, Counts),
     /// No usable key: all are disabled or resting.
     Unavailable(Counts),
+    /// No key has quota headroom for the model: the earliest slot opens
+    /// after this long; the message names the limit.
+    Quota(Duration, String),
 }
 
 /// `a` followed by `b`, in one allocation.
@@ -371,6 +374,10 @@ impl Upstream {
                     self.no_key(call, first_call);
                     return Err(Failure::Cooling(d, pool.counts()));
                 }
+                Pick::Quota(q) if last.is_none() => {
+                    self.no_key(call, first_call);
+                    return Err(Failure::Quota(q.wait, q.message(call.model)));
+                }
                 Pick::Unavailable if last.is_none() => {
                     self.no_key(call, first_call);
                     return Err(Failure::Unavailable(pool.counts()));
@@ -419,6 +426,9 @@ impl Upstream {
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok());
                     let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown());
+                    if let Outcome::Quota { .. } = outcome {
+                        pool.learn(index, call.model, &body);
+                    }
                     pool.report(index, call.model, &outcome);
                     self.record_failed(&a, call, status.as_u16(), &body, &outcome);
                     crate::debug!(

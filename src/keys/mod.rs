@@ -17,6 +17,8 @@
 //!
 //! * [`outcome`] — upstream answer → [`Outcome`]; the Pacific-midnight clock.
 //! * [`pool`] — [`KeyPool`]: selection (`pick`), outcomes (`report`), resets.
+//! * [`quota`] — limits per key × model (learned, `MODEL_LIMITS`, free-tier
+//!   defaults) and the counts that let `pick` skip a key without headroom.
 //! * [`slots`] — the append-only slot list behind the pool.
 //! * [`sync`] — the pool and the store: adding/removing keys, restoring kept
 //!   state, applying other replicas' changes.
@@ -28,6 +30,7 @@
 
 pub mod outcome;
 pub mod pool;
+pub mod quota;
 pub mod slots;
 pub mod sync;
 pub mod view;
@@ -41,7 +44,7 @@ pub use crate::clock::unix_now;
 #[cfg(test)]
 pub(crate) use outcome::days_from_civil;
 pub use outcome::{Outcome, classify, parse_duration, until_pacific_midnight};
-pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, Recorder};
+pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, QuotaWait, Recorder};
 pub use sync::Added;
 pub use view::{KeyInfo, Today};
 

@@ -9,13 +9,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 // The pool's clock: tokio's, so tests can pause and advance it
 // (`tokio::time::pause`); outside a runtime, or unpaused, it is std's.
 use tokio::time::Instant;
 
+use super::quota::{Clock, Full, KeyQuota, Policy, Window};
 use super::slots::Slots;
 use super::view::Today;
 use super::{Outcome, Selection, lock, mask, subtle_eq, unix_now};
@@ -57,6 +60,8 @@ pub(super) struct State {
     pub(super) last_used: Option<u64>,
     /// Today's calls on this key (UTC day).
     pub(super) today: Today,
+    /// Its quota counts and learned limits per model.
+    pub(super) quota: KeyQuota,
 }
 
 impl State {
@@ -74,6 +79,7 @@ impl State {
             last_error: None,
             last_used: None,
             today: Today::default(),
+            quota: KeyQuota::default(),
         }
     }
 
@@ -154,8 +160,56 @@ pub enum Pick {
     Key(usize),
     /// No usable key: some are cooling; the first is usable again after this long.
     Cooling(Duration),
+    /// No usable key: every one that could serve is at a quota limit.
+    Quota(QuotaWait),
     /// No usable key: every key is disabled (or resting with none cooling).
     Unavailable,
+}
+
+/// Why no key had headroom: the limit that binds, and when a slot opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaWait {
+    /// Keys at their limit.
+    pub keys: usize,
+    /// The limit of the key whose slot opens first.
+    pub limit: u32,
+    /// Its window.
+    pub window: Window,
+    /// Until the earliest slot opens.
+    pub wait: Duration,
+}
+
+impl QuotaWait {
+    /// "all 3 keys are at their 5 requests/minute limit for gemini-2.5-flash;
+    /// the next slot opens in 14 s".
+    pub fn message(&self, model: &str) -> String {
+        let keys = match self.keys {
+            1 => "the only key is".to_string(),
+            n => format!("all {n} keys are"),
+        };
+        let their = if self.keys == 1 { "its" } else { "their" };
+        format!(
+            "{keys} at {their} {} {} limit for {}; the next slot opens in {} s",
+            self.limit,
+            self.window.unit(),
+            crate::model::label(model),
+            self.wait.as_secs_f64().ceil() as u64
+        )
+    }
+}
+
+/// One decision's view of time: the pool's instant and, when quota aware,
+/// the policy and the quota clock.
+pub(super) struct At<'a> {
+    pub(super) now: Instant,
+    pub(super) quota: Option<(&'a Policy, Clock)>,
+}
+
+/// Why a key cannot serve now: how long until it can, and whether (and
+/// which) quota limit is part of it.
+struct Wait {
+    wait: Duration,
+    full: Option<Full>,
 }
 
 /// Counts of keys by state, for error bodies, `/health` and `/status`.
@@ -224,6 +278,10 @@ pub struct KeyPool {
     max_failures: AtomicU32,
     epoch: Instant,
     recorder: OnceLock<Recorder>,
+    /// `QUOTA_AWARE`, `KEY_TIER`, `MODEL_LIMITS`; changes live.
+    policy: ArcSwap<Policy>,
+    /// Added to the quota clock (tests move a day forward at once).
+    quota_offset_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -258,6 +316,8 @@ impl KeyPool {
             max_failures: AtomicU32::new(max_failures.max(1)),
             epoch: Instant::now(),
             recorder: OnceLock::new(),
+            policy: ArcSwap::from_pointee(Policy::default()),
+            quota_offset_ms: AtomicU64::new(0),
         };
         let total = keys.len();
         for key in keys.into_iter().take(MAX_KEYS) {
@@ -279,6 +339,40 @@ impl KeyPool {
         self.selection.store(selection as u8, Ordering::Relaxed);
         self.max_failures
             .store(max_failures.max(1), Ordering::Relaxed);
+    }
+
+    /// Change the quota policy (`QUOTA_AWARE`, `KEY_TIER`, `MODEL_LIMITS`)
+    /// while running: the next pick uses it.
+    pub fn set_quota(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The quota policy in force.
+    pub fn quota_policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Move the quota clock forward by `d` (for tests: a minute or a
+    /// Pacific day passes at once for the counts; cooldowns keep their time).
+    pub fn advance_quota_clock(&self, d: Duration) {
+        self.quota_offset_ms
+            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The quota clock now.
+    pub(super) fn quota_clock(&self, now: Instant) -> Clock {
+        let offset = self.quota_offset_ms.load(Ordering::Relaxed);
+        let ms = (now.duration_since(self.epoch).as_millis() as u64).saturating_add(offset);
+        let wall = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms().saturating_add(offset));
+        let secs = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Clock {
+            ms,
+            day: super::outcome::pacific_day(secs),
+            to_midnight: super::until_pacific_midnight(wall),
+        }
     }
 
     /// Hand every later state change to `recorder` (once; later calls are
@@ -387,9 +481,11 @@ impl KeyPool {
             .map(|(i, _)| i)
     }
 
-    /// When `slot` can next be used for `model` (None = now); a disabled or
-    /// removed key ("never until re-verified") is `Err(())`.
-    fn wait_for(slot: &Slot, model: &str, now: Instant) -> Result<Option<Duration>, ()> {
+    /// When `slot` can next be used for `model` (None = now), and whether a
+    /// quota limit is part of why; a disabled or removed key ("never until
+    /// re-verified") is `Err(())`.
+    fn wait_for(slot: &Slot, model: &str, at: &At<'_>) -> Result<Option<Wait>, ()> {
+        let now = at.now;
         let st = lock(&slot.state);
         if st.disabled.is_some() || st.removed {
             return Err(());
@@ -404,23 +500,33 @@ impl KeyPool {
                 wait = Some(wait.map_or(w, |x| x.max(w)));
             }
         }
-        Ok(wait)
+        let full = at
+            .quota
+            .as_ref()
+            .and_then(|(policy, clock)| st.quota.full(crate::model::label(model), policy, clock));
+        if let Some(f) = full {
+            wait = Some(wait.map_or(f.wait, |x| x.max(f.wait)));
+        }
+        Ok(wait.map(|wait| Wait { wait, full }))
     }
 
     /// Whether key `index` can serve `model` now and was not tried yet.
-    fn usable(&self, index: usize, model: &str, tried: &[usize], now: Instant) -> bool {
+    fn usable(&self, index: usize, model: &str, tried: &[usize], at: &At<'_>) -> bool {
         !tried.contains(&index)
             && self
                 .slots
                 .get(index)
-                .is_some_and(|s| matches!(Self::wait_for(s, model, now), Ok(None)))
+                .is_some_and(|s| matches!(Self::wait_for(s, model, at), Ok(None)))
     }
 
     /// Choose a usable key for `model`, skipping indices in `tried`.
     ///
     /// Every selection chooses evenly among the usable keys: a dead key's
-    /// turns are never handed to its neighbour. Cost: O(1) per pick while the
-    /// keys are healthy, O(n) over the keys in the worst case (a long run of
+    /// turns are never handed to its neighbour. When quota aware, a key
+    /// without headroom for the model is skipped like a cooling one, and
+    /// the call is counted on the key chosen (under its lock: concurrent
+    /// picks cannot overshoot a limit). Cost: O(1) per pick while the keys
+    /// are healthy, O(n) over the keys in the worst case (a long run of
     /// dead or removed keys, or none usable), as before; no allocation.
     pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
         let n = self.slots.len();
@@ -428,13 +534,44 @@ impl KeyPool {
             return Pick::Unavailable;
         }
         let now = Instant::now();
-        let chosen = match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
-            Selection::RoundRobin => self.next_in_turn(n, model, tried, now),
-            Selection::Random => self.random_usable(n, model, tried, now),
+        let policy = self.policy.load();
+        let qmodel = crate::model::label(model);
+        let at = At {
+            now,
+            quota: policy.aware.then(|| (&**policy, self.quota_clock(now))),
+        };
+        // A key that lost its last slot to a concurrent pick between the
+        // check and the count is skipped on the next round.
+        for _ in 0..4 {
+            let Some(i) = self.choose(n, model, tried, &at) else {
+                break;
+            };
+            let Some(slot) = self.slots.get(i) else {
+                break;
+            };
+            let mut st = lock(&slot.state);
+            if let Some((policy, clock)) = &at.quota
+                && !st.quota.reserve(qmodel, policy, clock)
+            {
+                continue;
+            }
+            st.last_used = Some(unix_now());
+            drop(st);
+            slot.calls.fetch_add(1, Ordering::Relaxed);
+            return Pick::Key(i);
+        }
+        self.none_usable(model, &at)
+    }
+
+    /// The key the configured selection chooses among the usable ones.
+    fn choose(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
+        match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
+            Selection::RoundRobin => self.next_in_turn(n, model, tried, at),
+            Selection::Random => self.random_usable(n, model, tried, at),
             // The usable key with the fewest calls (dead keys never count as
             // least used); ties go to the lowest index.
             Selection::LeastUsed => (0..n)
-                .filter(|i| self.usable(*i, model, tried, now))
+                .filter(|i| self.usable(*i, model, tried, at))
                 .min_by_key(|i| {
                     self.slots
                         .get(*i)
@@ -444,31 +581,42 @@ impl KeyPool {
             // window's calls go round robin over the usable keys instead of
             // all to the next one.
             Selection::TimeWindow => {
-                let window = (now.duration_since(self.epoch).as_secs() / 10) as usize % n;
-                if self.usable(window, model, tried, now) {
+                let window = (at.now.duration_since(self.epoch).as_secs() / 10) as usize % n;
+                if self.usable(window, model, tried, at) {
                     Some(window)
                 } else {
-                    self.next_in_turn(n, model, tried, now)
+                    self.next_in_turn(n, model, tried, at)
                 }
             }
-        };
-        if let Some(i) = chosen
-            && let Some(slot) = self.slots.get(i)
-        {
-            slot.calls.fetch_add(1, Ordering::Relaxed);
-            lock(&slot.state).last_used = Some(unix_now());
-            return Pick::Key(i);
         }
-        // Nothing usable: say how long until the first cooling or resting key
-        // comes back (a tried key counts too: it may serve the next request).
-        let mut soonest: Option<Duration> = None;
+    }
+
+    /// Nothing usable: say how long until the first cooling, resting or
+    /// full key comes back (a tried key counts too: it may serve the next
+    /// request); when every such key is at a quota limit, say which.
+    fn none_usable(&self, model: &str, at: &At<'_>) -> Pick {
+        let mut soonest: Option<Wait> = None;
+        let (mut waiting, mut full) = (0, 0);
         for (_, slot) in self.slots.iter() {
-            if let Ok(Some(w)) = Self::wait_for(slot, model, now) {
-                soonest = Some(soonest.map_or(w, |s: Duration| s.min(w)));
+            if let Ok(Some(w)) = Self::wait_for(slot, model, at) {
+                waiting += 1;
+                full += usize::from(w.full.is_some());
+                if soonest.as_ref().is_none_or(|s| w.wait < s.wait) {
+                    soonest = Some(w);
+                }
             }
         }
         match soonest {
-            Some(w) => Pick::Cooling(w),
+            Some(Wait {
+                wait,
+                full: Some(f),
+            }) if full == waiting => Pick::Quota(QuotaWait {
+                keys: full,
+                limit: f.limit,
+                window: f.window,
+                wait,
+            }),
+            Some(w) => Pick::Cooling(w.wait),
             None => Pick::Unavailable,
         }
     }
@@ -478,13 +626,13 @@ impl KeyPool {
     /// the key chosen (one compare-and-swap; a pick that lost the race scans
     /// again from where the winner left it). So usable keys take turns
     /// whatever dead keys lie between them, also under many concurrent callers.
-    fn next_in_turn(&self, n: usize, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+    fn next_in_turn(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
         let mut cursor = self.cursor.load(Ordering::Acquire);
         loop {
             let start = cursor % n;
             let i = (0..n)
                 .map(|step| (start + step) % n)
-                .find(|i| self.usable(*i, model, tried, now))?;
+                .find(|i| self.usable(*i, model, tried, at))?;
             match self.cursor.compare_exchange_weak(
                 cursor,
                 (i + 1) % n,
@@ -502,17 +650,17 @@ impl KeyPool {
     /// sampling: uniform over the usable keys, and O(1) while most keys are
     /// healthy); if those all hit dead keys, one pass with reservoir sampling
     /// (uniform too).
-    fn random_usable(&self, n: usize, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+    fn random_usable(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
         for _ in 0..n.min(8) {
             let i = self.random_below(n);
-            if self.usable(i, model, tried, now) {
+            if self.usable(i, model, tried, at) {
                 return Some(i);
             }
         }
         let mut chosen = None;
         let mut seen = 0;
         for i in 0..n {
-            if self.usable(i, model, tried, now) {
+            if self.usable(i, model, tried, at) {
                 seen += 1;
                 if self.random_below(seen) == 0 {
                     chosen = Some(i);
@@ -585,6 +733,8 @@ impl KeyPool {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
                 let model = crate::model::label(model);
+                // Google did not count a refused call: give its slot back.
+                st.quota.release(model, &self.quota_clock(now));
                 let entry = Cooling {
                     model: model.to_string(),
                     until: now + *cooldown,
@@ -616,6 +766,32 @@ impl KeyPool {
             for c in changes.into_iter().flatten() {
                 self.record(c);
             }
+        }
+    }
+
+    /// Learn from a 429's body (Google's `QuotaFailure`) the limits key
+    /// `index` has for `model`, and whether it is free tier: Google's stated
+    /// value replaces what the key had (up or down). Logged once per key ×
+    /// model and value. Call it before [`KeyPool::report`] of the 429.
+    pub fn learn(&self, index: usize, model: &str, body: &[u8]) {
+        let found = super::quota::violations(body);
+        if found.is_empty() {
+            return;
+        }
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let model = crate::model::label(model);
+        let clock = self.quota_clock(Instant::now());
+        let changed = lock(&slot.state).quota.learn(model, &found, &clock);
+        for (window, value) in changed {
+            crate::info!(
+                "key {} limit learned from a 429: {} {} for {}",
+                slot.masked,
+                value,
+                window.unit(),
+                model
+            );
         }
     }
 

@@ -1,0 +1,273 @@
+//! Quota-aware key scheduling (issue 15) against the fake enforcing
+//! per key × model limits (keys named `rpm5-…`, `rpd3-…`): exact goodput,
+//! 429s answered by the gateway itself with an exact `Retry-After`, limits
+//! learned from Google's 429 body, paid keys never capped, `QUOTA_AWARE=false`,
+//! the day's limit on a moved clock, and what `/admin/keys` and `/metrics` show.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+const MODEL: &str = "gemini-2.5-flash";
+
+fn chat(text: &str) -> Value {
+    json!({"model": MODEL, "messages": [{"role": "user", "content": text}]})
+}
+
+fn native() -> Value {
+    json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+}
+
+/// Three keys the fake holds to 5 requests a minute each.
+const RPM5_KEYS: &str = r#"["rpm5-key-a-0000001","rpm5-key-b-0000002","rpm5-key-c-0000003"]"#;
+
+fn retry_after(r: &Answer) -> u64 {
+    r.headers
+        .get("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {}", r.text()))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Send 30 chat requests; check exactly 15 succeed and every refusal is a
+/// 429 whose `Retry-After` is the time left until the first slot opens
+/// (the first success plus a minute) within a second. Returns the refusals.
+async fn thirty(gw: &Gw, concurrent: bool) -> Vec<Answer> {
+    let t0 = Instant::now();
+    let answers: Vec<(Answer, Instant)> = if concurrent {
+        let url = gw.url("/v1/chat/completions");
+        let futs = (0..30).map(|i| {
+            let url = url.clone();
+            async move {
+                let body = serde_json::to_vec(&chat(&format!("q{i}"))).unwrap();
+                let auth = format!("Bearer {TOKEN}");
+                let headers = [
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                ];
+                let r = send(http::Method::POST, &url, &headers, body).await;
+                (r, Instant::now())
+            }
+        });
+        futures_join_all(futs).await
+    } else {
+        let mut v = Vec::new();
+        for i in 0..30 {
+            let r = post_json(gw, "/v1/chat/completions", &chat(&format!("q{i}"))).await;
+            v.push((r, Instant::now()));
+        }
+        v
+    };
+    let ok = answers
+        .iter()
+        .filter(|(r, _)| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 15, "exactly the capacity succeeds");
+    let mut refused = Vec::new();
+    for (r, at) in answers {
+        if r.status == StatusCode::OK {
+            continue;
+        }
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+        // The first slot opens a minute after the first call was counted,
+        // which happened between t0 and this answer.
+        let left_max = 60.0 - t0.elapsed().as_secs_f64() + at.elapsed().as_secs_f64();
+        let left_min = 60.0 - t0.elapsed().as_secs_f64();
+        let ra = retry_after(&r) as f64;
+        assert!(
+            ra >= left_min - 1.0 && ra <= left_max + 1.0,
+            "Retry-After {ra} not within 1 s of {left_min:.1}..{left_max:.1}: {}",
+            r.text()
+        );
+        refused.push(r);
+    }
+    refused
+}
+
+/// `join_all` without a new dependency: spawn each and await in order.
+async fn futures_join_all<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_keys_at_5_rpm_serve_exactly_15_of_30_and_learn_each_limit_once() {
+    let gw = start(&[("API_KEYS", RPM5_KEYS)]).await;
+    let refused = thirty(&gw, false).await;
+    assert!(
+        gw.state().quota_refusals() <= 3,
+        "one over-limit call per key to learn its limit, saw {}",
+        gw.state().quota_refusals()
+    );
+    // After learning, the gateway answers itself and names the limit.
+    let last = refused.last().unwrap().json();
+    let msg = last["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("all 3 keys are at their 5 requests/minute limit for gemini-2.5-flash; the next slot opens in "),
+        "{msg}"
+    );
+    assert_eq!(last["error"]["code"], "rate_limit_exceeded");
+    // Even round robin: 5 served calls per key.
+    for k in [
+        "rpm5-key-a-0000001",
+        "rpm5-key-b-0000002",
+        "rpm5-key-c-0000003",
+    ] {
+        let n = gw.state().count_for_key(k);
+        assert!((5..=6).contains(&n), "{k}: {n} calls");
+    }
+    // The native route answers in Google's format.
+    let r = post_json(
+        &gw,
+        &format!("/v1beta/models/{MODEL}:generateContent"),
+        &native(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert!(retry_after(&r) >= 1);
+    assert!(gw.state().quota_refusals() <= 3);
+}
+
+#[tokio::test]
+async fn with_model_limits_no_call_is_wasted_even_all_at_once() {
+    let gw = start(&[
+        ("API_KEYS", RPM5_KEYS),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"rpm":5}}"#),
+    ])
+    .await;
+    let refused = thirty(&gw, true).await;
+    assert_eq!(refused.len(), 15);
+    assert_eq!(
+        gw.state().quota_refusals(),
+        0,
+        "no over-limit call reached Google"
+    );
+    let msg = refused[0].json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("at their 5 requests/minute limit"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_paid_key_is_never_throttled_before_a_429_and_quota_aware_false_is_todays_behaviour() {
+    // No tier, no limits: 12 calls on one key all go through.
+    let gw = start(&[("API_KEYS", r#"["paid-key-000000001"]"#)]).await;
+    for _ in 0..12 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    // KEY_TIER=free caps the same key at the built-in free tier (10 rpm for
+    // gemini-2.5-flash) without a single 429 from Google.
+    let gw = start(&[
+        ("API_KEYS", r#"["paid-key-000000001"]"#),
+        ("KEY_TIER", "free"),
+    ])
+    .await;
+    let mut ok = 0;
+    for _ in 0..12 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        ok += usize::from(r.status == StatusCode::OK);
+    }
+    assert_eq!(ok, 10);
+    assert_eq!(gw.state().count_for_key("paid-key-000000001"), 10);
+    // QUOTA_AWARE=false with MODEL_LIMITS: limits are not applied, every
+    // call goes to Google, each over-limit one is refused there.
+    let gw = start(&[
+        ("API_KEYS", r#"["rpm5-key-a-0000001"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"rpm":5}}"#),
+        ("QUOTA_AWARE", "false"),
+        ("COOLDOWN_SECONDS", "0"),
+    ])
+    .await;
+    for _ in 0..5 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        gw.state().quota_refusals(),
+        1,
+        "the 6th call was sent to Google"
+    );
+}
+
+#[tokio::test]
+async fn a_day_limit_holds_until_pacific_midnight_on_a_moved_clock() {
+    let gw = start(&[
+        ("API_KEYS", r#"["rpd3-key-a-0000001"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-2.5-flash":{"rpd":3}}"#),
+    ])
+    .await;
+    for _ in 0..3 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait = retry_after(&r);
+    let midnight = gemini_balance::keys::until_pacific_midnight(std::time::SystemTime::now());
+    assert!(
+        wait.abs_diff(midnight.as_secs()) <= 1,
+        "Retry-After {wait} vs {midnight:?} to Pacific midnight"
+    );
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("the only key is at its 3 requests/day limit"),
+        "{msg}"
+    );
+    assert_eq!(gw.state().quota_refusals(), 0);
+    // Midnight Pacific passes (both clocks): the key serves again.
+    gw.app
+        .pool
+        .advance_quota_clock(Duration::from_secs(wait + 1));
+    gw.state().advance_clock(Duration::from_secs(wait + 1));
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_429_despite_headroom_teaches_the_key_googles_value() {
+    // MODEL_LIMITS says 10, the fake (Google) holds the key to 2.
+    let gw = start(&[
+        ("API_KEYS", r#"["rpm2-key-a-0000001"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"rpm":10}}"#),
+    ])
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            post_json(&gw, "/v1/chat/completions", &chat("hi"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(gw.state().quota_refusals(), 1);
+    // Learned: the next ones are refused by the gateway, naming Google's 2.
+    for _ in 0..3 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("at its 2 requests/minute limit"), "{msg}");
+    }
+    assert_eq!(gw.state().quota_refusals(), 1);
+}

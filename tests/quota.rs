@@ -271,3 +271,46 @@ async fn a_429_despite_headroom_teaches_the_key_googles_value() {
     }
     assert_eq!(gw.state().quota_refusals(), 1);
 }
+
+#[tokio::test]
+async fn admin_keys_and_metrics_show_used_and_limit_per_model() {
+    let gw = start(&[
+        ("API_KEYS", r#"["rpm5-key-a-0000001","rpm5-key-b-0000002"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-2.5-flash":{"rpm":5,"rpd":20}}"#),
+    ])
+    .await;
+    for _ in 0..3 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = get(&gw, "/admin/keys").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let keys = r.json()["keys"].as_array().unwrap().clone();
+    let used: Vec<u64> = keys
+        .iter()
+        .map(|k| {
+            let q = &k["quota"][MODEL];
+            assert_eq!(q["minute"]["limit"], 5, "{k}");
+            assert_eq!(q["day"]["limit"], 20, "{k}");
+            let resets = q["minute"]["resets_in"].as_u64().unwrap();
+            assert!((58..=60).contains(&resets), "{k}");
+            assert!(q["day"]["resets_in"].as_u64().unwrap() > 0);
+            assert_eq!(q["minute"]["used"], q["day"]["used"]);
+            q["minute"]["used"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(used.iter().sum::<u64>(), 3);
+    assert!(used.contains(&2) && used.contains(&1), "{used:?}");
+    let m = get(&gw, "/metrics").await.text();
+    assert!(
+        m.contains(
+            "gemini_balance_quota_remaining{model=\"gemini-2.5-flash\",window=\"minute\"} 7"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("gemini_balance_quota_remaining{model=\"gemini-2.5-flash\",window=\"day\"} 37"),
+        "{m}"
+    );
+    assert!(!m.contains("rpm5-key"), "no key in the metrics");
+}

@@ -161,7 +161,7 @@ pub struct Config {
     /// `KEY_SELECTION`: how the next key is chosen.
     pub key_selection: Selection,
     /// `QUOTA_AWARE`, `KEY_TIER`, `MODEL_LIMITS`: the key pools' quota policy.
-    pub quota: crate::keys::quota::Policy,
+    pub quota: crate::keys::QuotaPolicy,
     /// `CHECK_INTERVAL_HOURS`: re-verification period (None = off).
     pub check_interval: Option<Duration>,
     /// `CHECK_CRON`: re-verification on a cron schedule (six fields, seconds

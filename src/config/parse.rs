@@ -82,8 +82,8 @@ pub(super) fn key_selection(v: &mut Vars<'_>) -> Result<Selection, ConfigError> 
 
 /// `QUOTA_AWARE` (default true), `KEY_TIER` (`free`, `paid` or unset) and
 /// `MODEL_LIMITS` (JSON), as the key pools' quota policy.
-pub(super) fn quota(v: &mut Vars<'_>) -> Result<crate::keys::quota::Policy, ConfigError> {
-    use crate::keys::quota::{ModelLimits, Policy};
+pub(super) fn quota(v: &mut Vars<'_>) -> Result<crate::keys::QuotaPolicy, ConfigError> {
+    use crate::keys::{ModelLimits, QuotaPolicy as Policy};
     let aware = v.bool("QUOTA_AWARE", true)?;
     let free = match v.raw("KEY_TIER").map(|t| t.trim().to_ascii_lowercase()) {
         None => false,

@@ -514,6 +514,59 @@ impl KeyQuota {
     }
 }
 
+/// One window of a key × model as `/admin/keys` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowInfo {
+    /// Calls counted in the window.
+    pub used: u32,
+    /// The limit in force (`None`: not known, not enforced).
+    pub limit: Option<u32>,
+    /// Whole seconds until the window frees a slot (minute: the oldest call
+    /// leaves it; day: Pacific midnight).
+    pub resets_in: u64,
+}
+
+/// A key's quota for one model as `/admin/keys` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaInfo {
+    /// The model.
+    pub model: String,
+    /// Requests in the sliding minute.
+    pub minute: WindowInfo,
+    /// Requests in the Pacific day.
+    pub day: WindowInfo,
+    /// Input tokens per minute, when known (not counted yet).
+    pub tpm: Option<u32>,
+}
+
+impl KeyQuota {
+    /// What `/admin/keys` shows: every model the key has counts or learned
+    /// limits for.
+    pub(super) fn info(&self, policy: &Policy, c: &Clock) -> Vec<QuotaInfo> {
+        self.models
+            .iter()
+            .map(|m| {
+                let limits = self.limits(&m.model, policy);
+                let (minute, day) = m.used(c);
+                QuotaInfo {
+                    model: m.model.clone(),
+                    minute: WindowInfo {
+                        used: minute,
+                        limit: limits.rpm,
+                        resets_in: m.minute_resets(c).as_secs_f64().ceil() as u64,
+                    },
+                    day: WindowInfo {
+                        used: day,
+                        limit: limits.rpd,
+                        resets_in: c.to_midnight.as_secs_f64().ceil() as u64,
+                    },
+                    tpm: limits.tpm,
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

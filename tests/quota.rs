@@ -301,6 +301,17 @@ async fn admin_keys_and_metrics_show_used_and_limit_per_model() {
         .collect();
     assert_eq!(used.iter().sum::<u64>(), 3);
     assert!(used.contains(&2) && used.contains(&1), "{used:?}");
+    let status = get(&gw, "/status").await.json();
+    let used: u64 = status["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert_eq!(k["quota"][MODEL]["minute"]["limit"], 5, "{k}");
+            k["quota"][MODEL]["minute"]["used"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(used, 3, "/status shows it too");
     let m = get(&gw, "/metrics").await.text();
     assert!(
         m.contains(

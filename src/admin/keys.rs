@@ -71,21 +71,8 @@ fn entry(k: KeyInfo) -> Value {
         },
         "last_used": k.last_used,
         "last_error": k.last_error,
-        "quota": quota(&k.quota),
+        "quota": crate::keys::quota_json(&k.quota),
     })
-}
-
-/// `{model: {minute: {used, limit, resets_in}, day: {…}, tpm}}` of one key.
-fn quota(q: &[crate::keys::QuotaInfo]) -> Value {
-    let window = |w: crate::keys::WindowInfo| json!({"used": w.used, "limit": w.limit, "resets_in": w.resets_in});
-    let m: Map<String, Value> = q
-        .iter()
-        .map(|q| {
-            let v = json!({"minute": window(q.minute), "day": window(q.day), "tpm": q.tpm});
-            (q.model.clone(), v)
-        })
-        .collect();
-    Value::Object(m)
 }
 
 fn source_name(s: KeySource) -> &'static str {

@@ -45,7 +45,9 @@ pub use crate::clock::unix_now;
 pub(crate) use outcome::days_from_civil;
 pub use outcome::{Outcome, classify, parse_duration, until_pacific_midnight};
 pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, QuotaWait, Recorder};
-pub use quota::{ModelLimits, Policy as QuotaPolicy, QuotaInfo, WindowInfo};
+pub use quota::{
+    ModelLimits, Policy as QuotaPolicy, QuotaInfo, WindowInfo, info_json as quota_json,
+};
 pub use sync::Added;
 pub use view::{KeyInfo, Today};
 

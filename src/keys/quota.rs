@@ -159,26 +159,28 @@ fn lookup<'a>(entries: impl Iterator<Item = (&'a str, Limits)>, model: &str) -> 
     best.map(|(_, l)| l)
 }
 
-/// Whether `text` matches `pattern`, where `*` stands for any run of characters.
+/// Whether `text` matches `pattern`, where `*` stands for any run of
+/// characters (no allocation: it runs on every pick).
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = match parts.split_first() {
-        Some(x) => x,
-        None => return text.is_empty(),
-    };
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
     let Some(mut t) = text.strip_prefix(first) else {
         return false;
     };
-    let Some((last, middle)) = rest.split_last() else {
+    let mut rest = parts.peekable();
+    if rest.peek().is_none() {
         return t.is_empty();
-    };
-    for p in middle {
+    }
+    while let Some(p) = rest.next() {
+        if rest.peek().is_none() {
+            return t.ends_with(p);
+        }
         match t.find(p) {
             Some(i) => t = &t[i + p.len()..],
             None => return false,
         }
     }
-    t.len() >= last.len() && t.ends_with(last)
+    true
 }
 
 /// How the pool applies quotas (`QUOTA_AWARE`, `KEY_TIER`, `MODEL_LIMITS`).
@@ -539,6 +541,21 @@ pub struct QuotaInfo {
     pub tpm: Option<u32>,
 }
 
+/// `{model: {minute: {used, limit, resets_in}, day: {…}, tpm}}` of one
+/// key, as `/admin/keys` and `/status` show it.
+pub fn info_json(q: &[QuotaInfo]) -> Value {
+    let window = |w: WindowInfo| serde_json::json!({"used": w.used, "limit": w.limit, "resets_in": w.resets_in});
+    let m: serde_json::Map<String, Value> = q
+        .iter()
+        .map(|q| {
+            let v =
+                serde_json::json!({"minute": window(q.minute), "day": window(q.day), "tpm": q.tpm});
+            (q.model.clone(), v)
+        })
+        .collect();
+    Value::Object(m)
+}
+
 impl KeyQuota {
     /// What `/admin/keys` shows: every model the key has counts or learned
     /// limits for.
@@ -584,6 +601,8 @@ mod tests {
         assert!(glob("gemini-*", "gemini-2.5-flash"));
         assert!(glob("*flash*", "gemini-2.5-flash-lite"));
         assert!(!glob("gemini-*-pro", "gemini-2.5-flash"));
+        assert!(glob("*", "x") && glob("a*b*c", "a-b-c") && !glob("a*b*c", "a-c-b"));
+        assert!(!glob("ab*ba", "aba") && glob("m", "m") && !glob("m", "mm"));
         let ml = ModelLimits::parse(&serde_json::json!({
             "gemini-*": {"rpm": 1},
             "gemini-2.5-*": {"rpm": 2},

@@ -180,6 +180,8 @@ impl KeyPool {
     /// Every key in service, masked, with state and counters (for `/status`).
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
+        let policy = self.quota_policy();
+        let clock = self.quota_clock(now);
         let wall = unix_now();
         let keys: Vec<Value> = self
             .slots
@@ -208,6 +210,7 @@ impl KeyPool {
                     "consecutive_failures": st.consecutive,
                     "last_error": st.last_error,
                     "last_used": st.last_used,
+                    "quota": super::quota::info_json(&st.quota.info(&policy, &clock)),
                 }))
             })
             .collect();

@@ -91,6 +91,7 @@ impl App {
         );
         for p in [&pool, &backup] {
             p.set_quota(cfg.quota.clone());
+            p.set_queue(cfg.queue_timeout, cfg.queue_max);
         }
         let mut upstream = Upstream::new(
             crate::upstream::build_client(),
@@ -189,6 +190,7 @@ impl App {
             if new.quota != old.quota {
                 pool.set_quota(new.quota.clone());
             }
+            pool.set_queue(new.queue_timeout, new.queue_max);
         }
         self.upstream
             .set_policy(new.time_out, new.cooldown, new.max_retries);

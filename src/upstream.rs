@@ -368,7 +368,13 @@ impl Upstream {
         // The first attempt of a client request counts the request.
         let first_call = tried.is_empty();
         for attempt in 1..=attempts {
-            let index = match pool.pick(call.model, tried) {
+            // Only a first attempt waits in line for quota headroom.
+            let pick = if last.is_none() {
+                pool.pick_waiting(call.model, tried).await
+            } else {
+                pool.pick(call.model, tried)
+            };
+            let index = match pick {
                 Pick::Key(i) => i,
                 Pick::Cooling(d) if last.is_none() => {
                     self.no_key(call, first_call);

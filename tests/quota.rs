@@ -325,3 +325,70 @@ async fn admin_keys_and_metrics_show_used_and_limit_per_model() {
     );
     assert!(!m.contains("rpm5-key"), "no key in the metrics");
 }
+
+/// Chat on `url` as the test token, from a spawned task.
+fn spawn_chat(url: String, tag: &'static str) -> tokio::task::JoinHandle<(Answer, Instant)> {
+    tokio::spawn(async move {
+        let body = serde_json::to_vec(&chat(tag)).unwrap();
+        let auth = format!("Bearer {TOKEN}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let r = send(http::Method::POST, &url, &headers, body).await;
+        (r, Instant::now())
+    })
+}
+
+#[tokio::test]
+async fn queue_timeout_serves_waiting_requests_in_order_and_never_holds_one_too_long() {
+    let gw = start(&[
+        ("API_KEYS", r#"["rpm1-key-a-0000001"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"rpm":1}}"#),
+        ("QUEUE_TIMEOUT", "3"),
+        ("QUEUE_MAX", "2"),
+    ])
+    .await;
+    let url = gw.url("/v1/chat/completions");
+    assert_eq!(
+        post_json(&gw, "/v1/chat/completions", &chat("first"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The next slot is a minute away, far past QUEUE_TIMEOUT: 429 at once.
+    let t = Instant::now();
+    let r = post_json(&gw, "/v1/chat/completions", &chat("late")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "no pointless wait"
+    );
+    // 58 s later (both clocks) the slot is 2 s away: requests wait for it.
+    gw.app.pool.advance_quota_clock(Duration::from_secs(58));
+    gw.state().advance_clock(Duration::from_secs(58));
+    let t = Instant::now();
+    let a = spawn_chat(url.clone(), "A");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b = spawn_chat(url.clone(), "B");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The line is full (QUEUE_MAX = 2): a third is answered at once.
+    let c = post_json(&gw, "/v1/chat/completions", &chat("C")).await;
+    assert_eq!(c.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(t.elapsed() < Duration::from_millis(800));
+    let (a, a_at) = a.await.unwrap();
+    let (b, b_at) = b.await.unwrap();
+    // A got the slot when it opened (about 2 s), in arrival order.
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let waited = a_at.duration_since(t);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_millis(3000),
+        "{waited:?}"
+    );
+    // B's next slot is a minute after A's call: past its deadline, so it is
+    // answered as soon as that is known, never after its 3 s.
+    assert_eq!(b.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(b_at.duration_since(t) < Duration::from_millis(3300));
+    assert!(retry_after(&b) >= 58, "{:?}", b.headers);
+    assert_eq!(gw.state().quota_refusals(), 0);
+}

@@ -19,6 +19,7 @@
 //! * [`pool`] — [`KeyPool`]: selection (`pick`), outcomes (`report`), resets.
 //! * [`quota`] — limits per key × model (learned, `MODEL_LIMITS`, free-tier
 //!   defaults) and the counts that let `pick` skip a key without headroom.
+//! * [`queue`] — waiting in line for quota headroom (`QUEUE_TIMEOUT`).
 //! * [`slots`] — the append-only slot list behind the pool.
 //! * [`sync`] — the pool and the store: adding/removing keys, restoring kept
 //!   state, applying other replicas' changes.
@@ -30,6 +31,7 @@
 
 pub mod outcome;
 pub mod pool;
+pub mod queue;
 pub mod quota;
 pub mod slots;
 pub mod sync;

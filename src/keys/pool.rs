@@ -282,6 +282,8 @@ pub struct KeyPool {
     policy: ArcSwap<Policy>,
     /// Added to the quota clock (tests move a day forward at once).
     quota_offset_ms: AtomicU64,
+    /// The lines of requests waiting for headroom (`QUEUE_TIMEOUT`).
+    queue: Box<super::queue::Queue>,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -318,6 +320,7 @@ impl KeyPool {
             recorder: OnceLock::new(),
             policy: ArcSwap::from_pointee(Policy::default()),
             quota_offset_ms: AtomicU64::new(0),
+            queue: Box::default(),
         };
         let total = keys.len();
         for key in keys.into_iter().take(MAX_KEYS) {
@@ -357,6 +360,11 @@ impl KeyPool {
     pub fn advance_quota_clock(&self, d: Duration) {
         self.quota_offset_ms
             .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The lines of requests waiting for headroom.
+    pub(super) fn queue(&self) -> &super::queue::Queue {
+        &self.queue
     }
 
     /// The quota clock now.

@@ -704,6 +704,8 @@ impl KeyPool {
         match outcome {
             Outcome::Success => {
                 slot.successes.fetch_add(1, Ordering::Relaxed);
+                let model = crate::model::label(model);
+                st.quota.settle(model, &self.quota_clock(Instant::now()));
                 if st.consecutive > 0 {
                     let at_ms = unix_ms();
                     st.failures_at = at_ms;

@@ -475,6 +475,17 @@ impl KeyQuota {
         true
     }
 
+    /// A call on `model` was answered: its count moves from the pick to
+    /// now, after Google counted it, so the gateway's minute never ends
+    /// before Google's (the newest count moves: the window stays in order).
+    pub(super) fn settle(&mut self, model: &str, c: &Clock) {
+        if let Some(m) = self.models.iter_mut().find(|m| m.model == model)
+            && let Some(t) = m.minute.back_mut()
+        {
+            *t = (*t).max(c.ms);
+        }
+    }
+
     /// Give back the call last counted on `model` (Google refused it).
     pub(super) fn release(&mut self, model: &str, c: &Clock) {
         if let Some(i) = self.models.iter().position(|m| m.model == model) {

@@ -367,12 +367,19 @@ impl Upstream {
         let mut last: Option<Failure> = None;
         // The first attempt of a client request counts the request.
         let first_call = tried.is_empty();
+        // Generate calls count their estimated input tokens per minute.
+        let generate = call.path.contains("enerateContent") || call.path.ends_with("/completions");
+        let tokens = if generate {
+            crate::keys::estimate_tokens(&call.body)
+        } else {
+            0
+        };
         for attempt in 1..=attempts {
             // Only a first attempt waits in line for quota headroom.
             let pick = if last.is_none() {
-                pool.pick_waiting(call.model, tried).await
+                pool.pick_waiting(call.model, tried, tokens).await
             } else {
-                pool.pick(call.model, tried)
+                pool.pick_tokens(call.model, tried, tokens)
             };
             let index = match pick {
                 Pick::Key(i) => i,

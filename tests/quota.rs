@@ -392,3 +392,40 @@ async fn queue_timeout_serves_waiting_requests_in_order_and_never_holds_one_too_
     assert!(retry_after(&b) >= 58, "{:?}", b.headers);
     assert_eq!(gw.state().quota_refusals(), 0);
 }
+
+#[tokio::test]
+async fn input_tokens_per_minute_are_counted_from_an_estimate() {
+    let gw = start(&[
+        ("API_KEYS", r#"["paid-key-000000001"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"tpm":1000}}"#),
+    ])
+    .await;
+    // About 400 tokens each (1,600 characters).
+    let long = "word ".repeat(320);
+    for _ in 0..2 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat(&long)).await;
+        let sent = gw
+            .state()
+            .requests()
+            .last()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned());
+        assert_eq!(r.status, StatusCode::OK, "{} {sent:?}", r.text());
+    }
+    let r = post_json(&gw, "/v1/chat/completions", &chat(&long)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("at its 1000 input tokens/minute limit"),
+        "{msg}"
+    );
+    assert!((58..=60).contains(&retry_after(&r)), "{:?}", r.headers);
+    // A short one still fits.
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let keys = get(&gw, "/admin/keys").await.json();
+    let tokens = &keys["keys"][0]["quota"][MODEL]["tokens"];
+    assert_eq!(tokens["limit"], 1000);
+    let used = tokens["used"].as_u64().unwrap();
+    assert!((800..=1000).contains(&used), "{tokens}");
+    assert_eq!(gw.state().count_for_key("paid-key-000000001"), 3);
+}

@@ -48,7 +48,8 @@ pub(crate) use outcome::days_from_civil;
 pub use outcome::{Outcome, classify, parse_duration, until_pacific_midnight};
 pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, QuotaWait, Recorder};
 pub use quota::{
-    ModelLimits, Policy as QuotaPolicy, QuotaInfo, WindowInfo, info_json as quota_json,
+    ModelLimits, Policy as QuotaPolicy, QuotaInfo, WindowInfo, estimate_tokens,
+    info_json as quota_json,
 };
 pub use sync::Added;
 pub use view::{KeyInfo, Today};

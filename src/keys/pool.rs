@@ -202,6 +202,8 @@ impl QuotaWait {
 /// the policy and the quota clock.
 pub(super) struct At<'a> {
     pub(super) now: Instant,
+    /// The call's estimated input tokens (0: not counted).
+    pub(super) tokens: u32,
     pub(super) quota: Option<(&'a Policy, Clock)>,
 }
 
@@ -508,10 +510,10 @@ impl KeyPool {
                 wait = Some(wait.map_or(w, |x| x.max(w)));
             }
         }
-        let full = at
-            .quota
-            .as_ref()
-            .and_then(|(policy, clock)| st.quota.full(crate::model::label(model), policy, clock));
+        let full = at.quota.as_ref().and_then(|(policy, clock)| {
+            st.quota
+                .full(crate::model::label(model), policy, clock, at.tokens)
+        });
         if let Some(f) = full {
             wait = Some(wait.map_or(f.wait, |x| x.max(f.wait)));
         }
@@ -537,6 +539,12 @@ impl KeyPool {
     /// are healthy, O(n) over the keys in the worst case (a long run of
     /// dead or removed keys, or none usable), as before; no allocation.
     pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
+        self.pick_tokens(model, tried, 0)
+    }
+
+    /// [`KeyPool::pick`] for a call of `tokens` estimated input tokens
+    /// (counted against the keys' input tokens per minute).
+    pub fn pick_tokens(&self, model: &str, tried: &[usize], tokens: u32) -> Pick {
         let n = self.slots.len();
         if n == 0 {
             return Pick::Unavailable;
@@ -546,6 +554,7 @@ impl KeyPool {
         let qmodel = crate::model::label(model);
         let at = At {
             now,
+            tokens,
             quota: policy.aware.then(|| (&**policy, self.quota_clock(now))),
         };
         // A key that lost its last slot to a concurrent pick between the
@@ -559,7 +568,7 @@ impl KeyPool {
             };
             let mut st = lock(&slot.state);
             if let Some((policy, clock)) = &at.quota
-                && !st.quota.reserve(qmodel, policy, clock)
+                && !st.quota.reserve(qmodel, policy, clock, tokens)
             {
                 continue;
             }

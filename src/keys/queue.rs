@@ -88,36 +88,36 @@ impl KeyPool {
     /// Like [`KeyPool::pick`], but when no key has quota headroom and a
     /// slot opens within `QUEUE_TIMEOUT`, wait for it in the model's line
     /// (see the module doc). Any other answer of `pick` returns at once.
-    pub async fn pick_waiting(&self, model: &str, tried: &[usize]) -> Pick {
+    pub async fn pick_waiting(&self, model: &str, tried: &[usize], tokens: u32) -> Pick {
         let q = self.queue();
         let timeout = Duration::from_millis(q.timeout_ms.load(Ordering::Relaxed));
         if timeout.is_zero() {
-            return self.pick(model, tried);
+            return self.pick_tokens(model, tried, tokens);
         }
         let label = crate::model::label(model);
         let queued = q
             .line(label, false)
             .is_some_and(|l| l.waiting.load(Ordering::Acquire) > 0);
         if !queued {
-            match self.pick(model, tried) {
+            match self.pick_tokens(model, tried, tokens) {
                 Pick::Quota(w) if w.wait <= timeout => {}
                 other => return other,
             }
         }
         let Some(line) = q.line(label, true) else {
-            return self.pick(model, tried);
+            return self.pick_tokens(model, tried, tokens);
         };
         if line.waiting.fetch_add(1, Ordering::AcqRel) >= q.max.load(Ordering::Relaxed) {
             line.waiting.fetch_sub(1, Ordering::AcqRel);
-            return self.pick(model, tried);
+            return self.pick_tokens(model, tried, tokens);
         }
         let _in_line = InLine(&line);
         let deadline = Instant::now() + timeout;
         let Ok(_head) = tokio::time::timeout_at(deadline, line.head.lock()).await else {
-            return self.pick(model, tried);
+            return self.pick_tokens(model, tried, tokens);
         };
         loop {
-            match self.pick(model, tried) {
+            match self.pick_tokens(model, tried, tokens) {
                 Pick::Quota(w) => {
                     let now = Instant::now();
                     if now + w.wait > deadline {

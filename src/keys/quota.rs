@@ -15,8 +15,9 @@
 //! minute (their times, at most the limit's worth kept) and requests in
 //! Google's day (reset at midnight Pacific). A call is counted when its key
 //! is picked (a reservation), so concurrent requests do not overshoot; a
-//! call Google refused with a 429 is given back. Input tokens per minute
-//! are learned and shown but not yet counted.
+//! call Google refused with a 429 is given back. Input tokens in a sliding
+//! minute are counted from an estimate made before the call
+//! ([`estimate_tokens`]; not yet corrected from the answer's `usageMetadata`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -310,6 +311,69 @@ pub struct Clock {
 const UNKNOWN_MINUTE_CAP: usize = 64;
 /// Most timestamps kept for any one minute window.
 const MINUTE_CAP: usize = 10_000;
+/// Most entries of a token window (past it the two oldest merge, at the
+/// later time: counted a little longer, never shorter).
+const TOKEN_CAP: usize = 256;
+
+/// Tokens an image, audio or video part counts for (Gemini's 258 per
+/// image; a floor for other media).
+const MEDIA_TOKENS: u64 = 258;
+
+/// An estimate of a generate request's input tokens, before the call:
+/// a quarter of the bytes of its `"text"` strings, 258 per inline or file
+/// media part; a quarter of the whole body when it holds no `"text"` (an
+/// OpenAI-shaped body). One scan, no parse.
+pub fn estimate_tokens(body: &[u8]) -> u32 {
+    let mut text = 0usize;
+    let mut found = false;
+    for at in memchr::memmem::find_iter(body, b"\"text\"") {
+        if let Some(len) = string_after_colon(&body[at + 6..]) {
+            text += len;
+            found = true;
+        }
+    }
+    let media: usize = [
+        &b"\"inlineData\""[..],
+        b"\"inline_data\"",
+        b"\"fileData\"",
+        b"\"file_data\"",
+    ]
+    .iter()
+    .map(|k| memchr::memmem::find_iter(body, k).count())
+    .sum();
+    let total = if found || media > 0 {
+        (text as u64).div_ceil(4) + media as u64 * MEDIA_TOKENS
+    } else {
+        (body.len() as u64).div_ceil(4)
+    };
+    total.clamp(1, u64::from(u32::MAX)) as u32
+}
+
+/// The byte length of the JSON string that `rest` holds after `: ` (None
+/// when `rest` is not `: "…"`).
+fn string_after_colon(rest: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let skip = |i: &mut usize| {
+        while rest.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    skip(&mut i);
+    (rest.get(i) == Some(&b':')).then_some(())?;
+    i += 1;
+    skip(&mut i);
+    (rest.get(i) == Some(&b'"')).then_some(())?;
+    let start = i + 1;
+    let mut j = start;
+    while let Some(&b) = rest.get(j) {
+        match b {
+            b'\\' => j += 2,
+            b'"' => return Some(j - start),
+            _ => j += 1,
+        }
+    }
+    None
+}
 
 /// One key's counts for one model.
 #[derive(Debug)]
@@ -319,6 +383,8 @@ pub(super) struct ModelQuota {
     pub(super) learned: Limits,
     /// Times (quota clock ms) of calls in the last minute, oldest first.
     minute: VecDeque<u64>,
+    /// Estimated input tokens of the last minute's calls, (time, tokens), oldest first.
+    tokens: VecDeque<(u64, u32)>,
     /// The Pacific day counted and its calls.
     day: (i64, u32),
     /// Last call (quota clock ms), to evict the stalest model.
@@ -333,6 +399,33 @@ impl ModelQuota {
         if self.day.0 != c.day {
             self.day = (c.day, 0);
         }
+        while self.tokens.front().is_some_and(|(t, _)| t + 60_000 <= c.ms) {
+            self.tokens.pop_front();
+        }
+    }
+
+    /// Input tokens counted in the sliding minute.
+    pub(super) fn tokens_used(&self, c: &Clock) -> u64 {
+        self.tokens
+            .iter()
+            .filter(|(t, _)| t + 60_000 > c.ms)
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
+
+    /// How long until `need` more tokens fit under `limit` (zero: they fit).
+    fn tokens_wait(&self, c: &Clock, need: u64, limit: u64) -> Duration {
+        let mut used = self.tokens_used(c);
+        for (t, n) in self.tokens.iter().filter(|(t, _)| t + 60_000 > c.ms) {
+            if used == 0 || used + need <= limit {
+                break;
+            }
+            used -= u64::from(*n);
+            if used == 0 || used + need <= limit {
+                return Duration::from_millis(t + 60_000 - c.ms);
+            }
+        }
+        Duration::ZERO
     }
 
     /// Calls in the sliding minute and today, as of `c`.
@@ -406,6 +499,7 @@ impl KeyQuota {
             model: model.to_string(),
             learned: Limits::default(),
             minute: VecDeque::new(),
+            tokens: VecDeque::new(),
             day: (c.day, 0),
             last: c.ms,
         });
@@ -413,10 +507,18 @@ impl KeyQuota {
         &mut self.models[last]
     }
 
-    /// Whether `model` has no headroom now, and why (the longer wait wins).
-    pub(super) fn full(&self, model: &str, policy: &Policy, c: &Clock) -> Option<Full> {
+    /// Whether `model` has no headroom now for a call of `tokens`
+    /// estimated input tokens, and why (the longest wait wins). A call
+    /// larger than the whole token limit still goes when the window is empty.
+    pub(super) fn full(
+        &self,
+        model: &str,
+        policy: &Policy,
+        c: &Clock,
+        tokens: u32,
+    ) -> Option<Full> {
         let limits = self.limits(model, policy);
-        if limits.rpm.is_none() && limits.rpd.is_none() {
+        if limits.rpm.is_none() && limits.rpd.is_none() && limits.tpm.is_none() {
             return None;
         }
         let (minute, day, resets) = match self.find(model) {
@@ -452,12 +554,26 @@ impl KeyQuota {
                 });
             }
         }
+        if let Some(limit) = limits.tpm
+            && tokens > 0
+            && let Some(m) = self.find(model)
+        {
+            let wait = m.tokens_wait(c, u64::from(tokens), u64::from(limit));
+            if !wait.is_zero() && out.is_none_or(|o| o.wait < wait) {
+                out = Some(Full {
+                    limit,
+                    window: Window::Tokens,
+                    wait,
+                });
+            }
+        }
         out
     }
 
-    /// Count a call on `model` if it has headroom (false: it has none).
-    pub(super) fn reserve(&mut self, model: &str, policy: &Policy, c: &Clock) -> bool {
-        if self.full(model, policy, c).is_some() {
+    /// Count a call on `model` of `tokens` estimated input tokens if it
+    /// has headroom (false: it has none).
+    pub(super) fn reserve(&mut self, model: &str, policy: &Policy, c: &Clock, tokens: u32) -> bool {
+        if self.full(model, policy, c, tokens).is_some() {
             return false;
         }
         let cap = self
@@ -472,6 +588,14 @@ impl KeyQuota {
         }
         m.day.1 = m.day.1.saturating_add(1);
         m.last = c.ms;
+        if tokens > 0 {
+            m.tokens.push_back((c.ms, tokens));
+            if m.tokens.len() > TOKEN_CAP
+                && let (Some((_, a)), Some((t, b))) = (m.tokens.pop_front(), m.tokens.pop_front())
+            {
+                m.tokens.push_front((t, a.saturating_add(b)));
+            }
+        }
         true
     }
 
@@ -479,10 +603,13 @@ impl KeyQuota {
     /// now, after Google counted it, so the gateway's minute never ends
     /// before Google's (the newest count moves: the window stays in order).
     pub(super) fn settle(&mut self, model: &str, c: &Clock) {
-        if let Some(m) = self.models.iter_mut().find(|m| m.model == model)
-            && let Some(t) = m.minute.back_mut()
-        {
-            *t = (*t).max(c.ms);
+        if let Some(m) = self.models.iter_mut().find(|m| m.model == model) {
+            if let Some(t) = m.minute.back_mut() {
+                *t = (*t).max(c.ms);
+            }
+            if let Some((t, _)) = m.tokens.back_mut() {
+                *t = (*t).max(c.ms);
+            }
         }
     }
 
@@ -548,11 +675,11 @@ pub struct QuotaInfo {
     pub minute: WindowInfo,
     /// Requests in the Pacific day.
     pub day: WindowInfo,
-    /// Input tokens per minute, when known (not counted yet).
-    pub tpm: Option<u32>,
+    /// Estimated input tokens in the sliding minute.
+    pub tokens: WindowInfo,
 }
 
-/// `{model: {minute: {used, limit, resets_in}, day: {…}, tpm}}` of one
+/// `{model: {minute: {used, limit, resets_in}, day: {…}, tokens: {…}}}` of one
 /// key, as `/admin/keys` and `/status` show it.
 pub fn info_json(q: &[QuotaInfo]) -> Value {
     let window = |w: WindowInfo| serde_json::json!({"used": w.used, "limit": w.limit, "resets_in": w.resets_in});
@@ -560,7 +687,7 @@ pub fn info_json(q: &[QuotaInfo]) -> Value {
         .iter()
         .map(|q| {
             let v =
-                serde_json::json!({"minute": window(q.minute), "day": window(q.day), "tpm": q.tpm});
+                serde_json::json!({"minute": window(q.minute), "day": window(q.day), "tokens": window(q.tokens)});
             (q.model.clone(), v)
         })
         .collect();
@@ -588,7 +715,15 @@ impl KeyQuota {
                         limit: limits.rpd,
                         resets_in: c.to_midnight.as_secs_f64().ceil() as u64,
                     },
-                    tpm: limits.tpm,
+                    tokens: WindowInfo {
+                        used: m.tokens_used(c).min(u64::from(u32::MAX)) as u32,
+                        limit: limits.tpm,
+                        resets_in: m
+                            .tokens
+                            .iter()
+                            .find(|(t, _)| t + 60_000 > c.ms)
+                            .map_or(0, |(t, _)| (t + 60_000 - c.ms).div_ceil(1000)),
+                    },
                 }
             })
             .collect()
@@ -605,6 +740,48 @@ mod tests {
             day: 20_000,
             to_midnight: Duration::from_secs(3_600),
         }
+    }
+
+    #[test]
+    fn estimates_input_tokens_from_text_and_media() {
+        let text = "word ".repeat(800);
+        let body = serde_json::json!({"contents": [{"role": "user", "parts": [{"text": text}]}]});
+        let n = estimate_tokens(body.to_string().as_bytes());
+        assert!((1000..1100).contains(&n), "{n}");
+        // A megabyte of inline image data counts as one image, not its bytes.
+        let image = "A".repeat(1 << 20);
+        let body = serde_json::json!({"contents": [{"role": "user", "parts": [
+            {"text": text},
+            {"inlineData": {"mimeType": "image/png", "data": image}}
+        ]}]});
+        assert_eq!(estimate_tokens(body.to_string().as_bytes()), 1000 + 258);
+        assert_eq!(estimate_tokens(b""), 1);
+        // Settings around the text do not count; escapes end nowhere early.
+        let body = br#"{"contents":[{"parts":[{"text" : "ab\"cd\\"}]}],"safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"OFF"}]}"#;
+        assert_eq!(estimate_tokens(body), 2);
+        // An OpenAI-shaped body: a quarter of it.
+        assert_eq!(estimate_tokens(&[b'x'; 400]), 100);
+    }
+
+    #[test]
+    fn input_tokens_slide_like_requests() {
+        let mut q = KeyQuota::default();
+        let policy = Policy {
+            configured: ModelLimits::parse(&serde_json::json!({"m": {"tpm": 1000}})).unwrap(),
+            ..Policy::default()
+        };
+        assert!(q.reserve("m", &policy, &clock(0), 600));
+        assert!(q.reserve("m", &policy, &clock(1_000), 300));
+        let full = q.full("m", &policy, &clock(2_000), 200).unwrap();
+        assert_eq!((full.window, full.limit), (Window::Tokens, 1000));
+        assert_eq!(full.wait, Duration::from_secs(58), "once the 600 leave");
+        assert!(q.full("m", &policy, &clock(2_000), 100).is_none());
+        assert!(!q.reserve("m", &policy, &clock(2_000), 200));
+        assert!(q.reserve("m", &policy, &clock(60_000), 200));
+        // Larger than the whole limit: goes when the window is empty.
+        assert!(q.full("m", &policy, &clock(200_000), 5_000).is_none());
+        let info = &q.info(&policy, &clock(60_000))[0];
+        assert_eq!((info.tokens.used, info.tokens.limit), (500, Some(1000)));
     }
 
     #[test]
@@ -690,25 +867,25 @@ mod tests {
                 .unwrap(),
             ..Policy::default()
         };
-        assert!(q.reserve("m", &policy, &clock(0)));
-        assert!(q.reserve("m", &policy, &clock(10_000)));
-        let full = q.full("m", &policy, &clock(20_000)).unwrap();
+        assert!(q.reserve("m", &policy, &clock(0), 0));
+        assert!(q.reserve("m", &policy, &clock(10_000), 0));
+        let full = q.full("m", &policy, &clock(20_000), 0).unwrap();
         assert_eq!(full.window, Window::Minute);
         assert_eq!(full.wait, Duration::from_secs(40));
-        assert!(!q.reserve("m", &policy, &clock(20_000)));
-        assert!(q.reserve("m", &policy, &clock(60_000)));
-        let full = q.full("m", &policy, &clock(120_000)).unwrap();
+        assert!(!q.reserve("m", &policy, &clock(20_000), 0));
+        assert!(q.reserve("m", &policy, &clock(60_000), 0));
+        let full = q.full("m", &policy, &clock(120_000), 0).unwrap();
         assert_eq!((full.window, full.limit), (Window::Day, 3));
         assert_eq!(full.wait, Duration::from_secs(3_600));
         q.release("m", &clock(120_000));
-        assert!(q.reserve("m", &policy, &clock(120_000)));
+        assert!(q.reserve("m", &policy, &clock(120_000), 0));
         // Another model is counted apart.
-        assert!(q.reserve("other", &policy, &clock(120_000)));
+        assert!(q.reserve("other", &policy, &clock(120_000), 0));
         // A new day.
         let next = Clock {
             day: 20_001,
             ..clock(200_000)
         };
-        assert!(q.full("m", &policy, &next).is_none());
+        assert!(q.full("m", &policy, &next, 0).is_none());
     }
 }

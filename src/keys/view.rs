@@ -125,14 +125,15 @@ impl KeyPool {
         out
     }
 
-    /// Remaining calls per model and window (`"minute"`, `"day"`), summed
+    /// Remaining calls per model and window (`"minute"`, `"day"`; input
+    /// tokens: `"tokens"`), summed
     /// over the keys in service with a known limit for the model (for
     /// `/metrics`; at most [`super::MAX_COOLING`] models, by name).
     pub fn quota_remaining(&self) -> Vec<(String, &'static str, u64)> {
         let now = Instant::now();
         let policy = self.quota_policy();
         let clock = self.quota_clock(now);
-        let mut sums: std::collections::BTreeMap<String, [Option<u64>; 2]> =
+        let mut sums: std::collections::BTreeMap<String, [Option<u64>; 3]> =
             std::collections::BTreeMap::new();
         for (_, s) in self.slots.iter() {
             let st = lock(&s.state);
@@ -145,7 +146,7 @@ impl KeyPool {
                     continue;
                 }
                 let e = sums.entry(q.model).or_default();
-                for (slot, w) in e.iter_mut().zip([q.minute, q.day]) {
+                for (slot, w) in e.iter_mut().zip([q.minute, q.day, q.tokens]) {
                     if let Some(limit) = w.limit {
                         let left = u64::from(limit.saturating_sub(w.used));
                         *slot = Some(slot.unwrap_or(0) + left);
@@ -154,8 +155,8 @@ impl KeyPool {
             }
         }
         let mut out = Vec::new();
-        for (model, [minute, day]) in sums {
-            for (window, v) in [("minute", minute), ("day", day)] {
+        for (model, [minute, day, tokens]) in sums {
+            for (window, v) in [("minute", minute), ("day", day), ("tokens", tokens)] {
                 if let Some(v) = v {
                     out.push((model.clone(), window, v));
                 }

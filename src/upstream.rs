@@ -403,14 +403,18 @@ impl Upstream {
                 Ok(mut res) if res.status().is_success() => {
                     redact_headers(res.headers_mut(), pool.key(index));
                     pool.report(index, call.model, &Outcome::Success);
+                    let mut meter = self
+                        .recorder
+                        .as_ref()
+                        .map_or_else(Meter::off, |r| r.meter(&a));
+                    if let Some(hook) = pool.token_hook(index, call.model, tokens) {
+                        meter.on_prompt(hook);
+                    }
                     return Ok(Answer {
                         response: res,
                         key: index,
                         attempts: attempt,
-                        meter: self
-                            .recorder
-                            .as_ref()
-                            .map_or_else(Meter::off, |r| r.meter(&a)),
+                        meter,
                     });
                 }
                 Ok(res) => {

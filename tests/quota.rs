@@ -429,3 +429,30 @@ async fn input_tokens_per_minute_are_counted_from_an_estimate() {
     assert!((800..=1000).contains(&used), "{tokens}");
     assert_eq!(gw.state().count_for_key("paid-key-000000001"), 3);
 }
+
+#[tokio::test]
+async fn the_token_estimate_is_corrected_from_the_answers_usage_metadata() {
+    let gw = start(&[
+        ("API_KEYS", r#"["paid-key-000000001"]"#),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"tpm":1000}}"#),
+    ])
+    .await;
+    // 300 one-letter words: estimated at 150 tokens (a quarter of 600
+    // bytes), counted 300 by the fake (a token per word).
+    let text = "a ".repeat(300);
+    let mut ok = 0;
+    for _ in 0..8 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat(&text)).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json()["usage"]["prompt_tokens"], 300, "{}", r.text());
+            ok += 1;
+        } else {
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+        }
+    }
+    // On the estimate alone six would pass (6 x 150 = 900); corrected, the
+    // key holds 900 after three and a fourth (150 more) is over 1000.
+    assert_eq!(ok, 3);
+    let keys = get(&gw, "/admin/keys").await.json();
+    assert_eq!(keys["keys"][0]["quota"][MODEL]["tokens"]["used"], 900);
+}

@@ -286,6 +286,21 @@ pub struct KeyPool {
     quota_offset_ms: AtomicU64,
     /// The lines of requests waiting for headroom (`QUEUE_TIMEOUT`).
     queue: Box<super::queue::Queue>,
+    /// Token estimates to correct from answers (see [`KeyPool::token_hook`]).
+    corrections: Arc<Corrections>,
+}
+
+/// Most token corrections waiting to be applied (past it they are dropped:
+/// the estimate stands).
+const MAX_CORRECTIONS: usize = 4096;
+
+/// Answers' prompt tokens, handed over by the meters' hooks (any thread,
+/// after the call) and applied to the keys' token counts on the next pick.
+#[derive(Debug, Default)]
+struct Corrections {
+    pending: std::sync::atomic::AtomicBool,
+    /// (key index, model, estimate, actual).
+    list: Mutex<Vec<(usize, String, u32, u32)>>,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -323,6 +338,7 @@ impl KeyPool {
             policy: ArcSwap::from_pointee(Policy::default()),
             quota_offset_ms: AtomicU64::new(0),
             queue: Box::default(),
+            corrections: Arc::default(),
         };
         let total = keys.len();
         for key in keys.into_iter().take(MAX_KEYS) {
@@ -362,6 +378,47 @@ impl KeyPool {
     pub fn advance_quota_clock(&self, d: Duration) {
         self.quota_offset_ms
             .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// A hook for the meter of a call on key `index` for `model` whose input
+    /// tokens were estimated at `estimate`: told the answer's
+    /// `promptTokenCount`, it corrects the key's token count (on the next
+    /// pick). None when nothing was counted.
+    pub fn token_hook(
+        &self,
+        index: usize,
+        model: &str,
+        estimate: u32,
+    ) -> Option<Box<dyn FnOnce(u64) + Send + Sync>> {
+        if estimate == 0 || !self.policy.load().aware {
+            return None;
+        }
+        let c = self.corrections.clone();
+        let model = crate::model::label(model).to_string();
+        Some(Box::new(move |actual| {
+            let actual = actual.min(u64::from(u32::MAX)) as u32;
+            let mut list = lock(&c.list);
+            if list.len() < MAX_CORRECTIONS {
+                list.push((index, model, estimate, actual));
+                c.pending.store(true, Ordering::Release);
+            }
+        }))
+    }
+
+    /// Apply the token corrections handed over since the last time.
+    pub(super) fn apply_corrections(&self) {
+        if !self.corrections.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let list = std::mem::take(&mut *lock(&self.corrections.list));
+        let clock = self.quota_clock(Instant::now());
+        for (index, model, estimate, actual) in list {
+            if let Some(slot) = self.slots.get(index) {
+                lock(&slot.state)
+                    .quota
+                    .correct(&model, estimate, actual, &clock);
+            }
+        }
     }
 
     /// The lines of requests waiting for headroom.
@@ -545,6 +602,7 @@ impl KeyPool {
     /// [`KeyPool::pick`] for a call of `tokens` estimated input tokens
     /// (counted against the keys' input tokens per minute).
     pub fn pick_tokens(&self, model: &str, tried: &[usize], tokens: u32) -> Pick {
+        self.apply_corrections();
         let n = self.slots.len();
         if n == 0 {
             return Pick::Unavailable;

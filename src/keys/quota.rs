@@ -17,7 +17,8 @@
 //! is picked (a reservation), so concurrent requests do not overshoot; a
 //! call Google refused with a 429 is given back. Input tokens in a sliding
 //! minute are counted from an estimate made before the call
-//! ([`estimate_tokens`]; not yet corrected from the answer's `usageMetadata`).
+//! ([`estimate_tokens`]), corrected to the answer's `promptTokenCount`
+//! once it is known (`KeyPool::token_hook`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -609,6 +610,35 @@ impl KeyQuota {
             }
             if let Some((t, _)) = m.tokens.back_mut() {
                 *t = (*t).max(c.ms);
+            }
+        }
+    }
+
+    /// The answer of a call estimated at `estimate` input tokens said
+    /// `actual`: more is counted now, less is taken off the newest counts.
+    pub(super) fn correct(&mut self, model: &str, estimate: u32, actual: u32, c: &Clock) {
+        let Some(m) = self.models.iter_mut().find(|m| m.model == model) else {
+            return;
+        };
+        if actual > estimate {
+            let at = m.tokens.back().map_or(c.ms, |(t, _)| (*t).max(c.ms));
+            m.tokens.push_back((at, actual - estimate));
+            if m.tokens.len() > TOKEN_CAP
+                && let (Some((_, a)), Some((t, b))) = (m.tokens.pop_front(), m.tokens.pop_front())
+            {
+                m.tokens.push_front((t, a.saturating_add(b)));
+            }
+            return;
+        }
+        let mut less = estimate - actual;
+        while less > 0
+            && let Some((_, n)) = m.tokens.back_mut()
+        {
+            let take = less.min(*n);
+            *n -= take;
+            less -= take;
+            if *n == 0 {
+                m.tokens.pop_back();
             }
         }
     }

@@ -95,6 +95,7 @@ impl KeyPool {
     /// Every key in service, for `GET /admin/keys`.
     pub fn list(&self) -> Vec<KeyInfo> {
         let now = Instant::now();
+        self.apply_corrections();
         let policy = self.quota_policy();
         let clock = self.quota_clock(now);
         let day = unix_now() / 86_400;
@@ -131,6 +132,7 @@ impl KeyPool {
     /// `/metrics`; at most [`super::MAX_COOLING`] models, by name).
     pub fn quota_remaining(&self) -> Vec<(String, &'static str, u64)> {
         let now = Instant::now();
+        self.apply_corrections();
         let policy = self.quota_policy();
         let clock = self.quota_clock(now);
         let mut sums: std::collections::BTreeMap<String, [Option<u64>; 3]> =
@@ -181,6 +183,7 @@ impl KeyPool {
     /// Every key in service, masked, with state and counters (for `/status`).
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
+        self.apply_corrections();
         let policy = self.quota_policy();
         let clock = self.quota_clock(now);
         let wall = unix_now();

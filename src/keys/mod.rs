@@ -17,6 +17,8 @@
 //!
 //! * [`outcome`] — upstream answer → [`Outcome`]; the Pacific-midnight clock.
 //! * [`pool`] — [`KeyPool`]: selection (`pick`), outcomes (`report`), resets.
+//! * [`headroom`] — the pool's side of quotas: policy, quota clock, learning
+//!   from 429s, token corrections, [`QuotaWait`].
 //! * [`quota`] — limits per key × model (learned, `MODEL_LIMITS`, free-tier
 //!   defaults) and the counts that let `pick` skip a key without headroom.
 //! * [`queue`] — waiting in line for quota headroom (`QUEUE_TIMEOUT`).
@@ -29,6 +31,7 @@
 //! compare-and-swap for round robin, one atomic add per random draw) and is
 //! even among the usable keys, whatever dead keys lie between them.
 
+pub mod headroom;
 pub mod outcome;
 pub mod pool;
 pub mod queue;

@@ -61,9 +61,10 @@ pub const FREE_TIER_READ: &str = "2026-08";
 
 /// Built-in free-tier limits (rpm, rpd, input tpm) per model pattern, read
 /// on [`FREE_TIER_READ`]; the most specific pattern wins. Only a starting
-/// point: Google changes them, and a 429's values replace them.
+/// point: Google changes them, and a 429's values replace them. No entry
+/// holds a 0 (as `gemini-2.5-pro` had in 2026-03): a key never tried for
+/// a model could never learn otherwise; its first 429 teaches it the 0.
 pub const FREE_TIER: &[(&str, Limits)] = &[
-    ("gemini-2.5-pro*", Limits::new(0, 0, 0)),
     ("gemini-2.5-flash", Limits::new(10, 20, 250_000)),
     ("gemini-2.5-flash-lite", Limits::new(15, 20, 250_000)),
     ("gemini-2.5-flash*", Limits::new(10, 20, 250_000)),

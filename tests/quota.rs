@@ -456,3 +456,34 @@ async fn the_token_estimate_is_corrected_from_the_answers_usage_metadata() {
     let keys = get(&gw, "/admin/keys").await.json();
     assert_eq!(keys["keys"][0]["quota"][MODEL]["tokens"]["used"], 900);
 }
+
+#[tokio::test]
+async fn quota_settings_change_live_through_admin_config() {
+    let gw = start(&[("API_KEYS", r#"["plain-key-0000001"]"#)]).await;
+    let patch = |body: Value| {
+        let url = gw.url("/admin/config");
+        async move {
+            let auth = format!("Bearer {TOKEN}");
+            let headers = [
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ];
+            send(http::Method::PATCH, &url, &headers, body.to_string()).await
+        }
+    };
+    let r = patch(json!({"MODEL_LIMITS": r#"{"gemini-*":{"rpm":1}}"#})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let chat_status = || async {
+        post_json(&gw, "/v1/chat/completions", &chat("hi"))
+            .await
+            .status
+    };
+    assert_eq!(chat_status().await, StatusCode::OK);
+    assert_eq!(chat_status().await, StatusCode::TOO_MANY_REQUESTS);
+    let r = patch(json!({"QUOTA_AWARE": "false"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(chat_status().await, StatusCode::OK);
+    let r = patch(json!({"MODEL_LIMITS": "[1]"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("MODEL_LIMITS"), "{}", r.text());
+}

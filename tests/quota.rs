@@ -487,3 +487,31 @@ async fn quota_settings_change_live_through_admin_config() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     assert!(r.text().contains("MODEL_LIMITS"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn the_console_shows_what_is_left_today_per_key_and_per_model() {
+    let gw = start(&[]).await;
+    let asset = |path: &'static str| {
+        let url = gw.url(path);
+        async move {
+            let r = send(http::Method::GET, &url, &[], bytes::Bytes::new()).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}");
+            r.text()
+        }
+    };
+    let keys = asset("/dashboard-keys.js").await;
+    assert!(
+        keys.contains("const q = k.quota || {};"),
+        "reads /admin/keys' quota"
+    );
+    assert!(keys.contains("t('keys.leftToday'") && keys.contains("t('keys.leftTotal'"));
+    let i18n = asset("/dashboard-i18n.js").await;
+    assert_eq!(
+        i18n.matches("'keys.leftToday':").count(),
+        2,
+        "English and Chinese"
+    );
+    assert_eq!(i18n.matches("'keys.leftTotal':").count(), 2);
+    let page = asset("/dashboard").await;
+    assert!(page.contains("id=\"quota-left\""));
+}

@@ -127,7 +127,7 @@ pub fn upstream_failed(app: &App, f: Failure, model: &str, own_keys: bool) -> Ga
             app.stats.error(model, "", 504, "timeout");
             None
         }
-        Failure::Cooling(..) | Failure::Unavailable(_) => None,
+        Failure::Cooling(..) | Failure::Unavailable(_) | Failure::Quota(..) => None,
     };
     GatewayError::from_failure(f, own_keys, hint)
 }

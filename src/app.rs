@@ -89,6 +89,10 @@ impl App {
             cfg.key_selection,
             cfg.max_failures,
         );
+        for p in [&pool, &backup] {
+            p.set_quota(cfg.quota.clone());
+            p.set_queue(cfg.queue_timeout, cfg.queue_max);
+        }
         let mut upstream = Upstream::new(
             crate::upstream::build_client(),
             &cfg.base_url,
@@ -183,6 +187,10 @@ impl App {
     fn tune(&self, old: &Config, new: &Config) {
         for pool in [&self.pool, &self.backup] {
             pool.set_policy(new.key_selection, new.max_failures);
+            if new.quota != old.quota {
+                pool.set_quota(new.quota.clone());
+            }
+            pool.set_queue(new.queue_timeout, new.queue_max);
         }
         self.upstream
             .set_policy(new.time_out, new.cooldown, new.max_retries);

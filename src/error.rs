@@ -162,6 +162,10 @@ pub enum GatewayError {
     /// the first is back after the duration.
     #[error("{}", no_key_message(.1, Some(*.0)))]
     Cooling(Duration, Counts),
+    /// 429 `rate_limit_exceeded` with `Retry-After`: no key has quota
+    /// headroom for the model; the message names the limit and the wait.
+    #[error("{1}")]
+    Quota(Duration, String),
     /// 503 `no_available_key`: every key is disabled or resting.
     #[error("{}", no_key_message(.0, None))]
     NoKey(Counts),
@@ -266,6 +270,7 @@ impl GatewayError {
             Failure::Timeout => GatewayError::Timeout,
             Failure::Cooling(d, c) => GatewayError::Cooling(d, c),
             Failure::Unavailable(c) => GatewayError::NoKey(c),
+            Failure::Quota(d, m) => GatewayError::Quota(d, m),
         }
     }
 
@@ -297,7 +302,7 @@ impl GatewayError {
             E::Upstream(u) => u.status,
             E::Unreachable(_) | E::BadAnswer(_) => StatusCode::BAD_GATEWAY,
             E::Timeout | E::AnswerTimeout => StatusCode::GATEWAY_TIMEOUT,
-            E::Cooling(..) => StatusCode::TOO_MANY_REQUESTS,
+            E::Cooling(..) | E::Quota(..) => StatusCode::TOO_MANY_REQUESTS,
             E::StreamFailed { status, .. } => *status,
         }
     }
@@ -313,7 +318,7 @@ impl GatewayError {
             E::Unreachable(_) => "upstream_unreachable",
             E::Timeout | E::AnswerTimeout => "timeout",
             E::BadAnswer(_) => "upstream_error",
-            E::Cooling(..) => "rate_limit_exceeded",
+            E::Cooling(..) | E::Quota(..) => "rate_limit_exceeded",
             E::NoKey(_) => "no_available_key",
             E::StoreUnavailable(_) => "store_unavailable",
             E::StreamFailed { code, .. } => code,
@@ -381,7 +386,7 @@ impl GatewayError {
                 res.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            GatewayError::Cooling(d, _) => set_retry_after(res, *d),
+            GatewayError::Cooling(d, _) | GatewayError::Quota(d, _) => set_retry_after(res, *d),
             _ => {}
         }
     }

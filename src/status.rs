@@ -276,6 +276,14 @@ impl Stats {
         ] {
             let _ = writeln!(out, "gemini_balance_keys{{state=\"{state}\"}} {n}");
         }
+        out.push_str("# HELP gemini_balance_quota_remaining Calls left per model and window, summed over the keys with a known limit.\n# TYPE gemini_balance_quota_remaining gauge\n");
+        for (model, window, left) in pool.quota_remaining() {
+            let _ = writeln!(
+                out,
+                "gemini_balance_quota_remaining{{model=\"{}\",window=\"{window}\"}} {left}",
+                escape(&model)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP gemini_balance_uptime_seconds Seconds since start.\n# TYPE gemini_balance_uptime_seconds gauge\ngemini_balance_uptime_seconds {}",

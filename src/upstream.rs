@@ -118,6 +118,9 @@ pub enum Failure {
     Cooling(Duration, Counts),
     /// No usable key: all are disabled or resting.
     Unavailable(Counts),
+    /// No key has quota headroom for the model: the earliest slot opens
+    /// after this long; the message names the limit.
+    Quota(Duration, String),
 }
 
 /// `a` followed by `b`, in one allocation.
@@ -364,12 +367,29 @@ impl Upstream {
         let mut last: Option<Failure> = None;
         // The first attempt of a client request counts the request.
         let first_call = tried.is_empty();
+        // Generate calls count their estimated input tokens per minute.
+        let generate = call.path.contains("enerateContent") || call.path.ends_with("/completions");
+        let tokens = if generate {
+            crate::keys::estimate_tokens(&call.body)
+        } else {
+            0
+        };
         for attempt in 1..=attempts {
-            let index = match pool.pick(call.model, tried) {
+            // Only a first attempt waits in line for quota headroom.
+            let pick = if last.is_none() {
+                pool.pick_waiting(call.model, tried, tokens).await
+            } else {
+                pool.pick_tokens(call.model, tried, tokens)
+            };
+            let index = match pick {
                 Pick::Key(i) => i,
                 Pick::Cooling(d) if last.is_none() => {
                     self.no_key(call, first_call);
                     return Err(Failure::Cooling(d, pool.counts()));
+                }
+                Pick::Quota(q) if last.is_none() => {
+                    self.no_key(call, first_call);
+                    return Err(Failure::Quota(q.wait, q.message(call.model)));
                 }
                 Pick::Unavailable if last.is_none() => {
                     self.no_key(call, first_call);
@@ -383,14 +403,18 @@ impl Upstream {
                 Ok(mut res) if res.status().is_success() => {
                     redact_headers(res.headers_mut(), pool.key(index));
                     pool.report(index, call.model, &Outcome::Success);
+                    let mut meter = self
+                        .recorder
+                        .as_ref()
+                        .map_or_else(Meter::off, |r| r.meter(&a));
+                    if let Some(hook) = pool.token_hook(index, call.model, tokens) {
+                        meter.on_prompt(hook);
+                    }
                     return Ok(Answer {
                         response: res,
                         key: index,
                         attempts: attempt,
-                        meter: self
-                            .recorder
-                            .as_ref()
-                            .map_or_else(Meter::off, |r| r.meter(&a)),
+                        meter,
                     });
                 }
                 Ok(res) => {
@@ -419,6 +443,9 @@ impl Upstream {
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok());
                     let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown());
+                    if let Outcome::Quota { .. } = outcome {
+                        pool.learn(index, call.model, &body);
+                    }
                     pool.report(index, call.model, &outcome);
                     self.record_failed(&a, call, status.as_u16(), &body, &outcome);
                     crate::debug!(

@@ -71,6 +71,7 @@ fn entry(k: KeyInfo) -> Value {
         },
         "last_used": k.last_used,
         "last_error": k.last_error,
+        "quota": crate::keys::quota_json(&k.quota),
     })
 }
 

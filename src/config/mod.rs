@@ -63,6 +63,11 @@ pub const VARIABLES: &[&str] = &[
     "MAX_FAILURES",
     "COOLDOWN_SECONDS",
     "KEY_SELECTION",
+    "QUOTA_AWARE",
+    "KEY_TIER",
+    "MODEL_LIMITS",
+    "QUEUE_TIMEOUT",
+    "QUEUE_MAX",
     "CHECK_INTERVAL_HOURS",
     "CHECK_CRON",
     "VERIFY_ON_START",
@@ -157,6 +162,12 @@ pub struct Config {
     pub cooldown: Duration,
     /// `KEY_SELECTION`: how the next key is chosen.
     pub key_selection: Selection,
+    /// `QUOTA_AWARE`, `KEY_TIER`, `MODEL_LIMITS`: the key pools' quota policy.
+    pub quota: crate::keys::QuotaPolicy,
+    /// `QUEUE_TIMEOUT`: longest wait in line for quota headroom (0 = none).
+    pub queue_timeout: Duration,
+    /// `QUEUE_MAX`: most requests waiting per model.
+    pub queue_max: usize,
     /// `CHECK_INTERVAL_HOURS`: re-verification period (None = off).
     pub check_interval: Option<Duration>,
     /// `CHECK_CRON`: re-verification on a cron schedule (six fields, seconds
@@ -351,6 +362,7 @@ impl Config {
             l => l,
         };
         let key_selection = parse::key_selection(&mut v)?;
+        let quota = parse::quota(&mut v)?;
         let jobs = parse::jobs(&mut v)?;
         let translate = parse::translate_options(&mut v)?;
 
@@ -371,6 +383,9 @@ impl Config {
             max_failures: v.number("MAX_FAILURES", 10, 0, Some(u32::MAX), WHOLE)?,
             cooldown: v.seconds("COOLDOWN_SECONDS", 60.0)?,
             key_selection,
+            quota,
+            queue_timeout: v.seconds("QUEUE_TIMEOUT", 0.0)?,
+            queue_max: v.number("QUEUE_MAX", 100, 0, Some(1_000_000), WHOLE)?,
             check_interval: jobs.check_interval,
             check_cron: jobs.check_cron,
             verify_on_start: v.bool("VERIFY_ON_START", false)?,

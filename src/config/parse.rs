@@ -80,6 +80,28 @@ pub(super) fn key_selection(v: &mut Vars<'_>) -> Result<Selection, ConfigError> 
     }
 }
 
+/// `QUOTA_AWARE` (default true), `KEY_TIER` (`free`, `paid` or unset) and
+/// `MODEL_LIMITS` (JSON), as the key pools' quota policy.
+pub(super) fn quota(v: &mut Vars<'_>) -> Result<crate::keys::QuotaPolicy, ConfigError> {
+    use crate::keys::{ModelLimits, QuotaPolicy as Policy};
+    let aware = v.bool("QUOTA_AWARE", true)?;
+    let free = match v.raw("KEY_TIER").map(|t| t.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(t) if t == "free" => true,
+        Some(t) if t == "paid" => false,
+        Some(_) => return Err(err("KEY_TIER", "expected free or paid")),
+    };
+    let configured = match v.json("MODEL_LIMITS")? {
+        None => ModelLimits::default(),
+        Some(j) => ModelLimits::parse(&j).map_err(|p| err("MODEL_LIMITS", &p))?,
+    };
+    Ok(Policy {
+        aware,
+        free,
+        configured,
+    })
+}
+
 /// The scheduled jobs' settings.
 pub(super) struct Jobs {
     /// `CHECK_INTERVAL_HOURS` (None = off).

@@ -228,6 +228,21 @@ pub static SETTINGS: &[Setting] = &[
     row("KEY_SELECTION", UPSTREAM, "round_robin, random, least_used or time_window", |c| {
         Some(selection(c.key_selection).into())
     }),
+    row("QUOTA_AWARE", UPSTREAM, "count calls per key and model, skip keys at a quota limit", |c| {
+        Some(c.quota.aware.to_string())
+    }),
+    row("KEY_TIER", UPSTREAM, "free (built-in free-tier limits apply) or paid; unset = unknown", |c| {
+        c.quota.free.then(|| "free".to_string()).or_else(|| env(c, "KEY_TIER"))
+    }),
+    row("MODEL_LIMITS", UPSTREAM, "per model rpm/rpd/tpm limits (JSON, * patterns)", |c| {
+        (!c.quota.configured.is_empty()).then(|| c.quota.configured.to_json())
+    }),
+    row("QUEUE_TIMEOUT", UPSTREAM, "seconds a request may wait for quota headroom (0 = answer 429 at once)", |c| {
+        secs(c.queue_timeout)
+    }),
+    row("QUEUE_MAX", UPSTREAM, "most requests waiting for quota headroom per model", |c| {
+        Some(c.queue_max.to_string())
+    }),
     row("CHECK_INTERVAL_HOURS", UPSTREAM, "hours between key re-verifications (0 = off)", |c| {
         Some(c.check_interval.map_or(0.0, |d| d.as_secs_f64() / 3600.0).to_string())
     })

@@ -631,3 +631,39 @@ fn live_changes_are_all_or_nothing() {
     let stored: Vec<&String> = now.sources.stored.keys().collect();
     assert_eq!(stored, ["TIME_OUT"]);
 }
+
+#[test]
+fn quota_settings_parse_and_refuse_with_the_variable_named() {
+    let base = [("API_KEYS", "k1"), ("ALLOWED_TOKENS", "[\"sk-1\"]")];
+    let c = cfg(&base).unwrap();
+    assert!(c.quota.aware && !c.quota.free && c.quota.configured.is_empty());
+    assert_eq!((c.queue_timeout, c.queue_max), (Duration::ZERO, 100));
+    let with = |extra: (&'static str, &'static str)| {
+        let mut pairs = base.to_vec();
+        pairs.push(extra);
+        cfg(&pairs)
+    };
+    assert!(!with(("QUOTA_AWARE", "false")).unwrap().quota.aware);
+    assert!(with(("KEY_TIER", "FREE")).unwrap().quota.free);
+    assert!(!with(("KEY_TIER", "paid")).unwrap().quota.free);
+    assert_eq!(with(("KEY_TIER", "gold")).unwrap_err().var, "KEY_TIER");
+    let limits = with(("MODEL_LIMITS", r#"{"gemini-*":{"rpm":5,"rpd":20}}"#)).unwrap();
+    assert_eq!(
+        limits.quota.configured.get("gemini-2.5-flash").unwrap().rpm,
+        Some(5)
+    );
+    for bad in [
+        "[1]",
+        "{\"m\":{\"rpm\":-1}}",
+        "{\"m\":{\"rps\":1}}",
+        "not json",
+    ] {
+        let e = with(("MODEL_LIMITS", bad)).unwrap_err();
+        assert_eq!(e.var, "MODEL_LIMITS", "{bad}");
+    }
+    assert_eq!(
+        with(("QUEUE_TIMEOUT", "2.5")).unwrap().queue_timeout,
+        Duration::from_millis(2500)
+    );
+    assert_eq!(with(("QUEUE_MAX", "-1")).unwrap_err().var, "QUEUE_MAX");
+}

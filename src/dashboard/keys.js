@@ -56,6 +56,14 @@ function today(k) {
   return { requests: Number(u.requests) || 0, limited: Number(u.rate_limited) || 0, tokens };
 }
 
+/** [model, left, limit] per model with a known day limit, from the key's `quota`. */
+function leftToday(k) {
+  const q = k.quota || {};
+  return Object.keys(q).sort()
+    .filter((m) => q[m] && q[m].day && q[m].day.limit !== null && q[m].day.limit !== undefined)
+    .map((m) => [m, Math.max(0, (Number(q[m].day.limit) || 0) - (Number(q[m].day.used) || 0)), Number(q[m].day.limit) || 0]);
+}
+
 function lastUsed(k) {
   const v = k.last_used;
   if (v === null || v === undefined) return 0;
@@ -139,6 +147,9 @@ function fillRow(r, k) {
   }
   const u = today(k);
   r.req.textContent = num(u.requests);
+  for (const [model, left, limit] of leftToday(k)) {
+    r.req.append(el('span', { class: 'detail', text: t('keys.leftToday', { model, left: num(left), limit: num(limit) }) }));
+  }
   r.tok.textContent = u.tokens === null ? '—' : num(u.tokens);
   r.lim.textContent = num(u.limited);
   r.used.textContent = lastUsed(k) ? when(lastUsed(k)) : t('common.never');
@@ -155,6 +166,9 @@ function renderTiles() {
     $('kt-' + s).textContent = num(counts[s]);
     $('kt-btn-' + s).setAttribute('aria-pressed', String(view.state === s));
   }
+  const totals = new Map();
+  for (const k of keys) for (const [m, left] of leftToday(k)) totals.set(m, (totals.get(m) || 0) + left);
+  $('quota-left').textContent = [...totals].map(([model, left]) => t('keys.leftTotal', { model, left: num(left) })).join(' · ');
   for (const opt of $('keys-state').options) {
     opt.textContent = t(opt.value === 'all' ? 'keys.filter.all' : 'state.' + opt.value) + ' (' + num(counts[opt.value]) + ')';
   }

@@ -17,6 +17,11 @@
 //!
 //! * [`outcome`] — upstream answer → [`Outcome`]; the Pacific-midnight clock.
 //! * [`pool`] — [`KeyPool`]: selection (`pick`), outcomes (`report`), resets.
+//! * [`headroom`] — the pool's side of quotas: policy, quota clock, learning
+//!   from 429s, token corrections, [`QuotaWait`].
+//! * [`quota`] — limits per key × model (learned, `MODEL_LIMITS`, free-tier
+//!   defaults) and the counts that let `pick` skip a key without headroom.
+//! * [`queue`] — waiting in line for quota headroom (`QUEUE_TIMEOUT`).
 //! * [`slots`] — the append-only slot list behind the pool.
 //! * [`sync`] — the pool and the store: adding/removing keys, restoring kept
 //!   state, applying other replicas' changes.
@@ -26,8 +31,11 @@
 //! compare-and-swap for round robin, one atomic add per random draw) and is
 //! even among the usable keys, whatever dead keys lie between them.
 
+pub mod headroom;
 pub mod outcome;
 pub mod pool;
+pub mod queue;
+pub mod quota;
 pub mod slots;
 pub mod sync;
 pub mod view;
@@ -41,7 +49,11 @@ pub use crate::clock::unix_now;
 #[cfg(test)]
 pub(crate) use outcome::days_from_civil;
 pub use outcome::{Outcome, classify, parse_duration, until_pacific_midnight};
-pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, Recorder};
+pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, QuotaWait, Recorder};
+pub use quota::{
+    ModelLimits, Policy as QuotaPolicy, QuotaInfo, WindowInfo, estimate_tokens,
+    info_json as quota_json,
+};
 pub use sync::Added;
 pub use view::{KeyInfo, Today};
 

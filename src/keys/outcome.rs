@@ -142,6 +142,18 @@ pub fn until_pacific_midnight(now: SystemTime) -> Duration {
     Duration::from_secs((next_midnight_local - local).max(1) as u64)
 }
 
+/// Days since 1970-01-01 in US Pacific time at unix second `t`: Google's
+/// quota day (it resets at midnight Pacific).
+pub(crate) fn pacific_day(t: u64) -> i64 {
+    let t = t as i64;
+    let offset = if is_pacific_dst(t) {
+        7 * 3600
+    } else {
+        8 * 3600
+    };
+    (t - offset).div_euclid(86_400)
+}
+
 /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719468;

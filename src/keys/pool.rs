@@ -9,13 +9,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 // The pool's clock: tokio's, so tests can pause and advance it
 // (`tokio::time::pause`); outside a runtime, or unpaused, it is std's.
 use tokio::time::Instant;
 
+use super::headroom::Corrections;
+pub use super::headroom::QuotaWait;
+use super::quota::{Clock, Full, KeyQuota, Policy};
 use super::slots::Slots;
 use super::view::Today;
 use super::{Outcome, Selection, lock, mask, subtle_eq, unix_now};
@@ -57,6 +62,8 @@ pub(super) struct State {
     pub(super) last_used: Option<u64>,
     /// Today's calls on this key (UTC day).
     pub(super) today: Today,
+    /// Its quota counts and learned limits per model.
+    pub(super) quota: KeyQuota,
 }
 
 impl State {
@@ -74,6 +81,7 @@ impl State {
             last_error: None,
             last_used: None,
             today: Today::default(),
+            quota: KeyQuota::default(),
         }
     }
 
@@ -154,8 +162,26 @@ pub enum Pick {
     Key(usize),
     /// No usable key: some are cooling; the first is usable again after this long.
     Cooling(Duration),
+    /// No usable key: every one that could serve is at a quota limit.
+    Quota(QuotaWait),
     /// No usable key: every key is disabled (or resting with none cooling).
     Unavailable,
+}
+
+/// One decision's view of time: the pool's instant and, when quota aware,
+/// the policy and the quota clock.
+pub(super) struct At<'a> {
+    pub(super) now: Instant,
+    /// The call's estimated input tokens (0: not counted).
+    pub(super) tokens: u32,
+    pub(super) quota: Option<(&'a Policy, Clock)>,
+}
+
+/// Why a key cannot serve now: how long until it can, and whether (and
+/// which) quota limit is part of it.
+struct Wait {
+    wait: Duration,
+    full: Option<Full>,
 }
 
 /// Counts of keys by state, for error bodies, `/health` and `/status`.
@@ -222,8 +248,16 @@ pub struct KeyPool {
     selection: AtomicU8,
     /// `MAX_FAILURES`; changes live.
     max_failures: AtomicU32,
-    epoch: Instant,
+    pub(super) epoch: Instant,
     recorder: OnceLock<Recorder>,
+    /// `QUOTA_AWARE`, `KEY_TIER`, `MODEL_LIMITS`; changes live.
+    pub(super) policy: ArcSwap<Policy>,
+    /// Added to the quota clock (tests move a day forward at once).
+    pub(super) quota_offset_ms: AtomicU64,
+    /// The lines of requests waiting for headroom (`QUEUE_TIMEOUT`).
+    pub(super) queue: Box<super::queue::Queue>,
+    /// Token estimates to correct from answers (see [`KeyPool::token_hook`]).
+    pub(super) corrections: Arc<Corrections>,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -258,6 +292,10 @@ impl KeyPool {
             max_failures: AtomicU32::new(max_failures.max(1)),
             epoch: Instant::now(),
             recorder: OnceLock::new(),
+            policy: ArcSwap::from_pointee(Policy::default()),
+            quota_offset_ms: AtomicU64::new(0),
+            queue: Box::default(),
+            corrections: Arc::default(),
         };
         let total = keys.len();
         for key in keys.into_iter().take(MAX_KEYS) {
@@ -387,9 +425,11 @@ impl KeyPool {
             .map(|(i, _)| i)
     }
 
-    /// When `slot` can next be used for `model` (None = now); a disabled or
-    /// removed key ("never until re-verified") is `Err(())`.
-    fn wait_for(slot: &Slot, model: &str, now: Instant) -> Result<Option<Duration>, ()> {
+    /// When `slot` can next be used for `model` (None = now), and whether a
+    /// quota limit is part of why; a disabled or removed key ("never until
+    /// re-verified") is `Err(())`.
+    fn wait_for(slot: &Slot, model: &str, at: &At<'_>) -> Result<Option<Wait>, ()> {
+        let now = at.now;
         let st = lock(&slot.state);
         if st.disabled.is_some() || st.removed {
             return Err(());
@@ -404,37 +444,86 @@ impl KeyPool {
                 wait = Some(wait.map_or(w, |x| x.max(w)));
             }
         }
-        Ok(wait)
+        let full = at.quota.as_ref().and_then(|(policy, clock)| {
+            st.quota
+                .full(crate::model::label(model), policy, clock, at.tokens)
+        });
+        if let Some(f) = full {
+            wait = Some(wait.map_or(f.wait, |x| x.max(f.wait)));
+        }
+        Ok(wait.map(|wait| Wait { wait, full }))
     }
 
     /// Whether key `index` can serve `model` now and was not tried yet.
-    fn usable(&self, index: usize, model: &str, tried: &[usize], now: Instant) -> bool {
+    fn usable(&self, index: usize, model: &str, tried: &[usize], at: &At<'_>) -> bool {
         !tried.contains(&index)
             && self
                 .slots
                 .get(index)
-                .is_some_and(|s| matches!(Self::wait_for(s, model, now), Ok(None)))
+                .is_some_and(|s| matches!(Self::wait_for(s, model, at), Ok(None)))
     }
 
     /// Choose a usable key for `model`, skipping indices in `tried`.
     ///
     /// Every selection chooses evenly among the usable keys: a dead key's
-    /// turns are never handed to its neighbour. Cost: O(1) per pick while the
-    /// keys are healthy, O(n) over the keys in the worst case (a long run of
+    /// turns are never handed to its neighbour. When quota aware, a key
+    /// without headroom for the model is skipped like a cooling one, and
+    /// the call is counted on the key chosen (under its lock: concurrent
+    /// picks cannot overshoot a limit). Cost: O(1) per pick while the keys
+    /// are healthy, O(n) over the keys in the worst case (a long run of
     /// dead or removed keys, or none usable), as before; no allocation.
     pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
+        self.pick_tokens(model, tried, 0)
+    }
+
+    /// [`KeyPool::pick`] for a call of `tokens` estimated input tokens
+    /// (counted against the keys' input tokens per minute).
+    pub fn pick_tokens(&self, model: &str, tried: &[usize], tokens: u32) -> Pick {
+        self.apply_corrections();
         let n = self.slots.len();
         if n == 0 {
             return Pick::Unavailable;
         }
         let now = Instant::now();
-        let chosen = match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
-            Selection::RoundRobin => self.next_in_turn(n, model, tried, now),
-            Selection::Random => self.random_usable(n, model, tried, now),
+        let policy = self.policy.load();
+        let qmodel = crate::model::label(model);
+        let at = At {
+            now,
+            tokens,
+            quota: policy.aware.then(|| (&**policy, self.quota_clock(now))),
+        };
+        // A key that lost its last slot to a concurrent pick between the
+        // check and the count is skipped on the next round.
+        for _ in 0..4 {
+            let Some(i) = self.choose(n, model, tried, &at) else {
+                break;
+            };
+            let Some(slot) = self.slots.get(i) else {
+                break;
+            };
+            let mut st = lock(&slot.state);
+            if let Some((policy, clock)) = &at.quota
+                && !st.quota.reserve(qmodel, policy, clock, tokens)
+            {
+                continue;
+            }
+            st.last_used = Some(unix_now());
+            drop(st);
+            slot.calls.fetch_add(1, Ordering::Relaxed);
+            return Pick::Key(i);
+        }
+        self.none_usable(model, &at)
+    }
+
+    /// The key the configured selection chooses among the usable ones.
+    fn choose(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
+        match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
+            Selection::RoundRobin => self.next_in_turn(n, model, tried, at),
+            Selection::Random => self.random_usable(n, model, tried, at),
             // The usable key with the fewest calls (dead keys never count as
             // least used); ties go to the lowest index.
             Selection::LeastUsed => (0..n)
-                .filter(|i| self.usable(*i, model, tried, now))
+                .filter(|i| self.usable(*i, model, tried, at))
                 .min_by_key(|i| {
                     self.slots
                         .get(*i)
@@ -444,31 +533,42 @@ impl KeyPool {
             // window's calls go round robin over the usable keys instead of
             // all to the next one.
             Selection::TimeWindow => {
-                let window = (now.duration_since(self.epoch).as_secs() / 10) as usize % n;
-                if self.usable(window, model, tried, now) {
+                let window = (at.now.duration_since(self.epoch).as_secs() / 10) as usize % n;
+                if self.usable(window, model, tried, at) {
                     Some(window)
                 } else {
-                    self.next_in_turn(n, model, tried, now)
+                    self.next_in_turn(n, model, tried, at)
                 }
             }
-        };
-        if let Some(i) = chosen
-            && let Some(slot) = self.slots.get(i)
-        {
-            slot.calls.fetch_add(1, Ordering::Relaxed);
-            lock(&slot.state).last_used = Some(unix_now());
-            return Pick::Key(i);
         }
-        // Nothing usable: say how long until the first cooling or resting key
-        // comes back (a tried key counts too: it may serve the next request).
-        let mut soonest: Option<Duration> = None;
+    }
+
+    /// Nothing usable: say how long until the first cooling, resting or
+    /// full key comes back (a tried key counts too: it may serve the next
+    /// request); when every such key is at a quota limit, say which.
+    fn none_usable(&self, model: &str, at: &At<'_>) -> Pick {
+        let mut soonest: Option<Wait> = None;
+        let (mut waiting, mut full) = (0, 0);
         for (_, slot) in self.slots.iter() {
-            if let Ok(Some(w)) = Self::wait_for(slot, model, now) {
-                soonest = Some(soonest.map_or(w, |s: Duration| s.min(w)));
+            if let Ok(Some(w)) = Self::wait_for(slot, model, at) {
+                waiting += 1;
+                full += usize::from(w.full.is_some());
+                if soonest.as_ref().is_none_or(|s| w.wait < s.wait) {
+                    soonest = Some(w);
+                }
             }
         }
         match soonest {
-            Some(w) => Pick::Cooling(w),
+            Some(Wait {
+                wait,
+                full: Some(f),
+            }) if full == waiting => Pick::Quota(QuotaWait {
+                keys: full,
+                limit: f.limit,
+                window: f.window,
+                wait,
+            }),
+            Some(w) => Pick::Cooling(w.wait),
             None => Pick::Unavailable,
         }
     }
@@ -478,13 +578,13 @@ impl KeyPool {
     /// the key chosen (one compare-and-swap; a pick that lost the race scans
     /// again from where the winner left it). So usable keys take turns
     /// whatever dead keys lie between them, also under many concurrent callers.
-    fn next_in_turn(&self, n: usize, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+    fn next_in_turn(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
         let mut cursor = self.cursor.load(Ordering::Acquire);
         loop {
             let start = cursor % n;
             let i = (0..n)
                 .map(|step| (start + step) % n)
-                .find(|i| self.usable(*i, model, tried, now))?;
+                .find(|i| self.usable(*i, model, tried, at))?;
             match self.cursor.compare_exchange_weak(
                 cursor,
                 (i + 1) % n,
@@ -502,17 +602,17 @@ impl KeyPool {
     /// sampling: uniform over the usable keys, and O(1) while most keys are
     /// healthy); if those all hit dead keys, one pass with reservoir sampling
     /// (uniform too).
-    fn random_usable(&self, n: usize, model: &str, tried: &[usize], now: Instant) -> Option<usize> {
+    fn random_usable(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
         for _ in 0..n.min(8) {
             let i = self.random_below(n);
-            if self.usable(i, model, tried, now) {
+            if self.usable(i, model, tried, at) {
                 return Some(i);
             }
         }
         let mut chosen = None;
         let mut seen = 0;
         for i in 0..n {
-            if self.usable(i, model, tried, now) {
+            if self.usable(i, model, tried, at) {
                 seen += 1;
                 if self.random_below(seen) == 0 {
                     chosen = Some(i);
@@ -548,6 +648,10 @@ impl KeyPool {
         match outcome {
             Outcome::Success => {
                 slot.successes.fetch_add(1, Ordering::Relaxed);
+                if !st.quota.models.is_empty() {
+                    let model = crate::model::label(model);
+                    st.quota.settle(model, &self.quota_clock(Instant::now()));
+                }
                 if st.consecutive > 0 {
                     let at_ms = unix_ms();
                     st.failures_at = at_ms;
@@ -585,6 +689,8 @@ impl KeyPool {
                 slot.failures.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
                 let model = crate::model::label(model);
+                // Google did not count a refused call: give its slot back.
+                st.quota.release(model, &self.quota_clock(now));
                 let entry = Cooling {
                     model: model.to_string(),
                     until: now + *cooldown,

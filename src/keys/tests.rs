@@ -588,3 +588,96 @@ async fn load_and_reconcile_follow_the_snapshot() {
     assert!(p.find(&key_id(&env[0])).is_some());
     assert_eq!(p.len(), 3);
 }
+
+/// A pool whose keys are held to `rpm` calls a minute on every model.
+fn limited(n: usize, rpm: u32) -> KeyPool {
+    let p = pool(n);
+    let v = serde_json::json!({"*": {"rpm": rpm}});
+    p.set_quota(quota::Policy {
+        configured: quota::ModelLimits::parse(&v).unwrap(),
+        ..quota::Policy::default()
+    });
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_without_headroom_are_skipped_and_round_robin_stays_even() {
+    let p = limited(3, 4);
+    let mut counts = [0; 3];
+    for _ in 0..12 {
+        match p.pick("m", &[]) {
+            Pick::Key(i) => counts[i] += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(counts, [4, 4, 4]);
+    match p.pick("m", &[]) {
+        Pick::Quota(q) => {
+            assert_eq!((q.keys, q.limit, q.window), (3, 4, quota::Window::Minute));
+            assert_eq!(q.wait, Duration::from_secs(60));
+            assert_eq!(
+                q.message("m"),
+                "all 3 keys are at their 4 requests/minute limit for m; the next slot opens in 60 s"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another model has its own counts.
+    assert!(matches!(p.pick("n", &[]), Pick::Key(_)));
+    // A minute later every key has room again.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(matches!(p.pick("m", &[]), Pick::Key(_)));
+    // Off: no counting, no skipping.
+    p.set_quota(quota::Policy {
+        aware: false,
+        ..(*p.quota_policy()).clone()
+    });
+    for _ in 0..20 {
+        assert!(matches!(p.pick("m", &[]), Pick::Key(_)));
+    }
+}
+
+#[test]
+fn concurrent_picks_never_overshoot_a_limit() {
+    let p = std::sync::Arc::new(limited(4, 25));
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    if let Pick::Key(_) = p.pick("m", &[]) {
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        served.into_inner(),
+        100,
+        "4 keys x 25 a minute, not one more"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_gives_its_slot_back_and_teaches_googles_value() {
+    let p = limited(1, 5);
+    assert!(matches!(p.pick("m", &[]), Pick::Key(0)));
+    let body = br#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"model":"m"},"quotaValue":"2"}]}]}}"#;
+    p.learn(0, "m", body);
+    p.report(
+        0,
+        "m",
+        &Outcome::Quota {
+            cooldown: Duration::from_secs(1),
+            daily: false,
+            message: "q".into(),
+        },
+    );
+    let info = &p.list()[0].quota[0];
+    assert_eq!((info.minute.used, info.minute.limit), (0, Some(2)));
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(matches!(p.pick("m", &[]), Pick::Key(0)));
+    assert!(matches!(p.pick("m", &[]), Pick::Key(0)));
+    assert!(matches!(p.pick("m", &[]), Pick::Quota(_)));
+}

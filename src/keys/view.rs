@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::pool::KeyPool;
+use super::quota::QuotaInfo;
 use super::{Outcome, lock, unix_now};
 use crate::store::model::KeySource;
 
@@ -81,6 +82,8 @@ pub struct KeyInfo {
     pub last_used: Option<u64>,
     /// Its last error (scrubbed).
     pub last_error: Option<String>,
+    /// Its quota per model: used and limit in the minute and the day.
+    pub quota: Vec<QuotaInfo>,
 }
 
 /// Whole seconds left until `until` (rounded up).
@@ -92,6 +95,9 @@ impl KeyPool {
     /// Every key in service, for `GET /admin/keys`.
     pub fn list(&self) -> Vec<KeyInfo> {
         let now = Instant::now();
+        self.apply_corrections();
+        let policy = self.quota_policy();
+        let clock = self.quota_clock(now);
         let day = unix_now() / 86_400;
         let mut out = Vec::with_capacity(self.len());
         for (_, s) in self.slots.iter() {
@@ -114,7 +120,49 @@ impl KeyPool {
                 today: st.today.on(day),
                 last_used: st.last_used,
                 last_error: st.last_error.clone(),
+                quota: st.quota.info(&policy, &clock),
             });
+        }
+        out
+    }
+
+    /// Remaining calls per model and window (`"minute"`, `"day"`; input
+    /// tokens: `"tokens"`), summed
+    /// over the keys in service with a known limit for the model (for
+    /// `/metrics`; at most [`super::MAX_COOLING`] models, by name).
+    pub fn quota_remaining(&self) -> Vec<(String, &'static str, u64)> {
+        let now = Instant::now();
+        self.apply_corrections();
+        let policy = self.quota_policy();
+        let clock = self.quota_clock(now);
+        let mut sums: std::collections::BTreeMap<String, [Option<u64>; 3]> =
+            std::collections::BTreeMap::new();
+        for (_, s) in self.slots.iter() {
+            let st = lock(&s.state);
+            if st.removed || st.disabled.is_some() {
+                continue;
+            }
+            for q in st.quota.info(&policy, &clock) {
+                let at = sums.len();
+                if at >= super::MAX_COOLING && !sums.contains_key(&q.model) {
+                    continue;
+                }
+                let e = sums.entry(q.model).or_default();
+                for (slot, w) in e.iter_mut().zip([q.minute, q.day, q.tokens]) {
+                    if let Some(limit) = w.limit {
+                        let left = u64::from(limit.saturating_sub(w.used));
+                        *slot = Some(slot.unwrap_or(0) + left);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (model, [minute, day, tokens]) in sums {
+            for (window, v) in [("minute", minute), ("day", day), ("tokens", tokens)] {
+                if let Some(v) = v {
+                    out.push((model.clone(), window, v));
+                }
+            }
         }
         out
     }
@@ -135,6 +183,9 @@ impl KeyPool {
     /// Every key in service, masked, with state and counters (for `/status`).
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
+        self.apply_corrections();
+        let policy = self.quota_policy();
+        let clock = self.quota_clock(now);
         let wall = unix_now();
         let keys: Vec<Value> = self
             .slots
@@ -163,6 +214,7 @@ impl KeyPool {
                     "consecutive_failures": st.consecutive,
                     "last_error": st.last_error,
                     "last_used": st.last_used,
+                    "quota": super::quota::info_json(&st.quota.info(&policy, &clock)),
                 }))
             })
             .collect();

@@ -135,6 +135,7 @@ impl Recorder {
                 tokens: Tokens::default(),
                 carry: Vec::new(),
                 failed: None,
+                on_prompt: None,
             }),
         }
     }
@@ -262,12 +263,25 @@ struct Inner {
     carry: Vec<u8>,
     /// The answer failed after all (status, outcome class counters).
     failed: Option<Counts>,
+    /// Told the answer's prompt tokens when dropped (the pool's quota count).
+    on_prompt: Option<PromptHook>,
 }
+
+/// Told a successful answer's `promptTokenCount` (see [`Meter::on_prompt`]).
+pub type PromptHook = Box<dyn FnOnce(u64) + Send + Sync>;
 
 impl Meter {
     /// A meter that records nothing.
     pub fn off() -> Meter {
         Meter { inner: None }
+    }
+
+    /// Call `hook` with the answer's prompt tokens when the meter is dropped
+    /// (a successful answer that reported them; a meter that is off never calls it).
+    pub fn on_prompt(&mut self, hook: PromptHook) {
+        if let Some(m) = &mut self.inner {
+            m.on_prompt = Some(hook);
+        }
     }
 
     /// A whole answer: the tokens of its last `usageMetadata`.
@@ -337,7 +351,15 @@ impl Inner {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        let Some(m) = self.inner.take() else { return };
+        let Some(mut m) = self.inner.take() else {
+            return;
+        };
+        if let Some(hook) = m.on_prompt.take()
+            && m.failed.is_none()
+            && m.tokens.prompt > 0
+        {
+            hook(m.tokens.prompt);
+        }
         let mut c = m.failed.unwrap_or(Counts {
             requests: 1,
             successes: 1,

@@ -107,10 +107,34 @@ pub(crate) fn err_suspended(key: &str) -> GoogleError {
 }
 
 pub(crate) fn err_quota(model: &str, retry_secs: Option<u64>) -> GoogleError {
-    let (quota_id, limit) = match retry_secs {
-        Some(_) => ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10"),
-        None => ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "250"),
-    };
+    match retry_secs {
+        Some(_) => quota_error(model, MINUTE_QUOTA, "10", retry_secs),
+        None => quota_error(model, DAY_QUOTA, "250", None),
+    }
+}
+
+const MINUTE_QUOTA: &str = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier";
+const DAY_QUOTA: &str = "GenerateRequestsPerDayPerProjectPerModel-FreeTier";
+
+/// The 429 for a call over a limit the fake enforces (see `quota`).
+pub(crate) fn err_quota_violation(model: &str, v: &crate::quota::Violation) -> GoogleError {
+    use crate::quota::Violation;
+    match v {
+        Violation::Minute { limit, retry_secs } => {
+            quota_error(model, MINUTE_QUOTA, &limit.to_string(), Some(*retry_secs))
+        }
+        Violation::Day { limit } => quota_error(model, DAY_QUOTA, &limit.to_string(), None),
+    }
+}
+
+/// Google's 429 naming `quota_id` with `limit` for `model`; `RetryInfo`
+/// when `retry_secs` is given.
+fn quota_error(
+    model: &str,
+    quota_id: &'static str,
+    limit: &str,
+    retry_secs: Option<u64>,
+) -> GoogleError {
     let metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests";
     let mut msg = format!(
         "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}"
@@ -136,7 +160,7 @@ pub(crate) fn err_quota(model: &str, retry_secs: Option<u64>) -> GoogleError {
                             ("model", Json::s(model.to_string())),
                         ]),
                     ),
-                    ("quotaValue", Json::s(limit)),
+                    ("quotaValue", Json::s(limit.to_string())),
                 ])]),
             ),
         ]),

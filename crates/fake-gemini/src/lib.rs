@@ -49,8 +49,13 @@
 //! `responseLogprobs` adds a `logprobsResult` (non-stream answers).
 //!
 //! Key behaviors (see [`KeyBehavior`]) are chosen per key, explicitly or by key
-//! prefix. Control endpoints for out-of-process use (not recorded):
+//! prefix. Quotas (see [`quota`]): a key named `rpm5-…`, `rpd20-…` or
+//! `rpm5-rpd20-…` (or given limits explicitly) gets Google's real 429 past
+//! that many generate calls per minute / per Pacific day and model.
+//! Control endpoints for out-of-process use (not recorded):
 //! `POST /__fake/keys/{key}` (`{"behavior": "quota", "retry_secs": 5}`),
+//! `POST /__fake/limits/{key}` (`{"rpm": 5, "rpd": 20}`),
+//! `POST /__fake/clock` (`{"advance_secs": 60}`: the quota clock moves on),
 //! `GET /__fake/requests`, `POST /__fake/clear`, `GET /__fake/count/{key}`.
 //!
 //! Layout (one module per part of the wire format):
@@ -76,6 +81,7 @@ mod json;
 mod models;
 mod openai_compat;
 mod plan;
+mod quota;
 mod request;
 mod schema;
 mod server;
@@ -91,6 +97,7 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use crate::quota::Limits;
 use crate::server::accept_loop;
 
 // ---------------------------------------------------------------------------
@@ -187,6 +194,12 @@ pub struct FakeState {
     /// API requests being handled now, and the most at once so far.
     pub(crate) in_flight: AtomicUsize,
     pub(crate) peak_in_flight: AtomicUsize,
+    /// Limits set explicitly per key (see [`quota`]).
+    limits: RwLock<HashMap<String, Limits>>,
+    /// Per key × model counts against the limits, and the quota clock.
+    quotas: Mutex<quota::Quotas>,
+    /// Calls refused for a limit the fake enforces.
+    quota_refusals: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,6 +216,9 @@ impl FakeState {
             seq: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
+            limits: RwLock::new(HashMap::new()),
+            quotas: Mutex::new(quota::Quotas::new()),
+            quota_refusals: AtomicU64::new(0),
         })
     }
 
@@ -227,14 +243,67 @@ impl FakeState {
         default_behavior(key)
     }
 
+    /// Set the quota limits of a key (overrides the ones its name carries).
+    pub fn set_limits(&self, key: &str, limits: Limits) {
+        let mut m = self.limits.write().unwrap_or_else(|e| e.into_inner());
+        if m.len() < 100_000 || m.contains_key(key) {
+            m.insert(key.to_string(), limits);
+        }
+    }
+
+    /// The quota limits of a key: set explicitly, else from its name
+    /// (`rpm5-rpd20-…`, see [`quota`]).
+    pub fn limits(&self, key: &str) -> Limits {
+        if let Some(l) = self
+            .limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return *l;
+        }
+        Limits::from_key(key)
+    }
+
+    /// Move the quota clock forward by `d` (a minute or a day passes at once).
+    pub fn advance_clock(&self, d: std::time::Duration) {
+        lock(&self.quotas).advance(d.as_millis() as u64);
+    }
+
+    /// Forget every quota count (limits and the clock offset stay).
+    pub fn reset_quotas(&self) {
+        lock(&self.quotas).clear();
+    }
+
+    /// How many calls were refused for a limit the fake enforces (since the
+    /// start or the last [`FakeState::clear`]).
+    pub fn quota_refusals(&self) -> u64 {
+        self.quota_refusals.load(Ordering::SeqCst)
+    }
+
+    /// Count a generate call of `key` on `model` against the key's limits,
+    /// or the violated limit (then the call is refused and not counted).
+    pub(crate) fn admit(&self, key: &str, model: &str) -> Result<(), quota::Violation> {
+        let limits = self.limits(key);
+        if !limits.any() {
+            return Ok(());
+        }
+        let r = lock(&self.quotas).admit(key, model, limits);
+        if r.is_err() {
+            self.quota_refusals.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
+
     /// All recorded requests so far (clone), oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.log).iter().cloned().collect()
     }
 
-    /// Forget all recorded requests, per-key counts and the in-flight peak
-    /// (key behaviors stay).
+    /// Forget all recorded requests, per-key counts, the quota refusals and
+    /// the in-flight peak (key behaviors, limits and quota counts stay).
     pub fn clear(&self) {
+        self.quota_refusals.store(0, Ordering::SeqCst);
         lock(&self.log).clear();
         lock(&self.counts).clear();
         let now = self.in_flight.load(Ordering::SeqCst);

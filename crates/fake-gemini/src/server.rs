@@ -20,8 +20,8 @@ use crate::embeddings::{batch_embed, count_tokens, embed};
 use crate::encoding::{accepts_gzip, gzip_response, parse_query, pct_decode};
 use crate::errors::{
     GoogleError, err_expired, err_internal, err_invalid_json, err_invalid_key, err_method,
-    err_model_not_found, err_no_key, err_overloaded, err_quota, err_region, err_route_not_found,
-    err_suspended, google_error,
+    err_model_not_found, err_no_key, err_overloaded, err_quota, err_quota_violation, err_region,
+    err_route_not_found, err_suspended, google_error,
 };
 use crate::generate::generate;
 use crate::models::{get_model, list_models, model_known};
@@ -193,6 +193,12 @@ pub(crate) async fn handle_api(
         Route::List => Ok(list_models(&ctx, q("pageSize"), q("pageToken"))),
         Route::Get(m) => Ok(get_model(&ctx, &m)),
         Route::Call(model, call) => {
+            if matches!(call, Call::Generate | Call::Stream)
+                && model_known(&model)
+                && let Err(v) = state.admit(&key, &model)
+            {
+                return Ok(error_response(&ctx, err_quota_violation(&model, &v)));
+            }
             let stream = StreamMode { sse, cut };
             let res = call_model(&state, &ctx, &model, call, stream, &body).await;
             let res = match (res, reshape) {
@@ -431,6 +437,29 @@ pub(crate) fn control(
         state.set_key(&key, b);
         return plain_json(200, "{\"ok\": true}\n".to_string());
     }
+    if let Some(key) = rest.strip_prefix("limits/") {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let num = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .map(|n| n.min(u32::MAX as u64) as u32)
+        };
+        let limits = crate::Limits {
+            rpm: num("rpm"),
+            rpd: num("rpd"),
+        };
+        state.set_limits(&pct_decode(key, false), limits);
+        return plain_json(200, "{\"ok\": true}\n".to_string());
+    }
+    if rest == "clock" && method == Method::POST {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let secs = v.get("advance_secs").and_then(Value::as_f64).unwrap_or(0.0);
+        if !(secs.is_finite() && (0.0..1e9).contains(&secs)) {
+            return bad("advance_secs: a number of seconds 0–1e9");
+        }
+        state.advance_clock(Duration::from_secs_f64(secs));
+        return plain_json(200, "{\"ok\": true}\n".to_string());
+    }
     if let Some(key) = rest.strip_prefix("count/") {
         let n = state.count_for_key(&pct_decode(key, false));
         return plain_json(200, format!("{{\"count\": {n}}}\n"));
@@ -474,6 +503,74 @@ mod tests {
     use crate::testutil::*;
     use http_body_util::Full;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn keys_named_with_limits_get_googles_429_past_them() {
+        let fake = Fake::start().await.unwrap();
+        let path = "/v1beta/models/gemini-2.5-flash:generateContent";
+        let body = user("hi");
+        for _ in 0..2 {
+            assert_eq!(post(&fake, path, "rpm2-rpd3-k", &body).await.status, 200);
+        }
+        let r = post(&fake, path, "rpm2-rpd3-k", &body).await;
+        assert_eq!(r.status, 429, "{}", r.text());
+        let e = r.json()["error"].clone();
+        assert_eq!(e["status"], "RESOURCE_EXHAUSTED");
+        let v = &e["details"][0]["violations"][0];
+        assert_eq!(
+            v["quotaId"],
+            "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+        );
+        assert_eq!(v["quotaValue"], "2");
+        assert_eq!(v["quotaDimensions"]["model"], "gemini-2.5-flash");
+        assert_eq!(v["quotaDimensions"]["location"], "global");
+        assert_eq!(
+            e["details"][1]["@type"],
+            "type.googleapis.com/google.rpc.Help"
+        );
+        let retry = e["details"][2]["retryDelay"].as_str().unwrap();
+        assert!(["59s", "60s"].contains(&retry), "{retry}");
+        assert_eq!(fake.state.quota_refusals(), 1);
+        // Another model has its own count; a minute later a slot is free.
+        let other = "/v1beta/models/gemini-2.5-pro:generateContent";
+        assert_eq!(post(&fake, other, "rpm2-rpd3-k", &body).await.status, 200);
+        let r = send(
+            fake.addr,
+            "POST",
+            "/__fake/clock",
+            &[],
+            r#"{"advance_secs": 60}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(post(&fake, path, "rpm2-rpd3-k", &body).await.status, 200);
+        // The day's third call was that one: the fourth breaks the day's limit.
+        fake.state.advance_clock(Duration::from_secs(60));
+        let r = post(&fake, path, "rpm2-rpd3-k", &body).await;
+        assert_eq!(r.status, 429);
+        let e = r.json()["error"].clone();
+        let v = &e["details"][0]["violations"][0];
+        assert_eq!(
+            v["quotaId"],
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+        );
+        assert_eq!(v["quotaValue"], "3");
+        // Limits set through the control endpoint; a plain key is unlimited.
+        let r = send(
+            fake.addr,
+            "POST",
+            "/__fake/limits/plain",
+            &[],
+            r#"{"rpm": 1}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(post(&fake, path, "plain", &body).await.status, 200);
+        assert_eq!(post(&fake, path, "plain", &body).await.status, 429);
+        for _ in 0..5 {
+            assert_eq!(post(&fake, path, "free-of-limits", &body).await.status, 200);
+        }
+    }
 
     #[tokio::test]
     async fn control_endpoints() {

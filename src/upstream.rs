@@ -418,51 +418,8 @@ impl Upstream {
                     });
                 }
                 Ok(res) => {
-                    let status = res.status();
-                    let (mut parts, body) = res.into_parts();
-                    let body = tokio::time::timeout(
-                        self.timeout(),
-                        crate::body::read_limited(body, ERROR_BODY_LIMIT),
-                    )
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default();
-                    // A gzip error body (the client accepted gzip) is read decoded.
-                    let body = crate::gemini::gzip::decode_answer(
-                        &mut parts.headers,
-                        body,
-                        ERROR_BODY_LIMIT,
-                    );
-                    // An upstream that echoes the key (`Consumer 'api_key:…'`) must
-                    // not hand it to the client, the logs or `/status`.
-                    let body = redact(body, pool.key(index));
-                    redact_headers(&mut parts.headers, pool.key(index));
-                    let retry_after = parts
-                        .headers
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok());
-                    let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown());
-                    if let Outcome::Quota { .. } = outcome {
-                        pool.learn(index, call.model, &body);
-                    }
-                    pool.report(index, call.model, &outcome);
-                    self.record_failed(&a, call, status.as_u16(), &body, &outcome);
-                    crate::debug!(
-                        "upstream {} on key {} (attempt {}): {:?}",
-                        status.as_u16(),
-                        pool.masked(index),
-                        attempt,
-                        outcome_label(&outcome)
-                    );
-                    let final_answer = matches!(outcome, Outcome::Client | Outcome::Region(_));
-                    let failure = Failure::Upstream {
-                        status,
-                        headers: parts.headers,
-                        body,
-                        outcome,
-                        key: pool.masked(index).to_string(),
-                    };
+                    let (failure, final_answer) =
+                        self.refused(pool, call, &a, index, attempt, res).await;
                     if final_answer {
                         return Err(failure);
                     }
@@ -493,6 +450,63 @@ impl Upstream {
             }
         }
         Err(last.unwrap_or(Failure::Unavailable(pool.counts())))
+    }
+
+    /// A non-2xx answer on key `index`: read its (bounded) body, classify it,
+    /// report it to the pool (a 429 teaches the key Google's limit), record
+    /// it; the failure, and whether it is final for the client (its own
+    /// mistake, or a region refusal) rather than worth another key.
+    async fn refused(
+        &self,
+        pool: &KeyPool,
+        call: &Call<'_>,
+        a: &Attempt<'_>,
+        index: usize,
+        attempt: u32,
+        res: http::Response<hyper::body::Incoming>,
+    ) -> (Failure, bool) {
+        let status = res.status();
+        let (mut parts, body) = res.into_parts();
+        let body = tokio::time::timeout(
+            self.timeout(),
+            crate::body::read_limited(body, ERROR_BODY_LIMIT),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+        // A gzip error body (the client accepted gzip) is read decoded.
+        let body = crate::gemini::gzip::decode_answer(&mut parts.headers, body, ERROR_BODY_LIMIT);
+        // An upstream that echoes the key (`Consumer 'api_key:…'`) must
+        // not hand it to the client, the logs or `/status`.
+        let body = redact(body, pool.key(index));
+        redact_headers(&mut parts.headers, pool.key(index));
+        let retry_after = parts
+            .headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok());
+        let outcome = classify(status.as_u16(), &body, retry_after, self.cooldown());
+        if let Outcome::Quota { .. } = outcome {
+            pool.learn(index, call.model, &body);
+        }
+        pool.report(index, call.model, &outcome);
+        self.record_failed(a, call, status.as_u16(), &body, &outcome);
+        crate::debug!(
+            "upstream {} on key {} (attempt {}): {:?}",
+            status.as_u16(),
+            pool.masked(index),
+            attempt,
+            outcome_label(&outcome)
+        );
+        let final_answer = matches!(outcome, Outcome::Client | Outcome::Region(_));
+        let failure = Failure::Upstream {
+            status,
+            headers: parts.headers,
+            body,
+            outcome,
+            key: pool.masked(index).to_string(),
+        };
+        (failure, final_answer)
     }
 
     /// A client request that found no key to try still counts.

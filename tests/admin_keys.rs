@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -498,79 +497,6 @@ async fn only_the_admin_token_may_call_the_key_routes() {
 // No full key in any answer or log line but the export (the real binary)
 // ---------------------------------------------------------------------------
 
-/// The gateway binary with its stderr captured, killed (by its id) when dropped.
-struct Binary {
-    child: std::process::Child,
-    log: Arc<Mutex<Vec<u8>>>,
-    base: String,
-}
-
-impl Binary {
-    fn start(vars: &[(&str, &str)]) -> Binary {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gemini-balance"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ENV_FILE", "/nonexistent/.env")
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("LOG_LEVEL", "debug")
-            .env("CHECK_INTERVAL_HOURS", "0")
-            .env("KEEPALIVE_MINUTES", "0")
-            .env("SHUTDOWN_GRACE", "1");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let mut stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let mut bin = Binary {
-            child,
-            log,
-            base: String::new(),
-        };
-        let t = Instant::now();
-        bin.base = loop {
-            if let Some(at) = bin.text().find("listening on http://") {
-                let rest = &bin.text()[at + "listening on http://".len()..];
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "no listening line: {}",
-                bin.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        bin
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_or_log_line_but_the_export_holds_a_full_key() {
     let keys: Vec<String> = ["env1", "env2", "add1", "add2", "add3", "vbad", "ebad"]
@@ -582,12 +508,12 @@ async fn no_answer_or_log_line_but_the_export_holds_a_full_key() {
     let fake = Fake::start().await.unwrap();
     fake.state.set_key(&vbad, KeyBehavior::Invalid);
     fake.state.set_key(&envbad, KeyBehavior::Suspended);
-    let bin = Binary::start(&[
+    let bin = common::blocking::Binary::start(&[
         ("API_KEYS", &json!([envbad, env1, env2]).to_string()),
         ("ALLOWED_TOKENS", &json!([TOKEN]).to_string()),
         ("BASE_URL", &fake.base_url()),
     ]);
-    let url = |p: &str| format!("http://{}{p}", bin.base);
+    let url = |p: &str| format!("{}{p}", bin.base);
     let a = [("authorization", format!("Bearer {TOKEN}"))];
     let hdr: Vec<(&str, &str)> = a.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut answers = Vec::new();

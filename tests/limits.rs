@@ -15,8 +15,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
@@ -366,97 +365,6 @@ async fn forging_upstream() -> SocketAddr {
     addr
 }
 
-/// The gateway binary, killed (by its id) when dropped.
-struct Binary {
-    child: std::process::Child,
-    log: Arc<Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    base: String,
-}
-
-impl Binary {
-    async fn start(vars: &[(&str, &str)]) -> Binary {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gemini-balance"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ENV_FILE", "/nonexistent/.env")
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("LOG_LEVEL", "debug")
-            .env("CHECK_INTERVAL_HOURS", "0")
-            .env("KEEPALIVE_MINUTES", "0")
-            .env("SHUTDOWN_GRACE", "2");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let (log, reader) = common::blocking::collect_joinable(child.stderr.take().unwrap());
-        let mut bin = Binary {
-            child,
-            log,
-            reader: Some(reader),
-            base: String::new(),
-        };
-        let t = Instant::now();
-        bin.base = loop {
-            let text = bin.text();
-            if let Some(a) = text
-                .split("listening on http://")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-            {
-                break format!("http://{a}");
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "no listening line: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        bin
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
-    }
-
-    /// SIGTERM, wait for the exit, and return everything it logged.
-    async fn stop(mut self) -> Vec<u8> {
-        let pid = self.child.id().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let t = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "no exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &self.child.id().to_string()])
-                .status();
-        }
-    }
-}
-
 /// Every log line starts with the gateway's own stamp: `SECONDS.MILLIS LEVEL `.
 fn stamped(line: &str) -> bool {
     let Some((secs, rest)) = line.split_once('.') else {
@@ -486,13 +394,12 @@ async fn the_log_escapes_control_characters_and_masks_keys_in_paths() {
     let admin = "adm-LOGCANARY-ADMIN-77";
     let keys = serde_json::to_string(&[google_key, plain_key]).unwrap();
     let tokens = serde_json::to_string(&[TOKEN]).unwrap();
-    let bin = Binary::start(&[
+    let bin = common::blocking::Binary::start(&[
         ("API_KEYS", &keys),
         ("ALLOWED_TOKENS", &tokens),
         ("AUTH_TOKEN", admin),
         ("BASE_URL", &format!("http://{upstream}")),
-    ])
-    .await;
+    ]);
     let base = bin.base.clone();
     let user = [
         ("authorization", auth()),

@@ -107,3 +107,98 @@ pub fn dechunk(mut s: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The gateway binary in a child process (a clean environment: loopback, a
+/// free port, debug log level, no jobs, plus `vars`), its stderr collected;
+/// killed (by its id) when dropped.
+pub struct Binary {
+    child: std::process::Child,
+    log: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// `http://HOST:PORT`, from its listening line.
+    pub base: String,
+}
+
+impl Binary {
+    /// Start it and wait (at most 20 s) for its listening line.
+    pub fn start(vars: &[(&str, &str)]) -> Binary {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gemini-balance"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ENV_FILE", "/nonexistent/.env")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_LEVEL", "debug")
+            .env("CHECK_INTERVAL_HOURS", "0")
+            .env("KEEPALIVE_MINUTES", "0")
+            .env("SHUTDOWN_GRACE", "2");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let (log, reader) = collect_joinable(child.stderr.take().unwrap());
+        let mut bin = Binary {
+            child,
+            log,
+            reader: Some(reader),
+            base: String::new(),
+        };
+        let t = std::time::Instant::now();
+        bin.base = loop {
+            let text = bin.text();
+            if let Some(a) = text
+                .split("listening on http://")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            {
+                break format!("http://{a}");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no listening line: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        bin
+    }
+
+    /// Everything it logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// SIGTERM, wait for the exit (at most 10 s), and return everything it logged.
+    pub async fn stop(mut self) -> Vec<u8> {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let t = std::time::Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "no exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -367,9 +367,10 @@ impl Upstream {
         let mut last: Option<Failure> = None;
         // The first attempt of a client request counts the request.
         let first_call = tried.is_empty();
-        // Generate calls count their estimated input tokens per minute.
+        // Generate calls count their estimated input tokens per minute (only
+        // when quotas are counted at all: the estimate scans the body).
         let generate = call.path.contains("enerateContent") || call.path.ends_with("/completions");
-        let tokens = if generate {
+        let tokens = if generate && pool.quota_policy().aware {
             crate::keys::estimate_tokens(&call.body)
         } else {
             0

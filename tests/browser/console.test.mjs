@@ -559,6 +559,42 @@ test('under /hf on a phone-sized screen', { timeout: 60000 }, async () => {
   await context.close();
 });
 
+test('delete all disabled keys; delete error log entries by filter', { timeout: 90000 }, async () => {
+  // A disabled key again: the bad key pasted back, then traffic reaches it.
+  const added = await admin('POST', '/admin/keys', { keys: [PASTE_BAD] });
+  assert.equal(added.status, 200);
+  const disabled = async () => (await admin('GET', '/admin/keys')).json.keys.filter((k) => k.state === 'disabled').length;
+  for (let i = 0; i < 12 && (await disabled()) === 0; i++) await chat('gemini-2.5-flash');
+  assert.ok((await disabled()) > 0, 'a key was disabled by traffic');
+  await tab(page, 'keys');
+  await page.selectOption('#keys-state', 'all');
+  await until('the disabled key in the table', async () => (await keyRow(page, PASTE_BAD).getAttribute('data-state')) === 'disabled');
+  // Asks first, then deletes every disabled key (and only those).
+  const before = (await admin('GET', '/admin/keys')).json.keys.length;
+  await page.click('#delete-disabled');
+  await page.click('#delete-disabled');
+  await until('no disabled key left', async () => (await disabled()) === 0);
+  assert.equal((await admin('GET', '/admin/keys')).json.keys.length, before - 1);
+
+  // The error log: the 429 entries deleted by a filter, the others kept.
+  assert.ok((await admin('GET', '/admin/logs?status=429')).json.entries.length > 0);
+  const others = (await admin('GET', '/admin/logs?limit=500')).json.entries.filter((e) => e.status !== 429).length;
+  assert.ok(others > 0, 'entries other than 429s exist');
+  await tab(page, 'logs');
+  await page.fill('#logs-status', '429');
+  await page.fill('#logs-key', '');
+  await page.click('#logs-apply');
+  const rows = page.locator('#logs-table tbody tr');
+  await until('429 rows', async () => (await rows.count()) > 0);
+  await page.click('#logs-delete');
+  await page.click('#logs-delete');
+  await until('the 429 rows gone', async () => (await rows.count()) === 0);
+  assert.equal((await admin('GET', '/admin/logs?status=429')).json.entries.length, 0);
+  const left = (await admin('GET', '/admin/logs?limit=500')).json.entries;
+  assert.equal(left.length, others, 'only the filtered entries were deleted');
+  await page.click('#logs-clear');
+});
+
 test('no full key or token in the page, its responses (but the export) or the console; same origin only', { timeout: 30000 }, async () => {
   // Sign out forgets the token.
   await page.click('#signout');

@@ -568,6 +568,18 @@ test('delete all disabled keys; delete error log entries by filter', { timeout: 
   assert.ok((await disabled()) > 0, 'a key was disabled by traffic');
   await tab(page, 'keys');
   await page.selectOption('#keys-state', 'all');
+  // Sorting by a column, with the keyboard only: focus its button, Enter.
+  const th = page.locator('#keys-table th[data-sort="requests"]');
+  await th.locator('button').focus();
+  await page.keyboard.press('Enter');
+  await until('sorted by requests', async () => /ascending|descending/.test(await th.getAttribute('aria-sort')));
+  const first = await th.getAttribute('aria-sort');
+  const counts = async () => (await page.locator('#keys-table tbody td.requests').allTextContents()).map((t) => Number((t.match(/\d[\d,]*/) || ['0'])[0].replace(/,/g, '')));
+  const c = await counts();
+  const sorted = [...c].sort((a, b) => (first === 'ascending' ? a - b : b - a));
+  assert.deepEqual(c, sorted, `rows ordered by requests (${first})`);
+  await page.keyboard.press('Enter');
+  await until('the order reversed', async () => (await th.getAttribute('aria-sort')) !== first);
   await until('the disabled key in the table', async () => (await keyRow(page, PASTE_BAD).getAttribute('data-state')) === 'disabled');
   // Asks first, then deletes every disabled key (and only those).
   const before = (await admin('GET', '/admin/keys')).json.keys.length;

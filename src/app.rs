@@ -34,6 +34,8 @@ pub struct App {
     pub shutting_down: AtomicBool,
     /// The state store (memory, file or Redis; see `crate::store`).
     pub store: StoreHandle,
+    /// Stored Responses API responses (`crate::responses`).
+    pub responses: crate::responses::Kept,
     /// Other replicas' changes, subscribed when the store was opened (so
     /// none is missed) and taken by `crate::replica::start`.
     events: Mutex<Option<broadcast::Receiver<Event>>>,
@@ -111,6 +113,7 @@ impl App {
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
             store,
+            responses: crate::responses::Kept::default(),
             events,
         }
     }

@@ -55,6 +55,8 @@ pub mod model;
 pub mod openai;
 pub mod replica;
 pub mod request;
+pub mod responses;
+pub mod responses_api;
 pub mod router;
 pub mod scheduler;
 pub mod server;

@@ -132,6 +132,10 @@ pub enum Handler {
     OpenAiCompat,
     /// OpenAI chat completions.
     Chat,
+    /// OpenAI Responses: create.
+    Responses,
+    /// OpenAI Responses: `GET` / `DELETE /v1/responses/{id}`.
+    ResponseById,
     /// OpenAI embeddings.
     Embeddings,
     /// OpenAI model list.
@@ -276,6 +280,18 @@ pub static ROUTES: &[Route] = &[
         Post,
         "chat",
         H::Chat,
+    ),
+    at(
+        Exact(&["/v1/responses", "/responses"]),
+        Post,
+        "responses",
+        H::Responses,
+    ),
+    at(
+        Prefix("/v1/responses/"),
+        Of("GET, HEAD, DELETE"),
+        "responses",
+        H::ResponseById,
     ),
     at(
         Exact(&["/v1/embeddings", "/embeddings"]),
@@ -481,6 +497,11 @@ async fn run(
         }
         H::OpenAiCompat => return gemini::openai_compat(app, req, rest, log).await,
         H::Chat => return handlers::chat(app, req, log).await,
+        H::Responses => return crate::responses_api::create(app, req, log).await,
+        H::ResponseById => {
+            let id = percent_decode(rest);
+            crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id)
+        }
         H::Embeddings => return handlers::embeddings(app, req, log).await,
         H::Models => return handlers::models(app, None, log).await,
         H::Model => return handlers::models(app, Some(percent_decode(rest)), log).await,

@@ -107,6 +107,7 @@ pub const VARIABLES: &[&str] = &[
     "ERROR_LOG_MAX",
     "ERROR_LOG_DAYS",
     "ERROR_LOG_RECORD_BODY",
+    "RESPONSES_TTL",
 ];
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -231,6 +232,9 @@ pub struct Config {
     /// `ERROR_LOG_RECORD_BODY`: failed attempts keep the request body
     /// (capped at 64 KiB, keys masked; default false).
     pub error_log_record_body: bool,
+    /// `RESPONSES_TTL`: how long stored Responses API responses are kept
+    /// for `previous_response_id` and `GET /v1/responses/{id}`.
+    pub responses_ttl: Duration,
     /// `BASE_URL` has a path but no API version segment (`v1beta`, `v1`, …):
     /// an upstream 404 then names `BASE_URL` in its message.
     pub base_url_unversioned: bool,
@@ -421,6 +425,7 @@ impl Config {
             error_log_max: v.number("ERROR_LOG_MAX", 10_000, 1, Some(10_000_000), WHOLE)?,
             error_log_days: v.number("ERROR_LOG_DAYS", 7, 1, Some(3650), WHOLE)?,
             error_log_record_body: v.bool("ERROR_LOG_RECORD_BODY", false)?,
+            responses_ttl: v.seconds("RESPONSES_TTL", 86_400.0)?,
             base_url_unversioned,
             notes,
             seen: Vec::new(),

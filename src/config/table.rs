@@ -386,6 +386,12 @@ pub static SETTINGS: &[Setting] = &[
         "failed attempts keep the request body (64 KiB, keys masked)",
         |c| Some(c.error_log_record_body.to_string()),
     ),
+    row(
+        "RESPONSES_TTL",
+        STATE,
+        "seconds a stored Responses API response is kept (previous_response_id, GET /v1/responses/{id})",
+        |c| secs(c.responses_ttl),
+    ),
 ];
 
 /// Hold every setting that cannot change while running ([`Apply::Restart`],

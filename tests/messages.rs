@@ -352,6 +352,22 @@ async fn stream_sends_pings_while_gemini_is_silent() {
     gw.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_stream_cut_after_its_first_byte_ends_with_an_error_event() {
+    let gw = start(&[("API_KEYS", r#"["cut-key-0000000001"]"#)]).await;
+    let mut b = simple("gemini-2.5-flash", "[[words=30]]");
+    b["stream"] = json!(true);
+    let r = post_msg(&gw, "/v1/messages", &b).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let evs = events(&r.text());
+    well_formed(&evs);
+    let (name, data) = evs.last().unwrap();
+    assert_eq!(name, "error", "{evs:?}");
+    assert_eq!(data["error"]["type"], "api_error");
+    assert!(evs.iter().all(|(n, _)| n != "message_stop"));
+    gw.shutdown().await;
+}
+
 /// The tools Claude Code sends look like this: JSON Schema keywords Gemini's
 /// `parameters` refuses.
 fn claude_code_tools() -> Value {
@@ -673,6 +689,77 @@ mod property {
                 }
                 r
             })
+    }
+
+    fn gemini_part() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "[a-z ]{0,6}".prop_map(|t| json!({"text": t, "thought": true})),
+            "[a-z ]{0,6}".prop_map(|t| json!({"text": t})),
+            Just(json!({"text": "", "thoughtSignature": "VFNJRw=="})),
+            Just(
+                json!({"functionCall": {"name": "f", "args": {"a": [1]}}, "thoughtSignature": "U0lH"})
+            ),
+            Just(json!({"functionCall": {"name": "g"}})),
+            Just(json!({"executableCode": {"language": "PYTHON", "code": "1"}})),
+            Just(json!({"inlineData": {"mimeType": "image/png", "data": "AA=="}})),
+            Just(json!({"somethingNew": {}})),
+        ]
+    }
+
+    fn gemini_events() -> impl Strategy<Value = (Vec<Vec<Value>>, Option<&'static str>)> {
+        (
+            prop::collection::vec(prop::collection::vec(gemini_part(), 0..4), 1..6),
+            prop_oneof![
+                Just(Some("STOP")),
+                Just(Some("MAX_TOKENS")),
+                Just(Some("SAFETY")),
+                Just(None)
+            ],
+        )
+    }
+
+    proptest! {
+        /// Any Gemini stream gives a well-formed event sequence (every
+        /// `*_start` has its `*_stop`, indices increase), and the blocks it
+        /// builds are those of the same answer read whole.
+        #[test]
+        fn streams_are_well_formed_and_agree_with_whole_answers((events, finish) in gemini_events()) {
+            use gemini_balance::anthropic::{AnswerCtx, Step, StreamTranslator, translate_answer};
+            let mut tr = StreamTranslator::new("msg_p", "claude-x");
+            let mut out = Vec::new();
+            let n = events.len();
+            for (i, parts) in events.iter().enumerate() {
+                let mut c = json!({"content": {"parts": parts, "role": "model"}});
+                if i + 1 == n && let Some(f) = finish {
+                    c["finishReason"] = json!(f);
+                }
+                let ev = json!({"candidates": [c], "usageMetadata": {"promptTokenCount": 3}});
+                prop_assert_eq!(tr.on_event(&ev.to_string(), &mut out), Step::Continue);
+            }
+            tr.finish(&mut out);
+            let evs = super::events(&String::from_utf8(out).unwrap());
+            let mut blocks = well_formed(&evs);
+            for b in &mut blocks {
+                if let Some(p) = b.as_object_mut().and_then(|o| o.remove("partial")) {
+                    b["input"] = serde_json::from_str(p.as_str().unwrap()).unwrap();
+                }
+            }
+            let all: Vec<Value> = events.concat();
+            let mut c = json!({"content": {"parts": all, "role": "model"}});
+            if let Some(f) = finish {
+                c["finishReason"] = json!(f);
+            }
+            let whole = json!({"candidates": [c]}).to_string();
+            let ctx = AnswerCtx { id: "msg_p", model: "claude-x" };
+            let v: Value = serde_json::from_slice(&translate_answer(whole.as_bytes(), &ctx).unwrap()).unwrap();
+            prop_assert_eq!(&Value::Array(blocks), &v["content"]);
+            if finish.is_none() {
+                prop_assert_eq!(evs.last().map(|(n, _)| n.as_str()), Some("error"));
+            } else {
+                let delta = evs.iter().find(|(n, _)| n == "message_delta").unwrap();
+                prop_assert_eq!(&delta.1["delta"]["stop_reason"], &v["stop_reason"]);
+            }
+        }
     }
 
     /// Every request the translator accepts is a body the fake (which makes

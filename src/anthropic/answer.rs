@@ -144,12 +144,17 @@ impl Blocks {
             }
             PartKind::Text(t) => self.text(t, sig, sink),
             PartKind::FunctionCall(fc) => {
-                match self.open {
-                    Open::Thinking(..) => self.close_with(sig, sink),
-                    Open::Text(_) => self.close(sink),
-                    Open::Nothing => {}
-                }
-                if let (Some(s), true) = (sig, matches!(self.open, Open::Nothing)) {
+                let signed = match self.open {
+                    Open::Thinking(..) => {
+                        self.close_with(sig, sink);
+                        true
+                    }
+                    Open::Text(_) | Open::Nothing => {
+                        self.close(sink);
+                        false
+                    }
+                };
+                if let (Some(s), false) = (sig, signed) {
                     // A signed call with no thinking before it: an empty
                     // thinking block carries the signature.
                     let block = json!({"type": "thinking", "thinking": "", "signature": ""});

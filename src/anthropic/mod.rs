@@ -21,6 +21,9 @@ mod messages;
 pub mod request;
 pub mod stream;
 
+#[cfg(test)]
+mod tests;
+
 pub use answer::{AnswerCtx, translate_answer};
 pub use request::{Prepared, count_body, model_of, prepare};
 pub use stream::{Step, StreamTranslator};

@@ -173,12 +173,15 @@ impl StreamTranslator {
     }
 
     /// End the stream with an `error` event (`kind` is Anthropic's error
-    /// type, e.g. `api_error`, `overloaded_error`).
+    /// type, e.g. `api_error`, `overloaded_error`), after stopping the open
+    /// block.
     pub fn fail(&mut self, message: &str, kind: &str, out: &mut Vec<u8>) {
         if self.ended {
             return;
         }
         self.ended = true;
+        // Every block started is stopped, so the sequence stays well formed.
+        self.blocks.close(&mut Events(out));
         let data = json!({"type": "error", "error": {"type": kind, "message": message}});
         write_event(out, "error", &data);
     }

@@ -375,7 +375,12 @@ impl GatewayError {
             }
             return res;
         }
-        let message = match self {
+        let message = match &self {
+            // Anthropic's messages name the field first (`messages.0.content: …`).
+            GatewayError::Invalid(TranslateError {
+                message,
+                param: Some(param),
+            }) if !message.starts_with(param.as_str()) => format!("{param}: {message}"),
             GatewayError::Unauthorized => {
                 "Missing or invalid API key: send `x-api-key: <token>` (or `Authorization: Bearer <token>`) with one of ALLOWED_TOKENS.".to_string()
             }

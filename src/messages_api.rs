@@ -50,11 +50,116 @@ async fn read_request(
         Err(_) => parse_json(&bytes)?,
     };
     let client = model_of(&value).map_err(GatewayError::Invalid)?.to_string();
+    let value = inline_remote_sources(app, value).await?;
     let model = crate::model::resolve_alias(&app.cfg().model_aliases, &client).into_owned();
     if !valid_model(&model) {
         return Err(GatewayError::InvalidModel(model));
     }
     Ok((value, client, model))
+}
+
+/// Where the `source` objects of image and document blocks are (top level
+/// and inside `tool_result`s): `(JSON pointer of the block, param, source)`.
+fn sources<'a>(req: &'a Value) -> Vec<(String, String, &'a serde_json::Map<String, Value>)> {
+    let mut out = Vec::new();
+    let mut visit = |b: &'a Value, ptr: String, param: String| {
+        if matches!(
+            b.get("type").and_then(Value::as_str),
+            Some("image" | "document")
+        ) && let Some(Value::Object(src)) = b.get("source")
+        {
+            out.push((ptr, param, src));
+        }
+    };
+    let messages = req.get("messages").and_then(Value::as_array);
+    for (i, m) in messages.into_iter().flatten().enumerate() {
+        let Some(blocks) = m.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, b) in blocks.iter().enumerate() {
+            let (ptr, param) = (
+                format!("/messages/{i}/content/{j}"),
+                format!("messages[{i}].content[{j}]"),
+            );
+            if let Some(inner) = b.get("content").and_then(Value::as_array) {
+                for (k, c) in inner.iter().enumerate() {
+                    visit(
+                        c,
+                        format!("{ptr}/content/{k}"),
+                        format!("{param}.content[{k}]"),
+                    );
+                }
+            }
+            visit(b, ptr, param);
+        }
+    }
+    out
+}
+
+/// Fetch the `http(s)` sources of image and document blocks and put them
+/// inline (base64), as the chat route does with `image_url`s: the same
+/// inline budget (the client's base64 data counted too), size and type
+/// limits, `FETCH_TIMEOUT` and private-address rule
+/// ([`crate::gemini::fetch::inline_remote_images`]). Errors name the block.
+async fn inline_remote_sources(app: &App, mut req: Value) -> Result<Value, GatewayError> {
+    let found = sources(&req);
+    let is_url = |src: &serde_json::Map<String, Value>| {
+        src.get("type").and_then(Value::as_str) == Some("url")
+    };
+    if !found.iter().any(|(_, _, src)| is_url(src)) {
+        return Ok(req);
+    }
+    // One synthetic chat message holding every source as an `image_url`.
+    let mut parts = Vec::with_capacity(found.len());
+    let mut remote: Vec<(usize, String, String)> = Vec::new();
+    for (ptr, param, src) in &found {
+        let url = if is_url(src) {
+            remote.push((parts.len(), ptr.clone(), param.clone()));
+            src.get("url")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        } else {
+            let mime = src.get("media_type").and_then(Value::as_str).unwrap_or("");
+            let data = src.get("data").and_then(Value::as_str).unwrap_or("");
+            format!("data:{mime};base64,{data}")
+        };
+        parts.push(serde_json::json!({"type": "image_url", "image_url": {"url": url}}));
+    }
+    drop(found);
+    let synthetic = serde_json::json!({"messages": [{"role": "user", "content": parts}]});
+    let fetched = crate::gemini::fetch::inline_remote_images(app, synthetic)
+        .await
+        .map_err(|mut e| {
+            // Name the block, not the synthetic part.
+            let k = e.param.as_deref().and_then(|p| {
+                p.strip_prefix("messages[0].content[")?
+                    .split(']')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            });
+            e.param = match remote.iter().find(|(n, _, _)| Some(*n) == k) {
+                Some((_, _, param)) => Some(format!("{param}.source.url")),
+                None => Some("messages".into()),
+            };
+            GatewayError::Invalid(e)
+        })?;
+    for (n, ptr, _) in remote {
+        let url = fetched
+            .pointer(&format!("/messages/0/content/{n}/image_url/url"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Some((head, data)) = url.strip_prefix("data:").and_then(|u| u.split_once(',')) else {
+            continue;
+        };
+        let mime = head.split(';').next().unwrap_or("");
+        if let Some(block) = req.pointer_mut(&ptr) {
+            block["source"] =
+                serde_json::json!({"type": "base64", "media_type": mime, "data": data});
+        }
+    }
+    Ok(req)
 }
 
 /// Log each top-level member name the gateway does not know, once per

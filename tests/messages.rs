@@ -562,7 +562,6 @@ async fn images_documents_and_system_mid_conversation() {
             {"role": "user", "content": [
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
                 {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}},
-                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.webp"}},
                 {"type": "text", "text": "what is this"}
             ]}
         ]
@@ -586,10 +585,70 @@ async fn images_documents_and_system_mid_conversation() {
         .map(|c| c["role"].as_str().unwrap())
         .collect();
     assert_eq!(roles, ["user", "model", "user"]);
-    assert_eq!(
-        g["contents"][2]["parts"][2]["fileData"],
-        json!({"fileUri": "https://example.com/cat.webp", "mimeType": "image/webp"})
+    gw.shutdown().await;
+}
+
+/// A local server answering every request with a 1x1 PNG.
+async fn png_server() -> std::net::SocketAddr {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let png = base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let png = png.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    png.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&png).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn url_sources_are_fetched_like_the_chat_routes_images() {
+    let addr = png_server().await;
+    let url = format!("http://{addr}/cat.png");
+    let body = |url: &str| {
+        json!({"model": "gemini-2.5-flash", "max_tokens": 100, "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": url}},
+                {"type": "text", "text": "what is this"}
+            ]}
+        ]})
+    };
+    // Private addresses are refused unless ALLOW_PRIVATE_FETCH, naming the block.
+    let gw = start(&[]).await;
+    let r = post_msg(&gw, "/v1/messages", &body(&url)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.starts_with("messages[0].content[0].source.url: "), "{m}");
+    gw.shutdown().await;
+    let gw = start(&[("ALLOW_PRIVATE_FETCH", "true")]).await;
+    let r = post_msg(&gw, "/v1/messages", &body(&url)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(
+        r.json()["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("image/png")
     );
+    let (_, g) = gemini_bodies(&gw).pop().unwrap();
+    let inline = &g["contents"][0]["parts"][0]["inlineData"];
+    assert_eq!(inline["mimeType"], "image/png");
+    assert!(inline["data"].as_str().unwrap().starts_with("iVBOR"));
     gw.shutdown().await;
 }
 

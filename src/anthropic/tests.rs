@@ -305,3 +305,21 @@ fn odd_input_never_panics() {
         tr.fail("x", "api_error", &mut out);
     }
 }
+
+#[test]
+fn the_fuzz_seeds_are_accepted() {
+    let req: Value = serde_json::from_str(include_str!("../../fuzz/corpus/anthropic/request.json"))
+        .unwrap_or_default();
+    let b = body(req, "gemini-3-pro-preview");
+    assert_eq!(b["contents"][1]["parts"][0]["thoughtSignature"], "U0lH");
+    assert_eq!(b["systemInstruction"]["parts"][1]["text"], "mid");
+    let events: Vec<Value> = include_str!("../../fuzz/corpus/anthropic/stream.txt")
+        .split("\n\n")
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect();
+    let evs = stream(&events);
+    assert_eq!(
+        evs.last().map(|(_, d)| d["error"]["type"].clone()),
+        Some(json!("rate_limit_error"))
+    );
+}

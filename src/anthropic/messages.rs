@@ -173,6 +173,12 @@ fn block<'a>(
             "system messages take text blocks only",
         ));
     }
+    if (kind == "tool_use" && role != "model") || (kind == "tool_result" && role != "user") {
+        return Err(err(
+            format!("{at}.type"),
+            "`tool_use` blocks belong in assistant messages, `tool_result` blocks in user messages",
+        ));
+    }
     match kind {
         "text" => {
             let t = b

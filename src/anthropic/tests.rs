@@ -122,6 +122,12 @@ fn tools_choice_and_search() {
         .err()
         .and_then(|e| e.param);
     assert_eq!(e.as_deref(), Some("tools[0].type"));
+    let misplaced = with(json!({"messages": [{"role": "user", "content": [
+        {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}));
+    let e = prepare(&misplaced, "gemini-2.5-flash", None)
+        .err()
+        .and_then(|e| e.param);
+    assert_eq!(e.as_deref(), Some("messages[0].content[0].type"));
     let bad = with(json!({"tools": tools, "tool_choice": {"type": "tool", "name": "g"}}));
     let e = prepare(&bad, "gemini-2.5-flash", None)
         .err()

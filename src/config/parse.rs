@@ -202,6 +202,31 @@ pub(super) fn base_url(
     Ok((url, true))
 }
 
+/// `MODEL_ALIASES`: a JSON object of client model name (or `*` pattern) →
+/// Gemini model id, at most [`crate::model::MAX_ALIASES`] entries.
+pub(super) fn model_aliases(v: &mut Vars<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+    const WHAT: &str = "expected a JSON object of model name or pattern → Gemini model id";
+    let m = match v.json("MODEL_ALIASES")? {
+        None => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(err("MODEL_ALIASES", WHAT)),
+    };
+    if m.len() > crate::model::MAX_ALIASES {
+        return Err(err(
+            "MODEL_ALIASES",
+            &format!("at most {} entries", crate::model::MAX_ALIASES),
+        ));
+    }
+    let mut out = Vec::with_capacity(m.len());
+    for (k, t) in m {
+        match t.as_str() {
+            Some(t) if crate::model::valid(t) && !k.is_empty() => out.push((k, t.to_string())),
+            _ => return Err(err("MODEL_ALIASES", WHAT)),
+        }
+    }
+    Ok(out)
+}
+
 /// The translation settings (thinking, search, code execution, safety, …).
 pub(super) fn translate_options(v: &mut Vars<'_>) -> Result<Options, ConfigError> {
     let thinking_budget_map = match v.json("THINKING_BUDGET_MAP")? {

@@ -324,6 +324,14 @@ pub static SETTINGS: &[Setting] = &[
     row("SAFETY_SETTINGS", TRANSLATION, "JSON array of {category, threshold} (default: all OFF)", |c| {
         c.translate.safety_settings.as_ref().map(|v| v.to_string())
     }),
+    row("MODEL_ALIASES", TRANSLATION, "client model name or * pattern → Gemini model (JSON object)", |c| {
+        let map: serde_json::Map<String, serde_json::Value> = c
+            .model_aliases
+            .iter()
+            .map(|(m, t)| (m.clone(), t.clone().into()))
+            .collect();
+        Some(serde_json::Value::Object(map).to_string())
+    }),
     row("MAX_FETCH_BYTES", TRANSLATION, "largest remote image fetched for image_url", |c| {
         Some(c.max_fetch_bytes.to_string())
     }),

@@ -1,5 +1,6 @@
 //! `[[k=v ...]]` directives in the last user text, which drive the answer:
-//! `status`, `events`/`gap`, `words`, `block`, `finish`, `image`; and the
+//! `status`, `events`/`gap`, `words`, `block`, `finish`, `image`, `call`,
+//! `nocall`; and the
 //! lorem-ipsum words of generated texts.
 
 // ---------------------------------------------------------------------------
@@ -15,6 +16,10 @@ pub(crate) struct Directives {
     pub(crate) block: bool,
     pub(crate) finish: Option<String>,
     pub(crate) image: bool,
+    /// Call this declared function (instead of the first allowed one).
+    pub(crate) call: Option<String>,
+    /// Answer with text even when functions are declared.
+    pub(crate) nocall: bool,
 }
 
 pub(crate) const MAX_WORDS: usize = 200_000;
@@ -74,6 +79,14 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
             },
             "block" if v.is_empty() => next.block = true,
             "image" if v.is_empty() => next.image = true,
+            "nocall" if v.is_empty() => next.nocall = true,
+            "call"
+                if !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                next.call = Some(v.to_string())
+            }
             "finish"
                 if !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
             {
@@ -88,6 +101,8 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
     d.words = next.words.or(d.words);
     d.block |= next.block;
     d.image |= next.image;
+    d.nocall |= next.nocall;
+    d.call = next.call.or(d.call.take());
     d.finish = next.finish.or(d.finish.take());
     true
 }

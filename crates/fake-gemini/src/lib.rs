@@ -40,7 +40,9 @@
 //! - `[[words=N]]` answer text of N words;
 //! - `[[block]]` prompt blocked (200, `promptFeedback.blockReason = SAFETY`);
 //! - `[[finish=REASON]]` that `finishReason`;
-//! - `[[image]]` an extra `inlineData` part holding a 1x1 PNG.
+//! - `[[image]]` an extra `inlineData` part holding a 1x1 PNG;
+//! - `[[call=NAME]]` call the declared function NAME (not the first one);
+//!   `[[nocall]]` answer with text although functions are declared.
 //!
 //! Like Gemini, generate calls refuse a turn of `functionResponse` parts whose
 //! count differs from the calls of the model turn before it, and on `gemini-3*`

@@ -124,7 +124,7 @@ pub(crate) fn user_text(parts: &[Value]) -> String {
     s
 }
 
-pub(crate) fn pick_function(req: &Value, model: &str) -> Option<OutPart> {
+pub(crate) fn pick_function(req: &Value, model: &str, only: Option<&str>) -> Option<OutPart> {
     let tcfg = field(req, "toolConfig", "tool_config")
         .and_then(|t| field(t, "functionCallingConfig", "function_calling_config"));
     let mode = tcfg
@@ -143,9 +143,9 @@ pub(crate) fn pick_function(req: &Value, model: &str) -> Option<OutPart> {
         .iter()
         .flat_map(|t| arr(field(t, "functionDeclarations", "function_declarations")))
         .find(|d| {
-            d.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| allowed.is_empty() || allowed.contains(&n))
+            d.get("name").and_then(Value::as_str).is_some_and(|n| {
+                (allowed.is_empty() || allowed.contains(&n)) && only.is_none_or(|o| o == n)
+            })
         })?;
     let name = decl
         .get("name")
@@ -280,7 +280,10 @@ pub(crate) fn plan_generate(
         plan.parts.push(OutPart::Text(lorem(n)));
     } else if !fn_responses.is_empty() {
         plan.parts.push(OutPart::Text(fn_responses.join("\n")));
-    } else if let Some(call) = pick_function(req, model) {
+    } else if let Some(call) = (!d.nocall)
+        .then(|| pick_function(req, model, d.call.as_deref()))
+        .flatten()
+    {
         plan.has_call = true;
         plan.parts.push(call);
     } else if json_mode {
@@ -558,6 +561,22 @@ mod tests {
         });
         let v = post(&fake, GEN, "k", &body).await.json();
         assert_eq!(text_of(&v, 0), "Tool get_weather returned: {\"temp\":4}");
+    }
+
+    #[tokio::test]
+    async fn call_and_nocall_directives() {
+        let fake = Fake::start().await.unwrap();
+        let mut body = user("weather? [[call=get_weather]]");
+        body["tools"] = weather_tools();
+        let v = post(&fake, GEN, "k", &body).await.json();
+        let part = &v["candidates"][0]["content"]["parts"][0];
+        assert_eq!(part["functionCall"]["name"], "get_weather");
+        body["contents"][0]["parts"][0]["text"] = json!("weather? [[call=nothing_such]]");
+        let v = post(&fake, GEN, "k", &body).await.json();
+        assert_eq!(text_of(&v, 0), "Echo: weather?");
+        body["contents"][0]["parts"][0]["text"] = json!("just talk [[nocall]]");
+        let v = post(&fake, GEN, "k", &body).await.json();
+        assert_eq!(text_of(&v, 0), "Echo: just talk");
     }
 
     #[tokio::test]

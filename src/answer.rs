@@ -83,7 +83,8 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
             None => mask(&decoded),
         });
     }
-    if decoded.contains("AIza") {
+    // A Google key is `AIza` + 35 characters: nothing shorter holds one.
+    if decoded.len() >= 39 && decoded.contains("AIza") {
         let scrubbed = crate::openai::error::scrub(&decoded);
         if scrubbed != decoded {
             return Some(scrubbed);

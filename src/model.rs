@@ -25,12 +25,18 @@ pub const OTHER: &str = "other";
 /// Whether `name` is a model id Gemini could have: 1 to [`MAX_LEN`] bytes of
 /// `A–Z a–z 0–9 - . _ @`, and no `..` (so it is also safe in an upstream path).
 pub fn valid(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
-        && !name.contains("..")
+    if name.is_empty() || name.len() > MAX_LEN {
+        return false;
+    }
+    // One pass over the bytes (this runs several times per request; a
+    // `contains("..")` would build a substring searcher each time).
+    let mut prev = 0u8;
+    name.bytes().all(|b| {
+        let ok = (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+            && !(b == b'.' && prev == b'.');
+        prev = b;
+        ok
+    })
 }
 
 /// The name to record for `name`: itself when [`valid`], `""` for no model,

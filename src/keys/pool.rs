@@ -224,12 +224,24 @@ pub(super) struct Index {
     built: bool,
     pub(super) by_key: HashMap<Box<str>, usize>,
     pub(super) by_id: HashMap<KeyId, usize>,
+    /// The byte lengths keys have (bit `n` of the set: some key is `n`
+    /// bytes long; the last bit stands for every length from 255 up), so a
+    /// text of another length is known not to be a key without hashing it.
+    key_lengths: [u64; 4],
 }
 
 impl Index {
     pub(super) fn insert(&mut self, slot: &Slot, i: usize) {
         self.by_key.entry(slot.key.as_str().into()).or_insert(i);
         self.by_id.entry(slot.id().to_string()).or_insert(i);
+        let n = slot.key.len().min(255);
+        self.key_lengths[n / 64] |= 1 << (n % 64);
+    }
+
+    /// Whether some key is as long as `text`.
+    fn may_be_key(&self, text: &str) -> bool {
+        let n = text.len().min(255);
+        self.key_lengths[n / 64] & (1 << (n % 64)) != 0
     }
 }
 
@@ -403,7 +415,13 @@ impl KeyPool {
     /// so that scanning text for pool keys costs the same with ten keys or
     /// ten thousand (removed keys are found too: their value is still masked).
     pub fn position(&self, key: &str) -> Option<usize> {
-        self.with_index(|idx| idx.by_key.get(key).copied())
+        self.with_index(|idx| {
+            if idx.may_be_key(key) {
+                idx.by_key.get(key).copied()
+            } else {
+                None
+            }
+        })
     }
 
     /// The index of the key with stable id `id`.

@@ -326,23 +326,32 @@ const MEDIA_TOKENS: u64 = 258;
 /// media part; a quarter of the whole body when it holds no `"text"` (an
 /// OpenAI-shaped body). One scan, no parse.
 pub fn estimate_tokens(body: &[u8]) -> u32 {
-    let mut text = 0usize;
-    let mut found = false;
-    for at in memchr::memmem::find_iter(body, b"\"text\"") {
-        if let Some(len) = string_after_colon(&body[at + 6..]) {
-            text += len;
-            found = true;
-        }
-    }
-    let media: usize = [
-        &b"\"inlineData\""[..],
+    const MEDIA: [&[u8]; 4] = [
+        b"\"inlineData\"",
         b"\"inline_data\"",
         b"\"fileData\"",
         b"\"file_data\"",
-    ]
-    .iter()
-    .map(|k| memchr::memmem::find_iter(body, k).count())
-    .sum();
+    ];
+    let (mut text, mut media) = (0usize, 0usize);
+    let mut found = false;
+    // One pass over the quotes (no substring searcher built per call).
+    let mut next = 0;
+    for at in memchr::memchr_iter(b'"', body) {
+        if at < next {
+            continue;
+        }
+        let rest = &body[at..];
+        if rest.starts_with(b"\"text\"") {
+            next = at + 6;
+            if let Some(len) = string_after_colon(&body[next..]) {
+                text += len;
+                found = true;
+            }
+        } else if let Some(k) = MEDIA.iter().find(|k| rest.starts_with(k)) {
+            next = at + k.len();
+            media += 1;
+        }
+    }
     let total = if found || media > 0 {
         (text as u64).div_ceil(4) + media as u64 * MEDIA_TOKENS
     } else {

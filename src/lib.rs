@@ -39,6 +39,7 @@
 //! puts it in the binary.
 
 pub mod admin;
+pub mod affinity;
 pub mod answer;
 pub mod app;
 pub mod auth;

@@ -37,6 +37,9 @@ pub enum Pattern {
     /// a Google credential (`x-goog-api-key`, `?key=`) and no bearer token;
     /// otherwise `/v1/models` is OpenAI's (the handler gets what follows `/v1`).
     NativeModels,
+    /// `{base}{sub}`, `{base}{sub}/…` or `{base}{sub}:…` (the handler gets
+    /// what follows `base`).
+    UnderKeep(&'static str, &'static str),
 }
 
 impl Pattern {
@@ -58,6 +61,11 @@ impl Pattern {
                     && (rest.contains(':')
                         || (native_credential(req).is_some() && bearer(req).is_none()));
                 native.then_some(rest)
+            }
+            Pattern::UnderKeep(base, sub) => {
+                let rest = path.strip_prefix(base)?;
+                let tail = rest.strip_prefix(sub)?;
+                (tail.is_empty() || tail.starts_with('/') || tail.starts_with(':')).then_some(rest)
             }
         }
     }
@@ -117,6 +125,9 @@ pub enum Access {
     /// The native credential rules ([`crate::auth::native_keys`]), which also
     /// pick the keys the call runs on.
     Native,
+    /// As [`Access::Native`], except a Files API upload chunk
+    /// (`?upload_id=`): its unguessable session id is its credential.
+    Upload,
 }
 
 /// What runs a route.
@@ -128,6 +139,8 @@ pub enum Handler {
     Health,
     /// A native Gemini call for this API version.
     Native(&'static str),
+    /// The Files API upload protocol for this API version.
+    Upload(&'static str),
     /// Gemini's own OpenAI-compatible endpoint.
     OpenAiCompat,
     /// OpenAI chat completions.
@@ -255,7 +268,7 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
 
 use Handler as H;
 use Methods::{Any, Get, Of, Post};
-use Pattern::{Around, Exact, NativeModels, Prefix, Under};
+use Pattern::{Around, Exact, NativeModels, Prefix, Under, UnderKeep};
 
 /// The route table, first match wins (paths without the `/hf` mount).
 pub static ROUTES: &[Route] = &[
@@ -267,6 +280,33 @@ pub static ROUTES: &[Route] = &[
     at(Under("/v1beta"), Any, "native", H::Native("v1beta")).native(),
     at(Under("/gemini/v1"), Any, "native", H::Native("v1")).native(),
     at(NativeModels, Any, "native", H::Native("v1")).native(),
+    // Files, cached contents and batches on v1 (google-genai's default).
+    at(UnderKeep("/v1", "/files"), Any, "native", H::Native("v1")).native(),
+    at(
+        UnderKeep("/v1", "/cachedContents"),
+        Any,
+        "native",
+        H::Native("v1"),
+    )
+    .native(),
+    at(UnderKeep("/v1", "/batches"), Any, "native", H::Native("v1")).native(),
+    // The Files API upload protocol.
+    at(
+        Exact(&["/upload/v1beta/files", "/gemini/upload/v1beta/files"]),
+        Post,
+        "upload",
+        H::Upload("v1beta"),
+    )
+    .native()
+    .access(Access::Upload),
+    at(
+        Exact(&["/upload/v1/files", "/gemini/upload/v1/files"]),
+        Post,
+        "upload",
+        H::Upload("v1"),
+    )
+    .native()
+    .access(Access::Upload),
     at(Prefix("/openai/v1"), Any, "openai_compat", H::OpenAiCompat)
         .access(Access::ClientAdminDelete),
     // OpenAI.
@@ -446,6 +486,12 @@ pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, Gat
             }
         }
         Access::Native => return crate::auth::native_keys(app, req).map(Grant::Keys),
+        Access::Upload => {
+            let q = req.uri().query().unwrap_or("");
+            if crate::request::query_param(q, "upload_id").is_none() {
+                return crate::auth::native_keys(app, req).map(Grant::Keys);
+            }
+        }
     }
     Ok(Grant::Allowed)
 }
@@ -494,6 +540,13 @@ async fn run(
                 return Err(GatewayError::Internal);
             };
             return gemini::native(app, req, version, rest, keys, log).await;
+        }
+        H::Upload(version) => {
+            let keys = match grant {
+                Grant::Keys(k) => Some(k),
+                Grant::Allowed => None,
+            };
+            return gemini::upload::upload(app, req, version, keys, log).await;
         }
         H::OpenAiCompat => return gemini::openai_compat(app, req, rest, log).await,
         H::Chat => return handlers::chat(app, req, log).await,

@@ -626,6 +626,7 @@ mod tests {
             Under(p) => vec![p.to_string(), format!("{p}/models")],
             Around(a, b) => vec![format!("{a}0{b}")],
             NativeModels => vec!["/v1/models/gemini-2.5-flash:generateContent".into()],
+            UnderKeep(a, b) => vec![format!("{a}{b}"), format!("{a}{b}/x")],
         }
     }
 
@@ -755,8 +756,11 @@ mod tests {
     fn native_handlers_sit_behind_the_native_check() {
         for route in ROUTES {
             let native = matches!(route.handler, H::Native(_));
+            // The upload routes: the native check, or a session id.
+            let upload = matches!(route.handler, H::Upload(_));
             assert_eq!(native, route.access == Access::Native, "{route:?}");
-            assert_eq!(native, route.format == Api::Google, "{route:?}");
+            assert_eq!(upload, route.access == Access::Upload, "{route:?}");
+            assert_eq!(native || upload, route.format == Api::Google, "{route:?}");
         }
     }
 

@@ -199,9 +199,8 @@ async fn resumable_upload_then_every_use_stays_on_the_owning_key() {
         Bytes::new(),
     )
     .await;
-    // The record is gone: the admin token's call goes out unpinned and gets
-    // Google's own 403, which is the file's fault, never the key's.
-    assert_eq!(g.status, StatusCode::FORBIDDEN, "{}", g.text());
+    // The record is gone: the admin token's call goes out unpinned.
+    assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text());
     for i in gw.app.pool.live_indices() {
         assert!(
             !gw.app.pool.is_disabled(i),
@@ -271,7 +270,8 @@ async fn multipart_upload_and_another_token_cannot_see_it() {
     )
     .await;
     assert_ne!(del.status, StatusCode::OK, "{}", del.text());
-    assert_eq!(del.status, StatusCode::NOT_FOUND, "{}", del.text());
+    // (the existing rule: shared resources take the admin token to delete)
+    assert_eq!(del.status, StatusCode::FORBIDDEN, "{}", del.text());
     // The owner still has it.
     let own = goog(
         &gw,

@@ -132,6 +132,12 @@ fn denied_cache() -> GoogleError {
     )
 }
 
+/// A resource that never existed (or was deleted): 404. (Google answers a
+/// 403 for these too; the fake keeps the 403 for another key's resources.)
+fn missing(kind: &str, id: &str) -> GoogleError {
+    google_error(404, "NOT_FOUND", format!("{kind} {id} not found."), vec![])
+}
+
 fn pretty(v: &Value) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
@@ -274,10 +280,12 @@ pub(crate) fn route(
     }
     if let Some(id) = rest.strip_prefix("files/") {
         let id = id.split(':').next().unwrap_or("");
-        let owned = st.files.get(id).filter(|f| f.owner == key).cloned();
-        let Some(f) = owned else {
-            return err(denied_file(id));
+        let Some(f) = st.files.get(id).cloned() else {
+            return err(missing("File", id));
         };
+        if f.owner != key {
+            return err(denied_file(id));
+        }
         return match *method {
             Method::GET => Some(plain_json(200, pretty(&file_json("", version, id, &f)))),
             Method::DELETE => {
@@ -418,9 +426,12 @@ fn caches(
         return Some(plain_json(200, pretty(&v)));
     }
     let id = rest.strip_prefix("cachedContents/")?;
-    let Some(c) = st.caches.get_mut(id).filter(|c| c.owner == key) else {
-        return err(denied_cache());
+    let Some(c) = st.caches.get_mut(id) else {
+        return err(missing("CachedContent", id));
     };
+    if c.owner != key {
+        return err(denied_cache());
+    }
     match *method {
         Method::GET => Some(plain_json(200, pretty(&cache_json(id, c)))),
         Method::PATCH => {

@@ -389,7 +389,13 @@ pub(super) fn rfc3339_ms(t: &str) -> Option<u64> {
     let h: i64 = hms.next()?.parse().ok()?;
     let mi: i64 = hms.next()?.parse().ok()?;
     let s: f64 = hms.next().unwrap_or("0").parse().ok()?;
-    let days = crate::keys::outcome::days_from_civil(y, m as u32, day as u32);
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60;
     u64::try_from(secs)
         .ok()

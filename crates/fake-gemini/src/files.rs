@@ -167,82 +167,13 @@ pub(crate) fn route(
         array_stream: false,
         pretty: true,
     };
-    let q = |n: &str| qp.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let err = |e| Some(error_response(&ctx, e));
     let mut st = state.files.lock().unwrap_or_else(|e| e.into_inner());
     for version in ["v1beta", "v1"] {
         if path == format!("/upload/{version}/files") {
-            if *method != Method::POST {
-                return err(err_route_not_found());
-            }
-            if let Some(id) = q("upload_id") {
-                return Some(chunk(
-                    &mut st,
-                    &ctx,
-                    version,
-                    id,
-                    h("x-goog-upload-command"),
-                    body,
-                ));
-            }
-            let Some(key) = key else {
-                return err(err_no_key());
-            };
-            let meta: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            let display = meta
-                .pointer("/file/display_name")
-                .or_else(|| meta.pointer("/file/displayName"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            if h("x-goog-upload-protocol").eq_ignore_ascii_case("resumable") {
-                if st.uploads.len() >= MAX {
-                    st.uploads.clear();
-                }
-                let id = format!("up{}", state.next_id());
-                st.uploads.insert(
-                    id.clone(),
-                    Pending {
-                        owner: key.to_string(),
-                        display,
-                        mime: h("x-goog-upload-header-content-type").to_string(),
-                        received: 0,
-                    },
-                );
-                let host = h("host");
-                let url = format!(
-                    "http://{host}/upload/{version}/files?upload_id={id}&upload_protocol=resumable"
-                );
-                let mut res = plain_json(200, String::new());
-                let hs = res.headers_mut();
-                hs.insert("x-goog-upload-status", HeaderValue::from_static("active"));
-                hs.insert(
-                    "x-goog-upload-chunk-granularity",
-                    HeaderValue::from_static("8388608"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&url) {
-                    hs.insert("x-goog-upload-url", v);
-                }
-                return Some(res);
-            }
-            // Multipart: one call with the metadata and the bytes.
-            let text = String::from_utf8_lossy(body);
-            let display = text
-                .split("\"display_name\"")
-                .nth(1)
-                .or_else(|| text.split("\"displayName\"").nth(1))
-                .and_then(|r| r.split('"').nth(1))
-                .unwrap_or("")
-                .to_string();
-            let rec = FileRec {
-                owner: key.to_string(),
-                display,
-                mime: "application/octet-stream".into(),
-                size: body.len() as u64,
-                created: now_secs(),
-            };
-            return Some(new_file(state, &mut st, version, rec));
+            return Some(upload(
+                state, &mut st, &ctx, method, version, qp, headers, key, body,
+            ));
         }
     }
     let (version, rest) = if let Some(r) = path.strip_prefix("/v1beta/") {
@@ -296,6 +227,86 @@ pub(crate) fn route(
         };
     }
     caches(state, &mut st, &ctx, method, rest, key, body)
+}
+
+/// `POST /upload/{version}/files`: a resumable start or chunk, or a multipart upload.
+#[allow(clippy::too_many_arguments)]
+fn upload(
+    state: &FakeState,
+    st: &mut Files,
+    ctx: &Ctx,
+    method: &Method,
+    version: &str,
+    qp: &[(String, String)],
+    headers: &http::HeaderMap,
+    key: Option<&str>,
+    body: &[u8],
+) -> http::Response<FakeBody> {
+    let q = |n: &str| qp.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if *method != Method::POST {
+        return error_response(ctx, err_route_not_found());
+    }
+    if let Some(id) = q("upload_id") {
+        return chunk(st, ctx, version, id, h("x-goog-upload-command"), body);
+    }
+    let Some(key) = key else {
+        return error_response(ctx, err_no_key());
+    };
+    let meta: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let display = meta
+        .pointer("/file/display_name")
+        .or_else(|| meta.pointer("/file/displayName"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if h("x-goog-upload-protocol").eq_ignore_ascii_case("resumable") {
+        if st.uploads.len() >= MAX {
+            st.uploads.clear();
+        }
+        let id = format!("up{}", state.next_id());
+        st.uploads.insert(
+            id.clone(),
+            Pending {
+                owner: key.to_string(),
+                display,
+                mime: h("x-goog-upload-header-content-type").to_string(),
+                received: 0,
+            },
+        );
+        let host = h("host");
+        let url = format!(
+            "http://{host}/upload/{version}/files?upload_id={id}&upload_protocol=resumable"
+        );
+        let mut res = plain_json(200, String::new());
+        let hs = res.headers_mut();
+        hs.insert("x-goog-upload-status", HeaderValue::from_static("active"));
+        hs.insert(
+            "x-goog-upload-chunk-granularity",
+            HeaderValue::from_static("8388608"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            hs.insert("x-goog-upload-url", v);
+        }
+        return res;
+    }
+    // Multipart: one call with the metadata and the bytes.
+    let text = String::from_utf8_lossy(body);
+    let display = text
+        .split("\"display_name\"")
+        .nth(1)
+        .or_else(|| text.split("\"displayName\"").nth(1))
+        .and_then(|r| r.split('"').nth(1))
+        .unwrap_or("")
+        .to_string();
+    let rec = FileRec {
+        owner: key.to_string(),
+        display,
+        mime: "application/octet-stream".into(),
+        size: body.len() as u64,
+        created: now_secs(),
+    };
+    new_file(state, st, version, rec)
 }
 
 fn new_file(

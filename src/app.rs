@@ -36,6 +36,8 @@ pub struct App {
     pub store: StoreHandle,
     /// Stored Responses API responses (`crate::responses`).
     pub responses: crate::responses::Kept,
+    /// Which key owns each file, cache and batch; upload sessions.
+    pub affinity: crate::affinity::Affinity,
     /// Other replicas' changes, subscribed when the store was opened (so
     /// none is missed) and taken by `crate::replica::start`.
     events: Mutex<Option<broadcast::Receiver<Event>>>,
@@ -72,6 +74,8 @@ impl App {
             }
         }
         let events = Mutex::new(Some(store.subscribe()));
+        let affinity = crate::affinity::Affinity::default();
+        affinity.restore(snap.affinity.clone());
         let pool = KeyPool::new(Vec::new(), cfg.key_selection, cfg.max_failures);
         let new_env = pool.load(&cfg.api_keys, &snap);
         drop(snap);
@@ -114,6 +118,7 @@ impl App {
             shutting_down: AtomicBool::new(false),
             store,
             responses: crate::responses::Kept::default(),
+            affinity,
             events,
         }
     }

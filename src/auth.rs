@@ -118,6 +118,17 @@ pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError>
         return caller_keys(app, req);
     }
     let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
+    // With FILES_USER_ISOLATION a token deletes its own files, caches and
+    // batches (the handler answers 404 for anything else it names).
+    if app.cfg().files_user_isolation
+        && let Some(name) = crate::affinity::resource_name(req.uri().path())
+        && let Some(owner) = app.affinity.owner(&name)
+        && cred
+            .as_deref()
+            .is_some_and(|c| owner.token == crate::affinity::token_tag(c))
+    {
+        return caller_keys(app, req);
+    }
     if role(app, cred.as_deref().filter(|c| !c.is_empty())) == Role::Admin {
         return Ok(Keys::Server);
     }

@@ -41,6 +41,7 @@
 //! puts it in the binary.
 
 pub mod admin;
+pub mod affinity;
 pub mod answer;
 pub mod anthropic;
 pub mod app;

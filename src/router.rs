@@ -37,6 +37,9 @@ pub enum Pattern {
     /// a Google credential (`x-goog-api-key`, `?key=`) and no bearer token;
     /// otherwise `/v1/models` is OpenAI's (the handler gets what follows `/v1`).
     NativeModels,
+    /// `{base}{sub}`, `{base}{sub}/…` or `{base}{sub}:…` (the handler gets
+    /// what follows `base`).
+    UnderKeep(&'static str, &'static str),
 }
 
 impl Pattern {
@@ -58,6 +61,11 @@ impl Pattern {
                     && (rest.contains(':')
                         || (native_credential(req).is_some() && bearer(req).is_none()));
                 native.then_some(rest)
+            }
+            Pattern::UnderKeep(base, sub) => {
+                let rest = path.strip_prefix(base)?;
+                let tail = rest.strip_prefix(sub)?;
+                (tail.is_empty() || tail.starts_with('/') || tail.starts_with(':')).then_some(rest)
             }
         }
     }
@@ -120,6 +128,9 @@ pub enum Access {
     /// As [`Access::Client`], and the token may come as `x-api-key` too
     /// (Anthropic's header).
     ApiKey,
+    /// As [`Access::Native`], except a Files API upload chunk
+    /// (`?upload_id=`): its unguessable session id is its credential.
+    Upload,
 }
 
 /// What runs a route.
@@ -131,6 +142,8 @@ pub enum Handler {
     Health,
     /// A native Gemini call for this API version.
     Native(&'static str),
+    /// The Files API upload protocol for this API version.
+    Upload(&'static str),
     /// Gemini's own OpenAI-compatible endpoint.
     OpenAiCompat,
     /// OpenAI chat completions.
@@ -269,7 +282,7 @@ pub const UNAUTHENTICATED_ROUTES: &[&str] = &[
 
 use Handler as H;
 use Methods::{Any, Get, Of, Post};
-use Pattern::{Around, Exact, NativeModels, Prefix, Under};
+use Pattern::{Around, Exact, NativeModels, Prefix, Under, UnderKeep};
 
 /// The route table, first match wins (paths without the `/hf` mount).
 pub static ROUTES: &[Route] = &[
@@ -281,6 +294,33 @@ pub static ROUTES: &[Route] = &[
     at(Under("/v1beta"), Any, "native", H::Native("v1beta")).native(),
     at(Under("/gemini/v1"), Any, "native", H::Native("v1")).native(),
     at(NativeModels, Any, "native", H::Native("v1")).native(),
+    // Files, cached contents and batches on v1 (google-genai's default).
+    at(UnderKeep("/v1", "/files"), Any, "native", H::Native("v1")).native(),
+    at(
+        UnderKeep("/v1", "/cachedContents"),
+        Any,
+        "native",
+        H::Native("v1"),
+    )
+    .native(),
+    at(UnderKeep("/v1", "/batches"), Any, "native", H::Native("v1")).native(),
+    // The Files API upload protocol.
+    at(
+        Exact(&["/upload/v1beta/files", "/gemini/upload/v1beta/files"]),
+        Post,
+        "upload",
+        H::Upload("v1beta"),
+    )
+    .native()
+    .access(Access::Upload),
+    at(
+        Exact(&["/upload/v1/files", "/gemini/upload/v1/files"]),
+        Post,
+        "upload",
+        H::Upload("v1"),
+    )
+    .native()
+    .access(Access::Upload),
     at(Prefix("/openai/v1"), Any, "openai_compat", H::OpenAiCompat)
         .access(Access::ClientAdminDelete),
     // OpenAI.
@@ -483,6 +523,12 @@ pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, Gat
                 return Err(GatewayError::Unauthorized);
             }
         }
+        Access::Upload => {
+            let q = req.uri().query().unwrap_or("");
+            if crate::request::query_param(q, "upload_id").is_none() {
+                return crate::auth::native_keys(app, req).map(Grant::Keys);
+            }
+        }
     }
     Ok(Grant::Allowed)
 }
@@ -531,6 +577,13 @@ async fn run(
                 return Err(GatewayError::Internal);
             };
             return gemini::native(app, req, version, rest, keys, log).await;
+        }
+        H::Upload(version) => {
+            let keys = match grant {
+                Grant::Keys(k) => Some(k),
+                Grant::Allowed => None,
+            };
+            return gemini::upload::upload(app, req, version, keys, log).await;
         }
         H::OpenAiCompat => return gemini::openai_compat(app, req, rest, log).await,
         H::Chat => return handlers::chat(app, req, log).await,
@@ -612,6 +665,7 @@ mod tests {
             Under(p) => vec![p.to_string(), format!("{p}/models")],
             Around(a, b) => vec![format!("{a}0{b}")],
             NativeModels => vec!["/v1/models/gemini-2.5-flash:generateContent".into()],
+            UnderKeep(a, b) => vec![format!("{a}{b}"), format!("{a}{b}/x")],
         }
     }
 
@@ -741,8 +795,11 @@ mod tests {
     fn native_handlers_sit_behind_the_native_check() {
         for route in ROUTES {
             let native = matches!(route.handler, H::Native(_));
+            // The upload routes: the native check, or a session id.
+            let upload = matches!(route.handler, H::Upload(_));
             assert_eq!(native, route.access == Access::Native, "{route:?}");
-            assert_eq!(native, route.format == Api::Google, "{route:?}");
+            assert_eq!(upload, route.access == Access::Upload, "{route:?}");
+            assert_eq!(native || upload, route.format == Api::Google, "{route:?}");
         }
     }
 

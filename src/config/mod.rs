@@ -59,6 +59,8 @@ pub const VARIABLES: &[&str] = &[
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "FILES_USER_ISOLATION",
     "MAX_RETRIES",
     "MAX_FAILURES",
     "COOLDOWN_SECONDS",
@@ -156,6 +158,11 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
+    /// `MAX_UPLOAD_BYTES`: largest file the Files API upload routes pass on.
+    pub max_upload_bytes: u64,
+    /// `FILES_USER_ISOLATION`: a client token sees and uses only the files,
+    /// caches and batches it created.
+    pub files_user_isolation: bool,
     /// `MAX_RETRIES`: extra attempts on other keys (0 = one attempt).
     pub max_retries: u32,
     /// `MAX_FAILURES`: consecutive transient failures before a key rests.
@@ -387,6 +394,8 @@ impl Config {
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
+            max_upload_bytes: v.number("MAX_UPLOAD_BYTES", 2 << 30, 0, None, WHOLE)?,
+            files_user_isolation: v.bool("FILES_USER_ISOLATION", true)?,
             max_retries: v.number("MAX_RETRIES", 3, 0, Some(u32::MAX), WHOLE)?,
             max_failures: v.number("MAX_FAILURES", 10, 0, Some(u32::MAX), WHOLE)?,
             cooldown: v.seconds("COOLDOWN_SECONDS", 60.0)?,

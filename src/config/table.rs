@@ -216,6 +216,12 @@ pub static SETTINGS: &[Setting] = &[
     row("MAX_BODY_BYTES", SERVER, "largest request body in bytes", |c| {
         Some(c.max_body_bytes.to_string())
     }),
+    row("MAX_UPLOAD_BYTES", SERVER, "largest file upload (Files API) in bytes", |c| {
+        Some(c.max_upload_bytes.to_string())
+    }),
+    row("FILES_USER_ISOLATION", SERVER, "a client token sees only its own files, caches and batches", |c| {
+        Some(c.files_user_isolation.to_string())
+    }),
     row("MAX_RETRIES", UPSTREAM, "extra attempts on other keys after a failure", |c| {
         Some(c.max_retries.to_string())
     }),

@@ -10,10 +10,12 @@
 //! whole within `TIME_OUT` (see the `forward` module).
 
 pub mod fetch;
+pub mod files;
 mod forward;
 pub mod gzip;
 pub mod lenient;
 pub mod types;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -83,7 +85,7 @@ fn model_of(rest: &str) -> &str {
 }
 
 /// A native call, checked and ready to go upstream (see [`prepare`]).
-struct Prepared {
+pub(crate) struct Prepared {
     method: Method,
     /// The upstream path and query (`?key=` removed).
     path: String,
@@ -112,7 +114,28 @@ pub async fn native(
     keys: Keys,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
+    if files::is_resource(rest) {
+        return files::resource(app, req, version, rest, keys, log).await;
+    }
+    pass(app, req, version, rest, keys, log).await
+}
+
+/// A native call passed through: on the key that owns the file or cache
+/// its body names (see [`files`]), else over the pool.
+async fn pass(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    version: &'static str,
+    rest: &str,
+    keys: Keys,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let caller = matches!(keys, Keys::Server).then(|| files::Caller::of(&app, &req));
     let call = prepare(&app, req, version, rest, log).await?;
+    let pinned = match &caller {
+        Some(c) => files::pin_body(&app, c, &call.body)?,
+        None => None,
+    };
     let up = Call {
         method: call.method,
         path: call.path,
@@ -129,9 +152,7 @@ pub async fn native(
     };
     let own = matches!(keys, Keys::Client(_));
     let started = Instant::now();
-    let mut answer = app
-        .upstream
-        .call(pool, &up)
+    let mut answer = files::call_on(&app, pool, &up, pinned)
         .await
         .map_err(|f| upstream_failed(&app, f, &call.model, own))?;
     app.stats.upstream_latency(started.elapsed());
@@ -146,6 +167,7 @@ pub async fn native(
         pool,
         up: &up,
         own,
+        pinned: pinned.is_some(),
     };
     let (parts, out_body) = if call.streaming {
         opened
@@ -269,6 +291,8 @@ struct Opening<'a> {
     up: &'a Call<'a>,
     /// The caller's own keys (`CLIENT_KEYS_ENABLED`).
     own: bool,
+    /// The call must stay on its key (it names a file or cache of it).
+    pinned: bool,
 }
 
 impl Opening<'_> {
@@ -324,7 +348,7 @@ impl Opening<'_> {
             app.upstream
                 .answer_failed(m, pool, up, answer.key, code, &why, outcome);
             let budget = app.upstream.attempts().saturating_sub(used);
-            let retried = if budget == 0 {
+            let retried = if budget == 0 || self.pinned {
                 None
             } else {
                 Some(app.upstream.call_with(pool, up, &mut tried, budget).await)

@@ -79,6 +79,13 @@ pub fn classify(
         400 if gstatus == "FAILED_PRECONDITION" && message.contains("location") => {
             Outcome::Region(short)
         }
+        // A file or cache of another project, expired or deleted: the
+        // request's fault, not the key's (Google answers 403 for all three).
+        403 if message.contains("access the File")
+            || message.contains("CachedContent not found") =>
+        {
+            Outcome::Client
+        }
         401 | 403 => Outcome::KeyInvalid(short),
         429 => {
             let daily = details.iter().any(|d| {
@@ -228,6 +235,10 @@ mod tests {
             classify(403, b"{}", None, cd),
             Outcome::KeyInvalid(_)
         ));
+        let foreign = br#"{"error":{"code":403,"message":"You do not have permission to access the File x7k2 or it may not exist.","status":"PERMISSION_DENIED"}}"#;
+        assert_eq!(classify(403, foreign, None, cd), Outcome::Client);
+        let cache = br#"{"error":{"code":403,"message":"CachedContent not found (or permission denied)","status":"PERMISSION_DENIED"}}"#;
+        assert_eq!(classify(403, cache, None, cd), Outcome::Client);
         let region = br#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#;
         assert!(matches!(
             classify(400, region, None, cd),

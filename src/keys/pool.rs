@@ -376,6 +376,13 @@ impl KeyPool {
             .is_some_and(|s| !lock(&s.state).removed)
     }
 
+    /// Whether the key at `index` is disabled (until it passes re-verification).
+    pub fn is_disabled(&self, index: usize) -> bool {
+        self.slots
+            .get(index)
+            .is_some_and(|s| lock(&s.state).disabled.is_some())
+    }
+
     /// The key at `index` (to put in the upstream request; never log it).
     /// Removed keys keep their slot, so an index from `pick` stays valid.
     pub fn key(&self, index: usize) -> &str {

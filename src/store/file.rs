@@ -23,6 +23,7 @@ const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 const STATES: TableDefinition<&str, &str> = TableDefinition::new("states");
 const USAGE: TableDefinition<(u8, u64, &str, &str), &str> = TableDefinition::new("usage");
+const AFFINITY: TableDefinition<&str, &str> = TableDefinition::new("affinity");
 
 /// The state file's name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "state.redb";
@@ -38,6 +39,8 @@ pub enum Touched {
     State(KeyId),
     /// A usage bucket.
     Bucket(Bucket),
+    /// An affinity record (a file's, cache's or batch's owner).
+    Affinity(String),
 }
 
 impl Touched {
@@ -50,6 +53,7 @@ impl Touched {
             }
             Change::Setting { name, .. } => vec![Touched::Setting(name.clone())],
             Change::Usage(u) => u.buckets().into_iter().map(Touched::Bucket).collect(),
+            Change::Affinity { name, .. } => vec![Touched::Affinity(name.clone())],
             other => other
                 .state_key()
                 .map(|id| Touched::State(id.to_string()))
@@ -117,6 +121,7 @@ impl FileStore {
             let mut settings = txn.open_table(SETTINGS).map_err(|x| e(x.into()))?;
             let mut states = txn.open_table(STATES).map_err(|x| e(x.into()))?;
             let mut usage = txn.open_table(USAGE).map_err(|x| e(x.into()))?;
+            let mut affinity = txn.open_table(AFFINITY).map_err(|x| e(x.into()))?;
             for t in touched {
                 let r = match t {
                     Touched::Key(id) => match mirror.keys.get(id) {
@@ -136,6 +141,10 @@ impl FileStore {
                     Touched::State(id) => match mirror.states.get(id) {
                         Some(s) => states.insert(id.as_str(), json(s)?.as_str()).map(drop),
                         None => states.remove(id.as_str()).map(drop),
+                    },
+                    Touched::Affinity(n) => match mirror.affinity.get(n) {
+                        Some(o) => affinity.insert(n.as_str(), json(o)?.as_str()).map(drop),
+                        None => affinity.remove(n.as_str()).map(drop),
                     },
                     Touched::Bucket(b) => {
                         let k = (b.grain.tag(), b.start, b.key_id.as_str(), b.model.as_str());
@@ -214,6 +223,7 @@ fn read_all(db: &Database, crypt: &Crypt) -> Result<Snapshot, redb::Error> {
     txn.open_table(SETTINGS)?;
     txn.open_table(STATES)?;
     txn.open_table(USAGE)?;
+    txn.open_table(AFFINITY)?;
     txn.commit()?;
     let mut snap = Snapshot::default();
     let r = db.begin_read()?;
@@ -241,6 +251,15 @@ fn read_all(db: &Database, crypt: &Crypt) -> Result<Snapshot, redb::Error> {
         let (id, v) = row?;
         if let Some(v) = parse("key state", v.value()) {
             snap.states.insert(id.value().to_string(), v);
+        }
+    }
+    let now = crate::clock::unix_ms();
+    for row in r.open_table(AFFINITY)?.iter()? {
+        let (n, v) = row?;
+        if let Some(o) = parse::<super::model::AffinityRecord>("affinity", v.value())
+            && o.expires_ms > now
+        {
+            snap.affinity.insert(n.value().to_string(), o);
         }
     }
     for row in r.open_table(USAGE)?.iter()? {

@@ -30,8 +30,8 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 pub use model::{
-    Bucket, Change, Counts, Grain, KeyId, KeyRecord, KeySource, KeyState, Lww, Snapshot, Usage,
-    key_id,
+    AffinityRecord, Bucket, Change, Counts, Grain, KeyId, KeyRecord, KeySource, KeyState, Lww,
+    Snapshot, Usage, key_id,
 };
 
 use crate::config::Config;

@@ -382,6 +382,27 @@ pub enum Change {
     },
     /// Usage counters to add.
     Usage(Usage),
+    /// Which key owns a file, cache or batch (`owner: None`: deleted).
+    Affinity {
+        /// `files/…`, `cachedContents/…` or `batches/…`.
+        name: String,
+        /// Its owner, or `None` to forget it.
+        owner: Option<AffinityRecord>,
+    },
+}
+
+/// Most affinity records a snapshot keeps.
+pub const AFFINITY_MAX: usize = 100_000;
+
+/// Who owns one file, cache or batch (see `crate::affinity`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AffinityRecord {
+    /// The pool key's stable id (`key_id`).
+    pub key_id: String,
+    /// A tag of the client token that created it (a hash; empty for an open gateway).
+    pub token: String,
+    /// When Google forgets it (unix ms).
+    pub expires_ms: u64,
 }
 
 impl Change {
@@ -445,6 +466,8 @@ pub struct Snapshot {
     pub states: BTreeMap<KeyId, KeyState>,
     /// Usage counters by bucket.
     pub usage: BTreeMap<Bucket, Counts>,
+    /// Who owns each file, cache and batch, by name.
+    pub affinity: BTreeMap<String, AffinityRecord>,
 }
 
 impl Snapshot {
@@ -495,6 +518,17 @@ impl Snapshot {
                 }
             }
             Change::Clear { id, model, at_ms } => self.clear_state(id, model.as_deref(), *at_ms),
+            Change::Affinity { name, owner } => match owner {
+                Some(o)
+                    if self.affinity.len() < AFFINITY_MAX || self.affinity.contains_key(name) =>
+                {
+                    self.affinity.insert(name.clone(), o.clone());
+                }
+                Some(_) => {}
+                None => {
+                    self.affinity.remove(name);
+                }
+            },
             _ => {
                 if let (Some(id), Some(s)) = (change.state_key(), change.as_state()) {
                     self.merge_state(id, s);

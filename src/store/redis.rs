@@ -265,6 +265,18 @@ impl RedisStore {
                     .ignore();
                 }
             }
+            Change::Affinity { name, owner } => {
+                let key = format!("{p}aff:{name}");
+                match owner {
+                    Some(o) => {
+                        pipe.set(&key, json(o)?).ignore();
+                        pipe.cmd("PEXPIREAT").arg(&key).arg(o.expires_ms).ignore();
+                    }
+                    None => {
+                        pipe.del(&key).ignore();
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -351,6 +363,19 @@ impl RedisStore {
         }
         for key in scan(&mut con, &format!("{p}u:*")).await? {
             read_usage(&mut con, &p, &key, &mut snap).await?;
+        }
+        for key in scan(&mut con, &format!("{p}aff:*")).await? {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .map_err(err)?;
+            if let Some(owner) = v.and_then(|v| serde_json::from_str(&v).ok()) {
+                snap.apply(&Change::Affinity {
+                    name: key[p.len() + 4..].to_string(),
+                    owner: Some(owner),
+                });
+            }
         }
         Ok(snap)
     }

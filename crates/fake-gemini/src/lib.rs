@@ -60,6 +60,10 @@
 //! `POST /__fake/clock` (`{"advance_secs": 60}`: the quota clock moves on),
 //! `GET /__fake/requests`, `POST /__fake/clear`, `GET /__fake/count/{key}`.
 //!
+//! The Files API and cached contents (`files`): uploads (resumable and
+//! multipart), get/list/delete, caches CRUD, all owned by the creating key;
+//! another key gets Google's 403 `PERMISSION_DENIED`, in a generate body too.
+//!
 //! Layout (one module per part of the wire format):
 //! - `server`: accept loop, routing, key behaviors, control endpoints;
 //! - `body`: the response body (chunks, gaps, cuts) and Google's headers;
@@ -78,6 +82,7 @@ mod directives;
 mod embeddings;
 mod encoding;
 mod errors;
+mod files;
 mod generate;
 mod json;
 mod models;
@@ -202,6 +207,8 @@ pub struct FakeState {
     quotas: Mutex<quota::Quotas>,
     /// Calls refused for a limit the fake enforces.
     quota_refusals: AtomicU64,
+    /// Uploaded files, cached contents and open uploads, owned by their key.
+    pub(crate) files: Mutex<files::Files>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -221,6 +228,7 @@ impl FakeState {
             limits: RwLock::new(HashMap::new()),
             quotas: Mutex::new(quota::Quotas::new()),
             quota_refusals: AtomicU64::new(0),
+            files: Mutex::new(files::Files::default()),
         })
     }
 

@@ -150,6 +150,19 @@ pub(crate) async fn handle_api(
         pretty,
     };
 
+    if let Ok(b) = &body
+        && let Some(res) = crate::files::route(
+            &state,
+            &parts.method,
+            &path,
+            &qp,
+            &parts.headers,
+            api_key.as_deref(),
+            b,
+        )
+    {
+        return Ok(res);
+    }
     // Route.
     let (version, rest) = if let Some(r) = strip_version(&path, "/v1beta") {
         ("v1beta", r)
@@ -198,6 +211,9 @@ pub(crate) async fn handle_api(
                 && let Err(v) = state.admit(&key, &model)
             {
                 return Ok(error_response(&ctx, err_quota_violation(&model, &v)));
+            }
+            if let Err(e) = crate::files::check_generate(&state, &key, &body) {
+                return Ok(error_response(&ctx, e));
             }
             let stream = StreamMode { sse, cut };
             let res = call_model(&state, &ctx, &model, call, stream, &body).await;

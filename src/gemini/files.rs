@@ -1,0 +1,523 @@
+//! Files, cached contents and batches on the native routes, pinned to the
+//! key that created them (see `crate::affinity`): `files/…`,
+//! `cachedContents/…` and `batches/…` paths, creates that yield such a name
+//! (recorded from the answer), generate bodies naming one (`fileData.fileUri`,
+//! `cachedContent`, a batch's `inputConfig.fileName`), and the merged lists.
+//!
+//! With `FILES_USER_ISOLATION` a client token sees and uses only what it
+//! created (anything else is a 404, as if it did not exist); the admin token
+//! sees everything. A resource whose key is disabled or removed gets a clear
+//! 503 naming the masked key, never a 403 from another key.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use crate::affinity::{FILE_TTL_MS, Owner, resource_name, token_tag};
+use crate::answer::{ANSWER_LIMIT, LogInfo, upstream_failed};
+use crate::app::App;
+use crate::auth::{Keys, Role, role};
+use crate::body::{self, Body};
+use crate::error::{GatewayError, UpstreamError, google_error};
+use crate::keys::KeyPool;
+use crate::request::{bearer, native_credential};
+use crate::upstream::{Answer, Auth, Call, Failure, response_headers};
+
+/// Most keys one merged list asks.
+const LIST_KEYS_MAX: usize = 32;
+
+/// Who is calling, as far as ownership goes.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// [`token_tag`] of the credential (empty without one).
+    pub tag: String,
+    /// The admin token (sees everything).
+    pub admin: bool,
+    /// `FILES_USER_ISOLATION`.
+    pub isolated: bool,
+}
+
+impl Caller {
+    /// The caller of `req`.
+    pub fn of<B>(app: &App, req: &Request<B>) -> Caller {
+        let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
+        let cred = cred.filter(|c| !c.is_empty());
+        Caller {
+            tag: cred.as_deref().map(token_tag).unwrap_or_default(),
+            admin: role(app, cred.as_deref()) == Role::Admin,
+            isolated: app.cfg().files_user_isolation,
+        }
+    }
+
+    /// Whether the caller may see and use what `o` describes.
+    pub fn sees(&self, o: &Owner) -> bool {
+        self.admin || !self.isolated || o.token == self.tag
+    }
+
+    /// Whose resources a list shows: `None` for everyone's.
+    fn filter(&self) -> Option<&str> {
+        (!self.admin && self.isolated).then_some(self.tag.as_str())
+    }
+}
+
+/// A Google-format error the gateway answers itself.
+pub fn refusal(status: StatusCode, message: &str) -> GatewayError {
+    let body = google_error(status, message).to_string();
+    GatewayError::Upstream(Box::new(UpstreamError {
+        status,
+        headers: HeaderMap::new(),
+        body: Bytes::from(body),
+        hint: None,
+    }))
+}
+
+/// 404 for a resource the caller may not see (it looks absent).
+fn not_found(name: &str) -> GatewayError {
+    refusal(
+        StatusCode::NOT_FOUND,
+        &format!("{name} was not found (or it belongs to another token)."),
+    )
+}
+
+/// The pool index of `owner`'s key if it can serve now; a clear error when it
+/// is disabled or removed.
+pub fn owner_index(app: &App, name: &str, owner: &Owner) -> Result<usize, GatewayError> {
+    let pool = &app.pool;
+    let Some(i) = pool
+        .position_of_id(&owner.key_id)
+        .filter(|i| pool.is_live(*i))
+    else {
+        return Err(refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{name} belongs to a Gemini key that was removed from the pool (id {}); it cannot be reached with another key.",
+                owner.key_id
+            ),
+        ));
+    };
+    if pool.is_disabled(i) {
+        return Err(refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{name} belongs to the Gemini key {} (id {}), which is disabled; it cannot be reached with another key until that key is enabled again.",
+                pool.masked(i),
+                owner.key_id
+            ),
+        ));
+    }
+    Ok(i)
+}
+
+/// The names a request body refers to: `fileUri`/`file_uri` anywhere,
+/// `cachedContent`/`cached_content`, `fileName`/`file_name` (a batch input).
+pub fn referenced(body: &Value) -> Vec<String> {
+    fn walk(v: &Value, depth: usize, out: &mut Vec<String>) {
+        if depth > 64 || out.len() > 1000 {
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if let (
+                        "fileUri" | "file_uri" | "cachedContent" | "cached_content" | "fileName"
+                        | "file_name" | "file_id" | "fileId",
+                        Value::String(s),
+                    ) = (k.as_str(), x)
+                        && let Some(n) = resource_name(s)
+                        && !out.contains(&n)
+                    {
+                        out.push(n);
+                    }
+                    walk(x, depth + 1, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, depth + 1, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(body, 0, &mut out);
+    out
+}
+
+/// The key a call naming `names` must use (`None`: any key): the one key
+/// owning them all. A name the caller may not see is a 404; names owned by
+/// different keys are a 400.
+pub fn pin_names(
+    app: &App,
+    caller: &Caller,
+    names: &[String],
+) -> Result<Option<usize>, GatewayError> {
+    let mut pinned: Option<(usize, &str)> = None;
+    for name in names {
+        let Some(owner) = app.affinity.owner(name) else {
+            continue;
+        };
+        if !caller.sees(&owner) {
+            return Err(not_found(name));
+        }
+        let i = owner_index(app, name, &owner)?;
+        match pinned {
+            Some((j, other)) if j != i => {
+                return Err(refusal(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "{other} and {name} belong to different Gemini keys (projects); one request can only use resources of one key."
+                    ),
+                ));
+            }
+            _ => pinned = Some((i, name)),
+        }
+    }
+    Ok(pinned.map(|(i, _)| i))
+}
+
+/// The key a native call with `body` must use, if it names a known resource.
+pub fn pin_body(app: &App, caller: &Caller, body: &[u8]) -> Result<Option<usize>, GatewayError> {
+    if body.is_empty() || !(contains(body, b"files/") || contains(body, b"cachedContents/")) {
+        return Ok(None);
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Ok(None);
+    };
+    pin_names(app, caller, &referenced(&v))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Run `call` on key `index` only (its retries stay on it), or over the pool.
+pub async fn call_on(
+    app: &App,
+    pool: &KeyPool,
+    call: &Call<'_>,
+    index: Option<usize>,
+) -> Result<Answer, Failure> {
+    match index {
+        None => app.upstream.call(pool, call).await,
+        Some(i) => {
+            let mut others: Vec<usize> = pool
+                .live_indices()
+                .into_iter()
+                .filter(|j| *j != i)
+                .collect();
+            app.upstream
+                .call_with(pool, call, &mut others, app.upstream.attempts())
+                .await
+        }
+    }
+}
+
+/// Whether a native call is one [`resource`] handles: a path under
+/// `/files`, `/cachedContents` or `/batches`, or a batch create.
+pub fn is_resource(rest: &str) -> bool {
+    ["/files", "/cachedContents", "/batches"].iter().any(|p| {
+        rest == *p || rest.starts_with(&format!("{p}/")) || rest.starts_with(&format!("{p}:"))
+    }) || rest.ends_with(":batchGenerateContent")
+        || rest.ends_with(":asyncBatchEmbedContent")
+}
+
+/// The list member of a list answer for a path (`/files` → `files`).
+fn list_member(rest: &str) -> Option<&'static str> {
+    match rest {
+        "/files" => Some("files"),
+        "/cachedContents" => Some("cachedContents"),
+        "/batches" => Some("operations"),
+        _ => None,
+    }
+}
+
+/// A files / caches / batches call (see the module doc).
+pub async fn resource(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    version: &'static str,
+    rest: &str,
+    keys: Keys,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let Keys::Server = keys else {
+        // The caller's own keys (or the backup pool): plain pass-through.
+        return super::pass(app, req, version, rest, keys, log).await;
+    };
+    let caller = Caller::of(&app, &req);
+    let method = req.method().clone();
+    let mut call = super::prepare(&app, req, version, rest, log).await?;
+    call.headers.retain(|(k, _)| k != header::ACCEPT_ENCODING);
+    let named = resource_name(rest);
+    let mut index = None;
+    if let Some(name) = &named {
+        match app.affinity.owner(name) {
+            Some(o) if !caller.sees(&o) => return Err(not_found(name)),
+            Some(o) => index = Some(owner_index(&app, name, &o)?),
+            None if caller.filter().is_some() => return Err(not_found(name)),
+            None => {}
+        }
+    } else if method == Method::GET
+        && let Some(member) = list_member(rest)
+    {
+        return list(&app, &caller, call, member, log).await;
+    }
+    if index.is_none() {
+        index = pin_body(&app, &caller, &call.body)?;
+    }
+    let up = Call {
+        method: call.method.clone(),
+        path: call.path.clone(),
+        body: call.body.clone(),
+        model: &call.model,
+        auth: Auth::GoogHeader,
+        headers: call.headers.clone(),
+        route: log.route,
+    };
+    let answer = call_on(&app, &app.pool, &up, index)
+        .await
+        .map_err(|f| upstream_failed(&app, f, &call.model, false))?;
+    let key = answer.key;
+    log.key = app.pool.masked(key).to_string();
+    let (parts, bytes) = read_answer(&app, answer).await?;
+    if parts.status.is_success() {
+        remember(&app, &caller, key, &method, named.as_deref(), &bytes);
+    }
+    let mut res = Response::new(body::full(bytes));
+    *res.status_mut() = parts.status;
+    *res.headers_mut() = response_headers(parts.headers);
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    Ok(res)
+}
+
+/// Read a whole (small) answer within `TIME_OUT`, the key masked.
+async fn read_answer(
+    app: &App,
+    answer: Answer,
+) -> Result<(http::response::Parts, Bytes), GatewayError> {
+    let (parts, incoming) = answer.response.into_parts();
+    let read = tokio::time::timeout(
+        app.upstream.timeout(),
+        body::read_limited(incoming, ANSWER_LIMIT),
+    );
+    match read.await {
+        Ok(Ok(b)) => Ok((parts, crate::upstream::redact(b, app.pool.key(answer.key)))),
+        Err(_) => Err(GatewayError::AnswerTimeout),
+        Ok(Err(_)) => Err(GatewayError::BadAnswer(
+            "Could not read Gemini's answer.".into(),
+        )),
+    }
+}
+
+/// After a successful call: record what a create made, forget what a delete
+/// removed, move a cache's expiry on an update.
+fn remember(
+    app: &App,
+    caller: &Caller,
+    key: usize,
+    method: &Method,
+    named: Option<&str>,
+    answer: &[u8],
+) {
+    if *method == Method::DELETE {
+        if let Some(n) = named {
+            app.affinity.remove(n);
+            app.store.record(crate::store::Change::Affinity {
+                name: n.to_string(),
+                owner: None,
+            });
+        }
+        return;
+    }
+    if *method != Method::POST && *method != Method::PATCH {
+        return;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(answer) else {
+        return;
+    };
+    let made = v
+        .get("name")
+        .and_then(Value::as_str)
+        .or_else(|| v.pointer("/file/name").and_then(Value::as_str))
+        .and_then(resource_name);
+    let Some(made) = made else { return };
+    // The creating token stays the owner when a cache is updated.
+    let token = match app.affinity.owner(&made) {
+        Some(o) if *method == Method::PATCH => o.token,
+        _ => caller.tag.clone(),
+    };
+    record(app, &made, key, token, expiry(&v));
+}
+
+/// Record `name` as made by `token` on pool key `key`, until `expires_ms`.
+pub fn record(app: &App, name: &str, key: usize, token: String, expires_ms: Option<u64>) {
+    let Some(key_id) = app.pool.id(key) else {
+        return;
+    };
+    let now = crate::clock::unix_ms();
+    let owner = Owner {
+        key_id: key_id.to_string(),
+        token,
+        expires_ms: expires_ms.unwrap_or(now + FILE_TTL_MS).max(now + 60_000),
+    };
+    app.affinity.insert(name, owner.clone());
+    app.store.record(crate::store::Change::Affinity {
+        name: name.to_string(),
+        owner: Some(owner),
+    });
+}
+
+/// Google's expiry of a resource answer: `expireTime` (a cache),
+/// `expirationTime` (a file), else none (a file's 48 h, or a batch's).
+fn expiry(v: &Value) -> Option<u64> {
+    let t = v
+        .get("expireTime")
+        .or_else(|| v.get("expirationTime"))
+        .or_else(|| v.pointer("/file/expirationTime"))
+        .and_then(Value::as_str)?;
+    rfc3339_ms(t)
+}
+
+/// Unix ms of an RFC 3339 UTC timestamp (`2026-08-24T09:14:03.48Z`).
+pub(super) fn rfc3339_ms(t: &str) -> Option<u64> {
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.trim_end_matches('Z');
+    let time = time.split(['+']).next()?;
+    let mut hms = time.split(':');
+    let h: i64 = hms.next()?.parse().ok()?;
+    let mi: i64 = hms.next()?.parse().ok()?;
+    let s: f64 = hms.next().unwrap_or("0").parse().ok()?;
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60;
+    u64::try_from(secs)
+        .ok()
+        .map(|s0| s0 * 1000 + (s * 1000.0) as u64)
+}
+
+/// A merged list: ask each key holding the caller's resources (every key
+/// for the admin, or without isolation), keep what the caller may see.
+async fn list(
+    app: &App,
+    caller: &Caller,
+    call: super::Prepared,
+    member: &'static str,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let kind = match member {
+        "files" => "files/",
+        "cachedContents" => "cachedContents/",
+        _ => "batches/",
+    };
+    let pool = &app.pool;
+    let indices: Vec<usize> = match caller.filter() {
+        Some(tag) => app
+            .affinity
+            .holders(kind, Some(tag))
+            .iter()
+            .filter_map(|id| pool.position_of_id(id))
+            .filter(|i| pool.is_live(*i) && !pool.is_disabled(*i))
+            .collect(),
+        None => pool
+            .live_indices()
+            .into_iter()
+            .filter(|i| !pool.is_disabled(*i))
+            .collect(),
+    };
+    let path = match call.path.split_once('?') {
+        Some((p, q)) => {
+            let kept: Vec<&str> = q
+                .split('&')
+                .filter(|x| !x.starts_with("pageToken="))
+                .collect();
+            if kept.is_empty() {
+                p.to_string()
+            } else {
+                format!("{p}?{}", kept.join("&"))
+            }
+        }
+        None => call.path.clone(),
+    };
+    let mut items: Vec<Value> = Vec::new();
+    for i in indices.into_iter().take(LIST_KEYS_MAX) {
+        let up = Call {
+            method: Method::GET,
+            path: path.clone(),
+            body: Bytes::new(),
+            model: "",
+            auth: Auth::GoogHeader,
+            headers: call.headers.clone(),
+            route: log.route,
+        };
+        let answer = call_on(app, pool, &up, Some(i))
+            .await
+            .map_err(|f| upstream_failed(app, f, "", false))?;
+        log.key = pool.masked(i).to_string();
+        let (_, bytes) = read_answer(app, answer).await?;
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        for item in v
+            .get(member)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+            let visible = match caller.filter() {
+                None => true,
+                Some(_) => app.affinity.owner(name).is_some_and(|o| caller.sees(&o)),
+            };
+            let seen = items.iter().any(|x| x.get("name") == item.get("name"));
+            if visible && !seen {
+                items.push(item.clone());
+            }
+        }
+    }
+    let page = if items.is_empty() {
+        json!({})
+    } else {
+        json!({ member: items })
+    };
+    Ok(body::json(StatusCode::OK, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_in_a_generate_body() {
+        let v = json!({"cachedContent": "cachedContents/c1", "contents": [{"parts": [
+            {"file_data": {"file_uri": "https://generativelanguage.googleapis.com/v1beta/files/f1"}},
+            {"fileData": {"fileUri": "https://www.youtube.com/watch?v=x"}},
+            {"text": "files/not-a-ref"}
+        ]}]});
+        assert_eq!(referenced(&v), vec!["cachedContents/c1", "files/f1"]);
+    }
+
+    #[test]
+    fn resource_paths() {
+        assert!(is_resource("/files"));
+        assert!(is_resource("/files/abc"));
+        assert!(is_resource("/cachedContents/x"));
+        assert!(is_resource("/batches/b:cancel"));
+        assert!(is_resource("/models/m:batchGenerateContent"));
+        assert!(!is_resource("/models/m:generateContent"));
+        assert!(!is_resource("/filesx"));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_ms("1970-01-02T00:00:01Z"), Some(86_401_000));
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
+        assert_eq!(rfc3339_ms("garbage"), None);
+    }
+}

@@ -1,0 +1,569 @@
+//! The Files API, cached contents and batches through the gateway, against
+//! the fake (whose files and caches belong to the key that created them, and
+//! answer 403 to any other key, as Google does): the upload protocol
+//! (resumable through a gateway-served session URL, multipart), get, list,
+//! delete, generate with `fileData` always on the owning key, another
+//! token's 404, a disabled owner key's clear error, the session URL's
+//! expiry, caches, and the records surviving a restart with `DATA_DIR`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use gemini_balance::keys::Outcome;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const OTHER: &str = "sk-other-token-987654321";
+
+fn tokens() -> String {
+    format!("[\"{TOKEN}\",\"{OTHER}\"]")
+}
+
+async fn goog(gw: &Gw, token: &str, method: Method, path: &str, body: impl Into<Bytes>) -> Answer {
+    send(
+        method,
+        &gw.url(path),
+        &[
+            ("x-goog-api-key", token),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await
+}
+
+/// A resumable upload of `data` under `prefix` (e.g. `""`, `/hf/gemini`):
+/// the start answer's URL, and the finalized file.
+async fn upload(gw: &Gw, token: &str, prefix: &str, version: &str, data: &[u8]) -> (String, Value) {
+    let len = data.len().to_string();
+    let start = send(
+        Method::POST,
+        &gw.url(&format!("{prefix}/upload/{version}/files")),
+        &[
+            ("x-goog-api-key", token),
+            ("content-type", "application/json"),
+            ("x-goog-upload-protocol", "resumable"),
+            ("x-goog-upload-command", "start"),
+            ("x-goog-upload-header-content-length", &len),
+            ("x-goog-upload-header-content-type", "text/plain"),
+        ],
+        r#"{"file": {"display_name": "notes"}}"#,
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text());
+    let url = start.headers["x-goog-upload-url"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // Two chunks, no credential on either (as google-genai sends them).
+    let half = data.len() / 2;
+    let first = send(
+        Method::POST,
+        &url,
+        &[
+            ("x-goog-upload-command", "upload"),
+            ("x-goog-upload-offset", "0"),
+        ],
+        data[..half].to_vec(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert_eq!(first.headers["x-goog-upload-status"], "active");
+    let last = send(
+        Method::POST,
+        &url,
+        &[
+            ("x-goog-upload-command", "upload, finalize"),
+            ("x-goog-upload-offset", &half.to_string()),
+        ],
+        data[half..].to_vec(),
+    )
+    .await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.text());
+    assert_eq!(last.headers["x-goog-upload-status"], "final");
+    (url, last.json()["file"].clone())
+}
+
+fn generate_with(uri: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"contents": [{"role": "user", "parts": [
+        {"fileData": {"mimeType": "text/plain", "fileUri": uri}},
+        {"text": "Summarize it."}
+    ]}]}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn resumable_upload_then_every_use_stays_on_the_owning_key() {
+    let gw = start(&[("ALLOWED_TOKENS", &tokens())]).await;
+    let data = vec![b'x'; 300_000];
+    let (url, file) = upload(&gw, TOKEN, "/hf/gemini", "v1beta", &data).await;
+    // The session URL points back at the gateway, /hf kept, and holds no key.
+    assert!(
+        url.starts_with(&format!(
+            "http://{}/hf/gemini/upload/v1beta/files?upload_id=",
+            gw.addr
+        )),
+        "{url}"
+    );
+    let id =
+        gemini_balance::request::query_param(url.split_once('?').unwrap().1, "upload_id").unwrap();
+    assert!(id.len() >= 32, "128 random bits: {id}");
+    assert!(!url.contains("key-"), "{url}");
+    assert_eq!(
+        file["sizeBytes"],
+        data.len().to_string(),
+        "every byte reached the fake"
+    );
+    let name = file["name"].as_str().unwrap().to_string();
+    let uri = file["uri"].as_str().unwrap().to_string();
+
+    // get, on v1beta and v1 (google-genai's default), never a 403.
+    for path in [
+        format!("/v1beta/{name}"),
+        format!("/v1/{name}"),
+        format!("/gemini/v1/{name}"),
+    ] {
+        let a = goog(&gw, TOKEN, Method::GET, &path, Bytes::new()).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
+        assert_eq!(a.json()["name"], name);
+    }
+    // generate with the file 20 times: round robin would hit the other keys.
+    for i in 0..20 {
+        let a = goog(
+            &gw,
+            TOKEN,
+            Method::POST,
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            generate_with(&uri),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "call {i}: {}", a.text());
+    }
+    // streamed too.
+    let a = goog(
+        &gw,
+        TOKEN,
+        Method::POST,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        generate_with(&uri),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert!(!a.text().contains("PERMISSION_DENIED"), "{}", a.text());
+
+    // list shows it (merged across the keys holding the token's files).
+    let list = goog(&gw, TOKEN, Method::GET, "/v1beta/files", Bytes::new()).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    let names: Vec<String> = list.json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec![name.clone()]);
+
+    // The chunk calls carried no credential from the client, and every call
+    // naming the file reached the fake with one and the same key.
+    let keys: std::collections::BTreeSet<String> = gw
+        .state()
+        .requests()
+        .iter()
+        // (the admin token's list asks every key: not about this file)
+        .filter(|r| !r.path.ends_with("/files") || r.path.starts_with("/upload/"))
+        .filter(|r| r.path.contains("/files") || r.body.windows(6).any(|w| w == b"files/"))
+        .filter_map(|r| r.api_key.clone())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "one key for everything about the file: {keys:?}"
+    );
+
+    // delete, then it is gone.
+    let d = goog(
+        &gw,
+        TOKEN,
+        Method::DELETE,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text());
+    let g = goog(
+        &gw,
+        TOKEN,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    // The record is gone: the admin token's call goes out unpinned.
+    assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text());
+    for i in gw.app.pool.live_indices() {
+        assert!(
+            !gw.app.pool.is_disabled(i),
+            "a foreign file's 403 disabled a key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn multipart_upload_and_another_token_cannot_see_it() {
+    let gw = start(&[("ALLOWED_TOKENS", &tokens())]).await;
+    let body = "--b\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"file\": {\"display_name\": \"report\"}}\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello world\r\n--b--\r\n";
+    let a = send(
+        Method::POST,
+        &gw.url("/upload/v1/files"),
+        &[
+            ("x-goog-api-key", TOKEN),
+            ("x-goog-upload-protocol", "multipart"),
+            ("content-type", "multipart/related; boundary=b"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let file = a.json()["file"].clone();
+    let name = file["name"].as_str().unwrap();
+    let uri = file["uri"].as_str().unwrap();
+    let own = goog(
+        &gw,
+        TOKEN,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
+
+    // The other token: not in its list, 404 on get, use and delete.
+    let other = goog(
+        &gw,
+        OTHER,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text());
+    assert_eq!(other.json()["error"]["status"], "NOT_FOUND");
+    let list = goog(&gw, OTHER, Method::GET, "/v1beta/files", Bytes::new()).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.json().get("files").is_none(), "{}", list.text());
+    let used = goog(
+        &gw,
+        OTHER,
+        Method::POST,
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        generate_with(uri),
+    )
+    .await;
+    assert_eq!(used.status, StatusCode::NOT_FOUND, "{}", used.text());
+    let del = goog(
+        &gw,
+        OTHER,
+        Method::DELETE,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_ne!(del.status, StatusCode::OK, "{}", del.text());
+    // (the existing rule: shared resources take the admin token to delete)
+    assert_eq!(del.status, StatusCode::FORBIDDEN, "{}", del.text());
+    // The owner still has it.
+    let own = goog(
+        &gw,
+        TOKEN,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
+}
+
+#[tokio::test]
+async fn a_client_token_deletes_its_own_file() {
+    // OTHER is a client token (the admin token is the first of the list).
+    let gw = start(&[("ALLOWED_TOKENS", &tokens())]).await;
+    let (_, file) = upload(&gw, OTHER, "", "v1", b"mine").await;
+    let name = file["name"].as_str().unwrap();
+    let del = goog(
+        &gw,
+        OTHER,
+        Method::DELETE,
+        &format!("/v1/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.text());
+    let g = goog(
+        &gw,
+        OTHER,
+        Method::GET,
+        &format!("/v1/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text());
+}
+
+#[tokio::test]
+async fn a_disabled_owner_key_gets_a_clear_error_not_a_403() {
+    let gw = start(&[]).await;
+    let (_, file) = upload(&gw, TOKEN, "", "v1beta", b"some bytes here").await;
+    let name = file["name"].as_str().unwrap();
+    let owner = gw
+        .state()
+        .requests()
+        .iter()
+        .rev()
+        .find(|r| r.path.starts_with("/upload/") && r.api_key.is_some())
+        .and_then(|r| r.api_key.clone())
+        .unwrap();
+    let i = gw.app.pool.position(&owner).unwrap();
+    gw.app
+        .pool
+        .report(i, "", &Outcome::KeyInvalid("API key not valid".into()));
+    assert!(gw.app.pool.is_disabled(i));
+    gw.state().clear();
+    let a = goog(
+        &gw,
+        TOKEN,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text());
+    assert!(a.text().contains("disabled"), "{}", a.text());
+    assert!(
+        !a.text().contains(&owner),
+        "the key is masked: {}",
+        a.text()
+    );
+    let g = goog(
+        &gw,
+        TOKEN,
+        Method::POST,
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        generate_with(file["uri"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::SERVICE_UNAVAILABLE, "{}", g.text());
+    assert!(
+        gw.state().requests().is_empty(),
+        "nothing went to another key"
+    );
+}
+
+#[tokio::test]
+async fn the_session_url_needs_no_credential_but_expires() {
+    let gw = start(&[("MAX_UPLOAD_BYTES", "1000")]).await;
+    // Announced past MAX_UPLOAD_BYTES: 413 at the start.
+    let big = send(
+        Method::POST,
+        &gw.url("/upload/v1beta/files"),
+        &[
+            ("x-goog-api-key", TOKEN),
+            ("x-goog-upload-protocol", "resumable"),
+            ("x-goog-upload-command", "start"),
+            ("x-goog-upload-header-content-length", "5000"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", big.text());
+    // A start without a credential is refused.
+    let anon = send(
+        Method::POST,
+        &gw.url("/upload/v1beta/files"),
+        &[
+            ("x-goog-upload-protocol", "resumable"),
+            ("x-goog-upload-command", "start"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{}", anon.text());
+    let start = send(
+        Method::POST,
+        &gw.url("/upload/v1beta/files"),
+        &[
+            ("x-goog-api-key", TOKEN),
+            ("x-goog-upload-protocol", "resumable"),
+            ("x-goog-upload-command", "start"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text());
+    let url = start.headers["x-goog-upload-url"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // A chunk past MAX_UPLOAD_BYTES: 413.
+    let over = send(
+        Method::POST,
+        &url,
+        &[("x-goog-upload-command", "upload")],
+        vec![0u8; 2000],
+    )
+    .await;
+    assert_eq!(
+        over.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        over.text()
+    );
+    // A guessed session id: 404.
+    let guessed = url.replace("upload_id=", "upload_id=0");
+    let g = send(
+        Method::POST,
+        &guessed,
+        &[("x-goog-upload-command", "upload, finalize")],
+        "x",
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text());
+    // Within its expiry the URL works without a credential; after, 404.
+    let id =
+        gemini_balance::request::query_param(url.split_once('?').unwrap().1, "upload_id").unwrap();
+    let ok = send(
+        Method::POST,
+        &url,
+        &[("x-goog-upload-command", "upload")],
+        "abc",
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    gw.app.affinity.expire_session_at(&id, 1);
+    let late = send(
+        Method::POST,
+        &url,
+        &[("x-goog-upload-command", "upload, finalize")],
+        "def",
+    )
+    .await;
+    assert_eq!(late.status, StatusCode::NOT_FOUND, "{}", late.text());
+    assert!(late.text().contains("expired"), "{}", late.text());
+}
+
+#[tokio::test]
+async fn caches_are_created_and_used_on_their_key() {
+    let gw = start(&[("ALLOWED_TOKENS", &tokens())]).await;
+    let (_, file) = upload(&gw, TOKEN, "", "v1beta", b"handbook text").await;
+    let uri = file["uri"].as_str().unwrap();
+    let create = json!({"model": "models/gemini-2.5-flash", "ttl": "600s", "contents": [
+        {"role": "user", "parts": [{"fileData": {"fileUri": uri, "mimeType": "text/plain"}}]}
+    ]});
+    let c = goog(
+        &gw,
+        TOKEN,
+        Method::POST,
+        "/v1/cachedContents",
+        serde_json::to_vec(&create).unwrap(),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text());
+    let cache = c.json()["name"].as_str().unwrap().to_string();
+    for _ in 0..6 {
+        let body = json!({"cachedContent": cache, "contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        let g = goog(
+            &gw,
+            TOKEN,
+            Method::POST,
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        assert_eq!(g.status, StatusCode::OK, "{}", g.text());
+    }
+    let got = goog(
+        &gw,
+        TOKEN,
+        Method::GET,
+        &format!("/v1beta/{cache}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    let patched = goog(
+        &gw,
+        TOKEN,
+        Method::PATCH,
+        &format!("/v1beta/{cache}"),
+        r#"{"ttl": "1200s"}"#,
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    let list = goog(
+        &gw,
+        TOKEN,
+        Method::GET,
+        "/v1beta/cachedContents",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        list.json()["cachedContents"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text()
+    );
+    let other = goog(
+        &gw,
+        OTHER,
+        Method::GET,
+        &format!("/v1beta/{cache}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text());
+    let del = goog(
+        &gw,
+        TOKEN,
+        Method::DELETE,
+        &format!("/v1beta/{cache}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.text());
+}
+
+#[tokio::test]
+async fn affinity_survives_a_restart_with_data_dir() {
+    let dir = std::env::temp_dir().join(format!("gb-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.to_str().unwrap().to_string();
+    let gw = start(&[("DATA_DIR", &dir_s)]).await;
+    let (_, file) = upload(&gw, TOKEN, "", "v1beta", b"kept across restarts").await;
+    let uri = file["uri"].as_str().unwrap().to_string();
+    // The fake's files outlive the gateway: a new fake serves the same state.
+    let state = gw.state().clone();
+    gw.shutdown().await;
+    let fake = fake_gemini::Fake::start_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), state)
+        .await
+        .unwrap();
+    let gw = start_with_fake(fake, &[("DATA_DIR", &dir_s)]).await;
+    for i in 0..6 {
+        let a = goog(
+            &gw,
+            TOKEN,
+            Method::POST,
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            generate_with(&uri),
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "after the restart, call {i}: {}",
+            a.text()
+        );
+    }
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -725,12 +725,19 @@ impl Redactor {
 /// Drop every header whose value contains `key` or a Google API key.
 pub fn redact_headers(headers: &mut HeaderMap, key: &str) {
     let k = key.as_bytes();
+    let k = if k.len() >= 6 { k } else { &[][..] };
+    let first = k.first().copied().unwrap_or(GOOGLE_KEY_PREFIX[0]);
+    // Only where the key's or `AIza`'s first byte occurs (one memchr pass).
     let leaks = |v: &[u8]| {
-        (k.len() >= 6 && v.windows(k.len()).any(|w| w == k))
-            || v.windows(GOOGLE_KEY_LEN).any(|w| {
-                w.starts_with(GOOGLE_KEY_PREFIX)
-                    && w[GOOGLE_KEY_PREFIX.len()..].iter().all(|b| key_char(*b))
-            })
+        memchr::memchr2_iter(first, GOOGLE_KEY_PREFIX[0], v).any(|p| {
+            let rest = &v[p..];
+            (!k.is_empty() && rest.starts_with(k))
+                || (rest.len() >= GOOGLE_KEY_LEN
+                    && rest.starts_with(GOOGLE_KEY_PREFIX)
+                    && rest[GOOGLE_KEY_PREFIX.len()..GOOGLE_KEY_LEN]
+                        .iter()
+                        .all(|b| key_char(*b)))
+        })
     };
     if !headers.values().any(|v| leaks(v.as_bytes())) {
         return;

@@ -136,10 +136,11 @@ impl KeyPool {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
+        let (day, to_midnight) = super::outcome::pacific_day_and_left(secs);
         Clock {
             ms,
-            day: super::outcome::pacific_day(secs),
-            to_midnight: super::until_pacific_midnight(wall),
+            day,
+            to_midnight,
         }
     }
 

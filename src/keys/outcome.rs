@@ -149,6 +149,25 @@ pub fn until_pacific_midnight(now: SystemTime) -> Duration {
     Duration::from_secs((next_midnight_local - local).max(1) as u64)
 }
 
+/// [`pacific_day`] and [`until_pacific_midnight`] of unix second `t`,
+/// remembered per thread for the last second asked (the key pool asks on
+/// every pick; both change at most once a second).
+pub(crate) fn pacific_day_and_left(t: u64) -> (i64, Duration) {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, i64, u64)> = const { std::cell::Cell::new((u64::MAX, 0, 0)) };
+    }
+    LAST.with(|last| {
+        let (at, day, left) = last.get();
+        if at == t {
+            return (day, Duration::from_secs(left));
+        }
+        let day = pacific_day(t);
+        let left = until_pacific_midnight(UNIX_EPOCH + Duration::from_secs(t));
+        last.set((t, day, left.as_secs()));
+        (day, left)
+    })
+}
+
 /// Days since 1970-01-01 in US Pacific time at unix second `t`: Google's
 /// quota day (it resets at midnight Pacific).
 pub(crate) fn pacific_day(t: u64) -> i64 {
@@ -203,6 +222,24 @@ fn is_pacific_dst(t: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_remembered_pacific_day_is_the_computed_one() {
+        // Around the 2026 spring-forward (2026-03-08 10:00 UTC) and an
+        // ordinary midnight, each second asked twice (the second time from memory).
+        for base in [1_772_964_000u64 - 5, 1_773_000_000 - 5, 1_780_000_000] {
+            for t in base..base + 10 {
+                for _ in 0..2 {
+                    let (day, left) = pacific_day_and_left(t);
+                    assert_eq!(day, pacific_day(t));
+                    assert_eq!(
+                        left,
+                        until_pacific_midnight(UNIX_EPOCH + Duration::from_secs(t))
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn classifies_google_errors() {

@@ -134,6 +134,8 @@ impl Recorder {
                 started: a.started,
                 tokens: Tokens::default(),
                 carry: Vec::new(),
+                pending: None,
+                follow: Vec::new(),
                 failed: None,
                 on_prompt: None,
             }),
@@ -261,6 +263,13 @@ struct Inner {
     tokens: Tokens,
     /// The start of a `usageMetadata` the next chunk completes.
     carry: Vec<u8>,
+    /// What follows the last `usageMetadata` name a streamed chunk held, read
+    /// only when the meter is dropped (Gemini repeats the cumulative counts in
+    /// every event: only the last one counts, so only it is parsed).
+    pending: Option<bytes::Bytes>,
+    /// The chunks after `pending` (up to `CARRY_MAX`): where an object cut
+    /// off at the end of `pending`'s chunk goes on.
+    follow: Vec<u8>,
     /// The answer failed after all (status, outcome class counters).
     failed: Option<Counts>,
     /// Told the answer's prompt tokens when dropped (the pool's quota count).
@@ -292,18 +301,37 @@ impl Meter {
         }
     }
 
-    /// The next chunk of a streamed answer (as upstream sent it).
-    pub fn chunk(&mut self, data: &[u8]) {
+    /// The next chunk of a streamed answer (as upstream sent it). The last
+    /// `usageMetadata` is kept (a reference to the chunk, no copy) and read
+    /// when the meter is dropped.
+    pub fn chunk(&mut self, data: &bytes::Bytes) {
         let Some(m) = &mut self.inner else { return };
-        if m.carry.is_empty() {
-            m.scan(data);
+        if !m.carry.is_empty() {
+            // What may be a field name cut by the chunk before.
+            let mut buf = std::mem::take(&mut m.carry);
+            buf.extend_from_slice(data);
+            if buf.len() > CARRY_MAX {
+                return;
+            }
+            if FINDER.rfind(&buf).is_some() {
+                // It was: read the object now, whole (or carry it on).
+                m.pending = None;
+                m.follow.clear();
+                m.scan(&buf);
+                return;
+            }
+            m.follow_on(data);
+            m.carry_cut_name(&buf);
             return;
         }
-        let mut buf = std::mem::take(&mut m.carry);
-        buf.extend_from_slice(data);
-        if buf.len() <= CARRY_MAX {
-            m.scan(&buf);
+        if let Some(at) = FINDER.rfind(data) {
+            m.pending = Some(data.slice(at + NEEDLE.len()..));
+            m.follow.clear();
+            m.carry_cut_name(data);
+            return;
         }
+        m.follow_on(data);
+        m.carry_cut_name(data);
     }
 
     /// The answer failed before it reached the client (a stream that broke
@@ -340,11 +368,41 @@ impl Inner {
                 }
             }
         }
+        self.carry_cut_name(buf);
+    }
+
+    /// Keep `data` after the kept object (see `follow`).
+    fn follow_on(&mut self, data: &[u8]) {
+        if self.pending.is_some() && self.follow.len() < CARRY_MAX {
+            let room = CARRY_MAX - self.follow.len();
+            self.follow.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+
+    /// Keep the start of a `usageMetadata` name that `buf` ends with.
+    fn carry_cut_name(&mut self, buf: &[u8]) {
         let cut = (1..NEEDLE.len())
             .rev()
             .find(|&k| buf.ends_with(&NEEDLE[..k]));
         if let Some(k) = cut {
             self.carry = buf[buf.len() - k..].to_vec();
+        }
+    }
+
+    /// Read the kept last `usageMetadata` of a stream, if any.
+    fn settle(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let read = if self.follow.is_empty() {
+            read_tokens(&p)
+        } else {
+            let mut all = p.to_vec();
+            all.extend_from_slice(&self.follow);
+            read_tokens(&all)
+        };
+        if let Ok(Some(t)) = read {
+            self.tokens = t;
         }
     }
 }
@@ -354,6 +412,7 @@ impl Drop for Meter {
         let Some(mut m) = self.inner.take() else {
             return;
         };
+        m.settle();
         if let Some(hook) = m.on_prompt.take()
             && m.failed.is_none()
             && m.tokens.prompt > 0
@@ -395,8 +454,16 @@ mod tests {
         })
     }
 
-    fn tokens(m: &Meter) -> Tokens {
+    /// The tokens the meter would record if dropped now.
+    fn tokens(m: &mut Meter) -> Tokens {
+        if let Some(i) = m.inner.as_mut() {
+            i.settle();
+        }
         m.inner.as_ref().map(|i| i.tokens).unwrap_or_default()
+    }
+
+    fn bytes(b: &[u8]) -> bytes::Bytes {
+        bytes::Bytes::copy_from_slice(b)
     }
 
     #[test]
@@ -412,16 +479,26 @@ data: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 7, \"candid
         let b = stream.as_bytes();
         for cut in 0..b.len() {
             let mut m = meter(&store);
-            m.chunk(&b[..cut]);
-            m.chunk(&b[cut..]);
-            assert_eq!(tokens(&m), want, "cut at {cut}");
+            m.chunk(&bytes(&b[..cut]));
+            m.chunk(&bytes(&b[cut..]));
+            assert_eq!(tokens(&mut m), want, "cut at {cut}");
+        }
+        // In three pieces: the last object (or its name) cut twice.
+        for cut in (0..b.len()).step_by(3) {
+            for cut2 in (cut..b.len()).step_by(5) {
+                let mut m = meter(&store);
+                m.chunk(&bytes(&b[..cut]));
+                m.chunk(&bytes(&b[cut..cut2]));
+                m.chunk(&bytes(&b[cut2..]));
+                assert_eq!(tokens(&mut m), want, "cut at {cut} and {cut2}");
+            }
         }
         let mut m = meter(&store);
         m.whole(b);
-        assert_eq!(tokens(&m), want);
+        assert_eq!(tokens(&mut m), want);
         let mut m = meter(&store);
         m.whole(b"{\"usageMetadata\": 5, \"x\": \"usageMetadata\"}");
-        assert_eq!(tokens(&m), Tokens::default());
+        assert_eq!(tokens(&mut m), Tokens::default());
     }
 
     #[test]

@@ -30,10 +30,12 @@ use crate::upstream::{Answer, Auth, Call, Failure, response_headers};
 const LIST_KEYS_MAX: usize = 32;
 
 /// Who is calling, as far as ownership goes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Caller {
-    /// [`token_tag`] of the credential (empty without one).
-    pub tag: String,
+    /// The credential (None without one); hashed only when needed.
+    cred: Option<String>,
+    /// [`token_tag`] of the credential (empty without one), made on first use.
+    tag: std::sync::OnceLock<String>,
     /// The admin token (sees everything).
     pub admin: bool,
     /// `FILES_USER_ISOLATION`.
@@ -46,20 +48,27 @@ impl Caller {
         let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
         let cred = cred.filter(|c| !c.is_empty());
         Caller {
-            tag: cred.as_deref().map(token_tag).unwrap_or_default(),
             admin: role(app, cred.as_deref()) == Role::Admin,
             isolated: app.cfg().files_user_isolation,
+            cred,
+            tag: std::sync::OnceLock::new(),
         }
+    }
+
+    /// [`token_tag`] of the caller's credential (empty without one).
+    pub fn tag(&self) -> &str {
+        self.tag
+            .get_or_init(|| self.cred.as_deref().map(token_tag).unwrap_or_default())
     }
 
     /// Whether the caller may see and use what `o` describes.
     pub fn sees(&self, o: &Owner) -> bool {
-        self.admin || !self.isolated || o.token == self.tag
+        self.admin || !self.isolated || o.token == self.tag()
     }
 
     /// Whose resources a list shows: `None` for everyone's.
     fn filter(&self) -> Option<&str> {
-        (!self.admin && self.isolated).then_some(self.tag.as_str())
+        (!self.admin && self.isolated).then(|| self.tag())
     }
 }
 
@@ -177,7 +186,7 @@ pub fn pin_names(
 
 /// The key a native call with `body` must use, if it names a known resource.
 pub fn pin_body(app: &App, caller: &Caller, body: &[u8]) -> Result<Option<usize>, GatewayError> {
-    if body.is_empty() || !(contains(body, b"files/") || contains(body, b"cachedContents/")) {
+    if body.is_empty() || !names_resource(body) {
         return Ok(None);
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -186,8 +195,13 @@ pub fn pin_body(app: &App, caller: &Caller, body: &[u8]) -> Result<Option<usize>
     pin_names(app, caller, &referenced(&v))
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether `body` may name a file or a cache (searchers built once).
+fn names_resource(body: &[u8]) -> bool {
+    static FILES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"files/"));
+    static CACHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"cachedContents/"));
+    FILES.find(body).is_some() || CACHES.find(body).is_some()
 }
 
 /// Run `call` on key `index` only (its retries stay on it), or over the pool.
@@ -216,7 +230,8 @@ pub async fn call_on(
 /// `/files`, `/cachedContents` or `/batches`, or a batch create.
 pub fn is_resource(rest: &str) -> bool {
     ["/files", "/cachedContents", "/batches"].iter().any(|p| {
-        rest == *p || rest.starts_with(&format!("{p}/")) || rest.starts_with(&format!("{p}:"))
+        rest.strip_prefix(p)
+            .is_some_and(|after| after.is_empty() || after.starts_with(['/', ':']))
     }) || rest.ends_with(":batchGenerateContent")
         || rest.ends_with(":asyncBatchEmbedContent")
 }
@@ -344,7 +359,7 @@ fn remember(
     // The creating token stays the owner when a cache is updated.
     let token = match app.affinity.owner(&made) {
         Some(o) if *method == Method::PATCH => o.token,
-        _ => caller.tag.clone(),
+        _ => caller.tag().to_string(),
     };
     record(app, &made, key, token, expiry(&v));
 }

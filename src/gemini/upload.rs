@@ -241,7 +241,7 @@ async fn start(
     let session = Session {
         upstream,
         key_id: key_id.to_string(),
-        token: caller.tag.clone(),
+        token: caller.tag().to_string(),
         expires_ms: crate::clock::unix_ms() + SESSION_TTL_MS,
         received: 0,
         announced,
@@ -341,7 +341,7 @@ async fn one_shot(
     let max = app.cfg().max_upload_bytes;
     let ((parts, bytes), _) = send_streamed(app, req, &target, index, max).await?;
     if parts.status.is_success() {
-        record_file(app, &bytes, index, caller.tag.clone());
+        record_file(app, &bytes, index, caller.tag().to_string());
     }
     Ok(passed(parts, bytes))
 }

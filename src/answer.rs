@@ -93,14 +93,15 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
 }
 
 /// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
-/// by `TIME_OUT`: a body that stalls or never ends must not hold the request
+/// by `TIME_OUT` and the request's `REQUEST_TIMEOUT`: a body that stalls or never ends must not hold the request
 /// (and its upstream connection) forever.
 pub async fn read_whole(
     app: &App,
     res: Response<Incoming>,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
-    match tokio::time::timeout(app.upstream.timeout(), read).await {
+    let wait = crate::longcall::clamp(app.upstream.timeout());
+    match tokio::time::timeout(wait, read).await {
         Ok(Ok(x)) => Ok(x),
         Ok(Err(m)) => Err(GatewayError::BadAnswer(m.into())),
         Err(_) => Err(GatewayError::AnswerTimeout),

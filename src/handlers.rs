@@ -218,7 +218,11 @@ async fn open_with_retries(
         let (status, message) = stream_status(&outcome);
         let upstream = &app.upstream;
         upstream.answer_failed(&mut meter, &app.pool, up, key, status, &outcome, message);
-        let budget = app.upstream.attempts().saturating_sub(used);
+        let mut budget = app.upstream.attempts().saturating_sub(used);
+        if is_silent(&outcome) && !crate::longcall::timed_out() {
+            // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
+            budget = 0;
+        }
         let retried = if budget == 0 {
             None
         } else {
@@ -250,6 +254,11 @@ async fn open_with_retries(
     }
 }
 
+/// Whether a stream failed for staying silent (a timed-out generation).
+fn is_silent(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Transient(m) if m.starts_with("stream silent"))
+}
+
 /// The status and message a stream that failed before its first event is logged with.
 fn stream_status(outcome: &Outcome) -> (u16, &str) {
     match outcome {
@@ -271,7 +280,7 @@ fn stream_failed(outcome: &Outcome) -> GatewayError {
         Outcome::Transient(m) if m.starts_with("stream silent") => (
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
-            "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
+            "Gemini's stream stayed silent before its first event for longer than STREAM_IDLE_TIMEOUT (or until the request's REQUEST_TIMEOUT).",
         ),
         _ => (
             StatusCode::BAD_GATEWAY,
@@ -479,7 +488,8 @@ async fn open_stream(
     meter: &mut Meter,
 ) -> Result<(), Outcome> {
     loop {
-        match tokio::time::timeout(idle, body.frame()).await {
+        // The first event must come before the request's deadline too.
+        match tokio::time::timeout(crate::longcall::clamp(idle), body.frame()).await {
             Err(_) => {
                 return Err(Outcome::Transient(
                     "stream silent before its first event".into(),

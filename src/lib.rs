@@ -23,6 +23,7 @@
 //! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
 //! * [`model`] — what a model name may be (checked on every route before it is recorded).
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
+//! * [`longcall`] — a request's deadline over all its attempts (`REQUEST_TIMEOUT`, `TIMEOUT_RETRIES`).
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
 //! * [`gemini`] — native pass-through and Gemini's own OpenAI endpoint.
@@ -51,6 +52,7 @@ pub mod gemini;
 pub mod handlers;
 pub mod keys;
 pub mod log;
+pub mod longcall;
 pub mod model;
 pub mod openai;
 pub mod replica;

@@ -56,6 +56,8 @@ pub const VARIABLES: &[&str] = &[
     "BASE_URL",
     "TIME_OUT",
     "STREAM_IDLE_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "TIMEOUT_RETRIES",
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
@@ -148,6 +150,11 @@ pub struct Config {
     pub time_out: Duration,
     /// `STREAM_IDLE_TIMEOUT`: longest silence inside a stream.
     pub stream_idle_timeout: Duration,
+    /// `REQUEST_TIMEOUT`: deadline over every attempt and retry of one
+    /// request, until a whole answer, or a stream's first content.
+    pub request_timeout: Duration,
+    /// `TIMEOUT_RETRIES`: how often a timed-out generation is retried.
+    pub timeout_retries: u32,
     /// `LOG_LEVEL`.
     pub log_level: crate::log::Level,
     /// `CORS_ORIGINS`: allowed origins, `*` for any.
@@ -374,8 +381,10 @@ impl Config {
             host,
             port,
             base_url,
-            time_out: v.seconds("TIME_OUT", 45.0)?,
+            time_out: v.seconds("TIME_OUT", 300.0)?,
             stream_idle_timeout: v.seconds("STREAM_IDLE_TIMEOUT", 120.0)?,
+            request_timeout: v.seconds("REQUEST_TIMEOUT", 600.0)?,
+            timeout_retries: v.number("TIMEOUT_RETRIES", 1, 0, Some(u32::MAX), WHOLE)?,
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
@@ -538,6 +547,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.time_out.is_zero() {
             return Err(err("TIME_OUT", "must be greater than 0"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(err("REQUEST_TIMEOUT", "must be greater than 0"));
         }
         if self.client_timeout.is_zero() {
             return Err(err("CLIENT_TIMEOUT", "must be greater than 0"));

@@ -38,7 +38,8 @@ pub(super) fn take_accept_encoding(headers: &mut Vec<(HeaderName, HeaderValue)>)
 }
 
 /// A native answer that is not streamed, read whole within `TIME_OUT` (from
-/// its headers on: one that trickles in is cut there) and `ANSWER_LIMIT`,
+/// its headers on: one that trickles in is cut there) and the request's
+/// `REQUEST_TIMEOUT` and `ANSWER_LIMIT`,
 /// then passed on with the pool key masked ([`redact_plain`]). `Err` is the
 /// error for the client and why the key's call failed.
 pub(super) async fn read_plain(
@@ -49,7 +50,8 @@ pub(super) async fn read_plain(
 ) -> Result<(http::response::Parts, Body), (GatewayError, &'static str)> {
     let (mut parts, incoming) = res.into_parts();
     let limit = ANSWER_LIMIT;
-    let read = tokio::time::timeout(app.upstream.timeout(), body::read_limited(incoming, limit));
+    let wait = crate::longcall::clamp(app.upstream.timeout());
+    let read = tokio::time::timeout(wait, body::read_limited(incoming, limit));
     let bytes = match read.await {
         Ok(Ok(b)) => b,
         Err(_) => {
@@ -191,7 +193,8 @@ impl Outgoing {
 /// plain text as gzip.
 ///
 /// `first` is the first read of `incoming` (under the idle timeout), made by
-/// the caller; a data frame is queued in the body before it is returned, so
+/// the caller; with a `deadline` (an answer that is not a stream) the body
+/// must end by then (`REQUEST_TIMEOUT`); a data frame is queued in the body before it is returned, so
 /// the response's head and first chunk leave in one write.
 pub(super) fn forward_stream(
     first: FirstRead,
@@ -199,6 +202,7 @@ pub(super) fn forward_stream(
     idle: Duration,
     sse: bool,
     mut out: Outgoing,
+    deadline: Option<tokio::time::Instant>,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
     let body = Forwarded { rx }.boxed();
@@ -217,9 +221,13 @@ pub(super) fn forward_stream(
     };
     tokio::spawn(async move {
         loop {
+            let wait = match deadline {
+                Some(d) => idle.min(d.saturating_duration_since(tokio::time::Instant::now())),
+                None => idle,
+            };
             let next = match first.take() {
                 Some(r) => r,
-                None => tokio::time::timeout(idle, incoming.frame()).await,
+                None => tokio::time::timeout(wait, incoming.frame()).await,
             };
             let failure = match next {
                 Ok(Some(Ok(frame))) => {
@@ -241,6 +249,10 @@ pub(super) fn forward_stream(
                 Ok(Some(Err(_))) => (
                     StatusCode::BAD_GATEWAY,
                     "The connection to Gemini broke in the middle of the answer.",
+                ),
+                Err(_) if wait < idle => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Gemini's answer did not complete before the request's REQUEST_TIMEOUT.",
                 ),
                 Err(_) => (
                     StatusCode::GATEWAY_TIMEOUT,

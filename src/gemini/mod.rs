@@ -289,14 +289,17 @@ impl Opening<'_> {
         let mut used = answer.attempts;
         loop {
             let (mut parts, mut incoming) = answer.response.into_parts();
-            let first = tokio::time::timeout(idle, incoming.frame()).await;
+            // The first byte must come before the request's deadline too.
+            let wait = crate::longcall::clamp(idle);
+            let first = tokio::time::timeout(wait, incoming.frame()).await;
             let (outcome, status, message) = match first {
                 Ok(Some(Ok(_))) => {
                     log.key = pool.masked(answer.key).to_string();
                     let key = pool.key(answer.key);
                     let out = Outgoing::new(key, &mut parts.headers, gzip_out, false)
                         .metered(answer.meter);
-                    return Ok((parts, forward_stream(first, incoming, idle, sse, out)));
+                    let body = forward_stream(first, incoming, idle, sse, out, None);
+                    return Ok((parts, body));
                 }
                 Ok(None) => (
                     "stream ended empty",
@@ -311,9 +314,10 @@ impl Opening<'_> {
                 Err(_) => (
                     "stream silent before its first byte",
                     StatusCode::GATEWAY_TIMEOUT,
-                    "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first byte.",
+                    "Gemini's stream stayed silent before its first byte for longer than STREAM_IDLE_TIMEOUT (or until the request's REQUEST_TIMEOUT).",
                 ),
             };
+            let silent = status == StatusCode::GATEWAY_TIMEOUT;
             crate::debug!(
                 "native stream on key {} failed before its first byte; trying another key",
                 pool.masked(answer.key)
@@ -323,7 +327,11 @@ impl Opening<'_> {
             let (m, code) = (&mut answer.meter, status.as_u16());
             app.upstream
                 .answer_failed(m, pool, up, answer.key, code, &why, outcome);
-            let budget = app.upstream.attempts().saturating_sub(used);
+            let mut budget = app.upstream.attempts().saturating_sub(used);
+            if silent && !crate::longcall::timed_out() {
+                // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
+                budget = 0;
+            }
             let retried = if budget == 0 {
                 None
             } else {
@@ -521,12 +529,18 @@ pub async fn openai_compat(
     struct ModelOnly<'a> {
         #[serde(borrow, default)]
         model: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        stream: Option<bool>,
     }
-    let model = serde_json::from_slice::<ModelOnly>(&body)
-        .ok()
-        .and_then(|v| v.model)
-        .map(|m| crate::openai::bare_model(&m).to_string())
-        .unwrap_or_default();
+    let (model, streaming) = match serde_json::from_slice::<ModelOnly>(&body) {
+        Ok(v) => (
+            v.model
+                .map(|m| crate::openai::bare_model(&m).to_string())
+                .unwrap_or_default(),
+            v.stream == Some(true),
+        ),
+        Err(_) => (String::new(), false),
+    };
     if !model.is_empty() && !crate::model::valid(&model) {
         return Err(GatewayError::InvalidModel(model));
     }
@@ -551,11 +565,15 @@ pub async fn openai_compat(
     // Streamed or not, the answer is forwarded as it arrives under the idle
     // timeout, with the pool key masked; if it breaks, the client's
     // connection breaks too (no OpenAI error event is spliced into it).
+    // An answer that is not a stream must be complete by the request's
+    // deadline (`REQUEST_TIMEOUT`); a stream, have sent its first byte.
     let idle = app.cfg().stream_idle_timeout;
-    let first = tokio::time::timeout(idle, incoming.frame()).await;
+    let deadline = crate::longcall::current().map(|b| b.deadline);
+    let first = tokio::time::timeout(crate::longcall::clamp(idle), incoming.frame()).await;
     let key = app.pool.key(answer.key);
     let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true).metered(meter);
-    let out = forward_stream(first, incoming, idle, true, outgoing);
+    let deadline = deadline.filter(|_| !streaming);
+    let out = forward_stream(first, incoming, idle, true, outgoing, deadline);
     let mut res = Response::new(out);
     *res.status_mut() = parts.status;
     *res.headers_mut() = response_headers(parts.headers);

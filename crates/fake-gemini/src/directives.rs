@@ -1,5 +1,6 @@
 //! `[[k=v ...]]` directives in the last user text, which drive the answer:
-//! `status`, `events`/`gap`, `words`, `block`, `finish`, `image`; and the
+//! `status`, `events`/`gap`, `first`, `words`, `block`, `empty`, `finish`,
+//! `image`; and the
 //! lorem-ipsum words of generated texts.
 
 // ---------------------------------------------------------------------------
@@ -15,6 +16,10 @@ pub(crate) struct Directives {
     pub(crate) block: bool,
     pub(crate) finish: Option<String>,
     pub(crate) image: bool,
+    /// `first=MS`: silence before the first event (non-stream: before the headers).
+    pub(crate) first_ms: u64,
+    /// `empty`: a 200 whose candidate holds no content.
+    pub(crate) empty: bool,
 }
 
 pub(crate) const MAX_WORDS: usize = 200_000;
@@ -73,6 +78,11 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
                 _ => return false,
             },
             "block" if v.is_empty() => next.block = true,
+            "empty" if v.is_empty() => next.empty = true,
+            "first" => match v.parse::<u64>() {
+                Ok(n) => next.first_ms = n.min(3_600_000),
+                _ => return false,
+            },
             "image" if v.is_empty() => next.image = true,
             "finish"
                 if !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
@@ -87,6 +97,8 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
     d.gap_ms = next.gap_ms;
     d.words = next.words.or(d.words);
     d.block |= next.block;
+    d.empty |= next.empty;
+    d.first_ms = d.first_ms.max(next.first_ms);
     d.image |= next.image;
     d.finish = next.finish.or(d.finish.take());
     true

@@ -2,7 +2,8 @@
 //! details a response carries to the server's log line ([`LogInfo`]), the
 //! logged form of a path with keys masked ([`loggable`]), reading a whole
 //! upstream answer within its limits ([`read_whole`]), and a failed upstream
-//! call as the error to answer, recorded for `/status` ([`upstream_failed`]).
+//! call as the error to answer, recorded for `/status` ([`upstream_failed`]),
+//! and an empty answer logged ([`empty_answer`]) and answered ([`empty_failed`]).
 
 use std::borrow::Cow;
 
@@ -131,6 +132,36 @@ pub fn upstream_failed(app: &App, f: Failure, model: &str, own_keys: bool) -> Ga
         Failure::Cooling(..) | Failure::Unavailable(_) | Failure::Quota(..) => None,
     };
     GatewayError::from_failure(f, own_keys, hint)
+}
+
+/// Log an empty answer on key `index` (error log class `empty_answer`,
+/// `/status`'s recent errors). The key is not charged: it did answer.
+pub fn empty_answer(
+    app: &App,
+    up: &crate::upstream::Call<'_>,
+    index: usize,
+    meter: &mut crate::store::meter::Meter,
+) {
+    let message = "empty_answer: Gemini answered 200 with no content";
+    let why = crate::keys::Outcome::Transient(message.into());
+    let pool = &app.pool;
+    app.upstream
+        .answer_failed(meter, pool, up, index, 502, &why, message);
+    app.stats.error(
+        up.model,
+        pool.masked(index),
+        502,
+        crate::longcall::EMPTY_ANSWER,
+    );
+}
+
+/// The answer when every key tried answered empty.
+pub fn empty_failed() -> GatewayError {
+    GatewayError::StreamFailed {
+        status: http::StatusCode::BAD_GATEWAY,
+        code: crate::longcall::EMPTY_ANSWER,
+        message: "Gemini answered with no content (an empty answer) on every key tried.",
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::answer::{LogInfo, read_whole, upstream_failed};
+use crate::answer::{LogInfo, empty_answer, empty_failed, read_whole, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
@@ -99,7 +99,8 @@ pub async fn chat(
     log.key = app.pool.masked(answer.key).to_string();
     let created = unix_now();
     if !call.stream {
-        return whole_answer(&app, &call, &up, answer, created).await;
+        let answer = answer_with_content(&app, &up, answer, log).await?;
+        return whole_answer(&app, &call, answer, created);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;
     log.key = app.pool.masked(opened.key).to_string();
@@ -117,26 +118,76 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
     Ok(call)
 }
 
-/// A non-streamed answer: read whole, translated, the pool key masked.
-async fn whole_answer(
+/// A whole non-streamed answer read: its bytes, key and meter.
+struct WholeAnswer {
+    bytes: Bytes,
+    key: usize,
+    meter: Meter,
+}
+
+/// Read a non-streamed answer whole; an empty answer ([`crate::longcall::is_empty_answer`])
+/// is logged as `empty_answer` and retried on another key within the
+/// MAX_RETRIES budget; with none left it is a 502, never an empty 200.
+async fn answer_with_content(
     app: &App,
-    call: &PreparedCall,
     up: &Call<'_>,
     mut answer: Answer,
+    log: &mut LogInfo,
+) -> Result<WholeAnswer, GatewayError> {
+    let mut tried = vec![answer.key];
+    let mut used = answer.attempts;
+    loop {
+        let bytes = match read_whole(app, answer.response).await {
+            Ok((_, bytes)) => bytes,
+            Err(e) => {
+                let why = Outcome::Transient(e.to_string());
+                let (status, message) = (e.status().as_u16(), e.to_string());
+                let (m, pool) = (&mut answer.meter, &app.pool);
+                app.upstream
+                    .answer_failed(m, pool, up, answer.key, status, &why, &message);
+                return Err(e);
+            }
+        };
+        answer.meter.whole(&bytes);
+        if !crate::longcall::is_empty_answer(&bytes) {
+            return Ok(WholeAnswer {
+                bytes,
+                key: answer.key,
+                meter: answer.meter,
+            });
+        }
+        log.key = app.pool.masked(answer.key).to_string();
+        empty_answer(app, up, answer.key, &mut answer.meter);
+        let budget = app.upstream.attempts().saturating_sub(used);
+        if budget == 0 {
+            return Err(empty_failed());
+        }
+        match app
+            .upstream
+            .call_with(&app.pool, up, &mut tried, budget)
+            .await
+        {
+            Ok(a) => {
+                app.stats.retried(a.attempts);
+                used += a.attempts;
+                log.key = app.pool.masked(a.key).to_string();
+                answer = a;
+            }
+            Err(Failure::Unavailable(_)) => return Err(empty_failed()),
+            Err(f) => return Err(upstream_failed(app, f, up.model, false)),
+        }
+    }
+}
+
+/// A non-streamed answer: translated, the pool key masked.
+fn whole_answer(
+    app: &App,
+    call: &PreparedCall,
+    answer: WholeAnswer,
     created: u64,
 ) -> Result<Response<Body>, GatewayError> {
-    let bytes = match read_whole(app, answer.response).await {
-        Ok((_, bytes)) => bytes,
-        Err(e) => {
-            let why = Outcome::Transient(e.to_string());
-            let (status, message) = (e.status().as_u16(), e.to_string());
-            let (m, pool) = (&mut answer.meter, &app.pool);
-            app.upstream
-                .answer_failed(m, pool, up, answer.key, status, &why, &message);
-            return Err(e);
-        }
-    };
-    answer.meter.whole(&bytes);
+    let bytes = answer.bytes;
+    let _meter = answer.meter;
     let ctx = openai::response::ResponseCtx {
         model: &call.client_model,
         created,
@@ -214,7 +265,18 @@ async fn open_with_retries(
             "stream on key {} failed before its first event; trying another key",
             app.pool.masked(key)
         );
-        app.pool.report(key, up.model, &outcome);
+        let empty = matches!(&outcome, Outcome::Transient(m) if m.starts_with("empty_answer"));
+        if empty {
+            // Logged as `empty_answer`; the key is not charged.
+            app.stats.error(
+                up.model,
+                app.pool.masked(key),
+                502,
+                crate::longcall::EMPTY_ANSWER,
+            );
+        } else {
+            app.pool.report(key, up.model, &outcome);
+        }
         let (status, message) = stream_status(&outcome);
         let upstream = &app.upstream;
         upstream.answer_failed(&mut meter, &app.pool, up, key, status, &outcome, message);
@@ -242,6 +304,10 @@ async fn open_with_retries(
             }
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.
+            None | Some(Err(Failure::Unavailable(_))) if empty => {
+                log.key = app.pool.masked(key).to_string();
+                return Err(empty_failed());
+            }
             None | Some(Err(Failure::Unavailable(_))) => {
                 log.key = app.pool.masked(key).to_string();
                 return Err(stream_failed(&outcome));
@@ -475,10 +541,11 @@ impl Pump {
 type FrameRead =
     Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
 
-/// Read a Gemini stream up to its first complete event. `Err` says why the
-/// stream failed before that (so it can be retried on another key): it broke,
-/// went silent, ended empty, or opened with an error event that is not the
-/// client's fault.
+/// Read a Gemini stream up to its first event with content (or an answer
+/// such as a blocked prompt). `Err` says why the stream failed before that
+/// (so it can be retried on another key): it broke, went silent, ended
+/// empty or with no content (`empty_answer`), or opened with an error
+/// event that is not the client's fault.
 async fn open_stream(
     body: &mut Incoming,
     parser: &mut openai::stream::SseParser,
@@ -510,15 +577,28 @@ async fn open_stream(
                     if parser.push(data, events).is_err() {
                         return Err(Outcome::Transient("oversized stream event".into()));
                     }
-                    if !events.is_empty() {
+                    // Events without content (an empty answer so far) are
+                    // kept, and the stream read on to its first content.
+                    if events
+                        .iter()
+                        .any(|e| !crate::longcall::is_empty_answer(e.as_bytes()))
+                    {
                         break;
                     }
                 }
             }
         }
     }
-    let Some(first) = events.first() else {
+    if events.is_empty() {
         return Err(Outcome::Transient("empty stream".into()));
+    }
+    let first = events
+        .iter()
+        .find(|e| !crate::longcall::is_empty_answer(e.as_bytes()));
+    let Some(first) = first else {
+        return Err(Outcome::Transient(
+            "empty_answer: Gemini's stream ended with no content".into(),
+        ));
     };
     let parsed: Option<Value> = serde_json::from_str(first).ok();
     let error = parsed.as_ref().and_then(|v| {

@@ -1,6 +1,7 @@
 //! Long calls: the deadline of one client request over all its upstream
-//! attempts (`REQUEST_TIMEOUT`) and its budget of retries after a timed-out
-//! generation (`TIMEOUT_RETRIES`).
+//! attempts (`REQUEST_TIMEOUT`), its budget of retries after a timed-out
+//! generation (`TIMEOUT_RETRIES`), and what counts as an empty answer
+//! ([`is_empty_answer`]: a 200 that is a failure, retried on another key).
 //!
 //! The router runs each request inside [`scope`] with a fresh [`Budget`]; the
 //! upstream path reads it where it waits ([`clamp`], [`expired`],
@@ -80,6 +81,58 @@ pub fn timed_out() -> bool {
     retry && !expired()
 }
 
+/// The error log's class (message prefix) of an empty answer.
+pub const EMPTY_ANSWER: &str = "empty_answer";
+
+/// Whether `json` — one Gemini `generateContent` answer, or one stream
+/// event — is an empty answer: no error, no blocked prompt, and no
+/// candidate holding a part, whose finish reason (if any) is `STOP`. A
+/// candidate stopped for SAFETY, RECITATION, MAX_TOKENS… or a blocked
+/// prompt is an answer; so is anything that does not parse as one.
+pub fn is_empty_answer(json: &[u8]) -> bool {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        error: Option<IgnoredAny>,
+        #[serde(default, rename = "promptFeedback")]
+        feedback: Option<Feedback>,
+        #[serde(default)]
+        candidates: Option<Vec<Candidate>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Feedback {
+        #[serde(default, rename = "blockReason")]
+        block: Option<IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Candidate {
+        #[serde(default)]
+        content: Option<Content>,
+        #[serde(default, rename = "finishReason")]
+        finish: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Content {
+        #[serde(default)]
+        parts: Option<Vec<IgnoredAny>>,
+    }
+    let Ok(p) = serde_json::from_slice::<Probe>(json) else {
+        return false;
+    };
+    if p.error.is_some() || p.feedback.is_some_and(|f| f.block.is_some()) {
+        return false;
+    }
+    p.candidates.unwrap_or_default().iter().all(|c| {
+        let parts = c.content.as_ref().and_then(|c| c.parts.as_ref());
+        parts.is_none_or(Vec::is_empty)
+            && matches!(
+                c.finish.as_deref(),
+                None | Some("STOP" | "FINISH_REASON_UNSPECIFIED")
+            )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +154,27 @@ mod tests {
             assert_eq!(b.deadline, current().unwrap().deadline);
         })
         .await;
+    }
+
+    #[test]
+    fn empty_answers_are_told_from_answers() {
+        for empty in [
+            r#"{"usageMetadata": {"promptTokenCount": 3}}"#,
+            r#"{"candidates": []}"#,
+            r#"{"candidates": [{"content": {"role": "model"}, "finishReason": "STOP"}]}"#,
+            r#"{"candidates": [{"content": {"parts": []}}]}"#,
+        ] {
+            assert!(is_empty_answer(empty.as_bytes()), "{empty}");
+        }
+        for answer in [
+            r#"{"candidates": [{"content": {"parts": [{"text": ""}]}}]}"#,
+            r#"{"candidates": [{"finishReason": "SAFETY"}]}"#,
+            r#"{"candidates": [{"finishReason": "RECITATION"}]}"#,
+            r#"{"promptFeedback": {"blockReason": "SAFETY"}}"#,
+            r#"{"error": {"code": 500}}"#,
+            "not json",
+        ] {
+            assert!(!is_empty_answer(answer.as_bytes()), "{answer}");
+        }
     }
 }

@@ -214,3 +214,113 @@ async fn request_timeout_holds_over_retries() {
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.text());
     gw.shutdown().await;
 }
+
+/// The error log's entries (newest first), once it holds `n`.
+async fn error_log(gw: &Gw, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let a = get(gw, "/admin/logs?limit=500").await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let e = a.json()["entries"].as_array().unwrap().clone();
+        if e.len() >= n {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("the error log never reached {n} entries");
+}
+
+const EMPTY_AND_GOOD: &str = r#"["empty-key-00000001","good-key-000000002"]"#;
+
+/// A 200 with no content is a failure: retried on another key (invisibly),
+/// logged as `empty_answer`, on OpenAI and native routes, streamed or not.
+#[tokio::test]
+async fn an_empty_answer_is_retried_on_another_key() {
+    let gw = start(&[("API_KEYS", EMPTY_AND_GOOD)]).await;
+    for _ in 0..2 {
+        let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let text = a.json()["choices"][0]["message"]["content"].clone();
+        assert!(text.as_str().is_some_and(|t| !t.is_empty()), "{}", a.text());
+        let a = native(&gw, "generateContent", "hi").await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert!(a.json()["candidates"][0]["content"]["parts"][0]["text"].is_string());
+        let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert!(a.text().contains("\"content\":\"Echo"), "{}", a.text());
+    }
+    let calls = gw.state().requests().len();
+    assert!(calls > 6, "some answers were retried: {calls}");
+    let log = error_log(&gw, calls - 6).await;
+    assert!(
+        log.iter().all(
+            |e| e["message"].as_str().unwrap().starts_with("empty_answer")
+                && e["key"].as_str().unwrap().starts_with("empt")
+        ),
+        "{log:?}"
+    );
+    gw.shutdown().await;
+}
+
+/// With no key left to retry, an empty answer is an explicit 502 in the
+/// route's format, never an empty 200; a blocked prompt is an answer.
+#[tokio::test]
+async fn an_empty_answer_with_no_retry_left_is_a_502() {
+    let gw = start(&[("API_KEYS", r#"["empty-key-00000001"]"#)]).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
+    assert_eq!(a.json()["error"]["code"], "empty_answer", "{}", a.text());
+    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
+    assert_eq!(a.json()["error"]["code"], "empty_answer", "{}", a.text());
+    let a = native(&gw, "generateContent", "hi").await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
+    assert_eq!(a.json()["error"]["code"], 502, "{}", a.text());
+    assert!(
+        a.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no content")
+    );
+    gw.shutdown().await;
+    // Every key answering empty (`[[empty]]`): retried, then 502; a
+    // blocked prompt is Google's answer and goes back as it is.
+    let gw = start(&[]).await;
+    let a = native(&gw, "generateContent", "[[empty]]").await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
+    assert_eq!(gw.state().requests().len(), 3, "retried on every key");
+    gw.state().clear();
+    let a = native(&gw, "generateContent", "[[block]]").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("[[finish=SAFETY]]", false),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(gw.state().requests().len(), 2, "answers are not retried");
+    gw.shutdown().await;
+}
+
+/// `/openai/v1` streams that fail before their first byte are retried on
+/// another key like the other routes (before: a 200 with a broken body).
+#[tokio::test]
+async fn openai_v1_streams_failing_before_their_first_byte_are_retried() {
+    let keys = r#"["silentcut-00000001","good-key-000000002"]"#;
+    let gw = start(&[("API_KEYS", keys)]).await;
+    gw.state().set_time_scale(0.1);
+    for _ in 0..2 {
+        let a = post_json(&gw, "/openai/v1/chat/completions", &chat("hi", true)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert!(a.text().ends_with("data: [DONE]\n\n"), "{}", a.text());
+    }
+    assert!(gw.state().requests().len() > 2, "retried");
+    gw.shutdown().await;
+    // With no key left: an explicit error, not a 200 with an empty body.
+    let gw = start(&[("API_KEYS", r#"["silentcut-00000001"]"#)]).await;
+    gw.state().set_time_scale(0.1);
+    let a = post_json(&gw, "/openai/v1/chat/completions", &chat("hi", true)).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
+    assert_eq!(a.json()["error"]["code"], "upstream_error", "{}", a.text());
+    gw.shutdown().await;
+}

@@ -40,13 +40,15 @@ pub(super) fn take_accept_encoding(headers: &mut Vec<(HeaderName, HeaderValue)>)
 /// A native answer that is not streamed, read whole within `TIME_OUT` (from
 /// its headers on: one that trickles in is cut there) and the request's
 /// `REQUEST_TIMEOUT` and `ANSWER_LIMIT`,
-/// then passed on with the pool key masked ([`redact_plain`]). `Err` is the
+/// then passed on with the pool key masked ([`redact_plain`]); the answer
+/// to a `generate` call that holds no content is an `empty_answer` failure. `Err` is the
 /// error for the client and why the key's call failed.
 pub(super) async fn read_plain(
     app: &App,
     res: Response<Incoming>,
     key: &str,
     meter: &mut Meter,
+    generate: bool,
 ) -> Result<(http::response::Parts, Body), (GatewayError, &'static str)> {
     let (mut parts, incoming) = res.into_parts();
     let limit = ANSWER_LIMIT;
@@ -80,8 +82,22 @@ pub(super) async fn read_plain(
     if !parts.headers.contains_key(header::CONTENT_ENCODING) {
         meter.whole(&bytes);
     }
+    if generate && plain_is_empty(&parts.headers, &bytes) {
+        return Err((crate::answer::empty_failed(), crate::longcall::EMPTY_ANSWER));
+    }
     let bytes = redact_plain(&mut parts.headers, bytes, key);
     Ok((parts, body::full(bytes)))
+}
+
+/// Whether a whole 200 answer is an empty one ([`crate::longcall::is_empty_answer`]),
+/// looked into through gzip; an answer in another encoding is not judged.
+fn plain_is_empty(headers: &HeaderMap, bytes: &Bytes) -> bool {
+    match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => crate::longcall::is_empty_answer(bytes),
+        Some(b"gzip" | b"x-gzip") => gzip::decode(bytes, ANSWER_LIMIT)
+            .is_ok_and(|plain| crate::longcall::is_empty_answer(&plain)),
+        Some(_) => false,
+    }
 }
 
 /// `bytes` with the pool key masked; a gzip body is looked into (and, only

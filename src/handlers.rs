@@ -70,15 +70,12 @@ pub async fn chat(
 ) -> Result<Response<Body>, GatewayError> {
     let mut call = prepare_chat(&app, req).await?;
     log.model.clone_from(&call.model);
-    let path = if call.stream {
-        app.upstream.path(&format!(
-            "/models/{}:streamGenerateContent?alt=sse",
-            call.model
-        ))
-    } else {
-        app.upstream
-            .path(&format!("/models/{}:generateContent", call.model))
-    };
+    if call.stream {
+        return chat_stream(app, call, log).await;
+    }
+    let path = app
+        .upstream
+        .path(&format!("/models/{}:generateContent", call.model));
     let up = Call {
         method: Method::POST,
         path,
@@ -88,23 +85,107 @@ pub async fn chat(
         headers: json_headers(),
         route: log.route,
     };
+    let answer = first_answer(&app, &up, log).await?;
+    let created = unix_now();
+    let answer = answer_with_content(&app, &up, answer, log).await?;
+    whole_answer(&app, &call, answer, created)
+}
+
+/// One call over the pool (its latency and retries counted).
+async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Answer, GatewayError> {
     let started = Instant::now();
     let answer = app
         .upstream
-        .call(&app.pool, &up)
+        .call(&app.pool, up)
         .await
-        .map_err(|f| upstream_failed(&app, f, &call.model, false))?;
+        .map_err(|f| upstream_failed(app, f, up.model, false))?;
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
     log.key = app.pool.masked(answer.key).to_string();
+    Ok(answer)
+}
+
+/// A streamed chat: the stream is opened (with retries) up to its first
+/// content. If that takes longer than `HEARTBEAT_SECONDS`, the 200 goes out
+/// and `: keep-alive` comments flow while the opening goes on (other keys
+/// included, invisibly); a failure then ends the stream with an error
+/// chunk and `[DONE]`.
+async fn chat_stream(
+    app: Arc<App>,
+    mut call: PreparedCall,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let path = app.upstream.path(&format!(
+        "/models/{}:streamGenerateContent?alt=sse",
+        call.model
+    ));
+    let body = Bytes::from(std::mem::take(&mut call.body));
+    let (route, heartbeat) = (log.route, app.cfg().heartbeat);
+    let budget = crate::longcall::current();
+    let a = app.clone();
+    let opening = async move {
+        let up = Call {
+            method: Method::POST,
+            path,
+            body,
+            model: &call.model,
+            auth: Auth::GoogHeader,
+            headers: json_headers(),
+            route,
+        };
+        let mut log = LogInfo {
+            route,
+            ..LogInfo::default()
+        };
+        let answer = first_answer(&a, &up, &mut log).await?;
+        let opened = open_with_retries(&a, &up, answer, &mut log).await?;
+        drop(up);
+        Ok::<_, GatewayError>((call, opened))
+    };
+    // The opening carries the request's deadline wherever it is polled.
+    let mut opening = Box::pin(async move {
+        match budget {
+            Some(b) => crate::longcall::scope(b, opening).await,
+            None => opening.await,
+        }
+    });
     let created = unix_now();
-    if !call.stream {
-        let answer = answer_with_content(&app, &up, answer, log).await?;
-        return whole_answer(&app, &call, answer, created);
+    let done = if heartbeat.is_zero() {
+        Some(opening.as_mut().await)
+    } else {
+        crate::longcall::within(&mut opening, heartbeat).await
+    };
+    if let Some(done) = done {
+        let (call, opened) = done?;
+        log.key = app.pool.masked(opened.key).to_string();
+        let masked = log.key.clone();
+        return Ok(start_stream(&app, &call, opened, created, masked).await);
     }
-    let opened = open_with_retries(&app, &up, answer, log).await?;
-    log.key = app.pool.masked(opened.key).to_string();
-    Ok(start_stream(&app, &call, opened, created, log.key.clone()))
+    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let (tx, out_body) = ChannelBody::pair(32);
+    tokio::spawn(async move {
+        let beat = crate::longcall::OPENAI_HEARTBEAT;
+        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
+            return; // the client went away: dropping the opening cancels it
+        };
+        match done {
+            Ok((call, opened)) => {
+                let masked = app.pool.masked(opened.key).to_string();
+                if let Some(pump) = feed(&app, &call, opened, created, masked, &tx).await {
+                    pump.run().await;
+                }
+            }
+            Err(e) => {
+                let res = e.into_openai();
+                let error = res.into_body().collect().await.map(|c| c.to_bytes());
+                let mut out = b"data: ".to_vec();
+                out.extend_from_slice(&error.unwrap_or_default());
+                out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+                let _ = tx.send(Bytes::from(out)).await;
+            }
+        }
+    });
+    Ok(sse_response(out_body))
 }
 
 /// Read a chat request and translate it ([`translate_chat`]); the model
@@ -364,7 +445,7 @@ fn stream_failed(outcome: &Outcome) -> GatewayError {
 /// The streamed answer: the events read while opening are translated and
 /// queued before the response is returned (so its head and first chunks
 /// leave in one write); a task pumps the rest ([`Pump::run`]).
-fn start_stream(
+async fn start_stream(
     app: &Arc<App>,
     call: &PreparedCall,
     opened: OpenedStream,
@@ -372,6 +453,39 @@ fn start_stream(
     masked: String,
 ) -> Response<Body> {
     let (tx, out_body) = ChannelBody::pair(32);
+    // A fresh channel has room for the first chunk: `feed` completes at once.
+    if let Some(pump) = feed(app, call, opened, created, masked, &tx).await {
+        tokio::spawn(pump.run());
+    }
+    sse_response(out_body)
+}
+
+/// The head of a streamed answer around `body`.
+fn sse_response(body: Body) -> Response<Body> {
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    res
+}
+
+/// Translate the events read while opening and send them; the pump that
+/// carries the rest, unless the stream already ended.
+async fn feed(
+    app: &Arc<App>,
+    call: &PreparedCall,
+    opened: OpenedStream,
+    created: u64,
+    masked: String,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Option<Pump> {
     let mut tr = openai::stream::StreamTranslator::new(
         &call.client_model,
         created,
@@ -392,41 +506,29 @@ fn start_stream(
     let mut redactor = crate::upstream::Redactor::new(app.pool.key(opened.key));
     if !out.is_empty() {
         let first = redactor.push(Bytes::from(std::mem::take(&mut out)));
-        // A fresh channel always has room.
-        let _ = tx.try_send(first);
+        if tx.send(first).await.is_err() {
+            return None;
+        }
     }
     if ended_early {
         let rest = redactor.finish();
         if !rest.is_empty() {
-            let _ = tx.try_send(rest);
+            let _ = tx.send(rest).await;
         }
-    } else {
-        let pump = Pump {
-            app: app.clone(),
-            model: call.model.clone(),
-            masked,
-            incoming: opened.incoming,
-            parser: opened.parser,
-            tr,
-            redactor,
-            tx,
-            out,
-            meter: opened.meter,
-        };
-        tokio::spawn(pump.run());
+        return None;
     }
-    let mut res = Response::new(out_body);
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
-    res
+    Some(Pump {
+        app: app.clone(),
+        model: call.model.clone(),
+        masked,
+        incoming: opened.incoming,
+        parser: opened.parser,
+        tr,
+        redactor,
+        tx: tx.clone(),
+        out,
+        meter: opened.meter,
+    })
 }
 
 /// The task that carries a Gemini stream to the client as OpenAI chunks.
@@ -449,12 +551,32 @@ struct Pump {
 impl Pump {
     /// Read, translate and send until the stream ends, breaks, goes silent
     /// for `STREAM_IDLE_TIMEOUT` (each ends with an error chunk), or the
-    /// client goes away (dropping `incoming` cancels the upstream call).
+    /// client goes away (dropping `incoming` cancels the upstream call);
+    /// `: keep-alive` every `HEARTBEAT_SECONDS` of silence.
     async fn run(mut self) {
-        let idle = self.app.cfg().stream_idle_timeout;
+        let (idle, heartbeat) = {
+            let cfg = self.app.cfg();
+            (cfg.stream_idle_timeout, cfg.heartbeat)
+        };
         let mut events: Vec<String> = Vec::new();
+        let mut heard = Instant::now();
         loop {
-            let next = tokio::time::timeout(idle, self.incoming.frame()).await;
+            let left = idle.saturating_sub(heard.elapsed());
+            let wait = if heartbeat.is_zero() {
+                left
+            } else {
+                left.min(heartbeat)
+            };
+            let next = tokio::time::timeout(wait, self.incoming.frame()).await;
+            if next.is_err() && wait < left {
+                // Silent for HEARTBEAT_SECONDS (not yet STREAM_IDLE_TIMEOUT).
+                let beat = Bytes::from_static(crate::longcall::OPENAI_HEARTBEAT);
+                if self.tx.send(beat).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            heard = Instant::now();
             let ended = self.step(next, &mut events);
             let mut chunk = if self.out.is_empty() {
                 Bytes::new()

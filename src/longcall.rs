@@ -1,7 +1,9 @@
 //! Long calls: the deadline of one client request over all its upstream
 //! attempts (`REQUEST_TIMEOUT`), its budget of retries after a timed-out
 //! generation (`TIMEOUT_RETRIES`), and what counts as an empty answer
-//! ([`is_empty_answer`]: a 200 that is a failure, retried on another key).
+//! ([`is_empty_answer`]: a 200 that is a failure, retried on another key),
+//! and heartbeats while a stream is silent ([`within`], [`beating`]: one
+//! timer per stream, reset, and a static heartbeat, never an allocation).
 //!
 //! The router runs each request inside [`scope`] with a fresh [`Budget`]; the
 //! upstream path reads it where it waits ([`clamp`], [`expired`],
@@ -79,6 +81,38 @@ pub fn timed_out() -> bool {
         })
         .unwrap_or(true);
     retry && !expired()
+}
+
+/// `: keep-alive`, the heartbeat on OpenAI routes (an SSE comment).
+pub const OPENAI_HEARTBEAT: &[u8] = b": keep-alive\n\n";
+
+/// Run `fut` for at most `wait`: its output, or `None` (it is still
+/// pending and may be polled on, e.g. by [`beating`]).
+pub async fn within<F: Future + Unpin>(fut: &mut F, wait: Duration) -> Option<F::Output> {
+    tokio::time::timeout(wait, fut).await.ok()
+}
+
+/// Drive `fut` to its end while sending `beat` into `tx` at once and then
+/// every `every`; `None` when the client went away (the channel closed).
+pub async fn beating<F: Future + Unpin>(
+    fut: &mut F,
+    every: Duration,
+    tx: &tokio::sync::mpsc::Sender<bytes::Bytes>,
+    beat: &'static [u8],
+) -> Option<F::Output> {
+    let tick = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tick);
+    loop {
+        tokio::select! {
+            out = &mut *fut => return Some(out),
+            () = &mut tick => {
+                if tx.send(bytes::Bytes::from_static(beat)).await.is_err() {
+                    return None;
+                }
+                tick.as_mut().reset(Instant::now() + every);
+            }
+        }
+    }
 }
 
 /// The error log's class (message prefix) of an empty answer.

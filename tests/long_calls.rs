@@ -324,3 +324,111 @@ async fn openai_v1_streams_failing_before_their_first_byte_are_retried() {
     assert_eq!(a.json()["error"]["code"], "upstream_error", "{}", a.text());
     gw.shutdown().await;
 }
+
+const KEEP_ALIVE: &str = ": keep-alive\n\n";
+
+/// A thinking model silent for 30 s (scaled to 300 ms): the 200 goes out
+/// after HEARTBEAT_SECONDS, `: keep-alive` comments flow, then the answer
+/// completes; silence between content events gets heartbeats too.
+#[tokio::test]
+async fn a_silent_thinking_stream_gets_heartbeats_and_completes() {
+    let gw = start(&[("HEARTBEAT_SECONDS", "0.1")]).await;
+    gw.state().set_time_scale(0.01);
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("[[first=30000]] hi", true),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let text = a.text();
+    assert!(text.starts_with(KEEP_ALIVE), "{text}");
+    assert!(text.matches(KEEP_ALIVE).count() >= 2, "{text}");
+    assert!(text.contains("Echo: hi") || text.contains("Echo"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"error\""), "{text}");
+    // Between content events.
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("[[events=3 gap=350]]", true),
+    )
+    .await;
+    let text = a.text();
+    let first = text.find("data: {").unwrap();
+    assert!(text[first..].matches(KEEP_ALIVE).count() >= 4, "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    // Off: no heartbeat.
+    let gw2 = start(&[("HEARTBEAT_SECONDS", "0")]).await;
+    gw2.state().set_time_scale(0.01);
+    let a = post_json(
+        &gw2,
+        "/v1/chat/completions",
+        &chat("[[first=30000]] hi", true),
+    )
+    .await;
+    assert!(!a.text().contains(KEEP_ALIVE), "{}", a.text());
+    gw.shutdown().await;
+    gw2.shutdown().await;
+}
+
+/// A stream that fails after the heartbeats began but before any content
+/// is retried on another key, invisibly to the client.
+#[tokio::test]
+async fn a_failure_after_heartbeats_before_content_is_retried_invisibly() {
+    let keys = r#"["silentcut-00000001","good-key-000000002"]"#;
+    let gw = start(&[("API_KEYS", keys), ("HEARTBEAT_SECONDS", "0.1")]).await;
+    gw.state().set_time_scale(0.3);
+    let mut beats = 0;
+    for _ in 0..2 {
+        let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let text = a.text();
+        beats += text.matches(KEEP_ALIVE).count();
+        assert!(text.contains("Echo: hi"), "{text}");
+        assert!(
+            text.ends_with("data: [DONE]\n\n") && !text.contains("\"error\""),
+            "{text}"
+        );
+    }
+    assert!(beats >= 2, "the silent key's wait got heartbeats");
+    assert!(gw.state().requests().len() > 2, "retried");
+    gw.shutdown().await;
+}
+
+/// With no key left, a failure after the 200 went out ends the stream with
+/// an OpenAI error chunk and `[DONE]`; so does one after content.
+#[tokio::test]
+async fn a_failure_after_the_headers_ends_with_an_error_chunk_and_done() {
+    let gw = start(&[
+        ("API_KEYS", r#"["silentcut-00000001"]"#),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    gw.state().set_time_scale(0.3);
+    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let text = a.text();
+    assert!(text.starts_with(KEEP_ALIVE), "{text}");
+    let events = sse_events(&text);
+    assert_eq!(events.len(), 2, "{text}");
+    let err: Value = serde_json::from_str(&events[0]).unwrap();
+    assert!(err["error"]["message"].is_string(), "{text}");
+    assert_eq!(events[1], "[DONE]");
+    gw.shutdown().await;
+    let gw = start(&[
+        ("API_KEYS", r#"["cut-key-000000001"]"#),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat("[[events=5]]", true)).await;
+    let events = sse_events(&a.text());
+    assert!(events.len() >= 3, "{}", a.text());
+    assert!(
+        events[events.len() - 2].contains("\"error\""),
+        "{}",
+        a.text()
+    );
+    assert_eq!(events[events.len() - 1], "[DONE]");
+    gw.shutdown().await;
+}

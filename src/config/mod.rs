@@ -58,6 +58,7 @@ pub const VARIABLES: &[&str] = &[
     "STREAM_IDLE_TIMEOUT",
     "REQUEST_TIMEOUT",
     "TIMEOUT_RETRIES",
+    "HEARTBEAT_SECONDS",
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
@@ -155,6 +156,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `TIMEOUT_RETRIES`: how often a timed-out generation is retried.
     pub timeout_retries: u32,
+    /// `HEARTBEAT_SECONDS`: a silent stream gets a heartbeat this often (0: never).
+    pub heartbeat: Duration,
     /// `LOG_LEVEL`.
     pub log_level: crate::log::Level,
     /// `CORS_ORIGINS`: allowed origins, `*` for any.
@@ -385,6 +388,7 @@ impl Config {
             stream_idle_timeout: v.seconds("STREAM_IDLE_TIMEOUT", 120.0)?,
             request_timeout: v.seconds("REQUEST_TIMEOUT", 600.0)?,
             timeout_retries: v.number("TIMEOUT_RETRIES", 1, 0, Some(u32::MAX), WHOLE)?,
+            heartbeat: v.seconds("HEARTBEAT_SECONDS", 15.0)?,
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,

@@ -220,6 +220,12 @@ pub static SETTINGS: &[Setting] = &[
     row("TIMEOUT_RETRIES", UPSTREAM, "retries of a timed-out generation (Google may have spent the quota)", |c| {
         Some(c.timeout_retries.to_string())
     }),
+    row(
+        "HEARTBEAT_SECONDS",
+        UPSTREAM,
+        "a silent stream gets a heartbeat this often, in seconds (0: never)",
+        |c| secs(c.heartbeat),
+    ),
     row("LOG_LEVEL", SERVER, "error, warn, info or debug", |c| Some(level(c.log_level).into())),
     row("CORS_ORIGINS", SERVER, "allowed CORS origins", |c| list(&c.cors_origins)),
     row("MAX_BODY_BYTES", SERVER, "largest request body in bytes", |c| {

@@ -86,6 +86,10 @@ pub fn timed_out() -> bool {
 /// `: keep-alive`, the heartbeat on OpenAI routes (an SSE comment).
 pub const OPENAI_HEARTBEAT: &[u8] = b": keep-alive\n\n";
 
+/// An empty line, the heartbeat on native SSE streams (every google-genai
+/// SDK skips it; the Python SDK fails on comment lines).
+pub const NATIVE_HEARTBEAT: &[u8] = b"\n";
+
 /// Run `fut` for at most `wait`: its output, or `None` (it is still
 /// pending and may be polled on, e.g. by [`beating`]).
 pub async fn within<F: Future + Unpin>(fut: &mut F, wait: Duration) -> Option<F::Output> {

@@ -432,3 +432,30 @@ async fn a_failure_after_the_headers_ends_with_an_error_chunk_and_done() {
     assert_eq!(events[events.len() - 1], "[DONE]");
     gw.shutdown().await;
 }
+
+/// Native SSE streams get empty lines (which every google-genai SDK skips)
+/// and `/openai/v1` streams `: keep-alive`, only between events.
+#[tokio::test]
+async fn native_and_openai_v1_streams_get_heartbeats_between_events() {
+    let gw = start(&[("HEARTBEAT_SECONDS", "0.1")]).await;
+    let a = native(&gw, "streamGenerateContent?alt=sse", "[[events=3 gap=350]]").await;
+    let text = a.text();
+    assert!(text.matches("\r\n\r\n\n").count() >= 2, "{text:?}");
+    assert_eq!(sse_events(&text).len(), 3, "{text:?}");
+    for e in sse_events(&text) {
+        serde_json::from_str::<Value>(e.trim()).unwrap();
+    }
+    let a = post_json(
+        &gw,
+        "/openai/v1/chat/completions",
+        &chat("[[events=3 gap=350]]", true),
+    )
+    .await;
+    let text = a.text();
+    assert!(
+        text.matches("\n\n: keep-alive\n\n").count() >= 2,
+        "{text:?}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text:?}");
+    gw.shutdown().await;
+}

@@ -137,6 +137,10 @@ pub(super) struct Outgoing {
     cut: bool,
     /// The attempt's usage: reads the tokens, recorded when the stream ends.
     meter: Meter,
+    /// Heartbeat interval and bytes (`HEARTBEAT_SECONDS`), if any.
+    beat: Option<(Duration, &'static [u8])>,
+    /// Whether the bytes sent so far end at an event boundary (a blank line).
+    boundary: bool,
 }
 
 impl Outgoing {
@@ -158,7 +162,17 @@ impl Outgoing {
             cut: cut || encoded || gzip.is_some(),
             gzip,
             meter: Meter::off(),
+            beat: None,
+            boundary: true,
         }
+    }
+
+    /// With heartbeats `beat` every `every` of silence, sent only between
+    /// events and only into a plain (not encoded) stream; `every` zero: none.
+    pub(super) fn beating(mut self, every: Duration, beat: &'static [u8]) -> Outgoing {
+        let plain = self.gzip.is_none() && self.redactor.is_some();
+        self.beat = (plain && !every.is_zero()).then_some((every, beat));
+        self
     }
 
     /// With the attempt's meter (fed every upstream byte).
@@ -174,6 +188,9 @@ impl Outgoing {
             Some(r) => r.push(data),
             None => data,
         };
+        if !data.is_empty() {
+            self.boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
+        }
         match &mut self.gzip {
             Some(g) if !data.is_empty() => Bytes::from(g.chunk(&data)),
             _ => data,
@@ -236,15 +253,29 @@ pub(super) fn forward_stream(
         other => Some(other),
     };
     tokio::spawn(async move {
+        let mut heard = tokio::time::Instant::now();
         loop {
+            let left = idle.saturating_sub(heard.elapsed());
             let wait = match deadline {
-                Some(d) => idle.min(d.saturating_duration_since(tokio::time::Instant::now())),
-                None => idle,
+                Some(d) => left.min(d.saturating_duration_since(tokio::time::Instant::now())),
+                None => left,
             };
+            // Silent for HEARTBEAT_SECONDS at an event boundary: a heartbeat.
+            let beat = out.beat.filter(|(every, _)| out.boundary && *every < wait);
             let next = match first.take() {
                 Some(r) => r,
-                None => tokio::time::timeout(wait, incoming.frame()).await,
+                None => {
+                    let wait = beat.map_or(wait, |(every, _)| every);
+                    tokio::time::timeout(wait, incoming.frame()).await
+                }
             };
+            if let (Err(_), Some((_, bytes))) = (&next, beat) {
+                if tx.send(Ok(Bytes::from_static(bytes))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            heard = tokio::time::Instant::now();
             let failure = match next {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -266,7 +297,7 @@ pub(super) fn forward_stream(
                     StatusCode::BAD_GATEWAY,
                     "The connection to Gemini broke in the middle of the answer.",
                 ),
-                Err(_) if wait < idle => (
+                Err(_) if wait < left => (
                     StatusCode::GATEWAY_TIMEOUT,
                     "Gemini's answer did not complete before the request's REQUEST_TIMEOUT.",
                 ),

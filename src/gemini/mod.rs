@@ -16,7 +16,7 @@ pub mod lenient;
 pub mod types;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -413,8 +413,17 @@ impl Opening<'_> {
                 Ok(Some(Ok(_))) => {
                     log.key = pool.masked(answer.key).to_string();
                     let key = pool.key(answer.key);
+                    let beat = crate::longcall::NATIVE_HEARTBEAT;
                     let out = Outgoing::new(key, &mut parts.headers, gzip_out, false)
-                        .metered(answer.meter);
+                        .metered(answer.meter)
+                        .beating(
+                            if sse {
+                                app.cfg().heartbeat
+                            } else {
+                                Duration::ZERO
+                            },
+                            beat,
+                        );
                     let body = forward_stream(first, incoming, idle, sse, out, None);
                     return Ok((parts, body));
                 }
@@ -692,7 +701,14 @@ pub async fn openai_compat(
     let (index, meter, mut parts, incoming, first) = opening.first_byte(answer).await?;
     log.key = app.pool.masked(index).to_string();
     let key = app.pool.key(index);
-    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true).metered(meter);
+    let every = if streaming {
+        app.cfg().heartbeat
+    } else {
+        std::time::Duration::ZERO
+    };
+    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true)
+        .metered(meter)
+        .beating(every, crate::longcall::OPENAI_HEARTBEAT);
     let deadline = deadline.filter(|_| !streaming);
     let out = forward_stream(first, incoming, idle, true, outgoing, deadline);
     let mut res = Response::new(out);

@@ -143,12 +143,7 @@ async fn chat_stream(
         Ok::<_, GatewayError>((call, opened))
     };
     // The opening carries the request's deadline wherever it is polled.
-    let mut opening = Box::pin(async move {
-        match budget {
-            Some(b) => crate::longcall::scope(b, opening).await,
-            None => opening.await,
-        }
-    });
+    let mut opening = Box::pin(crate::longcall::scoped(budget, opening));
     let created = unix_now();
     let done = if heartbeat.is_zero() {
         Some(opening.as_mut().await)

@@ -48,6 +48,15 @@ pub async fn scope<F: Future>(budget: Budget, fut: F) -> F::Output {
     BUDGET.scope(budget, fut).await
 }
 
+/// `fut` running under `budget` (if any), wherever it is polled: the
+/// current request's budget carried into a future a task may take over.
+pub async fn scoped<F: Future>(budget: Option<Budget>, fut: F) -> F::Output {
+    match budget {
+        Some(b) => BUDGET.scope(b, fut).await,
+        None => fut.await,
+    }
+}
+
 /// The current request's budget (to carry it into a spawned task), if any.
 pub fn current() -> Option<Budget> {
     BUDGET.try_with(Budget::clone).ok()

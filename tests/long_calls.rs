@@ -459,3 +459,50 @@ async fn native_and_openai_v1_streams_get_heartbeats_between_events() {
     assert!(text.ends_with("data: [DONE]\n\n"), "{text:?}");
     gw.shutdown().await;
 }
+
+/// Native SSE: no first byte within HEARTBEAT_SECONDS commits the 200 and
+/// empty lines flow; a failure then is retried on another key invisibly,
+/// and with no key left the stream ends with Google's error object.
+#[tokio::test]
+async fn a_silent_native_stream_commits_and_beats_and_retries_invisibly() {
+    let gw = start(&[("HEARTBEAT_SECONDS", "0.1")]).await;
+    gw.state().set_time_scale(0.01);
+    let a = native(&gw, "streamGenerateContent?alt=sse", "[[first=30000]] hi").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let text = a.text();
+    assert!(text.starts_with("\n\n"), "{text:?}");
+    let events = sse_events(&text);
+    assert!(
+        !events.is_empty() && !text.contains("\"error\""),
+        "{text:?}"
+    );
+    let v: Value = serde_json::from_str(events[0].trim()).unwrap();
+    assert!(v["candidates"][0]["content"]["parts"][0]["text"].is_string());
+    gw.shutdown().await;
+
+    let keys = r#"["silentcut-00000001","good-key-000000002"]"#;
+    let gw = start(&[("API_KEYS", keys), ("HEARTBEAT_SECONDS", "0.1")]).await;
+    gw.state().set_time_scale(0.3);
+    for _ in 0..2 {
+        let a = native(&gw, "streamGenerateContent?alt=sse", "hi").await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert!(!a.text().contains("\"error\""), "{:?}", a.text());
+        assert!(!sse_events(&a.text()).is_empty(), "{:?}", a.text());
+    }
+    assert!(gw.state().requests().len() > 2, "retried");
+    gw.shutdown().await;
+
+    let gw = start(&[
+        ("API_KEYS", r#"["silentcut-00000001"]"#),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    gw.state().set_time_scale(0.3);
+    let a = native(&gw, "streamGenerateContent?alt=sse", "hi").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let events = sse_events(&a.text());
+    assert_eq!(events.len(), 1, "{:?}", a.text());
+    let v: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(v["error"]["code"], 502, "{v}");
+    gw.shutdown().await;
+}

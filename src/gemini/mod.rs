@@ -113,6 +113,10 @@ pub async fn native(
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let call = prepare(&app, req, version, rest, log).await?;
+    let heartbeat = app.cfg().heartbeat;
+    if call.streaming && call.sse && !call.gzip_out && !heartbeat.is_zero() {
+        return sse_stream(app, call, keys, log, heartbeat).await;
+    }
     let up = Call {
         method: call.method,
         path: call.path,
@@ -157,6 +161,105 @@ pub async fn native(
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
     *res.headers_mut() = response_headers(parts.headers);
+    Ok(res)
+}
+
+/// A native SSE stream, opened (with retries) up to its first byte; if that
+/// takes longer than `HEARTBEAT_SECONDS`, a 200 goes out and empty lines
+/// flow while the opening goes on (other keys included, invisibly); a
+/// failure then ends the stream with Google's error object as an event.
+async fn sse_stream(
+    app: Arc<App>,
+    call: Prepared,
+    keys: Keys,
+    log: &mut LogInfo,
+    heartbeat: Duration,
+) -> Result<Response<Body>, GatewayError> {
+    let route = log.route;
+    let a = app.clone();
+    let opening = async move {
+        let up = Call {
+            method: call.method,
+            path: call.path,
+            body: call.body,
+            model: &call.model,
+            auth: Auth::GoogHeader,
+            headers: call.headers,
+            route,
+        };
+        let pool: &KeyPool = match &keys {
+            Keys::Server => &a.pool,
+            Keys::Backup => &a.backup,
+            Keys::Client(p) => p,
+        };
+        let own = matches!(keys, Keys::Client(_));
+        let started = Instant::now();
+        let answer = a
+            .upstream
+            .call(pool, &up)
+            .await
+            .map_err(|f| upstream_failed(&a, f, up.model, own))?;
+        a.stats.upstream_latency(started.elapsed());
+        a.stats.retried(answer.attempts - 1);
+        let mut log = LogInfo {
+            route,
+            ..LogInfo::default()
+        };
+        let opened = Opening {
+            app: &a,
+            pool,
+            up: &up,
+            own,
+        };
+        let parts_body = opened.open_stream(answer, true, false, &mut log).await?;
+        Ok::<_, GatewayError>((parts_body, log.key))
+    };
+    let budget = crate::longcall::current();
+    let mut opening = Box::pin(crate::longcall::scoped(budget, opening));
+    if let Some(done) = crate::longcall::within(&mut opening, heartbeat).await {
+        let ((parts, out_body), key) = done?;
+        log.key = key;
+        let mut res = Response::new(out_body);
+        *res.status_mut() = parts.status;
+        *res.headers_mut() = response_headers(parts.headers);
+        return Ok(res);
+    }
+    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let (tx, out_body) = body::ChannelBody::pair(32);
+    tokio::spawn(async move {
+        let beat = crate::longcall::NATIVE_HEARTBEAT;
+        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
+            return; // the client went away: dropping the opening cancels it
+        };
+        match done {
+            Ok(((_, mut stream), _)) => {
+                while let Some(Ok(frame)) = stream.frame().await {
+                    if let Ok(data) = frame.into_data()
+                        && tx.send(data).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let status = e.status();
+                let res = e.into_google();
+                let error = res.into_body().collect().await.map(|c| c.to_bytes());
+                // One line: Google's (pretty-printed) error object, compacted.
+                let error = error
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .unwrap_or_else(|| crate::error::google_error(status, "upstream error"));
+                let event = format!("data: {error}\r\n\r\n");
+                let _ = tx.send(Bytes::from(event)).await;
+            }
+        }
+    });
+    let mut res = Response::new(out_body);
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     Ok(res)
 }
 

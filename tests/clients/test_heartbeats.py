@@ -70,3 +70,17 @@ def test_google_genai_sdk_ignores_empty_line_heartbeats(beating):
     chunks = list(client.models.generate_content_stream(model=MODEL, contents=text))
     got = "".join(c.text or "" for c in chunks)
     assert len(chunks) == 3 and len(got.split()) == 3, got
+
+
+def test_google_genai_sdk_reads_a_stream_committed_before_its_first_event(beating):
+    text = "[[first=800]] hi"
+    body = raw(
+        beating,
+        f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse",
+        {"contents": [{"role": "user", "parts": [{"text": text}]}]},
+        {"x-goog-api-key": TOKEN, "Content-Type": "application/json"},
+    )
+    assert body.startswith("\n\n\n"), repr(body)
+    client = genai.Client(api_key=TOKEN, http_options={"base_url": f"{beating.base}/gemini", "api_version": "v1beta"})
+    got = "".join(c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents=text))
+    assert "hi" in got, got

@@ -555,6 +555,7 @@ impl Pump {
         };
         let mut events: Vec<String> = Vec::new();
         let mut heard = Instant::now();
+        let mut drain = self.app.drain.subscribe();
         loop {
             let left = idle.saturating_sub(heard.elapsed());
             let wait = if heartbeat.is_zero() {
@@ -562,7 +563,16 @@ impl Pump {
             } else {
                 left.min(heartbeat)
             };
-            let next = tokio::time::timeout(wait, self.incoming.frame()).await;
+            let next = tokio::select! {
+                next = tokio::time::timeout(wait, self.incoming.frame()) => next,
+                () = crate::longcall::drained(&mut drain) => {
+                    // Shutdown: end with an error chunk and [DONE], not a cut.
+                    let mut out = std::mem::take(&mut self.out);
+                    self.tr.fail("The gateway is shutting down; retry the request.", "server_shutting_down", &mut out);
+                    let _ = self.tx.send(self.redactor.push(Bytes::from(out))).await;
+                    return;
+                }
+            };
             if next.is_err() && wait < left {
                 // Silent for HEARTBEAT_SECONDS (not yet STREAM_IDLE_TIMEOUT).
                 let beat = Bytes::from_static(crate::longcall::OPENAI_HEARTBEAT);

@@ -128,6 +128,14 @@ pub async fn beating<F: Future + Unpin>(
     }
 }
 
+/// Resolves once `drain` (`App::drain`) is `true`: shutdown asks open
+/// streams to end (never, if the sender is gone).
+pub async fn drained(drain: &mut tokio::sync::watch::Receiver<bool>) {
+    if drain.wait_for(|d| *d).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The error log's class (message prefix) of an empty answer.
 pub const EMPTY_ANSWER: &str = "empty_answer";
 

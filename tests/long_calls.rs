@@ -506,3 +506,120 @@ async fn a_silent_native_stream_commits_and_beats_and_retries_invisibly() {
     assert_eq!(v["error"]["code"], 502, "{v}");
     gw.shutdown().await;
 }
+
+/// SIGTERM on the real binary with streams open: `/health` answers 503
+/// `"draining"`, new requests 503 with `Retry-After`, and each open stream
+/// ends with its route's error event (`[DONE]` on OpenAI) before
+/// `SHUTDOWN_GRACE` runs out; then the process exits.
+#[tokio::test]
+async fn sigterm_drains_open_streams_with_error_events() {
+    let fake = fake_gemini::Fake::start().await.unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gemini-balance"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENV_FILE", "/nonexistent/.env")
+        .env("API_KEYS", r#"["key-a-0000000001"]"#)
+        .env("ALLOWED_TOKENS", format!("[\"{TOKEN}\"]"))
+        .env("BASE_URL", fake.base_url())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("CHECK_INTERVAL_HOURS", "0")
+        .env("KEEPALIVE_MINUTES", "0")
+        .env("SHUTDOWN_GRACE", "4")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
+    let base = format!("http://127.0.0.1:{port}");
+    let t = Instant::now();
+    while send(Method::GET, &format!("{base}/health"), &[], "")
+        .await
+        .status
+        != 200
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "never up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let long = "[[events=60 gap=200]]";
+    let (b1, b2, a1) = (base.clone(), base.clone(), auth.clone());
+    let openai = tokio::spawn(async move {
+        let body = serde_json::to_vec(&chat(long, true)).unwrap();
+        let h = [
+            ("authorization", a1.as_str()),
+            ("content-type", "application/json"),
+        ];
+        send(Method::POST, &format!("{b1}/v1/chat/completions"), &h, body).await
+    });
+    let native = tokio::spawn(async move {
+        let url = format!("{b2}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+        send(
+            Method::POST,
+            &url,
+            &[("x-goog-api-key", TOKEN)],
+            native_body(long),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let term = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let h = send(Method::GET, &format!("{base}/health"), &[], "").await;
+    assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE, "{}", h.text());
+    assert_eq!(h.json()["status"], "draining");
+    let body = serde_json::to_vec(&chat("hi", false)).unwrap();
+    let a = send(
+        Method::POST,
+        &format!("{base}/v1/chat/completions"),
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text());
+    assert!(a.headers.contains_key("retry-after"));
+    let (o, n) = (openai.await.unwrap(), native.await.unwrap());
+    let ended = term.elapsed();
+    assert!(
+        ended < Duration::from_secs(4),
+        "before SHUTDOWN_GRACE: {ended:?}"
+    );
+    let events = sse_events(&o.text());
+    assert!(events.len() > 2, "{}", o.text());
+    assert_eq!(events[events.len() - 1], "[DONE]", "{}", o.text());
+    assert!(
+        events[events.len() - 2].contains("\"error\""),
+        "{}",
+        o.text()
+    );
+    let events = sse_events(&n.text());
+    let last: Value = serde_json::from_str(events[events.len() - 1].trim()).unwrap();
+    assert_eq!(last["error"]["code"], 503, "{}", n.text());
+    let t = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(6), "the process exits");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -141,6 +141,8 @@ pub(super) struct Outgoing {
     beat: Option<(Duration, &'static [u8])>,
     /// Whether the bytes sent so far end at an event boundary (a blank line).
     boundary: bool,
+    /// Shutdown's signal to end the stream (`App::drain`).
+    drain: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Outgoing {
@@ -164,7 +166,14 @@ impl Outgoing {
             meter: Meter::off(),
             beat: None,
             boundary: true,
+            drain: None,
         }
+    }
+
+    /// Ended with an error object (or cut) when `drain` turns `true`.
+    pub(super) fn draining(mut self, drain: tokio::sync::watch::Receiver<bool>) -> Outgoing {
+        self.drain = Some(drain);
+        self
     }
 
     /// With heartbeats `beat` every `every` of silence, sent only between
@@ -266,7 +275,17 @@ pub(super) fn forward_stream(
                 Some(r) => r,
                 None => {
                     let wait = beat.map_or(wait, |(every, _)| every);
-                    tokio::time::timeout(wait, incoming.frame()).await
+                    let read = tokio::time::timeout(wait, incoming.frame());
+                    match &mut out.drain {
+                        Some(d) => tokio::select! {
+                            next = read => next,
+                            () = crate::longcall::drained(d) => {
+                                drained(&mut out, &tx, sse).await;
+                                return;
+                            }
+                        },
+                        None => read.await,
+                    }
                 }
             };
             if let (Err(_), Some((_, bytes))) = (&next, beat) {
@@ -322,6 +341,28 @@ pub(super) fn forward_stream(
         }
     });
     body
+}
+
+/// Shutdown: end the stream with Google's error object in its framing (a
+/// stream that cannot take one, see [`Outgoing`]'s `cut`, is cut).
+async fn drained(
+    out: &mut Outgoing,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BoxError>>,
+    sse: bool,
+) {
+    let message = "The gateway is shutting down; retry the request.";
+    if out.cut {
+        let _ = tx.send(Err(message.into())).await;
+        return;
+    }
+    let err = google_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    let mut tail = out.finish().to_vec();
+    if sse {
+        tail.extend_from_slice(format!("data: {err}\r\n\r\n").as_bytes());
+    } else {
+        tail.extend_from_slice(format!(",\r\n{err}\n]").as_bytes());
+    }
+    let _ = tx.send(Ok(Bytes::from(tail))).await;
 }
 
 /// A streamed body fed by [`forward_stream`]'s task; an `Err` item makes the

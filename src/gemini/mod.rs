@@ -526,7 +526,8 @@ impl Opening<'_> {
                                 Duration::ZERO
                             },
                             beat,
-                        );
+                        )
+                        .draining(app.drain.subscribe());
                     let body = forward_stream(first, incoming, idle, sse, out, None);
                     return Ok((parts, body));
                 }
@@ -811,7 +812,8 @@ pub async fn openai_compat(
     };
     let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true)
         .metered(meter)
-        .beating(every, crate::longcall::OPENAI_HEARTBEAT);
+        .beating(every, crate::longcall::OPENAI_HEARTBEAT)
+        .draining(app.drain.subscribe());
     let deadline = deadline.filter(|_| !streaming);
     let out = forward_stream(first, incoming, idle, true, outgoing, deadline);
     let mut res = Response::new(out);

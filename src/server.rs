@@ -52,6 +52,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     // time left for them runs out), new connections are still accepted, so
     // `/health` says "draining" and new requests get 503 + Retry-After.
     let mut drain_until: Option<Instant> = None;
+    let mut signalled = Instant::now();
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
 
     loop {
@@ -66,13 +67,14 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             },
             _ = &mut shutdown, if drain_until.is_none() => {
                 app.shutting_down.store(true, Ordering::SeqCst);
-                drain_until = Some(Instant::now() + stream_time(grace));
+                signalled = Instant::now();
+                drain_until = Some(signalled + stream_time(grace));
                 crate::info!("draining: new requests get 503; open streams may finish");
                 continue;
             }
             _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => break,
             _ = tokio::time::sleep(Duration::from_millis(50)), if drain_until.is_some() => {
-                if app.drain.receiver_count() == 0 {
+                if !conns.busy() {
                     break;
                 }
                 continue;
@@ -98,8 +100,9 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     // Streams still open end now with their route's error event.
     app.drain.send_replace(true);
     drop(listener);
-    let left = drain_until.map_or(grace, |_| grace.saturating_sub(stream_time(grace)));
-    let left = left.max(Duration::from_millis(200)).min(grace);
+    // What is left of SHUTDOWN_GRACE (the whole of it without a signal:
+    // the accept loop ended otherwise).
+    let left = drain_until.map_or(grace, |_| grace.saturating_sub(signalled.elapsed()));
     crate::info!("shutting down: waiting up to {left:?} for in-flight requests");
     let _ = stop.send(());
     tokio::select! {

@@ -545,6 +545,13 @@ async fn sigterm_drains_open_streams_with_error_events() {
     let _guard = KillOnDrop(child.id());
     let base = format!("http://127.0.0.1:{port}");
     let t = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "never up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     while send(Method::GET, &format!("{base}/health"), &[], "")
         .await
         .status

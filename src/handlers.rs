@@ -115,10 +115,17 @@ async fn chat_stream(
     mut call: PreparedCall,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let path = app.upstream.path(&format!(
-        "/models/{}:streamGenerateContent?alt=sse",
-        call.model
-    ));
+    // Fake streaming: a non-streamed call, sent on as stream events.
+    let fake = app.cfg().fake_stream_for(&call.model);
+    let path = if fake {
+        app.upstream
+            .path(&format!("/models/{}:generateContent", call.model))
+    } else {
+        app.upstream.path(&format!(
+            "/models/{}:streamGenerateContent?alt=sse",
+            call.model
+        ))
+    };
     let body = Bytes::from(std::mem::take(&mut call.body));
     let (route, heartbeat) = (log.route, app.cfg().heartbeat);
     let budget = crate::longcall::current();
@@ -138,7 +145,11 @@ async fn chat_stream(
             ..LogInfo::default()
         };
         let answer = first_answer(&a, &up, &mut log).await?;
-        let opened = open_with_retries(&a, &up, answer, &mut log).await?;
+        let opened = if fake {
+            Opened::Whole(answer_with_content(&a, &up, answer, &mut log).await?)
+        } else {
+            Opened::Stream(open_with_retries(&a, &up, answer, &mut log).await?)
+        };
         drop(up);
         Ok::<_, GatewayError>((call, opened))
     };
@@ -152,7 +163,7 @@ async fn chat_stream(
     };
     if let Some(done) = done {
         let (call, opened) = done?;
-        log.key = app.pool.masked(opened.key).to_string();
+        log.key = app.pool.masked(opened.key()).to_string();
         let masked = log.key.clone();
         return Ok(start_stream(&app, &call, opened, created, masked).await);
     }
@@ -165,7 +176,7 @@ async fn chat_stream(
         };
         match done {
             Ok((call, opened)) => {
-                let masked = app.pool.masked(opened.key).to_string();
+                let masked = app.pool.masked(opened.key()).to_string();
                 if let Some(pump) = feed(&app, &call, opened, created, masked, &tx).await {
                     pump.run().await;
                 }
@@ -443,7 +454,7 @@ fn stream_failed(outcome: &Outcome) -> GatewayError {
 async fn start_stream(
     app: &Arc<App>,
     call: &PreparedCall,
-    opened: OpenedStream,
+    opened: Opened,
     created: u64,
     masked: String,
 ) -> Response<Body> {
@@ -476,7 +487,7 @@ fn sse_response(body: Body) -> Response<Body> {
 async fn feed(
     app: &Arc<App>,
     call: &PreparedCall,
-    opened: OpenedStream,
+    opened: Opened,
     created: u64,
     masked: String,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
@@ -487,6 +498,13 @@ async fn feed(
         call.include_usage,
         &app.cfg().translate,
     );
+    let opened = match opened {
+        Opened::Stream(s) => s,
+        Opened::Whole(w) => {
+            feed_whole(app, &mut tr, w, tx).await;
+            return None;
+        }
+    };
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut ended_early = false;
     for ev in &opened.pending {
@@ -524,6 +542,56 @@ async fn feed(
         out,
         meter: opened.meter,
     })
+}
+
+/// What an opening produced: a stream at its first content, or (fake
+/// streaming) a whole answer.
+enum Opened {
+    /// An upstream stream.
+    Stream(OpenedStream),
+    /// A whole answer, to be sent as stream events.
+    Whole(WholeAnswer),
+}
+
+impl Opened {
+    /// The pool key serving it.
+    fn key(&self) -> usize {
+        match self {
+            Opened::Stream(s) => s.key,
+            Opened::Whole(w) => w.key,
+        }
+    }
+}
+
+/// Fake streaming: send a whole answer as ordinary chunks (text in pieces,
+/// tool calls, usage, finish reason; [`crate::longcall::answer_events`]).
+async fn feed_whole(
+    app: &App,
+    tr: &mut openai::stream::StreamTranslator,
+    whole: WholeAnswer,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let mut out: Vec<u8> = Vec::with_capacity(whole.bytes.len() + 1024);
+    match crate::longcall::answer_events(&whole.bytes) {
+        Some(events) => {
+            for ev in &events {
+                if let openai::stream::Step::Ended = tr.on_event(ev, &mut out) {
+                    break;
+                }
+            }
+            tr.finish(&mut out);
+        }
+        None => tr.fail(
+            "Gemini answered with invalid JSON.",
+            "upstream_error",
+            &mut out,
+        ),
+    }
+    let mut redactor = crate::upstream::Redactor::new(app.pool.key(whole.key));
+    let mut chunk = redactor.push(Bytes::from(out)).to_vec();
+    chunk.extend_from_slice(&redactor.finish());
+    let _ = tx.send(Bytes::from(chunk)).await;
+    drop(whole.meter);
 }
 
 /// The task that carries a Gemini stream to the client as OpenAI chunks.

@@ -2,6 +2,8 @@
 //! attempts (`REQUEST_TIMEOUT`), its budget of retries after a timed-out
 //! generation (`TIMEOUT_RETRIES`), and what counts as an empty answer
 //! ([`is_empty_answer`]: a 200 that is a failure, retried on another key),
+//! the stream events a whole answer is sent as when a stream is faked
+//! ([`answer_events`], `FAKE_STREAM_ENABLED`),
 //! and heartbeats while a stream is silent ([`within`], [`beating`]: one
 //! timer per stream, reset, and a static heartbeat, never an allocation).
 //!
@@ -136,6 +138,91 @@ pub async fn drained(drain: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// Text pieces of a faked stream end at the first whitespace after this many bytes.
+const PIECE: usize = 24;
+
+/// The events (Gemini JSON, one per event) that send the whole
+/// `generateContent` answer `whole` as a stream: each text part cut into
+/// pieces of a few words, each other part (tool calls, images, thoughts
+/// with a signature…) as an event of its own, then one last event with
+/// every candidate's finish reason and metadata, the usage and the prompt
+/// feedback. `None` when `whole` is not a JSON object.
+pub fn answer_events(whole: &[u8]) -> Option<Vec<String>> {
+    use serde_json::{Map, Value};
+    let Value::Object(mut top) = serde_json::from_slice::<Value>(whole).ok()? else {
+        return None;
+    };
+    let candidates = match top.remove("candidates") {
+        Some(Value::Array(c)) => c,
+        _ => return Some(vec![Value::Object(top).to_string()]),
+    };
+    // Every event names the model and the response, as Google's do.
+    let mut head = Map::new();
+    for k in ["modelVersion", "responseId"] {
+        if let Some(v) = top.get(k) {
+            head.insert(k.to_string(), v.clone());
+        }
+    }
+    let event = |index: &Value, part: Value| {
+        let mut e = head.clone();
+        let content = serde_json::json!({"parts": [part], "role": "model"});
+        let cand = serde_json::json!({"content": content, "index": index});
+        e.insert("candidates".into(), Value::Array(vec![cand]));
+        Value::Object(e).to_string()
+    };
+    let mut events = Vec::new();
+    let mut last = Vec::with_capacity(candidates.len());
+    for (i, mut cand) in candidates.into_iter().enumerate() {
+        let index = cand.get("index").cloned().unwrap_or_else(|| Value::from(i));
+        let parts = cand
+            .get_mut("content")
+            .and_then(|c| c.get_mut("parts"))
+            .map(Value::take);
+        for part in parts
+            .and_then(|p| match p {
+                Value::Array(a) => Some(a),
+                _ => None,
+            })
+            .unwrap_or_default()
+        {
+            let plain = part.as_object().is_some_and(|o| o.len() == 1);
+            match part.get("text").and_then(Value::as_str) {
+                Some(text) if plain => {
+                    for piece in pieces(text) {
+                        events.push(event(&index, serde_json::json!({"text": piece})));
+                    }
+                }
+                _ => events.push(event(&index, part)),
+            }
+        }
+        if let Some(o) = cand.as_object_mut() {
+            o.remove("content");
+            o.insert("index".into(), index);
+        }
+        last.push(cand);
+    }
+    let mut end = top;
+    end.insert("candidates".into(), Value::Array(last));
+    events.push(Value::Object(end).to_string());
+    Some(events)
+}
+
+/// `text` cut into pieces that end at the first whitespace after [`PIECE`] bytes.
+fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() && i + c.len_utf8() - start >= PIECE {
+            out.push(&text[start..i + c.len_utf8()]);
+            start = i + c.len_utf8();
+        }
+    }
+    if start < text.len() || out.is_empty() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
 /// The error log's class (message prefix) of an empty answer.
 pub const EMPTY_ANSWER: &str = "empty_answer";
 
@@ -231,5 +318,33 @@ mod tests {
         ] {
             assert!(!is_empty_answer(answer.as_bytes()), "{answer}");
         }
+    }
+
+    #[test]
+    fn a_whole_answer_becomes_stream_events() {
+        let whole = br#"{"candidates": [{"content": {"parts": [{"text": "one two three four five six seven eight nine ten"}, {"functionCall": {"name": "f", "args": {}}}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"totalTokenCount": 9}, "modelVersion": "m", "responseId": "r"}"#;
+        let events = answer_events(whole).unwrap();
+        assert!(events.len() >= 4, "{events:?}");
+        let v: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let text: String = v
+            .iter()
+            .filter_map(|e| e["candidates"][0]["content"]["parts"][0]["text"].as_str())
+            .collect();
+        assert_eq!(text, "one two three four five six seven eight nine ten");
+        assert!(
+            v.iter()
+                .all(|e| e["modelVersion"] == "m" && e["responseId"] == "r")
+        );
+        let call = &v[v.len() - 2]["candidates"][0]["content"]["parts"][0];
+        assert_eq!(call["functionCall"]["name"], "f");
+        let end = &v[v.len() - 1];
+        assert_eq!(end["candidates"][0]["finishReason"], "STOP");
+        assert!(end["candidates"][0].get("content").is_none());
+        assert_eq!(end["usageMetadata"]["totalTokenCount"], 9);
+        assert_eq!(pieces("é"), ["é"]);
+        assert_eq!(pieces(""), [""]);
     }
 }

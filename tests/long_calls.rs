@@ -630,3 +630,167 @@ async fn sigterm_drains_open_streams_with_error_events() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The parts of an OpenAI stream a client keeps: text, tool calls, finish
+/// reason, usage.
+fn openai_stream_summary(body: &str) -> (String, Vec<(String, String)>, String, Value) {
+    let (mut text, mut calls, mut finish, mut usage) =
+        (String::new(), Vec::new(), String::new(), Value::Null);
+    for e in sse_events(body) {
+        if e == "[DONE]" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&e).unwrap();
+        if !v["usage"].is_null() {
+            usage = v["usage"].clone();
+        }
+        let Some(c) = v["choices"].get(0) else {
+            continue;
+        };
+        text.push_str(c["delta"]["content"].as_str().unwrap_or(""));
+        for t in c["delta"]["tool_calls"].as_array().into_iter().flatten() {
+            let f = &t["function"];
+            if let Some(name) = f["name"].as_str() {
+                calls.push((name.to_string(), String::new()));
+            }
+            if let (Some(a), Some(last)) = (f["arguments"].as_str(), calls.last_mut()) {
+                last.1.push_str(a);
+            }
+        }
+        if let Some(f) = c["finish_reason"].as_str() {
+            finish = f.to_string();
+        }
+    }
+    (text, calls, finish, usage)
+}
+
+/// Fake streaming (`FAKE_STREAM_MODELS`): a `stream:true` request is served
+/// by a non-streamed call and sent as stream events whose text, tool calls,
+/// finish reason and usage equal those of a real stream.
+#[tokio::test]
+async fn fake_streaming_matches_a_real_stream() {
+    let real = start(&[]).await;
+    let fake = start(&[("FAKE_STREAM_MODELS", r#"["gemini-2.5-flash"]"#)]).await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let plain = json!({"model": "gemini-2.5-flash", "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "[[words=40]] tell me"}]});
+    let mut with_tools = plain.clone();
+    with_tools["tools"] = tools;
+    with_tools["messages"][0]["content"] = json!("weather in Paris?");
+    for (i, body) in [plain, with_tools].into_iter().enumerate() {
+        let r = post_json(&real, "/v1/chat/completions", &body).await;
+        let f = post_json(&fake, "/v1/chat/completions", &body).await;
+        assert_eq!(f.status, 200, "{}", f.text());
+        let (rs, fs) = (
+            openai_stream_summary(&r.text()),
+            openai_stream_summary(&f.text()),
+        );
+        assert_eq!(rs, fs, "real {} fake {}", r.text(), f.text());
+        if i == 0 {
+            assert!(fs.0.split_whitespace().count() >= 40, "{}", f.text());
+        } else {
+            assert_eq!(fs.1.len(), 1, "a tool call: {}", f.text());
+        }
+        assert!(!fs.3.is_null(), "usage: {}", f.text());
+        assert!(sse_events(&f.text()).len() > 3, "{}", f.text());
+    }
+    let faked: Vec<_> = fake
+        .state()
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        faked.iter().all(|p| p.ends_with(":generateContent")),
+        "{faked:?}"
+    );
+    // Native SSE: the same text, function calls, finish reason and usage.
+    let body =
+        json!({"contents": [{"role": "user", "parts": [{"text": "[[words=40]] hi"}]}]}).to_string();
+    let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
+    let summary = |text: &str| {
+        let events: Vec<Value> = sse_events(text)
+            .iter()
+            .map(|e| serde_json::from_str(e.trim()).unwrap())
+            .collect();
+        let text: String = events
+            .iter()
+            .flat_map(|e| {
+                e["candidates"][0]["content"]["parts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|p| p["text"].as_str().map(str::to_string))
+            .collect();
+        let last = events.last().unwrap().clone();
+        (
+            text,
+            last["candidates"][0]["finishReason"].clone(),
+            last["usageMetadata"].clone(),
+            events.len(),
+        )
+    };
+    let r = send(
+        Method::POST,
+        &real.url(path),
+        &[("x-goog-api-key", TOKEN)],
+        body.clone(),
+    )
+    .await;
+    let f = send(
+        Method::POST,
+        &fake.url(path),
+        &[("x-goog-api-key", TOKEN)],
+        body,
+    )
+    .await;
+    let (rs, fs) = (summary(&r.text()), summary(&f.text()));
+    assert_eq!(
+        (&rs.0, &rs.1, &rs.2),
+        (&fs.0, &fs.1, &fs.2),
+        "real {} fake {}",
+        r.text(),
+        f.text()
+    );
+    assert!(fs.3 > 3, "{}", f.text());
+    assert!(
+        fake.state()
+            .requests()
+            .last()
+            .unwrap()
+            .path
+            .ends_with(":generateContent")
+    );
+    real.shutdown().await;
+    fake.shutdown().await;
+}
+
+/// Fake streaming waits with heartbeats while the whole answer is made.
+#[tokio::test]
+async fn fake_streaming_sends_heartbeats_while_waiting() {
+    let gw = start(&[
+        ("FAKE_STREAM_ENABLED", "true"),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    gw.state().set_time_scale(0.01);
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("[[first=40000]] hi", true),
+    )
+    .await;
+    let text = a.text();
+    assert!(text.matches(KEEP_ALIVE).count() >= 2, "{text}");
+    assert!(
+        text.contains("Echo: hi") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    let a = native(&gw, "streamGenerateContent?alt=sse", "[[first=40000]] hi").await;
+    assert!(a.text().starts_with("\n\n"), "{:?}", a.text());
+    assert!(!sse_events(&a.text()).is_empty(), "{:?}", a.text());
+    gw.shutdown().await;
+}

@@ -59,6 +59,8 @@ pub const VARIABLES: &[&str] = &[
     "REQUEST_TIMEOUT",
     "TIMEOUT_RETRIES",
     "HEARTBEAT_SECONDS",
+    "FAKE_STREAM_ENABLED",
+    "FAKE_STREAM_MODELS",
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
@@ -158,6 +160,12 @@ pub struct Config {
     pub timeout_retries: u32,
     /// `HEARTBEAT_SECONDS`: a silent stream gets a heartbeat this often (0: never).
     pub heartbeat: Duration,
+    /// `FAKE_STREAM_ENABLED`: serve every `stream:true` request by a
+    /// non-streamed upstream call, sent on as stream events.
+    pub fake_stream: bool,
+    /// `FAKE_STREAM_MODELS`: models served that way even when
+    /// `FAKE_STREAM_ENABLED` is off.
+    pub fake_stream_models: Vec<String>,
     /// `LOG_LEVEL`.
     pub log_level: crate::log::Level,
     /// `CORS_ORIGINS`: allowed origins, `*` for any.
@@ -389,6 +397,8 @@ impl Config {
             request_timeout: v.seconds("REQUEST_TIMEOUT", 600.0)?,
             timeout_retries: v.number("TIMEOUT_RETRIES", 1, 0, Some(u32::MAX), WHOLE)?,
             heartbeat: v.seconds("HEARTBEAT_SECONDS", 15.0)?,
+            fake_stream: v.bool("FAKE_STREAM_ENABLED", false)?,
+            fake_stream_models: v.list("FAKE_STREAM_MODELS")?,
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
@@ -569,6 +579,12 @@ impl Config {
     pub fn not_found_hint(&self, status: u16) -> Option<&'static str> {
         (status == 404 && self.base_url_unversioned)
             .then_some("(BASE_URL names no API version such as /v1beta: check BASE_URL.)")
+    }
+
+    /// Whether a `stream:true` request for `model` is served by a
+    /// non-streamed upstream call (`FAKE_STREAM_ENABLED`, `FAKE_STREAM_MODELS`).
+    pub fn fake_stream_for(&self, model: &str) -> bool {
+        self.fake_stream || self.fake_stream_models.iter().any(|m| m == model)
     }
 
     /// The admin token (as in gemini-balance): `AUTH_TOKEN` if set, else the

@@ -226,6 +226,12 @@ pub static SETTINGS: &[Setting] = &[
         "a silent stream gets a heartbeat this often, in seconds (0: never)",
         |c| secs(c.heartbeat),
     ),
+    row("FAKE_STREAM_ENABLED", UPSTREAM, "serve stream:true by a non-streamed call, sent on as stream events", |c| {
+        Some(c.fake_stream.to_string())
+    }),
+    row("FAKE_STREAM_MODELS", UPSTREAM, "models served that way even when FAKE_STREAM_ENABLED is off", |c| {
+        list(&c.fake_stream_models)
+    }),
     row("LOG_LEVEL", SERVER, "error, warn, info or debug", |c| Some(level(c.log_level).into())),
     row("CORS_ORIGINS", SERVER, "allowed CORS origins", |c| list(&c.cors_origins)),
     row("MAX_BODY_BYTES", SERVER, "largest request body in bytes", |c| {

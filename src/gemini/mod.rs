@@ -114,7 +114,8 @@ pub async fn native(
 ) -> Result<Response<Body>, GatewayError> {
     let call = prepare(&app, req, version, rest, log).await?;
     let heartbeat = app.cfg().heartbeat;
-    if call.streaming && call.sse && !call.gzip_out && !heartbeat.is_zero() {
+    let fake = call.streaming && app.cfg().fake_stream_for(&call.model);
+    if call.streaming && call.sse && !call.gzip_out && (fake || !heartbeat.is_zero()) {
         return sse_stream(app, call, keys, log, heartbeat).await;
     }
     let up = Call {
@@ -177,10 +178,17 @@ async fn sse_stream(
 ) -> Result<Response<Body>, GatewayError> {
     let route = log.route;
     let a = app.clone();
+    // Fake streaming: a non-streamed call, sent on as stream events.
+    let fake = app.cfg().fake_stream_for(&call.model);
+    let path = if fake {
+        whole_path(&call.path)
+    } else {
+        call.path
+    };
     let opening = async move {
         let up = Call {
             method: call.method,
-            path: call.path,
+            path,
             body: call.body,
             model: &call.model,
             auth: Auth::GoogHeader,
@@ -211,12 +219,22 @@ async fn sse_stream(
             up: &up,
             own,
         };
-        let parts_body = opened.open_stream(answer, true, false, &mut log).await?;
+        let parts_body = if fake {
+            let (parts, whole) = opened.read_plain(answer, &mut log).await?;
+            as_events(parts, whole).await
+        } else {
+            opened.open_stream(answer, true, false, &mut log).await?
+        };
         Ok::<_, GatewayError>((parts_body, log.key))
     };
     let budget = crate::longcall::current();
     let mut opening = Box::pin(crate::longcall::scoped(budget, opening));
-    if let Some(done) = crate::longcall::within(&mut opening, heartbeat).await {
+    let done = if heartbeat.is_zero() {
+        Some(opening.as_mut().await)
+    } else {
+        crate::longcall::within(&mut opening, heartbeat).await
+    };
+    if let Some(done) = done {
         let ((parts, out_body), key) = done?;
         log.key = key;
         let mut res = Response::new(out_body);
@@ -261,6 +279,44 @@ async fn sse_stream(
         HeaderValue::from_static("text/event-stream"),
     );
     Ok(res)
+}
+
+/// The `generateContent` path for a `streamGenerateContent?alt=sse` one
+/// (fake streaming): the action changed, `alt=sse` dropped.
+fn whole_path(path: &str) -> String {
+    let (head, query) = path.split_once('?').unwrap_or((path, ""));
+    let head = head.replacen(":streamGenerateContent", ":generateContent", 1);
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && *p != "alt=sse")
+        .collect();
+    if rest.is_empty() {
+        head
+    } else {
+        format!("{head}?{}", rest.join("&"))
+    }
+}
+
+/// A whole answer (already masked) as SSE events ([`crate::longcall::answer_events`]).
+async fn as_events(mut parts: http::response::Parts, whole: Body) -> (http::response::Parts, Body) {
+    let bytes = whole
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let events = crate::longcall::answer_events(&bytes).unwrap_or_default();
+    let mut out = Vec::with_capacity(bytes.len() + events.len() * 16);
+    for ev in events {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(ev.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+    }
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    (parts, body::full(Bytes::from(out)))
 }
 
 /// Check a native request and read it: the path (no traversal or escapes),

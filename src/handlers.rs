@@ -73,6 +73,10 @@ pub async fn chat(
     if call.stream {
         return chat_stream(app, call, log).await;
     }
+    let every = app.cfg().heartbeat;
+    if app.cfg().nonstream_keepalive && !every.is_zero() {
+        return chat_keepalive(app, call, log, every).await;
+    }
     let path = app
         .upstream
         .path(&format!("/models/{}:generateContent", call.model));
@@ -89,6 +93,44 @@ pub async fn chat(
     let created = unix_now();
     let answer = answer_with_content(&app, &up, answer, log).await?;
     whole_answer(&app, &call, answer, created)
+}
+
+/// A non-streamed chat kept alive with whitespace (`NONSTREAM_KEEPALIVE`,
+/// see [`crate::keepalive`]).
+async fn chat_keepalive(
+    app: Arc<App>,
+    mut call: PreparedCall,
+    log: &mut LogInfo,
+    every: Duration,
+) -> Result<Response<Body>, GatewayError> {
+    let path = app
+        .upstream
+        .path(&format!("/models/{}:generateContent", call.model));
+    let body = Bytes::from(std::mem::take(&mut call.body));
+    let route = log.route;
+    let making = async move {
+        let up = Call {
+            method: Method::POST,
+            path,
+            body,
+            model: &call.model,
+            auth: Auth::GoogHeader,
+            headers: json_headers(),
+            route,
+        };
+        let mut log = LogInfo {
+            route,
+            ..LogInfo::default()
+        };
+        let answer = first_answer(&app, &up, &mut log).await?;
+        let created = unix_now();
+        let answer = answer_with_content(&app, &up, answer, &mut log).await?;
+        let res = whole_answer(&app, &call, answer, created)?;
+        Ok((res, log.key))
+    };
+    let budget = crate::longcall::current();
+    let making = Box::pin(crate::longcall::scoped(budget, making));
+    crate::keepalive::respond(making, every, crate::error::Api::OpenAi, log).await
 }
 
 /// One call over the pool (its latency and retries counted).
@@ -150,7 +192,6 @@ async fn chat_stream(
         } else {
             Opened::Stream(open_with_retries(&a, &up, answer, &mut log).await?)
         };
-        drop(up);
         Ok::<_, GatewayError>((call, opened))
     };
     // The opening carries the request's deadline wherever it is polled.
@@ -544,12 +585,10 @@ async fn feed(
     })
 }
 
-/// What an opening produced: a stream at its first content, or (fake
-/// streaming) a whole answer.
+/// What an opening produced: an upstream stream at its first content, or
+/// (fake streaming) a whole answer to send as stream events.
 enum Opened {
-    /// An upstream stream.
     Stream(OpenedStream),
-    /// A whole answer, to be sent as stream events.
     Whole(WholeAnswer),
 }
 
@@ -591,7 +630,6 @@ async fn feed_whole(
     let mut chunk = redactor.push(Bytes::from(out)).to_vec();
     chunk.extend_from_slice(&redactor.finish());
     let _ = tx.send(Bytes::from(chunk)).await;
-    drop(whole.meter);
 }
 
 /// The task that carries a Gemini stream to the client as OpenAI chunks.

@@ -794,3 +794,64 @@ async fn fake_streaming_sends_heartbeats_while_waiting() {
     assert!(!sse_events(&a.text()).is_empty(), "{:?}", a.text());
     gw.shutdown().await;
 }
+
+/// `NONSTREAM_KEEPALIVE`: a slow non-streamed answer commits a 200 and
+/// sends spaces before its JSON (which parses); a failure after that is the
+/// route's error object with status 200; off by default.
+#[tokio::test]
+async fn nonstream_keepalive_sends_spaces_before_the_json() {
+    let gw = start(&[
+        ("NONSTREAM_KEEPALIVE", "true"),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    gw.state().set_time_scale(0.01);
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("[[first=40000]] hi", false),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert!(a.text().starts_with("  "), "{:?}", a.text());
+    assert_eq!(
+        a.json()["choices"][0]["message"]["content"],
+        "Echo: hi",
+        "{}",
+        a.text()
+    );
+    let a = native(&gw, "generateContent", "[[first=40000]] hi").await;
+    assert!(a.text().starts_with("  "), "{:?}", a.text());
+    assert!(a.json()["candidates"][0]["content"]["parts"][0]["text"].is_string());
+    // Quick answers are not touched.
+    let a = native(&gw, "generateContent", "hi").await;
+    assert!(a.text().starts_with('{'), "{:?}", a.text());
+    gw.shutdown().await;
+
+    let gw = start(&[
+        ("API_KEYS", r#"["silentcut-00000001"]"#),
+        ("NONSTREAM_KEEPALIVE", "true"),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    gw.state().set_time_scale(0.4);
+    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    assert_eq!(a.status, 200, "committed before the failure");
+    assert!(a.text().starts_with("  "), "{:?}", a.text());
+    assert!(a.json()["error"]["message"].is_string(), "{}", a.text());
+    let a = native(&gw, "generateContent", "hi").await;
+    assert_eq!(a.status, 200);
+    assert!(a.json()["error"]["code"].is_number(), "{}", a.text());
+    gw.shutdown().await;
+
+    let gw = start(&[("HEARTBEAT_SECONDS", "0.1")]).await;
+    gw.state().set_time_scale(0.01);
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("[[first=40000]] hi", false),
+    )
+    .await;
+    assert!(a.text().starts_with('{'), "off by default: {:?}", a.text());
+    gw.shutdown().await;
+}

@@ -61,6 +61,7 @@ pub const VARIABLES: &[&str] = &[
     "HEARTBEAT_SECONDS",
     "FAKE_STREAM_ENABLED",
     "FAKE_STREAM_MODELS",
+    "NONSTREAM_KEEPALIVE",
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
@@ -166,6 +167,9 @@ pub struct Config {
     /// `FAKE_STREAM_MODELS`: models served that way even when
     /// `FAKE_STREAM_ENABLED` is off.
     pub fake_stream_models: Vec<String>,
+    /// `NONSTREAM_KEEPALIVE`: a slow non-streamed answer commits its 200 and
+    /// sends whitespace every `HEARTBEAT_SECONDS` before the JSON body.
+    pub nonstream_keepalive: bool,
     /// `LOG_LEVEL`.
     pub log_level: crate::log::Level,
     /// `CORS_ORIGINS`: allowed origins, `*` for any.
@@ -399,6 +403,7 @@ impl Config {
             heartbeat: v.seconds("HEARTBEAT_SECONDS", 15.0)?,
             fake_stream: v.bool("FAKE_STREAM_ENABLED", false)?,
             fake_stream_models: v.list("FAKE_STREAM_MODELS")?,
+            nonstream_keepalive: v.bool("NONSTREAM_KEEPALIVE", false)?,
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,

@@ -232,6 +232,9 @@ pub static SETTINGS: &[Setting] = &[
     row("FAKE_STREAM_MODELS", UPSTREAM, "models served that way even when FAKE_STREAM_ENABLED is off", |c| {
         list(&c.fake_stream_models)
     }),
+    row("NONSTREAM_KEEPALIVE", UPSTREAM, "a slow non-streamed answer sends whitespace before its JSON (errors then come with 200)", |c| {
+        Some(c.nonstream_keepalive.to_string())
+    }),
     row("LOG_LEVEL", SERVER, "error, warn, info or debug", |c| Some(level(c.log_level).into())),
     row("CORS_ORIGINS", SERVER, "allowed CORS origins", |c| list(&c.cors_origins)),
     row("MAX_BODY_BYTES", SERVER, "largest request body in bytes", |c| {

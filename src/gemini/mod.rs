@@ -13,6 +13,7 @@ pub mod fetch;
 mod forward;
 pub mod gzip;
 pub mod lenient;
+mod long;
 pub mod types;
 
 use std::sync::Arc;
@@ -116,7 +117,11 @@ pub async fn native(
     let heartbeat = app.cfg().heartbeat;
     let fake = call.streaming && app.cfg().fake_stream_for(&call.model);
     if call.streaming && call.sse && !call.gzip_out && (fake || !heartbeat.is_zero()) {
-        return sse_stream(app, call, keys, log, heartbeat).await;
+        return long::sse_stream(app, call, keys, log, heartbeat).await;
+    }
+    let generate = call.path.contains(":generateContent");
+    if !call.streaming && generate && app.cfg().nonstream_keepalive && !heartbeat.is_zero() {
+        return long::plain_keepalive(app, call, keys, log, heartbeat).await;
     }
     let up = Call {
         method: call.method,
@@ -163,160 +168,6 @@ pub async fn native(
     *res.status_mut() = parts.status;
     *res.headers_mut() = response_headers(parts.headers);
     Ok(res)
-}
-
-/// A native SSE stream, opened (with retries) up to its first byte; if that
-/// takes longer than `HEARTBEAT_SECONDS`, a 200 goes out and empty lines
-/// flow while the opening goes on (other keys included, invisibly); a
-/// failure then ends the stream with Google's error object as an event.
-async fn sse_stream(
-    app: Arc<App>,
-    call: Prepared,
-    keys: Keys,
-    log: &mut LogInfo,
-    heartbeat: Duration,
-) -> Result<Response<Body>, GatewayError> {
-    let route = log.route;
-    let a = app.clone();
-    // Fake streaming: a non-streamed call, sent on as stream events.
-    let fake = app.cfg().fake_stream_for(&call.model);
-    let path = if fake {
-        whole_path(&call.path)
-    } else {
-        call.path
-    };
-    let opening = async move {
-        let up = Call {
-            method: call.method,
-            path,
-            body: call.body,
-            model: &call.model,
-            auth: Auth::GoogHeader,
-            headers: call.headers,
-            route,
-        };
-        let pool: &KeyPool = match &keys {
-            Keys::Server => &a.pool,
-            Keys::Backup => &a.backup,
-            Keys::Client(p) => p,
-        };
-        let own = matches!(keys, Keys::Client(_));
-        let started = Instant::now();
-        let answer = a
-            .upstream
-            .call(pool, &up)
-            .await
-            .map_err(|f| upstream_failed(&a, f, up.model, own))?;
-        a.stats.upstream_latency(started.elapsed());
-        a.stats.retried(answer.attempts - 1);
-        let mut log = LogInfo {
-            route,
-            ..LogInfo::default()
-        };
-        let opened = Opening {
-            app: &a,
-            pool,
-            up: &up,
-            own,
-        };
-        let parts_body = if fake {
-            let (parts, whole) = opened.read_plain(answer, &mut log).await?;
-            as_events(parts, whole).await
-        } else {
-            opened.open_stream(answer, true, false, &mut log).await?
-        };
-        Ok::<_, GatewayError>((parts_body, log.key))
-    };
-    let budget = crate::longcall::current();
-    let mut opening = Box::pin(crate::longcall::scoped(budget, opening));
-    let done = if heartbeat.is_zero() {
-        Some(opening.as_mut().await)
-    } else {
-        crate::longcall::within(&mut opening, heartbeat).await
-    };
-    if let Some(done) = done {
-        let ((parts, out_body), key) = done?;
-        log.key = key;
-        let mut res = Response::new(out_body);
-        *res.status_mut() = parts.status;
-        *res.headers_mut() = response_headers(parts.headers);
-        return Ok(res);
-    }
-    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
-    let (tx, out_body) = body::ChannelBody::pair(32);
-    tokio::spawn(async move {
-        let beat = crate::longcall::NATIVE_HEARTBEAT;
-        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
-            return; // the client went away: dropping the opening cancels it
-        };
-        match done {
-            Ok(((_, mut stream), _)) => {
-                while let Some(Ok(frame)) = stream.frame().await {
-                    if let Ok(data) = frame.into_data()
-                        && tx.send(data).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let status = e.status();
-                let res = e.into_google();
-                let error = res.into_body().collect().await.map(|c| c.to_bytes());
-                // One line: Google's (pretty-printed) error object, compacted.
-                let error = error
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                    .unwrap_or_else(|| crate::error::google_error(status, "upstream error"));
-                let event = format!("data: {error}\r\n\r\n");
-                let _ = tx.send(Bytes::from(event)).await;
-            }
-        }
-    });
-    let mut res = Response::new(out_body);
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    Ok(res)
-}
-
-/// The `generateContent` path for a `streamGenerateContent?alt=sse` one
-/// (fake streaming): the action changed, `alt=sse` dropped.
-fn whole_path(path: &str) -> String {
-    let (head, query) = path.split_once('?').unwrap_or((path, ""));
-    let head = head.replacen(":streamGenerateContent", ":generateContent", 1);
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && *p != "alt=sse")
-        .collect();
-    if rest.is_empty() {
-        head
-    } else {
-        format!("{head}?{}", rest.join("&"))
-    }
-}
-
-/// A whole answer (already masked) as SSE events ([`crate::longcall::answer_events`]).
-async fn as_events(mut parts: http::response::Parts, whole: Body) -> (http::response::Parts, Body) {
-    let bytes = whole
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let events = crate::longcall::answer_events(&bytes).unwrap_or_default();
-    let mut out = Vec::with_capacity(bytes.len() + events.len() * 16);
-    for ev in events {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(ev.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-    }
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    parts.headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    (parts, body::full(Bytes::from(out)))
 }
 
 /// Check a native request and read it: the path (no traversal or escapes),

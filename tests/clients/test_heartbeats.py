@@ -2,7 +2,8 @@
 for HEARTBEAT_SECONDS the gateway sends `: keep-alive` comments on OpenAI
 routes and empty lines on native SSE; the `openai` and `google-genai` SDKs
 must ignore them and read the same answer. Each test also reads the raw bytes
-to prove the heartbeats were really there."""
+to prove the heartbeats were really there. With NONSTREAM_KEEPALIVE a slow
+non-streamed answer starts with spaces; both SDKs must parse it."""
 import json
 import urllib.request
 
@@ -17,7 +18,7 @@ MODEL = "gemini-2.5-flash"
 
 @pytest.fixture(scope="module")
 def beating():
-    s = Stack({"HEARTBEAT_SECONDS": "0.1"})
+    s = Stack({"HEARTBEAT_SECONDS": "0.1", "NONSTREAM_KEEPALIVE": "true"})
     yield s
     s.stop()
 
@@ -84,3 +85,19 @@ def test_google_genai_sdk_reads_a_stream_committed_before_its_first_event(beatin
     client = genai.Client(api_key=TOKEN, http_options={"base_url": f"{beating.base}/gemini", "api_version": "v1beta"})
     got = "".join(c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents=text))
     assert "hi" in got, got
+
+
+def test_sdks_parse_a_nonstreamed_answer_after_keepalive_spaces(beating):
+    text = "[[first=800]] hi"
+    body = raw(beating, "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": text}]},
+               {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert body.startswith("   "), repr(body[:40])
+    client = openai.OpenAI(api_key=TOKEN, base_url=f"{beating.base}/v1")
+    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}])
+    assert r.choices[0].message.content == "Echo: hi"
+    body = raw(beating, f"/v1beta/models/{MODEL}:generateContent", {"contents": [{"role": "user", "parts": [{"text": text}]}]},
+               {"x-goog-api-key": TOKEN, "Content-Type": "application/json"})
+    assert body.startswith("   "), repr(body[:40])
+    gclient = genai.Client(api_key=TOKEN, http_options={"base_url": f"{beating.base}/gemini", "api_version": "v1beta"})
+    g = gclient.models.generate_content(model=MODEL, contents=text)
+    assert "hi" in g.text, g.text

@@ -107,7 +107,7 @@ async fn chat_keepalive(
         .upstream
         .path(&format!("/models/{}:generateContent", call.model));
     let body = Bytes::from(std::mem::take(&mut call.body));
-    let route = log.route;
+    let (route, a) = (log.route, app.clone());
     let making = async move {
         let up = Call {
             method: Method::POST,
@@ -130,7 +130,7 @@ async fn chat_keepalive(
     };
     let budget = crate::longcall::current();
     let making = Box::pin(crate::longcall::scoped(budget, making));
-    crate::keepalive::respond(making, every, crate::error::Api::OpenAi, log).await
+    crate::keepalive::respond(&a, making, every, crate::error::Api::OpenAi, log).await
 }
 
 /// One call over the pool (its latency and retries counted).
@@ -209,6 +209,7 @@ async fn chat_stream(
         return Ok(start_stream(&app, &call, opened, created, masked).await);
     }
     // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
     let (tx, out_body) = ChannelBody::pair(32);
     tokio::spawn(async move {
         let beat = crate::longcall::OPENAI_HEARTBEAT;

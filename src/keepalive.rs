@@ -12,6 +12,7 @@ use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
 
 use crate::answer::LogInfo;
+use crate::app::App;
 use crate::body::{Body, ChannelBody};
 use crate::error::{Api, GatewayError};
 
@@ -23,10 +24,30 @@ const SPACE: &[u8] = b" ";
 pub type Making =
     Pin<Box<dyn Future<Output = Result<(Response<Body>, String), GatewayError>> + Send>>;
 
+/// `fut`, or `ShuttingDown` once shutdown asks open answers to end
+/// (`App::drain`): used on answers whose 200 already went out, so that
+/// they end with the route's error rather than a cut.
+pub fn until_drained<T, F>(
+    app: &App,
+    fut: F,
+) -> impl Future<Output = Result<T, GatewayError>> + use<T, F>
+where
+    F: Future<Output = Result<T, GatewayError>>,
+{
+    let mut drain = app.drain.subscribe();
+    async move {
+        tokio::select! {
+            out = fut => out,
+            () = crate::longcall::drained(&mut drain) => Err(GatewayError::ShuttingDown),
+        }
+    }
+}
+
 /// The answer of `making`, or — when it takes longer than `every` — a 200
 /// whose body is spaces every `every`, then the answer's body (an error
 /// rendered in `api`'s format).
 pub async fn respond(
+    app: &App,
     mut making: Making,
     every: Duration,
     api: Api,
@@ -37,6 +58,7 @@ pub async fn respond(
         log.key = key;
         return Ok(res);
     }
+    let mut making = Box::pin(until_drained(app, making));
     let (tx, body) = ChannelBody::pair(8);
     tokio::spawn(async move {
         let Some(done) = crate::longcall::beating(&mut making, every, &tx, SPACE).await else {

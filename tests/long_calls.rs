@@ -530,6 +530,7 @@ async fn sigterm_drains_open_streams_with_error_events() {
         .env("CHECK_INTERVAL_HOURS", "0")
         .env("KEEPALIVE_MINUTES", "0")
         .env("SHUTDOWN_GRACE", "4")
+        .env("HEARTBEAT_SECONDS", "0.2")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -581,6 +582,16 @@ async fn sigterm_drains_open_streams_with_error_events() {
         )
         .await
     });
+    // A stream still silent (committed, heartbeats) when shutdown comes.
+    let (b3, a3) = (base.clone(), auth.clone());
+    let silent = tokio::spawn(async move {
+        let body = serde_json::to_vec(&chat("[[first=20000]] hi", true)).unwrap();
+        let h = [
+            ("authorization", a3.as_str()),
+            ("content-type", "application/json"),
+        ];
+        send(Method::POST, &format!("{b3}/v1/chat/completions"), &h, body).await
+    });
     tokio::time::sleep(Duration::from_millis(600)).await;
     let term = Instant::now();
     std::process::Command::new("kill")
@@ -604,7 +615,11 @@ async fn sigterm_drains_open_streams_with_error_events() {
     .await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text());
     assert!(a.headers.contains_key("retry-after"));
-    let (o, n) = (openai.await.unwrap(), native.await.unwrap());
+    let (o, n, q) = (
+        openai.await.unwrap(),
+        native.await.unwrap(),
+        silent.await.unwrap(),
+    );
     let ended = term.elapsed();
     assert!(
         ended < Duration::from_secs(4),
@@ -618,6 +633,11 @@ async fn sigterm_drains_open_streams_with_error_events() {
         "{}",
         o.text()
     );
+    assert!(q.text().starts_with(": keep-alive"), "{}", q.text());
+    let events = sse_events(&q.text());
+    assert_eq!(events.len(), 2, "{}", q.text());
+    assert!(events[0].contains("shutting down"), "{}", q.text());
+    assert_eq!(events[1], "[DONE]");
     let events = sse_events(&n.text());
     let last: Value = serde_json::from_str(events[events.len() - 1].trim()).unwrap();
     assert_eq!(last["error"]["code"], 503, "{}", n.text());

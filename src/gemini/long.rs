@@ -112,7 +112,7 @@ pub(super) async fn plain_keepalive(
     // Asked unencoded: whitespace cannot go before a gzip body.
     call.headers
         .retain(|(k, _)| k != http::header::ACCEPT_ENCODING);
-    let opening = open_owned(app, call, keys, log.route, Mode::Plain);
+    let opening = open_owned(app.clone(), call, keys, log.route, Mode::Plain);
     let answer = async move {
         let ((parts, out_body), key) = opening.await?;
         let mut res = Response::new(out_body);
@@ -120,7 +120,8 @@ pub(super) async fn plain_keepalive(
         *res.headers_mut() = response_headers(parts.headers);
         Ok((res, key))
     };
-    crate::keepalive::respond(Box::pin(answer), heartbeat, crate::error::Api::Google, log).await
+    let api = crate::error::Api::Google;
+    crate::keepalive::respond(&app, Box::pin(answer), heartbeat, api, log).await
 }
 
 /// A native SSE stream, opened (with retries) up to its first byte; if that
@@ -151,6 +152,7 @@ pub(super) async fn sse_stream(
         return Ok(res);
     }
     // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
     let (tx, out_body) = body::ChannelBody::pair(32);
     tokio::spawn(async move {
         let beat = crate::longcall::NATIVE_HEARTBEAT;

@@ -16,7 +16,8 @@
 //!   (`/v1/chat/completions` through the gateway);
 //! * streaming: time to first byte and gaps between events (64 events 20 ms
 //!   apart, and unpaced), native SSE and OpenAI chunks; many concurrent streams
-//!   with every event counted;
+//!   with every event counted; many silent streams (a thinking model's wait)
+//!   kept alive with heartbeats (10,000; RSS, none lost, heartbeats per stream);
 //! * memory (RSS idle, under load, with 1,000 open streams, after load),
 //!   start-up time to the first `/health`, and the binary's size;
 //! * the Redis store's cost: the same OpenAI call at 1 client and at 64
@@ -304,8 +305,26 @@ fn gateway_env(fake: SocketAddr, port: u16) -> Vec<(&'static str, String)> {
             "LOG_LEVEL",
             std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
         ),
-        ("MAX_CONNECTIONS", "20000".into()),
+        ("MAX_CONNECTIONS", "40000".into()),
+        // Heartbeats on (issue 17): only silent streams get them.
+        ("HEARTBEAT_SECONDS", "2".into()),
     ]
+}
+
+/// A silent stream (heartbeats, then the answer): (heartbeats, completed).
+async fn silent_once(t: &Target) -> (usize, bool) {
+    let mut s = connect(t.addr).await;
+    s.ready().await.unwrap();
+    let res = s.send_request(t.request()).await.expect("stream response");
+    let mut body = res.into_body();
+    let (mut beats, mut done) = (0, false);
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(d) = frame.data_ref() {
+            beats += d.windows(12).filter(|w| w == b": keep-alive").count();
+            done |= d.windows(12).any(|w| w == b"data: [DONE]");
+        }
+    }
+    (beats, done)
 }
 
 /// Stream timing on a new connection (see [`stream_on`]).
@@ -852,6 +871,61 @@ async fn run() {
     rep.json.insert(
         "concurrent_streams".into(),
         json!({"streams": concurrent, "incomplete": lost, "rss_kib": streams_rss}),
+    );
+
+    // 4b. Many silent streams with heartbeats (issue 17): each waits 6 s for
+    // its first event (thinking), with HEARTBEAT_SECONDS=2; none is lost,
+    // RSS with them open, and at most one heartbeat per stream per interval.
+    let (silent_n, silence_ms) = if q { (50, 2500) } else { (10_000, 6000) };
+    let mut silent_t = stream_t.clone();
+    silent_t.body = Bytes::from(
+        json!({"model": "gemini-2.5-flash", "stream": true,
+            "messages": [{"role": "user", "content": format!("[[first={silence_ms}]] hi")}]})
+        .to_string(),
+    );
+    let silent_lost = Arc::new(AtomicU64::new(0));
+    let most_beats = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..silent_n {
+        let (t, lost, most) = (silent_t.clone(), silent_lost.clone(), most_beats.clone());
+        tasks.push(tokio::spawn(async move {
+            let (beats, done) = silent_once(&t).await;
+            if !done || beats == 0 {
+                lost.fetch_add(1, Ordering::Relaxed);
+            }
+            most.fetch_max(beats as u64, Ordering::Relaxed);
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(silence_ms - 500)).await;
+    let silent_rss = rss_kib(gw_pid);
+    for t in tasks {
+        t.await.expect("silent stream task");
+    }
+    let (silent_lost, most_beats) = (
+        silent_lost.load(Ordering::Relaxed),
+        most_beats.load(Ordering::Relaxed),
+    );
+    // One heartbeat at the commit, then one per 2 s interval of the silence.
+    let beat_cap = 1 + silence_ms / 2000;
+    rep.row(format!("{silent_n} concurrent silent OpenAI streams ({silence_ms} ms before the first event, heartbeats every 2 s): {silent_lost} lost; at most {most_beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", silent_rss as f64 / 1024.0));
+    rep.target(
+        &format!("{silent_n} silent streams with heartbeats, none lost"),
+        silent_lost == 0,
+        format!("{silent_lost} lost"),
+    );
+    rep.target(
+        "RSS with the silent streams open ≤ 150 MiB",
+        silent_rss <= 150 * 1024,
+        format!("{:.1} MiB", silent_rss as f64 / 1024.0),
+    );
+    rep.target(
+        "at most one heartbeat per stream per interval",
+        most_beats <= beat_cap,
+        format!("{most_beats} (cap {beat_cap})"),
+    );
+    rep.json.insert(
+        "silent_streams".into(),
+        json!({"streams": silent_n, "lost": silent_lost, "rss_kib": silent_rss, "most_heartbeats": most_beats}),
     );
 
     // 5. Memory.

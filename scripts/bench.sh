@@ -5,5 +5,5 @@
 # (also written to target/bench/overhead.json). See BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-target}" cargo bench --bench overhead "$@"

@@ -2,7 +2,8 @@
 //! details a response carries to the server's log line ([`LogInfo`]), the
 //! logged form of a path with keys masked ([`loggable`]), reading a whole
 //! upstream answer within its limits ([`read_whole`]), and a failed upstream
-//! call as the error to answer, recorded for `/status` ([`upstream_failed`]).
+//! call as the error to answer, recorded for `/status` ([`upstream_failed`]),
+//! and an empty answer logged ([`empty_answer`]) and answered ([`empty_failed`]).
 
 use std::borrow::Cow;
 
@@ -94,14 +95,15 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
 }
 
 /// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
-/// by `TIME_OUT`: a body that stalls or never ends must not hold the request
+/// by `TIME_OUT` and the request's `REQUEST_TIMEOUT`: a body that stalls or never ends must not hold the request
 /// (and its upstream connection) forever.
 pub async fn read_whole(
     app: &App,
     res: Response<Incoming>,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
-    match tokio::time::timeout(app.upstream.timeout(), read).await {
+    let wait = crate::longcall::clamp(app.upstream.timeout());
+    match tokio::time::timeout(wait, read).await {
         Ok(Ok(x)) => Ok(x),
         Ok(Err(m)) => Err(GatewayError::BadAnswer(m.into())),
         Err(_) => Err(GatewayError::AnswerTimeout),
@@ -131,6 +133,36 @@ pub fn upstream_failed(app: &App, f: Failure, model: &str, own_keys: bool) -> Ga
         Failure::Cooling(..) | Failure::Unavailable(_) | Failure::Quota(..) => None,
     };
     GatewayError::from_failure(f, own_keys, hint)
+}
+
+/// Log an empty answer on key `index` (error log class `empty_answer`,
+/// `/status`'s recent errors). The key is not charged: it did answer.
+pub fn empty_answer(
+    app: &App,
+    up: &crate::upstream::Call<'_>,
+    index: usize,
+    meter: &mut crate::store::meter::Meter,
+) {
+    let message = "empty_answer: Gemini answered 200 with no content";
+    let why = crate::keys::Outcome::Transient(message.into());
+    let pool = &app.pool;
+    app.upstream
+        .answer_failed(meter, pool, up, index, 502, &why, message);
+    app.stats.error(
+        up.model,
+        pool.masked(index),
+        502,
+        crate::longcall::EMPTY_ANSWER,
+    );
+}
+
+/// The answer when every key tried answered empty.
+pub fn empty_failed() -> GatewayError {
+    GatewayError::StreamFailed {
+        status: http::StatusCode::BAD_GATEWAY,
+        code: crate::longcall::EMPTY_ANSWER,
+        message: "Gemini answered with no content (an empty answer) on every key tried.",
+    }
 }
 
 #[cfg(test)]

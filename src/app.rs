@@ -32,6 +32,10 @@ pub struct App {
     pub stats: Stats,
     /// Set once shutdown began: new requests get 503.
     pub shutting_down: AtomicBool,
+    /// Becomes `true` when open streams must end (shutdown, before
+    /// `SHUTDOWN_GRACE` runs out): each streams' task holds a receiver and
+    /// ends with its route's error event.
+    pub drain: tokio::sync::watch::Sender<bool>,
     /// The state store (memory, file or Redis; see `crate::store`).
     pub store: StoreHandle,
     /// Stored Responses API responses (`crate::responses`).
@@ -116,6 +120,7 @@ impl App {
             upstream,
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
+            drain: tokio::sync::watch::Sender::new(false),
             store,
             responses: crate::responses::Kept::default(),
             affinity,

@@ -150,11 +150,15 @@ pub enum GatewayError {
     /// 502 `upstream_unreachable`: no connection to Gemini on any attempt.
     #[error("Could not reach Gemini: {0}")]
     Unreachable(String),
-    /// 504 `timeout`: no response head within `TIME_OUT`.
-    #[error("Gemini did not answer within TIME_OUT.")]
+    /// 504 `timeout`: no response head within `TIME_OUT` (or before the
+    /// request's `REQUEST_TIMEOUT`).
+    #[error("Gemini did not answer within TIME_OUT (or before the request's REQUEST_TIMEOUT).")]
     Timeout,
-    /// 504 `timeout`: a whole answer did not arrive within `TIME_OUT`.
-    #[error("Gemini's answer did not complete within TIME_OUT.")]
+    /// 504 `timeout`: a whole answer did not arrive within `TIME_OUT` (or
+    /// before the request's `REQUEST_TIMEOUT`).
+    #[error(
+        "Gemini's answer did not complete within TIME_OUT (or before the request's REQUEST_TIMEOUT)."
+    )]
     AnswerTimeout,
     /// 502 `upstream_error`: Gemini's answer could not be read or used.
     #[error("{0}")]

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::answer::{LogInfo, read_whole, upstream_failed};
+use crate::answer::{LogInfo, empty_answer, empty_failed, read_whole, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
@@ -70,15 +70,16 @@ pub async fn chat(
 ) -> Result<Response<Body>, GatewayError> {
     let mut call = prepare_chat(&app, req).await?;
     log.model.clone_from(&call.model);
-    let path = if call.stream {
-        app.upstream.path(&format!(
-            "/models/{}:streamGenerateContent?alt=sse",
-            call.model
-        ))
-    } else {
-        app.upstream
-            .path(&format!("/models/{}:generateContent", call.model))
-    };
+    if call.stream {
+        return chat_stream(app, call, log).await;
+    }
+    let every = app.cfg().heartbeat;
+    if app.cfg().nonstream_keepalive && !every.is_zero() {
+        return chat_keepalive(app, call, log, every).await;
+    }
+    let path = app
+        .upstream
+        .path(&format!("/models/{}:generateContent", call.model));
     let up = Call {
         method: Method::POST,
         path,
@@ -88,22 +89,151 @@ pub async fn chat(
         headers: json_headers(),
         route: log.route,
     };
+    let answer = first_answer(&app, &up, log).await?;
+    let created = unix_now();
+    let answer = answer_with_content(&app, &up, answer, log).await?;
+    whole_answer(&app, &call, answer, created)
+}
+
+/// A non-streamed chat kept alive with whitespace (`NONSTREAM_KEEPALIVE`,
+/// see [`crate::keepalive`]).
+async fn chat_keepalive(
+    app: Arc<App>,
+    mut call: PreparedCall,
+    log: &mut LogInfo,
+    every: Duration,
+) -> Result<Response<Body>, GatewayError> {
+    let path = app
+        .upstream
+        .path(&format!("/models/{}:generateContent", call.model));
+    let body = Bytes::from(std::mem::take(&mut call.body));
+    let (route, a) = (log.route, app.clone());
+    let making = async move {
+        let up = Call {
+            method: Method::POST,
+            path,
+            body,
+            model: &call.model,
+            auth: Auth::GoogHeader,
+            headers: json_headers(),
+            route,
+        };
+        let mut log = LogInfo {
+            route,
+            ..LogInfo::default()
+        };
+        let answer = first_answer(&app, &up, &mut log).await?;
+        let created = unix_now();
+        let answer = answer_with_content(&app, &up, answer, &mut log).await?;
+        let res = whole_answer(&app, &call, answer, created)?;
+        Ok((res, log.key))
+    };
+    let budget = crate::longcall::current();
+    let making = Box::pin(crate::longcall::scoped(budget, making));
+    crate::keepalive::respond(&a, making, every, crate::error::Api::OpenAi, log).await
+}
+
+/// One call over the pool (its latency and retries counted).
+async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Answer, GatewayError> {
     let started = Instant::now();
     let answer = app
         .upstream
-        .call(&app.pool, &up)
+        .call(&app.pool, up)
         .await
-        .map_err(|f| upstream_failed(&app, f, &call.model, false))?;
+        .map_err(|f| upstream_failed(app, f, up.model, false))?;
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
     log.key = app.pool.masked(answer.key).to_string();
+    Ok(answer)
+}
+
+/// A streamed chat: the stream is opened (with retries) up to its first
+/// content. If that takes longer than `HEARTBEAT_SECONDS`, the 200 goes out
+/// and `: keep-alive` comments flow while the opening goes on (other keys
+/// included, invisibly); a failure then ends the stream with an error
+/// chunk and `[DONE]`.
+async fn chat_stream(
+    app: Arc<App>,
+    mut call: PreparedCall,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    // Fake streaming: a non-streamed call, sent on as stream events.
+    let fake = app.cfg().fake_stream_for(&call.model);
+    let path = if fake {
+        app.upstream
+            .path(&format!("/models/{}:generateContent", call.model))
+    } else {
+        app.upstream.path(&format!(
+            "/models/{}:streamGenerateContent?alt=sse",
+            call.model
+        ))
+    };
+    let body = Bytes::from(std::mem::take(&mut call.body));
+    let (route, heartbeat) = (log.route, app.cfg().heartbeat);
+    let budget = crate::longcall::current();
+    let a = app.clone();
+    let opening = async move {
+        let up = Call {
+            method: Method::POST,
+            path,
+            body,
+            model: &call.model,
+            auth: Auth::GoogHeader,
+            headers: json_headers(),
+            route,
+        };
+        let mut log = LogInfo {
+            route,
+            ..LogInfo::default()
+        };
+        let answer = first_answer(&a, &up, &mut log).await?;
+        let opened = if fake {
+            Opened::Whole(answer_with_content(&a, &up, answer, &mut log).await?)
+        } else {
+            Opened::Stream(open_with_retries(&a, &up, answer, &mut log).await?)
+        };
+        Ok::<_, GatewayError>((call, opened))
+    };
+    // The opening carries the request's deadline wherever it is polled.
+    let mut opening = Box::pin(crate::longcall::scoped(budget, opening));
     let created = unix_now();
-    if !call.stream {
-        return whole_answer(&app, &call, &up, answer, created).await;
+    let done = if heartbeat.is_zero() {
+        Some(opening.as_mut().await)
+    } else {
+        crate::longcall::within(&mut opening, heartbeat).await
+    };
+    if let Some(done) = done {
+        let (call, opened) = done?;
+        log.key = app.pool.masked(opened.key()).to_string();
+        let masked = log.key.clone();
+        return Ok(start_stream(&app, &call, opened, created, masked).await);
     }
-    let opened = open_with_retries(&app, &up, answer, log).await?;
-    log.key = app.pool.masked(opened.key).to_string();
-    Ok(start_stream(&app, &call, opened, created, log.key.clone()))
+    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
+    let (tx, out_body) = ChannelBody::pair(32);
+    tokio::spawn(async move {
+        let beat = crate::longcall::OPENAI_HEARTBEAT;
+        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
+            return; // the client went away: dropping the opening cancels it
+        };
+        match done {
+            Ok((call, opened)) => {
+                let masked = app.pool.masked(opened.key()).to_string();
+                if let Some(pump) = feed(&app, &call, opened, created, masked, &tx).await {
+                    pump.run().await;
+                }
+            }
+            Err(e) => {
+                let res = e.into_openai();
+                let error = res.into_body().collect().await.map(|c| c.to_bytes());
+                let mut out = b"data: ".to_vec();
+                out.extend_from_slice(&error.unwrap_or_default());
+                out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+                let _ = tx.send(Bytes::from(out)).await;
+            }
+        }
+    });
+    Ok(sse_response(out_body))
 }
 
 /// Read a chat request and translate it ([`translate_chat`]); the model
@@ -117,26 +247,76 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
     Ok(call)
 }
 
-/// A non-streamed answer: read whole, translated, the pool key masked.
-async fn whole_answer(
+/// A whole non-streamed answer read: its bytes, key and meter.
+struct WholeAnswer {
+    bytes: Bytes,
+    key: usize,
+    meter: Meter,
+}
+
+/// Read a non-streamed answer whole; an empty answer ([`crate::longcall::is_empty_answer`])
+/// is logged as `empty_answer` and retried on another key within the
+/// MAX_RETRIES budget; with none left it is a 502, never an empty 200.
+async fn answer_with_content(
     app: &App,
-    call: &PreparedCall,
     up: &Call<'_>,
     mut answer: Answer,
+    log: &mut LogInfo,
+) -> Result<WholeAnswer, GatewayError> {
+    let mut tried = vec![answer.key];
+    let mut used = answer.attempts;
+    loop {
+        let bytes = match read_whole(app, answer.response).await {
+            Ok((_, bytes)) => bytes,
+            Err(e) => {
+                let why = Outcome::Transient(e.to_string());
+                let (status, message) = (e.status().as_u16(), e.to_string());
+                let (m, pool) = (&mut answer.meter, &app.pool);
+                app.upstream
+                    .answer_failed(m, pool, up, answer.key, status, &why, &message);
+                return Err(e);
+            }
+        };
+        answer.meter.whole(&bytes);
+        if !crate::longcall::is_empty_answer(&bytes) {
+            return Ok(WholeAnswer {
+                bytes,
+                key: answer.key,
+                meter: answer.meter,
+            });
+        }
+        log.key = app.pool.masked(answer.key).to_string();
+        empty_answer(app, up, answer.key, &mut answer.meter);
+        let budget = app.upstream.attempts().saturating_sub(used);
+        if budget == 0 {
+            return Err(empty_failed());
+        }
+        match app
+            .upstream
+            .call_with(&app.pool, up, &mut tried, budget)
+            .await
+        {
+            Ok(a) => {
+                app.stats.retried(a.attempts);
+                used += a.attempts;
+                log.key = app.pool.masked(a.key).to_string();
+                answer = a;
+            }
+            Err(Failure::Unavailable(_)) => return Err(empty_failed()),
+            Err(f) => return Err(upstream_failed(app, f, up.model, false)),
+        }
+    }
+}
+
+/// A non-streamed answer: translated, the pool key masked.
+fn whole_answer(
+    app: &App,
+    call: &PreparedCall,
+    answer: WholeAnswer,
     created: u64,
 ) -> Result<Response<Body>, GatewayError> {
-    let bytes = match read_whole(app, answer.response).await {
-        Ok((_, bytes)) => bytes,
-        Err(e) => {
-            let why = Outcome::Transient(e.to_string());
-            let (status, message) = (e.status().as_u16(), e.to_string());
-            let (m, pool) = (&mut answer.meter, &app.pool);
-            app.upstream
-                .answer_failed(m, pool, up, answer.key, status, &why, &message);
-            return Err(e);
-        }
-    };
-    answer.meter.whole(&bytes);
+    let bytes = answer.bytes;
+    let _meter = answer.meter;
     let ctx = openai::response::ResponseCtx {
         model: &call.client_model,
         created,
@@ -214,11 +394,26 @@ pub(crate) async fn open_with_retries(
             "stream on key {} failed before its first event; trying another key",
             app.pool.masked(key)
         );
-        app.pool.report(key, up.model, &outcome);
+        let empty = matches!(&outcome, Outcome::Transient(m) if m.starts_with("empty_answer"));
+        if empty {
+            // Logged as `empty_answer`; the key is not charged.
+            app.stats.error(
+                up.model,
+                app.pool.masked(key),
+                502,
+                crate::longcall::EMPTY_ANSWER,
+            );
+        } else {
+            app.pool.report(key, up.model, &outcome);
+        }
         let (status, message) = stream_status(&outcome);
         let upstream = &app.upstream;
         upstream.answer_failed(&mut meter, &app.pool, up, key, status, &outcome, message);
-        let budget = app.upstream.attempts().saturating_sub(used);
+        let mut budget = app.upstream.attempts().saturating_sub(used);
+        if is_silent(&outcome) && !crate::longcall::timed_out() {
+            // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
+            budget = 0;
+        }
         let retried = if budget == 0 {
             None
         } else {
@@ -238,6 +433,10 @@ pub(crate) async fn open_with_retries(
             }
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.
+            None | Some(Err(Failure::Unavailable(_))) if empty => {
+                log.key = app.pool.masked(key).to_string();
+                return Err(empty_failed());
+            }
             None | Some(Err(Failure::Unavailable(_))) => {
                 log.key = app.pool.masked(key).to_string();
                 return Err(stream_failed(&outcome));
@@ -248,6 +447,11 @@ pub(crate) async fn open_with_retries(
             }
         }
     }
+}
+
+/// Whether a stream failed for staying silent (a timed-out generation).
+fn is_silent(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Transient(m) if m.starts_with("stream silent"))
 }
 
 /// The status and message a stream that failed before its first event is logged with.
@@ -271,7 +475,7 @@ fn stream_failed(outcome: &Outcome) -> GatewayError {
         Outcome::Transient(m) if m.starts_with("stream silent") => (
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
-            "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first event.",
+            "Gemini's stream stayed silent before its first event for longer than STREAM_IDLE_TIMEOUT (or until the request's REQUEST_TIMEOUT).",
         ),
         _ => (
             StatusCode::BAD_GATEWAY,
@@ -289,20 +493,60 @@ fn stream_failed(outcome: &Outcome) -> GatewayError {
 /// The streamed answer: the events read while opening are translated and
 /// queued before the response is returned (so its head and first chunks
 /// leave in one write); a task pumps the rest ([`Pump::run`]).
-fn start_stream(
+async fn start_stream(
     app: &Arc<App>,
     call: &PreparedCall,
-    opened: OpenedStream,
+    opened: Opened,
     created: u64,
     masked: String,
 ) -> Response<Body> {
     let (tx, out_body) = ChannelBody::pair(32);
+    // A fresh channel has room for the first chunk: `feed` completes at once.
+    if let Some(pump) = feed(app, call, opened, created, masked, &tx).await {
+        tokio::spawn(pump.run());
+    }
+    sse_response(out_body)
+}
+
+/// The head of a streamed answer around `body`.
+fn sse_response(body: Body) -> Response<Body> {
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    res
+}
+
+/// Translate the events read while opening and send them; the pump that
+/// carries the rest, unless the stream already ended.
+async fn feed(
+    app: &Arc<App>,
+    call: &PreparedCall,
+    opened: Opened,
+    created: u64,
+    masked: String,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Option<Pump> {
     let mut tr = openai::stream::StreamTranslator::new(
         &call.client_model,
         created,
         call.include_usage,
         &app.cfg().translate,
     );
+    let opened = match opened {
+        Opened::Stream(s) => s,
+        Opened::Whole(w) => {
+            feed_whole(app, &mut tr, w, tx).await;
+            return None;
+        }
+    };
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut ended_early = false;
     for ev in &opened.pending {
@@ -317,41 +561,76 @@ fn start_stream(
     let mut redactor = crate::upstream::Redactor::new(app.pool.key(opened.key));
     if !out.is_empty() {
         let first = redactor.push(Bytes::from(std::mem::take(&mut out)));
-        // A fresh channel always has room.
-        let _ = tx.try_send(first);
+        if tx.send(first).await.is_err() {
+            return None;
+        }
     }
     if ended_early {
         let rest = redactor.finish();
         if !rest.is_empty() {
-            let _ = tx.try_send(rest);
+            let _ = tx.send(rest).await;
         }
-    } else {
-        let pump = Pump {
-            app: app.clone(),
-            model: call.model.clone(),
-            masked,
-            incoming: opened.incoming,
-            parser: opened.parser,
-            tr,
-            redactor,
-            tx,
-            out,
-            meter: opened.meter,
-        };
-        tokio::spawn(pump.run());
+        return None;
     }
-    let mut res = Response::new(out_body);
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
-    res
+    Some(Pump {
+        app: app.clone(),
+        model: call.model.clone(),
+        masked,
+        incoming: opened.incoming,
+        parser: opened.parser,
+        tr,
+        redactor,
+        tx: tx.clone(),
+        out,
+        meter: opened.meter,
+    })
+}
+
+/// What an opening produced: an upstream stream at its first content, or
+/// (fake streaming) a whole answer to send as stream events.
+enum Opened {
+    Stream(OpenedStream),
+    Whole(WholeAnswer),
+}
+
+impl Opened {
+    /// The pool key serving it.
+    fn key(&self) -> usize {
+        match self {
+            Opened::Stream(s) => s.key,
+            Opened::Whole(w) => w.key,
+        }
+    }
+}
+
+/// Fake streaming: send a whole answer as ordinary chunks (text in pieces,
+/// tool calls, usage, finish reason; [`crate::longcall::answer_events`]).
+async fn feed_whole(
+    app: &App,
+    tr: &mut openai::stream::StreamTranslator,
+    whole: WholeAnswer,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let mut out: Vec<u8> = Vec::with_capacity(whole.bytes.len() + 1024);
+    match crate::longcall::answer_events(&whole.bytes) {
+        Some(events) => {
+            for ev in &events {
+                if let openai::stream::Step::Ended = tr.on_event(ev, &mut out) {
+                    break;
+                }
+            }
+            tr.finish(&mut out);
+        }
+        None => tr.fail(
+            "Gemini answered with invalid JSON.",
+            "upstream_error",
+            &mut out,
+        ),
+    }
+    let mut redactor = crate::upstream::Redactor::new(app.pool.key(whole.key));
+    let mut chunk = redactor.push(Bytes::from(out)).to_vec();
+    chunk.extend_from_slice(&redactor.finish());
+    let _ = tx.send(Bytes::from(chunk)).await;
 }
 
 /// The task that carries a Gemini stream to the client as OpenAI chunks.
@@ -374,12 +653,42 @@ struct Pump {
 impl Pump {
     /// Read, translate and send until the stream ends, breaks, goes silent
     /// for `STREAM_IDLE_TIMEOUT` (each ends with an error chunk), or the
-    /// client goes away (dropping `incoming` cancels the upstream call).
+    /// client goes away (dropping `incoming` cancels the upstream call);
+    /// `: keep-alive` every `HEARTBEAT_SECONDS` of silence.
     async fn run(mut self) {
-        let idle = self.app.cfg().stream_idle_timeout;
+        let (idle, heartbeat) = {
+            let cfg = self.app.cfg();
+            (cfg.stream_idle_timeout, cfg.heartbeat)
+        };
         let mut events: Vec<String> = Vec::new();
+        let mut heard = Instant::now();
+        let mut drain = self.app.drain.subscribe();
         loop {
-            let next = tokio::time::timeout(idle, self.incoming.frame()).await;
+            let left = idle.saturating_sub(heard.elapsed());
+            let wait = if heartbeat.is_zero() {
+                left
+            } else {
+                left.min(heartbeat)
+            };
+            let next = tokio::select! {
+                next = tokio::time::timeout(wait, self.incoming.frame()) => next,
+                () = crate::longcall::drained(&mut drain) => {
+                    // Shutdown: end with an error chunk and [DONE], not a cut.
+                    let mut out = std::mem::take(&mut self.out);
+                    self.tr.fail("The gateway is shutting down; retry the request.", "server_shutting_down", &mut out);
+                    let _ = self.tx.send(self.redactor.push(Bytes::from(out))).await;
+                    return;
+                }
+            };
+            if next.is_err() && wait < left {
+                // Silent for HEARTBEAT_SECONDS (not yet STREAM_IDLE_TIMEOUT).
+                let beat = Bytes::from_static(crate::longcall::OPENAI_HEARTBEAT);
+                if self.tx.send(beat).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            heard = Instant::now();
             let ended = self.step(next, &mut events);
             let mut chunk = if self.out.is_empty() {
                 Bytes::new()
@@ -466,10 +775,11 @@ impl Pump {
 pub(crate) type FrameRead =
     Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, tokio::time::error::Elapsed>;
 
-/// Read a Gemini stream up to its first complete event. `Err` says why the
-/// stream failed before that (so it can be retried on another key): it broke,
-/// went silent, ended empty, or opened with an error event that is not the
-/// client's fault.
+/// Read a Gemini stream up to its first event with content (or an answer
+/// such as a blocked prompt). `Err` says why the stream failed before that
+/// (so it can be retried on another key): it broke, went silent, ended
+/// empty or with no content (`empty_answer`), or opened with an error
+/// event that is not the client's fault.
 async fn open_stream(
     body: &mut Incoming,
     parser: &mut openai::stream::SseParser,
@@ -479,7 +789,8 @@ async fn open_stream(
     meter: &mut Meter,
 ) -> Result<(), Outcome> {
     loop {
-        match tokio::time::timeout(idle, body.frame()).await {
+        // The first event must come before the request's deadline too.
+        match tokio::time::timeout(crate::longcall::clamp(idle), body.frame()).await {
             Err(_) => {
                 return Err(Outcome::Transient(
                     "stream silent before its first event".into(),
@@ -500,15 +811,28 @@ async fn open_stream(
                     if parser.push(data, events).is_err() {
                         return Err(Outcome::Transient("oversized stream event".into()));
                     }
-                    if !events.is_empty() {
+                    // Events without content (an empty answer so far) are
+                    // kept, and the stream read on to its first content.
+                    if events
+                        .iter()
+                        .any(|e| !crate::longcall::is_empty_answer(e.as_bytes()))
+                    {
                         break;
                     }
                 }
             }
         }
     }
-    let Some(first) = events.first() else {
+    if events.is_empty() {
         return Err(Outcome::Transient("empty stream".into()));
+    }
+    let first = events
+        .iter()
+        .find(|e| !crate::longcall::is_empty_answer(e.as_bytes()));
+    let Some(first) = first else {
+        return Err(Outcome::Transient(
+            "empty_answer: Gemini's stream ended with no content".into(),
+        ));
     };
     let parsed: Option<Value> = serde_json::from_str(first).ok();
     let error = parsed.as_ref().and_then(|v| {

@@ -23,6 +23,8 @@
 //! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
 //! * [`model`] — what a model name may be (checked on every route before it is recorded).
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
+//! * [`keepalive`] — slow non-streamed answers kept alive with whitespace (`NONSTREAM_KEEPALIVE`).
+//! * [`longcall`] — a request's deadline over all its attempts (`REQUEST_TIMEOUT`, `TIMEOUT_RETRIES`).
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
 //! * [`anthropic`] — pure Anthropic Messages ↔ Gemini translation (request, answer, stream).
@@ -53,8 +55,10 @@ pub mod dashboard;
 pub mod error;
 pub mod gemini;
 pub mod handlers;
+pub mod keepalive;
 pub mod keys;
 pub mod log;
+pub mod longcall;
 pub mod messages_api;
 pub mod model;
 pub mod openai;

@@ -550,7 +550,15 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         ..LogInfo::default()
     };
     let result = match admit(&app, route, &req) {
-        Ok(grant) => run(app, req, route.handler, rest, grant, &mut log).await,
+        Ok(grant) => {
+            // Every upstream wait of the request is bounded by one deadline.
+            let budget = {
+                let cfg = app.cfg();
+                crate::longcall::Budget::new(cfg.request_timeout, cfg.timeout_retries)
+            };
+            crate::longcall::scope(budget, run(app, req, route.handler, rest, grant, &mut log))
+                .await
+        }
         Err(e) => Err(e),
     };
     let mut res = result.unwrap_or_else(|e| e.render(route.format));

@@ -47,6 +47,13 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     let (stop, _) = watch::channel(());
     let builder = Arc::new(builder(&app));
     tokio::pin!(shutdown);
+    let grace = app.cfg().shutdown_grace;
+    // Draining: from the signal until the open streams are done (or the
+    // time left for them runs out), new connections are still accepted, so
+    // `/health` says "draining" and new requests get 503 + Retry-After.
+    let mut drain_until: Option<Instant> = None;
+    let mut signalled = Instant::now();
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
 
     loop {
         let (stream, _peer) = tokio::select! {
@@ -58,13 +65,26 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = &mut shutdown, if drain_until.is_none() => {
+                app.shutting_down.store(true, Ordering::SeqCst);
+                signalled = Instant::now();
+                drain_until = Some(signalled + stream_time(grace));
+                crate::info!("draining: new requests get 503; open streams may finish");
+                continue;
+            }
+            _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => break,
+            _ = tokio::time::sleep(Duration::from_millis(50)), if drain_until.is_some() => {
+                if !conns.busy() {
+                    break;
+                }
+                continue;
+            }
         };
         let permit = match limit.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => tokio::select! {
                 p = make_room(&limit, &conns) => match p { Some(p) => p, None => break },
-                _ = &mut shutdown => break,
+                _ = &mut shutdown, if drain_until.is_none() => break,
             },
         };
         let _ = stream.set_nodelay(true);
@@ -77,15 +97,25 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     }
 
     app.shutting_down.store(true, Ordering::SeqCst);
+    // Streams still open end now with their route's error event.
+    app.drain.send_replace(true);
     drop(listener);
-    let grace = app.cfg().shutdown_grace;
-    crate::info!("shutting down: waiting up to {grace:?} for in-flight requests");
+    // What is left of SHUTDOWN_GRACE (the whole of it without a signal:
+    // the accept loop ended otherwise).
+    let left = drain_until.map_or(grace, |_| grace.saturating_sub(signalled.elapsed()));
+    crate::info!("shutting down: waiting up to {left:?} for in-flight requests");
     let _ = stop.send(());
     tokio::select! {
         _ = stop.closed() => crate::info!("all connections closed"),
-        _ = tokio::time::sleep(grace) => crate::warn!("grace period over; closing remaining connections"),
+        _ = tokio::time::sleep(left) => crate::warn!("grace period over; closing remaining connections"),
     }
     crate::log::flush();
+}
+
+/// Of `SHUTDOWN_GRACE`, the time open streams may go on before they are
+/// ended with an error event: all but the last 2 s (half, for a shorter grace).
+fn stream_time(grace: Duration) -> Duration {
+    grace.saturating_sub(Duration::from_secs(2).min(grace / 2))
 }
 
 /// The HTTP/1 and HTTP/2 settings every connection is served with.
@@ -207,7 +237,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     } else if method == Method::OPTIONS {
         preflight(&req)
     } else if app.shutting_down.load(Ordering::Relaxed) {
-        GatewayError::ShuttingDown.render(api)
+        draining(&path, api)
     } else {
         match (CatchUnwind {
             inner: Box::pin(router::route(app.clone(), req)),
@@ -247,6 +277,23 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         &info.key,
     );
     Ok(res)
+}
+
+/// The answer while draining: `/health` says `"status":"draining"` (503,
+/// so a load balancer moves away); any other request gets 503 in its
+/// route's format with `Retry-After`.
+fn draining(path: &str, api: Api) -> Response<Body> {
+    let mut res = if router::strip_mount(path) == "/health" {
+        body::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "draining"}),
+        )
+    } else {
+        GatewayError::ShuttingDown.render(api)
+    };
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
 }
 
 /// Why a request head is over `MAX_HEADERS` / `MAX_HEADER_BYTES`, if it is.

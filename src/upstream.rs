@@ -3,7 +3,9 @@
 //! [`Upstream::call`] sends a request on a key from the pool; on an answer
 //! that is the key's fault or a transient failure it reports the outcome to
 //! the pool and tries again on a different usable key, up to `MAX_RETRIES`
-//! extra attempts. It returns as soon as response *headers* with a 2xx status
+//! extra attempts (a timed-out one only `TIMEOUT_RETRIES` times, and none
+//! past the request's `REQUEST_TIMEOUT`, see [`crate::longcall`]). It
+//! returns as soon as response *headers* with a 2xx status
 //! arrive: the body then streams to the client, and nothing is retried after
 //! that (so a stream is never duplicated).
 
@@ -336,7 +338,12 @@ impl Upstream {
             Auth::GoogHeader => headers.insert("x-goog-api-key", key_value),
             Auth::Bearer => headers.insert(http::header::AUTHORIZATION, key_value),
         };
-        match tokio::time::timeout(self.timeout(), self.client.request(req)).await {
+        // Never past the request's deadline (`REQUEST_TIMEOUT`).
+        let wait = crate::longcall::clamp(self.timeout());
+        if wait.is_zero() {
+            return Err(AttemptError::Timeout);
+        }
+        match tokio::time::timeout(wait, self.client.request(req)).await {
             Err(_) => Err(AttemptError::Timeout),
             Ok(Err(e)) => Err(AttemptError::Network(describe(&e))),
             Ok(Ok(res)) => Ok(res),
@@ -376,6 +383,10 @@ impl Upstream {
             0
         };
         for attempt in 1..=attempts {
+            // No retry past the request's deadline (`REQUEST_TIMEOUT`).
+            if attempt > 1 && crate::longcall::expired() {
+                break;
+            }
             // Only a first attempt waits in line for quota headroom.
             let pick = if last.is_none() {
                 pool.pick_waiting(call.model, tried, tokens).await
@@ -427,7 +438,13 @@ impl Upstream {
                     last = Some(failure);
                 }
                 Err(e) => {
+                    let timed_out = matches!(e, AttemptError::Timeout);
                     let (msg, failure, code) = match e {
+                        AttemptError::Timeout if crate::longcall::expired() => (
+                            "no response headers before REQUEST_TIMEOUT".to_string(),
+                            Failure::Timeout,
+                            504,
+                        ),
                         AttemptError::Timeout => (
                             "no response headers within TIME_OUT".to_string(),
                             Failure::Timeout,
@@ -447,6 +464,11 @@ impl Upstream {
                         self.record_failed(&a, call, code, m.as_bytes(), &outcome);
                     }
                     last = Some(failure);
+                    // A timed-out generation may have spent Google's quota:
+                    // retried only `TIMEOUT_RETRIES` times.
+                    if timed_out && !crate::longcall::timed_out() {
+                        break;
+                    }
                 }
             }
         }
@@ -469,7 +491,7 @@ impl Upstream {
         let status = res.status();
         let (mut parts, body) = res.into_parts();
         let body = tokio::time::timeout(
-            self.timeout(),
+            crate::longcall::clamp(self.timeout()),
             crate::body::read_limited(body, ERROR_BODY_LIMIT),
         )
         .await

@@ -313,7 +313,7 @@ async fn a_bad_value_is_the_parsers_error_and_nothing_is_applied() {
     // A secret's bad value is not echoed.
     let r = patch(&gw, json!({"ALLOWED_TOKENS": ["sk-has space-secret"]})).await;
     assert!(!refusal(&r, "ALLOWED_TOKENS").contains("secret"));
-    assert_eq!(entry(&settings(&gw).await, "TIME_OUT")["value"], "45");
+    assert_eq!(entry(&settings(&gw).await, "TIME_OUT")["value"], "300");
 
     // Bodies that are not an object of settings.
     for body in [json!([1]), json!({}), json!("MAX_RETRIES=1")] {
@@ -353,7 +353,7 @@ async fn restart_only_unknown_and_key_settings_are_refused() {
     refusal(&r, "NOPE");
     assert_eq!(
         entry(&settings(&gw).await, "TIME_OUT")["value"],
-        "45",
+        "300",
         "nothing applied"
     );
     let r = call(&gw, Method::PUT, "/admin/config", ADMIN, None).await;
@@ -548,7 +548,7 @@ async fn changes_from_other_replicas_apply_without_being_recorded_again() {
     let list = settings(&gw).await;
     let e = entry(&list, "MAX_RETRIES");
     assert_eq!((&e["value"], &e["source"]), (&json!("0"), &json!("stored")));
-    assert_eq!(entry(&list, "TIME_OUT")["value"], "45");
+    assert_eq!(entry(&list, "TIME_OUT")["value"], "300");
     h.flush().await.unwrap();
     assert!(h.load().await.settings.is_empty(), "not recorded again");
 

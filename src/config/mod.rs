@@ -56,6 +56,12 @@ pub const VARIABLES: &[&str] = &[
     "BASE_URL",
     "TIME_OUT",
     "STREAM_IDLE_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "TIMEOUT_RETRIES",
+    "HEARTBEAT_SECONDS",
+    "FAKE_STREAM_ENABLED",
+    "FAKE_STREAM_MODELS",
+    "NONSTREAM_KEEPALIVE",
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
@@ -152,6 +158,22 @@ pub struct Config {
     pub time_out: Duration,
     /// `STREAM_IDLE_TIMEOUT`: longest silence inside a stream.
     pub stream_idle_timeout: Duration,
+    /// `REQUEST_TIMEOUT`: deadline over every attempt and retry of one
+    /// request, until a whole answer, or a stream's first content.
+    pub request_timeout: Duration,
+    /// `TIMEOUT_RETRIES`: how often a timed-out generation is retried.
+    pub timeout_retries: u32,
+    /// `HEARTBEAT_SECONDS`: a silent stream gets a heartbeat this often (0: never).
+    pub heartbeat: Duration,
+    /// `FAKE_STREAM_ENABLED`: serve every `stream:true` request by a
+    /// non-streamed upstream call, sent on as stream events.
+    pub fake_stream: bool,
+    /// `FAKE_STREAM_MODELS`: models served that way even when
+    /// `FAKE_STREAM_ENABLED` is off.
+    pub fake_stream_models: Vec<String>,
+    /// `NONSTREAM_KEEPALIVE`: a slow non-streamed answer commits its 200 and
+    /// sends whitespace every `HEARTBEAT_SECONDS` before the JSON body.
+    pub nonstream_keepalive: bool,
     /// `LOG_LEVEL`.
     pub log_level: crate::log::Level,
     /// `CORS_ORIGINS`: allowed origins, `*` for any.
@@ -389,8 +411,14 @@ impl Config {
             host,
             port,
             base_url,
-            time_out: v.seconds("TIME_OUT", 45.0)?,
+            time_out: v.seconds("TIME_OUT", 300.0)?,
             stream_idle_timeout: v.seconds("STREAM_IDLE_TIMEOUT", 120.0)?,
+            request_timeout: v.seconds("REQUEST_TIMEOUT", 600.0)?,
+            timeout_retries: v.number("TIMEOUT_RETRIES", 1, 0, Some(u32::MAX), WHOLE)?,
+            heartbeat: v.seconds("HEARTBEAT_SECONDS", 15.0)?,
+            fake_stream: v.bool("FAKE_STREAM_ENABLED", false)?,
+            fake_stream_models: v.list("FAKE_STREAM_MODELS")?,
+            nonstream_keepalive: v.bool("NONSTREAM_KEEPALIVE", false)?,
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
@@ -558,6 +586,9 @@ impl Config {
         if self.time_out.is_zero() {
             return Err(err("TIME_OUT", "must be greater than 0"));
         }
+        if self.request_timeout.is_zero() {
+            return Err(err("REQUEST_TIMEOUT", "must be greater than 0"));
+        }
         if self.client_timeout.is_zero() {
             return Err(err("CLIENT_TIMEOUT", "must be greater than 0"));
         }
@@ -572,6 +603,12 @@ impl Config {
     pub fn not_found_hint(&self, status: u16) -> Option<&'static str> {
         (status == 404 && self.base_url_unversioned)
             .then_some("(BASE_URL names no API version such as /v1beta: check BASE_URL.)")
+    }
+
+    /// Whether a `stream:true` request for `model` is served by a
+    /// non-streamed upstream call (`FAKE_STREAM_ENABLED`, `FAKE_STREAM_MODELS`).
+    pub fn fake_stream_for(&self, model: &str) -> bool {
+        self.fake_stream || self.fake_stream_models.iter().any(|m| m == model)
     }
 
     /// The admin token (as in gemini-balance): `AUTH_TOKEN` if set, else the

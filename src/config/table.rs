@@ -205,11 +205,35 @@ pub static SETTINGS: &[Setting] = &[
     row("BASE_URL", SERVER, "Gemini API base URL", |c| Some(c.base_url.clone())).restart(
         "the upstream's address is parsed once into the client at start-up (demo mode points it at the built-in fake)",
     ),
-    row("TIME_OUT", UPSTREAM, "seconds to wait for Gemini's response headers", |c| {
+    row("TIME_OUT", UPSTREAM, "seconds to wait for Gemini's response headers (and a whole non-streamed answer)", |c| {
         secs(c.time_out)
     }),
     row("STREAM_IDLE_TIMEOUT", UPSTREAM, "longest silence inside a stream, in seconds", |c| {
         secs(c.stream_idle_timeout)
+    }),
+    row(
+        "REQUEST_TIMEOUT",
+        UPSTREAM,
+        "seconds every attempt and retry of a request may take together, until a whole answer or a stream's first content",
+        |c| secs(c.request_timeout),
+    ),
+    row("TIMEOUT_RETRIES", UPSTREAM, "retries of a timed-out generation (Google may have spent the quota)", |c| {
+        Some(c.timeout_retries.to_string())
+    }),
+    row(
+        "HEARTBEAT_SECONDS",
+        UPSTREAM,
+        "a silent stream gets a heartbeat this often, in seconds (0: never)",
+        |c| secs(c.heartbeat),
+    ),
+    row("FAKE_STREAM_ENABLED", UPSTREAM, "serve stream:true by a non-streamed call, sent on as stream events", |c| {
+        Some(c.fake_stream.to_string())
+    }),
+    row("FAKE_STREAM_MODELS", UPSTREAM, "models served that way even when FAKE_STREAM_ENABLED is off", |c| {
+        list(&c.fake_stream_models)
+    }),
+    row("NONSTREAM_KEEPALIVE", UPSTREAM, "a slow non-streamed answer sends whitespace before its JSON (errors then come with 200)", |c| {
+        Some(c.nonstream_keepalive.to_string())
     }),
     row("LOG_LEVEL", SERVER, "error, warn, info or debug", |c| Some(level(c.log_level).into())),
     row("CORS_ORIGINS", SERVER, "allowed CORS origins", |c| list(&c.cors_origins)),

@@ -23,7 +23,7 @@ fn defaults_match_the_python_gateway() {
     );
     assert_eq!(c.max_retries, 3);
     assert_eq!(c.max_failures, 10);
-    assert_eq!(c.time_out, Duration::from_secs(45));
+    assert_eq!(c.time_out, Duration::from_secs(300));
     assert_eq!(c.cors_origins, vec!["*"]);
     assert_eq!(c.max_body_bytes, 20 * 1024 * 1024);
 }

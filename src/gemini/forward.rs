@@ -38,18 +38,22 @@ pub(super) fn take_accept_encoding(headers: &mut Vec<(HeaderName, HeaderValue)>)
 }
 
 /// A native answer that is not streamed, read whole within `TIME_OUT` (from
-/// its headers on: one that trickles in is cut there) and `ANSWER_LIMIT`,
-/// then passed on with the pool key masked ([`redact_plain`]). `Err` is the
+/// its headers on: one that trickles in is cut there) and the request's
+/// `REQUEST_TIMEOUT` and `ANSWER_LIMIT`,
+/// then passed on with the pool key masked ([`redact_plain`]); the answer
+/// to a `generate` call that holds no content is an `empty_answer` failure. `Err` is the
 /// error for the client and why the key's call failed.
 pub(super) async fn read_plain(
     app: &App,
     res: Response<Incoming>,
     key: &str,
     meter: &mut Meter,
+    generate: bool,
 ) -> Result<(http::response::Parts, Body), (GatewayError, &'static str)> {
     let (mut parts, incoming) = res.into_parts();
     let limit = ANSWER_LIMIT;
-    let read = tokio::time::timeout(app.upstream.timeout(), body::read_limited(incoming, limit));
+    let wait = crate::longcall::clamp(app.upstream.timeout());
+    let read = tokio::time::timeout(wait, body::read_limited(incoming, limit));
     let bytes = match read.await {
         Ok(Ok(b)) => b,
         Err(_) => {
@@ -78,8 +82,22 @@ pub(super) async fn read_plain(
     if !parts.headers.contains_key(header::CONTENT_ENCODING) {
         meter.whole(&bytes);
     }
+    if generate && plain_is_empty(&parts.headers, &bytes) {
+        return Err((crate::answer::empty_failed(), crate::longcall::EMPTY_ANSWER));
+    }
     let bytes = redact_plain(&mut parts.headers, bytes, key);
     Ok((parts, body::full(bytes)))
+}
+
+/// Whether a whole 200 answer is an empty one ([`crate::longcall::is_empty_answer`]),
+/// looked into through gzip; an answer in another encoding is not judged.
+fn plain_is_empty(headers: &HeaderMap, bytes: &Bytes) -> bool {
+    match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => crate::longcall::is_empty_answer(bytes),
+        Some(b"gzip" | b"x-gzip") => gzip::decode(bytes, ANSWER_LIMIT)
+            .is_ok_and(|plain| crate::longcall::is_empty_answer(&plain)),
+        Some(_) => false,
+    }
 }
 
 /// `bytes` with the pool key masked; a gzip body is looked into (and, only
@@ -119,6 +137,12 @@ pub(super) struct Outgoing {
     cut: bool,
     /// The attempt's usage: reads the tokens, recorded when the stream ends.
     meter: Meter,
+    /// Heartbeat interval and bytes (`HEARTBEAT_SECONDS`), if any.
+    beat: Option<(Duration, &'static [u8])>,
+    /// Whether the bytes sent so far end at an event boundary (a blank line).
+    boundary: bool,
+    /// Shutdown's signal to end the stream (`App::drain`).
+    drain: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Outgoing {
@@ -140,7 +164,24 @@ impl Outgoing {
             cut: cut || encoded || gzip.is_some(),
             gzip,
             meter: Meter::off(),
+            beat: None,
+            boundary: true,
+            drain: None,
         }
+    }
+
+    /// Ended with an error object (or cut) when `drain` turns `true`.
+    pub(super) fn draining(mut self, drain: tokio::sync::watch::Receiver<bool>) -> Outgoing {
+        self.drain = Some(drain);
+        self
+    }
+
+    /// With heartbeats `beat` every `every` of silence, sent only between
+    /// events and only into a plain (not encoded) stream; `every` zero: none.
+    pub(super) fn beating(mut self, every: Duration, beat: &'static [u8]) -> Outgoing {
+        let plain = self.gzip.is_none() && self.redactor.is_some();
+        self.beat = (plain && !every.is_zero()).then_some((every, beat));
+        self
     }
 
     /// With the attempt's meter (fed every upstream byte).
@@ -156,6 +197,9 @@ impl Outgoing {
             Some(r) => r.push(data),
             None => data,
         };
+        if !data.is_empty() {
+            self.boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
+        }
         match &mut self.gzip {
             Some(g) if !data.is_empty() => Bytes::from(g.chunk(&data)),
             _ => data,
@@ -191,7 +235,8 @@ impl Outgoing {
 /// plain text as gzip.
 ///
 /// `first` is the first read of `incoming` (under the idle timeout), made by
-/// the caller; a data frame is queued in the body before it is returned, so
+/// the caller; with a `deadline` (an answer that is not a stream) the body
+/// must end by then (`REQUEST_TIMEOUT`); a data frame is queued in the body before it is returned, so
 /// the response's head and first chunk leave in one write.
 pub(super) fn forward_stream(
     first: FirstRead,
@@ -199,6 +244,7 @@ pub(super) fn forward_stream(
     idle: Duration,
     sse: bool,
     mut out: Outgoing,
+    deadline: Option<tokio::time::Instant>,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(32);
     let body = Forwarded { rx }.boxed();
@@ -216,11 +262,39 @@ pub(super) fn forward_stream(
         other => Some(other),
     };
     tokio::spawn(async move {
+        let mut heard = tokio::time::Instant::now();
         loop {
+            let left = idle.saturating_sub(heard.elapsed());
+            let wait = match deadline {
+                Some(d) => left.min(d.saturating_duration_since(tokio::time::Instant::now())),
+                None => left,
+            };
+            // Silent for HEARTBEAT_SECONDS at an event boundary: a heartbeat.
+            let beat = out.beat.filter(|(every, _)| out.boundary && *every < wait);
             let next = match first.take() {
                 Some(r) => r,
-                None => tokio::time::timeout(idle, incoming.frame()).await,
+                None => {
+                    let wait = beat.map_or(wait, |(every, _)| every);
+                    let read = tokio::time::timeout(wait, incoming.frame());
+                    match &mut out.drain {
+                        Some(d) => tokio::select! {
+                            next = read => next,
+                            () = crate::longcall::drained(d) => {
+                                drained(&mut out, &tx, sse).await;
+                                return;
+                            }
+                        },
+                        None => read.await,
+                    }
+                }
             };
+            if let (Err(_), Some((_, bytes))) = (&next, beat) {
+                if tx.send(Ok(Bytes::from_static(bytes))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            heard = tokio::time::Instant::now();
             let failure = match next {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -241,6 +315,10 @@ pub(super) fn forward_stream(
                 Ok(Some(Err(_))) => (
                     StatusCode::BAD_GATEWAY,
                     "The connection to Gemini broke in the middle of the answer.",
+                ),
+                Err(_) if wait < left => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Gemini's answer did not complete before the request's REQUEST_TIMEOUT.",
                 ),
                 Err(_) => (
                     StatusCode::GATEWAY_TIMEOUT,
@@ -263,6 +341,28 @@ pub(super) fn forward_stream(
         }
     });
     body
+}
+
+/// Shutdown: end the stream with Google's error object in its framing (a
+/// stream that cannot take one, see [`Outgoing`]'s `cut`, is cut).
+async fn drained(
+    out: &mut Outgoing,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BoxError>>,
+    sse: bool,
+) {
+    let message = "The gateway is shutting down; retry the request.";
+    if out.cut {
+        let _ = tx.send(Err(message.into())).await;
+        return;
+    }
+    let err = google_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    let mut tail = out.finish().to_vec();
+    if sse {
+        tail.extend_from_slice(format!("data: {err}\r\n\r\n").as_bytes());
+    } else {
+        tail.extend_from_slice(format!(",\r\n{err}\n]").as_bytes());
+    }
+    let _ = tx.send(Ok(Bytes::from(tail))).await;
 }
 
 /// A streamed body fed by [`forward_stream`]'s task; an `Err` item makes the

@@ -14,11 +14,12 @@ pub mod files;
 mod forward;
 pub mod gzip;
 pub mod lenient;
+mod long;
 pub mod types;
 pub mod upload;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -136,6 +137,15 @@ async fn pass(
         Some(c) => files::pin_body(&app, c, &call.body)?,
         None => None,
     };
+    let heartbeat = app.cfg().heartbeat;
+    let fake = call.streaming && app.cfg().fake_stream_for(&call.model);
+    if call.streaming && call.sse && !call.gzip_out && (fake || !heartbeat.is_zero()) {
+        return long::sse_stream(app, call, keys, pinned, log, heartbeat).await;
+    }
+    let generate = call.path.contains(":generateContent");
+    if !call.streaming && generate && app.cfg().nonstream_keepalive && !heartbeat.is_zero() {
+        return long::plain_keepalive(app, call, keys, pinned, log, heartbeat).await;
+    }
     let up = Call {
         method: call.method,
         path: call.path,
@@ -152,7 +162,7 @@ async fn pass(
     };
     let own = matches!(keys, Keys::Client(_));
     let started = Instant::now();
-    let mut answer = files::call_on(&app, pool, &up, pinned)
+    let answer = files::call_on(&app, pool, &up, pinned)
         .await
         .map_err(|f| upstream_failed(&app, f, &call.model, own))?;
     app.stats.upstream_latency(started.elapsed());
@@ -174,22 +184,7 @@ async fn pass(
             .open_stream(answer, call.sse, call.gzip_out, log)
             .await?
     } else {
-        log.key = pool.masked(answer.key).to_string();
-        let key = pool.key(answer.key);
-        match read_plain(&app, answer.response, key, &mut answer.meter).await {
-            Ok(done) => done,
-            Err((e, why)) => {
-                let outcome = Outcome::Transient(why.into());
-                pool.report(answer.key, &call.model, &outcome);
-                let status = e.status().as_u16();
-                let m = &mut answer.meter;
-                app.upstream
-                    .answer_failed(m, pool, &up, answer.key, status, &outcome, why);
-                app.stats
-                    .error(&call.model, &log.key, e.status().as_u16(), why);
-                return Err(e);
-            }
-        }
+        opened.read_plain(answer, log).await?
     };
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
@@ -295,7 +290,139 @@ struct Opening<'a> {
     pinned: bool,
 }
 
+/// An answer whose first byte has arrived: the answer (its key and meter),
+/// its head, the rest of its body, and that first read.
+type FirstByte = (
+    usize,
+    crate::store::meter::Meter,
+    http::response::Parts,
+    Incoming,
+    forward::FirstRead,
+);
+
 impl Opening<'_> {
+    /// Wait for an answer's first byte (`/openai/v1`): one that breaks,
+    /// ends or stays silent before it is retried on another key within the
+    /// MAX_RETRIES budget (a silent one, `TIMEOUT_RETRIES`), like the other
+    /// routes' streams; with none left, an error in the route's format.
+    async fn first_byte(&self, answer: crate::upstream::Answer) -> Result<FirstByte, GatewayError> {
+        let (app, pool, up) = (self.app, self.pool, self.up);
+        let idle = app.cfg().stream_idle_timeout;
+        let mut tried = vec![answer.key];
+        let mut used = answer.attempts;
+        let crate::upstream::Answer {
+            mut response,
+            mut key,
+            mut meter,
+            ..
+        } = answer;
+        loop {
+            let (parts, mut incoming) = response.into_parts();
+            let first = tokio::time::timeout(crate::longcall::clamp(idle), incoming.frame()).await;
+            let (why, status, message) = match &first {
+                Ok(Some(Ok(_))) => return Ok((key, meter, parts, incoming, first)),
+                // A body that is empty on purpose (a 204, a HEAD) is the answer.
+                Ok(None) if parts.status == StatusCode::NO_CONTENT || up.method == Method::HEAD => {
+                    return Ok((key, meter, parts, incoming, first));
+                }
+                Ok(None) => (
+                    "stream ended empty",
+                    StatusCode::BAD_GATEWAY,
+                    "Gemini's answer ended before its first byte on every key tried.",
+                ),
+                Ok(Some(Err(_))) => (
+                    "stream broke before its first byte",
+                    StatusCode::BAD_GATEWAY,
+                    "Gemini's answer broke before its first byte on every key tried.",
+                ),
+                Err(_) => (
+                    "stream silent before its first byte",
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Gemini stayed silent before the first byte of its answer for longer than STREAM_IDLE_TIMEOUT (or until the request's REQUEST_TIMEOUT).",
+                ),
+            };
+            let outcome = Outcome::Transient(why.into());
+            pool.report(key, up.model, &outcome);
+            app.upstream
+                .answer_failed(&mut meter, pool, up, key, status.as_u16(), &outcome, why);
+            let silent = status == StatusCode::GATEWAY_TIMEOUT;
+            let mut budget = app.upstream.attempts().saturating_sub(used);
+            if silent && !crate::longcall::timed_out() {
+                budget = 0;
+            }
+            let code = if silent { "timeout" } else { "upstream_error" };
+            let failed = GatewayError::StreamFailed {
+                status,
+                code,
+                message,
+            };
+            if budget == 0 {
+                return Err(failed);
+            }
+            match app.upstream.call_with(pool, up, &mut tried, budget).await {
+                Ok(a) => {
+                    app.stats.retried(a.attempts);
+                    used += a.attempts;
+                    (response, key, meter) = (a.response, a.key, a.meter);
+                }
+                Err(Failure::Unavailable(_)) => return Err(failed),
+                Err(f) => return Err(upstream_failed(app, f, up.model, self.own)),
+            }
+        }
+    }
+
+    /// A whole (not streamed) answer; an empty one (`empty_answer`) is
+    /// retried on another key within the MAX_RETRIES budget, and with none
+    /// left answered 502.
+    async fn read_plain(
+        &self,
+        mut answer: crate::upstream::Answer,
+        log: &mut LogInfo,
+    ) -> Result<(http::response::Parts, Body), GatewayError> {
+        let (app, pool, up) = (self.app, self.pool, self.up);
+        let mut tried = vec![answer.key];
+        let mut used = answer.attempts;
+        loop {
+            log.key = pool.masked(answer.key).to_string();
+            let key = pool.key(answer.key);
+            let generate = up.path.contains(":generateContent");
+            let read = read_plain(app, answer.response, key, &mut answer.meter, generate);
+            let (e, why) = match read.await {
+                Ok(done) => return Ok(done),
+                Err(failed) => failed,
+            };
+            let outcome = Outcome::Transient(why.into());
+            let empty = why == crate::longcall::EMPTY_ANSWER;
+            if !empty {
+                // An empty answer is logged, but the key is not charged.
+                pool.report(answer.key, up.model, &outcome);
+            }
+            let status = e.status().as_u16();
+            let m = &mut answer.meter;
+            let message = if empty {
+                "empty_answer: Gemini answered 200 with no content"
+            } else {
+                why
+            };
+            app.upstream
+                .answer_failed(m, pool, up, answer.key, status, &outcome, message);
+            app.stats.error(up.model, &log.key, status, why);
+            let budget = app.upstream.attempts().saturating_sub(used);
+            if !empty || budget == 0 {
+                return Err(e);
+            }
+            match app.upstream.call_with(pool, up, &mut tried, budget).await {
+                Ok(a) => {
+                    app.stats.retried(a.attempts);
+                    used += a.attempts;
+                    answer = a;
+                }
+                Err(Failure::Unavailable(_)) => return Err(e),
+                Err(f) => return Err(upstream_failed(app, f, up.model, self.own)),
+            }
+        }
+    }
+
     /// A stream's first frame is read before anything reaches the client: a
     /// stream that breaks, stays silent or ends empty before it is retried on
     /// another key within the same MAX_RETRIES budget. Returns the answer's
@@ -313,14 +440,27 @@ impl Opening<'_> {
         let mut used = answer.attempts;
         loop {
             let (mut parts, mut incoming) = answer.response.into_parts();
-            let first = tokio::time::timeout(idle, incoming.frame()).await;
+            // The first byte must come before the request's deadline too.
+            let wait = crate::longcall::clamp(idle);
+            let first = tokio::time::timeout(wait, incoming.frame()).await;
             let (outcome, status, message) = match first {
                 Ok(Some(Ok(_))) => {
                     log.key = pool.masked(answer.key).to_string();
                     let key = pool.key(answer.key);
+                    let beat = crate::longcall::NATIVE_HEARTBEAT;
                     let out = Outgoing::new(key, &mut parts.headers, gzip_out, false)
-                        .metered(answer.meter);
-                    return Ok((parts, forward_stream(first, incoming, idle, sse, out)));
+                        .metered(answer.meter)
+                        .beating(
+                            if sse {
+                                app.cfg().heartbeat
+                            } else {
+                                Duration::ZERO
+                            },
+                            beat,
+                        )
+                        .draining(app.drain.subscribe());
+                    let body = forward_stream(first, incoming, idle, sse, out, None);
+                    return Ok((parts, body));
                 }
                 Ok(None) => (
                     "stream ended empty",
@@ -335,9 +475,10 @@ impl Opening<'_> {
                 Err(_) => (
                     "stream silent before its first byte",
                     StatusCode::GATEWAY_TIMEOUT,
-                    "Gemini's stream stayed silent for longer than STREAM_IDLE_TIMEOUT before its first byte.",
+                    "Gemini's stream stayed silent before its first byte for longer than STREAM_IDLE_TIMEOUT (or until the request's REQUEST_TIMEOUT).",
                 ),
             };
+            let silent = status == StatusCode::GATEWAY_TIMEOUT;
             crate::debug!(
                 "native stream on key {} failed before its first byte; trying another key",
                 pool.masked(answer.key)
@@ -347,7 +488,11 @@ impl Opening<'_> {
             let (m, code) = (&mut answer.meter, status.as_u16());
             app.upstream
                 .answer_failed(m, pool, up, answer.key, code, &why, outcome);
-            let budget = app.upstream.attempts().saturating_sub(used);
+            let mut budget = app.upstream.attempts().saturating_sub(used);
+            if silent && !crate::longcall::timed_out() {
+                // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
+                budget = 0;
+            }
             let retried = if budget == 0 || self.pinned {
                 None
             } else {
@@ -545,12 +690,18 @@ pub async fn openai_compat(
     struct ModelOnly<'a> {
         #[serde(borrow, default)]
         model: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        stream: Option<bool>,
     }
-    let model = serde_json::from_slice::<ModelOnly>(&body)
-        .ok()
-        .and_then(|v| v.model)
-        .map(|m| crate::openai::bare_model(&m).to_string())
-        .unwrap_or_default();
+    let (model, streaming) = match serde_json::from_slice::<ModelOnly>(&body) {
+        Ok(v) => (
+            v.model
+                .map(|m| crate::openai::bare_model(&m).to_string())
+                .unwrap_or_default(),
+            v.stream == Some(true),
+        ),
+        Err(_) => (String::new(), false),
+    };
     if !model.is_empty() && !crate::model::valid(&model) {
         return Err(GatewayError::InvalidModel(model));
     }
@@ -569,17 +720,34 @@ pub async fn openai_compat(
         .call(&app.pool, &up)
         .await
         .map_err(|f| upstream_failed(&app, f, &model, false))?;
-    let meter = answer.meter;
-    log.key = app.pool.masked(answer.key).to_string();
-    let (mut parts, mut incoming) = answer.response.into_parts();
     // Streamed or not, the answer is forwarded as it arrives under the idle
     // timeout, with the pool key masked; if it breaks, the client's
     // connection breaks too (no OpenAI error event is spliced into it).
+    // An answer that is not a stream must be complete by the request's
+    // deadline (`REQUEST_TIMEOUT`); a stream, have sent its first byte.
     let idle = app.cfg().stream_idle_timeout;
-    let first = tokio::time::timeout(idle, incoming.frame()).await;
-    let key = app.pool.key(answer.key);
-    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true).metered(meter);
-    let out = forward_stream(first, incoming, idle, true, outgoing);
+    let deadline = crate::longcall::current().map(|b| b.deadline);
+    let opening = Opening {
+        app: &app,
+        pool: &app.pool,
+        up: &up,
+        own: false,
+        pinned: false,
+    };
+    let (index, meter, mut parts, incoming, first) = opening.first_byte(answer).await?;
+    log.key = app.pool.masked(index).to_string();
+    let key = app.pool.key(index);
+    let every = if streaming {
+        app.cfg().heartbeat
+    } else {
+        std::time::Duration::ZERO
+    };
+    let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true)
+        .metered(meter)
+        .beating(every, crate::longcall::OPENAI_HEARTBEAT)
+        .draining(app.drain.subscribe());
+    let deadline = deadline.filter(|_| !streaming);
+    let out = forward_stream(first, incoming, idle, true, outgoing, deadline);
     let mut res = Response::new(out);
     *res.status_mut() = parts.status;
     *res.headers_mut() = response_headers(parts.headers);

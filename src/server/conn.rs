@@ -92,6 +92,15 @@ impl Conns {
         }
     }
 
+    /// Whether any connection has a request (or its answer) in flight.
+    pub(super) fn busy(&self) -> bool {
+        let s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        s.live
+            .iter()
+            .flatten()
+            .any(|c| c.in_flight.load(Ordering::Acquire) > 0)
+    }
+
     /// Ask the connection that has been idle longest (nothing in flight, not
     /// already closing) to close gracefully. False when there is none.
     pub(super) fn reclaim(&self) -> bool {

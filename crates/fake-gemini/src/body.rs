@@ -33,6 +33,8 @@ impl std::error::Error for Abort {}
 pub(crate) struct FakeBody {
     pub(crate) chunks: VecDeque<Bytes>,
     pub(crate) gap: Duration,
+    /// Silence after the headers, before the first chunk (or the cut).
+    pub(crate) first: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     started: bool,
     pub(crate) fail_at_end: bool,
@@ -46,6 +48,7 @@ impl FakeBody {
         FakeBody {
             chunks,
             gap: Duration::ZERO,
+            first: Duration::ZERO,
             sleep: None,
             started: false,
             fail_at_end: false,
@@ -57,6 +60,7 @@ impl FakeBody {
         FakeBody {
             chunks: chunks.into(),
             gap,
+            first: Duration::ZERO,
             sleep: None,
             started: false,
             fail_at_end: cut,
@@ -117,6 +121,24 @@ pub(crate) fn trickle(mut res: Response<FakeBody>, ms: u64) -> Response<FakeBody
     res
 }
 
+/// `res` with its headers sent at once and `silence` before its first chunk
+/// (a thinking model); with `cut`, the connection is cut after the silence
+/// instead of sending anything.
+pub(crate) fn silence(
+    mut res: Response<FakeBody>,
+    silence: Duration,
+    cut: bool,
+) -> Response<FakeBody> {
+    let body = res.body_mut();
+    body.first = silence;
+    if cut {
+        body.chunks.clear();
+        body.fail_at_end = true;
+        body.full = false;
+    }
+    res
+}
+
 /// Delay before cutting a connection, so the client reads what was sent.
 pub(crate) const CUT_DELAY: Duration = Duration::from_millis(30);
 
@@ -133,7 +155,9 @@ impl Body for FakeBody {
             return Poll::Ready(None);
         }
         let cutting = this.chunks.is_empty();
-        let wait = if cutting {
+        let wait = if !this.first.is_zero() {
+            this.first
+        } else if cutting {
             CUT_DELAY
         } else if this.started {
             this.gap
@@ -148,6 +172,11 @@ impl Body for FakeBody {
                 return Poll::Pending;
             }
             this.sleep = None;
+            if !this.first.is_zero() {
+                // The silence before the first chunk is over.
+                this.first = Duration::ZERO;
+                return Pin::new(this).poll_frame(cx);
+            }
         }
         if cutting {
             this.fail_at_end = false;
@@ -184,6 +213,8 @@ pub(crate) struct Ctx {
     pub(crate) array_stream: bool,
     /// `prettyPrint=false` turns pretty-printing off.
     pub(crate) pretty: bool,
+    /// Generate calls answer 200 with a candidate holding no content (the key is `Empty`).
+    pub(crate) empty: bool,
 }
 
 pub(crate) const JSON_CT: &str = "application/json; charset=UTF-8";

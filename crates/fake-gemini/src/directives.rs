@@ -1,6 +1,6 @@
 //! `[[k=v ...]]` directives in the last user text, which drive the answer:
-//! `status`, `events`/`gap`, `words`, `block`, `finish`, `image`, `call`,
-//! `nocall`; and the
+//! `status`, `events`/`gap`, `first`, `words`, `block`, `empty`, `finish`,
+//! `image`, `call`, `nocall`; and the
 //! lorem-ipsum words of generated texts.
 
 // ---------------------------------------------------------------------------
@@ -20,6 +20,10 @@ pub(crate) struct Directives {
     pub(crate) call: Option<String>,
     /// Answer with text even when functions are declared.
     pub(crate) nocall: bool,
+    /// `first=MS`: silence before the first event (non-stream: before the headers).
+    pub(crate) first_ms: u64,
+    /// `empty`: a 200 whose candidate holds no content.
+    pub(crate) empty: bool,
 }
 
 pub(crate) const MAX_WORDS: usize = 200_000;
@@ -78,6 +82,11 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
                 _ => return false,
             },
             "block" if v.is_empty() => next.block = true,
+            "empty" if v.is_empty() => next.empty = true,
+            "first" => match v.parse::<u64>() {
+                Ok(n) => next.first_ms = n.min(3_600_000),
+                _ => return false,
+            },
             "image" if v.is_empty() => next.image = true,
             "nocall" if v.is_empty() => next.nocall = true,
             "call"
@@ -100,6 +109,8 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
     d.gap_ms = next.gap_ms;
     d.words = next.words.or(d.words);
     d.block |= next.block;
+    d.empty |= next.empty;
+    d.first_ms = d.first_ms.max(next.first_ms);
     d.image |= next.image;
     d.nocall |= next.nocall;
     d.call = next.call.or(d.call.take());

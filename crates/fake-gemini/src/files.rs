@@ -166,6 +166,7 @@ pub(crate) fn route(
         version: "v1beta",
         array_stream: false,
         pretty: true,
+        empty: false,
     };
     let err = |e| Some(error_response(&ctx, e));
     let mut st = state.files.lock().unwrap_or_else(|e| e.into_inner());

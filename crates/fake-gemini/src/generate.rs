@@ -258,23 +258,43 @@ pub(crate) async fn generate(
     req: &Value,
     stream: Option<StreamMode>,
 ) -> Result<Response<FakeBody>, GoogleError> {
-    let plan = plan_generate(req, model, stream.as_ref())?;
+    let mut plan = plan_generate(req, model, stream.as_ref())?;
+    plan.empty |= ctx.empty;
     let pc = count_prompt(req);
     let id = response_id(state.next_id());
+    let first = state.scaled(plan.first_ms);
     let Some(mode) = stream else {
+        tokio::time::sleep(first).await;
         if plan.gap_ms > 0 && plan.words_per_event == 1 {
             let n = plan.parts.iter().map(|p| p.tokens().0).sum::<u64>();
             let total = plan.gap_ms.saturating_mul(n.saturating_sub(1)).min(600_000);
             tokio::time::sleep(Duration::from_millis(total)).await;
         }
-        return Ok(json_response(
-            ctx,
-            200,
-            &whole_answer(&plan, req, &pc, model, &id),
-        ));
+        let answer = if plan.empty {
+            empty_json(&pc, model, &id)
+        } else {
+            whole_answer(&plan, req, &pc, model, &id)
+        };
+        return Ok(json_response(ctx, 200, &answer));
     };
-    let chunks = stream_chunks(&plan, &pc, model, &id);
-    Ok(send_stream(ctx, &mode, &chunks, plan.gap_ms))
+    let chunks = if plan.empty {
+        vec![empty_json(&pc, model, &id)]
+    } else {
+        stream_chunks(&plan, &pc, model, &id)
+    };
+    let mut res = send_stream(ctx, &mode, &chunks, plan.gap_ms);
+    res.body_mut().first = first;
+    Ok(res)
+}
+
+/// An answer whose one candidate holds no content (Gemini's empty 200).
+fn empty_json(pc: &PromptCount, model: &str, id: &str) -> Json {
+    let cand = Json::obj([
+        ("content", Json::obj([("role", Json::s("model"))])),
+        ("finishReason", Json::s("STOP")),
+        ("index", Json::Int(0)),
+    ]);
+    response_json(vec![cand], usage_json(pc, 0, 0), model, id)
 }
 
 /// The whole (non-streamed) answer to a plan.

@@ -38,6 +38,9 @@
 //! - `[[events=N gap=MS]]` stream N one-word text events MS ms apart (non-stream:
 //!   one text of N words, sent after `(N-1)*MS` ms);
 //! - `[[words=N]]` answer text of N words;
+//! - `[[first=MS]]` silence before the first event (headers at once; non-stream:
+//!   before the headers), scaled by [`FakeState::set_time_scale`];
+//! - `[[empty]]` a 200 whose one candidate holds no content (finish `STOP`);
 //! - `[[block]]` prompt blocked (200, `promptFeedback.blockReason = SAFETY`);
 //! - `[[finish=REASON]]` that `finishReason`;
 //! - `[[image]]` an extra `inlineData` part holding a 1x1 PNG;
@@ -166,6 +169,21 @@ pub enum KeyBehavior {
         /// Gap between two pieces of the body.
         ms: u64,
     },
+    /// A thinking model: streams send their headers at once, then nothing
+    /// for `ms` (scaled, see [`FakeState::set_time_scale`]) before the first
+    /// event; other calls wait that long before their headers.
+    Silent {
+        /// Silence before the first event.
+        ms: u64,
+    },
+    /// Like `Silent`, then the connection is cut before any event (a
+    /// non-streamed call: reset before any headers).
+    SilentCut {
+        /// Silence before the cut.
+        ms: u64,
+    },
+    /// Generate calls answer 200 with a candidate holding no content.
+    Empty,
 }
 
 /// Everything one request to the fake looked like, for assertions.
@@ -209,6 +227,8 @@ pub struct FakeState {
     quota_refusals: AtomicU64,
     /// Uploaded files, cached contents and open uploads, owned by their key.
     pub(crate) files: Mutex<files::Files>,
+    /// The scale of the fake's silences, in thousandths (1000: real time).
+    time_scale: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -229,7 +249,22 @@ impl FakeState {
             quotas: Mutex::new(quota::Quotas::new()),
             quota_refusals: AtomicU64::new(0),
             files: Mutex::new(files::Files::default()),
+            time_scale: AtomicU64::new(1000),
         })
+    }
+
+    /// Scale the silences (`[[first=MS]]`, `Silent`, `SilentCut`) by
+    /// `scale`: 0.01 makes a 30 s silence last 300 ms, so tests of long
+    /// calls take seconds.
+    pub fn set_time_scale(&self, scale: f64) {
+        let permille = (scale.max(0.0) * 1000.0).round() as u64;
+        self.time_scale.store(permille, Ordering::Relaxed);
+    }
+
+    /// `ms` milliseconds of the fake's clock, scaled.
+    pub(crate) fn scaled(&self, ms: u64) -> std::time::Duration {
+        let permille = self.time_scale.load(Ordering::Relaxed);
+        std::time::Duration::from_micros(ms.saturating_mul(permille))
     }
 
     /// Set the behavior for a key (overrides the prefix default).
@@ -245,7 +280,9 @@ impl FakeState {
     /// "quota-day"→QuotaDay, "quota"→Quota{retry_secs:2}, "overload"→Overloaded,
     /// "internal"→Internal, "region"→Region, "slow"→Slow{ms:300},
     /// "cut"→CutAfter{events:2}, "hang"→Hang, "echo-split"→EchoKey{split:true},
-    /// "echo"→EchoKey{split:false}, "trickle"→Trickle{ms:300}, anything else → Ok.
+    /// "echo"→EchoKey{split:false}, "trickle"→Trickle{ms:300},
+    /// "silentcut"→SilentCut{ms:1000}, "silent"→Silent{ms:1000},
+    /// "empty"→Empty, anything else → Ok.
     pub fn behavior(&self, key: &str) -> KeyBehavior {
         if let Some(b) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return b.clone();
@@ -349,7 +386,10 @@ impl FakeState {
 }
 
 fn default_behavior(key: &str) -> KeyBehavior {
-    let table: [(&str, KeyBehavior); 14] = [
+    let table: [(&str, KeyBehavior); 17] = [
+        ("silentcut", KeyBehavior::SilentCut { ms: 1000 }),
+        ("silent", KeyBehavior::Silent { ms: 1000 }),
+        ("empty", KeyBehavior::Empty),
         ("bad", KeyBehavior::Invalid),
         ("expired", KeyBehavior::Expired),
         ("suspended", KeyBehavior::Suspended),

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Method, Response};
 use serde_json::Value;
 
-use crate::body::{Abort, FakeBody, JSON_CT, echo_key, trickle, with_headers};
+use crate::body::{Abort, FakeBody, JSON_CT, echo_key, silence, trickle, with_headers};
 use crate::directives::{lorem, parse_directives};
 use crate::embeddings::embedding_vec;
 use crate::encoding::{b64_std, pct_decode};
@@ -120,6 +120,14 @@ pub(crate) async fn openai_compat(
     match state.behavior(&key) {
         KeyBehavior::Ok => {}
         b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => reshape = Some(b),
+        KeyBehavior::Silent { ms } if !stream => tokio::time::sleep(state.scaled(ms)).await,
+        KeyBehavior::SilentCut { ms } if !stream => {
+            tokio::time::sleep(state.scaled(ms)).await;
+            return Err(Abort);
+        }
+        b @ (KeyBehavior::Silent { .. } | KeyBehavior::SilentCut { .. }) => reshape = Some(b),
+        // Empty answers are a native-route behavior; here the key answers normally.
+        KeyBehavior::Empty => {}
         KeyBehavior::Invalid => return Ok(oa_error(err_invalid_key())),
         KeyBehavior::Expired => return Ok(oa_error(err_expired())),
         KeyBehavior::Suspended => return Ok(oa_error(err_suspended(&key))),
@@ -153,6 +161,8 @@ pub(crate) async fn openai_compat(
             Ok(r) => match reshape {
                 Some(KeyBehavior::EchoKey { split }) => Ok(echo_key(r, &key, split)),
                 Some(KeyBehavior::Trickle { ms }) => Ok(trickle(r, ms)),
+                Some(KeyBehavior::Silent { ms }) => Ok(silence(r, state.scaled(ms), false)),
+                Some(KeyBehavior::SilentCut { ms }) => Ok(silence(r, state.scaled(ms), true)),
                 _ => Ok(r),
             },
             e => e,
@@ -280,7 +290,9 @@ pub(crate) async fn oa_chat(
             ("object", Json::s(object)),
         ])
     };
+    let first = state.scaled(d.first_ms);
     if !stream {
+        tokio::time::sleep(first).await;
         let (message, finish) = oa_message(call, text);
         let mut j = head(
             "chat.completion",
@@ -322,7 +334,8 @@ pub(crate) async fn oa_chat(
     if let Some(c) = cut {
         events.truncate(c.min(total.saturating_sub(1)));
     }
-    let body = FakeBody::stream(events, Duration::from_millis(d.gap_ms), cut.is_some());
+    let mut body = FakeBody::stream(events, Duration::from_millis(d.gap_ms), cut.is_some());
+    body.first = first;
     Ok(with_headers(200, "text/event-stream", body))
 }
 

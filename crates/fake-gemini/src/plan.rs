@@ -101,6 +101,10 @@ pub(crate) struct Plan {
     pub(crate) words_per_event: usize,
     pub(crate) gap_ms: u64,
     pub(crate) has_call: bool,
+    /// Silence before the first event (non-stream: before the headers), unscaled.
+    pub(crate) first_ms: u64,
+    /// Answer with a candidate holding no content.
+    pub(crate) empty: bool,
 }
 
 pub(crate) struct StreamMode {
@@ -257,6 +261,8 @@ pub(crate) fn plan_generate(
         words_per_event: if d.events.is_some() { 1 } else { 4 },
         gap_ms: d.gap_ms,
         has_call: false,
+        first_ms: d.first_ms,
+        empty: d.empty,
     };
     if plan.blocked {
         return Ok(plan);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::body::{Abort, Ctx, FakeBody, echo_key, error_response, plain_json, trickle};
+use crate::body::{Abort, Ctx, FakeBody, echo_key, error_response, plain_json, silence, trickle};
 use crate::embeddings::{batch_embed, count_tokens, embed};
 use crate::encoding::{accepts_gzip, gzip_response, parse_query, pct_decode};
 use crate::errors::{
@@ -148,6 +148,7 @@ pub(crate) async fn handle_api(
         version: "v1beta",
         array_stream: false,
         pretty,
+        empty: false,
     };
 
     if let Ok(b) = &body
@@ -195,6 +196,7 @@ pub(crate) async fn handle_api(
         Ok(plan) => plan,
         Err(refusal) => return Ok(refusal),
     };
+    ctx.empty = matches!(reshape, Some(KeyBehavior::Empty));
 
     let Ok(body) = body else {
         let msg = format!("Request payload size exceeds the limit: {BODY_LIMIT} bytes.");
@@ -220,6 +222,12 @@ pub(crate) async fn handle_api(
             let res = match (res, reshape) {
                 (Ok(r), Some(KeyBehavior::EchoKey { split })) => Ok(echo_key(r, &key, split)),
                 (Ok(r), Some(KeyBehavior::Trickle { ms })) => Ok(trickle(r, ms)),
+                (Ok(r), Some(KeyBehavior::Silent { ms })) => {
+                    Ok(silence(r, state.scaled(ms), false))
+                }
+                (Ok(r), Some(KeyBehavior::SilentCut { ms })) => {
+                    Ok(silence(r, state.scaled(ms), true))
+                }
                 (res, _) => res,
             };
             Ok(res.unwrap_or_else(|e| error_response(&ctx, e)))
@@ -305,7 +313,15 @@ async fn key_behavior(
     let refuse = |e| Ok(Err(error_response(ctx, e)));
     match state.behavior(key) {
         KeyBehavior::Ok => {}
-        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. }) => {
+        b @ (KeyBehavior::EchoKey { .. } | KeyBehavior::Trickle { .. } | KeyBehavior::Empty) => {
+            return Ok(Ok((None, Some(b))));
+        }
+        KeyBehavior::Silent { ms } if !is_stream => tokio::time::sleep(state.scaled(ms)).await,
+        KeyBehavior::SilentCut { ms } if !is_stream => {
+            tokio::time::sleep(state.scaled(ms)).await;
+            return Err(Abort);
+        }
+        b @ (KeyBehavior::Silent { .. } | KeyBehavior::SilentCut { .. }) => {
             return Ok(Ok((None, Some(b))));
         }
         KeyBehavior::Invalid => return refuse(err_invalid_key()),
@@ -448,6 +464,13 @@ pub(crate) fn control(
             "trickle" => KeyBehavior::Trickle {
                 ms: num("ms").unwrap_or(300),
             },
+            "silent" => KeyBehavior::Silent {
+                ms: num("ms").unwrap_or(1000),
+            },
+            "silentcut" | "silent-cut" => KeyBehavior::SilentCut {
+                ms: num("ms").unwrap_or(1000),
+            },
+            "empty" => KeyBehavior::Empty,
             _ => return bad("unknown behavior"),
         };
         state.set_key(&key, b);
@@ -465,6 +488,15 @@ pub(crate) fn control(
             rpd: num("rpd"),
         };
         state.set_limits(&pct_decode(key, false), limits);
+        return plain_json(200, "{\"ok\": true}\n".to_string());
+    }
+    if rest == "time_scale" && method == Method::POST {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let scale = v.get("scale").and_then(Value::as_f64).unwrap_or(-1.0);
+        if !(scale.is_finite() && (0.0..=1000.0).contains(&scale)) {
+            return bad("scale: a number 0–1000");
+        }
+        state.set_time_scale(scale);
         return plain_json(200, "{\"ok\": true}\n".to_string());
     }
     if rest == "clock" && method == Method::POST {

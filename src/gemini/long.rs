@@ -1,0 +1,238 @@
+//! Native calls that take long: SSE streams that commit their 200 and send
+//! heartbeats (empty lines) while the opening goes on, fake streaming
+//! (`FAKE_STREAM_ENABLED`: a whole answer sent as SSE events), and whole
+//! answers kept alive with whitespace (`NONSTREAM_KEEPALIVE`). Each runs its
+//! opening as an owned future a task can take over once the 200 is out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response};
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use super::{Opening, Prepared};
+use crate::answer::{LogInfo, upstream_failed};
+use crate::app::App;
+use crate::auth::Keys;
+use crate::body::{self, Body};
+use crate::error::GatewayError;
+use crate::keys::KeyPool;
+use crate::upstream::{Auth, Call, response_headers};
+
+/// What an owned opening reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// A stream, up to its first byte.
+    Stream,
+    /// A whole answer, sent on as SSE events.
+    Fake,
+    /// A whole answer.
+    Plain,
+}
+
+/// A native call run to its answer's head and body, owning what it needs
+/// (so a task can take it over), under the request's deadline.
+type Owned = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<((http::response::Parts, Body), String), GatewayError>,
+            > + Send,
+    >,
+>;
+
+/// Open `call` on the keys `keys` allow: the answer's head and body, and
+/// the masked key that served it.
+fn open_owned(
+    app: Arc<App>,
+    call: Prepared,
+    keys: Keys,
+    pinned: Option<usize>,
+    route: &'static str,
+    mode: Mode,
+) -> Owned {
+    let a = app;
+    let path = if mode == Mode::Fake {
+        whole_path(&call.path)
+    } else {
+        call.path
+    };
+    let opening = async move {
+        let up = Call {
+            method: call.method,
+            path,
+            body: call.body,
+            model: &call.model,
+            auth: Auth::GoogHeader,
+            headers: call.headers,
+            route,
+        };
+        let pool: &KeyPool = match &keys {
+            Keys::Server => &a.pool,
+            Keys::Backup => &a.backup,
+            Keys::Client(p) => p,
+        };
+        let own = matches!(keys, Keys::Client(_));
+        let started = Instant::now();
+        let answer = super::files::call_on(&a, pool, &up, pinned)
+            .await
+            .map_err(|f| upstream_failed(&a, f, up.model, own))?;
+        a.stats.upstream_latency(started.elapsed());
+        a.stats.retried(answer.attempts - 1);
+        let mut log = LogInfo {
+            route,
+            ..LogInfo::default()
+        };
+        let opened = Opening {
+            app: &a,
+            pool,
+            up: &up,
+            own,
+            pinned: pinned.is_some(),
+        };
+        let parts_body = match mode {
+            Mode::Fake => {
+                let (parts, whole) = opened.read_plain(answer, &mut log).await?;
+                as_events(parts, whole).await
+            }
+            Mode::Plain => opened.read_plain(answer, &mut log).await?,
+            Mode::Stream => opened.open_stream(answer, true, false, &mut log).await?,
+        };
+        Ok::<_, GatewayError>((parts_body, log.key))
+    };
+    let budget = crate::longcall::current();
+    Box::pin(crate::longcall::scoped(budget, opening))
+}
+
+/// A native whole answer (`NONSTREAM_KEEPALIVE`): if it takes longer than
+/// `HEARTBEAT_SECONDS`, a 200 goes out and whitespace flows until the JSON
+/// body follows; a failure then is Google's error object (status 200).
+pub(super) async fn plain_keepalive(
+    app: Arc<App>,
+    mut call: Prepared,
+    keys: Keys,
+    pinned: Option<usize>,
+    log: &mut LogInfo,
+    heartbeat: Duration,
+) -> Result<Response<Body>, GatewayError> {
+    // Asked unencoded: whitespace cannot go before a gzip body.
+    call.headers
+        .retain(|(k, _)| k != http::header::ACCEPT_ENCODING);
+    let opening = open_owned(app.clone(), call, keys, pinned, log.route, Mode::Plain);
+    let answer = async move {
+        let ((parts, out_body), key) = opening.await?;
+        let mut res = Response::new(out_body);
+        *res.status_mut() = parts.status;
+        *res.headers_mut() = response_headers(parts.headers);
+        Ok((res, key))
+    };
+    let api = crate::error::Api::Google;
+    crate::keepalive::respond(&app, Box::pin(answer), heartbeat, api, log).await
+}
+
+/// A native SSE stream, opened (with retries) up to its first byte; if that
+/// takes longer than `HEARTBEAT_SECONDS`, a 200 goes out and empty lines
+/// flow while the opening goes on (other keys included, invisibly); a
+/// failure then ends the stream with Google's error object as an event.
+pub(super) async fn sse_stream(
+    app: Arc<App>,
+    call: Prepared,
+    keys: Keys,
+    pinned: Option<usize>,
+    log: &mut LogInfo,
+    heartbeat: Duration,
+) -> Result<Response<Body>, GatewayError> {
+    let fake = app.cfg().fake_stream_for(&call.model);
+    let mode = if fake { Mode::Fake } else { Mode::Stream };
+    let mut opening = open_owned(app.clone(), call, keys, pinned, log.route, mode);
+    let done = if heartbeat.is_zero() {
+        Some(opening.as_mut().await)
+    } else {
+        crate::longcall::within(&mut opening, heartbeat).await
+    };
+    if let Some(done) = done {
+        let ((parts, out_body), key) = done?;
+        log.key = key;
+        let mut res = Response::new(out_body);
+        *res.status_mut() = parts.status;
+        *res.headers_mut() = response_headers(parts.headers);
+        return Ok(res);
+    }
+    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
+    let (tx, out_body) = body::ChannelBody::pair(32);
+    tokio::spawn(async move {
+        let beat = crate::longcall::NATIVE_HEARTBEAT;
+        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
+            return; // the client went away: dropping the opening cancels it
+        };
+        match done {
+            Ok(((_, mut stream), _)) => {
+                while let Some(Ok(frame)) = stream.frame().await {
+                    if let Ok(data) = frame.into_data()
+                        && tx.send(data).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let status = e.status();
+                let res = e.into_google();
+                let error = res.into_body().collect().await.map(|c| c.to_bytes());
+                // One line: Google's (pretty-printed) error object, compacted.
+                let error = error
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .unwrap_or_else(|| crate::error::google_error(status, "upstream error"));
+                let event = format!("data: {error}\r\n\r\n");
+                let _ = tx.send(Bytes::from(event)).await;
+            }
+        }
+    });
+    let mut res = Response::new(out_body);
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    Ok(res)
+}
+
+/// The `generateContent` path for a `streamGenerateContent?alt=sse` one
+/// (fake streaming): the action changed, `alt=sse` dropped.
+fn whole_path(path: &str) -> String {
+    let (head, query) = path.split_once('?').unwrap_or((path, ""));
+    let head = head.replacen(":streamGenerateContent", ":generateContent", 1);
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && *p != "alt=sse")
+        .collect();
+    if rest.is_empty() {
+        head
+    } else {
+        format!("{head}?{}", rest.join("&"))
+    }
+}
+
+/// A whole answer (already masked) as SSE events ([`crate::longcall::answer_events`]).
+async fn as_events(mut parts: http::response::Parts, whole: Body) -> (http::response::Parts, Body) {
+    let bytes = whole
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let events = crate::longcall::answer_events(&bytes).unwrap_or_default();
+    let mut out = Vec::with_capacity(bytes.len() + events.len() * 16);
+    for ev in events {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(ev.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+    }
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    (parts, body::full(Bytes::from(out)))
+}

@@ -38,6 +38,56 @@ pub fn valid_model(m: &str) -> bool {
     crate::model::valid(m)
 }
 
+/// `FILTERED_MODELS`: a 404 naming `shown` (the client's name) when
+/// `model` is filtered.
+pub(crate) fn refuse_filtered(app: &App, model: &str, shown: &str) -> Result<(), GatewayError> {
+    if crate::model::filtered(&app.cfg().filtered_models, model) {
+        return Err(GatewayError::ModelNotFound(
+            shown.chars().take(100).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// The model rules applied to a client's model name (`models/` removed):
+/// 404 when it is filtered (`FILTERED_MODELS`), then `MODEL_ALIASES`, then
+/// 400 when the result is not a model id and 404 when it is filtered.
+/// Returns the Gemini model to call.
+pub(crate) fn gemini_model(app: &App, client: &str) -> Result<String, GatewayError> {
+    let client = openai::bare_model(client);
+    refuse_filtered(app, client, client)?;
+    let cfg = app.cfg();
+    let model = crate::model::resolve_alias(&cfg.model_aliases, client).into_owned();
+    if !valid_model(&model) {
+        return Err(GatewayError::InvalidModel(model));
+    }
+    refuse_filtered(app, &model, client)?;
+    Ok(model)
+}
+
+/// The model rules applied to a request body's `model` member before it is
+/// translated ([`gemini_model`]): the member is replaced by the Gemini
+/// model an alias stands for. Returns the client's name (minus `models/`)
+/// when it was replaced, for the answer's `model` field. A missing or
+/// non-string `model` is left for the translator to refuse.
+pub(crate) fn alias_in_body(app: &App, value: &mut Value) -> Result<Option<String>, GatewayError> {
+    let Some(Value::String(m)) = value.get("model") else {
+        return Ok(None);
+    };
+    let client = openai::bare_model(m).to_string();
+    if client.is_empty() {
+        return Ok(None);
+    }
+    let model = gemini_model(app, &client)?;
+    if model == client {
+        return Ok(None);
+    }
+    if let Some(slot) = value.get_mut("model") {
+        *slot = Value::String(model);
+    }
+    Ok(Some(client))
+}
+
 pub(crate) fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
     vec![(
         header::CONTENT_TYPE,
@@ -50,14 +100,20 @@ pub(crate) fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
 async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, GatewayError> {
     // One UTF-8 check over the whole body is cheaper than one per string;
     // a body that is not UTF-8 gets `parse_json`'s error.
-    let value = match std::str::from_utf8(bytes) {
+    let mut value = match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text).map_err(GatewayError::InvalidJson)?,
         Err(_) => parse_json(bytes)?,
     };
+    let client = alias_in_body(app, &mut value)?;
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
         .map_err(GatewayError::Invalid)?;
-    openai::chat::prepare_request(&value, &app.cfg().translate).map_err(GatewayError::Invalid)
+    let mut call = openai::chat::prepare_request(&value, &app.cfg().translate)
+        .map_err(GatewayError::Invalid)?;
+    if let Some(client) = client {
+        call.client_model = client;
+    }
+    Ok(call)
 }
 
 /// `POST /v1/chat/completions`: [`prepare_chat`], one call over the pool,
@@ -114,6 +170,7 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }
+    refuse_filtered(app, &call.model, &call.client_model)?;
     Ok(call)
 }
 
@@ -534,10 +591,14 @@ pub async fn embeddings(
     req: Request<Incoming>,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let value = read_json(&app, req).await?;
-    let call = openai::embeddings::translate_request(&value).map_err(GatewayError::Invalid)?;
+    let mut value = read_json(&app, req).await?;
+    let client = alias_in_body(&app, &mut value)?;
+    let mut call = openai::embeddings::translate_request(&value).map_err(GatewayError::Invalid)?;
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
+    }
+    if let Some(client) = client {
+        call.client_model = client;
     }
     log.model.clone_from(&call.model);
     let path = app
@@ -656,7 +717,12 @@ pub async fn models(
     let models = list_all_models(&app, &app.pool, false)
         .await
         .map_err(|f| upstream_failed(&app, f, "", false))?;
-    let list = openai::models::translate_list(&models, &app.cfg().translate);
+    let list = {
+        let cfg = app.cfg();
+        let mut list = openai::models::translate_list(&models, &cfg.translate);
+        openai::models::apply_rules(&mut list, &cfg.model_aliases, &cfg.filtered_models);
+        list
+    };
     let Some(id) = id else {
         return Ok(body::json(StatusCode::OK, &list));
     };

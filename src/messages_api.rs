@@ -25,7 +25,7 @@ use crate::anthropic::{
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
-use crate::handlers::{OpenedStream, json_headers, open_with_retries, valid_model};
+use crate::handlers::{OpenedStream, json_headers, open_with_retries};
 use crate::keys::Outcome;
 use crate::openai::stream::SseParser;
 use crate::request::{parse_json, read_nonempty_body};
@@ -51,10 +51,7 @@ async fn read_request(
     };
     let client = model_of(&value).map_err(GatewayError::Invalid)?.to_string();
     let value = inline_remote_sources(app, value).await?;
-    let model = crate::model::resolve_alias(&app.cfg().model_aliases, &client).into_owned();
-    if !valid_model(&model) {
-        return Err(GatewayError::InvalidModel(model));
-    }
+    let model = crate::handlers::gemini_model(app, &client)?;
     Ok((value, client, model))
 }
 

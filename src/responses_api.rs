@@ -145,7 +145,8 @@ pub async fn create(
 ) -> Result<Response<Body>, GatewayError> {
     let who = owner(&req);
     let bytes = read_nonempty_body(&app, req).await?;
-    let value = parse_json(&bytes)?;
+    let mut value = parse_json(&bytes)?;
+    let client = crate::handlers::alias_in_body(&app, &mut value)?;
     let Some(obj) = value.as_object() else {
         return Err(GatewayError::Invalid(openai::TranslateError::new(
             "body",
@@ -160,7 +161,10 @@ pub async fn create(
         Err(Some(e)) => return Err(e),
     };
     let opts = app.cfg().translate.clone();
-    let tr = responses::translate(&value, &items, &opts).map_err(GatewayError::Invalid)?;
+    let mut tr = responses::translate(&value, &items, &opts).map_err(GatewayError::Invalid)?;
+    if let Some(client) = client {
+        tr.settings.model = client;
+    }
     let origin = tr.origin;
     let chat = crate::gemini::fetch::inline_remote_images(&app, tr.chat)
         .await
@@ -170,6 +174,7 @@ pub async fn create(
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }
+    crate::handlers::refuse_filtered(&app, &call.model, &tr.settings.model)?;
     log.model.clone_from(&call.model);
     let settings = tr.settings;
     let keep = Keep {

@@ -537,7 +537,7 @@ async fn run(
         H::Responses => return crate::responses_api::create(app, req, log).await,
         H::ResponseById => {
             let id = percent_decode(rest);
-            crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id)
+            crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id).await
         }
         H::Embeddings => return handlers::embeddings(app, req, log).await,
         H::Messages => return crate::messages_api::messages(app, req, log).await,

@@ -232,6 +232,27 @@ async fn filtered_models_are_hidden_from_every_list() {
             .any(|n| n.contains("gemini-2.0-") || n == "models/gemini-2.5-pro"),
         "{names:?}"
     );
+    // Gemini's own OpenAI layer.
+    let r = get(&gw, "/openai/v1/models").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let ids: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        ids.iter().any(|i| i.ends_with("gemini-2.5-flash")),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter()
+            .any(|i| i.contains("gemini-2.0-") || i.ends_with("/gemini-2.5-pro")),
+        "{ids:?}"
+    );
+    let r = get(&gw, "/openai/v1/models/gemini-2.0-flash").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
     gw.shutdown().await;
 }
 

@@ -554,6 +554,53 @@ fn compat_rules(app: &App, body: Bytes, model: String) -> Result<(Bytes, String)
     Ok((body, target))
 }
 
+/// The model rules on a `/openai/v1/models/{m}` path: 404 when `m` is
+/// filtered, an alias's Gemini name in its place. Other paths as they are.
+fn compat_path_rules(app: &App, rest: &str) -> Result<String, GatewayError> {
+    let Some(m) = rest.strip_prefix("/models/").filter(|m| !m.contains('/')) else {
+        return Ok(rest.to_string());
+    };
+    let cfg = app.cfg();
+    let target = crate::model::resolve_alias(&cfg.model_aliases, m);
+    if crate::model::filtered(&cfg.filtered_models, m)
+        || crate::model::filtered(&cfg.filtered_models, &target)
+    {
+        return Err(GatewayError::ModelNotFound(m.to_string()));
+    }
+    if !crate::model::valid(&target) {
+        return Err(GatewayError::InvalidModel(target.into_owned()));
+    }
+    Ok(format!("/models/{target}"))
+}
+
+/// Gemini's OpenAI model list without the `FILTERED_MODELS` (read whole:
+/// the list is small).
+async fn filtered_compat_list(
+    app: &App,
+    res: Response<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
+    let status = res.status();
+    let Ok((mut parts, bytes)) = read_whole(app, res).await else {
+        return Err(GatewayError::BadAnswer(
+            "Could not read Gemini's model list.".into(),
+        ));
+    };
+    let bytes = gzip::decode_answer(&mut parts.headers, bytes, ANSWER_LIMIT);
+    let Ok(mut page) = serde_json::from_slice::<Value>(&bytes) else {
+        return Err(GatewayError::BadAnswer(
+            "Gemini's model list is not valid JSON.".into(),
+        ));
+    };
+    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
+        let filtered = &app.cfg().filtered_models;
+        data.retain(|m| {
+            let id = m.get("id").and_then(Value::as_str).unwrap_or("");
+            !crate::model::filtered(filtered, crate::openai::bare_model(id))
+        });
+    }
+    Ok(body::json(status, &page))
+}
+
 /// `/openai/v1/...`: Gemini's own OpenAI-compatible endpoint, with a pool
 /// key as Bearer (the caller's token is checked by the route table).
 pub async fn openai_compat(
@@ -595,6 +642,8 @@ pub async fn openai_compat(
         return Err(GatewayError::InvalidModel(model));
     }
     let (body, model) = compat_rules(&app, body, model)?;
+    let rest = compat_path_rules(&app, rest)?;
+    let list_models = method == Method::GET && rest == "/models";
     log.model.clone_from(&model);
     let up = Call {
         method,
@@ -610,8 +659,11 @@ pub async fn openai_compat(
         .call(&app.pool, &up)
         .await
         .map_err(|f| upstream_failed(&app, f, &model, false))?;
-    let meter = answer.meter;
     log.key = app.pool.masked(answer.key).to_string();
+    if list_models && !app.cfg().filtered_models.is_empty() {
+        return filtered_compat_list(&app, answer.response).await;
+    }
+    let meter = answer.meter;
     let (mut parts, mut incoming) = answer.response.into_parts();
     // Streamed or not, the answer is forwarded as it arrives under the idle
     // timeout, with the pool key masked; if it breaks, the client's

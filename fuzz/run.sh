@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every fuzz target (or those named) for SECONDS each (default 60).
 #
-#   fuzz/run.sh                 # all six targets, 60 s each
+#   fuzz/run.sh                 # all seven targets, 60 s each
 #   SECONDS_EACH=300 fuzz/run.sh sse_parser config
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). libFuzzer wants a nightly
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${SECONDS_EACH:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(chat_request gemini_response stream_translator sse_parser config anthropic)
+[ ${#targets[@]} -gt 0 ] || targets=(chat_request gemini_response stream_translator sse_parser config anthropic responses)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export RUSTC_BOOTSTRAP=1

@@ -110,6 +110,7 @@ impl App {
             cfg.cooldown,
             cfg.max_retries,
         );
+        upstream.set_custom_headers(&cfg.custom_headers);
         // Every attempt of a client's call is recorded: usage, error log.
         upstream.set_recorder(Recorder::new(store.clone(), cfg.error_log_record_body));
         store.set_error_log_limits(cfg.error_log_max, cfg.error_log_days);
@@ -195,7 +196,7 @@ impl App {
 
     /// Pass settings that long-lived objects hold on to them: the key pools'
     /// `KEY_SELECTION` and `MAX_FAILURES`, the upstream's `TIME_OUT`,
-    /// `COOLDOWN_SECONDS` and `MAX_RETRIES`, `LOG_LEVEL`, and the error log's
+    /// `COOLDOWN_SECONDS`, `MAX_RETRIES` and `CUSTOM_HEADERS`, `LOG_LEVEL`, and the error log's
     /// `ERROR_LOG_MAX`, `ERROR_LOG_DAYS` and `ERROR_LOG_RECORD_BODY`.
     fn tune(&self, old: &Config, new: &Config) {
         for pool in [&self.pool, &self.backup] {
@@ -207,6 +208,9 @@ impl App {
         }
         self.upstream
             .set_policy(new.time_out, new.cooldown, new.max_retries);
+        if new.custom_headers != old.custom_headers {
+            self.upstream.set_custom_headers(&new.custom_headers);
+        }
         if new.log_level != old.log_level {
             crate::log::set_level(new.log_level);
         }

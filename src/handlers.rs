@@ -1,5 +1,6 @@
-//! The OpenAI-side handlers: `/v1/chat/completions`, `/v1/embeddings` and
-//! `/v1/models`. Each reads and checks the request, calls the pure
+//! The OpenAI chat handler, `/v1/chat/completions` (`/v1/embeddings` and
+//! `/v1/models` are in [`crate::models_api`]), and what the other API
+//! handlers share with it: model rules, opening a stream with retries. Each reads and checks the request, calls the pure
 //! translation in [`crate::openai`], runs the call over the key pool, and
 //! translates the answer back — streaming it chunk by chunk when asked.
 
@@ -16,7 +17,7 @@ use crate::answer::{LogInfo, empty_answer, empty_failed, read_whole, upstream_fa
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
-use crate::keys::{KeyPool, Outcome, unix_now};
+use crate::keys::{Outcome, unix_now};
 use crate::openai;
 use crate::openai::chat::PreparedCall;
 use crate::request::{parse_json, read_nonempty_body};
@@ -38,6 +39,56 @@ pub fn valid_model(m: &str) -> bool {
     crate::model::valid(m)
 }
 
+/// `FILTERED_MODELS`: a 404 naming `shown` (the client's name) when
+/// `model` is filtered.
+pub(crate) fn refuse_filtered(app: &App, model: &str, shown: &str) -> Result<(), GatewayError> {
+    if crate::model::filtered(&app.cfg().filtered_models, model) {
+        return Err(GatewayError::ModelNotFound(
+            shown.chars().take(100).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// The model rules applied to a client's model name (`models/` removed):
+/// 404 when it is filtered (`FILTERED_MODELS`), then `MODEL_ALIASES`, then
+/// 400 when the result is not a model id and 404 when it is filtered.
+/// Returns the Gemini model to call.
+pub(crate) fn gemini_model(app: &App, client: &str) -> Result<String, GatewayError> {
+    let client = openai::bare_model(client);
+    refuse_filtered(app, client, client)?;
+    let cfg = app.cfg();
+    let model = crate::model::resolve_alias(&cfg.model_aliases, client).into_owned();
+    if !valid_model(&model) {
+        return Err(GatewayError::InvalidModel(model));
+    }
+    refuse_filtered(app, &model, client)?;
+    Ok(model)
+}
+
+/// The model rules applied to a request body's `model` member before it is
+/// translated ([`gemini_model`]): the member is replaced by the Gemini
+/// model an alias stands for. Returns the client's name (minus `models/`)
+/// when it was replaced, for the answer's `model` field. A missing or
+/// non-string `model` is left for the translator to refuse.
+pub(crate) fn alias_in_body(app: &App, value: &mut Value) -> Result<Option<String>, GatewayError> {
+    let Some(Value::String(m)) = value.get("model") else {
+        return Ok(None);
+    };
+    let client = openai::bare_model(m).to_string();
+    if client.is_empty() {
+        return Ok(None);
+    }
+    let model = gemini_model(app, &client)?;
+    if model == client {
+        return Ok(None);
+    }
+    if let Some(slot) = value.get_mut("model") {
+        *slot = Value::String(model);
+    }
+    Ok(Some(client))
+}
+
 pub(crate) fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
     vec![(
         header::CONTENT_TYPE,
@@ -50,14 +101,20 @@ pub(crate) fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
 async fn translate_chat(app: &App, bytes: &[u8]) -> Result<PreparedCall, GatewayError> {
     // One UTF-8 check over the whole body is cheaper than one per string;
     // a body that is not UTF-8 gets `parse_json`'s error.
-    let value = match std::str::from_utf8(bytes) {
+    let mut value = match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text).map_err(GatewayError::InvalidJson)?,
         Err(_) => parse_json(bytes)?,
     };
+    let client = alias_in_body(app, &mut value)?;
     let value = crate::gemini::fetch::inline_remote_images(app, value)
         .await
         .map_err(GatewayError::Invalid)?;
-    openai::chat::prepare_request(&value, &app.cfg().translate).map_err(GatewayError::Invalid)
+    let mut call = openai::chat::prepare_request(&value, &app.cfg().translate)
+        .map_err(GatewayError::Invalid)?;
+    if let Some(client) = client {
+        call.client_model = client;
+    }
+    Ok(call)
 }
 
 /// `POST /v1/chat/completions`: [`prepare_chat`], one call over the pool,
@@ -244,6 +301,7 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }
+    refuse_filtered(app, &call.model, &call.client_model)?;
     Ok(call)
 }
 
@@ -852,151 +910,6 @@ async fn open_stream(
     Ok(())
 }
 
-/// `POST /v1/embeddings`.
-pub async fn embeddings(
-    app: Arc<App>,
-    req: Request<Incoming>,
-    log: &mut LogInfo,
-) -> Result<Response<Body>, GatewayError> {
-    let value = read_json(&app, req).await?;
-    let call = openai::embeddings::translate_request(&value).map_err(GatewayError::Invalid)?;
-    if !valid_model(&call.model) {
-        return Err(GatewayError::InvalidModel(call.model));
-    }
-    log.model.clone_from(&call.model);
-    let path = app
-        .upstream
-        .path(&format!("/models/{}:batchEmbedContents", call.model));
-    let mut answers = Vec::with_capacity(call.batches.len());
-    for batch in &call.batches {
-        let up = Call {
-            method: Method::POST,
-            path: path.clone(),
-            body: Bytes::from(serde_json::to_vec(batch).unwrap_or_default()),
-            model: &call.model,
-            auth: Auth::GoogHeader,
-            headers: json_headers(),
-            route: log.route,
-        };
-        let mut answer = match app.upstream.call(&app.pool, &up).await {
-            Ok(a) => a,
-            Err(f) => {
-                log.key.clear();
-                return Err(upstream_failed(&app, f, &call.model, false));
-            }
-        };
-        log.key = app.pool.masked(answer.key).to_string();
-        let parsed = match read_whole(&app, answer.response).await {
-            Ok((_, bytes)) => {
-                answer.meter.whole(&bytes);
-                serde_json::from_slice::<Value>(&bytes).ok()
-            }
-            Err(_) => None,
-        };
-        let Some(v) = parsed else {
-            return Err(GatewayError::BadAnswer(
-                "Gemini answered with invalid JSON.".into(),
-            ));
-        };
-        answers.push(v);
-    }
-    match openai::embeddings::translate_response(&answers, &call) {
-        Ok(v) => Ok(body::json(StatusCode::OK, &v)),
-        Err(e) => Err(GatewayError::BadAnswer(
-            format!("Unexpected answer from Gemini: {}", e.message).into(),
-        )),
-    }
-}
-
-/// Fetch every page of Gemini's model list with a pool key.
-pub async fn list_all_models(app: &App, pool: &KeyPool, v1: bool) -> Result<Vec<Value>, Failure> {
-    let mut models = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..50 {
-        let mut rest = String::from("/models?pageSize=1000");
-        if let Some(t) = &token {
-            rest.push_str("&pageToken=");
-            rest.push_str(&encode_query(t));
-        }
-        let path = if v1 {
-            app.upstream.path_v1(&rest)
-        } else {
-            app.upstream.path(&rest)
-        };
-        let up = Call {
-            method: Method::GET,
-            path,
-            body: Bytes::new(),
-            model: "",
-            auth: Auth::GoogHeader,
-            headers: Vec::new(),
-            route: "models",
-        };
-        let answer = app.upstream.call(pool, &up).await?;
-        let page: Value = match read_whole(app, answer.response).await {
-            Ok((_, b)) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-            Err(GatewayError::AnswerTimeout) => return Err(Failure::Timeout),
-            Err(e) => return Err(Failure::Network(e.to_string())),
-        };
-        if let Some(list) = page.get("models").and_then(Value::as_array) {
-            models.extend(list.iter().cloned());
-        }
-        token = page
-            .get("nextPageToken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    Ok(models)
-}
-
-/// Percent-encode a query value (RFC 3986 unreserved characters kept).
-pub fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `GET /v1/models` (id = None) and `GET /v1/models/{id}`.
-pub async fn models(
-    app: Arc<App>,
-    id: Option<String>,
-    log: &mut LogInfo,
-) -> Result<Response<Body>, GatewayError> {
-    if let Some(id) = &id
-        && !valid_model(openai::bare_model(id))
-    {
-        return Err(GatewayError::InvalidModel(id.clone()));
-    }
-    let models = list_all_models(&app, &app.pool, false)
-        .await
-        .map_err(|f| upstream_failed(&app, f, "", false))?;
-    let list = openai::models::translate_list(&models, &app.cfg().translate);
-    let Some(id) = id else {
-        return Ok(body::json(StatusCode::OK, &list));
-    };
-    let id = openai::bare_model(&id);
-    let found = list["data"]
-        .as_array()
-        .and_then(|d| d.iter().find(|m| m["id"] == id));
-    match found {
-        Some(m) => {
-            log.model = id.to_string();
-            Ok(body::json(StatusCode::OK, m))
-        }
-        None => Err(GatewayError::ModelNotFound(id.chars().take(100).collect())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1008,10 +921,5 @@ mod tests {
         for bad in ["", "a/b", "../x", "a?b", "a#b", "a%2Fb", "a b", "..", "x\n"] {
             assert!(!valid_model(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn encodes_query_values() {
-        assert_eq!(encode_query("a b/c=="), "a%20b%2Fc%3D%3D");
     }
 }

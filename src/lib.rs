@@ -26,7 +26,8 @@
 //! * [`keepalive`] — slow non-streamed answers kept alive with whitespace (`NONSTREAM_KEEPALIVE`).
 //! * [`longcall`] — a request's deadline over all its attempts (`REQUEST_TIMEOUT`, `TIMEOUT_RETRIES`).
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
-//! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
+//! * [`handlers`] — the OpenAI chat handler, gluing translation to the upstream.
+//! * [`models_api`] — the OpenAI `/v1/embeddings` and `/v1/models` handlers.
 //! * [`anthropic`] — pure Anthropic Messages ↔ Gemini translation (request, answer, stream).
 //! * [`messages_api`] — the Anthropic Messages handlers (`/v1/messages`, `count_tokens`).
 //! * [`gemini`] — native pass-through and Gemini's own OpenAI endpoint.
@@ -61,6 +62,7 @@ pub mod log;
 pub mod longcall;
 pub mod messages_api;
 pub mod model;
+pub mod models_api;
 pub mod openai;
 pub mod replica;
 pub mod request;

@@ -25,7 +25,7 @@ use crate::anthropic::{
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
-use crate::handlers::{OpenedStream, json_headers, open_with_retries, valid_model};
+use crate::handlers::{OpenedStream, json_headers, open_with_retries};
 use crate::keys::Outcome;
 use crate::openai::stream::SseParser;
 use crate::request::{parse_json, read_nonempty_body};
@@ -51,10 +51,7 @@ async fn read_request(
     };
     let client = model_of(&value).map_err(GatewayError::Invalid)?.to_string();
     let value = inline_remote_sources(app, value).await?;
-    let model = crate::model::resolve_alias(&app.cfg().model_aliases, &client).into_owned();
-    if !valid_model(&model) {
-        return Err(GatewayError::InvalidModel(model));
-    }
+    let model = crate::handlers::gemini_model(app, &client)?;
     Ok((value, client, model))
 }
 
@@ -184,6 +181,23 @@ fn note_unknown(names: &[String]) {
     }
 }
 
+/// Log, once per model (at most [`MAX_LOGGED_NAMES`] models remembered),
+/// that a `web_search` tool was dropped beside function tools because the
+/// model cannot combine them; whether this call logged.
+fn note_dropped_search(model: &str) -> bool {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut guard = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = guard.get_or_insert_with(HashSet::new);
+    if seen.len() >= MAX_LOGGED_NAMES || seen.contains(model) {
+        return false;
+    }
+    crate::info!(
+        "/v1/messages: web_search dropped beside function tools on {model} (it cannot combine Google Search with function calling)"
+    );
+    seen.insert(model.to_string());
+    true
+}
+
 /// A new message id: `msg_` and 24 hex digits, unique in this process.
 fn message_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -206,6 +220,9 @@ pub async fn messages(
     let call = prepare(&value, &model, safety.as_ref()).map_err(GatewayError::Invalid)?;
     drop(value);
     note_unknown(&call.unknown);
+    if call.search_dropped {
+        note_dropped_search(&model);
+    }
     log.model.clone_from(&model);
     let path = if call.stream {
         app.upstream
@@ -498,5 +515,17 @@ impl Pump {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_search_is_logged_once_per_model() {
+        assert!(note_dropped_search("gemini-2.0-flash-test-a"));
+        assert!(!note_dropped_search("gemini-2.0-flash-test-a"));
+        assert!(note_dropped_search("gemini-2.0-flash-test-b"));
     }
 }

@@ -90,6 +90,20 @@ pub fn resolve_alias<'a>(aliases: &'a [(String, String)], name: &'a str) -> Cow<
     }
 }
 
+/// Most `FILTERED_MODELS` entries accepted.
+pub const MAX_FILTERED: usize = 1_000;
+
+/// Whether `name` (a bare model id, no `models/`) is hidden and refused by
+/// `FILTERED_MODELS`: one of `patterns` (exact names or `*` patterns, ASCII
+/// case ignored, a `models/` prefix on a pattern ignored) matches it.
+pub fn filtered(patterns: &[String], name: &str) -> bool {
+    let name = name.strip_prefix("models/").unwrap_or(name);
+    patterns.iter().any(|p| {
+        let p = p.strip_prefix("models/").unwrap_or(p);
+        glob(p, name)
+    })
+}
+
 /// The target of the best entry matching `name` (see [`resolve_alias`]).
 fn best_match<'a>(
     entries: impl Iterator<Item = (&'a str, &'a str)>,
@@ -217,6 +231,19 @@ mod tests {
         assert_eq!(d("claude-haiku-4-5-20251001"), "gemini-2.5-flash");
         assert_eq!(d("gemini-2.5-flash"), "gemini-2.5-flash");
         assert_eq!(d("gpt-4o"), "gpt-4o");
+    }
+
+    #[test]
+    fn filtered_names() {
+        let f = vec![
+            "gemini-2.0-*".to_string(),
+            "models/gemini-2.5-pro".to_string(),
+        ];
+        assert!(filtered(&f, "gemini-2.0-flash"));
+        assert!(filtered(&f, "models/GEMINI-2.5-PRO"));
+        assert!(!filtered(&f, "gemini-2.5-pro-preview"));
+        assert!(!filtered(&f, "gemini-2.5-flash"));
+        assert!(!filtered(&[], "gemini-2.5-flash"));
     }
 
     #[test]

@@ -46,11 +46,19 @@ fn owner<B>(req: &Request<B>) -> String {
     owner_of(bearer(req).unwrap_or(""))
 }
 
-/// `GET` and `DELETE /v1/responses/{id}`.
-pub fn by_id(app: &App, method: &Method, owner_token: Option<&str>, id: &str) -> Response<Body> {
+/// `GET` and `DELETE /v1/responses/{id}` (a response kept in the store by
+/// another replica or before a restart too).
+pub async fn by_id(
+    app: &App,
+    method: &Method,
+    owner_token: Option<&str>,
+    id: &str,
+) -> Response<Body> {
     let who = owner_of(owner_token.unwrap_or(""));
+    let found = stored(app, id, &who).await;
     if *method == Method::DELETE {
-        return if app.responses.delete(id, &who) {
+        return if found.is_some() && app.responses.delete(id, &who) {
+            app.store.forget(&format!("resp:{id}"));
             body::json(
                 StatusCode::OK,
                 &json!({"id": id, "object": "response", "deleted": true}),
@@ -59,7 +67,7 @@ pub fn by_id(app: &App, method: &Method, owner_token: Option<&str>, id: &str) ->
             not_found(None)
         };
     }
-    match app.responses.get(id, &who) {
+    match found {
         Some(e) => body::json(StatusCode::OK, &e.response),
         None => not_found(None),
     }
@@ -68,7 +76,7 @@ pub fn by_id(app: &App, method: &Method, owner_token: Option<&str>, id: &str) ->
 /// The conversation so far: the stored one of `previous_response_id`, then
 /// this request's items with `item_reference`s resolved. `Err(None)`: the
 /// previous response is not there (404).
-fn conversation(
+async fn conversation(
     app: &App,
     obj: &serde_json::Map<String, Value>,
     previous: Option<&str>,
@@ -76,7 +84,7 @@ fn conversation(
 ) -> Result<Vec<Value>, Option<GatewayError>> {
     let mut items = Vec::new();
     if let Some(prev) = previous {
-        let e = app.responses.get(prev, who).ok_or(None)?;
+        let e = stored(app, prev, who).await.ok_or(None)?;
         items = e.input;
         items.extend(e.output);
     }
@@ -87,7 +95,7 @@ fn conversation(
             continue;
         }
         let id = item.get("id").and_then(Value::as_str).unwrap_or("");
-        match app.responses.item(id, who) {
+        match stored_item(app, id, who).await {
             Some(found) => items.push(found),
             None => {
                 return Err(Some(GatewayError::Invalid(openai::TranslateError::new(
@@ -123,18 +131,52 @@ impl Keep {
             return;
         }
         let ttl = app.cfg().responses_ttl.as_secs();
-        app.responses.put(
-            asm.id(),
-            Entry {
-                owner: self.owner,
-                expires: unix_now() + ttl,
-                input: self.items,
-                output: asm.output().to_vec(),
-                response: response.clone(),
-                bytes: 0,
-            },
-        );
+        let entry = Entry {
+            owner: self.owner,
+            expires: unix_now() + ttl,
+            input: self.items,
+            output: asm.output().to_vec(),
+            response: response.clone(),
+            bytes: 0,
+        };
+        // Written behind to the store too (file / Redis), so that a restart
+        // or another replica can continue the conversation.
+        let id = asm.id();
+        app.store
+            .keep(&format!("resp:{id}"), entry.to_json(), entry.expires);
+        for iid in entry.output.iter().filter_map(|i| i.get("id")?.as_str()) {
+            app.store
+                .keep(&format!("item:{iid}"), id.to_string(), entry.expires);
+        }
+        app.responses.put(id, entry);
     }
+}
+
+/// The stored response `id` if `who` made it: this process's memory first,
+/// then the store (a restart, another replica), within the store's short
+/// read timeout; what the store had is remembered in memory.
+async fn stored(app: &App, id: &str, who: &str) -> Option<Entry> {
+    if let Some(e) = app.responses.get(id, who) {
+        return Some(e);
+    }
+    let text = app.store.kept(&format!("resp:{id}")).await?;
+    let e = Entry::from_json(&text)?;
+    if e.expires <= unix_now() {
+        return None;
+    }
+    app.responses.put(id, e.clone());
+    (e.owner == who).then_some(e)
+}
+
+/// An output item of a response `who` made, by item id (memory, then the
+/// store as in [`stored`]).
+async fn stored_item(app: &App, item_id: &str, who: &str) -> Option<Value> {
+    if let Some(found) = app.responses.item(item_id, who) {
+        return Some(found);
+    }
+    let rid = app.store.kept(&format!("item:{item_id}")).await?;
+    stored(app, &rid, who).await?;
+    app.responses.item(item_id, who)
 }
 
 /// `POST /v1/responses`.
@@ -145,7 +187,8 @@ pub async fn create(
 ) -> Result<Response<Body>, GatewayError> {
     let who = owner(&req);
     let bytes = read_nonempty_body(&app, req).await?;
-    let value = parse_json(&bytes)?;
+    let mut value = parse_json(&bytes)?;
+    let client = crate::handlers::alias_in_body(&app, &mut value)?;
     let Some(obj) = value.as_object() else {
         return Err(GatewayError::Invalid(openai::TranslateError::new(
             "body",
@@ -154,13 +197,16 @@ pub async fn create(
     };
     responses::check_fields(obj).map_err(GatewayError::Invalid)?;
     let head = responses::head(obj).map_err(GatewayError::Invalid)?;
-    let items = match conversation(&app, obj, head.previous.as_deref(), &who) {
+    let items = match conversation(&app, obj, head.previous.as_deref(), &who).await {
         Ok(items) => items,
         Err(None) => return Ok(not_found(Some("previous_response_id"))),
         Err(Some(e)) => return Err(e),
     };
     let opts = app.cfg().translate.clone();
-    let tr = responses::translate(&value, &items, &opts).map_err(GatewayError::Invalid)?;
+    let mut tr = responses::translate(&value, &items, &opts).map_err(GatewayError::Invalid)?;
+    if let Some(client) = client {
+        tr.settings.model = client;
+    }
     let origin = tr.origin;
     let chat = crate::gemini::fetch::inline_remote_images(&app, tr.chat)
         .await
@@ -170,6 +216,7 @@ pub async fn create(
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }
+    crate::handlers::refuse_filtered(&app, &call.model, &tr.settings.model)?;
     log.model.clone_from(&call.model);
     let settings = tr.settings;
     let keep = Keep {

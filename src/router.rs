@@ -575,7 +575,7 @@ async fn run(
     grant: Grant,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    use crate::{admin, gemini, handlers};
+    use crate::{admin, gemini, handlers, models_api};
     Ok(match handler {
         H::Root => body::text(StatusCode::OK, "gemini-balance is running\n"),
         H::Health => admin::health(&app),
@@ -598,13 +598,13 @@ async fn run(
         H::Responses => return crate::responses_api::create(app, req, log).await,
         H::ResponseById => {
             let id = percent_decode(rest);
-            crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id)
+            crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id).await
         }
-        H::Embeddings => return handlers::embeddings(app, req, log).await,
+        H::Embeddings => return models_api::embeddings(app, req, log).await,
         H::Messages => return crate::messages_api::messages(app, req, log).await,
         H::CountTokens => return crate::messages_api::count_tokens(app, req, log).await,
-        H::Models => return handlers::models(app, None, log).await,
-        H::Model => return handlers::models(app, Some(percent_decode(rest)), log).await,
+        H::Models => return models_api::models(app, None, log).await,
+        H::Model => return models_api::models(app, Some(percent_decode(rest)), log).await,
         H::Verify => return admin::verify(app, req).await,
         H::Status => admin::status(&app),
         H::StatusVerify => admin::status_verify(&app).await,

@@ -149,6 +149,8 @@ pub struct Upstream {
     /// `MAX_RETRIES`.
     max_retries: AtomicU32,
     recorder: Option<Recorder>,
+    /// `CUSTOM_HEADERS`, added to every attempt (changes live).
+    custom: arc_swap::ArcSwap<Vec<(HeaderName, HeaderValue)>>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -190,7 +192,24 @@ impl Upstream {
             cooldown: AtomicU64::new(nanos(cooldown)),
             max_retries: AtomicU32::new(max_retries),
             recorder: None,
+            custom: arc_swap::ArcSwap::from_pointee(Vec::new()),
         }
+    }
+
+    /// Set `CUSTOM_HEADERS` (already checked by the configuration: no key,
+    /// credential or hop-by-hop header); an entry that is not a valid
+    /// header is skipped. The next attempt sends them.
+    pub fn set_custom_headers(&self, headers: &[(String, String)]) {
+        let parsed: Vec<(HeaderName, HeaderValue)> = headers
+            .iter()
+            .filter_map(|(n, v)| {
+                Some((
+                    HeaderName::from_bytes(n.as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect();
+        self.custom.store(std::sync::Arc::new(parsed));
     }
 
     /// Change `TIME_OUT`, `COOLDOWN_SECONDS` and `MAX_RETRIES` while running
@@ -323,6 +342,9 @@ impl Upstream {
         let headers = req.headers_mut();
         for (k, v) in &call.headers {
             headers.append(k.clone(), v.clone());
+        }
+        for (k, v) in self.custom.load().iter() {
+            headers.insert(k.clone(), v.clone());
         }
         let key_value = match call.auth {
             Auth::GoogHeader => HeaderValue::from_str(key),

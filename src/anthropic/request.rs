@@ -80,6 +80,9 @@ pub struct Prepared {
     /// Top-level member names the gateway does not know (at most a few),
     /// accepted and ignored.
     pub unknown: Vec<String>,
+    /// A `web_search` tool was dropped because the model cannot combine
+    /// Google Search with function tools (see [`combines_search_and_functions`]).
+    pub search_dropped: bool,
 }
 
 /// Shorthand for [`TranslateError::new`].
@@ -127,7 +130,31 @@ pub fn prepare(
         stream,
         body: bytes,
         unknown: unknown_members(obj),
+        search_dropped: search_dropped(obj, model),
     })
+}
+
+/// Whether `model` accepts Google Search beside function declarations:
+/// Gemini 1.x and 2.x refuse the pair; later and unknown models are sent
+/// both (the same rule as the Responses route).
+pub fn combines_search_and_functions(model: &str) -> bool {
+    !(model.starts_with("gemini-1") || model.starts_with("gemini-2"))
+}
+
+/// Whether the request's `web_search` tool is dropped on `model`: it sits
+/// beside function tools and the model cannot combine them.
+fn search_dropped(obj: &Map<String, Value>, model: &str) -> bool {
+    let Some(Value::Array(list)) = opt(obj, "tools") else {
+        return false;
+    };
+    let is_search = |t: &Value| {
+        t.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.starts_with("web_search"))
+    };
+    list.iter().any(is_search)
+        && list.iter().any(|t| !is_search(t))
+        && !combines_search_and_functions(model)
 }
 
 /// The `countTokens` body for a `count_tokens` request:
@@ -338,8 +365,8 @@ fn tools<'a>(
         });
     }
     // Gemini 2.x refuses Google Search beside function declarations: the
-    // search tool is dropped there.
-    if search && (!has_decls || model.starts_with("gemini-3")) {
+    // search tool is dropped there (the handler logs it once per model).
+    if search && (!has_decls || combines_search_and_functions(model)) {
         out.push(Tool {
             google_search: Some(Value::Object(Map::new())),
             ..Tool::default()

@@ -329,3 +329,35 @@ fn the_fuzz_seeds_are_accepted() {
         Some(json!("rate_limit_error"))
     );
 }
+
+#[test]
+fn web_search_beside_functions_is_dropped_only_where_gemini_refuses_the_pair() {
+    let tools = json!([
+        {"name": "f", "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}},
+        {"type": "web_search_20250305", "name": "web_search"}
+    ]);
+    let req = with(json!({"tools": tools}));
+    for (model, dropped) in [
+        ("gemini-2.5-flash", true),
+        ("gemini-2.0-flash", true),
+        ("gemini-1.5-pro", true),
+        ("gemini-3-pro-preview", false),
+        ("gemini-exp-1206", false),
+    ] {
+        let p = prepare(&req, model, None).unwrap();
+        assert_eq!(p.search_dropped, dropped, "{model}");
+        let b: Value = serde_json::from_slice(&p.body).unwrap();
+        let has_search = b["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.get("googleSearch").is_some());
+        assert_eq!(has_search, !dropped, "{model}");
+    }
+    let only = with(json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}));
+    assert!(
+        !prepare(&only, "gemini-2.5-flash", None)
+            .unwrap()
+            .search_dropped
+    );
+}

@@ -99,6 +99,8 @@ pub const VARIABLES: &[&str] = &[
     "URL_CONTEXT_MODELS",
     "SAFETY_SETTINGS",
     "MODEL_ALIASES",
+    "FILTERED_MODELS",
+    "CUSTOM_HEADERS",
     "MAX_FETCH_BYTES",
     "ALLOW_PRIVATE_FETCH",
     "FETCH_TIMEOUT",
@@ -229,6 +231,14 @@ pub struct Config {
     /// `MODEL_ALIASES`: client model name or `*` pattern → Gemini model
     /// (over the built-in defaults, see [`crate::model::resolve_alias`]).
     pub model_aliases: Vec<(String, String)>,
+    /// `FILTERED_MODELS`: model names or `*` patterns hidden from every
+    /// model list and refused with 404 on every route
+    /// (see [`crate::model::filtered`]).
+    pub filtered_models: Vec<String>,
+    /// `CUSTOM_HEADERS`: headers added to every upstream call (name in
+    /// lower case, value); never the key header, `authorization`, `host`,
+    /// `content-length` or a hop-by-hop header.
+    pub custom_headers: Vec<(String, String)>,
     /// `MAX_FETCH_BYTES`: largest remote image fetched for `image_url`.
     pub max_fetch_bytes: usize,
     /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
@@ -445,6 +455,8 @@ impl Config {
             native_derived_models: v.bool("NATIVE_DERIVED_MODELS", false)?,
             translate,
             model_aliases: parse::model_aliases(&mut v)?,
+            filtered_models: parse::filtered_models(&mut v)?,
+            custom_headers: parse::custom_headers(&mut v)?,
             max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
             fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,

@@ -227,6 +227,85 @@ pub(super) fn model_aliases(v: &mut Vars<'_>) -> Result<Vec<(String, String)>, C
     Ok(out)
 }
 
+/// `FILTERED_MODELS`: model names or `*` patterns (a JSON list or a
+/// comma-separated list), at most [`crate::model::MAX_FILTERED`].
+pub(super) fn filtered_models(v: &mut Vars<'_>) -> Result<Vec<String>, ConfigError> {
+    let list = v.list("FILTERED_MODELS")?;
+    if list.len() > crate::model::MAX_FILTERED {
+        return Err(err(
+            "FILTERED_MODELS",
+            &format!("at most {} entries", crate::model::MAX_FILTERED),
+        ));
+    }
+    Ok(list)
+}
+
+/// Headers `CUSTOM_HEADERS` may not set: the key header, the credential,
+/// what the client library computes, and the hop-by-hop headers.
+pub const FORBIDDEN_CUSTOM_HEADERS: &[&str] = &[
+    "x-goog-api-key",
+    "authorization",
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Most `CUSTOM_HEADERS` entries accepted.
+const MAX_CUSTOM_HEADERS: usize = 64;
+
+/// `CUSTOM_HEADERS`: a JSON object of header name → string value, added to
+/// every upstream call. A name that would override the key or a hop-by-hop
+/// header, or that is not a valid header, is refused naming it.
+pub(super) fn custom_headers(v: &mut Vars<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+    const WHAT: &str = "expected a JSON object of header name → string value";
+    let m = match v.json("CUSTOM_HEADERS")? {
+        None => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(err("CUSTOM_HEADERS", WHAT)),
+    };
+    if m.len() > MAX_CUSTOM_HEADERS {
+        let m = format!("at most {MAX_CUSTOM_HEADERS} headers");
+        return Err(err("CUSTOM_HEADERS", &m));
+    }
+    let mut out = Vec::with_capacity(m.len());
+    for (k, value) in m {
+        let name = k.trim().to_ascii_lowercase();
+        let shown: String = name.chars().take(64).collect();
+        if FORBIDDEN_CUSTOM_HEADERS.contains(&name.as_str()) {
+            let m = format!(
+                "may not set `{shown}` (the key, credential and hop-by-hop headers are the gateway's)"
+            );
+            return Err(err("CUSTOM_HEADERS", &m));
+        }
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(err(
+                "CUSTOM_HEADERS",
+                &format!("`{shown}` is not a valid header name"),
+            ));
+        }
+        let Some(text) = value.as_str() else {
+            return Err(err(
+                "CUSTOM_HEADERS",
+                &format!("the value of `{shown}` must be a string"),
+            ));
+        };
+        if http::HeaderValue::from_str(text).is_err() {
+            let m = format!("the value of `{shown}` is not a valid header value");
+            return Err(err("CUSTOM_HEADERS", &m));
+        }
+        out.push((name, text.to_string()));
+    }
+    Ok(out)
+}
+
 /// The translation settings (thinking, search, code execution, safety, …).
 pub(super) fn translate_options(v: &mut Vars<'_>) -> Result<Options, ConfigError> {
     let thinking_budget_map = match v.json("THINKING_BUDGET_MAP")? {

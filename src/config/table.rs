@@ -362,6 +362,17 @@ pub static SETTINGS: &[Setting] = &[
             .collect();
         Some(serde_json::Value::Object(map).to_string())
     }),
+    row("FILTERED_MODELS", TRANSLATION, "models hidden from lists and refused (404); * patterns", |c| {
+        list(&c.filtered_models)
+    }),
+    row("CUSTOM_HEADERS", UPSTREAM, "headers added to every upstream call (JSON object)", |c| {
+        let map: serde_json::Map<String, serde_json::Value> = c
+            .custom_headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone().into()))
+            .collect();
+        Some(serde_json::Value::Object(map).to_string())
+    }),
     row("MAX_FETCH_BYTES", TRANSLATION, "largest remote image fetched for image_url", |c| {
         Some(c.max_fetch_bytes.to_string())
     }),

@@ -168,7 +168,9 @@ async fn pass(
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
 
-    if call.list_models && app.cfg().native_derived_models {
+    if call.list_models
+        && (app.cfg().native_derived_models || !app.cfg().filtered_models.is_empty())
+    {
         log.key = pool.masked(answer.key).to_string();
         return derived_model_list(&app, answer.response).await;
     }
@@ -210,7 +212,30 @@ async fn prepare(
     if !model.is_empty() && !crate::model::valid(model) {
         return Err(GatewayError::InvalidModel(model.to_string()));
     }
-    let model = model.to_string();
+    // The model rules: FILTERED_MODELS (404), then MODEL_ALIASES on a
+    // `/models/{m}` path, whose Gemini name then goes upstream.
+    let (model, aliased) = {
+        let cfg = app.cfg();
+        let filtered = |m: &str| crate::model::filtered(&cfg.filtered_models, m);
+        if !model.is_empty() && filtered(model) {
+            return Err(GatewayError::ModelNotFound(model.to_string()));
+        }
+        let target = if rest.starts_with("/models/") && !model.is_empty() {
+            crate::model::resolve_alias(&cfg.model_aliases, model)
+        } else {
+            std::borrow::Cow::Borrowed(model)
+        };
+        if !crate::model::valid(&target) && !model.is_empty() {
+            return Err(GatewayError::InvalidModel(target.into_owned()));
+        }
+        if !model.is_empty() && filtered(&target) {
+            return Err(GatewayError::ModelNotFound(model.to_string()));
+        }
+        let aliased = (target != model)
+            .then(|| rest.replacen(&format!("/models/{model}"), &format!("/models/{target}"), 1));
+        (target.into_owned(), aliased)
+    };
+    let rest = aliased.as_deref().unwrap_or(rest);
     log.model.clone_from(&model);
     let action = rest.rsplit_once(':').map(|(_, a)| a).unwrap_or("");
     let method = req.method().clone();
@@ -610,7 +635,8 @@ impl Derived {
     }
 }
 
-/// The model list with the derived `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
+/// The model list without the `FILTERED_MODELS` and with the derived
+/// `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
 async fn derived_model_list(
     app: &App,
     res: Response<Incoming>,
@@ -628,14 +654,20 @@ async fn derived_model_list(
         ));
     };
     if let Some(models) = page.get_mut("models").and_then(Value::as_array_mut) {
-        let o = &app.cfg().translate;
-        let listed =
-            |list: &[String], id: &str| list.iter().any(|m| crate::openai::bare_model(m) == id);
+        let cfg = app.cfg();
+        let o = &cfg.translate;
+        let derive = cfg.native_derived_models;
+        let listed = |list: &[String], id: &str| {
+            derive && list.iter().any(|m| crate::openai::bare_model(m) == id)
+        };
         let mut out = Vec::with_capacity(models.len());
         for m in models.drain(..) {
             let bare =
                 crate::openai::bare_model(m.get("name").and_then(Value::as_str).unwrap_or(""))
                     .to_string();
+            if !bare.is_empty() && crate::model::filtered(&cfg.filtered_models, &bare) {
+                continue;
+            }
             let mut variants = Vec::new();
             if !bare.is_empty() && listed(&o.search_models, &bare) {
                 variants.push("-search");
@@ -657,6 +689,85 @@ async fn derived_model_list(
         *models = out;
     }
     Ok(body::json(StatusCode::OK, &page))
+}
+
+/// The model rules on a `/openai/v1` body naming `model`: 404 when it is
+/// filtered; an alias rewrites the body's `model` to the Gemini name (the
+/// only case the bytes do not go upstream as sent).
+fn compat_rules(app: &App, body: Bytes, model: String) -> Result<(Bytes, String), GatewayError> {
+    if model.is_empty() {
+        return Ok((body, model));
+    }
+    let cfg = app.cfg();
+    let filtered = |m: &str| crate::model::filtered(&cfg.filtered_models, m);
+    if filtered(&model) {
+        return Err(GatewayError::ModelNotFound(model));
+    }
+    let target = crate::model::resolve_alias(&cfg.model_aliases, &model).into_owned();
+    if target == model {
+        return Ok((body, model));
+    }
+    if !crate::model::valid(&target) {
+        return Err(GatewayError::InvalidModel(target));
+    }
+    if filtered(&target) {
+        return Err(GatewayError::ModelNotFound(model));
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(&body) else {
+        return Ok((body, model));
+    };
+    if let Some(slot) = value.get_mut("model") {
+        *slot = Value::String(target.clone());
+    }
+    let body = serde_json::to_vec(&value).map(Bytes::from).unwrap_or(body);
+    Ok((body, target))
+}
+
+/// The model rules on a `/openai/v1/models/{m}` path: 404 when `m` is
+/// filtered, an alias's Gemini name in its place. Other paths as they are.
+fn compat_path_rules(app: &App, rest: &str) -> Result<String, GatewayError> {
+    let Some(m) = rest.strip_prefix("/models/").filter(|m| !m.contains('/')) else {
+        return Ok(rest.to_string());
+    };
+    let cfg = app.cfg();
+    let target = crate::model::resolve_alias(&cfg.model_aliases, m);
+    if crate::model::filtered(&cfg.filtered_models, m)
+        || crate::model::filtered(&cfg.filtered_models, &target)
+    {
+        return Err(GatewayError::ModelNotFound(m.to_string()));
+    }
+    if !crate::model::valid(&target) {
+        return Err(GatewayError::InvalidModel(target.into_owned()));
+    }
+    Ok(format!("/models/{target}"))
+}
+
+/// Gemini's OpenAI model list without the `FILTERED_MODELS` (read whole:
+/// the list is small).
+async fn filtered_compat_list(
+    app: &App,
+    res: Response<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
+    let status = res.status();
+    let Ok((mut parts, bytes)) = read_whole(app, res).await else {
+        return Err(GatewayError::BadAnswer(
+            "Could not read Gemini's model list.".into(),
+        ));
+    };
+    let bytes = gzip::decode_answer(&mut parts.headers, bytes, ANSWER_LIMIT);
+    let Ok(mut page) = serde_json::from_slice::<Value>(&bytes) else {
+        return Err(GatewayError::BadAnswer(
+            "Gemini's model list is not valid JSON.".into(),
+        ));
+    };
+    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
+        let filtered = &app.cfg().filtered_models;
+        data.retain(|m| {
+            let id = m.get("id").and_then(Value::as_str).unwrap_or("");
+            !crate::model::filtered(filtered, crate::openai::bare_model(id))
+        });
+    }
+    Ok(body::json(status, &page))
 }
 
 /// `/openai/v1/...`: Gemini's own OpenAI-compatible endpoint, with a pool
@@ -705,6 +816,9 @@ pub async fn openai_compat(
     if !model.is_empty() && !crate::model::valid(&model) {
         return Err(GatewayError::InvalidModel(model));
     }
+    let (body, model) = compat_rules(&app, body, model)?;
+    let rest = compat_path_rules(&app, rest)?;
+    let list_models = method == Method::GET && rest == "/models";
     log.model.clone_from(&model);
     let up = Call {
         method,
@@ -720,6 +834,10 @@ pub async fn openai_compat(
         .call(&app.pool, &up)
         .await
         .map_err(|f| upstream_failed(&app, f, &model, false))?;
+    if list_models && !app.cfg().filtered_models.is_empty() {
+        log.key = app.pool.masked(answer.key).to_string();
+        return filtered_compat_list(&app, answer.response).await;
+    }
     // Streamed or not, the answer is forwarded as it arrives under the idle
     // timeout, with the pool key masked; if it breaks, the client's
     // connection breaks too (no OpenAI error event is spliced into it).

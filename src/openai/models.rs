@@ -41,6 +41,30 @@ pub fn translate_list(models: &[Value], opts: &Options) -> Value {
     Value::Object(out)
 }
 
+/// The model rules on an OpenAI list made by [`translate_list`]: entries
+/// matching a `FILTERED_MODELS` pattern (`filtered`) are removed, and each
+/// exact `MODEL_ALIASES` name (`*` patterns cannot be listed) whose target
+/// is not filtered is added as one more entry, unless the list has it.
+pub fn apply_rules(list: &mut Value, aliases: &[(String, String)], filtered: &[String]) {
+    let Some(data) = list.get_mut("data").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let id_of = |m: &Value| m.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    if !filtered.is_empty() {
+        data.retain(|m| !crate::model::filtered(filtered, &id_of(m)));
+    }
+    for (name, target) in aliases {
+        if name.contains('*')
+            || crate::model::filtered(filtered, name)
+            || crate::model::filtered(filtered, target)
+            || data.iter().any(|m| id_of(m).eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        data.push(model_object(name.clone()));
+    }
+}
+
 /// One Gemini `Model` → one OpenAI model object (`id` is `""` when the
 /// model has no string `name`).
 pub fn translate_one(model: &Value) -> Value {

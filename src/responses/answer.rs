@@ -210,3 +210,44 @@ mod tests {
         assert_eq!(new_id("resp").len(), 29);
     }
 }
+
+#[cfg(test)]
+mod fuzz_seeds {
+    use serde_json::Value;
+
+    use crate::openai::Options;
+    use crate::responses::{Assembler, input_items, translate};
+
+    /// The fuzz target's seeds (fuzz/corpus/responses) stay meaningful: the
+    /// request is accepted, the answer and the stream assemble.
+    #[test]
+    fn the_fuzz_seeds_are_accepted() {
+        let req: Value =
+            serde_json::from_str(include_str!("../../fuzz/corpus/responses/request.json"))
+                .unwrap_or_default();
+        let items = input_items(req.as_object().unwrap()).unwrap();
+        let tr = translate(&req, &items, &Options::default()).unwrap();
+        let call = crate::openai::chat::prepare_request(&tr.chat, &Options::default()).unwrap();
+        let body: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["systemInstruction"]["parts"][0]["text"], "be brief");
+        assert_eq!(body["systemInstruction"]["parts"][1]["text"], "dev note");
+        assert!(tr.settings.stream && !tr.settings.store);
+        let mut asm = Assembler::new(tr.settings.clone(), 0, false);
+        let mut sink = Vec::new();
+        assert!(!asm.feed(
+            include_str!("../../fuzz/corpus/responses/answer.json"),
+            &mut sink
+        ));
+        let whole = asm.finish(&mut sink);
+        assert_eq!(whole["status"], "incomplete");
+        let mut asm = Assembler::new(tr.settings, 0, true);
+        let mut out = Vec::new();
+        let ended = include_str!("../../fuzz/corpus/responses/stream.txt")
+            .split("\n\n")
+            .any(|e| asm.feed(e.trim(), &mut out));
+        assert!(ended, "the error event ends the stream");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("event: response.output_text.delta"), "{text}");
+        assert!(text.contains("event: response.failed") || text.contains("event: error"));
+    }
+}

@@ -4,8 +4,10 @@
 //! it and kept for `RESPONSES_TTL`. `previous_response_id`, `item_reference`
 //! and `GET`/`DELETE /v1/responses/{id}` read it; another token, an expired
 //! or an unknown id all look the same (absent). Bounded: past [`MAX_KEPT`]
-//! responses or [`MAX_BYTES`] of items the oldest go first. In memory, per
-//! process.
+//! responses or [`MAX_BYTES`] of items the oldest go first. This is the
+//! process's memory; the handler also writes each entry to the store
+//! ([`Entry::to_json`], [`Entry::from_json`]) so that a restart or another
+//! replica can continue it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -34,6 +36,42 @@ pub struct Entry {
     pub response: Value,
     /// Size estimate in bytes.
     pub bytes: usize,
+}
+
+impl Entry {
+    /// The entry as one JSON document (how the store keeps it).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "owner": self.owner,
+            "expires": self.expires,
+            "input": self.input,
+            "output": self.output,
+            "response": self.response,
+        })
+        .to_string()
+    }
+
+    /// An entry read back from [`Entry::to_json`]'s document; `None` when
+    /// it is not one.
+    pub fn from_json(text: &str) -> Option<Entry> {
+        let mut v: Value = serde_json::from_str(text).ok()?;
+        let owner = v.get("owner")?.as_str()?.to_string();
+        let expires = v.get("expires")?.as_u64()?;
+        let mut take = |k: &str| v.get_mut(k).map(Value::take);
+        let (Some(Value::Array(input)), Some(Value::Array(output)), Some(response)) =
+            (take("input"), take("output"), take("response"))
+        else {
+            return None;
+        };
+        Some(Entry {
+            owner,
+            expires,
+            input,
+            output,
+            response,
+            bytes: 0,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -193,6 +231,24 @@ mod tests {
         k.put("resp_2", entry("a", 1));
         assert!(k.get("resp_2", "a").is_none(), "expired");
         assert_ne!(owner_of("x"), owner_of("y"));
+    }
+
+    #[test]
+    fn entries_round_trip_as_json() {
+        let e = entry("a", 77);
+        let back = Entry::from_json(&e.to_json()).unwrap();
+        assert_eq!(
+            (
+                back.owner,
+                back.expires,
+                back.input,
+                back.output,
+                back.response
+            ),
+            (e.owner, e.expires, e.input, e.output, e.response)
+        );
+        assert!(Entry::from_json("{}").is_none());
+        assert!(Entry::from_json("not json").is_none());
     }
 
     #[test]

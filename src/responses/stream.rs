@@ -151,18 +151,30 @@ impl Assembler {
     /// Whether it ended the response (an error event).
     pub fn feed(&mut self, data: &str, out: &mut Vec<u8>) -> bool {
         let parsed: Result<GenerateContentResponse, _> = serde_json::from_str(data);
-        let Ok(r) = parsed else {
-            let error = serde_json::from_str::<Value>(data).ok().and_then(|v| {
+        let error_message = || {
+            serde_json::from_str::<Value>(data).ok().and_then(|v| {
                 v.get("error")
                     .or_else(|| v.get(0).and_then(|e| e.get("error")))
                     .and_then(|e| e.get("message"))
                     .and_then(Value::as_str)
                     .map(str::to_string)
-            });
-            let message = error.unwrap_or_else(|| "Gemini sent an event that is not JSON.".into());
+            })
+        };
+        let Ok(r) = parsed else {
+            let message =
+                error_message().unwrap_or_else(|| "Gemini sent an event that is not JSON.".into());
             self.fail(&crate::openai::error::scrub(&message), "server_error", out);
             return true;
         };
+        // An error event mid-stream (`{"error": {…}}`) reads as an answer
+        // with no candidates: it fails the response, never passes silently.
+        if r.candidates.is_empty()
+            && r.usage_metadata.is_none()
+            && let Some(message) = error_message()
+        {
+            self.fail(&crate::openai::error::scrub(&message), "server_error", out);
+            return true;
+        }
         self.start(out);
         if r.usage_metadata.is_some() {
             self.usage = Some(usage(r.usage_metadata.as_ref()));

@@ -15,6 +15,7 @@
 pub mod crypt;
 pub mod errlog;
 pub mod file;
+pub mod kept;
 pub mod meter;
 pub mod model;
 pub mod redis;
@@ -140,6 +141,7 @@ struct Shared {
     backend: tokio::sync::Mutex<Backend>,
     events: broadcast::Sender<Event>,
     errlog: errlog::State,
+    kept: kept::State,
 }
 
 /// The store, as the rest of the gateway holds it: cheap to clone.
@@ -242,6 +244,7 @@ fn shared(backend: Backend, kind: Status, status: Status, snap: Snapshot) -> Arc
         backend: tokio::sync::Mutex::new(backend),
         events,
         errlog: errlog::State::new(),
+        kept: kept::State::new(),
     })
 }
 
@@ -340,6 +343,7 @@ impl StoreHandle {
         }));
         let r = self.write(&mut b, batch).await;
         let r = r.and(self.write_errors(&mut b).await);
+        let r = r.and(self.write_kept(&mut b).await);
         let ok = self.shared.mode;
         let now = if r.is_ok() { ok } else { Status::Degraded };
         let before = Status::from_u8(self.shared.status.swap(now as u8, Ordering::Relaxed));

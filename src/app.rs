@@ -36,6 +36,8 @@ pub struct App {
     pub store: StoreHandle,
     /// Stored Responses API responses (`crate::responses`).
     pub responses: crate::responses::Kept,
+    /// Generated images served at `/images/{id}.png` (`crate::media::kept`).
+    pub images: crate::media::Kept,
     /// Which key owns each file, cache and batch; upload sessions.
     pub affinity: crate::affinity::Affinity,
     /// Other replicas' changes, subscribed when the store was opened (so
@@ -118,6 +120,7 @@ impl App {
             shutting_down: AtomicBool::new(false),
             store,
             responses: crate::responses::Kept::default(),
+            images: crate::media::Kept::default(),
             affinity,
             events,
         }

@@ -27,6 +27,8 @@
 //! * [`handlers`] — the OpenAI-side handlers that glue translation to the upstream.
 //! * [`anthropic`] — pure Anthropic Messages ↔ Gemini translation (request, answer, stream).
 //! * [`messages_api`] — the Anthropic Messages handlers (`/v1/messages`, `count_tokens`).
+//! * [`media`] — pure image-generation and speech translation, and the kept images.
+//! * [`media_api`] — `/v1/images/generations`, `/v1/audio/speech`, `/images/{id}.png`.
 //! * [`gemini`] — native pass-through and Gemini's own OpenAI endpoint.
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
@@ -55,6 +57,8 @@ pub mod gemini;
 pub mod handlers;
 pub mod keys;
 pub mod log;
+pub mod media;
+pub mod media_api;
 pub mod messages_api;
 pub mod model;
 pub mod openai;

@@ -4,7 +4,8 @@
 //! ([`speech`]: a Gemini TTS model, its PCM answered as WAV or raw), and
 //! `GET /images/{id}.png` ([`image`]: the images kept for
 //! `response_format: "url"`, readable without a token since the 128-bit id
-//! is the credential). Calls go over the key pool with the chat route's
+//! is the credential). An image model makes one image per call, so `n`
+//! images take `n` calls at once. Calls go over the key pool with the chat route's
 //! retries, metering and OpenAI-format errors; translation is in
 //! [`crate::media`].
 
@@ -29,14 +30,14 @@ use crate::openai::TranslateError;
 use crate::upstream::{Auth, Call};
 
 /// One `POST` of `body` to `path` over the pool (retries on other keys as
-/// chat's), read whole and metered; the answer's JSON.
+/// chat's), read whole and metered; the answer's JSON and the serving key, masked.
 async fn call_json(
     app: &App,
     path: String,
     model: &str,
     body: &Value,
-    log: &mut LogInfo,
-) -> Result<Value, GatewayError> {
+    route: &'static str,
+) -> Result<(Value, String), GatewayError> {
     let up = Call {
         method: Method::POST,
         path,
@@ -44,7 +45,7 @@ async fn call_json(
         model,
         auth: Auth::GoogHeader,
         headers: json_headers(),
-        route: log.route,
+        route,
     };
     let started = Instant::now();
     let mut answer = app
@@ -54,7 +55,7 @@ async fn call_json(
         .map_err(|f| upstream_failed(app, f, model, false))?;
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts.saturating_sub(1));
-    log.key = app.pool.masked(answer.key).to_string();
+    let masked = app.pool.masked(answer.key).to_string();
     let bytes = match read_whole(app, answer.response).await {
         Ok((_, bytes)) => bytes,
         Err(e) => {
@@ -69,8 +70,12 @@ async fn call_json(
     answer.meter.whole(&bytes);
     // An upstream that echoes the pool key must not hand it to the client.
     let bytes = crate::upstream::redact(bytes, app.pool.key(answer.key));
-    serde_json::from_slice(&bytes)
-        .map_err(|_| GatewayError::BadAnswer("Gemini answered with invalid JSON.".into()))
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok((v, masked)),
+        Err(_) => Err(GatewayError::BadAnswer(
+            "Gemini answered with invalid JSON.".into(),
+        )),
+    }
 }
 
 /// `scheme://host[/hf]` of this request: where the image URLs point.
@@ -115,17 +120,22 @@ pub async fn generations(
     let made = match r.backend {
         Backend::Imagen => {
             let path = app.upstream.path(&format!("/models/{}:predict", r.model));
-            let answer = call_json(&app, path, &r.model, &images::imagen_body(&r), log).await?;
+            let body = images::imagen_body(&r);
+            let (answer, key) = call_json(&app, path, &r.model, &body, log.route).await?;
+            log.key = key;
             images::imagen_images(&answer).map_err(no_image)?
         }
         Backend::Gemini => {
             let path = app
                 .upstream
                 .path(&format!("/models/{}:generateContent", r.model));
+            // One image per call, the calls at once (each with its retries).
             let body = images::gemini_body(&r);
+            let calls = (0..r.n).map(|_| call_json(&app, path.clone(), &r.model, &body, log.route));
+            let answers = futures_util::future::try_join_all(calls).await?;
             let mut made = Vec::with_capacity(r.n);
-            while made.len() < r.n {
-                let answer = call_json(&app, path.clone(), &r.model, &body, log).await?;
+            for (answer, key) in answers {
+                log.key = key;
                 made.extend(images::gemini_images(&answer).map_err(no_image)?);
             }
             made
@@ -196,7 +206,9 @@ pub async fn speech(
     let path = app
         .upstream
         .path(&format!("/models/{}:generateContent", r.model));
-    let answer = call_json(&app, path, &r.model, &speech::gemini_body(&r), log).await?;
+    let body = speech::gemini_body(&r);
+    let (answer, key) = call_json(&app, path, &r.model, &body, log.route).await?;
+    log.key = key;
     let (pcm, rate) = speech::audio_of(&answer).map_err(|why| {
         if why.starts_with("the input was blocked") {
             GatewayError::Invalid(TranslateError::new(

@@ -98,6 +98,19 @@ fn own_base<B>(req: &Request<B>) -> String {
     format!("{scheme}://{host}{mount}")
 }
 
+/// The request with its `model` put through `MODEL_ALIASES` (before the
+/// OpenAI names are mapped, so an alias can pick any model).
+fn aliased(app: &App, mut value: Value) -> Value {
+    let resolved = value
+        .get("model")
+        .and_then(Value::as_str)
+        .map(|m| crate::model::resolve_alias(&app.cfg().model_aliases, m).into_owned());
+    if let Some(m) = resolved {
+        value["model"] = Value::String(m);
+    }
+    value
+}
+
 /// Gemini made no image: the client's answer (400 naming why).
 fn no_image(why: String) -> GatewayError {
     GatewayError::Invalid(TranslateError::new("prompt", format!("{why}.")))
@@ -110,7 +123,7 @@ pub async fn generations(
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let base = own_base(&req);
-    let value = read_json(&app, req).await?;
+    let value = aliased(&app, read_json(&app, req).await?);
     let cfg = app.cfg();
     let r = images::parse(&value, &cfg.image_model).map_err(GatewayError::Invalid)?;
     if !valid_model(&r.model) {
@@ -197,7 +210,7 @@ pub async fn speech(
     req: Request<Incoming>,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let value = read_json(&app, req).await?;
+    let value = aliased(&app, read_json(&app, req).await?);
     let r = speech::parse(&value, &app.cfg().tts_model).map_err(GatewayError::Invalid)?;
     if !valid_model(&r.model) {
         return Err(GatewayError::InvalidModel(r.model));

@@ -154,6 +154,32 @@ async fn imagen_models_go_through_predict() {
 }
 
 #[tokio::test]
+async fn model_aliases_apply_to_the_media_routes() {
+    let aliases =
+        r#"{"dall-e-3":"imagen-4.0-fast-generate-001","my-voice":"gemini-2.5-pro-preview-tts"}"#;
+    let gw = start(&[("MODEL_ALIASES", aliases)]).await;
+    let body = json!({"prompt": "x", "model": "dall-e-3"});
+    let a = post_json(&gw, "/v1/images/generations", &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let calls = upstream_calls(&gw, ":predict");
+    assert!(
+        calls[0]
+            .0
+            .ends_with("/models/imagen-4.0-fast-generate-001:predict")
+    );
+    let body = json!({"model": "my-voice", "input": "hi", "voice": "alloy"});
+    let a = post_json(&gw, "/v1/audio/speech", &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let calls = upstream_calls(&gw, ":generateContent");
+    assert!(
+        calls[0]
+            .0
+            .ends_with("/models/gemini-2.5-pro-preview-tts:generateContent")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_image_requests_get_openai_400s_naming_what_is_supported() {
     let gw = start(&[]).await;
     let cases = [

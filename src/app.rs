@@ -111,6 +111,10 @@ impl App {
         // Every attempt of a client's call is recorded: usage, error log.
         upstream.set_recorder(Recorder::new(store.clone(), cfg.error_log_record_body));
         store.set_error_log_limits(cfg.error_log_max, cfg.error_log_days);
+        let images = match &cfg.data_dir {
+            Some(dir) => crate::media::Kept::on_disk(dir.join("images")),
+            None => crate::media::Kept::default(),
+        };
         App {
             settings: Live::new(cfg),
             pool,
@@ -120,7 +124,7 @@ impl App {
             shutting_down: AtomicBool::new(false),
             store,
             responses: crate::responses::Kept::default(),
-            images: crate::media::Kept::default(),
+            images,
             affinity,
             events,
         }

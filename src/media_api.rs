@@ -181,9 +181,8 @@ fn keep(app: &App, img: &Image, base: &str, ttl_ms: u64) -> Result<String, Gatew
 
 /// `GET /images/{id}.png`: a kept image (404 once expired or unknown).
 pub fn image(app: &App, id: &str) -> Result<Response<Body>, GatewayError> {
-    let found = (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| app.images.get(id))
-        .flatten();
+    let ttl_ms = app.cfg().image_url_ttl_minutes.saturating_mul(60_000);
+    let found = app.images.get(id, ttl_ms);
     let Some((mime, bytes)) = found else {
         return Err(GatewayError::NotFound(
             "No such image: unknown, or older than IMAGE_URL_TTL.",

@@ -130,6 +130,38 @@ async fn url_answers_are_served_by_the_gateway_without_a_token() {
 }
 
 #[tokio::test]
+async fn with_data_dir_url_images_outlive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("gb-media-images-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_string_lossy().to_string();
+    let gw = start(&[("DATA_DIR", &d)]).await;
+    let body = json!({"prompt": "a kite", "response_format": "url"});
+    let a = post_json(&gw, "/v1/images/generations", &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let url = a.json()["data"][0]["url"].as_str().unwrap().to_string();
+    let id = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".png")
+        .to_string();
+    assert!(dir.join("images").join(format!("{id}.png")).is_file());
+    gw.shutdown().await;
+    let gw = start(&[("DATA_DIR", &d)]).await;
+    let got = send(
+        Method::GET,
+        &gw.url(&format!("/images/{id}.png")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(got.body.starts_with(PNG_MAGIC));
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn imagen_models_go_through_predict() {
     let gw = start(&[]).await;
     let body = json!({"prompt": "a bowl of fruit", "model": "imagen-4.0-generate-001",

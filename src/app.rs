@@ -40,6 +40,8 @@ pub struct App {
     pub store: StoreHandle,
     /// Stored Responses API responses (`crate::responses`).
     pub responses: crate::responses::Kept,
+    /// Generated images served at `/images/{id}.png` (`crate::media::kept`).
+    pub images: crate::media::Kept,
     /// Which key owns each file, cache and batch; upload sessions.
     pub affinity: crate::affinity::Affinity,
     /// Other replicas' changes, subscribed when the store was opened (so
@@ -114,6 +116,10 @@ impl App {
         // Every attempt of a client's call is recorded: usage, error log.
         upstream.set_recorder(Recorder::new(store.clone(), cfg.error_log_record_body));
         store.set_error_log_limits(cfg.error_log_max, cfg.error_log_days);
+        let images = match &cfg.data_dir {
+            Some(dir) => crate::media::Kept::on_disk(dir.join("images")),
+            None => crate::media::Kept::default(),
+        };
         App {
             settings: Live::new(cfg),
             pool,
@@ -124,6 +130,7 @@ impl App {
             drain: tokio::sync::watch::Sender::new(false),
             store,
             responses: crate::responses::Kept::default(),
+            images,
             affinity,
             events,
         }

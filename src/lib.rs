@@ -30,6 +30,8 @@
 //! * [`models_api`] — the OpenAI `/v1/embeddings` and `/v1/models` handlers.
 //! * [`anthropic`] — pure Anthropic Messages ↔ Gemini translation (request, answer, stream).
 //! * [`messages_api`] — the Anthropic Messages handlers (`/v1/messages`, `count_tokens`).
+//! * [`media`] — pure image-generation and speech translation, and the kept images.
+//! * [`media_api`] — `/v1/images/generations`, `/v1/audio/speech`, `/images/{id}.png`.
 //! * [`gemini`] — native pass-through and Gemini's own OpenAI endpoint.
 //! * [`status`] — counters behind `/health`, `/status` and `/metrics`.
 //! * [`dashboard`] — the key status page at `/dashboard`.
@@ -60,6 +62,8 @@ pub mod keepalive;
 pub mod keys;
 pub mod log;
 pub mod longcall;
+pub mod media;
+pub mod media_api;
 pub mod messages_api;
 pub mod model;
 pub mod models_api;

@@ -3,7 +3,8 @@
 //! any handler runs, so a new route cannot forget its check.
 //!
 //! Every entry authenticates unless it is marked public, and only the paths
-//! in [`UNAUTHENTICATED_ROUTES`] are (plus `/metrics` with `METRICS_PUBLIC`);
+//! in [`UNAUTHENTICATED_ROUTES`] and [`UNAUTHENTICATED_PATTERNS`] are (plus
+//! `/metrics` with `METRICS_PUBLIC`);
 //! a unit test walks the table to hold that. Every route is mounted at `/` and
 //! again under `/hf`. Errors use the format of the API that was called:
 //! OpenAI's error object on the OpenAI and admin routes, Google's
@@ -109,7 +110,7 @@ impl Methods {
 /// Who may call a route; checked by [`admit`] before the handler runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone: only the paths in [`UNAUTHENTICATED_ROUTES`].
+    /// Anyone: only the paths in [`UNAUTHENTICATED_ROUTES`] and [`UNAUTHENTICATED_PATTERNS`].
     Public,
     /// One of `ALLOWED_TOKENS` as the bearer token (or the gateway is open):
     /// 401 with `WWW-Authenticate: Bearer` otherwise. The default.
@@ -158,6 +159,12 @@ pub enum Handler {
     Messages,
     /// Anthropic token counting.
     CountTokens,
+    /// OpenAI image generation.
+    Images,
+    /// OpenAI text to speech.
+    Speech,
+    /// `GET /images/{id}.png`: a generated image kept for a `url` answer.
+    ImageFile,
     /// OpenAI model list.
     Models,
     /// One OpenAI model.
@@ -228,7 +235,8 @@ const fn at(pattern: Pattern, methods: Methods, label: &'static str, handler: Ha
 }
 
 impl Route {
-    /// Needs no credential (the path must be in [`UNAUTHENTICATED_ROUTES`]).
+    /// Needs no credential (the path must be in [`UNAUTHENTICATED_ROUTES`]
+    /// or match [`UNAUTHENTICATED_PATTERNS`]).
     const fn public(mut self) -> Route {
         self.access = Access::Public;
         self
@@ -259,6 +267,22 @@ impl Route {
         self.access = a;
         self
     }
+}
+
+/// The path patterns that need no credential besides [`UNAUTHENTICATED_ROUTES`]:
+/// `(before, after)` around an id that is itself the credential (the
+/// generated images kept for `url` answers, 128 random bits).
+pub const UNAUTHENTICATED_PATTERNS: &[(&str, &str)] = &[("/images/", ".png")];
+
+/// Whether `path` needs no credential (see [`UNAUTHENTICATED_ROUTES`] and
+/// [`UNAUTHENTICATED_PATTERNS`]).
+pub fn unauthenticated(path: &str) -> bool {
+    UNAUTHENTICATED_ROUTES.contains(&path)
+        || UNAUTHENTICATED_PATTERNS.iter().any(|(before, after)| {
+            path.strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        })
 }
 
 /// The paths that need no credential (as TensorZero's
@@ -354,6 +378,21 @@ pub static ROUTES: &[Route] = &[
         H::Embeddings,
     ),
     at(Exact(&["/v1/models", "/models"]), Get, "models", H::Models),
+    // Media: image generation, speech, and the images kept for `url` answers
+    // (public: the 128-bit id in the path is the credential).
+    at(
+        Exact(&["/v1/images/generations", "/images/generations"]),
+        Post,
+        "images",
+        H::Images,
+    ),
+    at(
+        Exact(&["/v1/audio/speech", "/audio/speech"]),
+        Post,
+        "speech",
+        H::Speech,
+    ),
+    at(Around("/images/", ".png"), Get, "images", H::ImageFile).public(),
     // Anthropic Messages (`?beta=true` is in the query, not the path).
     at(
         Exact(&["/v1/messages", "/anthropic/v1/messages"]),
@@ -603,6 +642,9 @@ async fn run(
         H::Embeddings => return models_api::embeddings(app, req, log).await,
         H::Messages => return crate::messages_api::messages(app, req, log).await,
         H::CountTokens => return crate::messages_api::count_tokens(app, req, log).await,
+        H::Images => return crate::media_api::generations(app, req, log).await,
+        H::Speech => return crate::media_api::speech(app, req, log).await,
+        H::ImageFile => crate::media_api::image(&app, rest)?,
         H::Models => return models_api::models(app, None, log).await,
         H::Model => return models_api::models(app, Some(percent_decode(rest)), log).await,
         H::Verify => return admin::verify(app, req).await,
@@ -707,11 +749,13 @@ mod tests {
                 let req = request(method_for(route.methods), &path, &[]);
                 let (found, _) = find(&path, &req).expect("the table finds its own example");
                 assert!(std::ptr::eq(found, route), "{what}: another entry matched");
-                let public = UNAUTHENTICATED_ROUTES.contains(&path.as_str());
+                let public = unauthenticated(&path);
                 match admit(&app, route, &req) {
                     Ok(_) => {
                         assert!(public, "{what}: admitted without a token");
-                        public_seen.push(path.clone());
+                        if UNAUTHENTICATED_ROUTES.contains(&path.as_str()) {
+                            public_seen.push(path.clone());
+                        }
                     }
                     Err(e) => {
                         assert!(!public, "{what}: a public route refused: {e}");

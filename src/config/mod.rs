@@ -67,6 +67,9 @@ pub const VARIABLES: &[&str] = &[
     "MAX_BODY_BYTES",
     "MAX_UPLOAD_BYTES",
     "FILES_USER_ISOLATION",
+    "IMAGE_MODEL",
+    "TTS_MODEL",
+    "IMAGE_URL_TTL",
     "MAX_RETRIES",
     "MAX_FAILURES",
     "COOLDOWN_SECONDS",
@@ -187,6 +190,14 @@ pub struct Config {
     /// `FILES_USER_ISOLATION`: a client token sees and uses only the files,
     /// caches and batches it created.
     pub files_user_isolation: bool,
+    /// `IMAGE_MODEL`: the model `/v1/images/generations` calls when the
+    /// request names none or an OpenAI image model.
+    pub image_model: String,
+    /// `TTS_MODEL`: the model `/v1/audio/speech` calls for `tts-1`,
+    /// `tts-1-hd` and `gpt-4o-mini-tts`.
+    pub tts_model: String,
+    /// `IMAGE_URL_TTL`: minutes a generated image answered as a `url` is served.
+    pub image_url_ttl_minutes: u64,
     /// `MAX_RETRIES`: extra attempts on other keys (0 = one attempt).
     pub max_retries: u32,
     /// `MAX_FAILURES`: consecutive transient failures before a key rests.
@@ -434,6 +445,9 @@ impl Config {
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
             max_upload_bytes: v.number("MAX_UPLOAD_BYTES", 2 << 30, 0, None, WHOLE)?,
             files_user_isolation: v.bool("FILES_USER_ISOLATION", true)?,
+            image_model: v.string("IMAGE_MODEL", "gemini-2.5-flash-image"),
+            tts_model: v.string("TTS_MODEL", "gemini-2.5-flash-preview-tts"),
+            image_url_ttl_minutes: v.number("IMAGE_URL_TTL", 60, 1, Some(7 * 24 * 60), WHOLE)?,
             max_retries: v.number("MAX_RETRIES", 3, 0, Some(u32::MAX), WHOLE)?,
             max_failures: v.number("MAX_FAILURES", 10, 0, Some(u32::MAX), WHOLE)?,
             cooldown: v.seconds("COOLDOWN_SECONDS", 60.0)?,

@@ -246,6 +246,15 @@ pub static SETTINGS: &[Setting] = &[
     row("FILES_USER_ISOLATION", SERVER, "a client token sees only its own files, caches and batches", |c| {
         Some(c.files_user_isolation.to_string())
     }),
+    row("IMAGE_MODEL", TRANSLATION, "model behind /v1/images/generations (imagen-* go through :predict)", |c| {
+        Some(c.image_model.clone())
+    }),
+    row("TTS_MODEL", TRANSLATION, "model behind /v1/audio/speech for tts-1, tts-1-hd, gpt-4o-mini-tts", |c| {
+        Some(c.tts_model.clone())
+    }),
+    row("IMAGE_URL_TTL", STATE, "minutes a generated image answered as a url is served", |c| {
+        Some(c.image_url_ttl_minutes.to_string())
+    }),
     row("MAX_RETRIES", UPSTREAM, "extra attempts on other keys after a failure", |c| {
         Some(c.max_retries.to_string())
     }),

@@ -67,6 +67,13 @@
 //! multipart), get/list/delete, caches CRUD, all owned by the creating key;
 //! another key gets Google's 403 `PERMISSION_DENIED`, in a generate body too.
 //!
+//! Media (`media`): Imagen `POST models/imagen-*:predict` (`sampleCount`,
+//! `aspectRatio` → `predictions[].bytesBase64Encoded` PNGs); generate calls
+//! asking for `IMAGE` output check `imageConfig.aspectRatio` (and answer an
+//! `inlineData` PNG part); `responseModalities: ["AUDIO"]` on a `*tts*` model
+//! with a prebuilt voice answers one `inlineData` part of
+//! `audio/L16;codec=pcm;rate=24000` PCM, 480 bytes per character of text.
+//!
 //! Layout (one module per part of the wire format):
 //! - `server`: accept loop, routing, key behaviors, control endpoints;
 //! - `body`: the response body (chunks, gaps, cuts) and Google's headers;
@@ -88,6 +95,7 @@ mod errors;
 mod files;
 mod generate;
 mod json;
+mod media;
 mod models;
 mod openai_compat;
 mod plan;

@@ -80,6 +80,8 @@ pub(crate) enum Call {
     CountTokens,
     Embed,
     BatchEmbed,
+    /// Imagen's `:predict` (see `media`).
+    Predict,
 }
 
 pub(crate) enum Route {
@@ -362,12 +364,19 @@ async fn call_model(
         Call::CountTokens => "countTokens",
         Call::Embed => "embedContent",
         Call::BatchEmbed => "batchEmbedContents",
+        Call::Predict => "predict",
     };
-    if !model_known(model) {
+    let imagen = crate::media::is_imagen(model);
+    if !(model_known(model) || imagen) || imagen != matches!(call, Call::Predict) {
         return Err(err_model_not_found(model, ctx.version, method));
     }
     let root = parse_body(body)?;
+    crate::media::check_image_config(&root)?;
     match call {
+        Call::Generate if crate::media::wants_audio(&root) => {
+            crate::media::speech(ctx, model, &root)
+        }
+        Call::Predict => crate::media::predict(ctx, &root),
         Call::Generate => generate(state, ctx, model, &root, None).await,
         Call::Stream => generate(state, ctx, model, &root, Some(stream)).await,
         Call::CountTokens => count_tokens(ctx, &root),
@@ -405,6 +414,7 @@ pub(crate) fn parse_route(rest: &str) -> Option<Route> {
         Some("countTokens") => Some(Route::Call(model, Call::CountTokens)),
         Some("embedContent") => Some(Route::Call(model, Call::Embed)),
         Some("batchEmbedContents") => Some(Route::Call(model, Call::BatchEmbed)),
+        Some("predict") => Some(Route::Call(model, Call::Predict)),
         Some(_) => None,
     }
 }

@@ -652,8 +652,8 @@ async fn run(
         H::StatusVerify => admin::status_verify(&app).await,
         H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
         H::VerifyKey => return admin::verify_one(&app, &percent_decode(rest)).await,
-        H::Dashboard => crate::dashboard::page(rest),
-        H::DashboardAsset => crate::dashboard::asset(rest),
+        H::Dashboard => crate::dashboard::page(rest, crate::dashboard::accepts_gzip(&req)),
+        H::DashboardAsset => crate::dashboard::asset(rest, crate::dashboard::accepts_gzip(&req)),
         H::Metrics => admin::metrics(&app),
         H::AdminConfig if req.method() == Method::PATCH => {
             return admin::config::patch(&app, req).await;

@@ -232,6 +232,32 @@ pub const EMPTY_ANSWER: &str = "empty_answer";
 /// candidate stopped for SAFETY, RECITATION, MAX_TOKENS… or a blocked
 /// prompt is an answer; so is anything that does not parse as one.
 pub fn is_empty_answer(json: &[u8]) -> bool {
+    if holds_a_part(json) {
+        return false;
+    }
+    parse_empty(json)
+}
+
+/// Whether `json` has a `"parts"` member holding an object: a key, since
+/// inside a JSON string both quotes would be escaped (`\"parts\"`), and in
+/// a Gemini answer only a candidate's content has one (or a function call's
+/// arguments, which make a part too). The quick answer for every ordinary
+/// answer; without one, [`parse_empty`] decides.
+fn holds_a_part(json: &[u8]) -> bool {
+    static PARTS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"parts\""));
+    PARTS.find_iter(json).any(|at| {
+        let rest = json[at + 7..].trim_ascii_start();
+        rest.strip_prefix(b":")
+            .map(<[u8]>::trim_ascii_start)
+            .and_then(|r| r.strip_prefix(b"["))
+            .map(<[u8]>::trim_ascii_start)
+            .is_some_and(|r| r.starts_with(b"{"))
+    })
+}
+
+/// [`is_empty_answer`] by reading the answer's structure.
+fn parse_empty(json: &[u8]) -> bool {
     use serde::de::IgnoredAny;
     #[derive(serde::Deserialize)]
     struct Probe {
@@ -317,6 +343,40 @@ mod tests {
             "not json",
         ] {
             assert!(!is_empty_answer(answer.as_bytes()), "{answer}");
+        }
+    }
+
+    #[test]
+    fn the_quick_check_agrees_with_the_parse() {
+        for (json, empty) in [
+            (
+                r#"{"candidates": [{"content": {"parts" : [ {"text": "x"}]}}]}"#,
+                false,
+            ),
+            (r#"{"candidates":[{"content":{"parts":[{}]}}]}"#, false),
+            (
+                r#"{"candidates": [{"content": {"parts": []}, "finishReason": "STOP"}]}"#,
+                true,
+            ),
+            // The words inside a string are no key.
+            (
+                r#"{"candidates": [{"content": {"role": "model \"parts\": [{"}}]}"#,
+                true,
+            ),
+            (
+                r#"{"candidates": [], "modelVersion": "\"parts\":[{\"text\":1}]"}"#,
+                true,
+            ),
+            (
+                r#"{"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"parts": [{"a": 1}]}}}]}}]}"#,
+                false,
+            ),
+        ] {
+            assert_eq!(is_empty_answer(json.as_bytes()), empty, "{json}");
+            assert_eq!(parse_empty(json.as_bytes()), empty, "{json}");
+            if empty {
+                assert!(!holds_a_part(json.as_bytes()), "{json}");
+            }
         }
     }
 

@@ -71,6 +71,9 @@ pub const DEFAULT_ALIASES: &[(&str, &str)] = &[
     ("claude-*haiku*", "gemini-2.5-flash"),
 ];
 
+/// The literal start of every [`DEFAULT_ALIASES`] pattern (a unit test checks it).
+const DEFAULT_PREFIX: &str = "claude-";
+
 /// Most `MODEL_ALIASES` entries accepted.
 pub const MAX_ALIASES: usize = 1_000;
 
@@ -80,6 +83,14 @@ pub const MAX_ALIASES: usize = 1_000;
 /// over [`DEFAULT_ALIASES`]; a name nothing matches is itself (Gemini
 /// names pass unchanged). Matching ignores ASCII case.
 pub fn resolve_alias<'a>(aliases: &'a [(String, String)], name: &'a str) -> Cow<'a, str> {
+    // Every built-in pattern starts with `claude-`: with nothing configured
+    // any other name is itself, without matching (every request asks).
+    let claude = name
+        .get(..DEFAULT_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(DEFAULT_PREFIX));
+    if aliases.is_empty() && !claude {
+        return Cow::Borrowed(name);
+    }
     let configured = aliases.iter().map(|(p, t)| (p.as_str(), t.as_str()));
     if let Some(t) = best_match(configured, name) {
         return Cow::Borrowed(t);
@@ -153,6 +164,27 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quick_path_of_aliases_is_exact() {
+        assert!(
+            DEFAULT_ALIASES
+                .iter()
+                .all(|(p, _)| p.starts_with(DEFAULT_PREFIX))
+        );
+        // With nothing configured, every name resolves as a full match would.
+        for name in [
+            "gemini-2.5-flash",
+            "gpt-4o",
+            "Claude-3-Opus",
+            "claude-haiku-4",
+            "claude",
+            "x",
+        ] {
+            let slow = best_match(DEFAULT_ALIASES.iter().copied(), name).unwrap_or(name);
+            assert_eq!(resolve_alias(&[], name), slow, "{name}");
+        }
+    }
 
     #[test]
     fn what_a_model_name_may_be() {

@@ -566,8 +566,32 @@ async fn start_stream(
     sse_response(out_body)
 }
 
-/// The head of a streamed answer around `body`.
-fn sse_response(body: Body) -> Response<Body> {
+/// What a pump has written to `out` so far, with secrets masked (the
+/// buffer is left empty); at the end (`ended`), with the bytes the
+/// redactor still held.
+pub(crate) fn take_redacted(
+    out: &mut Vec<u8>,
+    redactor: &mut crate::upstream::Redactor,
+    ended: bool,
+) -> Bytes {
+    let mut chunk = if out.is_empty() {
+        Bytes::new()
+    } else {
+        let taken = std::mem::replace(out, Vec::with_capacity(1024));
+        redactor.push(Bytes::from(taken))
+    };
+    if ended {
+        let rest = redactor.finish();
+        if !rest.is_empty() {
+            chunk = Bytes::from([&chunk[..], &rest[..]].concat());
+        }
+    }
+    chunk
+}
+
+/// The head of a streamed answer around `body`: `text/event-stream`, not cached, not
+/// buffered by proxies (`x-accel-buffering: no`).
+pub(crate) fn sse_response(body: Body) -> Response<Body> {
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
@@ -748,18 +772,7 @@ impl Pump {
             }
             heard = Instant::now();
             let ended = self.step(next, &mut events);
-            let mut chunk = if self.out.is_empty() {
-                Bytes::new()
-            } else {
-                let out = std::mem::replace(&mut self.out, Vec::with_capacity(1024));
-                self.redactor.push(Bytes::from(out))
-            };
-            if ended {
-                let rest = self.redactor.finish();
-                if !rest.is_empty() {
-                    chunk = Bytes::from([&chunk[..], &rest[..]].concat());
-                }
-            }
+            let chunk = crate::handlers::take_redacted(&mut self.out, &mut self.redactor, ended);
             if !chunk.is_empty() && self.tx.send(chunk).await.is_err() {
                 return;
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -355,18 +355,7 @@ fn start_stream(
         };
         tokio::spawn(pump.run());
     }
-    let mut res = Response::new(out_body);
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
-    res
+    crate::handlers::sse_response(out_body)
 }
 
 /// The task that carries a Gemini stream to the client as Responses events.
@@ -398,18 +387,7 @@ impl Pump {
         loop {
             let next = tokio::time::timeout(idle, self.incoming.frame()).await;
             let ended = self.step(next, &mut events);
-            let mut chunk = if self.out.is_empty() {
-                Bytes::new()
-            } else {
-                let out = std::mem::replace(&mut self.out, Vec::with_capacity(1024));
-                self.redactor.push(Bytes::from(out))
-            };
-            if ended {
-                let rest = self.redactor.finish();
-                if !rest.is_empty() {
-                    chunk = Bytes::from([&chunk[..], &rest[..]].concat());
-                }
-            }
+            let chunk = crate::handlers::take_redacted(&mut self.out, &mut self.redactor, ended);
             if !chunk.is_empty() && self.tx.send(chunk).await.is_err() {
                 return;
             }

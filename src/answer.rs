@@ -94,6 +94,32 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
     None
 }
 
+/// The body of a successful upstream answer served on pool key `key`, read
+/// whole ([`read_whole`]) and fed to its `meter`; a body that cannot be
+/// read is recorded against the attempt (`Upstream::answer_failed`) and
+/// becomes the error.
+pub async fn read_metered(
+    app: &App,
+    up: &crate::upstream::Call<'_>,
+    res: Response<Incoming>,
+    key: usize,
+    meter: &mut crate::store::meter::Meter,
+) -> Result<Bytes, GatewayError> {
+    match read_whole(app, res).await {
+        Ok((_, bytes)) => {
+            meter.whole(&bytes);
+            Ok(bytes)
+        }
+        Err(e) => {
+            let why = crate::keys::Outcome::Transient(e.to_string());
+            let (status, message) = (e.status().as_u16(), e.to_string());
+            app.upstream
+                .answer_failed(meter, &app.pool, up, key, status, &why, &message);
+            Err(e)
+        }
+    }
+}
+
 /// Read a whole (non-streamed) upstream answer, bounded by `ANSWER_LIMIT` and
 /// by `TIME_OUT` and the request's `REQUEST_TIMEOUT`: a body that stalls or never ends must not hold the request
 /// (and its upstream connection) forever.

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::answer::{LogInfo, empty_answer, empty_failed, read_whole, upstream_failed};
+use crate::answer::{LogInfo, empty_answer, empty_failed, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
@@ -324,18 +324,9 @@ async fn answer_with_content(
     let mut tried = vec![answer.key];
     let mut used = answer.attempts;
     loop {
-        let bytes = match read_whole(app, answer.response).await {
-            Ok((_, bytes)) => bytes,
-            Err(e) => {
-                let why = Outcome::Transient(e.to_string());
-                let (status, message) = (e.status().as_u16(), e.to_string());
-                let (m, pool) = (&mut answer.meter, &app.pool);
-                app.upstream
-                    .answer_failed(m, pool, up, answer.key, status, &why, &message);
-                return Err(e);
-            }
-        };
-        answer.meter.whole(&bytes);
+        let bytes =
+            crate::answer::read_metered(app, up, answer.response, answer.key, &mut answer.meter)
+                .await?;
         if !crate::longcall::is_empty_answer(&bytes) {
             return Ok(WholeAnswer {
                 bytes,

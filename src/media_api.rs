@@ -18,12 +18,12 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::answer::{LogInfo, read_whole, upstream_failed};
+use crate::answer::{LogInfo, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::handlers::{json_headers, read_json, valid_model};
-use crate::keys::{Outcome, unix_now};
+use crate::keys::unix_now;
 use crate::media::images::{self, Backend, Format, Image};
 use crate::media::speech;
 use crate::openai::TranslateError;
@@ -56,18 +56,9 @@ async fn call_json(
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts.saturating_sub(1));
     let masked = app.pool.masked(answer.key).to_string();
-    let bytes = match read_whole(app, answer.response).await {
-        Ok((_, bytes)) => bytes,
-        Err(e) => {
-            let why = Outcome::Transient(e.to_string());
-            let (status, message) = (e.status().as_u16(), e.to_string());
-            let (m, pool) = (&mut answer.meter, &app.pool);
-            app.upstream
-                .answer_failed(m, pool, &up, answer.key, status, &why, &message);
-            return Err(e);
-        }
-    };
-    answer.meter.whole(&bytes);
+    let bytes =
+        crate::answer::read_metered(app, &up, answer.response, answer.key, &mut answer.meter)
+            .await?;
     // An upstream that echoes the pool key must not hand it to the client.
     let bytes = crate::upstream::redact(bytes, app.pool.key(answer.key));
     match serde_json::from_slice(&bytes) {

@@ -26,7 +26,6 @@ use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
 use crate::handlers::{OpenedStream, json_headers, open_with_retries};
-use crate::keys::Outcome;
 use crate::openai::stream::SseParser;
 use crate::request::{parse_json, read_nonempty_body};
 use crate::store::meter::Meter;
@@ -273,18 +272,9 @@ async fn whole(
     id: &str,
     client: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let bytes = match read_whole(app, answer.response).await {
-        Ok((_, bytes)) => bytes,
-        Err(e) => {
-            let why = Outcome::Transient(e.to_string());
-            let (status, message) = (e.status().as_u16(), e.to_string());
-            let (m, pool) = (&mut answer.meter, &app.pool);
-            app.upstream
-                .answer_failed(m, pool, up, answer.key, status, &why, &message);
-            return Err(e);
-        }
-    };
-    answer.meter.whole(&bytes);
+    let bytes =
+        crate::answer::read_metered(app, up, answer.response, answer.key, &mut answer.meter)
+            .await?;
     let ctx = AnswerCtx { id, model: client };
     let Some(out) = translate_answer(&bytes, &ctx) else {
         return Err(GatewayError::BadAnswer(

@@ -17,12 +17,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::answer::{LogInfo, read_whole, upstream_failed};
+use crate::answer::{LogInfo, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
 use crate::handlers::{FrameRead, OpenedStream, json_headers, open_with_retries, valid_model};
-use crate::keys::{Outcome, unix_now};
+use crate::keys::unix_now;
 use crate::openai;
 use crate::request::{bearer, parse_json, read_nonempty_body};
 use crate::responses::{self, Assembler, Entry, owner_of, remap_param};
@@ -251,18 +251,9 @@ pub async fn create(
     let asm = Assembler::new(settings, unix_now(), stream);
     if !stream {
         let mut answer = answer;
-        let bytes = match read_whole(&app, answer.response).await {
-            Ok((_, bytes)) => bytes,
-            Err(e) => {
-                let why = Outcome::Transient(e.to_string());
-                let (status, message) = (e.status().as_u16(), e.to_string());
-                let (m, pool) = (&mut answer.meter, &app.pool);
-                app.upstream
-                    .answer_failed(m, pool, &up, answer.key, status, &why, &message);
-                return Err(e);
-            }
-        };
-        answer.meter.whole(&bytes);
+        let bytes =
+            crate::answer::read_metered(&app, &up, answer.response, answer.key, &mut answer.meter)
+                .await?;
         return whole(&app, asm, keep, &bytes, answer.key);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;

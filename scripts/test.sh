@@ -35,7 +35,7 @@ export GEMINI_BALANCE_STATIC_BIN="$STATIC_BIN"
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/gemini-balance"
 
 echo "== cargo test"
-cargo build --quiet
+cargo build --quiet --workspace  # also target/debug/fake-gemini, the full fake the client tests use
 cargo test --quiet --workspace 2>&1 | tee target/cargo-test.log
 grep -q "test result: ok" target/cargo-test.log
 

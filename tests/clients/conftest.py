@@ -1,5 +1,6 @@
-"""Start the real gemini-balance binary and its fake Gemini upstream (as a
-second process of the same binary) for the client tests."""
+"""Start the real gemini-balance binary and its fake Gemini upstream (the
+`fake-gemini` binary of crates/fake-gemini, with every feature: files, images,
+speech, Gemini's OpenAI-compatible layer) for the client tests."""
 import json
 import os
 import socket
@@ -10,6 +11,9 @@ import urllib.request
 import pytest
 
 BIN = os.environ.get("GEMINI_BALANCE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "gemini-balance"))
+# The gateway's own `fake` subcommand serves the lean demo fake (no files or
+# media); the client tests need the whole one.
+FAKE_BIN = os.environ.get("GEMINI_FAKE_BIN", os.path.join(os.path.dirname(BIN), "fake-gemini"))
 TOKEN = "sk-client-test-token-42"
 KEYS = ["key-one-000000001", "key-two-000000002", "key-three-00000003"]
 
@@ -38,7 +42,7 @@ class Stack:
     def __init__(self, extra_env=None):
         self.fake_port = free_port()
         self.port = free_port()
-        self.fake = subprocess.Popen([BIN, "fake", "--port", str(self.fake_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.fake = subprocess.Popen([FAKE_BIN, "--port", str(self.fake_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("API_KEYS", "ALLOWED_TOKENS"))}
         env.update({
             "API_KEYS": json.dumps(KEYS),

@@ -92,11 +92,14 @@ mod directives;
 mod embeddings;
 mod encoding;
 mod errors;
+#[cfg(feature = "full")]
 mod files;
 mod generate;
 mod json;
+#[cfg(feature = "full")]
 mod media;
 mod models;
+#[cfg(feature = "full")]
 mod openai_compat;
 mod plan;
 mod quota;
@@ -234,6 +237,7 @@ pub struct FakeState {
     /// Calls refused for a limit the fake enforces.
     quota_refusals: AtomicU64,
     /// Uploaded files, cached contents and open uploads, owned by their key.
+    #[cfg(feature = "full")]
     pub(crate) files: Mutex<files::Files>,
     /// The scale of the fake's silences, in thousandths (1000: real time).
     time_scale: AtomicU64,
@@ -256,6 +260,7 @@ impl FakeState {
             limits: RwLock::new(HashMap::new()),
             quotas: Mutex::new(quota::Quotas::new()),
             quota_refusals: AtomicU64::new(0),
+            #[cfg(feature = "full")]
             files: Mutex::new(files::Files::default()),
             time_scale: AtomicU64::new(1000),
         })

@@ -25,6 +25,7 @@ use crate::errors::{
 };
 use crate::generate::generate;
 use crate::models::{get_model, list_models, model_known};
+#[cfg(feature = "full")]
 use crate::openai_compat::openai_compat;
 use crate::plan::StreamMode;
 use crate::{FakeState, KeyBehavior, Recorded};
@@ -153,6 +154,7 @@ pub(crate) async fn handle_api(
         empty: false,
     };
 
+    #[cfg(feature = "full")]
     if let Ok(b) = &body
         && let Some(res) = crate::files::route(
             &state,
@@ -175,6 +177,7 @@ pub(crate) async fn handle_api(
         return Ok(error_response(&ctx, err_route_not_found()));
     };
     ctx.version = version;
+    #[cfg(feature = "full")]
     if let Some(oa) = rest.strip_prefix("/openai/") {
         return openai_compat(&state, &parts.method, oa, api_key, body).await;
     }
@@ -216,6 +219,7 @@ pub(crate) async fn handle_api(
             {
                 return Ok(error_response(&ctx, err_quota_violation(&model, &v)));
             }
+            #[cfg(feature = "full")]
             if let Err(e) = crate::files::check_generate(&state, &key, &body) {
                 return Ok(error_response(&ctx, e));
             }
@@ -366,17 +370,25 @@ async fn call_model(
         Call::BatchEmbed => "batchEmbedContents",
         Call::Predict => "predict",
     };
+    #[cfg(feature = "full")]
     let imagen = crate::media::is_imagen(model);
+    #[cfg(not(feature = "full"))]
+    let imagen = false;
     if !(model_known(model) || imagen) || imagen != matches!(call, Call::Predict) {
         return Err(err_model_not_found(model, ctx.version, method));
     }
     let root = parse_body(body)?;
+    #[cfg(feature = "full")]
     crate::media::check_image_config(&root)?;
     match call {
+        #[cfg(feature = "full")]
         Call::Generate if crate::media::wants_audio(&root) => {
             crate::media::speech(ctx, model, &root)
         }
+        #[cfg(feature = "full")]
         Call::Predict => crate::media::predict(ctx, &root),
+        #[cfg(not(feature = "full"))]
+        Call::Predict => Err(err_model_not_found(model, ctx.version, method)),
         Call::Generate => generate(state, ctx, model, &root, None).await,
         Call::Stream => generate(state, ctx, model, &root, Some(stream)).await,
         Call::CountTokens => count_tokens(ctx, &root),

@@ -605,6 +605,17 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     res
 }
 
+/// Await a handler's future on the heap. [`run`]'s own state then holds one
+/// pointer per arm instead of the largest handler's state machine, so the
+/// per-request future the server boxes stays small and each request builds and
+/// moves only its own handler's state (measured: the union of every handler
+/// made that move ~15,000 instructions of memcpy per native request).
+macro_rules! heap {
+    ($f:expr) => {
+        Box::pin($f).await
+    };
+}
+
 /// Run an admitted request's handler.
 async fn run(
     app: Arc<App>,
@@ -623,50 +634,55 @@ async fn run(
             let Grant::Keys(keys) = grant else {
                 return Err(GatewayError::Internal);
             };
-            return gemini::native(app, req, version, rest, keys, log).await;
+            return heap!(gemini::native(app, req, version, rest, keys, log));
         }
         H::Upload(version) => {
             let keys = match grant {
                 Grant::Keys(k) => Some(k),
                 Grant::Allowed => None,
             };
-            return gemini::upload::upload(app, req, version, keys, log).await;
+            return heap!(gemini::upload::upload(app, req, version, keys, log));
         }
-        H::OpenAiCompat => return gemini::openai_compat(app, req, rest, log).await,
-        H::Chat => return handlers::chat(app, req, log).await,
-        H::Responses => return crate::responses_api::create(app, req, log).await,
+        H::OpenAiCompat => return heap!(gemini::openai_compat(app, req, rest, log)),
+        H::Chat => return heap!(handlers::chat(app, req, log)),
+        H::Responses => return heap!(crate::responses_api::create(app, req, log)),
         H::ResponseById => {
             let id = percent_decode(rest);
-            crate::responses_api::by_id(&app, req.method(), crate::request::bearer(&req), &id).await
+            heap!(crate::responses_api::by_id(
+                &app,
+                req.method(),
+                crate::request::bearer(&req),
+                &id
+            ))
         }
-        H::Embeddings => return models_api::embeddings(app, req, log).await,
-        H::Messages => return crate::messages_api::messages(app, req, log).await,
-        H::CountTokens => return crate::messages_api::count_tokens(app, req, log).await,
-        H::Images => return crate::media_api::generations(app, req, log).await,
-        H::Speech => return crate::media_api::speech(app, req, log).await,
+        H::Embeddings => return heap!(models_api::embeddings(app, req, log)),
+        H::Messages => return heap!(crate::messages_api::messages(app, req, log)),
+        H::CountTokens => return heap!(crate::messages_api::count_tokens(app, req, log)),
+        H::Images => return heap!(crate::media_api::generations(app, req, log)),
+        H::Speech => return heap!(crate::media_api::speech(app, req, log)),
         H::ImageFile => crate::media_api::image(&app, rest)?,
-        H::Models => return models_api::models(app, None, log).await,
-        H::Model => return models_api::models(app, Some(percent_decode(rest)), log).await,
-        H::Verify => return admin::verify(app, req).await,
+        H::Models => return heap!(models_api::models(app, None, log)),
+        H::Model => return heap!(models_api::models(app, Some(percent_decode(rest)), log)),
+        H::Verify => return heap!(admin::verify(app, req)),
         H::Status => admin::status(&app),
-        H::StatusVerify => admin::status_verify(&app).await,
+        H::StatusVerify => heap!(admin::status_verify(&app)),
         H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
-        H::VerifyKey => return admin::verify_one(&app, &percent_decode(rest)).await,
+        H::VerifyKey => return heap!(admin::verify_one(&app, &percent_decode(rest))),
         H::Dashboard => crate::dashboard::page(rest, crate::dashboard::accepts_gzip(&req)),
         H::DashboardAsset => crate::dashboard::asset(rest, crate::dashboard::accepts_gzip(&req)),
         H::Metrics => admin::metrics(&app),
         H::AdminConfig if req.method() == Method::PATCH => {
-            return admin::config::patch(&app, req).await;
+            return heap!(admin::config::patch(&app, req));
         }
         H::AdminConfig => admin::config::get(&app),
         H::AdminConfigDelete => return admin::config::delete(&app, &percent_decode(rest)),
-        H::AdminKeys => return admin::keys::keys(app, req).await,
+        H::AdminKeys => return heap!(admin::keys::keys(app, req)),
         H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
-        H::AdminKeysDelete => return admin::keys::delete_many(app, req).await,
+        H::AdminKeysDelete => return heap!(admin::keys::delete_many(app, req)),
         H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
-        H::Logs => return admin::logs::logs(&app, &req).await,
-        H::LogEntry => return admin::logs::entry(&app, &percent_decode(rest)).await,
-        H::Usage => return admin::usage::usage(&app, &req).await,
+        H::Logs => return heap!(admin::logs::logs(&app, &req)),
+        H::LogEntry => return heap!(admin::logs::entry(&app, &percent_decode(rest))),
+        H::Usage => return heap!(admin::usage::usage(&app, &req)),
     })
 }
 

@@ -302,6 +302,155 @@ async fn an_empty_answer_with_no_retry_left_is_a_502() {
     gw.shutdown().await;
 }
 
+/// The routes that read a whole `generateContent` answer or open a stream
+/// beside chat and native: (name, path, body, what a good answer holds).
+fn other_routes() -> Vec<(&'static str, &'static str, Value, &'static str)> {
+    let msg = |stream: bool| {
+        json!({"model": "gemini-2.5-flash", "max_tokens": 100, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let resp = |stream: bool| json!({"model": "gemini-2.5-flash", "input": "hi", "stream": stream});
+    vec![
+        ("messages", "/v1/messages", msg(false), "Echo: hi"),
+        ("messages stream", "/v1/messages", msg(true), "Echo: hi"),
+        ("responses", "/v1/responses", resp(false), "Echo: hi"),
+        ("responses stream", "/v1/responses", resp(true), "Echo: hi"),
+        (
+            "images",
+            "/v1/images/generations",
+            json!({"prompt": "a fox"}),
+            "b64_json",
+        ),
+        (
+            "speech",
+            "/v1/audio/speech",
+            json!({"model": "tts-1", "input": "hi", "voice": "alloy", "response_format": "pcm"}),
+            "",
+        ),
+    ]
+}
+
+/// The keys of the generate calls the fake saw, in order.
+fn generate_keys(gw: &Gw) -> Vec<String> {
+    gw.state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("enerateContent"))
+        .map(|r| r.api_key.unwrap_or_default())
+        .collect()
+}
+
+/// On the Messages, Responses, images and speech routes too, an empty 200
+/// (whole or streamed) is retried on another key, invisibly: the client
+/// gets the good answer after the fake saw the empty one.
+#[tokio::test]
+async fn an_empty_answer_is_retried_on_every_route() {
+    let gw = start(&[("API_KEYS", EMPTY_AND_GOOD)]).await;
+    for (name, path, body, good) in other_routes() {
+        let mut retried = false;
+        for _ in 0..4 {
+            gw.state().clear();
+            let a = post_json(&gw, path, &body).await;
+            assert_eq!(a.status, 200, "{name}: {}", a.text());
+            assert!(a.text().contains(good), "{name}: {}", a.text());
+            assert!(!a.text().contains("\"error\":{"), "{name}: {}", a.text());
+            if name == "speech" {
+                assert!(!a.body.is_empty(), "{name}: no audio");
+            }
+            let keys = generate_keys(&gw);
+            match keys.len() {
+                1 => assert!(keys[0].starts_with("good"), "{name}: {keys:?}"),
+                2 => {
+                    assert!(keys[0].starts_with("empty") && keys[1].starts_with("good"));
+                    retried = true;
+                }
+                _ => panic!("{name}: {keys:?}"),
+            }
+        }
+        assert!(retried, "{name}: the empty key was never tried first");
+    }
+    let log = error_log(&gw, 1).await;
+    assert!(
+        log.iter()
+            .any(|e| e["message"].as_str().unwrap().starts_with("empty_answer")),
+        "{log:?}"
+    );
+    gw.shutdown().await;
+}
+
+/// With one key answering empty, every route answers an explicit 502 in
+/// its own format (Anthropic's `api_error` envelope on Messages, OpenAI's
+/// error object with code `empty_answer` elsewhere), logged as `empty_answer`.
+#[tokio::test]
+async fn an_empty_answer_with_no_retry_left_is_a_502_on_every_route() {
+    let gw = start(&[("API_KEYS", r#"["empty-key-00000001"]"#)]).await;
+    let routes = other_routes();
+    for (name, path, body, _) in &routes {
+        let a = post_json(&gw, path, body).await;
+        assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{name}: {}", a.text());
+        let v = a.json();
+        if path.contains("messages") {
+            assert_eq!(v["type"], "error", "{name}: {v}");
+            assert_eq!(v["error"]["type"], "api_error", "{name}: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no content")
+            );
+        } else {
+            assert_eq!(v["error"]["code"], "empty_answer", "{name}: {v}");
+            assert_eq!(v["error"]["type"], "server_error", "{name}: {v}");
+        }
+    }
+    let log = error_log(&gw, routes.len()).await;
+    let empty = log
+        .iter()
+        .filter(|e| e["message"].as_str().unwrap().starts_with("empty_answer"))
+        .count();
+    assert!(empty >= routes.len(), "{log:?}");
+    gw.shutdown().await;
+}
+
+/// A chat stream whose 200 already went out (heartbeats while silent)
+/// and that then ends with no content event: retried on another key
+/// invisibly; with no key left, an error chunk `empty_answer` and `[DONE]`.
+#[tokio::test]
+async fn an_empty_stream_after_heartbeats_is_retried_or_an_error_event() {
+    let gw = start(&[("API_KEYS", EMPTY_AND_GOOD), ("HEARTBEAT_SECONDS", "0.1")]).await;
+    let mut retried = false;
+    for _ in 0..4 {
+        gw.state().clear();
+        let a = post_json(&gw, "/v1/chat/completions", &chat("hi [[first=300]]", true)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let text = a.text();
+        assert!(text.starts_with(KEEP_ALIVE), "{text}");
+        assert!(
+            text.contains("Echo") && !text.contains("\"error\""),
+            "{text}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        retried |= generate_keys(&gw).len() == 2;
+    }
+    assert!(retried, "the empty key was never tried first");
+    gw.shutdown().await;
+    let gw = start(&[
+        ("API_KEYS", r#"["empty-key-00000001"]"#),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat("hi [[first=300]]", true)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let text = a.text();
+    assert!(text.starts_with(KEEP_ALIVE), "{text}");
+    let events = sse_events(&text);
+    assert_eq!(events.len(), 2, "{text}");
+    let err: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(err["error"]["code"], "empty_answer", "{text}");
+    assert_eq!(events[1], "[DONE]");
+    gw.shutdown().await;
+}
+
 /// `/openai/v1` streams that fail before their first byte are retried on
 /// another key like the other routes (before: a 200 with a broken body).
 #[tokio::test]

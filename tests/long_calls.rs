@@ -800,6 +800,115 @@ async fn sigterm_drains_open_streams_with_error_events() {
     }
 }
 
+/// A native JSON-array stream's text, function calls, last finish reason,
+/// usage and number of elements.
+fn array_stream_summary(body: &str) -> (String, Vec<Value>, Value, Value, usize) {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    let events = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {body}"));
+    let (mut text, mut calls) = (String::new(), Vec::new());
+    for e in events {
+        for p in e["candidates"][0]["content"]["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(p["text"].as_str().unwrap_or(""));
+            if !p["functionCall"].is_null() {
+                calls.push(p["functionCall"].clone());
+            }
+        }
+    }
+    let last = events.last().unwrap();
+    (
+        text,
+        calls,
+        last["candidates"][0]["finishReason"].clone(),
+        last["usageMetadata"].clone(),
+        events.len(),
+    )
+}
+
+/// Fake streaming on a native `:streamGenerateContent` without `alt=sse`:
+/// served by one `generateContent` call and sent as Google's JSON array
+/// whose text, function calls, finish reason and usage equal a real
+/// stream's; while the whole answer is awaited, heartbeats (newlines, JSON
+/// whitespace) go before the array.
+#[tokio::test]
+async fn fake_streaming_serves_native_json_array_streams() {
+    let real = start(&[]).await;
+    let fake = start(&[
+        ("FAKE_STREAM_ENABLED", "true"),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+    let tools = json!([{"functionDeclarations": [{"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}]);
+    let words = json!({"contents": [{"role": "user", "parts": [{"text": "[[words=40]] hi"}]}]});
+    let called = json!({"contents": [{"role": "user", "parts": [{"text": "weather in Paris?"}]}],
+        "tools": tools});
+    for body in [words, called] {
+        let r = send(
+            Method::POST,
+            &real.url(path),
+            &[("x-goog-api-key", TOKEN)],
+            body.to_string(),
+        )
+        .await;
+        fake.state().clear();
+        let f = send(
+            Method::POST,
+            &fake.url(path),
+            &[("x-goog-api-key", TOKEN)],
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(f.status, 200, "{}", f.text());
+        let ct = f.headers.get("content-type").unwrap().to_str().unwrap();
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let (rs, fs) = (
+            array_stream_summary(&r.text()),
+            array_stream_summary(&f.text()),
+        );
+        assert_eq!(
+            (&rs.0, &rs.1, &rs.2, &rs.3),
+            (&fs.0, &fs.1, &fs.2, &fs.3),
+            "real {} fake {}",
+            r.text(),
+            f.text()
+        );
+        assert!(!fs.3.is_null(), "usage: {}", f.text());
+        assert!(fs.4 >= 2, "{}", f.text());
+        let paths: Vec<String> = fake
+            .state()
+            .requests()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert!(
+            paths.len() == 1 && paths[0].ends_with(":generateContent"),
+            "{paths:?}"
+        );
+    }
+    // A whole answer that takes a while: newlines first, then the array.
+    fake.state().set_time_scale(0.03);
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "[[first=30000]] hi"}]}]});
+    let f = send(
+        Method::POST,
+        &fake.url(path),
+        &[("x-goog-api-key", TOKEN)],
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(f.status, 200, "{}", f.text());
+    assert!(f.text().starts_with("\n\n"), "{:?}", f.text());
+    assert_eq!(array_stream_summary(&f.text()).0, "Echo: hi");
+    real.shutdown().await;
+    fake.shutdown().await;
+}
+
 /// The parts of an OpenAI stream a client keeps: text, tool calls, finish
 /// reason, usage.
 fn openai_stream_summary(body: &str) -> (String, Vec<(String, String)>, String, Value) {

@@ -66,6 +66,11 @@ echo "npm ci in tests/codex (ai, @ai-sdk/openai, @openai/codex, zod, from the np
 (cd tests/codex && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/codex/responses.test.mjs
+echo "== official JS SDKs (openai, @google/genai) ignore heartbeats and parse NONSTREAM_KEEPALIVE answers"
+echo "npm ci in tests/jsclients (openai, @google/genai, from the npm registry)"
+(cd tests/jsclients && npm ci --no-audit --no-fund --loglevel=error)
+GEMINI_BALANCE_BIN="$BIN" \
+  node --test --test-reporter=spec tests/jsclients/heartbeats.test.mjs
 echo "== Claude Code (claude -p) against the gateway and the fake upstream"
 echo "npm ci in tests/claude (@anthropic-ai/claude-code and its native binary package, from the npm registry)"
 (cd tests/claude && npm ci --no-audit --no-fund --loglevel=error)

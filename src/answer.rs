@@ -3,7 +3,9 @@
 //! logged form of a path with keys masked ([`loggable`]), reading a whole
 //! upstream answer within its limits ([`read_whole`]), and a failed upstream
 //! call as the error to answer, recorded for `/status` ([`upstream_failed`]),
-//! and an empty answer logged ([`empty_answer`]) and answered ([`empty_failed`]).
+//! and an empty answer logged ([`empty_answer`]) and answered ([`empty_failed`]):
+//! every route reads a whole answer through [`read_answer`], which retries
+//! an empty one on another key.
 
 use std::borrow::Cow;
 
@@ -92,6 +94,72 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
         }
     }
     None
+}
+
+/// A whole (non-streamed) upstream answer read: its bytes, the pool key
+/// that served it and the attempt's meter.
+pub struct Whole {
+    /// The answer's body.
+    pub bytes: Bytes,
+    /// The pool key that served it.
+    pub key: usize,
+    /// Its usage, recorded when it is dropped.
+    pub meter: crate::store::meter::Meter,
+}
+
+/// Whether `up` asks for a whole `generateContent` answer, whose empty form
+/// ([`crate::longcall::is_empty_answer`]) is a failure (not `:predict`,
+/// `:countTokens`…).
+fn wants_content(up: &crate::upstream::Call<'_>) -> bool {
+    up.path
+        .split('?')
+        .next()
+        .is_some_and(|p| p.ends_with(":generateContent"))
+}
+
+/// Read the answer of a call over the pool whole ([`read_metered`]), for
+/// every route: a `generateContent` answer that is empty is logged as
+/// `empty_answer` ([`empty_answer`]) and retried on another key within the
+/// MAX_RETRIES budget; with none left it is a 502 ([`empty_failed`]),
+/// never an empty 200. `log.key` names the key last tried.
+pub async fn read_answer(
+    app: &App,
+    up: &crate::upstream::Call<'_>,
+    mut answer: crate::upstream::Answer,
+    log: &mut LogInfo,
+) -> Result<Whole, GatewayError> {
+    let mut tried = vec![answer.key];
+    let mut used = answer.attempts;
+    loop {
+        let bytes = read_metered(app, up, answer.response, answer.key, &mut answer.meter).await?;
+        if !wants_content(up) || !crate::longcall::is_empty_answer(&bytes) {
+            return Ok(Whole {
+                bytes,
+                key: answer.key,
+                meter: answer.meter,
+            });
+        }
+        log.key = app.pool.masked(answer.key).to_string();
+        empty_answer(app, up, answer.key, &mut answer.meter);
+        let budget = app.upstream.attempts().saturating_sub(used);
+        if budget == 0 {
+            return Err(empty_failed());
+        }
+        match app
+            .upstream
+            .call_with(&app.pool, up, &mut tried, budget)
+            .await
+        {
+            Ok(a) => {
+                app.stats.retried(a.attempts);
+                used += a.attempts;
+                log.key = app.pool.masked(a.key).to_string();
+                answer = a;
+            }
+            Err(Failure::Unavailable(_)) => return Err(empty_failed()),
+            Err(f) => return Err(upstream_failed(app, f, up.model, false)),
+        }
+    }
 }
 
 /// The body of a successful upstream answer served on pool key `key`, read

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::answer::{LogInfo, empty_answer, empty_failed, upstream_failed};
+use crate::answer::{LogInfo, empty_failed, upstream_failed};
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
@@ -148,7 +148,7 @@ pub async fn chat(
     };
     let answer = first_answer(&app, &up, log).await?;
     let created = unix_now();
-    let answer = answer_with_content(&app, &up, answer, log).await?;
+    let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
     whole_answer(&app, &call, answer, created)
 }
 
@@ -181,7 +181,7 @@ async fn chat_keepalive(
         };
         let answer = first_answer(&app, &up, &mut log).await?;
         let created = unix_now();
-        let answer = answer_with_content(&app, &up, answer, &mut log).await?;
+        let answer = crate::answer::read_answer(&app, &up, answer, &mut log).await?;
         let res = whole_answer(&app, &call, answer, created)?;
         Ok((res, log.key))
     };
@@ -245,7 +245,7 @@ async fn chat_stream(
         };
         let answer = first_answer(&a, &up, &mut log).await?;
         let opened = if fake {
-            Opened::Whole(answer_with_content(&a, &up, answer, &mut log).await?)
+            Opened::Whole(crate::answer::read_answer(&a, &up, answer, &mut log).await?)
         } else {
             Opened::Stream(open_with_retries(&a, &up, answer, &mut log).await?)
         };
@@ -305,57 +305,8 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
     Ok(call)
 }
 
-/// A whole non-streamed answer read: its bytes, key and meter.
-struct WholeAnswer {
-    bytes: Bytes,
-    key: usize,
-    meter: Meter,
-}
-
-/// Read a non-streamed answer whole; an empty answer ([`crate::longcall::is_empty_answer`])
-/// is logged as `empty_answer` and retried on another key within the
-/// MAX_RETRIES budget; with none left it is a 502, never an empty 200.
-async fn answer_with_content(
-    app: &App,
-    up: &Call<'_>,
-    mut answer: Answer,
-    log: &mut LogInfo,
-) -> Result<WholeAnswer, GatewayError> {
-    let mut tried = vec![answer.key];
-    let mut used = answer.attempts;
-    loop {
-        let bytes =
-            crate::answer::read_metered(app, up, answer.response, answer.key, &mut answer.meter)
-                .await?;
-        if !crate::longcall::is_empty_answer(&bytes) {
-            return Ok(WholeAnswer {
-                bytes,
-                key: answer.key,
-                meter: answer.meter,
-            });
-        }
-        log.key = app.pool.masked(answer.key).to_string();
-        empty_answer(app, up, answer.key, &mut answer.meter);
-        let budget = app.upstream.attempts().saturating_sub(used);
-        if budget == 0 {
-            return Err(empty_failed());
-        }
-        match app
-            .upstream
-            .call_with(&app.pool, up, &mut tried, budget)
-            .await
-        {
-            Ok(a) => {
-                app.stats.retried(a.attempts);
-                used += a.attempts;
-                log.key = app.pool.masked(a.key).to_string();
-                answer = a;
-            }
-            Err(Failure::Unavailable(_)) => return Err(empty_failed()),
-            Err(f) => return Err(upstream_failed(app, f, up.model, false)),
-        }
-    }
-}
+/// A whole non-streamed answer read (see [`crate::answer::read_answer`]).
+type WholeAnswer = crate::answer::Whole;
 
 /// A non-streamed answer: translated, the pool key masked.
 fn whole_answer(

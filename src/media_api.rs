@@ -48,19 +48,19 @@ async fn call_json(
         route,
     };
     let started = Instant::now();
-    let mut answer = app
+    let answer = app
         .upstream
         .call(&app.pool, &up)
         .await
         .map_err(|f| upstream_failed(app, f, model, false))?;
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts.saturating_sub(1));
+    let mut log = LogInfo::default();
+    // An empty `generateContent` answer is retried on another key there.
+    let answer = crate::answer::read_answer(app, &up, answer, &mut log).await?;
     let masked = app.pool.masked(answer.key).to_string();
-    let bytes =
-        crate::answer::read_metered(app, &up, answer.response, answer.key, &mut answer.meter)
-            .await?;
     // An upstream that echoes the pool key must not hand it to the client.
-    let bytes = crate::upstream::redact(bytes, app.pool.key(answer.key));
+    let bytes = crate::upstream::redact(answer.bytes, app.pool.key(answer.key));
     match serde_json::from_slice(&bytes) {
         Ok(v) => Ok((v, masked)),
         Err(_) => Err(GatewayError::BadAnswer(

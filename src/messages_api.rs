@@ -29,7 +29,7 @@ use crate::handlers::{OpenedStream, json_headers, open_with_retries};
 use crate::openai::stream::SseParser;
 use crate::request::{parse_json, read_nonempty_body};
 use crate::store::meter::Meter;
-use crate::upstream::{Answer, Auth, Call};
+use crate::upstream::{Auth, Call};
 
 /// Longest wait between `ping`s while Gemini is silent (Claude Code gives
 /// up on a stream after 5 minutes without bytes).
@@ -250,7 +250,8 @@ pub async fn messages(
     log.key = app.pool.masked(answer.key).to_string();
     let id = message_id();
     if !call.stream {
-        return whole(&app, &up, answer, &id, &client).await;
+        let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
+        return whole(&app, answer, &id, &client);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;
     log.key = app.pool.masked(opened.key).to_string();
@@ -264,17 +265,14 @@ pub async fn messages(
     ))
 }
 
-/// A non-streamed answer: read whole, translated, the pool key redacted.
-async fn whole(
+/// A non-streamed answer read whole: translated, the pool key redacted.
+fn whole(
     app: &App,
-    up: &Call<'_>,
-    mut answer: Answer,
+    answer: crate::answer::Whole,
     id: &str,
     client: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let bytes =
-        crate::answer::read_metered(app, up, answer.response, answer.key, &mut answer.meter)
-            .await?;
+    let bytes = answer.bytes;
     let ctx = AnswerCtx { id, model: client };
     let Some(out) = translate_answer(&bytes, &ctx) else {
         return Err(GatewayError::BadAnswer(

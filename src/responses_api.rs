@@ -250,11 +250,8 @@ pub async fn create(
     log.key = app.pool.masked(answer.key).to_string();
     let asm = Assembler::new(settings, unix_now(), stream);
     if !stream {
-        let mut answer = answer;
-        let bytes =
-            crate::answer::read_metered(&app, &up, answer.response, answer.key, &mut answer.meter)
-                .await?;
-        return whole(&app, asm, keep, &bytes, answer.key);
+        let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
+        return whole(&app, asm, keep, &answer.bytes, answer.key);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;
     log.key = app.pool.masked(opened.key).to_string();

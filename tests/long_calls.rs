@@ -302,6 +302,155 @@ async fn an_empty_answer_with_no_retry_left_is_a_502() {
     gw.shutdown().await;
 }
 
+/// The routes that read a whole `generateContent` answer or open a stream
+/// beside chat and native: (name, path, body, what a good answer holds).
+fn other_routes() -> Vec<(&'static str, &'static str, Value, &'static str)> {
+    let msg = |stream: bool| {
+        json!({"model": "gemini-2.5-flash", "max_tokens": 100, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let resp = |stream: bool| json!({"model": "gemini-2.5-flash", "input": "hi", "stream": stream});
+    vec![
+        ("messages", "/v1/messages", msg(false), "Echo: hi"),
+        ("messages stream", "/v1/messages", msg(true), "Echo: hi"),
+        ("responses", "/v1/responses", resp(false), "Echo: hi"),
+        ("responses stream", "/v1/responses", resp(true), "Echo: hi"),
+        (
+            "images",
+            "/v1/images/generations",
+            json!({"prompt": "a fox"}),
+            "b64_json",
+        ),
+        (
+            "speech",
+            "/v1/audio/speech",
+            json!({"model": "tts-1", "input": "hi", "voice": "alloy", "response_format": "pcm"}),
+            "",
+        ),
+    ]
+}
+
+/// The keys of the generate calls the fake saw, in order.
+fn generate_keys(gw: &Gw) -> Vec<String> {
+    gw.state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("enerateContent"))
+        .map(|r| r.api_key.unwrap_or_default())
+        .collect()
+}
+
+/// On the Messages, Responses, images and speech routes too, an empty 200
+/// (whole or streamed) is retried on another key, invisibly: the client
+/// gets the good answer after the fake saw the empty one.
+#[tokio::test]
+async fn an_empty_answer_is_retried_on_every_route() {
+    let gw = start(&[("API_KEYS", EMPTY_AND_GOOD)]).await;
+    for (name, path, body, good) in other_routes() {
+        let mut retried = false;
+        for _ in 0..4 {
+            gw.state().clear();
+            let a = post_json(&gw, path, &body).await;
+            assert_eq!(a.status, 200, "{name}: {}", a.text());
+            assert!(a.text().contains(good), "{name}: {}", a.text());
+            assert!(!a.text().contains("\"error\":{"), "{name}: {}", a.text());
+            if name == "speech" {
+                assert!(!a.body.is_empty(), "{name}: no audio");
+            }
+            let keys = generate_keys(&gw);
+            match keys.len() {
+                1 => assert!(keys[0].starts_with("good"), "{name}: {keys:?}"),
+                2 => {
+                    assert!(keys[0].starts_with("empty") && keys[1].starts_with("good"));
+                    retried = true;
+                }
+                _ => panic!("{name}: {keys:?}"),
+            }
+        }
+        assert!(retried, "{name}: the empty key was never tried first");
+    }
+    let log = error_log(&gw, 1).await;
+    assert!(
+        log.iter()
+            .any(|e| e["message"].as_str().unwrap().starts_with("empty_answer")),
+        "{log:?}"
+    );
+    gw.shutdown().await;
+}
+
+/// With one key answering empty, every route answers an explicit 502 in
+/// its own format (Anthropic's `api_error` envelope on Messages, OpenAI's
+/// error object with code `empty_answer` elsewhere), logged as `empty_answer`.
+#[tokio::test]
+async fn an_empty_answer_with_no_retry_left_is_a_502_on_every_route() {
+    let gw = start(&[("API_KEYS", r#"["empty-key-00000001"]"#)]).await;
+    let routes = other_routes();
+    for (name, path, body, _) in &routes {
+        let a = post_json(&gw, path, body).await;
+        assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{name}: {}", a.text());
+        let v = a.json();
+        if path.contains("messages") {
+            assert_eq!(v["type"], "error", "{name}: {v}");
+            assert_eq!(v["error"]["type"], "api_error", "{name}: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no content")
+            );
+        } else {
+            assert_eq!(v["error"]["code"], "empty_answer", "{name}: {v}");
+            assert_eq!(v["error"]["type"], "server_error", "{name}: {v}");
+        }
+    }
+    let log = error_log(&gw, routes.len()).await;
+    let empty = log
+        .iter()
+        .filter(|e| e["message"].as_str().unwrap().starts_with("empty_answer"))
+        .count();
+    assert!(empty >= routes.len(), "{log:?}");
+    gw.shutdown().await;
+}
+
+/// A chat stream whose 200 already went out (heartbeats while silent)
+/// and that then ends with no content event: retried on another key
+/// invisibly; with no key left, an error chunk `empty_answer` and `[DONE]`.
+#[tokio::test]
+async fn an_empty_stream_after_heartbeats_is_retried_or_an_error_event() {
+    let gw = start(&[("API_KEYS", EMPTY_AND_GOOD), ("HEARTBEAT_SECONDS", "0.1")]).await;
+    let mut retried = false;
+    for _ in 0..4 {
+        gw.state().clear();
+        let a = post_json(&gw, "/v1/chat/completions", &chat("hi [[first=300]]", true)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let text = a.text();
+        assert!(text.starts_with(KEEP_ALIVE), "{text}");
+        assert!(
+            text.contains("Echo") && !text.contains("\"error\""),
+            "{text}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        retried |= generate_keys(&gw).len() == 2;
+    }
+    assert!(retried, "the empty key was never tried first");
+    gw.shutdown().await;
+    let gw = start(&[
+        ("API_KEYS", r#"["empty-key-00000001"]"#),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat("hi [[first=300]]", true)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let text = a.text();
+    assert!(text.starts_with(KEEP_ALIVE), "{text}");
+    let events = sse_events(&text);
+    assert_eq!(events.len(), 2, "{text}");
+    let err: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(err["error"]["code"], "empty_answer", "{text}");
+    assert_eq!(events[1], "[DONE]");
+    gw.shutdown().await;
+}
+
 /// `/openai/v1` streams that fail before their first byte are retried on
 /// another key like the other routes (before: a 200 with a broken body).
 #[tokio::test]
@@ -649,6 +798,115 @@ async fn sigterm_drains_open_streams_with_error_events() {
         assert!(t.elapsed() < Duration::from_secs(6), "the process exits");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A native JSON-array stream's text, function calls, last finish reason,
+/// usage and number of elements.
+fn array_stream_summary(body: &str) -> (String, Vec<Value>, Value, Value, usize) {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    let events = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {body}"));
+    let (mut text, mut calls) = (String::new(), Vec::new());
+    for e in events {
+        for p in e["candidates"][0]["content"]["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(p["text"].as_str().unwrap_or(""));
+            if !p["functionCall"].is_null() {
+                calls.push(p["functionCall"].clone());
+            }
+        }
+    }
+    let last = events.last().unwrap();
+    (
+        text,
+        calls,
+        last["candidates"][0]["finishReason"].clone(),
+        last["usageMetadata"].clone(),
+        events.len(),
+    )
+}
+
+/// Fake streaming on a native `:streamGenerateContent` without `alt=sse`:
+/// served by one `generateContent` call and sent as Google's JSON array
+/// whose text, function calls, finish reason and usage equal a real
+/// stream's; while the whole answer is awaited, heartbeats (newlines, JSON
+/// whitespace) go before the array.
+#[tokio::test]
+async fn fake_streaming_serves_native_json_array_streams() {
+    let real = start(&[]).await;
+    let fake = start(&[
+        ("FAKE_STREAM_ENABLED", "true"),
+        ("HEARTBEAT_SECONDS", "0.1"),
+    ])
+    .await;
+    let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+    let tools = json!([{"functionDeclarations": [{"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}]);
+    let words = json!({"contents": [{"role": "user", "parts": [{"text": "[[words=40]] hi"}]}]});
+    let called = json!({"contents": [{"role": "user", "parts": [{"text": "weather in Paris?"}]}],
+        "tools": tools});
+    for body in [words, called] {
+        let r = send(
+            Method::POST,
+            &real.url(path),
+            &[("x-goog-api-key", TOKEN)],
+            body.to_string(),
+        )
+        .await;
+        fake.state().clear();
+        let f = send(
+            Method::POST,
+            &fake.url(path),
+            &[("x-goog-api-key", TOKEN)],
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(f.status, 200, "{}", f.text());
+        let ct = f.headers.get("content-type").unwrap().to_str().unwrap();
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let (rs, fs) = (
+            array_stream_summary(&r.text()),
+            array_stream_summary(&f.text()),
+        );
+        assert_eq!(
+            (&rs.0, &rs.1, &rs.2, &rs.3),
+            (&fs.0, &fs.1, &fs.2, &fs.3),
+            "real {} fake {}",
+            r.text(),
+            f.text()
+        );
+        assert!(!fs.3.is_null(), "usage: {}", f.text());
+        assert!(fs.4 >= 2, "{}", f.text());
+        let paths: Vec<String> = fake
+            .state()
+            .requests()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert!(
+            paths.len() == 1 && paths[0].ends_with(":generateContent"),
+            "{paths:?}"
+        );
+    }
+    // A whole answer that takes a while: newlines first, then the array.
+    fake.state().set_time_scale(0.03);
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "[[first=30000]] hi"}]}]});
+    let f = send(
+        Method::POST,
+        &fake.url(path),
+        &[("x-goog-api-key", TOKEN)],
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(f.status, 200, "{}", f.text());
+    assert!(f.text().starts_with("\n\n"), "{:?}", f.text());
+    assert_eq!(array_stream_summary(&f.text()).0, "Echo: hi");
+    real.shutdown().await;
+    fake.shutdown().await;
 }
 
 /// The parts of an OpenAI stream a client keeps: text, tool calls, finish

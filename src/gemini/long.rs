@@ -26,8 +26,9 @@ use crate::upstream::{Auth, Call, response_headers};
 enum Mode {
     /// A stream, up to its first byte.
     Stream,
-    /// A whole answer, sent on as SSE events.
-    Fake,
+    /// A whole answer, sent on as stream events (SSE, or `true`: Google's
+    /// JSON array, the form without `alt=sse`).
+    Fake(bool),
     /// A whole answer.
     Plain,
 }
@@ -53,7 +54,7 @@ fn open_owned(
     mode: Mode,
 ) -> Owned {
     let a = app;
-    let path = if mode == Mode::Fake {
+    let path = if matches!(mode, Mode::Fake(_)) {
         whole_path(&call.path)
     } else {
         call.path
@@ -92,9 +93,9 @@ fn open_owned(
             pinned: pinned.is_some(),
         };
         let parts_body = match mode {
-            Mode::Fake => {
+            Mode::Fake(array) => {
                 let (parts, whole) = opened.read_plain(answer, &mut log).await?;
-                as_events(parts, whole).await
+                as_events(parts, whole, array).await
             }
             Mode::Plain => opened.read_plain(answer, &mut log).await?,
             Mode::Stream => opened.open_stream(answer, true, false, &mut log).await?,
@@ -131,10 +132,12 @@ pub(super) async fn plain_keepalive(
     crate::keepalive::respond(&app, Box::pin(answer), heartbeat, api, log).await
 }
 
-/// A native SSE stream, opened (with retries) up to its first byte; if that
-/// takes longer than `HEARTBEAT_SECONDS`, a 200 goes out and empty lines
-/// flow while the opening goes on (other keys included, invisibly); a
-/// failure then ends the stream with Google's error object as an event.
+/// A native SSE stream, opened (with retries) up to its first byte, or a
+/// faked one (SSE or JSON array); if that takes longer than
+/// `HEARTBEAT_SECONDS`, a 200 goes out and empty lines (JSON whitespace
+/// before an array) flow while the opening goes on (other keys included,
+/// invisibly); a failure then ends the stream with Google's error object as
+/// an event (in a one-element array for the array form).
 pub(super) async fn sse_stream(
     app: Arc<App>,
     call: Prepared,
@@ -144,7 +147,12 @@ pub(super) async fn sse_stream(
     heartbeat: Duration,
 ) -> Result<Response<Body>, GatewayError> {
     let fake = app.cfg().fake_stream_for(&call.model);
-    let mode = if fake { Mode::Fake } else { Mode::Stream };
+    let array = !call.sse;
+    let mode = if fake {
+        Mode::Fake(array)
+    } else {
+        Mode::Stream
+    };
     let mut opening = open_owned(app.clone(), call, keys, pinned, log.route, mode);
     let done = if heartbeat.is_zero() {
         Some(opening.as_mut().await)
@@ -186,7 +194,11 @@ pub(super) async fn sse_stream(
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                     .unwrap_or_else(|| crate::error::google_error(status, "upstream error"));
-                let event = format!("data: {error}\r\n\r\n");
+                let event = if array {
+                    format!("[{error}]")
+                } else {
+                    format!("data: {error}\r\n\r\n")
+                };
                 let _ = tx.send(Bytes::from(event)).await;
             }
         }
@@ -194,7 +206,11 @@ pub(super) async fn sse_stream(
     let mut res = Response::new(out_body);
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
+        HeaderValue::from_static(if array {
+            "application/json; charset=UTF-8"
+        } else {
+            "text/event-stream"
+        }),
     );
     Ok(res)
 }
@@ -215,8 +231,14 @@ fn whole_path(path: &str) -> String {
     }
 }
 
-/// A whole answer (already masked) as SSE events ([`crate::longcall::answer_events`]).
-async fn as_events(mut parts: http::response::Parts, whole: Body) -> (http::response::Parts, Body) {
+/// A whole answer (already masked) as stream events
+/// ([`crate::longcall::answer_events`]): SSE, or (`array`) Google's JSON
+/// array written as a real one is (`[{…}\n,\r\n{…}\n]`).
+async fn as_events(
+    mut parts: http::response::Parts,
+    whole: Body,
+    array: bool,
+) -> (http::response::Parts, Body) {
     let bytes = whole
         .collect()
         .await
@@ -224,15 +246,27 @@ async fn as_events(mut parts: http::response::Parts, whole: Body) -> (http::resp
         .unwrap_or_default();
     let events = crate::longcall::answer_events(&bytes).unwrap_or_default();
     let mut out = Vec::with_capacity(bytes.len() + events.len() * 16);
-    for ev in events {
-        out.extend_from_slice(b"data: ");
+    for (i, ev) in events.iter().enumerate() {
+        let (open, close): (&[u8], &[u8]) = match (array, i) {
+            (false, _) => (b"data: ", b"\r\n\r\n"),
+            (true, 0) => (b"[", b"\n"),
+            (true, _) => (b",\r\n", b"\n"),
+        };
+        out.extend_from_slice(open);
         out.extend_from_slice(ev.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(close);
+    }
+    if array {
+        out.extend_from_slice(if events.is_empty() { b"[]" } else { b"]" });
     }
     parts.headers.remove(http::header::CONTENT_LENGTH);
     parts.headers.insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
+        HeaderValue::from_static(if array {
+            "application/json; charset=UTF-8"
+        } else {
+            "text/event-stream"
+        }),
     );
     (parts, body::full(Bytes::from(out)))
 }

@@ -139,7 +139,9 @@ async fn pass(
     };
     let heartbeat = app.cfg().heartbeat;
     let fake = call.streaming && app.cfg().fake_stream_for(&call.model);
-    if call.streaming && call.sse && !call.gzip_out && (fake || !heartbeat.is_zero()) {
+    // Fake streaming serves the JSON-array form too; heartbeats on SSE.
+    let beats = call.sse && !heartbeat.is_zero();
+    if call.streaming && !call.gzip_out && (fake || beats) {
         return long::sse_stream(app, call, keys, pinned, log, heartbeat).await;
     }
     let generate = call.path.contains(":generateContent");

@@ -194,10 +194,15 @@ pub(crate) fn speech(
             ("data", Json::s(b64_std(&pcm))),
         ]),
     )]);
-    let content = Json::obj([
-        ("role", Json::s("model")),
-        ("parts", Json::Arr(vec![audio])),
-    ]);
+    // An `Empty` key answers with no content here too.
+    let content = if ctx.empty {
+        Json::obj([("role", Json::s("model"))])
+    } else {
+        Json::obj([
+            ("role", Json::s("model")),
+            ("parts", Json::Arr(vec![audio])),
+        ])
+    };
     let candidate = Json::obj([
         ("content", content),
         ("finishReason", Json::s("STOP")),

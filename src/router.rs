@@ -203,6 +203,8 @@ pub enum Handler {
     LogEntry,
     /// `GET /admin/usage`.
     Usage,
+    /// `GET /admin/proxies`, `POST /admin/proxies/check`.
+    Proxies,
 }
 
 /// One entry of the route table.
@@ -477,6 +479,13 @@ pub static ROUTES: &[Route] = &[
     at(Prefix("/admin/logs/"), Get, "admin_logs", H::LogEntry).admin(),
     at(Exact(&["/admin/usage"]), Get, "admin_usage", H::Usage).admin(),
     at(
+        Exact(&["/admin/proxies", "/admin/proxies/check"]),
+        Of("GET, HEAD, POST"),
+        "admin_proxies",
+        H::Proxies,
+    )
+    .admin(),
+    at(
         Around("/status/keys/", "/verify"),
         Post,
         "status",
@@ -667,6 +676,7 @@ async fn run(
         H::Logs => return admin::logs::logs(&app, &req).await,
         H::LogEntry => return admin::logs::entry(&app, &percent_decode(rest)).await,
         H::Usage => return admin::usage::usage(&app, &req).await,
+        H::Proxies => return admin::proxies::proxies(&app, &req).await,
     })
 }
 

@@ -264,13 +264,32 @@ impl tower_service::Service<Uri> for Connector {
             }
             Connector::Tunnel(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { f.await.map_err(Into::into) })
+                Box::pin(async move { handshake(f).await })
             }
             Connector::Socks(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { f.await.map_err(Into::into) })
+                Box::pin(async move { handshake(f).await })
             }
         }
+    }
+}
+
+/// Longest a proxy may take to open its tunnel (TCP connection, handshake,
+/// its answer): a proxy that accepts and then says nothing is the proxy's
+/// failure, not a slow answer from Google charged to the key.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A proxy's tunnel within [`HANDSHAKE_TIMEOUT`].
+async fn handshake<E: Into<BoxError>>(
+    f: impl Future<Output = Result<Io, E>>,
+) -> Result<Io, BoxError> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(format!(
+            "no tunnel from the proxy within {} s",
+            HANDSHAKE_TIMEOUT.as_secs()
+        )
+        .into()),
     }
 }
 

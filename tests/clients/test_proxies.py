@@ -5,8 +5,10 @@ tunnel, naming its target: the fake upstream's port, different per stack)."""
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -233,3 +235,46 @@ def test_every_proxy_down_is_a_503_never_a_direct_call():
         assert SECRET not in s.logs()
     finally:
         s.stop()
+
+
+def test_a_silent_proxy_is_the_proxys_failure_not_a_timeout_of_the_key(proxies):
+    """A proxy that accepts the connection and never answers the CONNECT
+    rests after the handshake timeout (15 s); the call goes on through the
+    key's next proxy and no key is charged."""
+    _, socks = proxies
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def hold():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    urls = [f"http://127.0.0.1:{silent.getsockname()[1]}", socks_url(socks)]
+    s = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps(keys(6, "silent")), "MAX_RETRIES": "0"})
+    try:
+        for _ in range(6):
+            status, body = chat(s)
+            assert status == 200, body
+        assert held, "the gateway never tried the silent proxy"
+        view = json.loads(get(s, "/admin/proxies"))
+        first = view["proxies"][0]
+        assert first["state"] == "resting" and "no tunnel" in first["last_error"], first
+        for k in json.loads(get(s, "/admin/keys"))["keys"]:
+            assert k["state"] == "active" and not k["cooling"], k
+            assert k["usage_today"]["failures"] == 0, k
+    finally:
+        s.stop()
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        silent.close()

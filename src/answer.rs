@@ -224,6 +224,10 @@ pub fn upstream_failed(app: &App, f: Failure, model: &str, own_keys: bool) -> Ga
             app.stats.error(model, "", 504, "timeout");
             None
         }
+        Failure::ProxiesDown(m) => {
+            app.stats.error(model, "", 503, m);
+            None
+        }
         Failure::Cooling(..) | Failure::Unavailable(_) | Failure::Quota(..) => None,
     };
     GatewayError::from_failure(f, own_keys, hint)

@@ -147,6 +147,9 @@ pub enum GatewayError {
         "{0} Hint: Google refuses calls from this server's region; run the gateway (or its upstream) from a supported region."
     )]
     Region(String),
+    /// 503 `proxies_down`: every outbound proxy (`PROXIES`) rests.
+    #[error("{0}")]
+    ProxiesDown(String),
     /// 502 `upstream_unreachable`: no connection to Gemini on any attempt.
     #[error("Could not reach Gemini: {0}")]
     Unreachable(String),
@@ -276,6 +279,7 @@ impl GatewayError {
             Failure::Cooling(d, c) => GatewayError::Cooling(d, c),
             Failure::Unavailable(c) => GatewayError::NoKey(c),
             Failure::Quota(d, m) => GatewayError::Quota(d, m),
+            Failure::ProxiesDown(m) => GatewayError::ProxiesDown(m),
         }
     }
 
@@ -299,9 +303,11 @@ impl GatewayError {
             | E::TooManyKeys { .. }
             | E::Region(_) => StatusCode::BAD_REQUEST,
             E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            E::ShuttingDown | E::KeysRejected(_) | E::NoKey(_) | E::StoreUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            E::ShuttingDown
+            | E::KeysRejected(_)
+            | E::NoKey(_)
+            | E::StoreUnavailable(_)
+            | E::ProxiesDown(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             E::Upstream(u) if u.hint.is_some() => StatusCode::NOT_FOUND,
             E::Upstream(u) => u.status,
@@ -326,6 +332,7 @@ impl GatewayError {
             E::Cooling(..) | E::Quota(..) => "rate_limit_exceeded",
             E::NoKey(_) => "no_available_key",
             E::StoreUnavailable(_) => "store_unavailable",
+            E::ProxiesDown(_) => "proxies_down",
             E::StreamFailed { code, .. } => code,
             _ => return None,
         })

@@ -23,6 +23,7 @@
 //! * [`keys`] — the key pool: selection, states, cooldowns, outcome classes.
 //! * [`model`] — what a model name may be (checked on every route before it is recorded).
 //! * [`upstream`] — the one pooled HTTPS client and the retry loop over keys.
+//! * [`proxy`] — outbound proxies (`PROXIES`): their connectors, health and key mapping.
 //! * [`keepalive`] — slow non-streamed answers kept alive with whitespace (`NONSTREAM_KEEPALIVE`).
 //! * [`longcall`] — a request's deadline over all its attempts (`REQUEST_TIMEOUT`, `TIMEOUT_RETRIES`).
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
@@ -68,6 +69,7 @@ pub mod messages_api;
 pub mod model;
 pub mod models_api;
 pub mod openai;
+pub mod proxy;
 pub mod replica;
 pub mod request;
 pub mod responses;

@@ -203,6 +203,8 @@ pub enum Handler {
     LogEntry,
     /// `GET /admin/usage`.
     Usage,
+    /// `GET /admin/proxies`, `POST /admin/proxies/check`.
+    Proxies,
 }
 
 /// One entry of the route table.
@@ -477,6 +479,13 @@ pub static ROUTES: &[Route] = &[
     at(Prefix("/admin/logs/"), Get, "admin_logs", H::LogEntry).admin(),
     at(Exact(&["/admin/usage"]), Get, "admin_usage", H::Usage).admin(),
     at(
+        Exact(&["/admin/proxies", "/admin/proxies/check"]),
+        Of("GET, HEAD, POST"),
+        "admin_proxies",
+        H::Proxies,
+    )
+    .admin(),
+    at(
         Around("/status/keys/", "/verify"),
         Post,
         "status",
@@ -683,6 +692,7 @@ async fn run(
         H::Logs => return heap!(admin::logs::logs(&app, &req)),
         H::LogEntry => return heap!(admin::logs::entry(&app, &percent_decode(rest))),
         H::Usage => return heap!(admin::usage::usage(&app, &req)),
+        H::Proxies => return heap!(admin::proxies::proxies(&app, &req)),
     })
 }
 

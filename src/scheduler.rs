@@ -85,7 +85,10 @@ pub async fn verify_key(app: &App, key: &str) -> Result<(), String> {
             })
         }
         Err(crate::upstream::AttemptError::Timeout) => Err("timed out".into()),
-        Err(crate::upstream::AttemptError::Network(m)) => Err(m),
+        Err(
+            crate::upstream::AttemptError::Network(m)
+            | crate::upstream::AttemptError::ProxiesDown(m),
+        ) => Err(m),
     }
 }
 

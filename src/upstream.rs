@@ -24,8 +24,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
 use crate::store::meter::{Attempt, Failed, Meter, Recorder};
 
-/// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in, over a
+/// direct connection or one outbound proxy ([`crate::proxy::Connector`]).
+pub type HttpClient = Client<HttpsConnector<crate::proxy::Connector>, Full<Bytes>>;
 
 /// Largest upstream *error* body read for classification.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
@@ -34,16 +35,28 @@ const ERROR_BODY_LIMIT: usize = 1 << 20;
 /// TLS via rustls with the webpki roots (no CA files needed), plain `http://`
 /// allowed for a local upstream.
 pub fn build_client() -> HttpClient {
+    build_client_via(None)
+}
+
+/// The TCP connector of every upstream client (to Google or to a proxy).
+pub fn tcp_connector() -> HttpConnector {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
     http.set_keepalive(Some(Duration::from_secs(60)));
     http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http
+}
+
+/// [`build_client`] through `proxy` (TLS to Google inside its tunnel), or
+/// direct when `None`.
+pub fn build_client_via(proxy: Option<&crate::proxy::ProxySpec>) -> HttpClient {
+    let connector = crate::proxy::Connector::new(tcp_connector(), proxy);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_all_versions()
-        .wrap_connector(http);
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(512)
@@ -123,6 +136,9 @@ pub enum Failure {
     /// No key has quota headroom for the model: the earliest slot opens
     /// after this long; the message names the limit.
     Quota(Duration, String),
+    /// Every outbound proxy (`PROXIES`) rests after failing to connect (the
+    /// message says when the first is back); never sent around them.
+    ProxiesDown(String),
 }
 
 /// `a` followed by `b`, in one allocation.
@@ -151,6 +167,14 @@ pub struct Upstream {
     recorder: Option<Recorder>,
     /// `CUSTOM_HEADERS`, added to every attempt (changes live).
     custom: arc_swap::ArcSwap<Vec<(HeaderName, HeaderValue)>>,
+    /// `PROXIES` and one pooled client per proxy; `None`: direct.
+    via: Option<Via>,
+}
+
+/// The outbound proxies and their clients (index for index).
+struct Via {
+    proxies: crate::proxy::Proxies,
+    clients: Vec<HttpClient>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -193,7 +217,28 @@ impl Upstream {
             max_retries: AtomicU32::new(max_retries),
             recorder: None,
             custom: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            via: None,
         }
+    }
+
+    /// Send every call through `specs` (`PROXIES`; empty: direct), each key
+    /// through its own proxy unless `per_key` is false: one pooled client per
+    /// proxy, built now.
+    pub fn set_proxies(&mut self, specs: &[crate::proxy::ProxySpec], per_key: bool) {
+        self.via = (!specs.is_empty()).then(|| Via {
+            proxies: crate::proxy::Proxies::new(specs, per_key),
+            clients: specs.iter().map(|p| build_client_via(Some(p))).collect(),
+        });
+    }
+
+    /// The outbound proxies (`None` without `PROXIES`).
+    pub fn proxies(&self) -> Option<&crate::proxy::Proxies> {
+        self.via.as_ref().map(|v| &v.proxies)
+    }
+
+    /// The upstream's origin (`scheme://host:port`), for proxy checks.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Set `CUSTOM_HEADERS` (already checked by the configuration: no key,
@@ -320,12 +365,67 @@ impl Upstream {
         Duration::from_nanos(self.timeout.load(Ordering::Relaxed))
     }
 
-    /// Send one attempt with `key`, bounded by `TIME_OUT` for the headers.
+    /// Send one attempt with `key`, bounded by `TIME_OUT` for the headers
+    /// (through the key's proxy when `PROXIES` is set).
     pub async fn send(
         &self,
         call: &Call<'_>,
         key: &str,
     ) -> Result<Response<Incoming>, AttemptError> {
+        self.send_via(call, key, None).await
+    }
+
+    /// [`Upstream::send`] for attempt `a` (its key id picks the proxy; a
+    /// proxy failure goes to the error log). A proxy that fails to connect
+    /// rests and the attempt goes on through the key's next proxy; never
+    /// blamed on the key. Every proxy resting: [`AttemptError::ProxiesDown`].
+    async fn send_via(
+        &self,
+        call: &Call<'_>,
+        key: &str,
+        a: Option<&Attempt<'_>>,
+    ) -> Result<Response<Incoming>, AttemptError> {
+        let Some(via) = &self.via else {
+            return self
+                .exchange(&self.client, call, key)
+                .await
+                .map_err(|(e, _)| e);
+        };
+        let id = match a {
+            Some(a) if !a.id.is_empty() => std::borrow::Cow::Borrowed(a.id),
+            _ => std::borrow::Cow::Owned(crate::store::model::key_id(key)),
+        };
+        loop {
+            let Some(i) = via.proxies.pick(&id) else {
+                return Err(AttemptError::ProxiesDown(via.proxies.down_message()));
+            };
+            match self.exchange(&via.clients[i], call, key).await {
+                Err((AttemptError::Network(m), true)) => {
+                    let shown = via.proxies.shown(i);
+                    let why = format!("proxy {shown} failed: {m}");
+                    if let Some(rest) = via.proxies.failed(i, &m) {
+                        crate::warn!("{why}; it rests {} s", rest.as_secs());
+                    }
+                    if let (Some(r), Some(a)) = (&self.recorder, a) {
+                        r.proxy_failed(a, &why);
+                    }
+                }
+                other => {
+                    via.proxies.served(i);
+                    return other.map_err(|(e, _)| e);
+                }
+            }
+        }
+    }
+
+    /// One exchange on `client`; an error says whether it was a connect
+    /// failure (through a proxy: the proxy's).
+    async fn exchange(
+        &self,
+        client: &HttpClient,
+        call: &Call<'_>,
+        key: &str,
+    ) -> Result<Response<Incoming>, (AttemptError, bool)> {
         let uri = match &self.origin_parts {
             Some((scheme, authority)) => Uri::builder()
                 .scheme(scheme.clone())
@@ -335,7 +435,7 @@ impl Upstream {
                 .ok(),
             None => join(&self.origin, &call.path).parse().ok(),
         };
-        let uri = uri.ok_or_else(|| AttemptError::Network("invalid upstream URL".into()))?;
+        let uri = uri.ok_or((AttemptError::Network("invalid upstream URL".into()), false))?;
         let mut req = Request::new(Full::new(call.body.clone()));
         *req.method_mut() = call.method.clone();
         *req.uri_mut() = uri;
@@ -351,9 +451,8 @@ impl Upstream {
             Auth::Bearer => HeaderValue::from_str(&format!("Bearer {key}")),
         };
         let Ok(mut key_value) = key_value else {
-            return Err(AttemptError::Network(
-                "key is not a valid header value".into(),
-            ));
+            let e = AttemptError::Network("key is not a valid header value".into());
+            return Err((e, false));
         };
         key_value.set_sensitive(true);
         match call.auth {
@@ -363,11 +462,11 @@ impl Upstream {
         // Never past the request's deadline (`REQUEST_TIMEOUT`).
         let wait = crate::longcall::clamp(self.timeout());
         if wait.is_zero() {
-            return Err(AttemptError::Timeout);
+            return Err((AttemptError::Timeout, false));
         }
-        match tokio::time::timeout(wait, self.client.request(req)).await {
-            Err(_) => Err(AttemptError::Timeout),
-            Ok(Err(e)) => Err(AttemptError::Network(describe(&e))),
+        match tokio::time::timeout(wait, client.request(req)).await {
+            Err(_) => Err((AttemptError::Timeout, false)),
+            Ok(Err(e)) => Err((AttemptError::Network(describe(&e)), e.is_connect())),
             Ok(Ok(res)) => Ok(res),
         }
     }
@@ -433,7 +532,7 @@ impl Upstream {
             };
             tried.push(index);
             let a = attempt_of(pool, call, index, tried.len(), first_call && attempt == 1);
-            match self.send(call, pool.key(index)).await {
+            match self.send_via(call, pool.key(index), Some(&a)).await {
                 Ok(mut res) if res.status().is_success() => {
                     redact_headers(res.headers_mut(), pool.key(index));
                     pool.report(index, call.model, &Outcome::Success);
@@ -459,6 +558,10 @@ impl Upstream {
                     }
                     last = Some(failure);
                 }
+                Err(AttemptError::ProxiesDown(m)) => {
+                    self.no_key(call, first_call && attempt == 1);
+                    return Err(Failure::ProxiesDown(m));
+                }
                 Err(e) => {
                     let timed_out = matches!(e, AttemptError::Timeout);
                     let (msg, failure, code) = match e {
@@ -472,7 +575,9 @@ impl Upstream {
                             Failure::Timeout,
                             504,
                         ),
-                        AttemptError::Network(m) => (m.clone(), Failure::Network(m), 502),
+                        AttemptError::Network(m) | AttemptError::ProxiesDown(m) => {
+                            (m.clone(), Failure::Network(m), 502)
+                        }
                     };
                     crate::debug!(
                         "upstream error on key {} (attempt {}): {}",
@@ -591,6 +696,8 @@ pub enum AttemptError {
     Timeout,
     /// Connection or protocol failure (message never contains the key).
     Network(String),
+    /// Every outbound proxy rests (see [`Failure::ProxiesDown`]).
+    ProxiesDown(String),
 }
 
 fn outcome_label(o: &Outcome) -> &'static str {

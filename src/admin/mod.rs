@@ -3,11 +3,12 @@
 //! (who may call them is the route table's business, see `crate::router`);
 //! the key admin API `/admin/keys…` is in [`keys`], live settings
 //! `/admin/config` in [`config`], `/admin/logs` and `/admin/usage` in
-//! [`logs`] and [`usage`].
+//! [`logs`] and [`usage`], `/admin/proxies` in [`proxies`].
 
 pub mod config;
 pub mod keys;
 pub mod logs;
+pub mod proxies;
 pub mod usage;
 
 use std::sync::Arc;

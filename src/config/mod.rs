@@ -104,6 +104,8 @@ pub const VARIABLES: &[&str] = &[
     "MODEL_ALIASES",
     "FILTERED_MODELS",
     "CUSTOM_HEADERS",
+    "PROXIES",
+    "PROXIES_PER_KEY",
     "MAX_FETCH_BYTES",
     "ALLOW_PRIVATE_FETCH",
     "FETCH_TIMEOUT",
@@ -250,6 +252,12 @@ pub struct Config {
     /// lower case, value); never the key header, `authorization`, `host`,
     /// `content-length` or a hop-by-hop header.
     pub custom_headers: Vec<(String, String)>,
+    /// `PROXIES`: outbound proxies every upstream call goes through (empty:
+    /// straight to Google); credentials inside, shown only masked.
+    pub proxies: Vec<crate::proxy::ProxySpec>,
+    /// `PROXIES_PER_KEY`: each key always through the same proxy
+    /// (rendezvous hashing); `false`: plain rotation.
+    pub proxies_per_key: bool,
     /// `MAX_FETCH_BYTES`: largest remote image fetched for `image_url`.
     pub max_fetch_bytes: usize,
     /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
@@ -471,6 +479,8 @@ impl Config {
             model_aliases: parse::model_aliases(&mut v)?,
             filtered_models: parse::filtered_models(&mut v)?,
             custom_headers: parse::custom_headers(&mut v)?,
+            proxies: parse::proxies(&mut v)?,
+            proxies_per_key: v.bool("PROXIES_PER_KEY", true)?,
             max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
             fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,

@@ -352,3 +352,29 @@ pub(super) fn translate_options(v: &mut Vars<'_>) -> Result<Options, ConfigError
         safety_settings,
     })
 }
+
+/// `PROXIES`: a list of `http://` / `socks5://` proxy URLs (see
+/// [`crate::proxy::ProxySpec::parse`]); an invalid entry, two entries for one
+/// proxy, or more than [`crate::proxy::MAX_PROXIES`] are refused, naming the
+/// entry with its credentials masked.
+pub(super) fn proxies(v: &mut Vars<'_>) -> Result<Vec<crate::proxy::ProxySpec>, ConfigError> {
+    let items = v.list("PROXIES")?;
+    if items.len() > crate::proxy::MAX_PROXIES {
+        let m = format!("at most {} proxies", crate::proxy::MAX_PROXIES);
+        return Err(err("PROXIES", &m));
+    }
+    let mut out: Vec<crate::proxy::ProxySpec> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let p = crate::proxy::ProxySpec::parse(item)
+            .map_err(|e| err("PROXIES", &format!("entry {}: {e}", i + 1)))?;
+        if out
+            .iter()
+            .any(|o| (o.kind, &o.host, o.port) == (p.kind, &p.host, p.port))
+        {
+            let m = format!("entry {}: `{}` is listed twice", i + 1, p.masked());
+            return Err(err("PROXIES", &m));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}

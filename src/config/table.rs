@@ -382,6 +382,15 @@ pub static SETTINGS: &[Setting] = &[
             .collect();
         Some(serde_json::Value::Object(map).to_string())
     }),
+    row("PROXIES", UPSTREAM, "outbound proxies for upstream calls (JSON list of http:// or socks5:// URLs)", |c| {
+        list(&c.proxies.iter().map(crate::proxy::ProxySpec::masked).collect::<Vec<_>>())
+    })
+    .secret()
+    .restart("each proxy's pooled client is built once at start-up"),
+    row("PROXIES_PER_KEY", UPSTREAM, "each key always through the same proxy (false: rotate)", |c| {
+        Some(c.proxies_per_key.to_string())
+    })
+    .restart("each proxy's pooled client is built once at start-up"),
     row("MAX_FETCH_BYTES", TRANSLATION, "largest remote image fetched for image_url", |c| {
         Some(c.max_fetch_bytes.to_string())
     }),
@@ -477,4 +486,6 @@ pub fn carry_fixed(new: &mut Config, old: &Config) {
     new.redis_url.clone_from(&old.redis_url);
     new.redis_prefix.clone_from(&old.redis_prefix);
     new.encryption_key.clone_from(&old.encryption_key);
+    new.proxies.clone_from(&old.proxies);
+    new.proxies_per_key = old.proxies_per_key;
 }

@@ -371,6 +371,7 @@ fn secret_values_are_only_shown_masked() {
         "rediss://default:{}@db.example:6379/0?password=x",
         long("pw")
     );
+    let proxies = format!("[\"http://bob:{}@10.0.0.5:3128\"]", long("px"));
     let c = with(&[
         ("API_KEYS", k.as_str()),
         ("ALLOWED_TOKENS", t.as_str()),
@@ -379,19 +380,25 @@ fn secret_values_are_only_shown_masked() {
         ("TRUSTED_API_KEYS", tr.as_str()),
         ("ENCRYPTION_KEY", e.as_str()),
         ("REDIS_URL", url.as_str()),
+        ("PROXIES", proxies.as_str()),
     ])
     .unwrap();
-    let secrets = [&k, &t, &a, &b, &tr, &e, &long("pw")];
+    let secrets = [&k, &t, &a, &b, &tr, &e, &long("pw"), &long("px")];
     let mut shown = 0;
     for s in SETTINGS.iter().filter(|s| s.secret) {
         let v = (s.value)(&c).unwrap();
         for secret in secrets {
             assert!(!v.contains(secret.as_str()), "{}: {v}", s.name);
         }
-        assert!(v.contains('…'), "{}: {v}", s.name);
+        // A proxy URL shows its password as `****` (`http://bob:****@host:port`).
+        assert!(v.contains('…') || v.contains(":****@"), "{}: {v}", s.name);
         shown += 1;
     }
-    assert_eq!(shown, 7);
+    assert_eq!(shown, 8);
+    assert_eq!(
+        value(&c, "PROXIES").unwrap(),
+        r#"["http://bob:****@10.0.0.5:3128"]"#
+    );
     assert_eq!(
         value(&c, "REDIS_URL").unwrap(),
         "rediss://default:pw-s…cr3t@db.example:6379/0"
@@ -462,6 +469,8 @@ const FIXED_ALTERNATIVES: &[(&str, &str)] = &[
     ("REDIS_URL", "redis://h"),
     ("REDIS_PREFIX", "p:"),
     ("ENCRYPTION_KEY", "alt-encryption-key-9"),
+    ("PROXIES", "http://127.0.0.1:3128"),
+    ("PROXIES_PER_KEY", "false"),
 ];
 
 #[test]
@@ -666,4 +675,33 @@ fn quota_settings_parse_and_refuse_with_the_variable_named() {
         Duration::from_millis(2500)
     );
     assert_eq!(with(("QUEUE_MAX", "-1")).unwrap_err().var, "QUEUE_MAX");
+}
+
+#[test]
+fn proxies_are_checked_at_start_up_naming_the_entry_masked() {
+    let c = with(&[(
+        "PROXIES",
+        r#"["http://bob:pw-0001@10.0.0.5:3128","socks5://10.0.0.6"]"#,
+    )])
+    .unwrap();
+    assert_eq!(c.proxies.len(), 2);
+    assert!(c.proxies_per_key);
+    for (raw, why) in [
+        (
+            r#"["http://10.0.0.5:3128","ftp://bob:pw-0001@h:1"]"#,
+            "entry 2",
+        ),
+        (r#"["https://bob:pw-0001@h:1"]"#, "not supported"),
+        (r#"["http://bob:pw-0001@h:70000"]"#, "1-65535"),
+        (
+            r#"["http://a:pw-0001@h:1","http://b:x@h:1"]"#,
+            "listed twice",
+        ),
+    ] {
+        let e = with(&[("PROXIES", raw)]).unwrap_err();
+        assert_eq!(e.var, "PROXIES");
+        assert!(e.problem.contains(why), "{raw}: {}", e.problem);
+        assert!(!e.problem.contains("pw-0001"), "{raw}: {}", e.problem);
+        assert!(e.problem.contains("****"), "{raw}: {}", e.problem);
+    }
 }

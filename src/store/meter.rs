@@ -106,6 +106,29 @@ impl Recorder {
         self.store.record_error(entry(a, id, f));
     }
 
+    /// An attempt's outbound proxy failed to connect (`message` names it
+    /// masked): an error log entry with no key (a proxy failure is never the
+    /// key's), status 502, Google status `PROXY_FAILED`; no usage counted.
+    pub fn proxy_failed(&self, a: &Attempt<'_>, message: &str) {
+        if a.route.is_empty() {
+            return;
+        }
+        self.store.record_error(ErrorEntry {
+            id: String::new(),
+            time_ms: now_ms(),
+            route: a.route.to_string(),
+            model: a.model.to_string(),
+            key_id: String::new(),
+            key: String::new(),
+            status: 502,
+            google_status: "PROXY_FAILED".to_string(),
+            message: truncate(message, MESSAGE_MAX).to_string(),
+            attempt: a.number,
+            latency_ms: a.started.elapsed().as_millis() as u64,
+            body: None,
+        });
+    }
+
     /// A client request that found no key to try (it counts a client request).
     pub fn no_key(&self, route: &'static str, model: &str) {
         if route.is_empty() {

@@ -1,0 +1,280 @@
+"""Outbound proxies (PROXIES) through real local proxies: pproxy serving an
+HTTP CONNECT proxy (with user:password) and a SOCKS5 proxy. What went
+through which proxy is read from the proxies' own verbose logs (one line per
+tunnel, naming its target: the fake upstream's port, different per stack)."""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import TOKEN, Stack, free_port, wait_http
+
+PPROXY = os.path.join(os.path.dirname(sys.executable), "pproxy")
+SECRET = "hunter2-proxy-pass"
+
+
+class Proxy:
+    """One pproxy process listening on `scheme://127.0.0.1:port`, logging every tunnel."""
+
+    def __init__(self, scheme, auth=None):
+        self.port = free_port()
+        listen = f"{scheme}://127.0.0.1:{self.port}" + (f"#{auth}" if auth else "")
+        self.log_path = f"/tmp/pproxy-{self.port}.log"
+        self.log = open(self.log_path, "w")
+        # --auth 0: every connection must authenticate (pproxy otherwise
+        # trusts an address that once did).
+        args = [PPROXY, "-l", listen, "-v"] + (["--auth", "0"] if auth else [])
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 15
+        while "Serving on" not in self.text():
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"pproxy did not start: {self.text()}")
+            time.sleep(0.05)
+
+    def text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def tunnels_to(self, port):
+        """How many tunnels this proxy opened to 127.0.0.1:`port`."""
+        return sum(1 for line in self.text().splitlines() if line.rstrip().endswith(f"-> 127.0.0.1:{port}"))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def proxies():
+    http = Proxy("http", auth=f"alice:{SECRET}")
+    socks = Proxy("socks5")
+    yield http, socks
+    http.stop()
+    socks.stop()
+
+
+def http_url(p, password=SECRET):
+    return f"http://alice:{password}@127.0.0.1:{p.port}"
+
+
+def socks_url(p):
+    return f"socks5://127.0.0.1:{p.port}"
+
+
+def get(stack, path):
+    req = urllib.request.Request(stack.base + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read().decode()
+
+
+def chat(stack):
+    body = json.dumps({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    req = urllib.request.Request(
+        stack.base + "/v1/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def mapping(stack):
+    """key id → the proxy (masked) it goes through when none rests."""
+    view = json.loads(get(stack, "/admin/proxies"))
+    return {k["id"]: k["proxy"] for k in view["keys"]}, view
+
+
+def keys(n, tag):
+    return [f"key-{tag}-{i:04d}-padding-000000" for i in range(n)]
+
+
+def key_id(key):
+    """The key's id as /admin/keys shows it."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def test_each_key_goes_through_its_own_proxy(proxies):
+    http, socks = proxies
+    urls = [http_url(http), socks_url(socks)]
+    pool = keys(12, "own")
+    s = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps(pool)})
+    try:
+        m, view = mapping(s)
+        shown = [p["proxy"] for p in view["proxies"]]
+        assert shown == [f"http://alice:****@127.0.0.1:{http.port}", socks_url(socks)]
+        assert set(m) == {key_id(k) for k in pool}
+        assert sorted(p["keys"] for p in view["proxies"]) == sorted(list(m.values()).count(p) for p in shown)
+    finally:
+        s.stop()
+    # One key of each proxy, alone in a gateway: its calls reach the fake
+    # through its own proxy, and never through the other one.
+    for home, other in ((shown[0], socks), (shown[1], http)):
+        key = next(k for k in pool if m[key_id(k)] == home)
+        st = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps([key])})
+        try:
+            for _ in range(3):
+                status, body = chat(st)
+                assert status == 200, body
+            mine = http if other is socks else socks
+            assert mine.tunnels_to(st.fake_port) >= 1, mine.text()[-2000:]
+            assert other.tunnels_to(st.fake_port) == 0, other.text()[-2000:]
+            assert len(st.fake_requests()) >= 3
+        finally:
+            st.stop()
+
+
+def test_adding_a_proxy_moves_only_the_keys_it_wins(proxies):
+    http, socks = proxies
+    extra = Proxy("http")
+    pool = keys(60, "stable")
+    try:
+        two = [http_url(http), socks_url(socks)]
+        s = Stack({"PROXIES": json.dumps(two), "API_KEYS": json.dumps(pool)})
+        try:
+            before, _ = mapping(s)
+        finally:
+            s.stop()
+        s = Stack({"PROXIES": json.dumps(two + [f"http://127.0.0.1:{extra.port}"]), "API_KEYS": json.dumps(pool)})
+        try:
+            after, _ = mapping(s)
+            new = f"http://127.0.0.1:{extra.port}"
+            moved = [k for k in before if after[k] != before[k]]
+            assert all(after[k] == new for k in moved), (before, after)
+            assert 8 <= len(moved) <= 32, len(moved)  # about a third of 60
+            # Traffic follows the mapping: 60 calls over 60 keys reach every proxy.
+            for _ in range(60):
+                status, body = chat(s)
+                assert status == 200, body
+            for p in (http, socks, extra):
+                assert p.tunnels_to(s.fake_port) >= 1, p.text()[-2000:]
+        finally:
+            s.stop()
+    finally:
+        extra.stop()
+
+
+def test_a_dead_proxy_rests_and_no_key_is_blamed(proxies):
+    http, socks = proxies
+    dead = free_port()  # nothing listens there
+    urls = [f"http://bob:{SECRET}@127.0.0.1:{dead}", http_url(http, password="wrong-" + SECRET), socks_url(socks)]
+    s = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps(keys(6, "dead")), "MAX_RETRIES": "0"})
+    try:
+        for _ in range(12):
+            status, body = chat(s)
+            assert status == 200, body
+        assert socks.tunnels_to(s.fake_port) >= 1
+        assert http.tunnels_to(s.fake_port) == 0  # the wrong password never got a tunnel
+        view = json.loads(get(s, "/admin/proxies"))
+        states = {p["proxy"]: p for p in view["proxies"]}
+        dead_p = states[f"http://bob:****@127.0.0.1:{dead}"]
+        auth_p = states[f"http://alice:****@127.0.0.1:{http.port}"]
+        for p in (dead_p, auth_p):
+            assert p["keys"] >= 1, view  # the 6 keys' homes include both
+            assert p["state"] == "resting" and p["failures"] >= 1 and p["last_error"], p
+        assert "refused" in dead_p["last_error"] and "authorization" in auth_p["last_error"], view
+        assert states[socks_url(socks)]["state"] == "ok"
+        # No key cooled down, was disabled or counted a failure for it.
+        for k in json.loads(get(s, "/admin/keys"))["keys"]:
+            assert k["state"] == "active" and not k["cooling"], k
+            assert k["usage_today"]["failures"] == 0, k
+        logs = json.loads(get(s, "/admin/logs"))["entries"]
+        assert logs and all(e["google_status"] == "PROXY_FAILED" and e["key_id"] == "" for e in logs), logs
+        assert any(f"http://bob:****@127.0.0.1:{dead}" in e["message"] for e in logs), logs
+        # On demand: the check reports each proxy, the live one passing.
+        checked = json.loads(get(s, "/admin/proxies?check=true"))["check"]
+        result = {c["proxy"]: c["ok"] for c in checked}
+        assert result == {dead_p["proxy"]: False, auth_p["proxy"]: False, socks_url(socks): True}, checked
+        # Credentials appear nowhere unmasked.
+        seen = [get(s, p) for p in ("/admin/proxies", "/admin/logs", "/status", "/admin/config")]
+        time.sleep(0.2)
+        seen.append(s.logs())
+        for text in seen:
+            assert SECRET not in text
+        assert "bob:****@" in seen[0] and "bob:****@" in seen[-1]
+    finally:
+        s.stop()
+
+
+def test_every_proxy_down_is_a_503_never_a_direct_call():
+    dead = free_port()
+    s = Stack({"PROXIES": json.dumps([f"socks5://u:{SECRET}@127.0.0.1:{dead}"])})
+    try:
+        status, body = chat(s)
+        assert status == 503, body
+        assert body["error"]["code"] == "proxies_down", body
+        assert "PROXIES" in body["error"]["message"]
+        req = urllib.request.Request(
+            s.base + "/v1beta/models/gemini-2.5-flash:generateContent",
+            data=json.dumps({"contents": [{"parts": [{"text": "hi"}]}]}).encode(),
+            headers={"x-goog-api-key": TOKEN, "Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        assert e.value.code == 503
+        err = json.load(e.value)["error"]
+        assert err["code"] == 503 and "PROXIES" in err["message"], err
+        assert s.fake_requests() == []  # never sent around the proxy
+        for k in json.loads(get(s, "/admin/keys"))["keys"]:
+            assert k["state"] == "active" and not k["cooling"], k
+        assert SECRET not in s.logs()
+    finally:
+        s.stop()
+
+
+def test_a_silent_proxy_is_the_proxys_failure_not_a_timeout_of_the_key(proxies):
+    """A proxy that accepts the connection and never answers the CONNECT
+    rests after the handshake timeout (15 s); the call goes on through the
+    key's next proxy and no key is charged."""
+    _, socks = proxies
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def hold():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    urls = [f"http://127.0.0.1:{silent.getsockname()[1]}", socks_url(socks)]
+    s = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps(keys(6, "silent")), "MAX_RETRIES": "0"})
+    try:
+        for _ in range(6):
+            status, body = chat(s)
+            assert status == 200, body
+        assert held, "the gateway never tried the silent proxy"
+        view = json.loads(get(s, "/admin/proxies"))
+        first = view["proxies"][0]
+        assert first["state"] == "resting" and "no tunnel" in first["last_error"], first
+        for k in json.loads(get(s, "/admin/keys"))["keys"]:
+            assert k["state"] == "active" and not k["cooling"], k
+            assert k["usage_today"]["failures"] == 0, k
+    finally:
+        s.stop()
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        silent.close()

@@ -412,6 +412,7 @@ pub static ROUTES: &[Route] = &[
     )
     .anthropic(),
     at(Prefix("/v1/models/"), Get, "models", H::Model),
+    at(Prefix("/models/"), Get, "models", H::Model),
     // Admin.
     at(Exact(&["/verify"]), Post, "verify", H::Verify).admin(),
     at(Exact(&["/status"]), Get, "status", H::Status).admin(),

@@ -35,7 +35,7 @@ pub struct LogInfo {
 
 /// `text` (a request path, or a model name) as it may be logged: the id of
 /// `/status/keys/{id}/reset` (unless an index), any `/`- or `:`-separated
-/// part that is a key of the pool or the backup pool (also percent-encoded),
+/// part that is a key of the pool, the backup or the Vertex pool (also percent-encoded),
 /// and any `AIza…` key inside a part are masked. Borrowed, after one pass
 /// and no allocation, when nothing needs masking (every ordinary request).
 pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
@@ -72,7 +72,7 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
     } else {
         Cow::Borrowed(part)
     };
-    for pool in [&app.pool, &app.backup] {
+    for pool in [&app.pool, &app.backup, &app.vertex] {
         if let Some(i) = pool.position(&decoded) {
             return Some(pool.masked(i).to_string());
         }
@@ -113,8 +113,9 @@ pub async fn read_metered(
         Err(e) => {
             let why = crate::keys::Outcome::Transient(e.to_string());
             let (status, message) = (e.status().as_u16(), e.to_string());
+            let pool = app.pool_for(&up.path);
             app.upstream
-                .answer_failed(meter, &app.pool, up, key, status, &why, &message);
+                .answer_failed(meter, pool, up, key, status, &why, &message);
             Err(e)
         }
     }
@@ -171,7 +172,7 @@ pub fn empty_answer(
 ) {
     let message = "empty_answer: Gemini answered 200 with no content";
     let why = crate::keys::Outcome::Transient(message.into());
-    let pool = &app.pool;
+    let pool = app.pool_for(&up.path);
     app.upstream
         .answer_failed(meter, pool, up, index, 502, &why, message);
     app.stats.error(

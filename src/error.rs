@@ -126,6 +126,10 @@ pub enum GatewayError {
     /// 503: shutdown has begun.
     #[error("The gateway is shutting down.")]
     ShuttingDown,
+    /// 503 `not_configured`: a route whose settings are not set (the
+    /// message names them, e.g. `VERTEX_API_KEYS`).
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// 500: a handler panicked.
     #[error("Internal error in the gateway.")]
     Internal,
@@ -299,9 +303,11 @@ impl GatewayError {
             | E::TooManyKeys { .. }
             | E::Region(_) => StatusCode::BAD_REQUEST,
             E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            E::ShuttingDown | E::KeysRejected(_) | E::NoKey(_) | E::StoreUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            E::ShuttingDown
+            | E::KeysRejected(_)
+            | E::NoKey(_)
+            | E::StoreUnavailable(_)
+            | E::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             E::Upstream(u) if u.hint.is_some() => StatusCode::NOT_FOUND,
             E::Upstream(u) => u.status,
@@ -326,6 +332,7 @@ impl GatewayError {
             E::Cooling(..) | E::Quota(..) => "rate_limit_exceeded",
             E::NoKey(_) => "no_available_key",
             E::StoreUnavailable(_) => "store_unavailable",
+            E::NotConfigured(_) => "not_configured",
             E::StreamFailed { code, .. } => code,
             _ => return None,
         })

@@ -203,6 +203,12 @@ pub enum Handler {
     LogEntry,
     /// `GET /admin/usage`.
     Usage,
+    /// Vertex AI Express, native: `/vertex-express/v1beta/models/{m}:{action}`.
+    Vertex,
+    /// Vertex AI Express, OpenAI chat: `/vertex-express/v1/chat/completions`.
+    VertexChat,
+    /// Vertex AI Express, OpenAI model list: `/vertex-express/v1/models`.
+    VertexModels,
 }
 
 /// One entry of the route table.
@@ -485,6 +491,21 @@ pub static ROUTES: &[Route] = &[
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    // Vertex AI Express (`crate::vertex`): native calls take the native
+    // credential rules, the OpenAI routes a client token.
+    at(Under("/vertex-express/v1beta"), Post, "vertex", H::Vertex).native(),
+    at(
+        Exact(&["/vertex-express/v1/chat/completions"]),
+        Post,
+        "vertex",
+        H::VertexChat,
+    ),
+    at(
+        Exact(&["/vertex-express/v1/models"]),
+        Get,
+        "vertex",
+        H::VertexModels,
+    ),
     // The admin console (its data comes from /admin/…, which take the admin
     // token); the assets are `dashboard::ASSETS`.
     at(
@@ -668,6 +689,14 @@ async fn run(
         H::Logs => return admin::logs::logs(&app, &req).await,
         H::LogEntry => return admin::logs::entry(&app, &percent_decode(rest)).await,
         H::Usage => return admin::usage::usage(&app, &req).await,
+        H::Vertex => {
+            let Grant::Keys(keys) = grant else {
+                return Err(GatewayError::Internal);
+            };
+            return crate::vertex::native(app, req, rest, keys, log).await;
+        }
+        H::VertexChat => return crate::vertex::chat(app, req, log).await,
+        H::VertexModels => crate::vertex::models(&app)?,
     })
 }
 
@@ -847,7 +876,7 @@ mod tests {
     #[test]
     fn native_handlers_sit_behind_the_native_check() {
         for route in ROUTES {
-            let native = matches!(route.handler, H::Native(_));
+            let native = matches!(route.handler, H::Native(_) | H::Vertex);
             // The upload routes: the native check, or a session id.
             let upload = matches!(route.handler, H::Upload(_));
             assert_eq!(native, route.access == Access::Native, "{route:?}");

@@ -210,7 +210,7 @@ pub const VERTEX_EXPRESS_BASE_URL: &str =
 /// Read `VERTEX_EXPRESS_BASE_URL`: an http(s) URL, its trailing `/` removed.
 pub(super) fn vertex_base_url(v: &mut Vars<'_>) -> Result<String, ConfigError> {
     const NAME: &str = "VERTEX_EXPRESS_BASE_URL";
-    let url = v.string(NAME, VERTEX_EXPRESS_BASE_URL);
+    let url = v.string("VERTEX_EXPRESS_BASE_URL", VERTEX_EXPRESS_BASE_URL);
     let url = url.trim_end_matches('/');
     match url.parse::<http::Uri>() {
         Ok(u)

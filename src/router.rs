@@ -922,6 +922,15 @@ mod tests {
             Some((H::Native("v1"), "/models/m:countTokens".into()))
         );
         assert_eq!(label("/v1/models/m", &[]), Some((H::Model, "m".into())));
+        assert_eq!(label("/models/m", &[]), Some((H::Model, "m".into())));
+        assert_eq!(
+            label("/vertex-express/v1beta/models/m:generateContent", &[]),
+            Some((H::Vertex, "/models/m:generateContent".into()))
+        );
+        assert_eq!(
+            label("/vertex-express/v1/chat/completions", &[]),
+            Some((H::VertexChat, "/vertex-express/v1/chat/completions".into()))
+        );
         assert_eq!(label("/v1betax", &[]), None);
         assert_eq!(
             label("/gemini/v1beta/models", &[]),

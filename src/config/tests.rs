@@ -367,6 +367,7 @@ fn secret_values_are_only_shown_masked() {
         long("tru"),
         long("enc"),
     );
+    let vx = long("vtx");
     let url = format!(
         "rediss://default:{}@db.example:6379/0?password=x",
         long("pw")
@@ -377,11 +378,12 @@ fn secret_values_are_only_shown_masked() {
         ("AUTH_TOKEN", a.as_str()),
         ("BACKUP_API_KEYS", b.as_str()),
         ("TRUSTED_API_KEYS", tr.as_str()),
+        ("VERTEX_API_KEYS", vx.as_str()),
         ("ENCRYPTION_KEY", e.as_str()),
         ("REDIS_URL", url.as_str()),
     ])
     .unwrap();
-    let secrets = [&k, &t, &a, &b, &tr, &e, &long("pw")];
+    let secrets = [&k, &t, &a, &b, &tr, &vx, &e, &long("pw")];
     let mut shown = 0;
     for s in SETTINGS.iter().filter(|s| s.secret) {
         let v = (s.value)(&c).unwrap();
@@ -391,7 +393,7 @@ fn secret_values_are_only_shown_masked() {
         assert!(v.contains('…'), "{}: {v}", s.name);
         shown += 1;
     }
-    assert_eq!(shown, 7);
+    assert_eq!(shown, 8);
     assert_eq!(
         value(&c, "REDIS_URL").unwrap(),
         "rediss://default:pw-s…cr3t@db.example:6379/0"
@@ -452,6 +454,7 @@ const FIXED_ALTERNATIVES: &[(&str, &str)] = &[
     ("KEEPALIVE_MINUTES", "7"),
     ("SPACE_HOST", "a.hf.space"),
     ("BACKUP_API_KEYS", "alt-backup-0000009"),
+    ("VERTEX_API_KEYS", "alt-vertex-0000009"),
     ("CLIENT_TIMEOUT", "3"),
     ("MAX_CONNECTIONS", "5"),
     ("MAX_HEADER_BYTES", "2048"),
@@ -666,4 +669,28 @@ fn quota_settings_parse_and_refuse_with_the_variable_named() {
         Duration::from_millis(2500)
     );
     assert_eq!(with(("QUEUE_MAX", "-1")).unwrap_err().var, "QUEUE_MAX");
+}
+
+#[test]
+fn vertex_express_settings() {
+    let c = with(&[]).unwrap();
+    assert!(c.vertex_api_keys.is_empty());
+    assert_eq!(
+        c.vertex_base_url,
+        "https://aiplatform.googleapis.com/v1beta1/publishers/google"
+    );
+    let c = with(&[
+        ("VERTEX_API_KEYS", "vx-1,vx-2"),
+        (
+            "VERTEX_EXPRESS_BASE_URL",
+            "http://127.0.0.1:9/v1/publishers/google/",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.vertex_api_keys, ["vx-1", "vx-2"]);
+    assert_eq!(c.vertex_base_url, "http://127.0.0.1:9/v1/publishers/google");
+    for bad in ["ftp://x", "aiplatform.googleapis.com", "https://x/v1?key=k"] {
+        let e = with(&[("VERTEX_EXPRESS_BASE_URL", bad)]).unwrap_err();
+        assert_eq!(e.var, "VERTEX_EXPRESS_BASE_URL", "{bad}");
+    }
 }

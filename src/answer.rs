@@ -205,6 +205,7 @@ mod tests {
         let vars: std::collections::HashMap<String, String> = [
             ("API_KEYS", format!("[\"{google}\",\"plain-pool-key-42\"]")),
             ("BACKUP_API_KEYS", "backup-key-0000077".to_string()),
+            ("VERTEX_API_KEYS", "vertex-key-0000066".to_string()),
             ("ALLOWED_TOKENS", "sk-x".to_string()),
         ]
         .into_iter()
@@ -240,6 +241,10 @@ mod tests {
         assert_eq!(
             m("/v1beta/files/backup-key-0000077"),
             "/v1beta/files/back…0077"
+        );
+        assert_eq!(
+            m("/vertex-express/v1beta/models/vertex-key-0000066:countTokens"),
+            "/vertex-express/v1beta/models/vert…0066:countTokens"
         );
         assert_eq!(
             m(&format!("/v1beta/models/{other}:generateContent")),

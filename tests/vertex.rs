@@ -426,3 +426,52 @@ async fn vertex_routes_take_a_client_token_and_only_the_express_actions() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_vertex_stream_that_breaks_before_its_first_event_moves_to_the_next_vertex_key() {
+    let gw = vertex_gw().await;
+    for k in [VX[0], VX[1]] {
+        gw.state().set_key(k, KeyBehavior::CutAfter { events: 0 });
+    }
+    for (path, body) in [
+        (
+            "/vertex-express/v1/chat/completions",
+            json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/vertex-express/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            serde_json::from_slice(BODY).unwrap(),
+        ),
+    ] {
+        gw.state().clear();
+        let r = post_json(&gw, path, &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        assert!(!sse_events(&r.text()).is_empty(), "{path}");
+        let requests = gw.state().requests();
+        assert!(
+            requests
+                .iter()
+                .all(|q| VX.contains(&q.api_key.as_deref().unwrap()))
+        );
+        assert_eq!(
+            requests.last().unwrap().api_key.as_deref(),
+            Some(VX[2]),
+            "{path}"
+        );
+    }
+    let v = get(&gw, "/status").await.json();
+    let failures: u64 = v["vertex_express"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["failures"].as_u64().unwrap())
+        .sum();
+    assert!(
+        failures >= 2,
+        "the broken streams counted against Vertex keys: {v}"
+    );
+    for k in v["keys"].as_array().unwrap() {
+        assert_eq!(k["failures"], 0, "the main pool is untouched: {k}");
+    }
+    gw.shutdown().await;
+}

@@ -37,7 +37,7 @@ pub struct LogInfo {
 
 /// `text` (a request path, or a model name) as it may be logged: the id of
 /// `/status/keys/{id}/reset` (unless an index), any `/`- or `:`-separated
-/// part that is a key of the pool or the backup pool (also percent-encoded),
+/// part that is a key of the pool, the backup or the Vertex pool (also percent-encoded),
 /// and any `AIza…` key inside a part are masked. Borrowed, after one pass
 /// and no allocation, when nothing needs masking (every ordinary request).
 pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
@@ -74,7 +74,7 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
     } else {
         Cow::Borrowed(part)
     };
-    for pool in [&app.pool, &app.backup] {
+    for pool in [&app.pool, &app.backup, &app.vertex] {
         if let Some(i) = pool.position(&decoded) {
             return Some(pool.masked(i).to_string());
         }
@@ -128,6 +128,7 @@ pub async fn read_answer(
     mut answer: crate::upstream::Answer,
     log: &mut LogInfo,
 ) -> Result<Whole, GatewayError> {
+    let pool = app.pool_for(&up.path);
     let mut tried = vec![answer.key];
     let mut used = answer.attempts;
     loop {
@@ -139,21 +140,17 @@ pub async fn read_answer(
                 meter: answer.meter,
             });
         }
-        log.key = app.pool.masked(answer.key).to_string();
+        log.key = pool.masked(answer.key).to_string();
         empty_answer(app, up, answer.key, &mut answer.meter);
         let budget = app.upstream.attempts().saturating_sub(used);
         if budget == 0 {
             return Err(empty_failed());
         }
-        match app
-            .upstream
-            .call_with(&app.pool, up, &mut tried, budget)
-            .await
-        {
+        match app.upstream.call_with(pool, up, &mut tried, budget).await {
             Ok(a) => {
                 app.stats.retried(a.attempts);
                 used += a.attempts;
-                log.key = app.pool.masked(a.key).to_string();
+                log.key = pool.masked(a.key).to_string();
                 answer = a;
             }
             Err(Failure::Unavailable(_)) => return Err(empty_failed()),
@@ -181,8 +178,9 @@ pub async fn read_metered(
         Err(e) => {
             let why = crate::keys::Outcome::Transient(e.to_string());
             let (status, message) = (e.status().as_u16(), e.to_string());
+            let pool = app.pool_for(&up.path);
             app.upstream
-                .answer_failed(meter, &app.pool, up, key, status, &why, &message);
+                .answer_failed(meter, pool, up, key, status, &why, &message);
             Err(e)
         }
     }
@@ -243,7 +241,7 @@ pub fn empty_answer(
 ) {
     let message = "empty_answer: Gemini answered 200 with no content";
     let why = crate::keys::Outcome::Transient(message.into());
-    let pool = &app.pool;
+    let pool = app.pool_for(&up.path);
     app.upstream
         .answer_failed(meter, pool, up, index, 502, &why, message);
     app.stats.error(
@@ -276,6 +274,7 @@ mod tests {
         let vars: std::collections::HashMap<String, String> = [
             ("API_KEYS", format!("[\"{google}\",\"plain-pool-key-42\"]")),
             ("BACKUP_API_KEYS", "backup-key-0000077".to_string()),
+            ("VERTEX_API_KEYS", "vertex-key-0000066".to_string()),
             ("ALLOWED_TOKENS", "sk-x".to_string()),
         ]
         .into_iter()
@@ -311,6 +310,10 @@ mod tests {
         assert_eq!(
             m("/v1beta/files/backup-key-0000077"),
             "/v1beta/files/back…0077"
+        );
+        assert_eq!(
+            m("/vertex-express/v1beta/models/vertex-key-0000066:countTokens"),
+            "/vertex-express/v1beta/models/vert…0066:countTokens"
         );
         assert_eq!(
             m(&format!("/v1beta/models/{other}:generateContent")),

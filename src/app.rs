@@ -18,6 +18,29 @@ use crate::store::meter::Recorder;
 use crate::store::{Change, Event, KeySource, Snapshot, StoreHandle};
 use crate::upstream::Upstream;
 
+/// Which upstream a call of the gateway's own pools goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// The Gemini Developer API (`BASE_URL`) with the server's pool.
+    Gemini,
+    /// Vertex AI express mode (`VERTEX_EXPRESS_BASE_URL`) with the Vertex
+    /// pool (`VERTEX_API_KEYS`).
+    Vertex,
+}
+
+impl Lane {
+    /// The lane of an upstream call's path: a whole URL (`http…`) is
+    /// Vertex's (see [`App::path_on`]); a path on `BASE_URL`'s host starts
+    /// with `/`.
+    pub fn of(path: &str) -> Lane {
+        if path.starts_with("http") {
+            Lane::Vertex
+        } else {
+            Lane::Gemini
+        }
+    }
+}
+
 /// Everything a handler needs, shared by all connections.
 pub struct App {
     /// The configuration, which changes live: read it with [`App::cfg`].
@@ -26,6 +49,9 @@ pub struct App {
     pub pool: KeyPool,
     /// The lite edition's backup pool (`BACKUP_API_KEYS`).
     pub backup: KeyPool,
+    /// The Vertex AI Express pool (`VERTEX_API_KEYS`; see [`Lane`]): kept in
+    /// memory, not in the store.
+    pub vertex: KeyPool,
     /// The upstream client and retry loop.
     pub upstream: Upstream,
     /// Traffic counters.
@@ -105,6 +131,12 @@ impl App {
             p.set_quota(cfg.quota.clone());
             p.set_queue(cfg.queue_timeout, cfg.queue_max);
         }
+        // Vertex Express has its own quotas: only its 429s count.
+        let vertex = KeyPool::new(
+            cfg.vertex_api_keys.clone(),
+            cfg.key_selection,
+            cfg.max_failures,
+        );
         let mut upstream = Upstream::new(
             crate::upstream::build_client(),
             &cfg.base_url,
@@ -125,6 +157,7 @@ impl App {
             settings: Live::new(cfg),
             pool,
             backup,
+            vertex,
             upstream,
             stats: Stats::default(),
             shutting_down: AtomicBool::new(false),
@@ -135,6 +168,31 @@ impl App {
             affinity,
             events,
         }
+    }
+
+    /// The upstream path (or URL) for `rest` (`/models/{m}:{action}…`) on
+    /// `lane`: under `BASE_URL`'s version, or the whole URL under
+    /// `VERTEX_EXPRESS_BASE_URL`.
+    pub fn path_on(&self, lane: Lane, rest: &str) -> String {
+        match lane {
+            Lane::Gemini => self.upstream.path(rest),
+            Lane::Vertex => crate::upstream::join(&self.cfg().vertex_base_url, rest),
+        }
+    }
+
+    /// The pool behind `lane`.
+    pub fn pool_on(&self, lane: Lane) -> &KeyPool {
+        match lane {
+            Lane::Gemini => &self.pool,
+            Lane::Vertex => &self.vertex,
+        }
+    }
+
+    /// The gateway's pool for an upstream call to `path`: the Vertex pool for
+    /// a call [`App::path_on`] made for [`Lane::Vertex`] (the only calls
+    /// whose path is a whole URL), else the server's pool.
+    pub fn pool_for(&self, path: &str) -> &KeyPool {
+        self.pool_on(Lane::of(path))
     }
 
     /// The subscription to other replicas' changes, once (for
@@ -207,6 +265,7 @@ impl App {
     /// `COOLDOWN_SECONDS`, `MAX_RETRIES` and `CUSTOM_HEADERS`, `LOG_LEVEL`, and the error log's
     /// `ERROR_LOG_MAX`, `ERROR_LOG_DAYS` and `ERROR_LOG_RECORD_BODY`.
     fn tune(&self, old: &Config, new: &Config) {
+        self.vertex.set_policy(new.key_selection, new.max_failures);
         for pool in [&self.pool, &self.backup] {
             pool.set_policy(new.key_selection, new.max_failures);
             if new.quota != old.quota {

@@ -126,6 +126,10 @@ pub enum GatewayError {
     /// 503: shutdown has begun.
     #[error("The gateway is shutting down.")]
     ShuttingDown,
+    /// 503 `not_configured`: a route whose settings are not set (the
+    /// message names them, e.g. `VERTEX_API_KEYS`).
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// 500: a handler panicked.
     #[error("Internal error in the gateway.")]
     Internal,
@@ -307,7 +311,8 @@ impl GatewayError {
             | E::KeysRejected(_)
             | E::NoKey(_)
             | E::StoreUnavailable(_)
-            | E::ProxiesDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | E::ProxiesDown(_)
+            | E::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             E::Upstream(u) if u.hint.is_some() => StatusCode::NOT_FOUND,
             E::Upstream(u) => u.status,
@@ -333,6 +338,7 @@ impl GatewayError {
             E::NoKey(_) => "no_available_key",
             E::StoreUnavailable(_) => "store_unavailable",
             E::ProxiesDown(_) => "proxies_down",
+            E::NotConfigured(_) => "not_configured",
             E::StreamFailed { code, .. } => code,
             _ => return None,
         })

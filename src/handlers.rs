@@ -14,10 +14,10 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::answer::{LogInfo, empty_failed, upstream_failed};
-use crate::app::App;
+use crate::app::{App, Lane};
 use crate::body::{self, Body, ChannelBody};
 use crate::error::GatewayError;
-use crate::keys::{Outcome, unix_now};
+use crate::keys::{KeyPool, Outcome, unix_now};
 use crate::openai;
 use crate::openai::chat::PreparedCall;
 use crate::request::{parse_json, read_nonempty_body};
@@ -125,18 +125,27 @@ pub async fn chat(
     req: Request<Incoming>,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
+    chat_on(app, req, log, Lane::Gemini).await
+}
+
+/// [`chat`] on `lane`'s upstream and pool (`/vertex-express/v1/chat/completions`
+/// on [`Lane::Vertex`]).
+pub async fn chat_on(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    log: &mut LogInfo,
+    lane: Lane,
+) -> Result<Response<Body>, GatewayError> {
     let mut call = prepare_chat(&app, req).await?;
     log.model.clone_from(&call.model);
     if call.stream {
-        return chat_stream(app, call, log).await;
+        return chat_stream(app, call, log, lane).await;
     }
     let every = app.cfg().heartbeat;
     if app.cfg().nonstream_keepalive && !every.is_zero() {
-        return chat_keepalive(app, call, log, every).await;
+        return chat_keepalive(app, call, log, every, lane).await;
     }
-    let path = app
-        .upstream
-        .path(&format!("/models/{}:generateContent", call.model));
+    let path = app.path_on(lane, &format!("/models/{}:generateContent", call.model));
     let up = Call {
         method: Method::POST,
         path,
@@ -149,7 +158,7 @@ pub async fn chat(
     let answer = first_answer(&app, &up, log).await?;
     let created = unix_now();
     let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
-    whole_answer(&app, &call, answer, created)
+    whole_answer(&app, &call, answer, created, app.pool_on(lane))
 }
 
 /// A non-streamed chat kept alive with whitespace (`NONSTREAM_KEEPALIVE`,
@@ -159,10 +168,9 @@ async fn chat_keepalive(
     mut call: PreparedCall,
     log: &mut LogInfo,
     every: Duration,
+    lane: Lane,
 ) -> Result<Response<Body>, GatewayError> {
-    let path = app
-        .upstream
-        .path(&format!("/models/{}:generateContent", call.model));
+    let path = app.path_on(lane, &format!("/models/{}:generateContent", call.model));
     let body = Bytes::from(std::mem::take(&mut call.body));
     let (route, a) = (log.route, app.clone());
     let making = async move {
@@ -182,7 +190,7 @@ async fn chat_keepalive(
         let answer = first_answer(&app, &up, &mut log).await?;
         let created = unix_now();
         let answer = crate::answer::read_answer(&app, &up, answer, &mut log).await?;
-        let res = whole_answer(&app, &call, answer, created)?;
+        let res = whole_answer(&app, &call, answer, created, app.pool_on(lane))?;
         Ok((res, log.key))
     };
     let budget = crate::longcall::current();
@@ -193,14 +201,15 @@ async fn chat_keepalive(
 /// One call over the pool (its latency and retries counted).
 async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Answer, GatewayError> {
     let started = Instant::now();
+    let pool = app.pool_for(&up.path);
     let answer = app
         .upstream
-        .call(&app.pool, up)
+        .call(pool, up)
         .await
         .map_err(|f| upstream_failed(app, f, up.model, false))?;
     app.stats.upstream_latency(started.elapsed());
     app.stats.retried(answer.attempts - 1);
-    log.key = app.pool.masked(answer.key).to_string();
+    log.key = pool.masked(answer.key).to_string();
     Ok(answer)
 }
 
@@ -213,17 +222,15 @@ async fn chat_stream(
     app: Arc<App>,
     mut call: PreparedCall,
     log: &mut LogInfo,
+    lane: Lane,
 ) -> Result<Response<Body>, GatewayError> {
     // Fake streaming: a non-streamed call, sent on as stream events.
     let fake = app.cfg().fake_stream_for(&call.model);
     let path = if fake {
-        app.upstream
-            .path(&format!("/models/{}:generateContent", call.model))
+        app.path_on(lane, &format!("/models/{}:generateContent", call.model))
     } else {
-        app.upstream.path(&format!(
-            "/models/{}:streamGenerateContent?alt=sse",
-            call.model
-        ))
+        let rest = format!("/models/{}:streamGenerateContent?alt=sse", call.model);
+        app.path_on(lane, &rest)
     };
     let body = Bytes::from(std::mem::take(&mut call.body));
     let (route, heartbeat) = (log.route, app.cfg().heartbeat);
@@ -261,9 +268,9 @@ async fn chat_stream(
     };
     if let Some(done) = done {
         let (call, opened) = done?;
-        log.key = app.pool.masked(opened.key()).to_string();
+        log.key = app.pool_on(lane).masked(opened.key()).to_string();
         let masked = log.key.clone();
-        return Ok(start_stream(&app, &call, opened, created, masked).await);
+        return Ok(start_stream(&app, &call, opened, created, masked, lane).await);
     }
     // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
     let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
@@ -275,8 +282,9 @@ async fn chat_stream(
         };
         match done {
             Ok((call, opened)) => {
-                let masked = app.pool.masked(opened.key()).to_string();
-                if let Some(pump) = feed(&app, &call, opened, created, masked, &tx).await {
+                let masked = app.pool_on(lane).masked(opened.key()).to_string();
+                let served = (masked, lane);
+                if let Some(pump) = feed(&app, &call, opened, created, served, &tx).await {
                     pump.run().await;
                 }
             }
@@ -308,12 +316,13 @@ async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall,
 /// A whole non-streamed answer read (see [`crate::answer::read_answer`]).
 type WholeAnswer = crate::answer::Whole;
 
-/// A non-streamed answer: translated, the pool key masked.
+/// A non-streamed answer: translated, the key of `pool` that served it masked.
 fn whole_answer(
     app: &App,
     call: &PreparedCall,
     answer: WholeAnswer,
     created: u64,
+    pool: &KeyPool,
 ) -> Result<Response<Body>, GatewayError> {
     let bytes = answer.bytes;
     let _meter = answer.meter;
@@ -328,7 +337,7 @@ fn whole_answer(
         ));
     };
     // An upstream that echoes the pool key must not hand it to the client.
-    let out = crate::upstream::redact(Bytes::from(out), app.pool.key(answer.key));
+    let out = crate::upstream::redact(Bytes::from(out), pool.key(answer.key));
     let mut res = Response::new(body::full(out));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -361,6 +370,7 @@ pub(crate) async fn open_with_retries(
     log: &mut LogInfo,
 ) -> Result<OpenedStream, GatewayError> {
     let idle = app.cfg().stream_idle_timeout;
+    let pool = app.pool_for(&up.path);
     let mut response = answer.response;
     let mut key = answer.key;
     let mut meter = answer.meter;
@@ -392,23 +402,23 @@ pub(crate) async fn open_with_retries(
         };
         crate::debug!(
             "stream on key {} failed before its first event; trying another key",
-            app.pool.masked(key)
+            pool.masked(key)
         );
         let empty = matches!(&outcome, Outcome::Transient(m) if m.starts_with("empty_answer"));
         if empty {
             // Logged as `empty_answer`; the key is not charged.
             app.stats.error(
                 up.model,
-                app.pool.masked(key),
+                pool.masked(key),
                 502,
                 crate::longcall::EMPTY_ANSWER,
             );
         } else {
-            app.pool.report(key, up.model, &outcome);
+            pool.report(key, up.model, &outcome);
         }
         let (status, message) = stream_status(&outcome);
         let upstream = &app.upstream;
-        upstream.answer_failed(&mut meter, &app.pool, up, key, status, &outcome, message);
+        upstream.answer_failed(&mut meter, pool, up, key, status, &outcome, message);
         let mut budget = app.upstream.attempts().saturating_sub(used);
         if is_silent(&outcome) && !crate::longcall::timed_out() {
             // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
@@ -417,11 +427,7 @@ pub(crate) async fn open_with_retries(
         let retried = if budget == 0 {
             None
         } else {
-            Some(
-                app.upstream
-                    .call_with(&app.pool, up, &mut tried, budget)
-                    .await,
-            )
+            Some(app.upstream.call_with(pool, up, &mut tried, budget).await)
         };
         match retried {
             Some(Ok(a)) => {
@@ -434,11 +440,11 @@ pub(crate) async fn open_with_retries(
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.
             None | Some(Err(Failure::Unavailable(_))) if empty => {
-                log.key = app.pool.masked(key).to_string();
+                log.key = pool.masked(key).to_string();
                 return Err(empty_failed());
             }
             None | Some(Err(Failure::Unavailable(_))) => {
-                log.key = app.pool.masked(key).to_string();
+                log.key = pool.masked(key).to_string();
                 return Err(stream_failed(&outcome));
             }
             Some(Err(f)) => {
@@ -499,10 +505,11 @@ async fn start_stream(
     opened: Opened,
     created: u64,
     masked: String,
+    lane: Lane,
 ) -> Response<Body> {
     let (tx, out_body) = ChannelBody::pair(32);
     // A fresh channel has room for the first chunk: `feed` completes at once.
-    if let Some(pump) = feed(app, call, opened, created, masked, &tx).await {
+    if let Some(pump) = feed(app, call, opened, created, (masked, lane), &tx).await {
         tokio::spawn(pump.run());
     }
     sse_response(out_body)
@@ -549,15 +556,18 @@ pub(crate) fn sse_response(body: Body) -> Response<Body> {
 }
 
 /// Translate the events read while opening and send them; the pump that
-/// carries the rest, unless the stream already ended.
+/// carries the rest, unless the stream already ended. `served`: the
+/// serving key, masked, and the lane whose pool holds it.
 async fn feed(
     app: &Arc<App>,
     call: &PreparedCall,
     opened: Opened,
     created: u64,
-    masked: String,
+    served: (String, Lane),
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Option<Pump> {
+    let (masked, lane) = served;
+    let pool = app.pool_on(lane);
     let mut tr = openai::stream::StreamTranslator::new(
         &call.client_model,
         created,
@@ -567,7 +577,7 @@ async fn feed(
     let opened = match opened {
         Opened::Stream(s) => s,
         Opened::Whole(w) => {
-            feed_whole(app, &mut tr, w, tx).await;
+            feed_whole(pool, &mut tr, w, tx).await;
             return None;
         }
     };
@@ -582,7 +592,7 @@ async fn feed(
     // Every byte sent passes the redactor: an upstream that echoes the pool
     // key must not hand it to the client (each chunk ends an event, so
     // nothing is held back).
-    let mut redactor = crate::upstream::Redactor::new(app.pool.key(opened.key));
+    let mut redactor = crate::upstream::Redactor::new(pool.key(opened.key));
     if !out.is_empty() {
         let first = redactor.push(Bytes::from(std::mem::take(&mut out)));
         if tx.send(first).await.is_err() {
@@ -630,7 +640,7 @@ impl Opened {
 /// Fake streaming: send a whole answer as ordinary chunks (text in pieces,
 /// tool calls, usage, finish reason; [`crate::longcall::answer_events`]).
 async fn feed_whole(
-    app: &App,
+    pool: &KeyPool,
     tr: &mut openai::stream::StreamTranslator,
     whole: WholeAnswer,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
@@ -651,7 +661,7 @@ async fn feed_whole(
             &mut out,
         ),
     }
-    let mut redactor = crate::upstream::Redactor::new(app.pool.key(whole.key));
+    let mut redactor = crate::upstream::Redactor::new(pool.key(whole.key));
     let mut chunk = redactor.push(Bytes::from(out)).to_vec();
     chunk.extend_from_slice(&redactor.finish());
     let _ = tx.send(Bytes::from(chunk)).await;

@@ -80,6 +80,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod upstream;
+pub mod vertex;
 
 /// The crate version, reported by `/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -205,6 +205,12 @@ pub enum Handler {
     Usage,
     /// `GET /admin/proxies`, `POST /admin/proxies/check`.
     Proxies,
+    /// Vertex AI Express, native: `/vertex-express/v1beta/models/{m}:{action}`.
+    Vertex,
+    /// Vertex AI Express, OpenAI chat: `/vertex-express/v1/chat/completions`.
+    VertexChat,
+    /// Vertex AI Express, OpenAI model list: `/vertex-express/v1/models`.
+    VertexModels,
 }
 
 /// One entry of the route table.
@@ -414,6 +420,7 @@ pub static ROUTES: &[Route] = &[
     )
     .anthropic(),
     at(Prefix("/v1/models/"), Get, "models", H::Model),
+    at(Prefix("/models/"), Get, "models", H::Model),
     // Admin.
     at(Exact(&["/verify"]), Post, "verify", H::Verify).admin(),
     at(Exact(&["/status"]), Get, "status", H::Status).admin(),
@@ -493,6 +500,21 @@ pub static ROUTES: &[Route] = &[
     )
     .admin(),
     at(Exact(&["/metrics"]), Get, "metrics", H::Metrics).access(Access::Metrics),
+    // Vertex AI Express (`crate::vertex`): native calls take the native
+    // credential rules, the OpenAI routes a client token.
+    at(Under("/vertex-express/v1beta"), Post, "vertex", H::Vertex).native(),
+    at(
+        Exact(&["/vertex-express/v1/chat/completions"]),
+        Post,
+        "vertex",
+        H::VertexChat,
+    ),
+    at(
+        Exact(&["/vertex-express/v1/models"]),
+        Get,
+        "vertex",
+        H::VertexModels,
+    ),
     // The admin console (its data comes from /admin/…, which take the admin
     // token); the assets are `dashboard::ASSETS`.
     at(
@@ -693,6 +715,14 @@ async fn run(
         H::LogEntry => return heap!(admin::logs::entry(&app, &percent_decode(rest))),
         H::Usage => return heap!(admin::usage::usage(&app, &req)),
         H::Proxies => return heap!(admin::proxies::proxies(&app, &req)),
+        H::Vertex => {
+            let Grant::Keys(keys) = grant else {
+                return Err(GatewayError::Internal);
+            };
+            return heap!(crate::vertex::native(app, req, rest, keys, log));
+        }
+        H::VertexChat => return heap!(crate::vertex::chat(app, req, log)),
+        H::VertexModels => crate::vertex::models(&app)?,
     })
 }
 
@@ -872,7 +902,7 @@ mod tests {
     #[test]
     fn native_handlers_sit_behind_the_native_check() {
         for route in ROUTES {
-            let native = matches!(route.handler, H::Native(_));
+            let native = matches!(route.handler, H::Native(_) | H::Vertex);
             // The upload routes: the native check, or a session id.
             let upload = matches!(route.handler, H::Upload(_));
             assert_eq!(native, route.access == Access::Native, "{route:?}");
@@ -918,6 +948,15 @@ mod tests {
             Some((H::Native("v1"), "/models/m:countTokens".into()))
         );
         assert_eq!(label("/v1/models/m", &[]), Some((H::Model, "m".into())));
+        assert_eq!(label("/models/m", &[]), Some((H::Model, "m".into())));
+        assert_eq!(
+            label("/vertex-express/v1beta/models/m:generateContent", &[]),
+            Some((H::Vertex, "/models/m:generateContent".into()))
+        );
+        assert_eq!(
+            label("/vertex-express/v1/chat/completions", &[]),
+            Some((H::VertexChat, "/vertex-express/v1/chat/completions".into()))
+        );
         assert_eq!(label("/v1betax", &[]), None);
         assert_eq!(
             label("/gemini/v1beta/models", &[]),

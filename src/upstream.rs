@@ -79,7 +79,8 @@ pub enum Auth {
 pub struct Call<'a> {
     /// HTTP method.
     pub method: Method,
-    /// Path and query on the upstream host, e.g. `/v1beta/models/m:generateContent`.
+    /// Path and query on the upstream host, e.g. `/v1beta/models/m:generateContent`,
+    /// or a whole `http(s)://` URL (the Vertex Express base's calls).
     pub path: String,
     /// Request body (cheaply cloned per attempt).
     pub body: Bytes,
@@ -427,6 +428,8 @@ impl Upstream {
         key: &str,
     ) -> Result<Response<Incoming>, (AttemptError, bool)> {
         let uri = match &self.origin_parts {
+            // A whole URL (Vertex Express, see `App::path_on`) goes there.
+            _ if call.path.starts_with("http") => call.path.parse().ok(),
             Some((scheme, authority)) => Uri::builder()
                 .scheme(scheme.clone())
                 .authority(authority.clone())

@@ -406,3 +406,58 @@ async fn one_failure_is_retried_on_the_next_key() {
     assert_eq!(gw.state().count_for_key("good-key-000002"), 4);
     gw.shutdown().await;
 }
+
+/// `GET /models/{id}` answers like `/v1/models/{id}` (as `/models` answers
+/// like `/v1/models`), on both mounts, and still needs the token.
+#[tokio::test]
+async fn one_model_without_the_v1_prefix() {
+    let gw = start(&[]).await;
+    for prefix in ["", "/hf"] {
+        let one = get(&gw, &format!("{prefix}/models/gemini-2.5-pro")).await;
+        assert_eq!(one.status, StatusCode::OK, "{}", one.text());
+        assert_eq!(one.json()["id"], "gemini-2.5-pro");
+        assert_eq!(one.json()["object"], "model");
+    }
+    let missing = get(&gw, "/models/nope-model").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["error"]["code"], "model_not_found");
+    let anonymous = send(
+        Method::GET,
+        &gw.url("/models/gemini-2.5-pro"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+}
+
+/// Token arrays (what LangChain's `OpenAIEmbeddings` sends by default) stay
+/// a 400, and the message says how to send text instead.
+#[tokio::test]
+async fn token_array_embeddings_say_how_to_send_strings() {
+    let gw = start(&[]).await;
+    for input in [json!([[1, 2, 3]]), json!([1, 2, 3])] {
+        let r = post_json(
+            &gw,
+            "/v1/embeddings",
+            &json!({"model": "gemini-embedding-001", "input": input}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        let e = &r.json()["error"];
+        assert_eq!(e["param"], "input");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("token arrays are not supported"),
+            "{message}"
+        );
+        assert!(message.contains("array of strings"), "{message}");
+        assert!(
+            message.contains("check_embedding_ctx_length=False"),
+            "{message}"
+        );
+    }
+    assert!(gw.state().requests().is_empty(), "nothing went upstream");
+    gw.shutdown().await;
+}

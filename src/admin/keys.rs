@@ -41,10 +41,17 @@ pub async fn keys(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body
     Ok(list(&app))
 }
 
-/// `GET /admin/keys`: every key in service, masked, with its state.
+/// `GET /admin/keys`: every key in service, masked, with its state; the
+/// Vertex AI Express pool (`VERTEX_API_KEYS`, read-only here) in its own
+/// `vertex_express` section when configured.
 pub fn list(app: &App) -> Response<Body> {
     let keys: Vec<Value> = app.pool.list().into_iter().map(entry).collect();
-    body::json(StatusCode::OK, &json!({"total": keys.len(), "keys": keys}))
+    let mut v = json!({"total": keys.len(), "keys": keys});
+    if !app.vertex.is_empty() {
+        let vertex: Vec<Value> = app.vertex.list().into_iter().map(entry).collect();
+        v["vertex_express"] = json!({"total": vertex.len(), "keys": vertex});
+    }
+    body::json(StatusCode::OK, &v)
 }
 
 /// One key of `GET /admin/keys`. `usage_today` holds the pool's own counts

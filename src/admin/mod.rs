@@ -43,17 +43,27 @@ pub fn health(app: &App) -> Response<Body> {
 
 /// `GET /status`: every key (masked) with its state, and the traffic counters.
 pub fn status(app: &App) -> Response<Body> {
-    let c = app.pool.counts();
-    body::json(
-        StatusCode::OK,
-        &json!({
-            "version": crate::VERSION,
-            "uptime_seconds": app.stats.uptime(),
-            "keys": app.pool.snapshot(),
-            "key_counts": {"total": app.pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled},
-            "traffic": app.stats.snapshot(),
-        }),
-    )
+    let mut v = json!({
+        "version": crate::VERSION,
+        "uptime_seconds": app.stats.uptime(),
+        "keys": app.pool.snapshot(),
+        "key_counts": key_counts(&app.pool),
+        "traffic": app.stats.snapshot(),
+    });
+    // The Vertex AI Express pool, in its own section (when configured).
+    if !app.vertex.is_empty() {
+        v["vertex_express"] = json!({
+            "keys": app.vertex.snapshot(),
+            "key_counts": key_counts(&app.vertex),
+        });
+    }
+    body::json(StatusCode::OK, &v)
+}
+
+/// A pool's keys counted by state, for `/status`.
+fn key_counts(pool: &crate::keys::KeyPool) -> serde_json::Value {
+    let c = pool.counts();
+    json!({"total": pool.len(), "active": c.active, "cooling": c.cooling, "resting": c.resting, "disabled": c.disabled})
 }
 
 /// `POST /status/verify`: re-verify every pool key now.

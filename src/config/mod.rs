@@ -91,6 +91,8 @@ pub const VARIABLES: &[&str] = &[
     "CLIENT_KEYS_ENABLED",
     "BACKUP_API_KEYS",
     "TRUSTED_API_KEYS",
+    "VERTEX_API_KEYS",
+    "VERTEX_EXPRESS_BASE_URL",
     "NATIVE_DERIVED_MODELS",
     "SHOW_THINKING_PROCESS",
     "THINKING_MODELS",
@@ -237,6 +239,12 @@ pub struct Config {
     pub backup_api_keys: Vec<String>,
     /// `TRUSTED_API_KEYS`: single client keys allowed to use the backup pool.
     pub trusted_api_keys: Vec<String>,
+    /// `VERTEX_API_KEYS`: Vertex AI express mode API keys, the pool behind
+    /// the `/vertex-express/…` routes (empty: those routes say so).
+    pub vertex_api_keys: Vec<String>,
+    /// `VERTEX_EXPRESS_BASE_URL`: Vertex AI express mode's base, without a
+    /// trailing `/` (`{base}/models/{m}:{action}`).
+    pub vertex_base_url: String,
     /// `NATIVE_DERIVED_MODELS`: list `-search`/`-thinking` variants to native clients too.
     pub native_derived_models: bool,
     /// Translation settings (thinking, search, code execution, safety, …).
@@ -332,6 +340,8 @@ impl fmt::Debug for Config {
             .field("auth_token", &self.auth_token.as_deref().map(mask))
             .field("backup_api_keys", &masked(&self.backup_api_keys))
             .field("trusted_api_keys", &masked(&self.trusted_api_keys))
+            .field("vertex_api_keys", &masked(&self.vertex_api_keys))
+            .field("vertex_base_url", &self.vertex_base_url)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("base_url", &self.base_url)
@@ -474,6 +484,8 @@ impl Config {
             client_keys_enabled: v.bool("CLIENT_KEYS_ENABLED", false)?,
             backup_api_keys: v.list("BACKUP_API_KEYS")?,
             trusted_api_keys: v.list("TRUSTED_API_KEYS")?,
+            vertex_api_keys: v.list("VERTEX_API_KEYS")?,
+            vertex_base_url: parse::vertex_base_url(&mut v)?,
             native_derived_models: v.bool("NATIVE_DERIVED_MODELS", false)?,
             translate,
             model_aliases: parse::model_aliases(&mut v)?,

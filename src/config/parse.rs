@@ -202,6 +202,30 @@ pub(super) fn base_url(
     Ok((url, true))
 }
 
+/// The default `VERTEX_EXPRESS_BASE_URL`: Vertex AI express mode's global
+/// endpoint for Google's models (what google-genai uses with an API key).
+pub const VERTEX_EXPRESS_BASE_URL: &str =
+    "https://aiplatform.googleapis.com/v1beta1/publishers/google";
+
+/// Read `VERTEX_EXPRESS_BASE_URL`: an http(s) URL, its trailing `/` removed.
+pub(super) fn vertex_base_url(v: &mut Vars<'_>) -> Result<String, ConfigError> {
+    const NAME: &str = "VERTEX_EXPRESS_BASE_URL";
+    let url = v.string("VERTEX_EXPRESS_BASE_URL", VERTEX_EXPRESS_BASE_URL);
+    let url = url.trim_end_matches('/');
+    match url.parse::<http::Uri>() {
+        Ok(u)
+            if u.query().is_none()
+                && (url.starts_with("https://") || url.starts_with("http://")) =>
+        {
+            Ok(url.to_string())
+        }
+        _ => Err(err(
+            NAME,
+            "expected an http:// or https:// URL without a query",
+        )),
+    }
+}
+
 /// `MODEL_ALIASES`: a JSON object of client model name (or `*` pattern) →
 /// Gemini model id, at most [`crate::model::MAX_ALIASES`] entries.
 pub(super) fn model_aliases(v: &mut Vars<'_>) -> Result<Vec<(String, String)>, ConfigError> {

@@ -327,6 +327,14 @@ pub static SETTINGS: &[Setting] = &[
         masked_list(&c.trusted_api_keys)
     })
     .secret(),
+    row("VERTEX_API_KEYS", KEYS, "Vertex AI express mode API keys, the pool behind /vertex-express", |c| {
+        masked_list(&c.vertex_api_keys)
+    })
+    .secret()
+    .restart("the Vertex Express pool is built at start-up"),
+    row("VERTEX_EXPRESS_BASE_URL", KEYS, "Vertex AI express mode base URL", |c| {
+        Some(c.vertex_base_url.clone())
+    }),
     row("NATIVE_DERIVED_MODELS", TRANSLATION, "offer -search/-thinking variants to native clients too", |c| {
         Some(c.native_derived_models.to_string())
     }),
@@ -477,6 +485,7 @@ pub fn carry_fixed(new: &mut Config, old: &Config) {
     new.keepalive_url.clone_from(&old.keepalive_url);
     new.keepalive_interval = old.keepalive_interval;
     new.backup_api_keys.clone_from(&old.backup_api_keys);
+    new.vertex_api_keys.clone_from(&old.vertex_api_keys);
     new.client_timeout = old.client_timeout;
     new.max_connections = old.max_connections;
     new.max_header_bytes = old.max_header_bytes;

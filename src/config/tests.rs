@@ -367,6 +367,7 @@ fn secret_values_are_only_shown_masked() {
         long("tru"),
         long("enc"),
     );
+    let vx = long("vtx");
     let url = format!(
         "rediss://default:{}@db.example:6379/0?password=x",
         long("pw")
@@ -378,12 +379,13 @@ fn secret_values_are_only_shown_masked() {
         ("AUTH_TOKEN", a.as_str()),
         ("BACKUP_API_KEYS", b.as_str()),
         ("TRUSTED_API_KEYS", tr.as_str()),
+        ("VERTEX_API_KEYS", vx.as_str()),
         ("ENCRYPTION_KEY", e.as_str()),
         ("REDIS_URL", url.as_str()),
         ("PROXIES", proxies.as_str()),
     ])
     .unwrap();
-    let secrets = [&k, &t, &a, &b, &tr, &e, &long("pw"), &long("px")];
+    let secrets = [&k, &t, &a, &b, &tr, &vx, &e, &long("pw"), &long("px")];
     let mut shown = 0;
     for s in SETTINGS.iter().filter(|s| s.secret) {
         let v = (s.value)(&c).unwrap();
@@ -394,7 +396,7 @@ fn secret_values_are_only_shown_masked() {
         assert!(v.contains('…') || v.contains(":****@"), "{}: {v}", s.name);
         shown += 1;
     }
-    assert_eq!(shown, 8);
+    assert_eq!(shown, 9);
     assert_eq!(
         value(&c, "PROXIES").unwrap(),
         r#"["http://bob:****@10.0.0.5:3128"]"#
@@ -459,6 +461,7 @@ const FIXED_ALTERNATIVES: &[(&str, &str)] = &[
     ("KEEPALIVE_MINUTES", "7"),
     ("SPACE_HOST", "a.hf.space"),
     ("BACKUP_API_KEYS", "alt-backup-0000009"),
+    ("VERTEX_API_KEYS", "alt-vertex-0000009"),
     ("CLIENT_TIMEOUT", "3"),
     ("MAX_CONNECTIONS", "5"),
     ("MAX_HEADER_BYTES", "2048"),
@@ -703,5 +706,29 @@ fn proxies_are_checked_at_start_up_naming_the_entry_masked() {
         assert!(e.problem.contains(why), "{raw}: {}", e.problem);
         assert!(!e.problem.contains("pw-0001"), "{raw}: {}", e.problem);
         assert!(e.problem.contains("****"), "{raw}: {}", e.problem);
+    }
+}
+
+#[test]
+fn vertex_express_settings() {
+    let c = with(&[]).unwrap();
+    assert!(c.vertex_api_keys.is_empty());
+    assert_eq!(
+        c.vertex_base_url,
+        "https://aiplatform.googleapis.com/v1beta1/publishers/google"
+    );
+    let c = with(&[
+        ("VERTEX_API_KEYS", "vx-1,vx-2"),
+        (
+            "VERTEX_EXPRESS_BASE_URL",
+            "http://127.0.0.1:9/v1/publishers/google/",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.vertex_api_keys, ["vx-1", "vx-2"]);
+    assert_eq!(c.vertex_base_url, "http://127.0.0.1:9/v1/publishers/google");
+    for bad in ["ftp://x", "aiplatform.googleapis.com", "https://x/v1?key=k"] {
+        let e = with(&[("VERTEX_EXPRESS_BASE_URL", bad)]).unwrap_err();
+        assert_eq!(e.var, "VERTEX_EXPRESS_BASE_URL", "{bad}");
     }
 }

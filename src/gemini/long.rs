@@ -70,7 +70,7 @@ fn open_owned(
             route,
         };
         let pool: &KeyPool = match &keys {
-            Keys::Server => &a.pool,
+            Keys::Server => a.pool_for(&up.path),
             Keys::Backup => &a.backup,
             Keys::Client(p) => p,
         };

@@ -105,7 +105,11 @@ pub(crate) struct Prepared {
     list_models: bool,
 }
 
-/// A native call: `version` is `v1beta` or `v1`, `rest` the path after it,
+/// The `version` of a native call to Vertex AI Express (`crate::vertex`):
+/// sent under `VERTEX_EXPRESS_BASE_URL` on the Vertex pool.
+pub const VERTEX: &str = "vertex-express";
+
+/// A native call: `version` is `v1beta`, `v1` or [`VERTEX`], `rest` the path after it,
 /// `keys` what the caller's credential allows (checked by the route table).
 pub async fn native(
     app: Arc<App>,
@@ -131,7 +135,9 @@ async fn pass(
     keys: Keys,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let caller = matches!(keys, Keys::Server).then(|| files::Caller::of(&app, &req));
+    // Vertex Express has no Files API: nothing there is pinned to a key.
+    let files = matches!(keys, Keys::Server) && version != VERTEX;
+    let caller = files.then(|| files::Caller::of(&app, &req));
     let call = prepare(&app, req, version, rest, log).await?;
     let pinned = match &caller {
         Some(c) => files::pin_body(&app, c, &call.body)?,
@@ -158,7 +164,7 @@ async fn pass(
         route: log.route,
     };
     let pool: &KeyPool = match &keys {
-        Keys::Server => &app.pool,
+        Keys::Server => app.pool_for(&up.path),
         Keys::Backup => &app.backup,
         Keys::Client(p) => p,
     };
@@ -288,10 +294,10 @@ async fn prepare(
         None => (rest.to_string(), body, model),
     };
     let tail = crate::upstream::join(&rest, &query);
-    let path = if version == "v1" {
-        app.upstream.path_v1(&tail)
-    } else {
-        app.upstream.path(&tail)
+    let path = match version {
+        "v1" => app.upstream.path_v1(&tail),
+        VERTEX => app.path_on(crate::app::Lane::Vertex, &tail),
+        _ => app.upstream.path(&tail),
     };
     Ok(Prepared {
         method,

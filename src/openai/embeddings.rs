@@ -75,7 +75,14 @@ pub fn translate_request(req: &Value) -> Result<EmbedCall, TranslateError> {
         _ => return Err(err("model", "`model` must be a non-empty string")),
     };
 
-    let token_arrays = || err("input", "token arrays are not supported; send strings");
+    let token_arrays = || {
+        err(
+            "input",
+            "token arrays are not supported: Gemini embeds text, so send `input` as a string \
+             or an array of strings (LangChain's OpenAIEmbeddings: set \
+             `check_embedding_ctx_length=False`)",
+        )
+    };
     let inputs: Vec<&str> = match obj.get("input") {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(items)) => {

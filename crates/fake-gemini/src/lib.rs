@@ -67,6 +67,13 @@
 //! multipart), get/list/delete, caches CRUD, all owned by the creating key;
 //! another key gets Google's 403 `PERMISSION_DENIED`, in a generate body too.
 //!
+//! Vertex AI express mode (`vertex`): `/v1beta1/publishers/google/models/{m}:`
+//! `generateContent`, `:streamGenerateContent`, `:countTokens` (also under
+//! `/v1/publishers/google`), answered as above with the same key behaviors,
+//! except that every `contents[]` entry must have a `role` (`user` or
+//! `model`; else Vertex's 400 `Please use a valid role: user, model.`) and
+//! other paths are a 404.
+//!
 //! Media (`media`): Imagen `POST models/imagen-*:predict` (`sampleCount`,
 //! `aspectRatio` → `predictions[].bytesBase64Encoded` PNGs); generate calls
 //! asking for `IMAGE` output check `imageConfig.aspectRatio` (and answer an
@@ -108,6 +115,7 @@ mod schema;
 mod server;
 #[cfg(test)]
 mod testutil;
+mod vertex;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -169,7 +169,10 @@ pub(crate) async fn handle_api(
         return Ok(res);
     }
     // Route.
-    let (version, rest) = if let Some(r) = strip_version(&path, "/v1beta") {
+    let vertex = crate::vertex::strip(&path);
+    let (version, rest) = if let Some(v) = vertex {
+        v
+    } else if let Some(r) = strip_version(&path, "/v1beta") {
         ("v1beta", r)
     } else if let Some(r) = strip_version(&path, "/v1") {
         ("v1", r)
@@ -178,12 +181,12 @@ pub(crate) async fn handle_api(
     };
     ctx.version = version;
     #[cfg(feature = "full")]
-    if let Some(oa) = rest.strip_prefix("/openai/") {
+    if let Some(oa) = rest.strip_prefix("/openai/").filter(|_| vertex.is_none()) {
         return openai_compat(&state, &parts.method, oa, api_key, body).await;
     }
     let route = match parse_route(rest) {
-        Some(r) => r,
-        None => return Ok(error_response(&ctx, err_route_not_found())),
+        Some(r) if vertex.is_none() || crate::vertex::serves(&r) => r,
+        _ => return Ok(error_response(&ctx, err_route_not_found())),
     };
     let want_post = matches!(route, Route::Call(..));
     if (want_post && parts.method != Method::POST) || (!want_post && parts.method != Method::GET) {
@@ -221,6 +224,11 @@ pub(crate) async fn handle_api(
             }
             #[cfg(feature = "full")]
             if let Err(e) = crate::files::check_generate(&state, &key, &body) {
+                return Ok(error_response(&ctx, e));
+            }
+            if vertex.is_some()
+                && let Err(e) = crate::vertex::check_roles(&body)
+            {
                 return Ok(error_response(&ctx, e));
             }
             let stream = StreamMode { sse, cut };

@@ -477,15 +477,15 @@ fn generation_config<'a>(
     };
     match opt(obj, "stop_sequences") {
         None => {}
+        // Checked only: the gateway matches them itself (`super::stop`),
+        // since Gemini does not say whether one ended its answer.
+        Some(Value::Array(list)) if list.len() <= MAX_STOP && list.iter().all(Value::is_string) => {
+        }
         Some(Value::Array(list)) if list.len() <= MAX_STOP => {
-            // Checked only: the gateway matches them itself (`super::stop`),
-            // since Gemini does not say whether one ended its answer.
-            if list.iter().any(|s| !s.is_string()) {
-                return Err(err(
-                    "stop_sequences",
-                    "`stop_sequences` must be an array of strings",
-                ));
-            }
+            return Err(err(
+                "stop_sequences",
+                "`stop_sequences` must be an array of strings",
+            ));
         }
         Some(_) => {
             return Err(err(

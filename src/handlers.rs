@@ -331,7 +331,7 @@ fn whole_answer(
         created,
         opts: &app.cfg().translate,
     };
-    let Some(out) = openai::response::translate_response_bytes(&bytes, &ctx) else {
+    let Some(out) = openai::response::translate_response_calls(&bytes, &ctx, call.one_call) else {
         return Err(GatewayError::BadAnswer(
             "Gemini answered with invalid JSON.".into(),
         ));
@@ -573,7 +573,8 @@ async fn feed(
         created,
         call.include_usage,
         &app.cfg().translate,
-    );
+    )
+    .first_call_only(call.one_call);
     let opened = match opened {
         Opened::Stream(s) => s,
         Opened::Whole(w) => {

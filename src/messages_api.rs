@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::answer::{LogInfo, read_whole, upstream_failed};
 use crate::anthropic::{
-    AnswerCtx, Step, StreamTranslator, count_body, model_of, prepare, translate_answer,
+    AnswerCtx, Assembler, Step, StreamTranslator, count_body, model_of, prepare, translate_answer,
 };
 use crate::app::App;
 use crate::body::{self, Body, ChannelBody};
@@ -223,7 +223,10 @@ pub async fn messages(
         note_dropped_search(&model);
     }
     log.model.clone_from(&model);
-    let path = if call.stream {
+    // Stop sequences are matched by the gateway, on Gemini's stream even for
+    // a whole answer, so that it can stop reading at the match.
+    let via_stream = call.stream || !call.stops.is_empty();
+    let path = if via_stream {
         app.upstream
             .path(&format!("/models/{model}:streamGenerateContent?alt=sse"))
     } else {
@@ -249,20 +252,21 @@ pub async fn messages(
     app.stats.retried(answer.attempts - 1);
     log.key = app.pool.masked(answer.key).to_string();
     let id = message_id();
-    if !call.stream {
+    if !via_stream {
         let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
         return whole(&app, answer, &id, &client);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;
     log.key = app.pool.masked(opened.key).to_string();
-    Ok(start_stream(
-        &app,
-        &model,
-        &id,
-        &client,
-        opened,
-        log.key.clone(),
-    ))
+    if !call.stream {
+        let ctx = AnswerCtx {
+            id: &id,
+            model: &client,
+        };
+        return whole_until_stop(&app, Assembler::new(&ctx, &call.stops), opened).await;
+    }
+    let tr = StreamTranslator::new(&id, &client).with_stops(&call.stops);
+    Ok(start_stream(&app, &model, tr, opened, log.key.clone()))
 }
 
 /// A non-streamed answer read whole: translated, the pool key redacted.
@@ -280,6 +284,74 @@ fn whole(
         ));
     };
     let out = crate::upstream::redact(Bytes::from(out), app.pool.key(answer.key));
+    let mut res = Response::new(body::full(out));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}
+
+/// A whole answer read from Gemini's stream (a request with stop
+/// sequences): read until a stop sequence matches, then the stream is
+/// dropped (so Gemini generates no further), or to its end; each read
+/// bounded by `STREAM_IDLE_TIMEOUT`. The tokens Gemini counted until then
+/// are the usage.
+async fn whole_until_stop(
+    app: &App,
+    mut whole: Assembler,
+    mut opened: OpenedStream,
+) -> Result<Response<Body>, GatewayError> {
+    let idle = app.cfg().stream_idle_timeout;
+    let mut events = std::mem::take(&mut opened.pending);
+    let broken = |m: &str| GatewayError::BadAnswer(m.to_string().into());
+    loop {
+        let mut done = false;
+        for ev in events.drain(..) {
+            if whole.on_event(&ev).map_err(|m| broken(&m))? {
+                done = true;
+                break;
+            }
+        }
+        if done {
+            break;
+        }
+        let wait = crate::longcall::clamp(idle);
+        let read = tokio::time::timeout(wait, opened.incoming.frame()).await;
+        match read {
+            Err(_) => return Err(GatewayError::AnswerTimeout),
+            Ok(None) => {
+                events.extend(opened.parser.finish());
+                let last = events
+                    .drain(..)
+                    .try_for_each(|ev| whole.on_event(&ev).map(drop));
+                last.map_err(|m| broken(&m))?;
+                break;
+            }
+            Ok(Some(Err(_))) => {
+                return Err(broken(
+                    "The connection to Gemini broke in the middle of the answer.",
+                ));
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    opened.meter.chunk(data);
+                    if opened.parser.push(data, &mut events).is_err() {
+                        return Err(broken("Gemini sent an event that is too large."));
+                    }
+                }
+            }
+        }
+    }
+    if !whole.complete() {
+        return Err(broken(
+            "Gemini's stream ended before its answer was complete.",
+        ));
+    }
+    let Some(out) = whole.message() else {
+        return Err(broken("Gemini answered with invalid JSON."));
+    };
+    let out = crate::upstream::redact(Bytes::from(out), app.pool.key(opened.key));
     let mut res = Response::new(body::full(out));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -333,13 +405,11 @@ pub async fn count_tokens(
 fn start_stream(
     app: &Arc<App>,
     model: &str,
-    id: &str,
-    client: &str,
+    mut tr: StreamTranslator,
     opened: OpenedStream,
     masked: String,
 ) -> Response<Body> {
     let (tx, out_body) = ChannelBody::pair(32);
-    let mut tr = StreamTranslator::new(id, client);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut ended = false;
     for ev in &opened.pending {

@@ -461,3 +461,89 @@ async fn token_array_embeddings_say_how_to_send_strings() {
     assert!(gw.state().requests().is_empty(), "nothing went upstream");
     gw.shutdown().await;
 }
+
+/// Two function tools; `[[calls=2]]` makes the fake call both in one turn.
+fn two_tools_chat(stream: bool, parallel: Option<bool>) -> Value {
+    let f = |name: &str| {
+        json!({"type": "function", "function": {"name": name,
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}})
+    };
+    let mut b = chat_body("both please [[calls=2]]");
+    b["tools"] = json!([f("first_tool"), f("second_tool")]);
+    b["stream"] = json!(stream);
+    if let Some(p) = parallel {
+        b["parallel_tool_calls"] = json!(p);
+    }
+    b
+}
+
+/// The tool calls of a chat answer, whole or streamed: `(index, name)`.
+fn chat_calls(r: &Answer, stream: bool) -> (Vec<(u64, String)>, Value) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    if !stream {
+        let v = r.json();
+        let calls = v["choices"][0]["message"]["tool_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as u64, c["function"]["name"].as_str().unwrap().into()))
+            .collect();
+        return (calls, v["choices"][0]["finish_reason"].clone());
+    }
+    let events = sse_events(&r.text());
+    let mut calls = Vec::new();
+    let mut finish = Value::Null;
+    for e in events.iter().filter(|e| *e != "[DONE]") {
+        let c: Value = serde_json::from_str(e).unwrap();
+        let Some(choice) = c["choices"].get(0) else {
+            continue;
+        };
+        for tc in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = tc["function"]["name"].as_str() {
+                calls.push((tc["index"].as_u64().unwrap(), name.to_string()));
+            }
+        }
+        if !choice["finish_reason"].is_null() {
+            finish = choice["finish_reason"].clone();
+        }
+    }
+    (calls, finish)
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_false_keeps_the_first_call() {
+    let gw = start(&[]).await;
+    for stream in [false, true] {
+        for parallel in [None, Some(true)] {
+            let r = post_json(
+                &gw,
+                "/v1/chat/completions",
+                &two_tools_chat(stream, parallel),
+            )
+            .await;
+            let (calls, finish) = chat_calls(&r, stream);
+            assert_eq!(calls.len(), 2, "{stream} {parallel:?}: {calls:?}");
+            assert_eq!(finish, "tool_calls");
+        }
+        let r = post_json(
+            &gw,
+            "/v1/chat/completions",
+            &two_tools_chat(stream, Some(false)),
+        )
+        .await;
+        let (calls, finish) = chat_calls(&r, stream);
+        assert_eq!(calls, vec![(0, "first_tool".to_string())], "{stream}");
+        assert_eq!(finish, "tool_calls");
+    }
+    let mut bad = two_tools_chat(false, None);
+    bad["parallel_tool_calls"] = json!("no");
+    let r = post_json(&gw, "/v1/chat/completions", &bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["param"], "parallel_tool_calls");
+    gw.shutdown().await;
+}

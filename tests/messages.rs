@@ -154,8 +154,9 @@ async fn plain_message_with_alias_and_ignored_members() {
     assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
     assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
     let (path, g) = gemini_bodies(&gw).pop().unwrap();
+    // With stop sequences, a whole answer is read from Gemini's stream.
     assert!(
-        path.ends_with("/models/gemini-2.5-pro:generateContent"),
+        path.ends_with("/models/gemini-2.5-pro:streamGenerateContent"),
         "{path}"
     );
     assert_eq!(
@@ -172,7 +173,8 @@ async fn plain_message_with_alias_and_ignored_members() {
         ),
         (json!(0.5), json!(0.9), json!(40))
     );
-    assert_eq!(gc["stopSequences"], json!(["END"]));
+    // Matched by the gateway, not sent (Gemini would not say it stopped on one).
+    assert!(gc["stopSequences"].is_null(), "{gc}");
     assert_eq!(g["safetySettings"][0]["threshold"], "OFF");
     // Haiku → Flash; max_tokens clamped to the model's output limit.
     let r = post_msg(
@@ -395,6 +397,118 @@ async fn a_stream_cut_after_its_first_byte_ends_with_an_error_event() {
     assert_eq!(name, "error", "{evs:?}");
     assert_eq!(data["error"]["type"], "api_error");
     assert!(evs.iter().all(|(n, _)| n != "message_stop"));
+    gw.shutdown().await;
+}
+
+/// `(text of the text blocks, stop_reason, stop_sequence)` of a whole message.
+fn outcome(v: &Value) -> (String, Value, Value) {
+    let text = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .map(|b| b["text"].as_str().unwrap())
+        .collect();
+    (text, v["stop_reason"].clone(), v["stop_sequence"].clone())
+}
+
+/// The same for a stream (checked well formed, ending in `message_stop`).
+fn streamed_outcome(body: &str) -> (String, Value, Value) {
+    let evs = events(body);
+    let blocks = well_formed(&evs);
+    assert_eq!(evs.last().unwrap().0, "message_stop", "{evs:?}");
+    let delta = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let v = json!({"content": blocks, "stop_reason": delta["delta"]["stop_reason"],
+        "stop_sequence": delta["delta"]["stop_sequence"]});
+    outcome(&v)
+}
+
+#[tokio::test]
+async fn stop_sequences_are_matched_by_the_gateway_across_deltas() {
+    let gw = start(&[]).await;
+    // The fake streams 4 words an event: "Echo: alpha beta gamma " and
+    // "delta epsilon zeta", so "gamma delta" straddles two deltas.
+    let mut b = simple("gemini-2.5-flash", "alpha beta gamma delta epsilon zeta");
+    b["stop_sequences"] = json!(["nowhere", "gamma delta", "zeta"]);
+    b["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    // Text in thinking blocks is not matched ("Considering the question.").
+    b["stop_sequences"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("Considering"));
+    let want = (
+        "Echo: alpha beta ".to_string(),
+        json!("stop_sequence"),
+        json!("gamma delta"),
+    );
+    let whole = post_msg(&gw, "/v1/messages", &b).await;
+    assert_eq!(whole.status, StatusCode::OK, "{}", whole.text());
+    let v = whole.json();
+    assert_eq!(outcome(&v), want, "{v}");
+    assert_eq!(v["content"][0]["type"], "thinking");
+    assert!(
+        v["content"][0]["thinking"]
+            .as_str()
+            .unwrap()
+            .contains("Considering")
+    );
+    assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let (path, g) = gemini_bodies(&gw).pop().unwrap();
+    assert!(path.contains(":streamGenerateContent"), "{path}");
+    assert!(g["generationConfig"]["stopSequences"].is_null());
+    b["stream"] = json!(true);
+    let r = post_msg(&gw, "/v1/messages", &b).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(streamed_outcome(&r.text()), want);
+    let (_, g) = gemini_bodies(&gw).pop().unwrap();
+    assert!(g["generationConfig"]["stopSequences"].is_null());
+    // No match: every word, held-back text flushed, `end_turn`.
+    b["stop_sequences"] = json!(["zeta!", "nowhere"]);
+    let all = (
+        "Echo: alpha beta gamma delta epsilon zeta".to_string(),
+        json!("end_turn"),
+        Value::Null,
+    );
+    let r = post_msg(&gw, "/v1/messages", &b).await;
+    assert_eq!(streamed_outcome(&r.text()), all);
+    b["stream"] = json!(false);
+    let v = post_msg(&gw, "/v1/messages", &b).await.json();
+    assert_eq!(outcome(&v), all, "{v}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stop_sequence_ends_the_upstream_stream() {
+    let gw = start(&[]).await;
+    // 40 words, one every 60 ms: read to the end, 2.4 s.
+    let mut b = simple("gemini-2.5-flash", "[[events=40 gap=60]]");
+    b["stop_sequences"] = json!(["sit amet"]);
+    for stream in [false, true] {
+        b["stream"] = json!(stream);
+        let t = std::time::Instant::now();
+        let r = post_msg(&gw, "/v1/messages", &b).await;
+        let text = r.text();
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(1500),
+            "{stream}: {:?}",
+            t.elapsed()
+        );
+        let got = if stream {
+            streamed_outcome(&text)
+        } else {
+            outcome(&r.json())
+        };
+        assert_eq!(
+            got,
+            (
+                "lorem ipsum dolor ".to_string(),
+                json!("stop_sequence"),
+                json!("sit amet")
+            ),
+            "{text}"
+        );
+    }
     gw.shutdown().await;
 }
 

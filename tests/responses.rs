@@ -729,3 +729,96 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Two function tools; `[[calls=2]]` makes the fake call both in one turn.
+fn two_tools_response(stream: bool, parallel: Option<bool>) -> Value {
+    let f = |name: &str| {
+        json!({"type": "function", "name": name,
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}})
+    };
+    let mut b = json!({"model": "gemini-2.5-flash", "input": "both please [[calls=2]]",
+        "tools": [f("first_tool"), f("second_tool")], "stream": stream, "store": false});
+    if let Some(p) = parallel {
+        b["parallel_tool_calls"] = json!(p);
+    }
+    b
+}
+
+/// The finished response of a whole or streamed answer.
+fn final_response(r: &Answer, stream: bool) -> Value {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    if stream {
+        check_sequence(&events(&r.text()))
+    } else {
+        r.json()
+    }
+}
+
+fn call_names(resp: &Value) -> Vec<String> {
+    resp["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_false_keeps_the_first_call() {
+    let gw = start(&[]).await;
+    for stream in [false, true] {
+        for parallel in [None, Some(true)] {
+            let r = post_json(&gw, "/v1/responses", &two_tools_response(stream, parallel)).await;
+            let resp = final_response(&r, stream);
+            assert_eq!(call_names(&resp).len(), 2, "{stream} {parallel:?}: {resp}");
+        }
+        let r = post_json(
+            &gw,
+            "/v1/responses",
+            &two_tools_response(stream, Some(false)),
+        )
+        .await;
+        let resp = final_response(&r, stream);
+        assert_eq!(call_names(&resp), ["first_tool"], "{stream}: {resp}");
+        assert_eq!(resp["parallel_tool_calls"], false);
+        assert_eq!(resp["status"], "completed");
+        if stream {
+            let evs = events(&r.text());
+            let args_done = evs
+                .iter()
+                .filter(|(n, _)| n == "response.function_call_arguments.done")
+                .count();
+            assert_eq!(args_done, 1);
+        }
+    }
+    // The one call answered: Gemini (the fake) accepts the turn.
+    let first = post_json(
+        &gw,
+        "/v1/responses",
+        &two_tools_response(false, Some(false)),
+    )
+    .await;
+    let out = first.json()["output"].as_array().unwrap().clone();
+    let call = out.iter().find(|i| i["type"] == "function_call").unwrap();
+    let mut input = vec![json!({"role": "user", "content": "both please"})];
+    input.extend(out.iter().cloned());
+    input.push(
+        json!({"type": "function_call_output", "call_id": call["call_id"], "output": "done"}),
+    );
+    let mut next = two_tools_response(false, Some(false));
+    next["input"] = json!(input);
+    let r = post_json(&gw, "/v1/responses", &next).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(
+        r.json()["output_text"]
+            .as_str()
+            .unwrap()
+            .contains("first_tool returned")
+    );
+    let mut bad = two_tools_response(false, None);
+    bad["parallel_tool_calls"] = json!("no");
+    let r = post_json(&gw, "/v1/responses", &bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["param"], "parallel_tool_calls");
+}

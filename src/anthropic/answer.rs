@@ -17,8 +17,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::stop::StopMatcher;
 use super::{encode_signature, stop_reason, token_counts, usage_json};
-use crate::gemini::types::{GenerateContentResponse, Part, PartKind};
+use crate::gemini::types::{BlockReason, FinishReason, GenerateContentResponse, Part, PartKind};
 
 /// Where [`Blocks`] puts what it makes: the stream writes events, a whole
 /// answer collects the blocks.
@@ -52,6 +53,10 @@ pub struct Blocks {
     pub calls: usize,
     /// Seed of generated `tool_use` ids.
     seed: String,
+    /// The request's stop sequences, matched in the visible text.
+    stops: Option<StopMatcher>,
+    /// The stop sequence that ended the answer; later parts are dropped.
+    stopped: Option<String>,
 }
 
 impl Blocks {
@@ -62,7 +67,21 @@ impl Blocks {
             open: Open::Nothing,
             calls: 0,
             seed: seed.chars().take(64).collect(),
+            stops: None,
+            stopped: None,
         }
+    }
+
+    /// Match `stops` (the request's `stop_sequences`) in the text blocks:
+    /// the text is cut at the first match and every part after it dropped.
+    pub fn with_stops(mut self, stops: &[String]) -> Self {
+        self.stops = StopMatcher::new(stops);
+        self
+    }
+
+    /// The stop sequence that ended the answer, once one was matched.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
     }
 
     /// Blocks opened so far.
@@ -80,6 +99,11 @@ impl Blocks {
     /// Close the open thinking block with Gemini's signature `sig` (else one
     /// seen before, else the marker); close an open text block.
     fn close_with(&mut self, sig: Option<&str>, sink: &mut dyn Sink) {
+        // Text held back for a stop sequence is text: a block after it
+        // (or the end) shows it does not start one.
+        if let Some(held) = self.stops.as_mut().map(StopMatcher::flush) {
+            self.write_text(&held, sink);
+        }
         match std::mem::replace(&mut self.open, Open::Nothing) {
             Open::Nothing => {}
             Open::Text(i) => sink.stop(i),
@@ -99,11 +123,37 @@ impl Blocks {
         self.close_with(None, sink);
     }
 
-    /// Add text to a text block (opening one after any other block).
+    /// Add visible text, matching the stop sequences in it.
     fn text(&mut self, t: &str, sig: Option<&str>, sink: &mut dyn Sink) {
         if let Open::Thinking(..) = self.open {
             self.close_with(sig, sink);
         }
+        let Some(stops) = self.stops.as_mut() else {
+            self.write_text(t, sink);
+            return;
+        };
+        let (out, hit) = stops.push(t);
+        self.write_text(&out, sink);
+        if hit.is_some() {
+            self.stops = None;
+            self.stopped = hit;
+        }
+    }
+
+    /// Add text that is not matched against the stop sequences (code
+    /// execution), after any text held back for them.
+    fn raw_text(&mut self, t: &str, sig: Option<&str>, sink: &mut dyn Sink) {
+        if let Open::Thinking(..) = self.open {
+            self.close_with(sig, sink);
+        }
+        if let Some(held) = self.stops.as_mut().map(StopMatcher::flush) {
+            self.write_text(&held, sink);
+        }
+        self.write_text(t, sink);
+    }
+
+    /// Add text to the open text block, opening one if none is.
+    fn write_text(&mut self, t: &str, sink: &mut dyn Sink) {
         if t.is_empty() {
             return;
         }
@@ -120,6 +170,9 @@ impl Blocks {
 
     /// One Gemini part.
     pub fn part(&mut self, p: &Part, sink: &mut dyn Sink) {
+        if self.stopped.is_some() {
+            return;
+        }
         let sig = p.signature();
         match p.kind() {
             PartKind::Thought(t) => {
@@ -184,11 +237,11 @@ impl Blocks {
                     .unwrap_or("python")
                     .to_ascii_lowercase();
                 let code = c.code.as_deref().unwrap_or("");
-                self.text(&format!("\n```{lang}\n{code}\n```\n"), sig, sink);
+                self.raw_text(&format!("\n```{lang}\n{code}\n```\n"), sig, sink);
             }
             PartKind::CodeExecutionResult(r) => {
                 let out = r.output.as_deref().unwrap_or("");
-                self.text(&format!("\n```\n{out}\n```\n"), sig, sink);
+                self.raw_text(&format!("\n```\n{out}\n```\n"), sig, sink);
             }
             _ => {
                 if let (Some(s), Open::Thinking(_, seen)) = (sig, &mut self.open) {
@@ -270,31 +323,121 @@ pub struct AnswerCtx<'a> {
     pub model: &'a str,
 }
 
+/// A whole message assembled from Gemini answers, fed in order: one whole
+/// answer, or the events of a stream read to its end or to a stop sequence
+/// (so Gemini generates nothing past the stop).
+pub struct Assembler {
+    /// The message id.
+    id: String,
+    /// The model as the client named it.
+    model: String,
+    /// The content blocks.
+    blocks: Blocks,
+    /// What the blocks are collected in.
+    sink: Collect,
+    /// Gemini's finish reason, once seen.
+    finish: Option<FinishReason<'static>>,
+    /// The prompt was blocked.
+    blocked: Option<BlockReason<'static>>,
+    /// The last usage Gemini reported (its counts are cumulative).
+    usage: (u64, u64, u64),
+}
+
+impl Assembler {
+    /// An empty message; `stops` are the request's stop sequences.
+    pub fn new(ctx: &AnswerCtx, stops: &[String]) -> Self {
+        Assembler {
+            id: ctx.id.to_string(),
+            model: ctx.model.to_string(),
+            blocks: Blocks::new(ctx.id).with_stops(stops),
+            sink: Collect::default(),
+            finish: None,
+            blocked: None,
+            usage: (0, 0, 0),
+        }
+    }
+
+    /// One Gemini answer (or stream event); whether the message is over
+    /// because a stop sequence matched (read no further).
+    pub fn feed(&mut self, resp: &GenerateContentResponse) -> bool {
+        if let Some(u) = resp.usage_metadata.as_ref() {
+            self.usage = token_counts(Some(u));
+        }
+        if let Some(c) = resp.candidates.first() {
+            for p in c.parts() {
+                self.blocks.part(p, &mut self.sink);
+            }
+            if let Some(f) = &c.finish_reason {
+                self.finish = Some(FinishReason::from_text(f.as_str().to_string().into()));
+            }
+        }
+        if let Some(b) = resp
+            .prompt_feedback
+            .as_ref()
+            .and_then(|f| f.block_reason.as_ref())
+        {
+            self.blocked = Some(BlockReason::from_text(b.as_str().to_string().into()));
+        }
+        self.blocks.stopped().is_some()
+    }
+
+    /// One event of a Gemini stream (the JSON of a `data:` line): whether
+    /// the message is over (a stop sequence matched); `Err` with Gemini's
+    /// message (keys masked) when the event is an error. Events that are
+    /// not answers are skipped.
+    pub fn on_event(&mut self, event: &str) -> Result<bool, String> {
+        match serde_json::from_str::<GenerateContentResponse>(event) {
+            Ok(r) => match r.extra.get("error") {
+                None => Ok(self.feed(&r)),
+                Some(e) => {
+                    let v: Value = serde_json::from_str(e.get()).unwrap_or(Value::Null);
+                    let m = v.get("message").and_then(Value::as_str);
+                    Err(crate::openai::error::scrub(
+                        m.unwrap_or("Gemini's stream failed."),
+                    ))
+                }
+            },
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Whether the answer is complete: Gemini said how it ended (a finish
+    /// reason, a blocked prompt) or a stop sequence matched.
+    pub fn complete(&self) -> bool {
+        self.finish.is_some() || self.blocked.is_some() || self.blocks.stopped().is_some()
+    }
+
+    /// The `message` object (JSON bytes).
+    pub fn message(mut self) -> Option<Vec<u8>> {
+        self.blocks.close(&mut self.sink);
+        let stopped = self.blocks.stopped().map(str::to_string);
+        let reason = match stopped {
+            Some(_) => "stop_sequence",
+            None => stop_reason(
+                self.finish.as_ref(),
+                self.blocked.as_ref(),
+                self.blocks.calls > 0,
+            ),
+        };
+        let message = json!({
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": self.sink.content,
+            "stop_reason": reason,
+            "stop_sequence": stopped,
+            "usage": usage_json(self.usage),
+        });
+        serde_json::to_vec(&message).ok()
+    }
+}
+
 /// A whole Gemini answer as Anthropic's `message` object (JSON bytes);
 /// `None` when the bytes are not a Gemini answer.
 pub fn translate_answer(gemini: &[u8], ctx: &AnswerCtx) -> Option<Vec<u8>> {
     let resp: GenerateContentResponse = serde_json::from_slice(gemini).ok()?;
-    let mut blocks = Blocks::new(ctx.id);
-    let mut sink = Collect::default();
-    let candidate = resp.candidates.first();
-    for p in candidate.map_or(&[][..], |c| c.parts()) {
-        blocks.part(p, &mut sink);
-    }
-    blocks.close(&mut sink);
-    let blocked = resp
-        .prompt_feedback
-        .as_ref()
-        .and_then(|f| f.block_reason.as_ref());
-    let finish = candidate.and_then(|c| c.finish_reason.as_ref());
-    let message = json!({
-        "id": ctx.id,
-        "type": "message",
-        "role": "assistant",
-        "model": ctx.model,
-        "content": sink.content,
-        "stop_reason": stop_reason(finish, blocked, blocks.calls > 0),
-        "stop_sequence": null,
-        "usage": usage_json(token_counts(resp.usage_metadata.as_ref())),
-    });
-    serde_json::to_vec(&message).ok()
+    let mut whole = Assembler::new(ctx, &[]);
+    whole.feed(&resp);
+    whole.message()
 }

@@ -10,6 +10,8 @@
 //!   assembler ([`answer::Blocks`]) the stream shares, so a streamed answer
 //!   and a whole one are made of the same blocks.
 //! * [`stream`] — Gemini SSE events → Anthropic's event sequence.
+//! * [`stop`] — `stop_sequences` matched by the gateway (Gemini does not
+//!   report them), in whole answers and streams alike.
 //!
 //! Owns the things both directions share: the thought-signature carrier
 //! (Gemini's `thoughtSignature` rides in a `thinking` block's `signature`,
@@ -19,12 +21,13 @@
 pub mod answer;
 mod messages;
 pub mod request;
+pub mod stop;
 pub mod stream;
 
 #[cfg(test)]
 mod tests;
 
-pub use answer::{AnswerCtx, translate_answer};
+pub use answer::{AnswerCtx, Assembler, translate_answer};
 pub use request::{Prepared, count_body, model_of, prepare};
 pub use stream::{Step, StreamTranslator};
 
@@ -58,8 +61,8 @@ pub fn decode_signature(s: &str) -> Option<&str> {
 /// Anthropic's `stop_reason` for how Gemini stopped: a prompt that was
 /// blocked and the safety-type reasons are `refusal`, `MAX_TOKENS` is
 /// `max_tokens`, a turn with tool calls is `tool_use`, anything else
-/// `end_turn` (Gemini does not say whether a stop sequence ended the
-/// answer, so `stop_sequence` is never reported).
+/// `end_turn`. (`stop_sequence` is decided by the gateway's own matching,
+/// [`stop`]: Gemini does not say whether a stop sequence ended its answer.)
 pub fn stop_reason(
     finish: Option<&FinishReason>,
     blocked: Option<&BlockReason>,

@@ -3,7 +3,8 @@
 //! Owns [`prepare`] (the body as bytes, what the handler sends), [`count_body`]
 //! (the `countTokens` body for `/v1/messages/count_tokens`), [`model_of`] and
 //! the top-level members: `system`, `tools` / `tool_choice`, `max_tokens`
-//! (clamped to the model's output limit), sampling, `stop_sequences`,
+//! (clamped to the model's output limit), sampling, `stop_sequences`
+//! (checked and handed back in [`Prepared::stops`], not sent to Gemini),
 //! `thinking` / `output_config` → `thinkingConfig`, `output_config.format`.
 //! The messages themselves are converted in `messages` beside it.
 //! Members with no Gemini meaning (`metadata`, `cache_control`,
@@ -75,6 +76,9 @@ const KNOWN: &[&str] = &[
 pub struct Prepared {
     /// `stream: true` was requested.
     pub stream: bool,
+    /// The stop sequences (`stop_sequences`, empty ones left out): not sent
+    /// to Gemini but matched by the gateway ([`super::stop::StopMatcher`]).
+    pub stops: Vec<String>,
     /// The Gemini body, as JSON bytes.
     pub body: Vec<u8>,
     /// Top-level member names the gateway does not know (at most a few),
@@ -128,6 +132,7 @@ pub fn prepare(
         serde_json::to_vec(&body).map_err(|_| err("body", "the request cannot be serialized"))?;
     Ok(Prepared {
         stream,
+        stops: super::stop::sequences(req),
         body: bytes,
         unknown: unknown_members(obj),
         search_dropped: search_dropped(obj, model),
@@ -472,20 +477,15 @@ fn generation_config<'a>(
     };
     match opt(obj, "stop_sequences") {
         None => {}
+        // Checked only: the gateway matches them itself (`super::stop`),
+        // since Gemini does not say whether one ended its answer.
+        Some(Value::Array(list)) if list.len() <= MAX_STOP && list.iter().all(Value::is_string) => {
+        }
         Some(Value::Array(list)) if list.len() <= MAX_STOP => {
-            let mut stops = Vec::with_capacity(list.len());
-            for s in list {
-                let s = s.as_str().ok_or_else(|| {
-                    err(
-                        "stop_sequences",
-                        "`stop_sequences` must be an array of strings",
-                    )
-                })?;
-                stops.push(Cow::Borrowed(s));
-            }
-            if !stops.is_empty() {
-                gc.stop_sequences = Some(stops);
-            }
+            return Err(err(
+                "stop_sequences",
+                "`stop_sequences` must be an array of strings",
+            ));
         }
         Some(_) => {
             return Err(err(

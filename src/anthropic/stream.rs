@@ -20,7 +20,8 @@ use crate::gemini::types::{BlockReason, FinishReason, GenerateContentResponse};
 pub enum Step {
     /// Keep reading.
     Continue,
-    /// The stream is over (an error event was written).
+    /// The stream is over (an error event was written, or a stop sequence
+    /// matched and the closing events were): read no further.
     Ended,
 }
 
@@ -75,6 +76,14 @@ pub struct StreamTranslator {
 }
 
 impl StreamTranslator {
+    /// Match `stops` (the request's `stop_sequences`) in the text: at the
+    /// first match the text is cut, the message ends with `stop_reason:
+    /// "stop_sequence"` and [`Self::on_event`] answers [`Step::Ended`].
+    pub fn with_stops(mut self, stops: &[String]) -> Self {
+        self.blocks = Blocks::new(&self.id).with_stops(stops);
+        self
+    }
+
     /// A translator for message `id`, answering as `model`.
     pub fn new(id: &str, model: &str) -> Self {
         StreamTranslator {
@@ -137,6 +146,10 @@ impl StreamTranslator {
         {
             self.blocked = Some(BlockReason::from_text(b.as_str().to_string().into()));
         }
+        if self.blocks.stopped().is_some() {
+            self.finish(out);
+            return Step::Ended;
+        }
         Step::Continue
     }
 
@@ -193,8 +206,8 @@ impl StreamTranslator {
         }
     }
 
-    /// The upstream body ended: close the open block, then `message_delta`
-    /// and `message_stop`; a stream that ended without Gemini's finish
+    /// The upstream body ended (or a stop sequence matched): close the open
+    /// block, then `message_delta` and `message_stop`; a stream that ended without Gemini's finish
     /// reason (cut short) ends with an `error` event instead.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if self.ended {
@@ -202,7 +215,8 @@ impl StreamTranslator {
         }
         self.start(out);
         self.blocks.close(&mut Events(out));
-        if self.finish.is_none() && self.blocked.is_none() {
+        let stopped = self.blocks.stopped().map(str::to_string);
+        if self.finish.is_none() && self.blocked.is_none() && stopped.is_none() {
             self.fail(
                 "Gemini's stream ended before its answer was complete.",
                 "api_error",
@@ -211,18 +225,21 @@ impl StreamTranslator {
             return;
         }
         self.ended = true;
-        let reason = stop_reason(
-            self.finish.as_ref(),
-            self.blocked.as_ref(),
-            self.blocks.calls > 0,
-        );
+        let reason = match stopped {
+            Some(_) => "stop_sequence",
+            None => stop_reason(
+                self.finish.as_ref(),
+                self.blocked.as_ref(),
+                self.blocks.calls > 0,
+            ),
+        };
         let mut usage = usage_json(self.usage);
         if let Some(u) = usage.as_object_mut() {
             // Anthropic's message_delta counts are cumulative.
             u.remove("cache_creation_input_tokens");
         }
         let data = json!({"type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": null}, "usage": usage});
+            "delta": {"stop_reason": reason, "stop_sequence": stopped}, "usage": usage});
         write_event(out, "message_delta", &data);
         write_event(out, "message_stop", &json!({"type": "message_stop"}));
     }

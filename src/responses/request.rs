@@ -75,6 +75,9 @@ pub struct Settings {
     pub summary: bool,
     /// `previous_response_id`, as sent.
     pub previous: Option<String>,
+    /// `parallel_tool_calls: false`: Gemini cannot be told, so the output
+    /// keeps only the first function call of the turn.
+    pub one_call: bool,
     /// Echoed members of the response object (`instructions`, `tools`,
     /// `tool_choice`, `temperature`, …; `null` when unset).
     pub echo: Map<String, Value>,
@@ -178,6 +181,7 @@ pub fn head(obj: &Map<String, Value>) -> Result<Settings, TranslateError> {
         store: flag("store", true)?,
         encrypted,
         previous,
+        one_call: !flag("parallel_tool_calls", true)?,
         ..Settings::default()
     })
 }

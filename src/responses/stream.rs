@@ -63,6 +63,8 @@ pub struct Assembler {
     done: bool,
     /// Item counter for ids.
     items: usize,
+    /// `function_call` items made.
+    calls: usize,
 }
 
 impl Assembler {
@@ -82,6 +84,7 @@ impl Assembler {
             started: false,
             done: false,
             items: 0,
+            calls: 0,
         }
     }
 
@@ -195,7 +198,10 @@ impl Assembler {
                     self.reasoning_delta(t, out);
                 }
                 PartKind::Text(t) => self.text_delta(t, out),
+                // `parallel_tool_calls: false`: the turn's first call only.
+                PartKind::FunctionCall(_) if self.settings.one_call && self.calls > 0 => {}
                 PartKind::FunctionCall(fc) => {
+                    self.calls += 1;
                     let name = fc.name.as_deref().unwrap_or("");
                     let args = fc
                         .args

@@ -96,6 +96,28 @@ def test_tool_round_trip_with_thinking_across_turns(client):
     assert second.stop_reason == "end_turn"
 
 
+def test_stop_sequences(client):
+    # The fake streams "Echo: alpha beta gamma " then "delta epsilon zeta":
+    # the sequence straddles two deltas; Gemini is never told about it.
+    msgs = [{"role": "user", "content": "alpha beta gamma delta epsilon zeta"}]
+    r = client.messages.create(model="gemini-2.5-flash", max_tokens=256,
+                               stop_sequences=["gamma delta"], messages=msgs)
+    assert r.stop_reason == "stop_sequence"
+    assert r.stop_sequence == "gamma delta"
+    assert r.content[0].text == "Echo: alpha beta "
+    with client.messages.stream(model="gemini-2.5-flash", max_tokens=256,
+                                stop_sequences=["nope", "gamma delta"], messages=msgs) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Echo: alpha beta "
+    assert final.stop_reason == "stop_sequence"
+    assert final.stop_sequence == "gamma delta"
+    r = client.messages.create(model="gemini-2.5-flash", max_tokens=256,
+                               stop_sequences=["nowhere"], messages=msgs)
+    assert r.stop_reason == "end_turn" and r.stop_sequence is None
+    assert r.content[0].text == "Echo: alpha beta gamma delta epsilon zeta"
+
+
 def test_image(client):
     r = client.messages.create(
         model="gemini-2.5-flash", max_tokens=256,

@@ -1,6 +1,6 @@
 //! `[[k=v ...]]` directives in the last user text, which drive the answer:
 //! `status`, `events`/`gap`, `first`, `words`, `block`, `empty`, `finish`,
-//! `image`, `call`, `nocall`; and the
+//! `image`, `call`, `calls`, `nocall`; and the
 //! lorem-ipsum words of generated texts.
 
 // ---------------------------------------------------------------------------
@@ -18,6 +18,9 @@ pub(crate) struct Directives {
     pub(crate) image: bool,
     /// Call this declared function (instead of the first allowed one).
     pub(crate) call: Option<String>,
+    /// `calls=N`: call the first N allowed declared functions in one turn
+    /// (parallel calls; only the first carries a thought signature).
+    pub(crate) calls: Option<usize>,
     /// Answer with text even when functions are declared.
     pub(crate) nocall: bool,
     /// `first=MS`: silence before the first event (non-stream: before the headers).
@@ -89,6 +92,10 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
             },
             "image" if v.is_empty() => next.image = true,
             "nocall" if v.is_empty() => next.nocall = true,
+            "calls" => match v.parse::<usize>() {
+                Ok(n) if (1..=16).contains(&n) => next.calls = Some(n),
+                _ => return false,
+            },
             "call"
                 if !v.is_empty()
                     && v.bytes()
@@ -114,6 +121,7 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
     d.image |= next.image;
     d.nocall |= next.nocall;
     d.call = next.call.or(d.call.take());
+    d.calls = next.calls.or(d.calls);
     d.finish = next.finish.or(d.finish.take());
     true
 }

@@ -172,6 +172,30 @@ pub(crate) fn pick_function(req: &Value, model: &str, only: Option<&str>) -> Opt
     Some(OutPart::Call { name, args, sig })
 }
 
+/// `calls=N`: N − 1 more allowed declared functions (other than `first`),
+/// called in the same turn (Gemini signs only the first call of a turn).
+fn more_functions(req: &Value, first: &str, n: usize) -> Vec<OutPart> {
+    let names: Vec<String> = arr(req.get("tools"))
+        .iter()
+        .flat_map(|t| arr(field(t, "functionDeclarations", "function_declarations")))
+        .filter_map(|d| d.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    names
+        .iter()
+        .filter(|name| *name != first)
+        .take(n.saturating_sub(1))
+        .filter_map(|name| pick_function(req, "", Some(name)))
+        .map(|p| match p {
+            OutPart::Call { name, args, .. } => OutPart::Call {
+                name,
+                args,
+                sig: None,
+            },
+            other => other,
+        })
+        .collect()
+}
+
 pub(crate) fn has_tool(req: &Value, names: &[(&str, &str)]) -> bool {
     arr(req.get("tools"))
         .iter()
@@ -291,7 +315,14 @@ pub(crate) fn plan_generate(
         .flatten()
     {
         plan.has_call = true;
+        let first = match &call {
+            OutPart::Call { name, .. } => name.clone(),
+            _ => String::new(),
+        };
         plan.parts.push(call);
+        if let Some(n) = d.calls {
+            plan.parts.extend(more_functions(req, &first, n));
+        }
     } else if json_mode {
         plan.prefix = false;
         let schema = [
@@ -583,6 +614,17 @@ mod tests {
         body["contents"][0]["parts"][0]["text"] = json!("just talk [[nocall]]");
         let v = post(&fake, GEN, "k", &body).await.json();
         assert_eq!(text_of(&v, 0), "Echo: just talk");
+        // Parallel calls: every declared function, the first one signed.
+        body["contents"][0]["parts"][0]["text"] = json!("both [[calls=2]]");
+        let v = post(&fake, GEN, "k", &body).await.json();
+        let parts = v["candidates"][0]["content"]["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 2, "{v}");
+        assert!(parts[0]["thoughtSignature"].is_string());
+        assert!(parts[1]["thoughtSignature"].is_null());
+        assert_ne!(
+            parts[0]["functionCall"]["name"],
+            parts[1]["functionCall"]["name"]
+        );
     }
 
     #[tokio::test]

@@ -84,6 +84,9 @@ pub struct PreparedCall {
     pub stream: bool,
     /// `stream_options.include_usage` was true.
     pub include_usage: bool,
+    /// `parallel_tool_calls: false`: Gemini cannot be told, so the answer
+    /// keeps only the first function call of the turn.
+    pub one_call: bool,
     /// The Gemini `generateContent` request body, as JSON bytes.
     pub body: Vec<u8>,
 }
@@ -105,6 +108,7 @@ pub fn prepare_request(req: &Value, opts: &Options) -> Result<PreparedCall, Tran
         client_model: head.client_model.to_string(),
         stream: head.stream,
         include_usage: head.include_usage,
+        one_call: head.one_call,
         body: bytes,
     })
 }
@@ -200,11 +204,14 @@ struct Head<'a> {
     stream: bool,
     /// `stream_options.include_usage`.
     include_usage: bool,
+    /// `parallel_tool_calls: false`.
+    one_call: bool,
     /// `extra_body.google` / `google`.
     google: Google<'a>,
 }
 
-/// Validate `model`, `stream`, `stream_options` and the Gemini extension.
+/// Validate `model`, `stream`, `stream_options`, `parallel_tool_calls` and
+/// the Gemini extension.
 fn head(obj: &Map<String, Value>) -> Result<Head<'_>, TranslateError> {
     let client_model = match obj.get("model") {
         Some(Value::String(s)) if !bare_model(s).is_empty() => bare_model(s),
@@ -229,11 +236,22 @@ fn head(obj: &Map<String, Value>) -> Result<Head<'_>, TranslateError> {
         },
         Some(_) => return Err(err("stream_options", "`stream_options` must be an object")),
     };
+    let one_call = match opt(obj, "parallel_tool_calls") {
+        None => false,
+        Some(Value::Bool(b)) => !*b,
+        Some(_) => {
+            return Err(err(
+                "parallel_tool_calls",
+                "`parallel_tool_calls` must be a boolean",
+            ));
+        }
+    };
     Ok(Head {
         client_model,
         suffix: split_suffixes(client_model),
         stream,
         include_usage,
+        one_call,
         google: google_extension(obj)?,
     })
 }

@@ -25,12 +25,15 @@ fn push<'a>(acc: &mut Cow<'a, str>, t: &'a str) {
     }
 }
 
-/// One candidate (at position `pos` of the answer) as an OpenAI `choice`.
+/// One candidate (at position `pos` of the answer) as an OpenAI `choice`;
+/// with `one_call` (`parallel_tool_calls: false`) only its first function
+/// call is kept.
 pub(super) fn translate_candidate<'a>(
     cand: &'a Candidate<'a>,
     pos: u64,
     response_id: &str,
     opts: &Options,
+    one_call: bool,
 ) -> Choice<'a> {
     let index = cand.index.unwrap_or(pos);
     let parts = cand.parts();
@@ -65,6 +68,7 @@ pub(super) fn translate_candidate<'a>(
                     push(&mut reasoning, t);
                 }
             }
+            Piece::Call(_) if one_call && !tool_calls.is_empty() => {}
             Piece::Call(call) => {
                 let position = tool_calls.len() as u64;
                 let sig = call.signature.or_else(|| {

@@ -72,6 +72,17 @@ pub struct ResponseCtx<'a> {
 /// says the prompt was blocked, else `stop`). Without a `responseId` the
 /// id is `chatcmpl-` + an FNV-1a hash of the answer bytes.
 pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
+    translate_response_calls(gemini, ctx, false)
+}
+
+/// [`translate_response_bytes`]; with `one_call` (the request's
+/// `parallel_tool_calls: false`, which Gemini cannot be told) each choice
+/// keeps only the first function call of its turn.
+pub fn translate_response_calls(
+    gemini: &[u8],
+    ctx: &ResponseCtx,
+    one_call: bool,
+) -> Option<Vec<u8>> {
     // One UTF-8 check over the whole answer is cheaper than one per string.
     let text = std::str::from_utf8(gemini).ok()?;
     let answer: GenerateContentResponse = loose_from_str(text).ok()?;
@@ -88,6 +99,7 @@ pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<
             pos as u64,
             response_id.unwrap_or(""),
             ctx.opts,
+            one_call,
         ));
     }
     if choices.is_empty() {

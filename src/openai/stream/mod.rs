@@ -185,6 +185,8 @@ pub struct StreamTranslator {
     usage: Option<Usage>,
     scratch: String,
     done: bool,
+    /// `parallel_tool_calls: false`: only a choice's first call is sent.
+    one_call: bool,
 }
 
 impl StreamTranslator {
@@ -208,7 +210,16 @@ impl StreamTranslator {
             usage: None,
             scratch: String::new(),
             done: false,
+            one_call: false,
         }
+    }
+
+    /// With `on` (the request's `parallel_tool_calls: false`, which Gemini
+    /// cannot be told), each choice keeps only its first function call;
+    /// later calls of the turn are dropped.
+    pub fn first_call_only(mut self, on: bool) -> Self {
+        self.one_call = on;
+        self
     }
 
     /// One Gemini event payload (the JSON after `data: `). Appends
@@ -402,6 +413,7 @@ impl StreamTranslator {
             response_id,
             show_thinking,
             show_search_link,
+            one_call,
             ..
         } = self;
         let ch = &mut choices[slot];
@@ -419,6 +431,7 @@ impl StreamTranslator {
                 Piece::Thought(t) if *show_thinking && !t.is_empty() => {
                     w.delta(out, index, Delta::Reasoning(t), None)
                 }
+                Piece::Call(_) if *one_call && ch.next_tool > 0 => {}
                 Piece::Call(call) => {
                     let position = ch.next_tool;
                     let sig = call.signature.or_else(|| {

@@ -125,14 +125,14 @@ pub async fn chat(
     req: Request<Incoming>,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let mut call = prepare_chat(&app, req).await?;
+    let (mut call, pin) = prepare_chat(&app, req).await?;
     log.model.clone_from(&call.model);
     if call.stream {
-        return chat_stream(app, call, log).await;
+        return chat_stream(app, call, pin, log).await;
     }
     let every = app.cfg().heartbeat;
     if app.cfg().nonstream_keepalive && !every.is_zero() {
-        return chat_keepalive(app, call, log, every).await;
+        return chat_keepalive(app, call, pin, log, every).await;
     }
     let path = app
         .upstream
@@ -146,9 +146,9 @@ pub async fn chat(
         headers: json_headers(),
         route: log.route,
     };
-    let answer = first_answer(&app, &up, log).await?;
+    let answer = first_answer(&app, &up, pin, log).await?;
     let created = unix_now();
-    let answer = answer_with_content(&app, &up, answer, log).await?;
+    let answer = answer_with_content(&app, &up, answer, pin.is_some(), log).await?;
     whole_answer(&app, &call, answer, created)
 }
 
@@ -157,6 +157,7 @@ pub async fn chat(
 async fn chat_keepalive(
     app: Arc<App>,
     mut call: PreparedCall,
+    pin: Option<usize>,
     log: &mut LogInfo,
     every: Duration,
 ) -> Result<Response<Body>, GatewayError> {
@@ -179,9 +180,9 @@ async fn chat_keepalive(
             route,
             ..LogInfo::default()
         };
-        let answer = first_answer(&app, &up, &mut log).await?;
+        let answer = first_answer(&app, &up, pin, &mut log).await?;
         let created = unix_now();
-        let answer = answer_with_content(&app, &up, answer, &mut log).await?;
+        let answer = answer_with_content(&app, &up, answer, pin.is_some(), &mut log).await?;
         let res = whole_answer(&app, &call, answer, created)?;
         Ok((res, log.key))
     };
@@ -190,12 +191,16 @@ async fn chat_keepalive(
     crate::keepalive::respond(&a, making, every, crate::error::Api::OpenAi, log).await
 }
 
-/// One call over the pool (its latency and retries counted).
-async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Answer, GatewayError> {
+/// One call over the pool, or on key `pin` only (the owner of a Gemini file
+/// the call names), its latency and retries counted.
+async fn first_answer(
+    app: &App,
+    up: &Call<'_>,
+    pin: Option<usize>,
+    log: &mut LogInfo,
+) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let answer = app
-        .upstream
-        .call(&app.pool, up)
+    let answer = crate::gemini::owners::call_on(app, &app.pool, up, pin)
         .await
         .map_err(|f| upstream_failed(app, f, up.model, false))?;
     app.stats.upstream_latency(started.elapsed());
@@ -212,6 +217,7 @@ async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Ans
 async fn chat_stream(
     app: Arc<App>,
     mut call: PreparedCall,
+    pin: Option<usize>,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
     // Fake streaming: a non-streamed call, sent on as stream events.
@@ -243,11 +249,12 @@ async fn chat_stream(
             route,
             ..LogInfo::default()
         };
-        let answer = first_answer(&a, &up, &mut log).await?;
+        let answer = first_answer(&a, &up, pin, &mut log).await?;
+        let pinned = pin.is_some();
         let opened = if fake {
-            Opened::Whole(answer_with_content(&a, &up, answer, &mut log).await?)
+            Opened::Whole(answer_with_content(&a, &up, answer, pinned, &mut log).await?)
         } else {
-            Opened::Stream(open_with_retries(&a, &up, answer, &mut log).await?)
+            Opened::Stream(open_stream_on(&a, &up, answer, pinned, &mut log).await?)
         };
         Ok::<_, GatewayError>((call, opened))
     };
@@ -294,15 +301,22 @@ async fn chat_stream(
 }
 
 /// Read a chat request and translate it ([`translate_chat`]); the model
-/// must be a model id.
-async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall, GatewayError> {
+/// must be a model id. Also the key the call must go on when it names a
+/// Gemini file or cache the gateway saw created (`FILES_USER_ISOLATION`
+/// applies: another token's file is a 404).
+async fn prepare_chat(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<(PreparedCall, Option<usize>), GatewayError> {
+    let caller = crate::gemini::owners::Caller::of(app, &req);
     let bytes = read_nonempty_body(app, req).await?;
     let call = translate_chat(app, &bytes).await?;
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }
     refuse_filtered(app, &call.model, &call.client_model)?;
-    Ok(call)
+    let pin = crate::gemini::owners::pin_body(app, &caller, &call.body)?;
+    Ok((call, pin))
 }
 
 /// A whole non-streamed answer read: its bytes, key and meter.
@@ -319,9 +333,10 @@ async fn answer_with_content(
     app: &App,
     up: &Call<'_>,
     mut answer: Answer,
+    pinned: bool,
     log: &mut LogInfo,
 ) -> Result<WholeAnswer, GatewayError> {
-    let mut tried = vec![answer.key];
+    let mut tried = tried_first(app, answer.key, pinned);
     let mut used = answer.attempts;
     loop {
         let bytes =
@@ -409,12 +424,36 @@ pub(crate) async fn open_with_retries(
     answer: Answer,
     log: &mut LogInfo,
 ) -> Result<OpenedStream, GatewayError> {
+    open_stream_on(app, up, answer, false, log).await
+}
+
+/// The keys a retry after `key`'s failed answer may not use: `key`, or every
+/// key when the call is `pinned` to it (another key would get a 403 for a
+/// file it does not own, and be blamed for it).
+fn tried_first(app: &App, key: usize, pinned: bool) -> Vec<usize> {
+    if pinned {
+        let mut all = app.pool.live_indices();
+        all.push(key);
+        all
+    } else {
+        vec![key]
+    }
+}
+
+/// [`open_with_retries`], with no retry on another key when `pinned`.
+async fn open_stream_on(
+    app: &App,
+    up: &Call<'_>,
+    answer: Answer,
+    pinned: bool,
+    log: &mut LogInfo,
+) -> Result<OpenedStream, GatewayError> {
     let idle = app.cfg().stream_idle_timeout;
     let mut response = answer.response;
     let mut key = answer.key;
     let mut meter = answer.meter;
     let mut used = answer.attempts;
-    let mut tried = vec![key];
+    let mut tried = tried_first(app, key, pinned);
     loop {
         let mut parser = openai::stream::SseParser::new(MAX_EVENT);
         let mut pending: Vec<String> = Vec::new();

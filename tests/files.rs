@@ -567,3 +567,85 @@ async fn affinity_survives_a_restart_with_data_dir() {
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const THIRD: &str = "sk-third-token-55555555";
+
+async fn chat(gw: &Gw, token: &str, body: &Value) -> Answer {
+    send(
+        Method::POST,
+        &gw.url("/v1/chat/completions"),
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn openai_chat_file_references_go_on_the_files_key() {
+    // OTHER and THIRD are client tokens; TOKEN is the admin.
+    let toks = format!("[\"{TOKEN}\",\"{OTHER}\",\"{THIRD}\"]");
+    let gw = start(&[("ALLOWED_TOKENS", &toks)]).await;
+    let (_, file) = upload(&gw, OTHER, "", "v1beta", b"some notes to read").await;
+    let name = file["name"].as_str().unwrap().to_string();
+    let uri = file["uri"].as_str().unwrap().to_string();
+    gw.state().clear();
+    let parts = [
+        json!({"type": "file", "file": {"file_id": name}}),
+        json!({"type": "image_url", "image_url": {"url": uri}}),
+        json!({"type": "file", "file": {"file_id": uri, "filename": "notes.txt"}}),
+    ];
+    for i in 0..21 {
+        let part = &parts[i % parts.len()];
+        let body = json!({"model": "gemini-2.5-flash", "stream": i % 2 == 1, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Summarize it."}, part]}]});
+        let a = chat(&gw, OTHER, &body).await;
+        assert_eq!(a.status, StatusCode::OK, "call {i} ({part}): {}", a.text());
+        assert!(!a.text().contains("PERMISSION_DENIED"), "{}", a.text());
+    }
+    let calls = gw.state().requests();
+    assert_eq!(calls.len(), 21, "no fetch, no retry: {calls:?}");
+    let keys: std::collections::BTreeSet<_> =
+        calls.iter().filter_map(|r| r.api_key.clone()).collect();
+    assert_eq!(keys.len(), 1, "every call on the file's key: {keys:?}");
+    for r in &calls {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        let part = &body["contents"][0]["parts"][1]["fileData"];
+        assert!(
+            part["fileUri"].as_str().unwrap().ends_with(&name),
+            "passed as fileData, never downloaded: {body}"
+        );
+    }
+
+    // Another client token cannot use it: a 404 in OpenAI's format, no call.
+    gw.state().clear();
+    for part in &parts {
+        let body = json!({"model": "gemini-2.5-flash", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Steal it."}, part]}]});
+        let a = chat(&gw, THIRD, &body).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
+        assert!(
+            a.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&name),
+            "{}",
+            a.text()
+        );
+    }
+    assert!(gw.state().requests().is_empty());
+    // The admin token may use it (on its key).
+    let body = json!({"model": "gemini-2.5-flash", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Admin."}, &parts[0]]}]});
+    let a = chat(&gw, TOKEN, &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+
+    // A file_id that is no Gemini file is a clear 400.
+    let body = json!({"model": "gemini-2.5-flash", "messages": [
+        {"role": "user", "content": [{"type": "file", "file": {"file_id": "file-abc"}}]}]});
+    let a = chat(&gw, OTHER, &body).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    assert_eq!(a.json()["error"]["param"], "messages[0].content[0].file");
+}

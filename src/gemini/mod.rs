@@ -15,6 +15,7 @@ mod forward;
 pub mod gzip;
 pub mod lenient;
 mod long;
+pub mod owners;
 pub mod types;
 pub mod upload;
 

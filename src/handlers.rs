@@ -315,7 +315,7 @@ async fn prepare_chat(
         return Err(GatewayError::InvalidModel(call.model));
     }
     refuse_filtered(app, &call.model, &call.client_model)?;
-    let pin = crate::gemini::owners::pin_body(app, &caller, &call.body)?;
+    let pin = crate::gemini::owners::pin_body(app, &caller, &call.body).await?;
     Ok((call, pin))
 }
 

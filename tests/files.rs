@@ -649,3 +649,261 @@ async fn openai_chat_file_references_go_on_the_files_key() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
     assert_eq!(a.json()["error"]["param"], "messages[0].content[0].file");
 }
+
+/// The keys of the fake's calls whose path or body names `needle`.
+fn keys_naming(state: &fake_gemini::FakeState, needle: &str) -> std::collections::BTreeSet<String> {
+    state
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path.contains(needle) || r.body.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .filter_map(|r| r.api_key.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn batches_stay_on_the_key_that_created_them() {
+    let toks = format!("[\"{TOKEN}\",\"{OTHER}\",\"{THIRD}\"]");
+    let gw = start(&[("ALLOWED_TOKENS", &toks)]).await;
+    let (_, file) = upload(
+        &gw,
+        OTHER,
+        "",
+        "v1beta",
+        b"{\"key\":\"1\",\"request\":{}}\n",
+    )
+    .await;
+    let input = file["name"].as_str().unwrap().to_string();
+    let create = |body: Value| {
+        let gw = &gw;
+        async move {
+            let a = goog(
+                gw,
+                OTHER,
+                Method::POST,
+                "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+            a.json()["name"].as_str().unwrap().to_string()
+        }
+    };
+    // One reading the uploaded file (it must go on the file's key), one inline.
+    let from_file = create(json!({"batch": {"display_name": "f",
+        "input_config": {"file_name": input}}}))
+    .await;
+    let inline = create(
+        json!({"batch": {"display_name": "i", "input_config": {"requests":
+        {"requests": [{"request": {"contents": [{"parts": [{"text": "hi"}]}]}}]}}}}),
+    )
+    .await;
+    for name in [&from_file, &inline] {
+        assert!(name.starts_with("batches/"), "{name}");
+        for v in ["v1beta", "v1"] {
+            for _ in 0..4 {
+                let a = goog(
+                    &gw,
+                    OTHER,
+                    Method::GET,
+                    &format!("/{v}/{name}"),
+                    Bytes::new(),
+                )
+                .await;
+                assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.text());
+                assert_eq!(a.json()["name"], name.as_str());
+            }
+        }
+        // Another client token: as if it did not exist.
+        for (m, path) in [
+            (Method::GET, format!("/v1beta/{name}")),
+            (Method::POST, format!("/v1beta/{name}:cancel")),
+        ] {
+            let a = goog(&gw, THIRD, m, &path, Bytes::new()).await;
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text());
+        }
+    }
+    let list = goog(&gw, OTHER, Method::GET, "/v1beta/batches", Bytes::new()).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    let mut listed: Vec<String> = list.json()["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut want = vec![from_file.clone(), inline.clone()];
+    want.sort();
+    assert_eq!(listed, want, "merged across the keys holding them");
+    let theirs = goog(&gw, THIRD, Method::GET, "/v1beta/batches", Bytes::new()).await;
+    assert!(
+        theirs.json().get("operations").is_none(),
+        "{}",
+        theirs.text()
+    );
+    for name in [&from_file, &inline] {
+        let c = goog(
+            &gw,
+            OTHER,
+            Method::POST,
+            &format!("/v1beta/{name}:cancel"),
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.text());
+        let g = goog(
+            &gw,
+            OTHER,
+            Method::GET,
+            &format!("/v1beta/{name}"),
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(g.json()["metadata"]["state"], "BATCH_STATE_CANCELLED");
+        let d = goog(
+            &gw,
+            OTHER,
+            Method::DELETE,
+            &format!("/v1beta/{name}"),
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(d.status, StatusCode::OK, "{}", d.text());
+        let g = goog(
+            &gw,
+            OTHER,
+            Method::GET,
+            &format!("/v1beta/{name}"),
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text());
+        let id = name.trim_start_matches("batches/");
+        assert_eq!(keys_naming(gw.state(), id).len(), 1, "{name} on one key");
+    }
+    assert_eq!(
+        keys_naming(gw.state(), &input),
+        keys_naming(gw.state(), from_file.trim_start_matches("batches/")),
+        "the batch reading the file is on the file's key"
+    );
+    assert!(
+        !gw.state()
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("batches") && r.api_key.is_none()),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_share_the_owners() {
+    let Some(redis) = common::redis::RedisServer::start(None) else {
+        return;
+    };
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("gbtest-files-{}-{ns}:", std::process::id());
+    let toks = format!("[\"{TOKEN}\",\"{OTHER}\",\"{THIRD}\"]");
+    let url = redis.url();
+    let vars = [
+        ("ALLOWED_TOKENS", toks.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", prefix.as_str()),
+    ];
+    let a = start(&vars).await;
+    // B talks to the same upstream (Google is one), through its own pool.
+    let base = a.fake.base_url();
+    let mut vb = vars.to_vec();
+    vb.push(("BASE_URL", base.as_str()));
+    let b = start(&vb).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // Uploaded through A; used through B at once (no waiting for events).
+    let (_, file) = upload(&a, OTHER, "", "v1beta", b"shared notes").await;
+    let name = file["name"].as_str().unwrap().to_string();
+    let uri = file["uri"].as_str().unwrap().to_string();
+    let g = goog(
+        &b,
+        OTHER,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::OK, "B knows the file: {}", g.text());
+    for i in 0..12 {
+        let a2 = goog(
+            &b,
+            OTHER,
+            Method::POST,
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            generate_with(&uri),
+        )
+        .await;
+        assert_eq!(a2.status, StatusCode::OK, "call {i}: {}", a2.text());
+    }
+    let body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Read it."}, {"type": "file", "file": {"file_id": name}}]}]});
+    let c = chat(&b, OTHER, &body).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text());
+    let list = goog(&b, OTHER, Method::GET, "/v1beta/files", Bytes::new()).await;
+    assert_eq!(
+        list.json()["files"][0]["name"],
+        name.as_str(),
+        "{}",
+        list.text()
+    );
+    // Isolation holds on B too.
+    let t = goog(
+        &b,
+        THIRD,
+        Method::GET,
+        &format!("/v1beta/{name}"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::NOT_FOUND, "{}", t.text());
+
+    // A cache made through B is used through A on the same key.
+    let cache = goog(
+        &b,
+        OTHER,
+        Method::POST,
+        "/v1beta/cachedContents",
+        serde_json::to_vec(&json!({"model": "models/gemini-2.5-flash", "contents": [
+            {"role": "user", "parts": [{"fileData": {"fileUri": uri}}]}]}))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(cache.status, StatusCode::OK, "{}", cache.text());
+    let cname = cache.json()["name"].as_str().unwrap().to_string();
+    for _ in 0..6 {
+        let body = json!({"cachedContent": cname, "contents": [{"role": "user", "parts": [{"text": "q"}]}]});
+        let r = goog(
+            &a,
+            OTHER,
+            Method::POST,
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let keys = keys_naming(a.state(), &name)
+        .union(&keys_naming(a.state(), &cname))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        keys.len(),
+        1,
+        "every call about the file and its cache on one key: {keys:?}"
+    );
+    assert!(
+        b.state().requests().is_empty(),
+        "B's own fake was never called"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

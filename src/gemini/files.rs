@@ -70,6 +70,7 @@ pub async fn resource(
     let named = resource_name(rest);
     let mut index = None;
     if let Some(name) = &named {
+        super::owners::learn(&app, std::slice::from_ref(name)).await;
         match app.affinity.owner(name) {
             Some(o) if !caller.sees(&o) => return Err(not_found(name)),
             Some(o) => index = Some(owner_index(&app, name, &o)?),
@@ -82,7 +83,7 @@ pub async fn resource(
         return list(&app, &caller, call, member, log).await;
     }
     if index.is_none() {
-        index = pin_body(&app, &caller, &call.body)?;
+        index = pin_body(&app, &caller, &call.body).await?;
     }
     let up = Call {
         method: call.method.clone(),
@@ -99,8 +100,9 @@ pub async fn resource(
     let key = answer.key;
     log.key = app.pool.masked(key).to_string();
     let (parts, bytes) = read_answer(&app, answer).await?;
-    if parts.status.is_success() {
-        remember(&app, &caller, key, &method, named.as_deref(), &bytes);
+    if parts.status.is_success() && remember(&app, &caller, key, &method, named.as_deref(), &bytes)
+    {
+        super::owners::written(&app).await;
     }
     let mut res = Response::new(body::full(bytes));
     *res.status_mut() = parts.status;
@@ -129,7 +131,7 @@ async fn read_answer(
 }
 
 /// After a successful call: record what a create made, forget what a delete
-/// removed, move a cache's expiry on an update.
+/// removed, move a cache's expiry on an update. Whether a record changed.
 fn remember(
     app: &App,
     caller: &Caller,
@@ -137,7 +139,7 @@ fn remember(
     method: &Method,
     named: Option<&str>,
     answer: &[u8],
-) {
+) -> bool {
     if *method == Method::DELETE {
         if let Some(n) = named {
             app.affinity.remove(n);
@@ -146,26 +148,27 @@ fn remember(
                 owner: None,
             });
         }
-        return;
+        return named.is_some();
     }
     if *method != Method::POST && *method != Method::PATCH {
-        return;
+        return false;
     }
     let Ok(v) = serde_json::from_slice::<Value>(answer) else {
-        return;
+        return false;
     };
     let made = v
         .get("name")
         .and_then(Value::as_str)
         .or_else(|| v.pointer("/file/name").and_then(Value::as_str))
         .and_then(resource_name);
-    let Some(made) = made else { return };
+    let Some(made) = made else { return false };
     // The creating token stays the owner when a cache is updated.
     let token = match app.affinity.owner(&made) {
         Some(o) if *method == Method::PATCH => o.token,
         _ => caller.tag().to_string(),
     };
     record(app, &made, key, token, expiry(&v));
+    true
 }
 
 /// Google's expiry of a resource answer: `expireTime` (a cache),

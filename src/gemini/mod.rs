@@ -135,7 +135,7 @@ async fn pass(
     let caller = matches!(keys, Keys::Server).then(|| files::Caller::of(&app, &req));
     let call = prepare(&app, req, version, rest, log).await?;
     let pinned = match &caller {
-        Some(c) => files::pin_body(&app, c, &call.body)?,
+        Some(c) => files::pin_body(&app, c, &call.body).await?,
         None => None,
     };
     let heartbeat = app.cfg().heartbeat;

@@ -173,15 +173,51 @@ pub fn pin_names(
     Ok(pinned.map(|(i, _)| i))
 }
 
-/// The key a native call with `body` must use, if it names a known resource.
-pub fn pin_body(app: &App, caller: &Caller, body: &[u8]) -> Result<Option<usize>, GatewayError> {
+/// The key a call with the Gemini `body` must use, if it names a known
+/// resource (see [`learn`]).
+pub async fn pin_body(
+    app: &App,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<Option<usize>, GatewayError> {
     if body.is_empty() || !names_resource(body) {
         return Ok(None);
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Ok(None);
     };
-    pin_names(app, caller, &referenced(&v))
+    let names = referenced(&v);
+    learn(app, &names).await;
+    pin_names(app, caller, &names)
+}
+
+/// Most names one request looks up in the shared store.
+const LEARN_MAX: usize = 8;
+
+/// Look up in the shared store (Redis mode) the owners of `names` this
+/// replica does not know yet: another replica may have just created them
+/// (its records are written through at creation, see [`written`], and also
+/// reach this replica as events).
+pub async fn learn(app: &App, names: &[String]) {
+    if !app.store.is_shared() {
+        return;
+    }
+    let unknown = names.iter().filter(|n| app.affinity.owner(n).is_none());
+    for name in unknown.take(LEARN_MAX) {
+        if let Some(o) = app.store.affinity(name).await {
+            app.affinity.apply(name, Some(o));
+        }
+    }
+}
+
+/// After recording a resource: in Redis mode write it through now, so that
+/// another replica the client calls next finds it (else written behind).
+pub async fn written(app: &App) {
+    if app.store.is_shared()
+        && let Err(e) = app.store.flush().await
+    {
+        crate::debug!("store: writing a resource owner through failed: {e}");
+    }
 }
 
 /// Whether `body` may name a file or a cache (searchers built once).

@@ -4,7 +4,10 @@
 //! no key; or one multipart call), `files` get/list/delete, `cachedContents`
 //! create/get/list/patch/delete, and the check of a generate body's
 //! `fileData.fileUri` and `cachedContent`: anything of another key is a 403
-//! `PERMISSION_DENIED`, as Google answers. File bytes are counted, not kept.
+//! `PERMISSION_DENIED`, as Google answers. Batches likewise
+//! (`models/{m}:batchGenerateContent` creates one, its input file must be the
+//! key's; `batches` list, `batches/{id}` get/delete, `:cancel`). File bytes
+//! are counted, not kept.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +42,16 @@ pub(crate) struct CacheRec {
     expire: u64,
 }
 
+/// One batch job.
+#[derive(Clone)]
+pub(crate) struct BatchRec {
+    owner: String,
+    model: String,
+    display: String,
+    state: &'static str,
+    created: u64,
+}
+
 /// An upload between `start` and `finalize`.
 pub(crate) struct Pending {
     owner: String,
@@ -52,6 +65,7 @@ pub(crate) struct Pending {
 pub(crate) struct Files {
     files: HashMap<String, FileRec>,
     caches: HashMap<String, CacheRec>,
+    batches: HashMap<String, BatchRec>,
     uploads: HashMap<String, Pending>,
 }
 
@@ -182,6 +196,9 @@ pub(crate) fn route(
     } else {
         ("v1", path.strip_prefix("/v1/")?)
     };
+    if let Some(res) = batches(state, &mut st, &ctx, method, rest, key, body) {
+        return Some(res);
+    }
     if !(rest == "files"
         || rest.starts_with("files/")
         || rest == "cachedContents"
@@ -459,6 +476,117 @@ fn caches(
         }
         Method::DELETE => {
             st.caches.remove(id);
+            Some(plain_json(200, "{}\n".into()))
+        }
+        _ => err(err_route_not_found()),
+    }
+}
+
+fn batch_json(id: &str, b: &BatchRec) -> Value {
+    json!({
+        "name": format!("batches/{id}"),
+        "metadata": {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "name": format!("batches/{id}"),
+            "model": b.model,
+            "displayName": b.display,
+            "state": b.state,
+            "createTime": ts(b.created),
+            "updateTime": ts(b.created),
+        },
+        "done": b.state != "BATCH_STATE_PENDING",
+    })
+}
+
+/// `models/{m}:batchGenerateContent`, `batches`, `batches/{id}` and
+/// `batches/{id}:cancel`; `None` for other paths.
+fn batches(
+    state: &FakeState,
+    st: &mut Files,
+    ctx: &Ctx,
+    method: &Method,
+    rest: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> Option<http::Response<FakeBody>> {
+    let create = rest
+        .strip_prefix("models/")
+        .and_then(|m| m.strip_suffix(":batchGenerateContent"));
+    if create.is_none() && rest != "batches" && !rest.starts_with("batches/") {
+        return None;
+    }
+    let err = |e| Some(error_response(ctx, e));
+    let Some(key) = key else {
+        return err(err_no_key());
+    };
+    if let Some(model) = create {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let batch = v.get("batch").unwrap_or(&v);
+        if let Err(e) = check_files(st, key, batch) {
+            return err(e);
+        }
+        let input = batch
+            .pointer("/inputConfig/fileName")
+            .or_else(|| batch.pointer("/input_config/file_name"))
+            .and_then(Value::as_str);
+        if let Some(f) = input.and_then(file_id)
+            && st.files.get(f).is_none_or(|r| r.owner != key)
+        {
+            return err(denied_file(f));
+        }
+        if st.batches.len() >= MAX {
+            st.batches.clear();
+        }
+        let rec = BatchRec {
+            owner: key.to_string(),
+            model: format!("models/{model}"),
+            display: batch
+                .get("displayName")
+                .or_else(|| batch.get("display_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            state: "BATCH_STATE_PENDING",
+            created: now_secs(),
+        };
+        let id = format!("b{}", state.next_id());
+        let out = batch_json(&id, &rec);
+        st.batches.insert(id, rec);
+        return Some(plain_json(200, pretty(&out)));
+    }
+    if rest == "batches" {
+        let mut list: Vec<(&String, &BatchRec)> =
+            st.batches.iter().filter(|(_, b)| b.owner == key).collect();
+        list.sort_by_key(|(id, b)| (b.created, (*id).clone()));
+        let ops: Vec<Value> = list.into_iter().map(|(id, b)| batch_json(id, b)).collect();
+        let v = if ops.is_empty() {
+            json!({})
+        } else {
+            json!({ "operations": ops })
+        };
+        return Some(plain_json(200, pretty(&v)));
+    }
+    let tail = rest.strip_prefix("batches/").unwrap_or("");
+    let (id, action) = tail.split_once(':').unwrap_or((tail, ""));
+    let Some(b) = st.batches.get_mut(id) else {
+        return err(missing("Batch", id));
+    };
+    if b.owner != key {
+        return err(google_error(
+            403,
+            "PERMISSION_DENIED",
+            format!("You do not have permission to access the Batch {id} or it may not exist."),
+            vec![],
+        ));
+    }
+    match (method.clone(), action) {
+        (Method::GET, "") => Some(plain_json(200, pretty(&batch_json(id, b)))),
+        (Method::POST, "cancel") => {
+            b.state = "BATCH_STATE_CANCELLED";
+            Some(plain_json(200, "{}\n".into()))
+        }
+        (Method::DELETE, "") => {
+            st.batches.remove(id);
             Some(plain_json(200, "{}\n".into()))
         }
         _ => err(err_route_not_found()),

@@ -907,3 +907,141 @@ async fn two_replicas_on_redis_share_the_owners() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A multipart upload of `text` by `token`; the file's name.
+async fn upload_small(gw: &Gw, token: &str, text: &str) -> String {
+    let body = format!(
+        "--b\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{{\"file\": {{\"display_name\": \"d\"}}}}\r\n--b\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--b--\r\n"
+    );
+    let a = send(
+        Method::POST,
+        &gw.url("/upload/v1beta/files"),
+        &[
+            ("x-goog-api-key", token),
+            ("x-goog-upload-protocol", "multipart"),
+            ("content-type", "multipart/related; boundary=b"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    a.json()["file"]["name"].as_str().unwrap().to_string()
+}
+
+/// Every page of `path` with `pageSize=size` for `token`: the names, and
+/// the pages' sizes.
+async fn all_pages(
+    gw: &Gw,
+    token: &str,
+    path: &str,
+    member: &str,
+    size: usize,
+) -> (Vec<String>, Vec<usize>) {
+    let (mut names, mut sizes) = (Vec::new(), Vec::new());
+    let mut next: Option<String> = None;
+    for _ in 0..50 {
+        let q = match &next {
+            Some(t) => format!("{path}?pageSize={size}&pageToken={t}"),
+            None => format!("{path}?pageSize={size}"),
+        };
+        let a = goog(gw, token, Method::GET, &q, Bytes::new()).await;
+        assert_eq!(a.status, StatusCode::OK, "{q}: {}", a.text());
+        let v = a.json();
+        let page: Vec<String> = v[member]
+            .as_array()
+            .map(|x| {
+                x.iter()
+                    .map(|f| f["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(page.len() <= size, "{q}: {} items", page.len());
+        sizes.push(page.len());
+        names.extend(page);
+        match v.get("nextPageToken").and_then(Value::as_str) {
+            Some(t) => {
+                assert!(t.len() < 600, "bounded: {t}");
+                assert!(!t.contains("key-") && !t.contains("files/"), "opaque: {t}");
+                next = Some(t.to_string());
+            }
+            None => return (names, sizes),
+        }
+    }
+    panic!("more than 50 pages");
+}
+
+#[tokio::test]
+async fn merged_lists_page_with_page_size_and_a_resumable_token() {
+    let toks = format!("[\"{TOKEN}\",\"{OTHER}\",\"{THIRD}\"]");
+    let gw = start(&[("ALLOWED_TOKENS", &toks)]).await;
+    // Uploads rotate over the 3 keys: each key holds files of both tokens.
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for i in 0..8 {
+        mine.push(upload_small(&gw, OTHER, &format!("mine {i}")).await);
+        theirs.push(upload_small(&gw, THIRD, &format!("theirs {i}")).await);
+    }
+    let holders: std::collections::BTreeSet<_> = gw
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/upload/"))
+        .filter_map(|r| r.api_key.clone())
+        .collect();
+    assert_eq!(holders.len(), 3, "spread over every key");
+    for size in [1, 3, 5, 100] {
+        let (mut names, sizes) = all_pages(&gw, OTHER, "/v1beta/files", "files", size).await;
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "no file twice (size {size})");
+        let mut want = mine.clone();
+        want.sort();
+        assert_eq!(
+            names, want,
+            "every file of the token and nothing else (size {size})"
+        );
+        if size < 8 {
+            assert!(
+                sizes.iter().filter(|s| **s == size).count() >= 8 / size,
+                "full pages: {sizes:?}"
+            );
+        }
+    }
+    // The admin sees everyone's, paged the same way.
+    let (names, _) = all_pages(&gw, TOKEN, "/v1/files", "files", 4).await;
+    assert_eq!(names.len(), 16);
+    // A token that is not the gateway's is a 400, as Google answers.
+    let bad = goog(
+        &gw,
+        OTHER,
+        Method::GET,
+        "/v1beta/files?pageToken=p3",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    assert_eq!(bad.json()["error"]["status"], "INVALID_ARGUMENT");
+
+    // Caches too.
+    let mut caches = Vec::new();
+    for _ in 0..5 {
+        let c = goog(
+            &gw,
+            OTHER,
+            Method::POST,
+            "/v1beta/cachedContents",
+            serde_json::to_vec(&json!({"model": "models/gemini-2.5-flash", "contents": [
+                {"role": "user", "parts": [{"text": "long context"}]}]}))
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.text());
+        caches.push(c.json()["name"].as_str().unwrap().to_string());
+    }
+    let (mut names, sizes) =
+        all_pages(&gw, OTHER, "/v1beta/cachedContents", "cachedContents", 2).await;
+    names.sort();
+    caches.sort();
+    assert_eq!(names, caches, "pages {sizes:?}");
+}

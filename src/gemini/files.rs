@@ -2,7 +2,8 @@
 //! key that created them (see `crate::affinity`): `files/…`,
 //! `cachedContents/…` and `batches/…` paths, creates that yield such a name
 //! (recorded from the answer), generate bodies naming one (`fileData.fileUri`,
-//! `cachedContent`, a batch's `inputConfig.fileName`), and the merged lists.
+//! `cachedContent`, a batch's `inputConfig.fileName`), and the merged lists
+//! (paged in [`super::pages`]).
 //!
 //! With `FILES_USER_ISOLATION` a client token sees and uses only what it
 //! created (anything else is a 404, as if it did not exist); the admin token
@@ -12,9 +13,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use super::owners::{
     Caller, call_on, not_found, owner_index, pin_body, pin_names, record, referenced, refusal,
@@ -26,9 +27,6 @@ use crate::auth::Keys;
 use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::upstream::{Answer, Auth, Call, response_headers};
-
-/// Most keys one merged list asks.
-const LIST_KEYS_MAX: usize = 32;
 
 /// Whether a native call is one [`resource`] handles: a path under
 /// `/files`, `/cachedContents` or `/batches`, or a batch create.
@@ -80,7 +78,7 @@ pub async fn resource(
     } else if method == Method::GET
         && let Some(member) = list_member(rest)
     {
-        return list(&app, &caller, call, member, log).await;
+        return super::pages::list(&app, &caller, &call.path, &call.headers, member, log).await;
     }
     if index.is_none() {
         index = pin_body(&app, &caller, &call.body).await?;
@@ -112,7 +110,7 @@ pub async fn resource(
 }
 
 /// Read a whole (small) answer within `TIME_OUT`, the key masked.
-async fn read_answer(
+pub(super) async fn read_answer(
     app: &App,
     answer: Answer,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
@@ -206,96 +204,10 @@ pub(super) fn rfc3339_ms(t: &str) -> Option<u64> {
         .map(|s0| s0 * 1000 + (s * 1000.0) as u64)
 }
 
-/// A merged list: ask each key holding the caller's resources (every key
-/// for the admin, or without isolation), keep what the caller may see.
-async fn list(
-    app: &App,
-    caller: &Caller,
-    call: super::Prepared,
-    member: &'static str,
-    log: &mut LogInfo,
-) -> Result<Response<Body>, GatewayError> {
-    let kind = match member {
-        "files" => "files/",
-        "cachedContents" => "cachedContents/",
-        _ => "batches/",
-    };
-    let pool = &app.pool;
-    let indices: Vec<usize> = match caller.filter() {
-        Some(tag) => app
-            .affinity
-            .holders(kind, Some(tag))
-            .iter()
-            .filter_map(|id| pool.position_of_id(id))
-            .filter(|i| pool.is_live(*i) && !pool.is_disabled(*i))
-            .collect(),
-        None => pool
-            .live_indices()
-            .into_iter()
-            .filter(|i| !pool.is_disabled(*i))
-            .collect(),
-    };
-    let path = match call.path.split_once('?') {
-        Some((p, q)) => {
-            let kept: Vec<&str> = q
-                .split('&')
-                .filter(|x| !x.starts_with("pageToken="))
-                .collect();
-            if kept.is_empty() {
-                p.to_string()
-            } else {
-                format!("{p}?{}", kept.join("&"))
-            }
-        }
-        None => call.path.clone(),
-    };
-    let mut items: Vec<Value> = Vec::new();
-    for i in indices.into_iter().take(LIST_KEYS_MAX) {
-        let up = Call {
-            method: Method::GET,
-            path: path.clone(),
-            body: Bytes::new(),
-            model: "",
-            auth: Auth::GoogHeader,
-            headers: call.headers.clone(),
-            route: log.route,
-        };
-        let answer = call_on(app, pool, &up, Some(i))
-            .await
-            .map_err(|f| upstream_failed(app, f, "", false))?;
-        log.key = pool.masked(i).to_string();
-        let (_, bytes) = read_answer(app, answer).await?;
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        for item in v
-            .get(member)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
-            let visible = match caller.filter() {
-                None => true,
-                Some(_) => app.affinity.owner(name).is_some_and(|o| caller.sees(&o)),
-            };
-            let seen = items.iter().any(|x| x.get("name") == item.get("name"));
-            if visible && !seen {
-                items.push(item.clone());
-            }
-        }
-    }
-    let page = if items.is_empty() {
-        json!({})
-    } else {
-        json!({ member: items })
-    };
-    Ok(body::json(StatusCode::OK, &page))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn references_in_a_generate_body() {

@@ -16,6 +16,7 @@ pub mod gzip;
 pub mod lenient;
 mod long;
 pub mod owners;
+mod pages;
 pub mod types;
 pub mod upload;
 

@@ -196,7 +196,7 @@ pub(crate) fn route(
     } else {
         ("v1", path.strip_prefix("/v1/")?)
     };
-    if let Some(res) = batches(state, &mut st, &ctx, method, rest, key, body) {
+    if let Some(res) = batches(state, &mut st, &ctx, method, rest, key, body, qp) {
         return Some(res);
     }
     if !(rest == "files"
@@ -220,12 +220,7 @@ pub(crate) fn route(
             .into_iter()
             .map(|(id, f)| file_json("", version, id, f))
             .collect();
-        let v = if files.is_empty() {
-            json!({})
-        } else {
-            json!({ "files": files })
-        };
-        return Some(plain_json(200, pretty(&v)));
+        return Some(page(ctx_err(&ctx), "files", files, qp));
     }
     if let Some(id) = rest.strip_prefix("files/") {
         let id = id.split(':').next().unwrap_or("");
@@ -244,7 +239,58 @@ pub(crate) fn route(
             _ => err(err_route_not_found()),
         };
     }
-    caches(state, &mut st, &ctx, method, rest, key, body)
+    caches(state, &mut st, &ctx, method, rest, key, body, qp)
+}
+
+/// A copy of `ctx` for [`page`]'s errors.
+fn ctx_err(ctx: &Ctx) -> Ctx {
+    Ctx {
+        version: ctx.version,
+        array_stream: false,
+        pretty: true,
+        empty: false,
+    }
+}
+
+/// One page of a list, as Google pages them: `pageSize` (default 10, at
+/// most 100), and a `nextPageToken` (`p{offset}`) while more remain; a
+/// token that is not one of ours is a 400.
+fn page(
+    ctx: Ctx,
+    member: &str,
+    all: Vec<Value>,
+    qp: &[(String, String)],
+) -> http::Response<FakeBody> {
+    let q = |n: &str| qp.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let size = q("pageSize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(10, |n| n.min(100));
+    let start = match q("pageToken").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => {
+                return error_response(
+                    &ctx,
+                    google_error(400, "INVALID_ARGUMENT", "Invalid page token.", vec![]),
+                );
+            }
+        },
+    };
+    let end = (start + size).min(all.len());
+    let items: Vec<Value> = all
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let mut v = serde_json::Map::new();
+    if !items.is_empty() {
+        v.insert(member.into(), Value::Array(items));
+    }
+    if end < all.len() {
+        v.insert("nextPageToken".into(), json!(format!("p{end}")));
+    }
+    plain_json(200, pretty(&Value::Object(v)))
 }
 
 /// `POST /upload/{version}/files`: a resumable start or chunk, or a multipart upload.
@@ -395,6 +441,7 @@ fn chunk(
     res
 }
 
+#[allow(clippy::too_many_arguments)]
 fn caches(
     state: &FakeState,
     st: &mut Files,
@@ -403,6 +450,7 @@ fn caches(
     rest: &str,
     key: &str,
     body: &[u8],
+    qp: &[(String, String)],
 ) -> Option<http::Response<FakeBody>> {
     let err = |e| Some(error_response(ctx, e));
     if rest == "cachedContents" {
@@ -441,18 +489,11 @@ fn caches(
             st.caches.insert(id, rec);
             return Some(plain_json(200, pretty(&out)));
         }
-        let list: Vec<Value> = st
-            .caches
-            .iter()
-            .filter(|(_, c)| c.owner == key)
-            .map(|(id, c)| cache_json(id, c))
-            .collect();
-        let v = if list.is_empty() {
-            json!({})
-        } else {
-            json!({ "cachedContents": list })
-        };
-        return Some(plain_json(200, pretty(&v)));
+        let mut mine: Vec<(&String, &CacheRec)> =
+            st.caches.iter().filter(|(_, c)| c.owner == key).collect();
+        mine.sort_by_key(|(id, c)| (c.created, (*id).clone()));
+        let list: Vec<Value> = mine.into_iter().map(|(id, c)| cache_json(id, c)).collect();
+        return Some(page(ctx_err(ctx), "cachedContents", list, qp));
     }
     let id = rest.strip_prefix("cachedContents/")?;
     let Some(c) = st.caches.get_mut(id) else {
@@ -500,6 +541,7 @@ fn batch_json(id: &str, b: &BatchRec) -> Value {
 
 /// `models/{m}:batchGenerateContent`, `batches`, `batches/{id}` and
 /// `batches/{id}:cancel`; `None` for other paths.
+#[allow(clippy::too_many_arguments)]
 fn batches(
     state: &FakeState,
     st: &mut Files,
@@ -508,6 +550,7 @@ fn batches(
     rest: &str,
     key: Option<&str>,
     body: &[u8],
+    qp: &[(String, String)],
 ) -> Option<http::Response<FakeBody>> {
     let create = rest
         .strip_prefix("models/")
@@ -559,12 +602,7 @@ fn batches(
             st.batches.iter().filter(|(_, b)| b.owner == key).collect();
         list.sort_by_key(|(id, b)| (b.created, (*id).clone()));
         let ops: Vec<Value> = list.into_iter().map(|(id, b)| batch_json(id, b)).collect();
-        let v = if ops.is_empty() {
-            json!({})
-        } else {
-            json!({ "operations": ops })
-        };
-        return Some(plain_json(200, pretty(&v)));
+        return Some(page(ctx_err(ctx), "operations", ops, qp));
     }
     let tail = rest.strip_prefix("batches/").unwrap_or("");
     let (id, action) = tail.split_once(':').unwrap_or((tail, ""));

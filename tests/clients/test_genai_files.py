@@ -165,3 +165,20 @@ def test_async_client_upload_and_generate(fstack):
     fstack.clear()
     asyncio.run(go())
     assert len(keys_used(fstack, "files/")) == 1
+
+
+def test_list_pages_through_every_file_across_keys(fstack):
+    c = client(fstack, token=OTHER)
+    fstack.clear()
+    made = []
+    for i in range(7):  # uploads rotate over the 3 keys
+        f = c.files.upload(file=io.BytesIO(b"page %d" % i), config=types.UploadFileConfig(mime_type="text/plain"))
+        made.append(f.name)
+    pager = c.files.list(config=types.ListFilesConfig(page_size=2))
+    assert len(pager.page) <= 2
+    seen = [f.name for f in pager]  # the SDK follows nextPageToken
+    assert sorted(seen) == sorted(made)
+    keys = {r["api_key"] for r in fstack.fake_requests() if r["path"].startswith("/upload/")}
+    assert len(keys) == 3, keys
+    for n in made:
+        c.files.delete(name=n)

@@ -138,6 +138,15 @@ impl Affinity {
             .cloned()
     }
 
+    /// Apply another replica's record of `name` (`None`: deleted).
+    pub fn apply(&self, name: &str, owner: Option<Owner>) {
+        match owner {
+            Some(o) if o.expires_ms > unix_ms() => self.insert(name, o),
+            Some(_) => {}
+            None => self.remove(name),
+        }
+    }
+
     /// Forget `name` (deleted).
     pub fn remove(&self, name: &str) {
         lock(&self.owners).remove(name);

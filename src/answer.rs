@@ -126,10 +126,11 @@ pub async fn read_answer(
     app: &App,
     up: &crate::upstream::Call<'_>,
     mut answer: crate::upstream::Answer,
+    pinned: bool,
     log: &mut LogInfo,
 ) -> Result<Whole, GatewayError> {
     let pool = app.pool_for(&up.path);
-    let mut tried = vec![answer.key];
+    let mut tried = tried_first(pool, answer.key, pinned);
     let mut used = answer.attempts;
     loop {
         let bytes = read_metered(app, up, answer.response, answer.key, &mut answer.meter).await?;
@@ -156,6 +157,19 @@ pub async fn read_answer(
             Err(Failure::Unavailable(_)) => return Err(empty_failed()),
             Err(f) => return Err(upstream_failed(app, f, up.model, false)),
         }
+    }
+}
+
+/// The keys a retry after `key`'s failed answer may not use: `key`, or every
+/// key when the call is `pinned` to it (another key would get a 403 for a
+/// file it does not own, and be blamed for it).
+pub fn tried_first(pool: &crate::keys::KeyPool, key: usize, pinned: bool) -> Vec<usize> {
+    if pinned {
+        let mut all = pool.live_indices();
+        all.push(key);
+        all
+    } else {
+        vec![key]
     }
 }
 

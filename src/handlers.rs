@@ -136,14 +136,16 @@ pub async fn chat_on(
     log: &mut LogInfo,
     lane: Lane,
 ) -> Result<Response<Body>, GatewayError> {
-    let mut call = prepare_chat(&app, req).await?;
+    let (mut call, pin) = prepare_chat(&app, req).await?;
+    // Files pin a call to their key in the Gemini pool only.
+    let pin = pin.filter(|_| lane == Lane::Gemini);
     log.model.clone_from(&call.model);
     if call.stream {
-        return chat_stream(app, call, log, lane).await;
+        return chat_stream(app, call, pin, log, lane).await;
     }
     let every = app.cfg().heartbeat;
     if app.cfg().nonstream_keepalive && !every.is_zero() {
-        return chat_keepalive(app, call, log, every, lane).await;
+        return chat_keepalive(app, call, pin, log, every, lane).await;
     }
     let path = app.path_on(lane, &format!("/models/{}:generateContent", call.model));
     let up = Call {
@@ -155,9 +157,9 @@ pub async fn chat_on(
         headers: json_headers(),
         route: log.route,
     };
-    let answer = first_answer(&app, &up, log).await?;
+    let answer = first_answer(&app, &up, pin, log).await?;
     let created = unix_now();
-    let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
+    let answer = crate::answer::read_answer(&app, &up, answer, pin.is_some(), log).await?;
     whole_answer(&app, &call, answer, created, app.pool_on(lane))
 }
 
@@ -166,6 +168,7 @@ pub async fn chat_on(
 async fn chat_keepalive(
     app: Arc<App>,
     mut call: PreparedCall,
+    pin: Option<usize>,
     log: &mut LogInfo,
     every: Duration,
     lane: Lane,
@@ -187,9 +190,9 @@ async fn chat_keepalive(
             route,
             ..LogInfo::default()
         };
-        let answer = first_answer(&app, &up, &mut log).await?;
+        let answer = first_answer(&app, &up, pin, &mut log).await?;
         let created = unix_now();
-        let answer = crate::answer::read_answer(&app, &up, answer, &mut log).await?;
+        let answer = crate::answer::read_answer(&app, &up, answer, pin.is_some(), &mut log).await?;
         let res = whole_answer(&app, &call, answer, created, app.pool_on(lane))?;
         Ok((res, log.key))
     };
@@ -198,13 +201,17 @@ async fn chat_keepalive(
     crate::keepalive::respond(&a, making, every, crate::error::Api::OpenAi, log).await
 }
 
-/// One call over the pool (its latency and retries counted).
-async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Answer, GatewayError> {
+/// One call over the pool, or on key `pin` only (the owner of a Gemini file
+/// the call names), its latency and retries counted.
+async fn first_answer(
+    app: &App,
+    up: &Call<'_>,
+    pin: Option<usize>,
+    log: &mut LogInfo,
+) -> Result<Answer, GatewayError> {
     let started = Instant::now();
     let pool = app.pool_for(&up.path);
-    let answer = app
-        .upstream
-        .call(pool, up)
+    let answer = crate::gemini::owners::call_on(app, pool, up, pin)
         .await
         .map_err(|f| upstream_failed(app, f, up.model, false))?;
     app.stats.upstream_latency(started.elapsed());
@@ -221,6 +228,7 @@ async fn first_answer(app: &App, up: &Call<'_>, log: &mut LogInfo) -> Result<Ans
 async fn chat_stream(
     app: Arc<App>,
     mut call: PreparedCall,
+    pin: Option<usize>,
     log: &mut LogInfo,
     lane: Lane,
 ) -> Result<Response<Body>, GatewayError> {
@@ -250,11 +258,12 @@ async fn chat_stream(
             route,
             ..LogInfo::default()
         };
-        let answer = first_answer(&a, &up, &mut log).await?;
+        let answer = first_answer(&a, &up, pin, &mut log).await?;
+        let pinned = pin.is_some();
         let opened = if fake {
-            Opened::Whole(crate::answer::read_answer(&a, &up, answer, &mut log).await?)
+            Opened::Whole(crate::answer::read_answer(&a, &up, answer, pinned, &mut log).await?)
         } else {
-            Opened::Stream(open_with_retries(&a, &up, answer, &mut log).await?)
+            Opened::Stream(open_stream_on(&a, &up, answer, pinned, &mut log).await?)
         };
         Ok::<_, GatewayError>((call, opened))
     };
@@ -302,15 +311,22 @@ async fn chat_stream(
 }
 
 /// Read a chat request and translate it ([`translate_chat`]); the model
-/// must be a model id.
-async fn prepare_chat(app: &App, req: Request<Incoming>) -> Result<PreparedCall, GatewayError> {
+/// must be a model id. Also the key the call must go on when it names a
+/// Gemini file or cache the gateway saw created (`FILES_USER_ISOLATION`
+/// applies: another token's file is a 404).
+async fn prepare_chat(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<(PreparedCall, Option<usize>), GatewayError> {
+    let caller = crate::gemini::owners::Caller::of(app, &req);
     let bytes = read_nonempty_body(app, req).await?;
     let call = translate_chat(app, &bytes).await?;
     if !valid_model(&call.model) {
         return Err(GatewayError::InvalidModel(call.model));
     }
     refuse_filtered(app, &call.model, &call.client_model)?;
-    Ok(call)
+    let pin = crate::gemini::owners::pin_body(app, &caller, &call.body).await?;
+    Ok((call, pin))
 }
 
 /// A whole non-streamed answer read (see [`crate::answer::read_answer`]).
@@ -369,13 +385,24 @@ pub(crate) async fn open_with_retries(
     answer: Answer,
     log: &mut LogInfo,
 ) -> Result<OpenedStream, GatewayError> {
+    open_stream_on(app, up, answer, false, log).await
+}
+
+/// [`open_with_retries`], with no retry on another key when `pinned`.
+async fn open_stream_on(
+    app: &App,
+    up: &Call<'_>,
+    answer: Answer,
+    pinned: bool,
+    log: &mut LogInfo,
+) -> Result<OpenedStream, GatewayError> {
     let idle = app.cfg().stream_idle_timeout;
     let pool = app.pool_for(&up.path);
     let mut response = answer.response;
     let mut key = answer.key;
     let mut meter = answer.meter;
     let mut used = answer.attempts;
-    let mut tried = vec![key];
+    let mut tried = crate::answer::tried_first(pool, key, pinned);
     loop {
         let mut parser = openai::stream::SseParser::new(MAX_EVENT);
         let mut pending: Vec<String> = Vec::new();

@@ -57,7 +57,7 @@ async fn call_json(
     app.stats.retried(answer.attempts.saturating_sub(1));
     let mut log = LogInfo::default();
     // An empty `generateContent` answer is retried on another key there.
-    let answer = crate::answer::read_answer(app, &up, answer, &mut log).await?;
+    let answer = crate::answer::read_answer(app, &up, answer, false, &mut log).await?;
     let masked = app.pool.masked(answer.key).to_string();
     // An upstream that echoes the pool key must not hand it to the client.
     let bytes = crate::upstream::redact(answer.bytes, app.pool.key(answer.key));

@@ -253,7 +253,7 @@ pub async fn messages(
     log.key = app.pool.masked(answer.key).to_string();
     let id = message_id();
     if !via_stream {
-        let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
+        let answer = crate::answer::read_answer(&app, &up, answer, false, log).await?;
         return whole(&app, answer, &id, &client);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;

@@ -2,7 +2,8 @@
 //! events ([`crate::store::StoreHandle::subscribe`], Redis pub/sub, within
 //! milliseconds) and applies each to the key pool — keys added and removed,
 //! disabled/enabled, cooldowns (the later deadline wins), rests, failure
-//! counts, clears — and settings through [`App::apply_setting_change`]. Missed
+//! counts, clears — settings through [`App::apply_setting_change`], and
+//! the owners of files, caches and batches (`crate::affinity`). Missed
 //! events (a reconnect, a lagging receiver) reload the whole store and
 //! reconcile (a removal wins over a stale state). Applied changes are not
 //! recorded again, so nothing echoes between replicas.
@@ -48,6 +49,9 @@ pub fn apply(app: &App, change: &Change) {
         Change::Setting { .. } => {
             app.apply_setting_change(change);
         }
+        Change::Affinity { name, owner } => {
+            app.affinity.apply(name, owner.clone());
+        }
         other => {
             app.pool.apply(other);
         }
@@ -58,5 +62,6 @@ pub fn apply(app: &App, change: &Change) {
 pub async fn resync(app: &App) {
     let snap = app.store.load().await;
     app.pool.reconcile(&snap);
+    app.affinity.restore(snap.affinity.clone());
     app.reload_settings(&snap.setting_overrides());
 }

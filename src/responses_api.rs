@@ -250,7 +250,7 @@ pub async fn create(
     log.key = app.pool.masked(answer.key).to_string();
     let asm = Assembler::new(settings, unix_now(), stream);
     if !stream {
-        let answer = crate::answer::read_answer(&app, &up, answer, log).await?;
+        let answer = crate::answer::read_answer(&app, &up, answer, false, log).await?;
         return whole(&app, asm, keep, &answer.bytes, answer.key);
     }
     let opened = open_with_retries(&app, &up, answer, log).await?;

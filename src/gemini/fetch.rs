@@ -169,7 +169,9 @@ fn remote_url(part: &Value) -> Option<&str> {
     }?
     .as_str()?;
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    (lower.starts_with("http://") || lower.starts_with("https://")).then_some(url)
+    // A Gemini file URI is passed as `fileData` on its key, never fetched.
+    let file = crate::openai::chat::gemini_file_uri(url).is_some();
+    (!file && (lower.starts_with("http://") || lower.starts_with("https://"))).then_some(url)
 }
 
 /// Replace every `http(s)` `image_url` in the messages with a `data:` URL,

@@ -2,7 +2,8 @@
 //! key that created them (see `crate::affinity`): `files/…`,
 //! `cachedContents/…` and `batches/…` paths, creates that yield such a name
 //! (recorded from the answer), generate bodies naming one (`fileData.fileUri`,
-//! `cachedContent`, a batch's `inputConfig.fileName`), and the merged lists.
+//! `cachedContent`, a batch's `inputConfig.fileName`), and the merged lists
+//! (paged in [`super::pages`]).
 //!
 //! With `FILES_USER_ISOLATION` a client token sees and uses only what it
 //! created (anything else is a 404, as if it did not exist); the admin token
@@ -12,219 +13,20 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::affinity::{FILE_TTL_MS, Owner, resource_name, token_tag};
+pub use super::owners::{
+    Caller, call_on, not_found, owner_index, pin_body, pin_names, record, referenced, refusal,
+};
+use crate::affinity::resource_name;
 use crate::answer::{ANSWER_LIMIT, LogInfo, upstream_failed};
 use crate::app::App;
-use crate::auth::{Keys, Role, role};
+use crate::auth::Keys;
 use crate::body::{self, Body};
-use crate::error::{GatewayError, UpstreamError, google_error};
-use crate::keys::KeyPool;
-use crate::request::{bearer, native_credential};
-use crate::upstream::{Answer, Auth, Call, Failure, response_headers};
-
-/// Most keys one merged list asks.
-const LIST_KEYS_MAX: usize = 32;
-
-/// Who is calling, as far as ownership goes.
-#[derive(Debug)]
-pub struct Caller {
-    /// The credential (None without one); hashed only when needed.
-    cred: Option<String>,
-    /// [`token_tag`] of the credential (empty without one), made on first use.
-    tag: std::sync::OnceLock<String>,
-    /// The admin token (sees everything).
-    pub admin: bool,
-    /// `FILES_USER_ISOLATION`.
-    pub isolated: bool,
-}
-
-impl Caller {
-    /// The caller of `req`.
-    pub fn of<B>(app: &App, req: &Request<B>) -> Caller {
-        let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
-        let cred = cred.filter(|c| !c.is_empty());
-        Caller {
-            admin: role(app, cred.as_deref()) == Role::Admin,
-            isolated: app.cfg().files_user_isolation,
-            cred,
-            tag: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// [`token_tag`] of the caller's credential (empty without one).
-    pub fn tag(&self) -> &str {
-        self.tag
-            .get_or_init(|| self.cred.as_deref().map(token_tag).unwrap_or_default())
-    }
-
-    /// Whether the caller may see and use what `o` describes.
-    pub fn sees(&self, o: &Owner) -> bool {
-        self.admin || !self.isolated || o.token == self.tag()
-    }
-
-    /// Whose resources a list shows: `None` for everyone's.
-    fn filter(&self) -> Option<&str> {
-        (!self.admin && self.isolated).then(|| self.tag())
-    }
-}
-
-/// A Google-format error the gateway answers itself.
-pub fn refusal(status: StatusCode, message: &str) -> GatewayError {
-    let body = google_error(status, message).to_string();
-    GatewayError::Upstream(Box::new(UpstreamError {
-        status,
-        headers: HeaderMap::new(),
-        body: Bytes::from(body),
-        hint: None,
-    }))
-}
-
-/// 404 for a resource the caller may not see (it looks absent).
-fn not_found(name: &str) -> GatewayError {
-    refusal(
-        StatusCode::NOT_FOUND,
-        &format!("{name} was not found (or it belongs to another token)."),
-    )
-}
-
-/// The pool index of `owner`'s key if it can serve now; a clear error when it
-/// is disabled or removed.
-pub fn owner_index(app: &App, name: &str, owner: &Owner) -> Result<usize, GatewayError> {
-    let pool = &app.pool;
-    let Some(i) = pool
-        .position_of_id(&owner.key_id)
-        .filter(|i| pool.is_live(*i))
-    else {
-        return Err(refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "{name} belongs to a Gemini key that was removed from the pool (id {}); it cannot be reached with another key.",
-                owner.key_id
-            ),
-        ));
-    };
-    if pool.is_disabled(i) {
-        return Err(refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "{name} belongs to the Gemini key {} (id {}), which is disabled; it cannot be reached with another key until that key is enabled again.",
-                pool.masked(i),
-                owner.key_id
-            ),
-        ));
-    }
-    Ok(i)
-}
-
-/// The names a request body refers to: `fileUri`/`file_uri` anywhere,
-/// `cachedContent`/`cached_content`, `fileName`/`file_name` (a batch input).
-pub fn referenced(body: &Value) -> Vec<String> {
-    fn walk(v: &Value, depth: usize, out: &mut Vec<String>) {
-        if depth > 64 || out.len() > 1000 {
-            return;
-        }
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    if let (
-                        "fileUri" | "file_uri" | "cachedContent" | "cached_content" | "fileName"
-                        | "file_name" | "file_id" | "fileId",
-                        Value::String(s),
-                    ) = (k.as_str(), x)
-                        && let Some(n) = resource_name(s)
-                        && !out.contains(&n)
-                    {
-                        out.push(n);
-                    }
-                    walk(x, depth + 1, out);
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, depth + 1, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(body, 0, &mut out);
-    out
-}
-
-/// The key a call naming `names` must use (`None`: any key): the one key
-/// owning them all. A name the caller may not see is a 404; names owned by
-/// different keys are a 400.
-pub fn pin_names(
-    app: &App,
-    caller: &Caller,
-    names: &[String],
-) -> Result<Option<usize>, GatewayError> {
-    let mut pinned: Option<(usize, &str)> = None;
-    for name in names {
-        let Some(owner) = app.affinity.owner(name) else {
-            continue;
-        };
-        if !caller.sees(&owner) {
-            return Err(not_found(name));
-        }
-        let i = owner_index(app, name, &owner)?;
-        match pinned {
-            Some((j, other)) if j != i => {
-                return Err(refusal(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "{other} and {name} belong to different Gemini keys (projects); one request can only use resources of one key."
-                    ),
-                ));
-            }
-            _ => pinned = Some((i, name)),
-        }
-    }
-    Ok(pinned.map(|(i, _)| i))
-}
-
-/// The key a native call with `body` must use, if it names a known resource.
-pub fn pin_body(app: &App, caller: &Caller, body: &[u8]) -> Result<Option<usize>, GatewayError> {
-    if body.is_empty() || !names_resource(body) {
-        return Ok(None);
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return Ok(None);
-    };
-    pin_names(app, caller, &referenced(&v))
-}
-
-/// Whether `body` may name a file or a cache (searchers built once).
-fn names_resource(body: &[u8]) -> bool {
-    static FILES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"files/"));
-    static CACHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"cachedContents/"));
-    FILES.find(body).is_some() || CACHES.find(body).is_some()
-}
-
-/// Run `call` on key `index` only (its retries stay on it), or over the pool.
-pub async fn call_on(
-    app: &App,
-    pool: &KeyPool,
-    call: &Call<'_>,
-    index: Option<usize>,
-) -> Result<Answer, Failure> {
-    match index {
-        None => app.upstream.call(pool, call).await,
-        Some(i) => {
-            let mut others: Vec<usize> = pool
-                .live_indices()
-                .into_iter()
-                .filter(|j| *j != i)
-                .collect();
-            app.upstream
-                .call_with(pool, call, &mut others, app.upstream.attempts())
-                .await
-        }
-    }
-}
+use crate::error::GatewayError;
+use crate::upstream::{Answer, Auth, Call, response_headers};
 
 /// Whether a native call is one [`resource`] handles: a path under
 /// `/files`, `/cachedContents` or `/batches`, or a batch create.
@@ -266,6 +68,7 @@ pub async fn resource(
     let named = resource_name(rest);
     let mut index = None;
     if let Some(name) = &named {
+        super::owners::learn(&app, std::slice::from_ref(name)).await;
         match app.affinity.owner(name) {
             Some(o) if !caller.sees(&o) => return Err(not_found(name)),
             Some(o) => index = Some(owner_index(&app, name, &o)?),
@@ -275,10 +78,10 @@ pub async fn resource(
     } else if method == Method::GET
         && let Some(member) = list_member(rest)
     {
-        return list(&app, &caller, call, member, log).await;
+        return super::pages::list(&app, &caller, &call.path, &call.headers, member, log).await;
     }
     if index.is_none() {
-        index = pin_body(&app, &caller, &call.body)?;
+        index = pin_body(&app, &caller, &call.body).await?;
     }
     let up = Call {
         method: call.method.clone(),
@@ -295,8 +98,9 @@ pub async fn resource(
     let key = answer.key;
     log.key = app.pool.masked(key).to_string();
     let (parts, bytes) = read_answer(&app, answer).await?;
-    if parts.status.is_success() {
-        remember(&app, &caller, key, &method, named.as_deref(), &bytes);
+    if parts.status.is_success() && remember(&app, &caller, key, &method, named.as_deref(), &bytes)
+    {
+        super::owners::written(&app).await;
     }
     let mut res = Response::new(body::full(bytes));
     *res.status_mut() = parts.status;
@@ -306,7 +110,7 @@ pub async fn resource(
 }
 
 /// Read a whole (small) answer within `TIME_OUT`, the key masked.
-async fn read_answer(
+pub(super) async fn read_answer(
     app: &App,
     answer: Answer,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
@@ -325,7 +129,7 @@ async fn read_answer(
 }
 
 /// After a successful call: record what a create made, forget what a delete
-/// removed, move a cache's expiry on an update.
+/// removed, move a cache's expiry on an update. Whether a record changed.
 fn remember(
     app: &App,
     caller: &Caller,
@@ -333,7 +137,7 @@ fn remember(
     method: &Method,
     named: Option<&str>,
     answer: &[u8],
-) {
+) -> bool {
     if *method == Method::DELETE {
         if let Some(n) = named {
             app.affinity.remove(n);
@@ -342,44 +146,27 @@ fn remember(
                 owner: None,
             });
         }
-        return;
+        return named.is_some();
     }
     if *method != Method::POST && *method != Method::PATCH {
-        return;
+        return false;
     }
     let Ok(v) = serde_json::from_slice::<Value>(answer) else {
-        return;
+        return false;
     };
     let made = v
         .get("name")
         .and_then(Value::as_str)
         .or_else(|| v.pointer("/file/name").and_then(Value::as_str))
         .and_then(resource_name);
-    let Some(made) = made else { return };
+    let Some(made) = made else { return false };
     // The creating token stays the owner when a cache is updated.
     let token = match app.affinity.owner(&made) {
         Some(o) if *method == Method::PATCH => o.token,
         _ => caller.tag().to_string(),
     };
     record(app, &made, key, token, expiry(&v));
-}
-
-/// Record `name` as made by `token` on pool key `key`, until `expires_ms`.
-pub fn record(app: &App, name: &str, key: usize, token: String, expires_ms: Option<u64>) {
-    let Some(key_id) = app.pool.id(key) else {
-        return;
-    };
-    let now = crate::clock::unix_ms();
-    let owner = Owner {
-        key_id: key_id.to_string(),
-        token,
-        expires_ms: expires_ms.unwrap_or(now + FILE_TTL_MS).max(now + 60_000),
-    };
-    app.affinity.insert(name, owner.clone());
-    app.store.record(crate::store::Change::Affinity {
-        name: name.to_string(),
-        owner: Some(owner),
-    });
+    true
 }
 
 /// Google's expiry of a resource answer: `expireTime` (a cache),
@@ -417,96 +204,10 @@ pub(super) fn rfc3339_ms(t: &str) -> Option<u64> {
         .map(|s0| s0 * 1000 + (s * 1000.0) as u64)
 }
 
-/// A merged list: ask each key holding the caller's resources (every key
-/// for the admin, or without isolation), keep what the caller may see.
-async fn list(
-    app: &App,
-    caller: &Caller,
-    call: super::Prepared,
-    member: &'static str,
-    log: &mut LogInfo,
-) -> Result<Response<Body>, GatewayError> {
-    let kind = match member {
-        "files" => "files/",
-        "cachedContents" => "cachedContents/",
-        _ => "batches/",
-    };
-    let pool = &app.pool;
-    let indices: Vec<usize> = match caller.filter() {
-        Some(tag) => app
-            .affinity
-            .holders(kind, Some(tag))
-            .iter()
-            .filter_map(|id| pool.position_of_id(id))
-            .filter(|i| pool.is_live(*i) && !pool.is_disabled(*i))
-            .collect(),
-        None => pool
-            .live_indices()
-            .into_iter()
-            .filter(|i| !pool.is_disabled(*i))
-            .collect(),
-    };
-    let path = match call.path.split_once('?') {
-        Some((p, q)) => {
-            let kept: Vec<&str> = q
-                .split('&')
-                .filter(|x| !x.starts_with("pageToken="))
-                .collect();
-            if kept.is_empty() {
-                p.to_string()
-            } else {
-                format!("{p}?{}", kept.join("&"))
-            }
-        }
-        None => call.path.clone(),
-    };
-    let mut items: Vec<Value> = Vec::new();
-    for i in indices.into_iter().take(LIST_KEYS_MAX) {
-        let up = Call {
-            method: Method::GET,
-            path: path.clone(),
-            body: Bytes::new(),
-            model: "",
-            auth: Auth::GoogHeader,
-            headers: call.headers.clone(),
-            route: log.route,
-        };
-        let answer = call_on(app, pool, &up, Some(i))
-            .await
-            .map_err(|f| upstream_failed(app, f, "", false))?;
-        log.key = pool.masked(i).to_string();
-        let (_, bytes) = read_answer(app, answer).await?;
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        for item in v
-            .get(member)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
-            let visible = match caller.filter() {
-                None => true,
-                Some(_) => app.affinity.owner(name).is_some_and(|o| caller.sees(&o)),
-            };
-            let seen = items.iter().any(|x| x.get("name") == item.get("name"));
-            if visible && !seen {
-                items.push(item.clone());
-            }
-        }
-    }
-    let page = if items.is_empty() {
-        json!({})
-    } else {
-        json!({ member: items })
-    };
-    Ok(body::json(StatusCode::OK, &page))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn references_in_a_generate_body() {

@@ -15,6 +15,8 @@ mod forward;
 pub mod gzip;
 pub mod lenient;
 mod long;
+pub mod owners;
+mod pages;
 pub mod types;
 pub mod upload;
 
@@ -140,7 +142,7 @@ async fn pass(
     let caller = files.then(|| files::Caller::of(&app, &req));
     let call = prepare(&app, req, version, rest, log).await?;
     let pinned = match &caller {
-        Some(c) => files::pin_body(&app, c, &call.body)?,
+        Some(c) => files::pin_body(&app, c, &call.body).await?,
         None => None,
     };
     let heartbeat = app.cfg().heartbeat;

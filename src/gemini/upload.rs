@@ -312,6 +312,7 @@ async fn chunk(
     }
     if finalize && parts.status.is_success() {
         record_file(app, &bytes, index, session.token);
+        super::owners::written(app).await;
     }
     Ok(passed(parts, bytes))
 }
@@ -342,6 +343,7 @@ async fn one_shot(
     let ((parts, bytes), _) = send_streamed(app, req, &target, index, max).await?;
     if parts.status.is_success() {
         record_file(app, &bytes, index, caller.tag().to_string());
+        super::owners::written(app).await;
     }
     Ok(passed(parts, bytes))
 }

@@ -326,6 +326,38 @@ impl StoreHandle {
         lock(&self.shared.mirror).clone()
     }
 
+    /// Whether the store is shared with other replicas (Redis mode).
+    pub fn is_shared(&self) -> bool {
+        self.shared.mode == Status::Redis
+    }
+
+    /// The owner record of `name` as another replica wrote it (Redis mode;
+    /// `None` in other modes, when absent, or past [`kept::READ_TIMEOUT`]).
+    pub async fn affinity(&self, name: &str) -> Option<AffinityRecord> {
+        if !self.is_shared() || name.len() > 256 {
+            return None;
+        }
+        let read = async {
+            let mut b = self.shared.backend.lock().await;
+            let Backend::Redis(r) = &mut *b else {
+                return None;
+            };
+            let key = format!("{}aff:{name}", r.prefix());
+            let mut con = r.connection().await.ok()?;
+            drop(b);
+            let v: Option<String> = ::redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut con)
+                .await
+                .ok()?;
+            serde_json::from_str(&v?).ok()
+        };
+        tokio::time::timeout(kept::READ_TIMEOUT, read)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Write everything recorded so far now (the background task does this
     /// every [`FLUSH_EVERY`]; call it at shutdown). On failure the changes
     /// are kept for the next try and the status is `degraded`.

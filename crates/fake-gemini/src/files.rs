@@ -4,7 +4,10 @@
 //! no key; or one multipart call), `files` get/list/delete, `cachedContents`
 //! create/get/list/patch/delete, and the check of a generate body's
 //! `fileData.fileUri` and `cachedContent`: anything of another key is a 403
-//! `PERMISSION_DENIED`, as Google answers. File bytes are counted, not kept.
+//! `PERMISSION_DENIED`, as Google answers. Batches likewise
+//! (`models/{m}:batchGenerateContent` creates one, its input file must be the
+//! key's; `batches` list, `batches/{id}` get/delete, `:cancel`). File bytes
+//! are counted, not kept.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +42,16 @@ pub(crate) struct CacheRec {
     expire: u64,
 }
 
+/// One batch job.
+#[derive(Clone)]
+pub(crate) struct BatchRec {
+    owner: String,
+    model: String,
+    display: String,
+    state: &'static str,
+    created: u64,
+}
+
 /// An upload between `start` and `finalize`.
 pub(crate) struct Pending {
     owner: String,
@@ -52,6 +65,7 @@ pub(crate) struct Pending {
 pub(crate) struct Files {
     files: HashMap<String, FileRec>,
     caches: HashMap<String, CacheRec>,
+    batches: HashMap<String, BatchRec>,
     uploads: HashMap<String, Pending>,
 }
 
@@ -182,6 +196,9 @@ pub(crate) fn route(
     } else {
         ("v1", path.strip_prefix("/v1/")?)
     };
+    if let Some(res) = batches(state, &mut st, &ctx, method, rest, key, body, qp) {
+        return Some(res);
+    }
     if !(rest == "files"
         || rest.starts_with("files/")
         || rest == "cachedContents"
@@ -203,12 +220,7 @@ pub(crate) fn route(
             .into_iter()
             .map(|(id, f)| file_json("", version, id, f))
             .collect();
-        let v = if files.is_empty() {
-            json!({})
-        } else {
-            json!({ "files": files })
-        };
-        return Some(plain_json(200, pretty(&v)));
+        return Some(page(ctx_err(&ctx), "files", files, qp));
     }
     if let Some(id) = rest.strip_prefix("files/") {
         let id = id.split(':').next().unwrap_or("");
@@ -227,7 +239,58 @@ pub(crate) fn route(
             _ => err(err_route_not_found()),
         };
     }
-    caches(state, &mut st, &ctx, method, rest, key, body)
+    caches(state, &mut st, &ctx, method, rest, key, body, qp)
+}
+
+/// A copy of `ctx` for [`page`]'s errors.
+fn ctx_err(ctx: &Ctx) -> Ctx {
+    Ctx {
+        version: ctx.version,
+        array_stream: false,
+        pretty: true,
+        empty: false,
+    }
+}
+
+/// One page of a list, as Google pages them: `pageSize` (default 10, at
+/// most 100), and a `nextPageToken` (`p{offset}`) while more remain; a
+/// token that is not one of ours is a 400.
+fn page(
+    ctx: Ctx,
+    member: &str,
+    all: Vec<Value>,
+    qp: &[(String, String)],
+) -> http::Response<FakeBody> {
+    let q = |n: &str| qp.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let size = q("pageSize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(10, |n| n.min(100));
+    let start = match q("pageToken").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => {
+                return error_response(
+                    &ctx,
+                    google_error(400, "INVALID_ARGUMENT", "Invalid page token.", vec![]),
+                );
+            }
+        },
+    };
+    let end = (start + size).min(all.len());
+    let items: Vec<Value> = all
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let mut v = serde_json::Map::new();
+    if !items.is_empty() {
+        v.insert(member.into(), Value::Array(items));
+    }
+    if end < all.len() {
+        v.insert("nextPageToken".into(), json!(format!("p{end}")));
+    }
+    plain_json(200, pretty(&Value::Object(v)))
 }
 
 /// `POST /upload/{version}/files`: a resumable start or chunk, or a multipart upload.
@@ -378,6 +441,7 @@ fn chunk(
     res
 }
 
+#[allow(clippy::too_many_arguments)]
 fn caches(
     state: &FakeState,
     st: &mut Files,
@@ -386,6 +450,7 @@ fn caches(
     rest: &str,
     key: &str,
     body: &[u8],
+    qp: &[(String, String)],
 ) -> Option<http::Response<FakeBody>> {
     let err = |e| Some(error_response(ctx, e));
     if rest == "cachedContents" {
@@ -424,18 +489,11 @@ fn caches(
             st.caches.insert(id, rec);
             return Some(plain_json(200, pretty(&out)));
         }
-        let list: Vec<Value> = st
-            .caches
-            .iter()
-            .filter(|(_, c)| c.owner == key)
-            .map(|(id, c)| cache_json(id, c))
-            .collect();
-        let v = if list.is_empty() {
-            json!({})
-        } else {
-            json!({ "cachedContents": list })
-        };
-        return Some(plain_json(200, pretty(&v)));
+        let mut mine: Vec<(&String, &CacheRec)> =
+            st.caches.iter().filter(|(_, c)| c.owner == key).collect();
+        mine.sort_by_key(|(id, c)| (c.created, (*id).clone()));
+        let list: Vec<Value> = mine.into_iter().map(|(id, c)| cache_json(id, c)).collect();
+        return Some(page(ctx_err(ctx), "cachedContents", list, qp));
     }
     let id = rest.strip_prefix("cachedContents/")?;
     let Some(c) = st.caches.get_mut(id) else {
@@ -459,6 +517,114 @@ fn caches(
         }
         Method::DELETE => {
             st.caches.remove(id);
+            Some(plain_json(200, "{}\n".into()))
+        }
+        _ => err(err_route_not_found()),
+    }
+}
+
+fn batch_json(id: &str, b: &BatchRec) -> Value {
+    json!({
+        "name": format!("batches/{id}"),
+        "metadata": {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "name": format!("batches/{id}"),
+            "model": b.model,
+            "displayName": b.display,
+            "state": b.state,
+            "createTime": ts(b.created),
+            "updateTime": ts(b.created),
+        },
+        "done": b.state != "BATCH_STATE_PENDING",
+    })
+}
+
+/// `models/{m}:batchGenerateContent`, `batches`, `batches/{id}` and
+/// `batches/{id}:cancel`; `None` for other paths.
+#[allow(clippy::too_many_arguments)]
+fn batches(
+    state: &FakeState,
+    st: &mut Files,
+    ctx: &Ctx,
+    method: &Method,
+    rest: &str,
+    key: Option<&str>,
+    body: &[u8],
+    qp: &[(String, String)],
+) -> Option<http::Response<FakeBody>> {
+    let create = rest
+        .strip_prefix("models/")
+        .and_then(|m| m.strip_suffix(":batchGenerateContent"));
+    if create.is_none() && rest != "batches" && !rest.starts_with("batches/") {
+        return None;
+    }
+    let err = |e| Some(error_response(ctx, e));
+    let Some(key) = key else {
+        return err(err_no_key());
+    };
+    if let Some(model) = create {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let batch = v.get("batch").unwrap_or(&v);
+        if let Err(e) = check_files(st, key, batch) {
+            return err(e);
+        }
+        let input = batch
+            .pointer("/inputConfig/fileName")
+            .or_else(|| batch.pointer("/input_config/file_name"))
+            .and_then(Value::as_str);
+        if let Some(f) = input.and_then(file_id)
+            && st.files.get(f).is_none_or(|r| r.owner != key)
+        {
+            return err(denied_file(f));
+        }
+        if st.batches.len() >= MAX {
+            st.batches.clear();
+        }
+        let rec = BatchRec {
+            owner: key.to_string(),
+            model: format!("models/{model}"),
+            display: batch
+                .get("displayName")
+                .or_else(|| batch.get("display_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            state: "BATCH_STATE_PENDING",
+            created: now_secs(),
+        };
+        let id = format!("b{}", state.next_id());
+        let out = batch_json(&id, &rec);
+        st.batches.insert(id, rec);
+        return Some(plain_json(200, pretty(&out)));
+    }
+    if rest == "batches" {
+        let mut list: Vec<(&String, &BatchRec)> =
+            st.batches.iter().filter(|(_, b)| b.owner == key).collect();
+        list.sort_by_key(|(id, b)| (b.created, (*id).clone()));
+        let ops: Vec<Value> = list.into_iter().map(|(id, b)| batch_json(id, b)).collect();
+        return Some(page(ctx_err(ctx), "operations", ops, qp));
+    }
+    let tail = rest.strip_prefix("batches/").unwrap_or("");
+    let (id, action) = tail.split_once(':').unwrap_or((tail, ""));
+    let Some(b) = st.batches.get_mut(id) else {
+        return err(missing("Batch", id));
+    };
+    if b.owner != key {
+        return err(google_error(
+            403,
+            "PERMISSION_DENIED",
+            format!("You do not have permission to access the Batch {id} or it may not exist."),
+            vec![],
+        ));
+    }
+    match (method.clone(), action) {
+        (Method::GET, "") => Some(plain_json(200, pretty(&batch_json(id, b)))),
+        (Method::POST, "cancel") => {
+            b.state = "BATCH_STATE_CANCELLED";
+            Some(plain_json(200, "{}\n".into()))
+        }
+        (Method::DELETE, "") => {
+            st.batches.remove(id);
             Some(plain_json(200, "{}\n".into()))
         }
         _ => err(err_route_not_found()),

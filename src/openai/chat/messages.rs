@@ -272,10 +272,20 @@ fn convert_part(
                         )),
                     }
                 }
-                _ if f.contains_key("file_id") => Err(err(
-                    param,
-                    "`file_id` is not supported; send the file inline as `file_data`",
-                )),
+                _ if f.contains_key("file_id") => {
+                    let id = f.get("file_id").and_then(Value::as_str).unwrap_or("");
+                    let mime = f
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .and_then(mime_from_path);
+                    match gemini_file_uri(id) {
+                        Some(uri) => Ok(Some(file_part(uri, mime))),
+                        None => Err(err(
+                            param,
+                            "`file.file_id` must name a Gemini file (`files/…` or its URI, as the Files API returns them); or send the file inline as `file_data`",
+                        )),
+                    }
+                }
                 _ => Err(err(param, "`file.file_data` must be a data URL")),
             }
         }
@@ -298,6 +308,47 @@ fn inline<'a>(mime: impl Into<Cow<'a, str>>, data: &'a str) -> Part<'a> {
     }
 }
 
+/// Where Google's Files API keeps files: a file URI is this, a version and
+/// `files/{id}`.
+const FILES_ORIGIN: &str = "https://generativelanguage.googleapis.com/";
+
+/// The file URI a reference to a Gemini file stands for: `files/{id}` (a
+/// file's name, as on the v1beta Files API), or a file URI
+/// (`https://generativelanguage.googleapis.com/v1beta/files/{id}`) as it is.
+/// `None` for anything else. Such a file is passed as `fileData` (never
+/// downloaded) and the call goes on the key that owns it.
+pub fn gemini_file_uri(reference: &str) -> Option<Cow<'_, str>> {
+    let valid = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(id) = reference.strip_prefix("files/") {
+        return valid(id).then(|| format!("{FILES_ORIGIN}v1beta/files/{id}").into());
+    }
+    let rest = reference.get(FILES_ORIGIN.len()..)?;
+    if !starts_with_ci(reference, FILES_ORIGIN) {
+        return None;
+    }
+    let (version, id) = rest.split_once("/files/")?;
+    let known = matches!(version, "v1" | "v1beta" | "v1alpha");
+    (known && valid(id)).then_some(Cow::Borrowed(reference))
+}
+
+/// A `fileData` part for a Gemini file (its own MIME type unless given).
+fn file_part<'a>(uri: Cow<'a, str>, mime: Option<&'static str>) -> Part<'a> {
+    Part {
+        file_data: Some(Box::new(FileData {
+            file_uri: Some(uri),
+            mime_type: mime.map(Cow::Borrowed),
+            ..FileData::default()
+        })),
+        ..Part::default()
+    }
+}
+
 /// A URL (data or http(s)) as a Gemini part; errors name message `i`.
 fn url_part<'a>(url: &'a str, i: usize, param: &str) -> Result<Part<'a>, TranslateError> {
     if starts_with_ci(url, "data:") {
@@ -310,6 +361,9 @@ fn url_part<'a>(url: &'a str, i: usize, param: &str) -> Result<Part<'a>, Transla
                 ),
             )),
         };
+    }
+    if let Some(uri) = gemini_file_uri(url) {
+        return Ok(file_part(uri, mime_from_path(url)));
     }
     if starts_with_ci(url, "http://") || starts_with_ci(url, "https://") {
         let mime = mime_from_path(url).unwrap_or("image/jpeg");
@@ -775,6 +829,21 @@ mod tests {
                 json!({"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}}),
             ),
             (
+                "a Gemini file URI as image_url: fileData, never fetched",
+                json!({"type": "image_url", "image_url": {"url": "https://generativelanguage.googleapis.com/v1beta/files/abc-1"}}),
+                json!({"fileData": {"fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc-1"}}),
+            ),
+            (
+                "a Gemini file's name as file_id",
+                json!({"type": "file", "file": {"file_id": "files/abc-1", "filename": "a.pdf"}}),
+                json!({"fileData": {"fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc-1", "mimeType": "application/pdf"}}),
+            ),
+            (
+                "a Gemini file URI as file_id",
+                json!({"type": "file", "file": {"file_id": "https://generativelanguage.googleapis.com/v1/files/z9"}}),
+                json!({"fileData": {"fileUri": "https://generativelanguage.googleapis.com/v1/files/z9"}}),
+            ),
+            (
                 "file raw base64 with a known filename",
                 json!({"type": "file", "file": {"file_data": "JVBERi0=", "filename": "a.pdf"}}),
                 json!({"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}}),
@@ -844,6 +913,14 @@ mod tests {
             ),
             (
                 json!({"type": "file", "file": {"file_id": "file-abc"}}),
+                "messages[0].content[0].file",
+            ),
+            (
+                json!({"type": "file", "file": {"file_id": "files/a b"}}),
+                "messages[0].content[0].file",
+            ),
+            (
+                json!({"type": "file", "file": {"file_id": 7}}),
                 "messages[0].content[0].file",
             ),
             (

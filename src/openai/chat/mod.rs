@@ -40,6 +40,7 @@ mod tests;
 
 use generation::{modalities, response_format, sampling};
 use messages::convert_messages;
+pub use messages::gemini_file_uri;
 pub(crate) use thinking::model_thinks;
 use thinking::thinking_config;
 use tools::{collect_tools, tool_config};

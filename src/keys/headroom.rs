@@ -118,6 +118,8 @@ impl KeyPool {
                 lock(&slot.state)
                     .quota
                     .correct(&model, estimate, actual, &clock);
+                let more = i64::from(actual) - i64::from(estimate);
+                self.note_quota(index, &model, &clock, 0, more);
             }
         }
     }
@@ -141,6 +143,8 @@ impl KeyPool {
             ms,
             day,
             to_midnight,
+            wall_ms: unix_ms().saturating_add(offset),
+            replicas: self.sharing.replicas.load(Ordering::Relaxed),
         }
     }
 

@@ -451,6 +451,68 @@ impl Change {
     }
 }
 
+/// One replica's calls on a key × model counted in one (unix) second, to
+/// add to the shared quota counts (`store::quota`): a call given back after
+/// Google's 429 is `-1`, a token estimate corrected is the difference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaDelta {
+    /// The key.
+    pub key_id: KeyId,
+    /// The model (its label).
+    pub model: String,
+    /// The second the calls were counted in (unix).
+    pub sec: u64,
+    /// The Pacific day they count for.
+    pub day: i64,
+    /// Requests added (negative: given back).
+    pub requests: i64,
+    /// Estimated input tokens added.
+    pub tokens: i64,
+}
+
+/// The other replicas' calls on a key × model in one second, as last read
+/// (`None`: unchanged since the last read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaSeen {
+    /// The key.
+    pub key_id: KeyId,
+    /// The model.
+    pub model: String,
+    /// The second (unix).
+    pub sec: u64,
+    /// Their requests in that second.
+    pub requests: Option<u32>,
+    /// Their estimated input tokens in that second.
+    pub tokens: Option<u32>,
+    /// Requests they added since the last read (for the day's count).
+    pub added: i64,
+}
+
+/// The other replicas' requests on a key × model on a Pacific day (read once,
+/// at the first sync: later ones arrive as [`QuotaSeen::added`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaDay {
+    /// The key.
+    pub key_id: KeyId,
+    /// The model.
+    pub model: String,
+    /// The Pacific day.
+    pub day: i64,
+    /// Their requests that day.
+    pub requests: u32,
+}
+
+/// What one quota sync brought back: the others' counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaView {
+    /// Replicas syncing now (this one included; at least 1).
+    pub replicas: usize,
+    /// Seconds whose counts changed.
+    pub seconds: Vec<QuotaSeen>,
+    /// Day totals (first sync only).
+    pub days: Vec<QuotaDay>,
+}
+
 /// Most usage buckets a [`Snapshot`] holds (model names come from clients):
 /// past it, counters of new buckets are not kept (existing ones still add up).
 pub const USAGE_BUCKETS_MAX: usize = 400_000;

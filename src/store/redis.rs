@@ -89,6 +89,11 @@ impl RedisStore {
         &self.prefix
     }
 
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
     /// Connected now?
     pub fn connected(&self) -> bool {
         self.con.is_some()

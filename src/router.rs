@@ -195,7 +195,7 @@ pub enum Handler {
     AdminKeysExport,
     /// `POST /admin/keys/delete`.
     AdminKeysDelete,
-    /// `DELETE /admin/keys/{id}`.
+    /// `DELETE /admin/keys/{id}`, `PATCH /admin/keys/{id}` (the key's tier).
     AdminKeyDelete,
     /// `GET` and `DELETE /admin/logs`.
     Logs,
@@ -461,7 +461,7 @@ pub static ROUTES: &[Route] = &[
     .admin(),
     at(
         Prefix("/admin/keys/"),
-        Of("DELETE"),
+        Of("DELETE, PATCH"),
         "admin_keys",
         H::AdminKeyDelete,
     )
@@ -663,6 +663,10 @@ async fn run(
         H::AdminKeys => return admin::keys::keys(app, req).await,
         H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
         H::AdminKeysDelete => return admin::keys::delete_many(app, req).await,
+        H::AdminKeyDelete if req.method() == Method::PATCH => {
+            let id = percent_decode(rest);
+            return admin::keys::patch_one(&app, req, &id).await;
+        }
         H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
         H::Logs => return admin::logs::logs(&app, &req).await,
         H::LogEntry => return admin::logs::entry(&app, &percent_decode(rest)).await,

@@ -219,6 +219,15 @@ pub enum Window {
 }
 
 impl Window {
+    /// `"rpm"`, `"rpd"`, `"tpm"` (as in `MODEL_LIMITS` and the store).
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Minute => "rpm",
+            Window::Day => "rpd",
+            Window::Tokens => "tpm",
+        }
+    }
+
     /// "requests/minute", "requests/day", "input tokens/minute".
     pub fn unit(self) -> &'static str {
         match self {
@@ -396,6 +405,8 @@ pub(super) struct ModelQuota {
     pub(super) model: String,
     /// What 429s taught.
     pub(super) learned: Limits,
+    /// When a learned limit last changed (unix ms; the later one wins).
+    pub(super) learned_at: u64,
     /// Times (quota clock ms) of calls in the last minute, oldest first.
     minute: VecDeque<u64>,
     /// Estimated input tokens of the last minute's calls, (time, tokens), oldest first.
@@ -537,6 +548,11 @@ fn share_full(m: &ModelQuota, limits: &Limits, minute: u32, day: u32, c: &Clock)
 pub(super) struct KeyQuota {
     /// Known free tier (learned from a `…FreeTier` 429).
     pub(super) free: bool,
+    /// The tier set through the admin API (`Some(true)`: free; `Some(false)`:
+    /// paid, never the free-tier defaults; `None`: as learned / `KEY_TIER`).
+    pub(super) tier: Option<bool>,
+    /// When `tier` was set (unix ms): the later change wins.
+    pub(super) tier_at: u64,
     pub(super) models: Vec<ModelQuota>,
 }
 
@@ -549,7 +565,7 @@ impl KeyQuota {
             .find(|m| m.model == model)
             .map_or_else(Limits::default, |m| m.learned);
         let configured = policy.configured.get(model).unwrap_or_default();
-        let free = if self.free || policy.free {
+        let free = if self.tier.unwrap_or(self.free || policy.free) {
             lookup(FREE_TIER.iter().map(|(p, l)| (*p, *l)), model).unwrap_or_default()
         } else {
             Limits::default()
@@ -574,6 +590,7 @@ impl KeyQuota {
         self.models.push(ModelQuota {
             model: model.to_string(),
             learned: Limits::default(),
+            learned_at: 0,
             minute: VecDeque::new(),
             tokens: VecDeque::new(),
             day: (c.day, 0),
@@ -745,6 +762,7 @@ impl KeyQuota {
         model: &str,
         found: &[Violation],
         c: &Clock,
+        at_ms: u64,
     ) -> Vec<(Window, u32)> {
         let mut changed = Vec::new();
         for v in found {
@@ -761,6 +779,7 @@ impl KeyQuota {
             };
             if *slot != Some(value) {
                 *slot = Some(value);
+                m.learned_at = at_ms;
                 changed.push((v.window, value));
             }
         }
@@ -964,10 +983,13 @@ mod tests {
         }];
         let c = clock(0);
         assert_eq!(
-            q.learn("gemini-2.5-flash", &learned, &c),
+            q.learn("gemini-2.5-flash", &learned, &c, 1),
             vec![(Window::Minute, 3)]
         );
-        assert!(q.learn("gemini-2.5-flash", &learned, &c).is_empty(), "once");
+        assert!(
+            q.learn("gemini-2.5-flash", &learned, &c, 1).is_empty(),
+            "once"
+        );
         assert_eq!(q.limits("gemini-2.5-flash", &policy).rpm, Some(3));
         // A learned free tier brings the defaults without KEY_TIER.
         policy = Policy::default();

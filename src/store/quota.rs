@@ -105,15 +105,21 @@ impl StoreHandle {
         if !started {
             pipe.hgetall(format!("{p}qd:{day}"));
         }
-        let con = r.connection().await;
-        let res: Result<Vec<redis::Value>, String> = match con {
-            Ok(mut con) => pipe.query_async(&mut con).await.map_err(super::redis::err),
-            Err(e) => Err(e),
+        // `connection` waits out its backoff by itself (and starts it on a
+        // failed connect); a failed round trip starts it here.
+        let res: Result<Vec<redis::Value>, ()> = match r.connection().await {
+            Ok(mut con) => match pipe.query_async(&mut con).await {
+                Ok(v) => Ok(v),
+                Err(_) => {
+                    r.failed();
+                    Err(())
+                }
+            },
+            Err(_) => Err(()),
         };
         let values = match res {
             Ok(v) => v,
-            Err(_) => {
-                r.failed();
+            Err(()) => {
                 let mut t = lock(&self.shared.quota);
                 let room = PENDING_MAX.saturating_sub(t.pending.len());
                 let mut back: Vec<QuotaDelta> = pending.into_iter().take(room).collect();

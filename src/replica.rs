@@ -24,6 +24,28 @@ use crate::store::{Change, Event};
 pub fn start(app: &Arc<App>) {
     if let Some(rx) = app.take_events() {
         tokio::spawn(run(Arc::downgrade(app), rx));
+        if app.store.is_shared() {
+            app.pool.share_quota();
+            tokio::spawn(share_quota(Arc::downgrade(app)));
+        }
+    }
+}
+
+/// The quota sync tick (Redis mode): hand the pool's new counts to the
+/// store and apply the other replicas' (see `crate::keys::shared`).
+async fn share_quota(weak: Weak<App>) {
+    loop {
+        tokio::time::sleep(crate::store::QUOTA_SYNC_EVERY).await;
+        let Some(app) = weak.upgrade() else { return };
+        let deltas = app.pool.take_quota_deltas();
+        let (now_ms, day) = app.pool.quota_now();
+        let store = app.store.clone();
+        drop(app); // not held across the round trip
+        let Some(view) = store.quota_sync(deltas, now_ms, day).await else {
+            continue;
+        };
+        let Some(app) = weak.upgrade() else { return };
+        app.pool.apply_quota_view(&view);
     }
 }
 

@@ -195,7 +195,7 @@ pub enum Handler {
     AdminKeysExport,
     /// `POST /admin/keys/delete`.
     AdminKeysDelete,
-    /// `DELETE /admin/keys/{id}`.
+    /// `DELETE /admin/keys/{id}`, `PATCH /admin/keys/{id}` (the key's tier).
     AdminKeyDelete,
     /// `GET` and `DELETE /admin/logs`.
     Logs,
@@ -470,7 +470,7 @@ pub static ROUTES: &[Route] = &[
     .admin(),
     at(
         Prefix("/admin/keys/"),
-        Of("DELETE"),
+        Of("DELETE, PATCH"),
         "admin_keys",
         H::AdminKeyDelete,
     )
@@ -710,6 +710,10 @@ async fn run(
         H::AdminKeys => return heap!(admin::keys::keys(app, req)),
         H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
         H::AdminKeysDelete => return heap!(admin::keys::delete_many(app, req)),
+        H::AdminKeyDelete if req.method() == Method::PATCH => {
+            let id = percent_decode(rest);
+            return heap!(admin::keys::patch_one(&app, req, &id));
+        }
         H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
         H::Logs => return heap!(admin::logs::logs(&app, &req)),
         H::LogEntry => return heap!(admin::logs::entry(&app, &percent_decode(rest))),

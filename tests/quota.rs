@@ -515,3 +515,154 @@ async fn the_console_shows_what_is_left_today_per_key_and_per_model() {
     let page = asset("/dashboard").await;
     assert!(page.contains("id=\"quota-left\""));
 }
+
+/// `PATCH /admin/keys/{id}` as the admin.
+async fn patch_key(gw: &Gw, id: &str, body: Value) -> Answer {
+    let url = gw.url(&format!("/admin/keys/{id}"));
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    send(http::Method::PATCH, &url, &headers, body.to_string()).await
+}
+
+#[tokio::test]
+async fn a_keys_tier_is_set_through_the_admin_api_and_a_paid_key_is_never_capped() {
+    let key = "paid-key-000000001";
+    let id = gemini_balance::store::key_id(key);
+    let gw = start(&[
+        ("API_KEYS", r#"["paid-key-000000001"]"#),
+        ("KEY_TIER", "free"),
+    ])
+    .await;
+    let r = patch_key(&gw, &id, json!({"tier": "paid"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        (&r.json()["tier"], &r.json()["free_tier"]),
+        (&json!("paid"), &json!(false))
+    );
+    // KEY_TIER=free would cap it at 10 a minute; paid, it is not.
+    for _ in 0..12 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    // Back to KEY_TIER (free): the 12 calls of this minute are over its 10.
+    let r = patch_key(&gw, &id, json!({"tier": null})).await;
+    assert_eq!(r.json()["free_tier"], true, "{}", r.text());
+    let r = post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    // Errors in the route's (OpenAI) format.
+    let r = patch_key(&gw, &id, json!({"tier": "gold"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["param"], "tier", "{}", r.text());
+    let r = patch_key(&gw, &id, json!({"state": "x"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = patch_key(&gw, "nope", json!({"tier": "free"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn learned_limits_and_tiers_survive_a_restart_in_data_dir_mode() {
+    let dir = std::env::temp_dir().join(format!(
+        "gb-quota-restart-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let d = dir.to_string_lossy().into_owned();
+    let keys = r#"["rpm2-key-a-0000001","paid-key-000000002"]"#;
+    let vars = [
+        ("API_KEYS", keys),
+        ("DATA_DIR", d.as_str()),
+        ("COOLDOWN_SECONDS", "0"),
+    ];
+    let gw = start(&vars).await;
+    let learner = gemini_balance::store::key_id("rpm2-key-a-0000001");
+    let paid = gemini_balance::store::key_id("paid-key-000000002");
+    // Only the rpm2 key serves: the other is set to free tier with 0 left.
+    assert_eq!(
+        patch_key(&gw, &paid, json!({"tier": "free"})).await.status,
+        StatusCode::OK
+    );
+    gw.state()
+        .set_key("paid-key-000000002", fake_gemini::KeyBehavior::Internal);
+    for _ in 0..4 {
+        post_json(&gw, "/v1/chat/completions", &chat("hi")).await;
+    }
+    assert!(
+        gw.state().quota_refusals() >= 1,
+        "the fake's 429 taught the limit"
+    );
+    gw.shutdown().await;
+
+    // Restarted on the same DATA_DIR: the limit is known before any call.
+    let gw = start(&vars).await;
+    let keys = get(&gw, "/admin/keys").await.json();
+    let find = |id: &str| {
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let k = find(&learner);
+    assert_eq!(k["quota"][MODEL]["minute"]["limit"], 2, "{k}");
+    assert_eq!(
+        k["free_tier"], true,
+        "learned from the FreeTier quota id: {k}"
+    );
+    assert_eq!(find(&paid)["tier"], "free");
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn admin_keys_pages_with_limit_and_cursor() {
+    let keys: Vec<String> = (0..25).map(|i| format!("page-key-{i:010}")).collect();
+    let list = serde_json::to_string(&keys).unwrap();
+    let gw = start(&[("API_KEYS", list.as_str())]).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<u64> = None;
+    let mut pages = 0;
+    loop {
+        let path = match cursor {
+            Some(c) => format!("/admin/keys?limit=10&cursor={c}"),
+            None => "/admin/keys?limit=10".to_string(),
+        };
+        let r = get(&gw, &path).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let page = r.json();
+        assert_eq!(page["total"], 25);
+        let ks = page["keys"].as_array().unwrap();
+        assert!(ks.len() <= 10);
+        seen.extend(ks.iter().map(|k| k["id"].as_str().unwrap().to_string()));
+        pages += 1;
+        match page["next_cursor"].as_u64() {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let want: Vec<String> = keys
+        .iter()
+        .map(|k| gemini_balance::store::key_id(k))
+        .collect();
+    assert_eq!(seen, want, "every key once, in order");
+    // Without limit: all of them; a bad limit is a 400.
+    assert_eq!(
+        get(&gw, "/admin/keys").await.json()["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        25
+    );
+    let r = get(&gw, "/admin/keys?limit=0").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = get(&gw, "/admin/keys?limit=x").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+}

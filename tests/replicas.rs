@@ -496,3 +496,84 @@ async fn a_setting_patched_on_one_applies_on_the_other() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Issue 15: two replicas on one Redis share their quota counts. Three keys
+/// the (one, shared) fake holds to 5 requests a minute, `MODEL_LIMITS`
+/// saying so, 30 requests spread over both gateways: together they send at
+/// most 15 successful calls plus, per key, at most one over-limit call per
+/// replica, and every other request is answered 429 with a `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_quota_counts_and_overshoot_by_at_most_one_call_each() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    let keys = r#"["rpm5-key-a-0000001","rpm5-key-b-0000002","rpm5-key-c-0000003"]"#;
+    let (url, prefix) = (redis.url(), unique("quota"));
+    let vars = [
+        ("API_KEYS", keys),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", prefix.as_str()),
+        ("MODEL_LIMITS", r#"{"gemini-*":{"rpm":5}}"#),
+    ];
+    let a = start(&vars).await;
+    // B calls A's fake: one upstream enforces the keys' limits for both.
+    let base = a.fake.base_url();
+    let mut vars_b = vars.to_vec();
+    vars_b.push(("BASE_URL", base.as_str()));
+    let b = start(&vars_b).await;
+    // Both replicas know of each other before the load starts.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (mut ok, mut refused) = (0, 0);
+    for round in 0..15 {
+        let (ra, rb) = tokio::join!(chat(&a), chat(&b));
+        for r in [ra, rb] {
+            if r.status == StatusCode::OK {
+                ok += 1;
+                continue;
+            }
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+            let ra: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&ra), "round {round}: {ra}");
+            refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Per key: its 5 calls, and at most one over the limit per replica
+    // (both took the key's last slot before seeing each other's call).
+    for k in [
+        "rpm5-key-a-0000001",
+        "rpm5-key-b-0000002",
+        "rpm5-key-c-0000003",
+    ] {
+        let n = a.state().count_for_key(k);
+        assert!(n <= 5 + 2, "{k}: {n} calls reached Google");
+    }
+    let over = a.state().quota_refusals();
+    let calls = a.state().requests().len() as u64;
+    assert!(
+        over <= 6 && calls - over <= 15,
+        "{calls} calls, {over} refused"
+    );
+    assert!(
+        (12..=15).contains(&ok),
+        "the keys' capacity was used: {ok} served"
+    );
+    assert_eq!(ok + refused, 30);
+    // Each replica counts the other's calls too (within a second): both
+    // show every served call in the keys' minute.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for gw in [&a, &b] {
+        let used: u64 = keys_of(gw)
+            .await
+            .iter()
+            .map(|k| {
+                k["quota"]["gemini-2.5-flash"]["minute"]["used"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(used, ok, "both replicas' calls counted");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -38,20 +38,45 @@ pub async fn keys(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body
     if req.method() == Method::POST {
         return add(app, req).await;
     }
-    Ok(list(&app))
+    list(&app, req.uri().query().unwrap_or(""))
 }
 
-/// `GET /admin/keys`: every key in service, masked, with its state; the
-/// Vertex AI Express pool (`VERTEX_API_KEYS`, read-only here) in its own
+/// Most keys on one page of `GET /admin/keys`.
+pub const MAX_PAGE: usize = 10_000;
+
+/// `GET /admin/keys`: the keys in service, masked, with their state. Paged
+/// with `?limit=N` (1..=10000) and `&cursor=C` (the `next_cursor` of the
+/// page before; absent: from the start): a page costs its own keys, not the
+/// pool's. Without `limit`, every key (`next_cursor` is then null). The
+/// Vertex AI Express pool (`VERTEX_API_KEYS`, read-only here) is in its own
 /// `vertex_express` section when configured.
-pub fn list(app: &App) -> Response<Body> {
-    let keys: Vec<Value> = app.pool.list().into_iter().map(entry).collect();
-    let mut v = json!({"total": keys.len(), "keys": keys});
+pub fn list(app: &App, query: &str) -> Result<Response<Body>, GatewayError> {
+    let num = |name: &str, max: usize| -> Result<Option<usize>, GatewayError> {
+        match crate::request::query_param(query, name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(invalid(
+                    name,
+                    format!("`{name}` must be a whole number from 0 to {max}."),
+                )),
+            },
+        }
+    };
+    let limit = match num("limit", MAX_PAGE)? {
+        Some(0) => return Err(invalid("limit", "`limit` must be at least 1.")),
+        Some(n) => n,
+        None => usize::MAX,
+    };
+    let cursor = num("cursor", usize::MAX)?.unwrap_or(0);
+    let (page, next) = app.pool.list_page(cursor, limit);
+    let keys: Vec<Value> = page.into_iter().map(entry).collect();
+    let mut v = json!({"total": app.pool.len(), "keys": keys, "next_cursor": next});
     if !app.vertex.is_empty() {
         let vertex: Vec<Value> = app.vertex.list().into_iter().map(entry).collect();
         v["vertex_express"] = json!({"total": vertex.len(), "keys": vertex});
     }
-    body::json(StatusCode::OK, &v)
+    Ok(body::json(StatusCode::OK, &v))
 }
 
 /// One key of `GET /admin/keys`. `usage_today` holds the pool's own counts
@@ -79,6 +104,8 @@ fn entry(k: KeyInfo) -> Value {
         "last_used": k.last_used,
         "last_error": k.last_error,
         "quota": crate::keys::quota_json(&k.quota),
+        "tier": k.tier,
+        "free_tier": k.free_tier,
     })
 }
 
@@ -293,6 +320,49 @@ pub fn delete_one(app: &App, id: &str) -> Result<Response<Body>, GatewayError> {
         StatusCode::OK,
         &json!({"deleted": 1, "ids": [id]}),
     ))
+}
+
+/// `PATCH /admin/keys/{id}` with `{"tier": "free" | "paid" | null}`: the
+/// key's tier (free: the built-in free-tier limits apply; paid: never
+/// capped at them; null: as learned from 429s / `KEY_TIER`), kept in the
+/// store like the key's other state. Answers the key's entry.
+pub async fn patch_one(
+    app: &App,
+    req: Request<Incoming>,
+    id: &str,
+) -> Result<Response<Body>, GatewayError> {
+    let i = app
+        .pool
+        .position_of_id(id)
+        .filter(|i| app.pool.is_live(*i))
+        .ok_or(GatewayError::NotFound("No key with this id in the pool."))?;
+    let body = json_object(app, req).await?;
+    if let Some(k) = body.keys().find(|k| *k != "tier") {
+        return Err(invalid(
+            k,
+            format!("Unknown field `{k}`: only `tier` can be changed."),
+        ));
+    }
+    let tier = match body.get("tier") {
+        Some(Value::String(t)) if t == "free" => Some(true),
+        Some(Value::String(t)) if t == "paid" => Some(false),
+        Some(Value::Null) => None,
+        _ => {
+            return Err(invalid(
+                "tier",
+                "`tier` must be \"free\", \"paid\" or null (back to KEY_TIER).",
+            ));
+        }
+    };
+    app.pool.set_tier(i, tier);
+    let info = app
+        .pool
+        .list_page(i, 1)
+        .0
+        .into_iter()
+        .next()
+        .ok_or(GatewayError::NotFound("No key with this id in the pool."))?;
+    Ok(body::json(StatusCode::OK, &entry(info)))
 }
 
 /// `POST /admin/keys/delete`: remove keys by id (`{"ids":[…]}`) or every

@@ -13,6 +13,7 @@ use super::lock;
 use super::pool::KeyPool;
 use super::quota::{Clock, Policy, Window};
 use crate::clock::unix_ms;
+use crate::store::model::{Change, KeyState};
 
 /// Why no key had headroom: the limit that binds, and when a slot opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +119,8 @@ impl KeyPool {
                 lock(&slot.state)
                     .quota
                     .correct(&model, estimate, actual, &clock);
+                let more = i64::from(actual) - i64::from(estimate);
+                self.note_quota(index, &model, &clock, 0, more);
             }
         }
     }
@@ -141,6 +144,8 @@ impl KeyPool {
             ms,
             day,
             to_midnight,
+            wall_ms: unix_ms().saturating_add(offset),
+            replicas: self.sharing.replicas.load(Ordering::Relaxed),
         }
     }
 
@@ -158,8 +163,21 @@ impl KeyPool {
         };
         let model = crate::model::label(model);
         let clock = self.quota_clock(Instant::now());
-        let changed = lock(&slot.state).quota.learn(model, &found, &clock);
-        for (window, value) in changed {
+        let at_ms = unix_ms();
+        let mut st = lock(&slot.state);
+        let was_free = st.quota.free;
+        let changed = st.quota.learn(model, &found, &clock, at_ms);
+        let now_free = st.quota.free && !was_free;
+        let removed = st.removed;
+        drop(st);
+        if now_free {
+            crate::info!(
+                "key {} is free tier (a 429 named a free-tier quota)",
+                slot.masked
+            );
+        }
+        let mut records = Vec::new();
+        for (window, value) in &changed {
             crate::info!(
                 "key {} limit learned from a 429: {} {} for {}",
                 slot.masked,
@@ -167,6 +185,78 @@ impl KeyPool {
                 window.unit(),
                 model
             );
+            records.push((window.name(), Some(*value)));
+        }
+        if now_free && records.is_empty() {
+            records.push(("", None));
+        }
+        for (window, value) in records.into_iter().filter(|_| !removed) {
+            self.record(Change::Learned {
+                id: slot.id().to_string(),
+                model: model.to_string(),
+                window: window.to_string(),
+                value,
+                free: now_free,
+                at_ms,
+            });
+        }
+    }
+
+    /// Set the tier of key `index` (`Some(true)`: free, the built-in
+    /// defaults apply; `Some(false)`: paid, never capped at them; `None`: as
+    /// learned / `KEY_TIER`), recorded in the store. False: no such key.
+    pub fn set_tier(&self, index: usize, tier: Option<bool>) -> bool {
+        let Some(slot) = self.slots.get(index) else {
+            return false;
+        };
+        let at_ms = unix_ms();
+        let mut st = lock(&slot.state);
+        if st.removed {
+            return false;
+        }
+        st.quota.tier = tier;
+        st.quota.tier_at = at_ms;
+        drop(st);
+        let tier = tier.map(|free| if free { "free" } else { "paid" }.to_string());
+        self.record(Change::Tier {
+            id: slot.id().to_string(),
+            tier,
+            at_ms,
+        });
+        true
+    }
+
+    /// Take a key's stored quota knowledge (tier, learned tier and limits;
+    /// the later stamp wins), at start-up or from another replica.
+    pub(super) fn merge_quota(q: &mut super::quota::KeyQuota, s: &KeyState, clock: &Clock) {
+        if s.tier.at_ms > q.tier_at {
+            q.tier = match s.tier.value.as_deref() {
+                Some("free") => Some(true),
+                Some("paid") => Some(false),
+                _ => None,
+            };
+            q.tier_at = s.tier.at_ms;
+        }
+        q.free |= s.free;
+        for (k, v) in &s.limits {
+            let Some((model, window)) = k.rsplit_once('|') else {
+                continue;
+            };
+            if model.is_empty() {
+                continue;
+            }
+            let m = q.entry(model, clock);
+            if v.at_ms < m.learned_at {
+                continue;
+            }
+            let slot = match window {
+                "rpm" => &mut m.learned.rpm,
+                "rpd" => &mut m.learned.rpd,
+                "tpm" => &mut m.learned.tpm,
+                _ => continue,
+            };
+            *slot = Some(v.value);
+            m.learned_at = v.at_ms;
         }
     }
 }

@@ -21,6 +21,8 @@
 //!   from 429s, token corrections, [`QuotaWait`].
 //! * [`quota`] — limits per key × model (learned, `MODEL_LIMITS`, free-tier
 //!   defaults) and the counts that let `pick` skip a key without headroom.
+//! * [`shared`] — quota counts shared across replicas (Redis mode) and the
+//!   share rule that bounds their overshoot.
 //! * [`queue`] — waiting in line for quota headroom (`QUEUE_TIMEOUT`).
 //! * [`slots`] — the append-only slot list behind the pool.
 //! * [`sync`] — the pool and the store: adding/removing keys, restoring kept
@@ -36,6 +38,7 @@ pub mod outcome;
 pub mod pool;
 pub mod queue;
 pub mod quota;
+pub mod shared;
 pub mod slots;
 pub mod sync;
 pub mod view;

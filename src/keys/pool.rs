@@ -270,6 +270,8 @@ pub struct KeyPool {
     pub(super) queue: Box<super::queue::Queue>,
     /// Token estimates to correct from answers (see [`KeyPool::token_hook`]).
     pub(super) corrections: Arc<Corrections>,
+    /// Quota counts shared with other replicas (Redis mode).
+    pub(super) sharing: Box<super::shared::Sharing>,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -308,6 +310,7 @@ impl KeyPool {
             quota_offset_ms: AtomicU64::new(0),
             queue: Box::default(),
             corrections: Arc::default(),
+            sharing: Default::default(),
         };
         let total = keys.len();
         for key in keys.into_iter().take(MAX_KEYS) {
@@ -527,10 +530,11 @@ impl KeyPool {
                 break;
             };
             let mut st = lock(&slot.state);
-            if let Some((policy, clock)) = &at.quota
-                && !st.quota.reserve(qmodel, policy, clock, tokens)
-            {
-                continue;
+            if let Some((policy, clock)) = &at.quota {
+                if !st.quota.reserve(qmodel, policy, clock, tokens) {
+                    continue;
+                }
+                self.note_quota(i, qmodel, clock, 1, i64::from(tokens));
             }
             st.last_used = Some(unix_now());
             drop(st);
@@ -715,7 +719,10 @@ impl KeyPool {
                 let now = Instant::now();
                 let model = crate::model::label(model);
                 // Google did not count a refused call: give its slot back.
-                st.quota.release(model, &self.quota_clock(now));
+                let clock = self.quota_clock(now);
+                if st.quota.release(model, &clock) {
+                    self.note_quota(index, model, &clock, -1, 0);
+                }
                 let entry = Cooling {
                     model: model.to_string(),
                     until: now + *cooldown,

@@ -219,6 +219,15 @@ pub enum Window {
 }
 
 impl Window {
+    /// `"rpm"`, `"rpd"`, `"tpm"` (as in `MODEL_LIMITS` and the store).
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Minute => "rpm",
+            Window::Day => "rpd",
+            Window::Tokens => "tpm",
+        }
+    }
+
     /// "requests/minute", "requests/day", "input tokens/minute".
     pub fn unit(self) -> &'static str {
         match self {
@@ -306,6 +315,10 @@ pub struct Clock {
     pub day: i64,
     /// Time until the next Pacific midnight.
     pub to_midnight: Duration,
+    /// Wall-clock unix ms (other replicas' counts are by unix second).
+    pub wall_ms: u64,
+    /// Replicas sharing the counts (1: alone; see [`super::shared`]).
+    pub replicas: u32,
 }
 
 /// Most timestamps kept for a model whose minute limit is not known (so
@@ -392,6 +405,8 @@ pub(super) struct ModelQuota {
     pub(super) model: String,
     /// What 429s taught.
     pub(super) learned: Limits,
+    /// When a learned limit last changed (unix ms; the later one wins).
+    pub(super) learned_at: u64,
     /// Times (quota clock ms) of calls in the last minute, oldest first.
     minute: VecDeque<u64>,
     /// Estimated input tokens of the last minute's calls, (time, tokens), oldest first.
@@ -400,6 +415,8 @@ pub(super) struct ModelQuota {
     day: (i64, u32),
     /// Last call (quota clock ms), to evict the stalest model.
     last: u64,
+    /// The other replicas' counts (Redis mode).
+    pub(super) others: super::shared::Others,
 }
 
 impl ModelQuota {
@@ -415,13 +432,33 @@ impl ModelQuota {
         }
     }
 
-    /// Input tokens counted in the sliding minute.
+    /// Input tokens counted in the sliding minute (other replicas' too).
     pub(super) fn tokens_used(&self, c: &Clock) -> u64 {
         self.tokens
             .iter()
             .filter(|(t, _)| t + 60_000 > c.ms)
             .map(|(_, n)| u64::from(*n))
-            .sum()
+            .sum::<u64>()
+            + self.others.tokens(c)
+    }
+
+    /// This replica's calls the others may not have seen yet.
+    fn recent(&self, c: &Clock) -> u32 {
+        self.minute
+            .iter()
+            .rev()
+            .take_while(|t| *t + super::shared::SYNC_LAG_MS > c.ms)
+            .count() as u32
+    }
+
+    /// Until the oldest of this replica's unseen calls is seen.
+    fn recent_wait(&self, c: &Clock) -> Duration {
+        self.minute
+            .iter()
+            .find(|t| *t + super::shared::SYNC_LAG_MS > c.ms)
+            .map_or(Duration::ZERO, |t| {
+                Duration::from_millis(t + super::shared::SYNC_LAG_MS - c.ms)
+            })
     }
 
     /// How long until `need` more tokens fit under `limit` (zero: they fit).
@@ -436,22 +473,36 @@ impl ModelQuota {
                 return Duration::from_millis(t + 60_000 - c.ms);
             }
         }
+        // Still over with the local counts gone: the others' must leave.
+        if used > 0 && used + need > limit {
+            return Duration::from_millis(self.others.tokens_resets_ms(c).unwrap_or(60_000));
+        }
         Duration::ZERO
     }
 
-    /// Calls in the sliding minute and today, as of `c`.
+    /// Calls in the sliding minute and today, as of `c` (other replicas' too).
     pub(super) fn used(&self, c: &Clock) -> (u32, u32) {
         let minute = self.minute.iter().filter(|t| *t + 60_000 > c.ms).count() as u32;
         let day = if self.day.0 == c.day { self.day.1 } else { 0 };
-        (minute, day)
+        (
+            minute.saturating_add(self.others.minute(c)),
+            day.saturating_add(self.others.day(c)),
+        )
     }
 
-    /// When the oldest call of the minute leaves it.
+    /// When the oldest call of the minute (this replica's or another's) leaves it.
     pub(super) fn minute_resets(&self, c: &Clock) -> Duration {
-        self.minute
+        let mine = self
+            .minute
             .iter()
             .find(|t| *t + 60_000 > c.ms)
-            .map_or(Duration::ZERO, |t| Duration::from_millis(t + 60_000 - c.ms))
+            .map(|t| t + 60_000 - c.ms);
+        let theirs = self.others.minute_resets_ms(c);
+        let ms = match (mine, theirs) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
+        Duration::from_millis(ms)
     }
 }
 
@@ -466,12 +517,42 @@ pub struct Full {
     pub wait: Duration,
 }
 
+/// With other replicas sharing the key: whether this replica's unseen
+/// calls used its share of the minute's or the day's headroom (see
+/// [`super::shared`]); then it waits until they are seen.
+fn share_full(m: &ModelQuota, limits: &Limits, minute: u32, day: u32, c: &Clock) -> Option<Full> {
+    if c.replicas <= 1 {
+        return None;
+    }
+    let recent = m.recent(c);
+    let spent = |limit: Option<u32>, used: u32| {
+        limit.filter(|l| {
+            *l > 0 && used < *l && super::shared::share_spent(*l, used, recent, c.replicas)
+        })
+    };
+    let (limit, window) = match (spent(limits.rpm, minute), spent(limits.rpd, day)) {
+        (Some(l), _) => (l, Window::Minute),
+        (None, Some(l)) => (l, Window::Day),
+        (None, None) => return None,
+    };
+    Some(Full {
+        limit,
+        window,
+        wait: m.recent_wait(c).max(Duration::from_millis(1)),
+    })
+}
+
 /// One key's quota state: its tier and per model counts (at most
 /// [`super::MAX_COOLING`] models; the stalest makes room).
 #[derive(Debug, Default)]
 pub(super) struct KeyQuota {
     /// Known free tier (learned from a `…FreeTier` 429).
     pub(super) free: bool,
+    /// The tier set through the admin API (`Some(true)`: free; `Some(false)`:
+    /// paid, never the free-tier defaults; `None`: as learned / `KEY_TIER`).
+    pub(super) tier: Option<bool>,
+    /// When `tier` was set (unix ms): the later change wins.
+    pub(super) tier_at: u64,
     pub(super) models: Vec<ModelQuota>,
 }
 
@@ -484,7 +565,7 @@ impl KeyQuota {
             .find(|m| m.model == model)
             .map_or_else(Limits::default, |m| m.learned);
         let configured = policy.configured.get(model).unwrap_or_default();
-        let free = if self.free || policy.free {
+        let free = if self.tier.unwrap_or(self.free || policy.free) {
             lookup(FREE_TIER.iter().map(|(p, l)| (*p, *l)), model).unwrap_or_default()
         } else {
             Limits::default()
@@ -509,10 +590,12 @@ impl KeyQuota {
         self.models.push(ModelQuota {
             model: model.to_string(),
             learned: Limits::default(),
+            learned_at: 0,
             minute: VecDeque::new(),
             tokens: VecDeque::new(),
             day: (c.day, 0),
             last: c.ms,
+            others: super::shared::Others::default(),
         });
         let last = self.models.len() - 1;
         &mut self.models[last]
@@ -539,6 +622,11 @@ impl KeyQuota {
             }
             None => (0, 0, Duration::ZERO),
         };
+        if let Some(m) = self.find(model)
+            && let Some(f) = share_full(m, &limits, minute, day, c)
+        {
+            return Some(f);
+        }
         let mut out: Option<Full> = None;
         if let Some(limit) = limits.rpd
             && day >= limit
@@ -654,14 +742,17 @@ impl KeyQuota {
     }
 
     /// Give back the call last counted on `model` (Google refused it).
-    pub(super) fn release(&mut self, model: &str, c: &Clock) {
+    /// Returns whether a call was given back.
+    pub(super) fn release(&mut self, model: &str, c: &Clock) -> bool {
         if let Some(i) = self.models.iter().position(|m| m.model == model) {
             let m = &mut self.models[i];
-            m.minute.pop_back();
+            let had = m.minute.pop_back().is_some();
             if m.day.0 == c.day {
                 m.day.1 = m.day.1.saturating_sub(1);
             }
+            return had;
         }
+        false
     }
 
     /// Take what a 429 names for `model`; returns the limits that changed
@@ -671,6 +762,7 @@ impl KeyQuota {
         model: &str,
         found: &[Violation],
         c: &Clock,
+        at_ms: u64,
     ) -> Vec<(Window, u32)> {
         let mut changed = Vec::new();
         for v in found {
@@ -687,6 +779,7 @@ impl KeyQuota {
             };
             if *slot != Some(value) {
                 *slot = Some(value);
+                m.learned_at = at_ms;
                 changed.push((v.window, value));
             }
         }
@@ -779,6 +872,8 @@ mod tests {
             ms,
             day: 20_000,
             to_midnight: Duration::from_secs(3_600),
+            wall_ms: 1_000_000_000 + ms,
+            replicas: 1,
         }
     }
 
@@ -888,10 +983,13 @@ mod tests {
         }];
         let c = clock(0);
         assert_eq!(
-            q.learn("gemini-2.5-flash", &learned, &c),
+            q.learn("gemini-2.5-flash", &learned, &c, 1),
             vec![(Window::Minute, 3)]
         );
-        assert!(q.learn("gemini-2.5-flash", &learned, &c).is_empty(), "once");
+        assert!(
+            q.learn("gemini-2.5-flash", &learned, &c, 1).is_empty(),
+            "once"
+        );
         assert_eq!(q.limits("gemini-2.5-flash", &policy).rpm, Some(3));
         // A learned free tier brings the defaults without KEY_TIER.
         policy = Policy::default();

@@ -146,6 +146,8 @@ impl KeyPool {
             st.disabled = s.disabled.value.clone();
             st.disabled_at = s.disabled.at_ms;
         }
+        let clock = self.quota_clock(now);
+        KeyPool::merge_quota(&mut st.quota, s, &clock);
         if s.failures.at_ms > st.failures_at {
             st.consecutive = s.failures.value;
             st.failures_at = s.failures.at_ms;

@@ -84,6 +84,11 @@ pub struct KeyInfo {
     pub last_error: Option<String>,
     /// Its quota per model: used and limit in the minute and the day.
     pub quota: Vec<QuotaInfo>,
+    /// The tier set through the admin API (`"free"`, `"paid"`), if any.
+    pub tier: Option<&'static str>,
+    /// Whether the built-in free-tier limits apply to it (its tier, or
+    /// learned from a 429, or `KEY_TIER=free`).
+    pub free_tier: bool,
 }
 
 /// Whole seconds left until `until` (rounded up).
@@ -94,16 +99,29 @@ fn secs_left(until: Instant, now: Instant) -> u64 {
 impl KeyPool {
     /// Every key in service, for `GET /admin/keys`.
     pub fn list(&self) -> Vec<KeyInfo> {
+        self.list_page(0, usize::MAX).0
+    }
+
+    /// At most `limit` keys in service from slot `from` on, in order, and
+    /// the slot to go on from when more keys follow (`GET /admin/keys`'
+    /// `cursor`): the cost is the page's, not the pool's.
+    pub fn list_page(&self, from: usize, limit: usize) -> (Vec<KeyInfo>, Option<usize>) {
         let now = Instant::now();
         self.apply_corrections();
         let policy = self.quota_policy();
         let clock = self.quota_clock(now);
         let day = unix_now() / 86_400;
-        let mut out = Vec::with_capacity(self.len());
-        for (_, s) in self.slots.iter() {
+        let mut out = Vec::with_capacity(self.len().min(limit).min(4096));
+        for i in from..self.slots.len() {
+            let Some(s) = self.slots.get(i) else {
+                continue;
+            };
             let st = lock(&s.state);
             if st.removed {
                 continue;
+            }
+            if out.len() == limit {
+                return (out, Some(i));
             }
             out.push(KeyInfo {
                 id: s.id().to_string(),
@@ -121,9 +139,11 @@ impl KeyPool {
                 last_used: st.last_used,
                 last_error: st.last_error.clone(),
                 quota: st.quota.info(&policy, &clock),
+                tier: st.quota.tier.map(|free| if free { "free" } else { "paid" }),
+                free_tier: st.quota.tier.unwrap_or(st.quota.free || policy.free),
             });
         }
-        out
+        (out, None)
     }
 
     /// Remaining calls per model and window (`"minute"`, `"day"`; input

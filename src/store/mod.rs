@@ -18,6 +18,7 @@ pub mod file;
 pub mod kept;
 pub mod meter;
 pub mod model;
+pub mod quota;
 pub mod redis;
 pub mod usage;
 
@@ -32,10 +33,13 @@ use tokio::sync::broadcast;
 
 pub use model::{
     AffinityRecord, Bucket, Change, Counts, Grain, KeyId, KeyRecord, KeySource, KeyState, Lww,
-    Snapshot, Usage, key_id,
+    QuotaDay, QuotaDelta, QuotaSeen, QuotaView, Snapshot, Usage, key_id,
 };
 
 use crate::config::Config;
+
+/// How often a replica syncs its quota counts (see [`quota`]).
+pub use quota::SYNC_EVERY as QUOTA_SYNC_EVERY;
 
 /// How often the background task writes a batch.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -142,6 +146,7 @@ struct Shared {
     events: broadcast::Sender<Event>,
     errlog: errlog::State,
     kept: kept::State,
+    quota: Mutex<quota::Tracker>,
 }
 
 /// The store, as the rest of the gateway holds it: cheap to clone.
@@ -245,6 +250,7 @@ fn shared(backend: Backend, kind: Status, status: Status, snap: Snapshot) -> Arc
         events,
         errlog: errlog::State::new(),
         kept: kept::State::new(),
+        quota: Mutex::default(),
     })
 }
 

@@ -87,6 +87,15 @@ pub struct KeyState {
     pub rest_until_ms: u64,
     /// Consecutive transient failures.
     pub failures: Lww<u32>,
+    /// The tier set through the admin API (`"free"`, `"paid"`; `None`: as `KEY_TIER`).
+    #[serde(default)]
+    pub tier: Lww<Option<String>>,
+    /// Known free tier (a 429 named a `…FreeTier` quota).
+    #[serde(default)]
+    pub free: bool,
+    /// Limits learned from 429s: `{model}|{rpm|rpd|tpm}` → Google's value.
+    #[serde(default)]
+    pub limits: BTreeMap<String, Lww<u32>>,
 }
 
 impl KeyState {
@@ -99,6 +108,26 @@ impl KeyState {
         }
         self.rest_until_ms = self.rest_until_ms.max(other.rest_until_ms);
         self.failures.merge(other.failures);
+        self.tier.merge(other.tier);
+        self.free |= other.free;
+        for (k, v) in other.limits {
+            match self.limits.get_mut(&k) {
+                Some(old) => old.merge(v),
+                None => {
+                    self.limits.insert(k, v);
+                }
+            }
+        }
+    }
+
+    /// The quota knowledge of this state alone (what a clear keeps).
+    pub fn quota_part(&self) -> KeyState {
+        KeyState {
+            tier: self.tier.clone(),
+            free: self.free,
+            limits: self.limits.clone(),
+            ..KeyState::default()
+        }
     }
 
     /// A state cleared at `at_ms`: enabled and no failures as of then.
@@ -380,6 +409,31 @@ pub enum Change {
         /// When (unix ms): a whole clear stamps `disabled` and `failures` with it.
         at_ms: u64,
     },
+    /// A key's tier set through the admin API (`None`: back to `KEY_TIER`).
+    Tier {
+        /// The key.
+        id: KeyId,
+        /// `"free"`, `"paid"` or `None`.
+        tier: Option<String>,
+        /// When (unix ms).
+        at_ms: u64,
+    },
+    /// What a 429 taught about a key: a limit for a model, and/or that the
+    /// key is free tier.
+    Learned {
+        /// The key.
+        id: KeyId,
+        /// The model.
+        model: String,
+        /// `"rpm"`, `"rpd"` or `"tpm"`.
+        window: String,
+        /// Google's value (`None`: only the tier was learned).
+        value: Option<u32>,
+        /// The quota was a free-tier one.
+        free: bool,
+        /// When (unix ms).
+        at_ms: u64,
+    },
     /// Usage counters to add.
     Usage(Usage),
     /// Which key owns a file, cache or batch (`owner: None`: deleted).
@@ -418,6 +472,8 @@ impl Change {
             | Change::Cooldown { id, .. }
             | Change::Rest { id, .. }
             | Change::Failures { id, .. }
+            | Change::Tier { id, .. }
+            | Change::Learned { id, .. }
             | Change::Clear { id, .. } => Some(id),
             _ => None,
         }
@@ -445,10 +501,95 @@ impl Change {
                     value: *count,
                 }
             }
+            Change::Tier { tier, at_ms, .. } => {
+                s.tier = Lww {
+                    at_ms: *at_ms,
+                    value: tier.clone(),
+                }
+            }
+            Change::Learned {
+                model,
+                window,
+                value,
+                free,
+                at_ms,
+                ..
+            } => {
+                s.free = *free;
+                if let Some(v) = value {
+                    let v = Lww {
+                        at_ms: *at_ms,
+                        value: *v,
+                    };
+                    s.limits.insert(format!("{model}|{window}"), v);
+                }
+            }
             _ => return None,
         }
         Some(s)
     }
+}
+
+/// One replica's calls on a key × model counted in one (unix) second, to
+/// add to the shared quota counts (`store::quota`): a call given back after
+/// Google's 429 is `-1`, a token estimate corrected is the difference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaDelta {
+    /// The key.
+    pub key_id: KeyId,
+    /// The model (its label).
+    pub model: String,
+    /// The second the calls were counted in (unix).
+    pub sec: u64,
+    /// The Pacific day they count for.
+    pub day: i64,
+    /// Requests added (negative: given back).
+    pub requests: i64,
+    /// Estimated input tokens added.
+    pub tokens: i64,
+}
+
+/// The other replicas' calls on a key × model in one second, as last read
+/// (`None`: unchanged since the last read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaSeen {
+    /// The key.
+    pub key_id: KeyId,
+    /// The model.
+    pub model: String,
+    /// The second (unix).
+    pub sec: u64,
+    /// Their requests in that second.
+    pub requests: Option<u32>,
+    /// Their estimated input tokens in that second.
+    pub tokens: Option<u32>,
+    /// Requests they added since the last read (for the day's count).
+    pub added: i64,
+}
+
+/// The other replicas' requests on a key × model on a Pacific day (read once,
+/// at the first sync: later ones arrive as [`QuotaSeen::added`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaDay {
+    /// The key.
+    pub key_id: KeyId,
+    /// The model.
+    pub model: String,
+    /// The Pacific day.
+    pub day: i64,
+    /// Their requests that day.
+    pub requests: u32,
+}
+
+/// What one quota sync brought back: the others' counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaView {
+    /// Replicas syncing now (this one included; at least 1).
+    pub replicas: usize,
+    /// Seconds whose counts changed.
+    pub seconds: Vec<QuotaSeen>,
+    /// Day totals (first sync only).
+    pub days: Vec<QuotaDay>,
 }
 
 /// Most usage buckets a [`Snapshot`] holds (model names come from clients):
@@ -570,7 +711,12 @@ impl Snapshot {
             }
             None if self.keys.get(id).is_some_and(|r| r.removed) => {}
             None => {
-                self.states.insert(id.to_string(), KeyState::cleared(at_ms));
+                // A clear (an admin reset) keeps what is known of the quota.
+                let mut cleared = KeyState::cleared(at_ms);
+                if let Some(old) = self.states.get(id) {
+                    cleared.merge(old.quota_part());
+                }
+                self.states.insert(id.to_string(), cleared);
             }
         }
     }

@@ -6,6 +6,10 @@
 //! * `{p}settings` — hash, name → `at|json Option<value>`;
 //! * `{p}state:{id}` — hash: `disabled` → `at|json reason`, `failures` → `at|n`,
 //!   `rest` and `cd:{model}` → `deadline|`;
+//! * `{p}quota:{id}` — hash: `tier` → `at|json tier`, `free` → `at|` (a 429
+//!   named a free-tier quota), `lim:{model}|{rpm,rpd,tpm}` → `at|value`
+//!   (limits learned from 429s); kept apart from `state:{id}`, which an
+//!   admin reset deletes;
 //! * `{p}u:{grain}:{start}` — hash, `{key id}|{model}|{counter}` → count
 //!   (`HINCRBY`: two replicas' counts add up exactly), expiring with its retention;
 //! * `{p}events` — pub/sub channel: every batch of non-counter changes, so
@@ -87,6 +91,11 @@ impl RedisStore {
     /// `REDIS_PREFIX`.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Connected now?
@@ -198,6 +207,7 @@ impl RedisStore {
                 // a removal wins a tie: stamp it 1 ms later than an add of the same ms
                 self.lww(pipe, &format!("{p}keys"), id, at_ms + 1, &json(&rec)?);
                 pipe.del(format!("{p}state:{id}")).ignore();
+                pipe.del(format!("{p}quota:{id}")).ignore();
             }
             Change::Setting { name, value, at_ms } => {
                 self.lww(pipe, &format!("{p}settings"), name, *at_ms, &json(value)?);
@@ -249,6 +259,7 @@ impl RedisStore {
                     }
                 }
             }
+            Change::Tier { .. } | Change::Learned { .. } => self.queue_quota(pipe, c)?,
             Change::Usage(u) => {
                 for b in u.buckets() {
                     let key = format!("{p}u:{}:{}", b.grain.tag(), b.start);
@@ -277,6 +288,41 @@ impl RedisStore {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A key's tier or learned limit into `{p}quota:{id}`.
+    fn queue_quota(&self, pipe: &mut redis::Pipeline, c: &Change) -> Result<(), String> {
+        let p = &self.prefix;
+        match c {
+            Change::Tier { id, tier, at_ms } => {
+                self.lww(
+                    pipe,
+                    &format!("{p}quota:{id}"),
+                    "tier",
+                    *at_ms,
+                    &json(tier)?,
+                );
+            }
+            Change::Learned {
+                id,
+                model,
+                window,
+                value,
+                free,
+                at_ms,
+            } => {
+                let key = format!("{p}quota:{id}");
+                if let Some(v) = value {
+                    let f = format!("lim:{model}|{window}");
+                    self.lww(pipe, &key, &f, *at_ms, &v.to_string());
+                }
+                if *free {
+                    self.lww(pipe, &key, "free", *at_ms, "");
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -361,6 +407,9 @@ impl RedisStore {
                 snap.apply(&change);
             }
         }
+        for key in scan(&mut con, &format!("{p}quota:*")).await? {
+            read_quota(&mut con, &key, &key[p.len() + 6..], &mut snap).await?;
+        }
         for key in scan(&mut con, &format!("{p}u:*")).await? {
             read_usage(&mut con, &p, &key, &mut snap).await?;
         }
@@ -379,6 +428,57 @@ impl RedisStore {
         }
         Ok(snap)
     }
+}
+
+/// Read one key's `{p}quota:{id}` hash (tier, learned tier and limits).
+async fn read_quota(
+    con: &mut MultiplexedConnection,
+    key: &str,
+    id: &str,
+    snap: &mut Snapshot,
+) -> Result<(), String> {
+    let fields: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(key)
+        .query_async(con)
+        .await
+        .map_err(err)?;
+    for (f, v) in fields {
+        let Some((at_ms, val)) = split_stamp(&v) else {
+            continue;
+        };
+        let id = id.to_string();
+        let change = if f == "tier" {
+            Change::Tier {
+                id,
+                tier: serde_json::from_str(val).unwrap_or(None),
+                at_ms,
+            }
+        } else if f == "free" {
+            Change::Learned {
+                id,
+                model: String::new(),
+                window: String::new(),
+                value: None,
+                free: true,
+                at_ms,
+            }
+        } else if let Some((model, window)) =
+            f.strip_prefix("lim:").and_then(|m| m.rsplit_once('|'))
+        {
+            Change::Learned {
+                id,
+                model: model.to_string(),
+                window: window.to_string(),
+                value: val.parse().ok(),
+                free: false,
+                at_ms,
+            }
+        } else {
+            continue;
+        };
+        snap.apply(&change);
+    }
+    Ok(())
 }
 
 async fn read_usage(

@@ -126,6 +126,18 @@ impl Drop for InFlight {
     }
 }
 
+/// The API version of `path`, the rest of it, and whether it is a Vertex
+/// Express path (`/v1beta1/publishers/google/…`).
+fn split_version(path: &str) -> Option<(&'static str, &str, bool)> {
+    if let Some((v, r)) = crate::vertex::strip(path) {
+        return Some((v, r, true));
+    }
+    if let Some(r) = strip_version(path, "/v1beta") {
+        return Some(("v1beta", r, false));
+    }
+    strip_version(path, "/v1").map(|r| ("v1", r, false))
+}
+
 pub(crate) async fn handle_api(
     state: Arc<FakeState>,
     req: Request<Incoming>,
@@ -169,23 +181,16 @@ pub(crate) async fn handle_api(
         return Ok(res);
     }
     // Route.
-    let vertex = crate::vertex::strip(&path);
-    let (version, rest) = if let Some(v) = vertex {
-        v
-    } else if let Some(r) = strip_version(&path, "/v1beta") {
-        ("v1beta", r)
-    } else if let Some(r) = strip_version(&path, "/v1") {
-        ("v1", r)
-    } else {
+    let Some((version, rest, vertex)) = split_version(&path) else {
         return Ok(error_response(&ctx, err_route_not_found()));
     };
     ctx.version = version;
     #[cfg(feature = "full")]
-    if let Some(oa) = rest.strip_prefix("/openai/").filter(|_| vertex.is_none()) {
+    if let Some(oa) = rest.strip_prefix("/openai/").filter(|_| !vertex) {
         return openai_compat(&state, &parts.method, oa, api_key, body).await;
     }
     let route = match parse_route(rest) {
-        Some(r) if vertex.is_none() || crate::vertex::serves(&r) => r,
+        Some(r) if !vertex || crate::vertex::serves(&r) => r,
         _ => return Ok(error_response(&ctx, err_route_not_found())),
     };
     let want_post = matches!(route, Route::Call(..));
@@ -226,9 +231,7 @@ pub(crate) async fn handle_api(
             if let Err(e) = crate::files::check_generate(&state, &key, &body) {
                 return Ok(error_response(&ctx, e));
             }
-            if vertex.is_some()
-                && let Err(e) = crate::vertex::check_roles(&body)
-            {
+            if vertex && let Err(e) = crate::vertex::check_roles(&body) {
                 return Ok(error_response(&ctx, e));
             }
             let stream = StreamMode { sse, cut };

@@ -882,13 +882,32 @@ async fn gzip_answers_reach_the_client_intact() {
             .any(|(k, v)| k == "accept-encoding" && v == "gzip")
     );
 
-    // A gzip stream is still streamed, and decodes to Google's SSE events.
+    // With heartbeats on (the default), an SSE stream goes out plain even to
+    // a client that accepts gzip: a heartbeat cannot pass a gzip stream.
+    let stream_path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
+    let gz_auth = [("x-goog-api-key", TOKEN), ("accept-encoding", "gzip")];
     let (status, headers, fr, broke) = frames(
-        &gw.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
-        &[("x-goog-api-key", TOKEN), ("accept-encoding", "gzip")],
+        &gw.url(stream_path),
+        &gz_auth,
         body_of(&user("[[events=3 gap=150]] x")),
     )
     .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!broke);
+    assert!(!headers.contains_key("content-encoding"), "{headers:?}");
+    let sse = String::from_utf8(concat(&fr)).unwrap();
+    assert_eq!(sse_events(&sse).len(), 3, "{sse}");
+
+    // With heartbeats off, a gzip stream is still streamed, and decodes to
+    // Google's SSE events.
+    let quiet = start(&[("HEARTBEAT_SECONDS", "0")]).await;
+    let (status, headers, fr, broke) = frames(
+        &quiet.url(stream_path),
+        &gz_auth,
+        body_of(&user("[[events=3 gap=150]] x")),
+    )
+    .await;
+    quiet.shutdown().await;
     assert_eq!(status, StatusCode::OK);
     assert!(!broke);
     assert_eq!(headers["content-encoding"], "gzip");
@@ -933,8 +952,13 @@ async fn gzip_answers_reach_the_client_intact() {
     assert_google_error(&nf, 404, "NOT_FOUND");
     gw2.shutdown().await;
 
-    // A broken gzip stream is cut, never patched with plain text.
-    let gw3 = start(&[("API_KEYS", r#"["cut-key-00000001"]"#)]).await;
+    // A broken gzip stream is cut, never patched with plain text (heartbeats
+    // off: with them on, the stream goes out plain, see above).
+    let gw3 = start(&[
+        ("API_KEYS", r#"["cut-key-00000001"]"#),
+        ("HEARTBEAT_SECONDS", "0"),
+    ])
+    .await;
     let (_, _, fr, broke) = frames(
         &gw3.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
         &[("x-goog-api-key", TOKEN), ("accept-encoding", "gzip")],

@@ -149,7 +149,10 @@ async fn pass(
     let fake = call.streaming && app.cfg().fake_stream_for(&call.model);
     // Fake streaming serves the JSON-array form too; heartbeats on SSE.
     let beats = call.sse && !heartbeat.is_zero();
-    if call.streaming && !call.gzip_out && (fake || beats) {
+    // Such a stream goes out plain even to a client that accepts gzip: a
+    // heartbeat cannot pass a gzip stream without flushing it, and SSE
+    // events compress little (Node's `fetch` asks for gzip by default).
+    if call.streaming && (fake || beats) {
         return long::sse_stream(app, call, keys, pinned, log, heartbeat).await;
     }
     let generate = call.path.contains(":generateContent");
@@ -870,6 +873,8 @@ pub async fn openai_compat(
     } else {
         std::time::Duration::ZERO
     };
+    // A stream with heartbeats goes out plain (see `pass`).
+    let gzip_out = gzip_out && every.is_zero();
     let outgoing = Outgoing::new(key, &mut parts.headers, gzip_out, true)
         .metered(meter)
         .beating(every, crate::longcall::OPENAI_HEARTBEAT)

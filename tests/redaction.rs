@@ -56,10 +56,22 @@ async fn native_streams_never_carry_the_pool_key() {
             assert_eq!(a.status, StatusCode::OK, "{}", a.text());
             assert_redacted(&a.body, key, path);
         }
-        // gzip asked for: still a gzip stream, decoded without the key.
+        // gzip asked for: an SSE stream goes out plain while heartbeats are on
+        // (the default), a JSON-array stream gzip-encoded; neither holds the key.
         let a = send(
             Method::POST,
             &gw.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+            &[("x-goog-api-key", TOKEN), ("accept-encoding", "gzip")],
+            native_body("[[events=3]] hi"),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(a.headers.get("content-encoding").is_none());
+        assert_redacted(&a.body, key, "plain SSE stream");
+        assert!(String::from_utf8_lossy(&a.body).contains("lorem"));
+        let a = send(
+            Method::POST,
+            &gw.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
             &[("x-goog-api-key", TOKEN), ("accept-encoding", "gzip")],
             native_body("[[events=3]] hi"),
         )

@@ -83,19 +83,6 @@ impl Cursor {
     }
 }
 
-/// `s` percent-encoded for a query value.
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The ids of the keys a list reads, in order (their ids sorted).
 fn holders(app: &App, caller: &Caller, kind: &str) -> Vec<String> {
     let mut ids = match caller.filter() {
@@ -169,7 +156,7 @@ pub async fn list(
         let mut q = rest.clone();
         let size_q = format!("pageSize={}", cur.size);
         q.push(&size_q);
-        let token_q = format!("pageToken={}", encode_component(&cur.token));
+        let token_q = format!("pageToken={}", crate::models_api::encode_query(&cur.token));
         if !cur.token.is_empty() {
             q.push(&token_q);
         }
@@ -273,7 +260,10 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(encode_component("a+b/c=="), "a%2Bb%2Fc%3D%3D");
-        assert_eq!(encode_component("ok-_.~9"), "ok-_.~9");
+        assert_eq!(
+            crate::models_api::encode_query("a+b/c=="),
+            "a%2Bb%2Fc%3D%3D"
+        );
+        assert_eq!(crate::models_api::encode_query("ok-_.~9"), "ok-_.~9");
     }
 }

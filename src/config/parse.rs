@@ -377,11 +377,16 @@ pub(super) fn translate_options(v: &mut Vars<'_>) -> Result<Options, ConfigError
     })
 }
 
-/// `PROXIES`: a list of `http://` / `socks5://` proxy URLs (see
+/// `PROXIES`: a list of `http://` / `https://` / `socks5://` proxy URLs (see
 /// [`crate::proxy::ProxySpec::parse`]); an invalid entry, two entries for one
 /// proxy, or more than [`crate::proxy::MAX_PROXIES`] are refused, naming the
-/// entry with its credentials masked.
-pub(super) fn proxies(v: &mut Vars<'_>) -> Result<Vec<crate::proxy::ProxySpec>, ConfigError> {
+/// entry with its credentials masked. `https://` ones also trust the
+/// certificates of `ca_file` (`PROXY_CA_FILE`, when set): read, and refused
+/// when unreadable or holding no certificate, only if one is listed.
+pub(super) fn proxies(
+    v: &mut Vars<'_>,
+    ca_file: &str,
+) -> Result<Vec<crate::proxy::ProxySpec>, ConfigError> {
     let items = v.list("PROXIES")?;
     if items.len() > crate::proxy::MAX_PROXIES {
         let m = format!("at most {} proxies", crate::proxy::MAX_PROXIES);
@@ -399,6 +404,13 @@ pub(super) fn proxies(v: &mut Vars<'_>) -> Result<Vec<crate::proxy::ProxySpec>, 
             return Err(err("PROXIES", &m));
         }
         out.push(p);
+    }
+    let https = out.iter().any(|p| p.kind == crate::proxy::Kind::Https);
+    if https && !ca_file.is_empty() {
+        let ca = crate::proxy::load_ca(ca_file).map_err(|e| err("PROXY_CA_FILE", &e))?;
+        for p in &mut out {
+            p.trust(&ca).map_err(|e| err("PROXY_CA_FILE", &e))?;
+        }
     }
     Ok(out)
 }

@@ -390,13 +390,17 @@ pub static SETTINGS: &[Setting] = &[
             .collect();
         Some(serde_json::Value::Object(map).to_string())
     }),
-    row("PROXIES", UPSTREAM, "outbound proxies for upstream calls (JSON list of http:// or socks5:// URLs)", |c| {
+    row("PROXIES", UPSTREAM, "outbound proxies for upstream calls (JSON list of http://, https:// or socks5:// URLs)", |c| {
         list(&c.proxies.iter().map(crate::proxy::ProxySpec::masked).collect::<Vec<_>>())
     })
     .secret()
     .restart("each proxy's pooled client is built once at start-up"),
     row("PROXIES_PER_KEY", UPSTREAM, "each key always through the same proxy (false: rotate)", |c| {
         Some(c.proxies_per_key.to_string())
+    })
+    .restart("each proxy's pooled client is built once at start-up"),
+    row("PROXY_CA_FILE", UPSTREAM, "PEM certificates https:// proxies may be signed by (besides the webpki roots)", |c| {
+        (!c.proxy_ca_file.is_empty()).then(|| c.proxy_ca_file.clone())
     })
     .restart("each proxy's pooled client is built once at start-up"),
     row("MAX_FETCH_BYTES", TRANSLATION, "largest remote image fetched for image_url", |c| {
@@ -497,4 +501,5 @@ pub fn carry_fixed(new: &mut Config, old: &Config) {
     new.encryption_key.clone_from(&old.encryption_key);
     new.proxies.clone_from(&old.proxies);
     new.proxies_per_key = old.proxies_per_key;
+    new.proxy_ca_file.clone_from(&old.proxy_ca_file);
 }

@@ -474,6 +474,7 @@ const FIXED_ALTERNATIVES: &[(&str, &str)] = &[
     ("ENCRYPTION_KEY", "alt-encryption-key-9"),
     ("PROXIES", "http://127.0.0.1:3128"),
     ("PROXIES_PER_KEY", "false"),
+    ("PROXY_CA_FILE", "/etc/proxy-ca.pem"),
 ];
 
 #[test]
@@ -694,7 +695,7 @@ fn proxies_are_checked_at_start_up_naming_the_entry_masked() {
             r#"["http://10.0.0.5:3128","ftp://bob:pw-0001@h:1"]"#,
             "entry 2",
         ),
-        (r#"["https://bob:pw-0001@h:1"]"#, "not supported"),
+        (r#"["https://bob:pw-0001@h:1/x"]"#, "no path"),
         (r#"["http://bob:pw-0001@h:70000"]"#, "1-65535"),
         (
             r#"["http://a:pw-0001@h:1","http://b:x@h:1"]"#,
@@ -707,6 +708,27 @@ fn proxies_are_checked_at_start_up_naming_the_entry_masked() {
         assert!(!e.problem.contains("pw-0001"), "{raw}: {}", e.problem);
         assert!(e.problem.contains("****"), "{raw}: {}", e.problem);
     }
+}
+
+#[test]
+fn https_proxies_are_accepted_and_proxy_ca_file_must_read() {
+    let c = with(&[("PROXIES", r#"["https://bob:pw-0001@proxy.example"]"#)]).unwrap();
+    assert_eq!(c.proxies[0].port, 443);
+    assert_eq!(
+        value(&c, "PROXIES").unwrap(),
+        r#"["https://bob:****@proxy.example:443"]"#
+    );
+    // Read only when an https:// proxy is listed.
+    let missing = "/nonexistent/proxy-ca.pem";
+    assert!(with(&[("PROXY_CA_FILE", missing)]).is_ok());
+    let e = with(&[
+        ("PROXIES", r#"["https://bob:pw-0001@proxy.example"]"#),
+        ("PROXY_CA_FILE", missing),
+    ])
+    .unwrap_err();
+    assert_eq!(e.var, "PROXY_CA_FILE");
+    assert!(e.problem.contains(missing), "{}", e.problem);
+    assert!(!e.problem.contains("pw-0001"), "{}", e.problem);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 """Outbound proxies (PROXIES) through real local proxies: pproxy serving an
-HTTP CONNECT proxy (with user:password) and a SOCKS5 proxy. What went
-through which proxy is read from the proxies' own verbose logs (one line per
-tunnel, naming its target: the fake upstream's port, different per stack)."""
+HTTP CONNECT proxy (with user:password), the same behind TLS (an https://
+proxy with a test CA made here) and a SOCKS5 proxy. What went through which
+proxy is read from the proxies' own verbose logs (one line per tunnel, naming
+its target: the fake upstream's port, different per stack)."""
+import datetime
 import hashlib
 import json
 import os
@@ -14,6 +16,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from conftest import TOKEN, Stack, free_port, wait_http
 
@@ -24,14 +30,15 @@ SECRET = "hunter2-proxy-pass"
 class Proxy:
     """One pproxy process listening on `scheme://127.0.0.1:port`, logging every tunnel."""
 
-    def __init__(self, scheme, auth=None):
+    def __init__(self, scheme, auth=None, ssl=None):
         self.port = free_port()
         listen = f"{scheme}://127.0.0.1:{self.port}" + (f"#{auth}" if auth else "")
         self.log_path = f"/tmp/pproxy-{self.port}.log"
         self.log = open(self.log_path, "w")
         # --auth 0: every connection must authenticate (pproxy otherwise
-        # trusts an address that once did).
+        # trusts an address that once did). --ssl cert,key: TLS on `+ssl`.
         args = [PPROXY, "-l", listen, "-v"] + (["--auth", "0"] if auth else [])
+        args += ["--ssl", ",".join(ssl)] if ssl else []
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         deadline = time.time() + 15
         while "Serving on" not in self.text():
@@ -64,6 +71,51 @@ def proxies():
     yield http, socks
     http.stop()
     socks.stop()
+
+
+def make_test_ca(tmp):
+    """A test CA (ca.pem) and a proxy certificate it signed for the name
+    localhost only (cert.pem, key.pem), in `tmp`: paths (ca, cert, key)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    valid = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=2))
+
+    def cert(subject, issuer, pub, signer, ca):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(pub)
+             .serial_number(x509.random_serial_number()).not_valid_before(valid[0]).not_valid_after(valid[1])
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            sans = x509.SubjectAlternativeName([x509.DNSName("localhost")])
+            b = b.add_extension(sans, critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gemini-balance test proxy CA")])
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    ca = cert(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+    leaf = cert(leaf_name, ca_name, key.public_key(), ca_key, False)
+    paths = [os.path.join(tmp, n) for n in ("ca.pem", "cert.pem", "key.pem")]
+    for path, data in zip(paths, (
+        ca.public_bytes(serialization.Encoding.PEM),
+        leaf.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )):
+        with open(path, "wb") as f:
+            f.write(data)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls_proxy(tmp_path_factory):
+    """An HTTP CONNECT proxy behind TLS (pproxy `http+ssl`, user alice) with a
+    certificate of a test CA; yields (proxy, ca_path)."""
+    ca, cert, key = make_test_ca(str(tmp_path_factory.mktemp("proxy-ca")))
+    p = Proxy("http+ssl", auth=f"alice:{SECRET}", ssl=(cert, key))
+    yield p, ca
+    p.stop()
+
+
+def https_url(p, password=SECRET, host="localhost"):
+    return f"https://alice:{password}@{host}:{p.port}"
 
 
 def http_url(p, password=SECRET):
@@ -281,3 +333,68 @@ def test_a_silent_proxy_is_the_proxys_failure_not_a_timeout_of_the_key(proxies):
         for c in held:
             c.close()
         silent.close()
+
+
+def test_an_https_proxy_carries_calls_inside_tls_to_the_proxy(tls_proxy):
+    """TLS to the proxy (its name checked against PROXY_CA_FILE), CONNECT with
+    the password inside it, TLS-or-not to the upstream inside the tunnel."""
+    p, ca = tls_proxy
+    s = Stack({"PROXIES": json.dumps([https_url(p)]), "PROXY_CA_FILE": ca, "MAX_RETRIES": "0"})
+    try:
+        for _ in range(3):
+            status, body = chat(s)
+            assert status == 200, body
+        assert p.tunnels_to(s.fake_port) >= 1, p.text()[-2000:]
+        assert len(s.fake_requests()) == 3
+        view = json.loads(get(s, "/admin/proxies"))
+        shown = f"https://alice:****@localhost:{p.port}"
+        assert [x["proxy"] for x in view["proxies"]] == [shown], view
+        assert view["proxies"][0]["state"] == "ok" and view["proxies"][0]["failures"] == 0, view
+        checked = json.loads(get(s, "/admin/proxies?check=true"))["check"]
+        assert checked == [{"proxy": shown, "ok": True, "ms": checked[0]["ms"]}], checked
+        config = get(s, "/admin/config")
+        assert shown in config and ca in config
+        seen = [get(s, x) for x in ("/admin/proxies", "/admin/logs", "/status")] + [config]
+        time.sleep(0.2)
+        seen.append(s.logs())
+        for text in seen:
+            assert SECRET not in text
+    finally:
+        s.stop()
+
+
+def test_an_https_proxy_failing_tls_or_auth_rests_and_no_key_is_blamed(tls_proxy, proxies):
+    """A wrong password, and a certificate not trusted (no PROXY_CA_FILE) or
+    not for the name asked (127.0.0.1: it names only localhost), are the proxy's failures: it rests,
+    the call goes on through the socks proxy, no key is charged."""
+    p, ca = tls_proxy
+    _, socks = proxies
+    cases = [
+        ({"PROXY_CA_FILE": ca}, https_url(p, password="wrong-" + SECRET), "authorization"),
+        ({}, https_url(p), "certificate"),
+        ({"PROXY_CA_FILE": ca}, https_url(p, host="127.0.0.1"), "certificate"),
+    ]
+    for env, url, why in cases:
+        s = Stack({**env, "PROXIES": json.dumps([url, socks_url(socks)]),
+                   "API_KEYS": json.dumps(keys(24, "tlsfail")), "MAX_RETRIES": "0"})
+        try:
+            for _ in range(24):  # 24 keys in turn: some are homed on the https proxy
+                status, body = chat(s)
+                assert status == 200, body
+            assert socks.tunnels_to(s.fake_port) >= 1
+            assert p.tunnels_to(s.fake_port) == 0, p.text()[-2000:]
+            view = json.loads(get(s, "/admin/proxies"))
+            first = view["proxies"][0]
+            assert first["proxy"].startswith("https://alice:****@"), first
+            assert first["state"] == "resting" and first["failures"] >= 1, first
+            assert why in first["last_error"].lower(), first
+            for k in json.loads(get(s, "/admin/keys"))["keys"]:
+                assert k["state"] == "active" and not k["cooling"], k
+                assert k["usage_today"]["failures"] == 0, k
+            logs = json.loads(get(s, "/admin/logs"))["entries"]
+            assert logs and all(e["google_status"] == "PROXY_FAILED" and e["key_id"] == "" for e in logs), logs
+            time.sleep(0.2)
+            for text in (json.dumps(view), json.dumps(logs), s.logs()):
+                assert SECRET not in text
+        finally:
+            s.stop()

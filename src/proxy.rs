@@ -8,21 +8,29 @@
 //! failed to connect (60 s, doubling to 10 min), and what `/admin/proxies`
 //! shows. Credentials never leave this module unmasked.
 //!
+//! The requests beside the API calls go the same way on their own clients
+//! ([`SideClient`], bodies streamed): a Files API upload through its key's
+//! proxy ([`send_for_key`]), image fetches and the keep-alive ping through
+//! the proxies in turn ([`send_any`]); with `PROXIES` set nothing leaves
+//! around the proxies.
+//!
 //! With `PROXIES` empty none of this is on the request path: the upstream
 //! keeps its one direct client ([`Connector::Direct`]).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Uri};
+use http::{HeaderValue, Request, Response, Uri};
+use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -341,6 +349,10 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
+        let dst = match self {
+            Connector::Direct(_) => dst,
+            _ => with_port(dst),
+        };
         match self {
             Connector::Direct(c) => {
                 let f = c.call(dst);
@@ -359,6 +371,26 @@ impl tower_service::Service<Uri> for Connector {
                 Box::pin(async move { handshake(f).await.map(MaybeHttpsStream::Http) })
             }
         }
+    }
+}
+
+/// `dst` with its port spelled out: hyper-util's tunnel and SOCKS5 ask for
+/// port 443 when the URI names none, also for `http://` (port 80).
+fn with_port(dst: Uri) -> Uri {
+    if dst.port().is_some() || dst.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return dst;
+    }
+    let Some(host) = dst.host() else {
+        return dst;
+    };
+    let authority = format!("{host}:80");
+    let mut parts = dst.clone().into_parts();
+    match authority.parse() {
+        Ok(a) => {
+            parts.authority = Some(a);
+            Uri::from_parts(parts).unwrap_or(dst)
+        }
+        Err(_) => dst,
     }
 }
 
@@ -395,13 +427,17 @@ struct Proxy {
     last_error: std::sync::Mutex<Option<(u64, String)>>,
 }
 
-/// The configured proxies (`PROXIES`) and how keys are spread over them.
+/// The configured proxies (`PROXIES`) and how keys are spread over them; a
+/// clone shares them (their health, their turn, their clients).
+#[derive(Clone)]
 pub struct Proxies {
-    list: Vec<Proxy>,
+    list: Arc<[Proxy]>,
     /// `PROXIES_PER_KEY`: each key on its own proxy (rendezvous hashing);
     /// `false`: plain rotation per attempt.
     per_key: bool,
-    turn: AtomicUsize,
+    turn: Arc<AtomicUsize>,
+    /// The requests beside the API calls: one [`SideClient`] per proxy.
+    sides: Arc<[SideClient]>,
 }
 
 impl Proxies {
@@ -423,7 +459,8 @@ impl Proxies {
         Proxies {
             list,
             per_key,
-            turn: AtomicUsize::new(0),
+            turn: Arc::new(AtomicUsize::new(0)),
+            sides: specs.iter().map(|s| side_client(Some(s))).collect(),
         }
     }
 
@@ -466,15 +503,21 @@ impl Proxies {
         let now = crate::clock::unix_ms();
         let n = self.list.len();
         if !self.per_key {
-            let start = self.turn.fetch_add(1, Ordering::Relaxed);
-            return (0..n)
-                .map(|o| (start + o) % n)
-                .find(|&i| !self.resting(i, now));
+            return self.in_turn(now);
         }
         let k = fnv(key_id.as_bytes());
         (0..n)
             .filter(|&i| !self.resting(i, now))
             .max_by_key(|&i| weight(k, self.list[i].ident))
+    }
+
+    /// The next proxy in turn not resting (rotation).
+    fn in_turn(&self, now: u64) -> Option<usize> {
+        let n = self.list.len();
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|o| (start + o) % n)
+            .find(|&i| !self.resting(i, now))
     }
 
     /// Proxy `i` carried an attempt (whatever Google answered): counted, and
@@ -613,6 +656,116 @@ impl Proxies {
     }
 }
 
+/// A client for the requests beside the API calls (Files API uploads with
+/// their bodies streamed, image fetches, the keep-alive ping): HTTP/1.1 over
+/// a [`Connector`], TLS with the webpki roots.
+pub type SideClient = Client<HttpsConnector<Connector>, crate::body::Body>;
+
+/// The [`SideClient`] through `proxy` (straight when `None`).
+fn side_client(proxy: Option<&ProxySpec>) -> SideClient {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(Connector::new(tcp, proxy));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .build(https)
+}
+
+/// The straight [`SideClient`] (without `PROXIES`), one per process.
+fn direct() -> &'static SideClient {
+    static CLIENT: OnceLock<SideClient> = OnceLock::new();
+    CLIENT.get_or_init(|| side_client(None))
+}
+
+/// Why a request beside the API calls got no answer.
+#[derive(Debug)]
+pub enum SideError {
+    /// Every proxy rests (the message for the 503).
+    Down(String),
+    /// The proxy failed to connect (it rests now): what happened, the proxy
+    /// masked.
+    Proxy(String),
+    /// The request failed otherwise (straight, or once through the tunnel).
+    Request(hyper_util::client::legacy::Error),
+}
+
+impl Proxies {
+    /// One try of `req` through proxy `i`: counted; a failure to connect
+    /// rests the proxy, as for an API call.
+    async fn try_on(
+        &self,
+        i: usize,
+        req: Request<crate::body::Body>,
+    ) -> Result<Response<Incoming>, SideError> {
+        let Some(client) = self.sides.get(i) else {
+            return Err(SideError::Down(self.down_message()));
+        };
+        match client.request(req).await {
+            Err(e) if e.is_connect() => {
+                let why = describe(&e);
+                let shown = self.shown(i);
+                if let Some(rest) = self.failed(i, &why) {
+                    crate::warn!("proxy {shown} failed: {why}; it rests {} s", rest.as_secs());
+                }
+                Err(SideError::Proxy(format!("proxy {shown} failed: {why}")))
+            }
+            other => {
+                self.served(i);
+                other.map_err(SideError::Request)
+            }
+        }
+    }
+}
+
+/// Send `req` for key `key_id` (a Files API upload: its body streams, so it
+/// is tried once) through the key's proxy ([`Proxies::pick`], as its API
+/// calls), or straight without `PROXIES`. A proxy that fails to connect
+/// rests, so the client's next try goes through the key's next proxy.
+pub async fn send_for_key(
+    proxies: Option<&Proxies>,
+    key_id: &str,
+    req: Request<crate::body::Body>,
+) -> Result<Response<Incoming>, SideError> {
+    let Some(p) = proxies else {
+        return direct().request(req).await.map_err(SideError::Request);
+    };
+    match p.pick(key_id) {
+        Some(i) => p.try_on(i, req).await,
+        None => Err(SideError::Down(p.down_message())),
+    }
+}
+
+/// Send a request of no key (an image fetch, the keep-alive ping; `make`
+/// builds it anew for each try) through the proxies in turn, whatever
+/// `PROXIES_PER_KEY` says: a proxy that fails to connect rests and the next
+/// one is tried (at most 3 tries); straight without `PROXIES`.
+pub async fn send_any(
+    proxies: Option<&Proxies>,
+    make: impl Fn() -> Request<crate::body::Body>,
+) -> Result<Response<Incoming>, SideError> {
+    let Some(p) = proxies else {
+        return direct().request(make()).await.map_err(SideError::Request);
+    };
+    let mut failed = None;
+    for _ in 0..p.len().min(3) {
+        let Some(i) = p.in_turn(crate::clock::unix_ms()) else {
+            break;
+        };
+        match p.try_on(i, make()).await {
+            Err(SideError::Proxy(why)) => failed = Some(why),
+            other => return other,
+        }
+    }
+    Err(failed.map_or_else(|| SideError::Down(p.down_message()), SideError::Proxy))
+}
+
 /// An error and its sources, `: `-joined (hyper-util's messages name no
 /// credentials).
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
@@ -680,6 +833,21 @@ mod tests {
         assert_ne!(q.ident(), plain.ident());
         let e = ProxySpec::parse("https://u:hunter2@h:1/x").unwrap_err();
         assert!(!e.contains("hunter2") && e.contains("****"), "{e}");
+    }
+
+    #[test]
+    fn tunnels_name_the_port_of_an_http_url() {
+        let port = |u: &str| with_port(u.parse().unwrap()).to_string();
+        assert_eq!(
+            port("http://img.example/a.png?x=1"),
+            "http://img.example:80/a.png?x=1"
+        );
+        assert_eq!(port("http://[::1]/a"), "http://[::1]:80/a");
+        assert_eq!(
+            port("http://img.example:8080/a"),
+            "http://img.example:8080/a"
+        );
+        assert_eq!(port("https://img.example/a"), "https://img.example/a");
     }
 
     #[test]

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
@@ -153,19 +152,24 @@ pub async fn verify_all(app: &Arc<App>, only_failing: bool) -> Value {
     json!({"good": good, "bad": bad, "results": results})
 }
 
-/// Fetch the keep-alive URL once; logs the status.
+/// Fetch the keep-alive URL once (through the proxies in turn with
+/// `PROXIES`, see [`crate::proxy::send_any`]); logs the status.
 pub async fn keepalive_once(app: &App, url: &str) {
     let Ok(uri) = url.parse::<http::Uri>() else {
         crate::warn!("keep-alive: KEEPALIVE_URL is not a valid URL");
         return;
     };
-    let mut req = Request::new(Full::new(Bytes::new()));
-    *req.uri_mut() = uri;
-    req.headers_mut().insert(
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static("gemini-balance-keepalive"),
-    );
-    match tokio::time::timeout(Duration::from_secs(30), app.upstream.client().request(req)).await {
+    let ping = || {
+        let mut req = Request::new(crate::body::empty());
+        *req.uri_mut() = uri.clone();
+        req.headers_mut().insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("gemini-balance-keepalive"),
+        );
+        req
+    };
+    let sent = crate::proxy::send_any(app.upstream.proxies(), ping);
+    match tokio::time::timeout(Duration::from_secs(30), sent).await {
         Ok(Ok(res)) => {
             let status = res.status().as_u16();
             crate::upstream::drain(res).await;

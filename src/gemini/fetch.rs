@@ -10,7 +10,10 @@
 //! - only the media types Gemini takes inline (images, audio, video, PDF);
 //! - per image a size cap (`MAX_FETCH_BYTES`), at most 3 redirects, only
 //!   http/https, and addresses in private, loopback and link-local ranges
-//!   refused unless `ALLOW_PRIVATE_FETCH`.
+//!   refused unless `ALLOW_PRIVATE_FETCH` (checked on the gateway's own name
+//!   resolution, also when the fetch goes through a proxy);
+//! - with `PROXIES`, through the proxies in turn ([`crate::proxy::send_any`]),
+//!   never around them.
 //!
 //! Every refusal is the client's problem (its URL, its data), so it is a 400
 //! that names the message, and a URL only by its host (a query may hold a token).
@@ -23,14 +26,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
-use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::app::App;
 use crate::openai::TranslateError;
-use crate::upstream::HttpClient;
+use crate::proxy::Proxies;
 
 /// Most redirects followed for one image.
 const MAX_REDIRECTS: usize = 3;
@@ -101,7 +103,8 @@ pub fn is_private(ip: IpAddr) -> bool {
 /// What one fetch needs (owned, so that every fetch runs as its own task).
 #[derive(Clone)]
 struct Fetcher {
-    client: HttpClient,
+    /// `PROXIES` (a shared handle), or `None`: straight.
+    proxies: Option<Proxies>,
     allow_private: bool,
     max_bytes: usize,
     /// Inline bytes of the whole request so far (shared by its fetches).
@@ -233,7 +236,7 @@ async fn fetch_all(
     inline: usize,
 ) -> Result<Vec<String>, TranslateError> {
     let fetcher = Fetcher {
-        client: app.upstream.client().clone(),
+        proxies: app.upstream.proxies().cloned(),
         allow_private: app.cfg().allow_private_fetch,
         max_bytes: app.cfg().max_fetch_bytes,
         used: Arc::new(AtomicUsize::new(inline)),
@@ -334,15 +337,16 @@ impl Fetcher {
                     return Err("the host resolves to a private address (set ALLOW_PRIVATE_FETCH=true to allow)".into());
                 }
             }
-            let mut req = Request::new(Full::new(Bytes::new()));
-            *req.uri_mut() = uri.clone();
-            req.headers_mut().insert(
-                header::USER_AGENT,
-                http::HeaderValue::from_static("gemini-balance"),
-            );
-            let res = self
-                .client
-                .request(req)
+            let get = || {
+                let mut req = Request::new(crate::body::empty());
+                *req.uri_mut() = uri.clone();
+                req.headers_mut().insert(
+                    header::USER_AGENT,
+                    http::HeaderValue::from_static("gemini-balance"),
+                );
+                req
+            };
+            let res = crate::proxy::send_any(self.proxies.as_ref(), get)
                 .await
                 .map_err(|_| "the request failed")?;
             let status = res.status();

@@ -8,11 +8,12 @@
 //! in an upload session (`crate::affinity::Session`) and the client gets
 //! back the same path on the gateway with `?upload_id=<session id>`: the
 //! chunk calls carry no credential, so that unguessable id is theirs. The
-//! finalized file is recorded as the key's (see [`super::files`]).
+//! finalized file is recorded as the key's (see [`super::files`]). With
+//! `PROXIES` every call of an upload goes through its key's proxy, as the
+//! key's API calls do ([`crate::proxy::send_for_key`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,10 +22,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 
 use super::files::{Caller, owner_index, record, refusal};
@@ -51,29 +48,6 @@ const UPLOAD_HEADERS: &[&str] = &[
     "x-goog-api-client",
     "user-agent",
 ];
-
-/// The client that streams request bodies upstream (the shared one sends
-/// whole bodies).
-type StreamClient = Client<HttpsConnector<HttpConnector>, Body>;
-
-fn stream_client() -> &'static StreamClient {
-    static CLIENT: OnceLock<StreamClient> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(https)
-    })
-}
 
 /// A request body passed on as it arrives, counting its bytes; it fails
 /// once more than `left` bytes came.
@@ -425,11 +399,22 @@ async fn send_streamed(
     // The body may take a while to send: TIME_OUT plus a second per MiB.
     let wait =
         app.upstream.timeout() + Duration::from_secs(length.unwrap_or(left.min(1 << 30)) >> 20);
-    let sent = tokio::time::timeout(wait, stream_client().request(up)).await;
+    // The streamed bodies go on their own client (the shared one sends whole
+    // bodies), through the key's proxy when `PROXIES` is set.
+    let key_id = app.pool.id(index).unwrap_or_default();
+    let proxies = app.upstream.proxies();
+    let sent = tokio::time::timeout(wait, crate::proxy::send_for_key(proxies, key_id, up)).await;
+    use crate::proxy::SideError;
     let res = match sent {
         Ok(Ok(res)) => res,
         Ok(Err(_)) if seen.load(Ordering::Relaxed) > left => return Err(too_large(max)),
-        Ok(Err(e)) => {
+        Ok(Err(SideError::Down(m))) => return Err(GatewayError::ProxiesDown(m)),
+        Ok(Err(SideError::Proxy(m))) => {
+            return Err(GatewayError::Unreachable(format!(
+                "{m}; it rests and the next try of this upload goes through another proxy"
+            )));
+        }
+        Ok(Err(SideError::Request(e))) => {
             crate::debug!("upload on key {} failed: {e}", app.pool.masked(index));
             return Err(GatewayError::Unreachable(
                 "the upload to Gemini broke off".into(),

@@ -3,7 +3,10 @@ HTTP CONNECT proxy (with user:password), the same behind TLS (an https://
 proxy with a test CA made here) and a SOCKS5 proxy. What went through which
 proxy is read from the proxies' own verbose logs (one line per tunnel, naming
 its target: the fake upstream's port, different per stack)."""
+import base64
 import datetime
+import http.server
+import io
 import hashlib
 import json
 import os
@@ -30,8 +33,8 @@ SECRET = "hunter2-proxy-pass"
 class Proxy:
     """One pproxy process listening on `scheme://127.0.0.1:port`, logging every tunnel."""
 
-    def __init__(self, scheme, auth=None, ssl=None):
-        self.port = free_port()
+    def __init__(self, scheme, auth=None, ssl=None, port=None, remote=None):
+        self.port = port or free_port()
         listen = f"{scheme}://127.0.0.1:{self.port}" + (f"#{auth}" if auth else "")
         self.log_path = f"/tmp/pproxy-{self.port}.log"
         self.log = open(self.log_path, "w")
@@ -39,7 +42,10 @@ class Proxy:
         # trusts an address that once did). --ssl cert,key: TLS on `+ssl`.
         args = [PPROXY, "-l", listen, "-v"] + (["--auth", "0"] if auth else [])
         args += ["--ssl", ",".join(ssl)] if ssl else []
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        # -r tunnel://host:port: every tunnel goes there, whatever was asked.
+        args += ["-r", remote] if remote else []
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each log line as it happens
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 15
         while "Serving on" not in self.text():
             if time.time() > deadline or self.proc.poll() is not None:
@@ -398,3 +404,127 @@ def test_an_https_proxy_failing_tls_or_auth_rests_and_no_key_is_blamed(tls_proxy
                 assert SECRET not in text
         finally:
             s.stop()
+
+
+# A 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+class Served:
+    """A local HTTP server answering every GET with the PNG, counting them."""
+
+    def __init__(self):
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(PNG)))
+                self.end_headers()
+                self.wfile.write(PNG)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_uploads_go_through_the_keys_proxy():
+    """BASE_URL names a host that never resolves (gemini.invalid); only the
+    proxy, sending every tunnel to the fake, reaches it. A google-genai upload
+    (resumable, two chunks streamed), a multipart upload and generate with
+    the file all succeed: every call of theirs went through the proxy."""
+    from google import genai
+    from google.genai import types
+
+    port = free_port()
+    s = Stack({
+        "BASE_URL": "http://gemini.invalid/v1beta",
+        "PROXIES": json.dumps([f"http://alice:{SECRET}@127.0.0.1:{port}"]),
+        "MAX_RETRIES": "0",
+    })
+    p = Proxy("http", auth=f"alice:{SECRET}", port=port, remote=f"tunnel://127.0.0.1:{s.fake_port}")
+    try:
+        c = genai.Client(api_key=TOKEN, http_options={"base_url": f"{s.base}/gemini"})
+        size = 8 * 1024 * 1024 + 4321  # two chunks
+        f = c.files.upload(file=io.BytesIO(b"z" * size), config=types.UploadFileConfig(mime_type="text/plain"))
+        assert f.size_bytes == size
+        uploads = [r for r in s.fake_requests() if r["path"].startswith("/upload/")]
+        assert len(uploads) == 3, [r["path"] for r in uploads]  # start and two chunks
+        r = c.models.generate_content(model="gemini-2.5-flash", contents=[f, "what is in it?"])
+        assert r.text
+        body = "--b\r\nContent-Type: application/json\r\n\r\n{\"file\": {\"display_name\": \"m\"}}\r\n" \
+               "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
+        req = urllib.request.Request(s.base + "/upload/v1beta/files", data=body.encode(), headers={
+            "x-goog-api-key": TOKEN, "x-goog-upload-protocol": "multipart",
+            "content-type": "multipart/related; boundary=b"})
+        with urllib.request.urlopen(req, timeout=30) as res:
+            assert json.load(res)["file"]["name"].startswith("files/")
+        assert p.text().count("-> gemini.invalid:80") >= 2, p.text()[-2000:]  # the start; the uploads' own
+        assert SECRET not in s.logs()
+    finally:
+        s.stop()
+        p.stop()
+
+
+def image_chat(stack, url):
+    body = json.dumps({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is it?"}, {"type": "image_url", "image_url": {"url": url}}]}]}).encode()
+    req = urllib.request.Request(stack.base + "/v1/chat/completions", data=body, headers={
+        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_image_fetches_rotate_over_the_proxies(proxies):
+    """image_url fetches go through the proxies in turn (whatever key the
+    call has), a dead proxy rests and the fetch goes on through the next."""
+    http, socks = proxies
+    img = Served()
+    dead = free_port()
+    urls = [http_url(http), f"http://127.0.0.1:{dead}", socks_url(socks)]
+    s = Stack({"PROXIES": json.dumps(urls), "ALLOW_PRIVATE_FETCH": "true"})
+    try:
+        for i in range(6):
+            status, body = image_chat(s, f"http://127.0.0.1:{img.port}/cat-{i}.png")
+            assert status == 200, body
+        assert len(img.hits) == 6, img.hits
+        for p in (http, socks):
+            assert p.tunnels_to(img.port) >= 2, p.text()[-2000:]
+        view = json.loads(get(s, "/admin/proxies"))
+        assert view["proxies"][1]["state"] == "resting", view
+    finally:
+        s.stop()
+        img.stop()
+
+
+def test_the_keepalive_ping_goes_through_a_proxy(proxies):
+    _, socks = proxies
+    ping = Served()
+    s = Stack({
+        "PROXIES": json.dumps([socks_url(socks)]),
+        "KEEPALIVE_URL": f"http://127.0.0.1:{ping.port}/health",
+        "KEEPALIVE_MINUTES": "0.02",
+    })
+    try:
+        deadline = time.time() + 20
+        while not ping.hits and time.time() < deadline:
+            time.sleep(0.1)
+        assert ping.hits, "no keep-alive ping arrived"
+        assert socks.tunnels_to(ping.port) >= 1, socks.text()[-2000:]
+    finally:
+        s.stop()
+        ping.stop()

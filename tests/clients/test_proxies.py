@@ -528,3 +528,59 @@ def test_the_keepalive_ping_goes_through_a_proxy(proxies):
     finally:
         s.stop()
         ping.stop()
+
+
+def test_an_upload_through_a_dead_proxy_is_the_proxys_failure(proxies):
+    """A chunk whose key's proxy died since the start: 502 naming the proxy
+    (masked), the proxy rests, the key is not charged; the client's retry of
+    the chunk goes through the key's next proxy and finishes the upload."""
+    _, socks = proxies
+    mortal = Proxy("http", auth=f"bob:{SECRET}")
+    urls = [f"http://bob:{SECRET}@127.0.0.1:{mortal.port}", socks_url(socks)]
+    pool = keys(24, "upload")
+    try:
+        s = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps(pool)})
+        try:
+            m, _ = mapping(s)
+        finally:
+            s.stop()
+        shown = f"http://bob:****@127.0.0.1:{mortal.port}"
+        key = next(k for k in pool if m[key_id(k)] == shown)
+        s = Stack({"PROXIES": json.dumps(urls), "API_KEYS": json.dumps([key])})
+        try:
+            data = b"chunk-data" * 1000
+            start = urllib.request.Request(s.base + "/upload/v1beta/files", data=b'{"file": {"display_name": "d"}}', headers={
+                "x-goog-api-key": TOKEN, "content-type": "application/json",
+                "x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start",
+                "x-goog-upload-header-content-length": str(len(data)),
+                "x-goog-upload-header-content-type": "text/plain"})
+            with urllib.request.urlopen(start, timeout=30) as r:
+                url = r.headers["x-goog-upload-url"]
+            assert mortal.tunnels_to(s.fake_port) == 1, mortal.text()[-2000:]
+            mortal.stop()
+
+            def chunk():
+                req = urllib.request.Request(url, data=data, headers={
+                    "x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0"})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        return r.status, json.load(r)
+                except urllib.error.HTTPError as e:
+                    return e.code, json.load(e)
+
+            status, body = chunk()
+            assert status == 502, body
+            assert shown in body["error"]["message"] and SECRET not in json.dumps(body), body
+            view = json.loads(get(s, "/admin/proxies"))
+            assert view["proxies"][0]["state"] == "resting", view
+            status, body = chunk()
+            assert status == 200 and body["file"]["sizeBytes"] in (len(data), str(len(data))), body
+            assert socks.tunnels_to(s.fake_port) >= 1
+            for k in json.loads(get(s, "/admin/keys"))["keys"]:
+                assert k["state"] == "active" and not k["cooling"], k
+                assert k["usage_today"]["failures"] == 0, k
+        finally:
+            s.stop()
+    finally:
+        if mortal.proc.poll() is None:
+            mortal.stop()

@@ -11,7 +11,6 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::Response;
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::error::{GatewayError, upstream_message};
@@ -180,7 +179,7 @@ pub fn tried_first(pool: &crate::keys::KeyPool, key: usize, pinned: bool) -> Vec
 pub async fn read_metered(
     app: &App,
     up: &crate::upstream::Call<'_>,
-    res: Response<Incoming>,
+    res: Response<crate::lanes::UpBody>,
     key: usize,
     meter: &mut crate::store::meter::Meter,
 ) -> Result<Bytes, GatewayError> {
@@ -205,7 +204,7 @@ pub async fn read_metered(
 /// (and its upstream connection) forever.
 pub async fn read_whole(
     app: &App,
-    res: Response<Incoming>,
+    res: Response<crate::lanes::UpBody>,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let read = crate::upstream::read_answer(res, ANSWER_LIMIT);
     let wait = crate::longcall::clamp(app.upstream.timeout());

@@ -145,6 +145,7 @@ impl App {
             cfg.max_retries,
         );
         upstream.set_custom_headers(&cfg.custom_headers);
+        upstream.set_protocol(cfg.upstream_protocol, cfg.upstream_streams);
         upstream.set_proxies(&cfg.proxies, cfg.proxies_per_key);
         // Every attempt of a client's call is recorded: usage, error log.
         upstream.set_recorder(Recorder::new(store.clone(), cfg.error_log_record_body));

@@ -365,7 +365,7 @@ fn whole_answer(
 /// A Gemini stream whose first event has arrived (see [`open_with_retries`]).
 pub(crate) struct OpenedStream {
     /// The rest of the upstream body.
-    pub(crate) incoming: Incoming,
+    pub(crate) incoming: crate::lanes::UpBody,
     /// The SSE parser, holding any partial event.
     pub(crate) parser: openai::stream::SseParser,
     /// The events read while opening.
@@ -701,7 +701,7 @@ struct Pump {
     model: String,
     /// The serving key, masked (for `/status`'s errors).
     masked: String,
-    incoming: Incoming,
+    incoming: crate::lanes::UpBody,
     parser: openai::stream::SseParser,
     tr: openai::stream::StreamTranslator,
     redactor: crate::upstream::Redactor,
@@ -832,7 +832,7 @@ pub(crate) type FrameRead =
 /// empty or with no content (`empty_answer`), or opened with an error
 /// event that is not the client's fault.
 async fn open_stream(
-    body: &mut Incoming,
+    body: &mut crate::lanes::UpBody,
     parser: &mut openai::stream::SseParser,
     events: &mut Vec<String>,
     idle: Duration,

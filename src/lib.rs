@@ -61,6 +61,7 @@ pub mod gemini;
 pub mod handlers;
 pub mod keepalive;
 pub mod keys;
+pub mod lanes;
 pub mod log;
 pub mod longcall;
 pub mod media;

@@ -453,7 +453,7 @@ struct Pump {
     model: String,
     /// The serving key, masked (for `/status`'s errors).
     masked: String,
-    incoming: Incoming,
+    incoming: crate::lanes::UpBody,
     parser: SseParser,
     tr: StreamTranslator,
     redactor: crate::upstream::Redactor,

@@ -352,7 +352,7 @@ struct Pump {
     model: String,
     /// The serving key, masked.
     masked: String,
-    incoming: Incoming,
+    incoming: crate::lanes::UpBody,
     parser: openai::stream::SseParser,
     asm: Assembler,
     /// Kept when the response completes.

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,9 +13,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
@@ -28,11 +25,7 @@ use crate::error::{Api, GatewayError};
 use crate::router;
 
 mod conn;
-
-/// Heads up to `MAX_HEADER_BYTES` / `MAX_HEADERS` are read by hyper and
-/// checked in [`handle`] (431 in the route's format); hyper's own hard limit,
-/// this many times larger, answers a bare 431 without reading further.
-const HEAD_SLACK: usize = 2;
+mod proto;
 
 /// Serve `app` on `listener` until `shutdown` resolves, then stop accepting,
 /// let in-flight requests finish within `SHUTDOWN_GRACE`, and return.
@@ -45,7 +38,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     let limit = Arc::new(Semaphore::new(app.cfg().max_connections));
     let conns = conn::Conns::new();
     let (stop, _) = watch::channel(());
-    let builder = Arc::new(builder(&app));
+    let builder = Arc::new(proto::Builders::new(&app));
     tokio::pin!(shutdown);
     let grace = app.cfg().shutdown_grace;
     // Draining: from the signal until the open streams are done (or the
@@ -118,26 +111,6 @@ fn stream_time(grace: Duration) -> Duration {
     grace.saturating_sub(Duration::from_secs(2).min(grace / 2))
 }
 
-/// The HTTP/1 and HTTP/2 settings every connection is served with.
-fn builder(app: &App) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.cfg().client_timeout)
-        .max_buf_size((app.cfg().max_header_bytes * HEAD_SLACK).max(8192))
-        .max_headers(app.cfg().max_headers * HEAD_SLACK)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(
-            u32::try_from(app.cfg().max_header_bytes * HEAD_SLACK).unwrap_or(u32::MAX),
-        )
-        .max_concurrent_streams(256);
-    builder
-}
-
 /// At the connection limit: ask idle connections to close, the longest idle
 /// first, until a slot frees up (None if the semaphore is closed).
 async fn make_room(limit: &Arc<Semaphore>, conns: &conn::Conns) -> Option<OwnedSemaphorePermit> {
@@ -158,13 +131,23 @@ async fn make_room(limit: &Arc<Semaphore>, conns: &conn::Conns) -> Option<OwnedS
 /// it stays open with nothing in flight for [`conn::DRAIN`] after a close.
 async fn connection(
     app: Arc<App>,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &proto::Builders,
     stream: TcpStream,
     reg: conn::Registration,
     mut stop: watch::Receiver<()>,
 ) {
     let timeout = app.cfg().client_timeout;
-    let io = TokioIo::new(StallGuard::new(stream, timeout));
+    // A client that sends nothing (or half an HTTP/2 preface) within
+    // CLIENT_TIMEOUT is dropped, as is one still silent at shutdown or
+    // when its slot is reclaimed.
+    let version = tokio::select! {
+        v = proto::sniff(&stream) => v,
+        _ = tokio::time::sleep(timeout) => return,
+        _ = reg.conn.reclaimed() => return,
+        _ = stop.changed() => return,
+    };
+    let Ok(version) = version else { return };
+    let io = TokioIo::new(proto::StallGuard::new(stream, timeout));
     let state = reg.conn.clone();
     let svc = service_fn(move |req| {
         let busy = conn::Busy::start(&state);
@@ -174,12 +157,8 @@ async fn connection(
             Ok::<_, Infallible>(res.map(|b| conn::Tracked::new(b, busy)))
         }
     });
-    let conn = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
+    let mut conn = builder.serve(version, io, svc);
     let state = &reg.conn;
-    // The first check is at CLIENT_TIMEOUT: hyper's header timeout only runs
-    // once the protocol is known, so a client that sends nothing (or half an
-    // HTTP/2 preface) is closed here.
     let mut closing: Option<Instant> = None;
     let mut next_step = Instant::now();
     let mut wake = Instant::now() + timeout;
@@ -201,7 +180,7 @@ async fn connection(
         };
         if close && closing.is_none() {
             state.set_closing();
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().shut();
             let now = Instant::now();
             closing = Some(now);
             wake = now + conn::DRAIN;
@@ -320,94 +299,6 @@ fn head_too_large<B>(app: &App, req: &Request<B>) -> Option<String> {
             "The request head is too large ({size} bytes; at most MAX_HEADER_BYTES = {max_header_bytes})."
         )
     })
-}
-
-/// The client socket, failing writes that make no progress for
-/// `CLIENT_TIMEOUT`: a client that stops reading its answer (a slow-read
-/// attack, or one that vanished without a FIN) loses its connection, which
-/// drops the response body and so cancels the upstream call behind it.
-struct StallGuard {
-    io: TcpStream,
-    limit: Duration,
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl StallGuard {
-    fn new(io: TcpStream, limit: Duration) -> StallGuard {
-        StallGuard {
-            io,
-            limit,
-            stalled: None,
-        }
-    }
-
-    /// After a `Pending` write: `Ready(Err)` once the stall is over the limit.
-    fn stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let limit = self.limit;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client stopped reading",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn progress<T>(&mut self, p: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        match p {
-            Poll::Ready(r) => {
-                self.stalled = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => self.stall(cx),
-        }
-    }
-}
-
-impl AsyncRead for StallGuard {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for StallGuard {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let p = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.progress(p, cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let p = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.progress(p, cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let p = Pin::new(&mut self.io).poll_flush(cx);
-        self.progress(p, cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
 }
 
 /// Answer a CORS preflight: 204 with the allowed methods and the requested headers.

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
+use crate::lanes::{Lanes, Protocol, UpBody};
 use crate::store::meter::{Attempt, Failed, Meter, Recorder};
 
 /// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in, over a
@@ -51,17 +51,29 @@ pub fn tcp_connector() -> HttpConnector {
 /// [`build_client`] through `proxy` (TLS to Google inside its tunnel), or
 /// direct when `None`.
 pub fn build_client_via(proxy: Option<&crate::proxy::ProxySpec>) -> HttpClient {
+    build_client_with(proxy, Protocol::Auto)
+}
+
+/// [`build_client_via`] speaking `proto` (`UPSTREAM_PROTOCOL`). HTTP/2
+/// connections are pinged every 30 s while calls are open on them, so a
+/// connection that died under a silent stream is noticed.
+pub fn build_client_with(proxy: Option<&crate::proxy::ProxySpec>, proto: Protocol) -> HttpClient {
     let connector = crate::proxy::Connector::new(tcp_connector(), proxy);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(connector);
+        .https_or_http();
+    let https = match proto {
+        Protocol::Http1 => https.enable_http1().wrap_connector(connector),
+        Protocol::Auto | Protocol::Http2 => https.enable_all_versions().wrap_connector(connector),
+    };
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(512)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
+        .http2_only(proto == Protocol::Http2)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(20))
         .build(https)
 }
 
@@ -99,7 +111,7 @@ pub struct Call<'a> {
 /// A successful answer: headers are in, the body is still streaming.
 pub struct Answer {
     /// The upstream response.
-    pub response: Response<Incoming>,
+    pub response: Response<UpBody>,
     /// Index of the key that served it.
     pub key: usize,
     /// How many attempts were made (1 = no retry).
@@ -154,6 +166,10 @@ pub fn join(a: &str, b: &str) -> String {
 /// changes live, see [`Upstream::set_policy`]).
 pub struct Upstream {
     client: HttpClient,
+    /// Gemini calls go over these (see [`crate::lanes`]).
+    lanes: Lanes,
+    /// `UPSTREAM_PROTOCOL` and `UPSTREAM_STREAMS_PER_CONNECTION`.
+    protocol: (Protocol, usize),
     origin: String,
     /// `origin` parsed once, so each attempt parses only its path.
     origin_parts: Option<(http::uri::Scheme, http::uri::Authority)>,
@@ -172,11 +188,23 @@ pub struct Upstream {
     via: Option<Via>,
 }
 
-/// The outbound proxies and their clients (index for index).
+/// The outbound proxies and their lanes (index for index).
 struct Via {
     proxies: crate::proxy::Proxies,
-    clients: Vec<HttpClient>,
+    /// Each proxy's lanes for Gemini calls (index for index).
+    lanes: Vec<Lanes>,
+    specs: Vec<crate::proxy::ProxySpec>,
 }
+
+/// Lanes of clients through `proxy` (or direct) speaking `protocol`.
+fn lanes_for(proxy: Option<&crate::proxy::ProxySpec>, (proto, cap): (Protocol, usize)) -> Lanes {
+    let proxy = proxy.cloned();
+    Lanes::new(cap, move || build_client_with(proxy.as_ref(), proto))
+}
+
+/// The default of `UPSTREAM_STREAMS_PER_CONNECTION`: the streams Google's
+/// front ends allow on one HTTP/2 connection.
+pub const STREAMS_PER_CONNECTION: usize = 100;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -207,8 +235,11 @@ impl Upstream {
             let p = u.into_parts();
             Some((p.scheme?, p.authority?))
         });
+        let protocol = (Protocol::Auto, STREAMS_PER_CONNECTION);
         Upstream {
             client,
+            lanes: lanes_for(None, protocol),
+            protocol,
             origin,
             origin_parts,
             prefix,
@@ -228,8 +259,37 @@ impl Upstream {
     pub fn set_proxies(&mut self, specs: &[crate::proxy::ProxySpec], per_key: bool) {
         self.via = (!specs.is_empty()).then(|| Via {
             proxies: crate::proxy::Proxies::new(specs, per_key),
-            clients: specs.iter().map(|p| build_client_via(Some(p))).collect(),
+            lanes: specs
+                .iter()
+                .map(|p| lanes_for(Some(p), self.protocol))
+                .collect(),
+            specs: specs.to_vec(),
         });
+    }
+
+    /// Speak `proto` to Gemini with at most `per_connection` calls in flight
+    /// on one connection (`UPSTREAM_PROTOCOL`, `UPSTREAM_STREAMS_PER_CONNECTION`;
+    /// set before [`Upstream::set_proxies`], or call that again).
+    pub fn set_protocol(&mut self, proto: Protocol, per_connection: usize) {
+        self.protocol = (proto, per_connection);
+        self.lanes = lanes_for(None, self.protocol);
+        if let Some(via) = &mut self.via {
+            via.lanes = via
+                .specs
+                .iter()
+                .map(|p| lanes_for(Some(p), self.protocol))
+                .collect();
+        }
+    }
+
+    /// Gemini calls in flight and the lanes they use, over every route.
+    pub fn lanes_in_use(&self) -> (usize, usize) {
+        let mut all = vec![&self.lanes];
+        if let Some(via) = &self.via {
+            all.extend(via.lanes.iter());
+        }
+        all.iter()
+            .fold((0, 0), |(c, l), x| (c + x.in_flight(), l + x.len()))
     }
 
     /// The outbound proxies (`None` without `PROXIES`).
@@ -368,11 +428,7 @@ impl Upstream {
 
     /// Send one attempt with `key`, bounded by `TIME_OUT` for the headers
     /// (through the key's proxy when `PROXIES` is set).
-    pub async fn send(
-        &self,
-        call: &Call<'_>,
-        key: &str,
-    ) -> Result<Response<Incoming>, AttemptError> {
+    pub async fn send(&self, call: &Call<'_>, key: &str) -> Result<Response<UpBody>, AttemptError> {
         self.send_via(call, key, None).await
     }
 
@@ -385,10 +441,10 @@ impl Upstream {
         call: &Call<'_>,
         key: &str,
         a: Option<&Attempt<'_>>,
-    ) -> Result<Response<Incoming>, AttemptError> {
+    ) -> Result<Response<UpBody>, AttemptError> {
         let Some(via) = &self.via else {
             return self
-                .exchange(&self.client, call, key)
+                .exchange(&self.lanes, call, key)
                 .await
                 .map_err(|(e, _)| e);
         };
@@ -400,7 +456,7 @@ impl Upstream {
             let Some(i) = via.proxies.pick(&id) else {
                 return Err(AttemptError::ProxiesDown(via.proxies.down_message()));
             };
-            match self.exchange(&via.clients[i], call, key).await {
+            match self.exchange(&via.lanes[i], call, key).await {
                 Err((AttemptError::Network(m), true)) => {
                     let shown = via.proxies.shown(i);
                     let why = format!("proxy {shown} failed: {m}");
@@ -423,10 +479,10 @@ impl Upstream {
     /// failure (through a proxy: the proxy's).
     async fn exchange(
         &self,
-        client: &HttpClient,
+        lanes: &Lanes,
         call: &Call<'_>,
         key: &str,
-    ) -> Result<Response<Incoming>, (AttemptError, bool)> {
+    ) -> Result<Response<UpBody>, (AttemptError, bool)> {
         let uri = match &self.origin_parts {
             // A whole URL (Vertex Express, see `App::path_on`) goes there.
             _ if call.path.starts_with("http") => call.path.parse().ok(),
@@ -467,10 +523,11 @@ impl Upstream {
         if wait.is_zero() {
             return Err((AttemptError::Timeout, false));
         }
-        match tokio::time::timeout(wait, client.request(req)).await {
+        let seat = lanes.seat();
+        match tokio::time::timeout(wait, seat.client().request(req)).await {
             Err(_) => Err((AttemptError::Timeout, false)),
             Ok(Err(e)) => Err((AttemptError::Network(describe(&e)), e.is_connect())),
-            Ok(Ok(res)) => Ok(res),
+            Ok(Ok(res)) => Ok(res.map(|b| UpBody::new(b, Some(seat)))),
         }
     }
 
@@ -616,7 +673,7 @@ impl Upstream {
         a: &Attempt<'_>,
         index: usize,
         attempt: u32,
-        res: http::Response<hyper::body::Incoming>,
+        res: http::Response<UpBody>,
     ) -> (Failure, bool) {
         let status = res.status();
         let (mut parts, body) = res.into_parts();
@@ -908,7 +965,7 @@ pub fn redact_headers(headers: &mut HeaderMap, key: &str) {
 
 /// Read the rest of an upstream body into bytes (bounded), for non-streamed answers.
 pub async fn read_answer(
-    res: Response<Incoming>,
+    res: Response<UpBody>,
     limit: usize,
 ) -> Result<(http::response::Parts, Bytes), String> {
     let (parts, body) = res.into_parts();
@@ -920,7 +977,7 @@ pub async fn read_answer(
 }
 
 /// Drop the body of a response we do not forward (lets the connection be reused).
-pub async fn drain(res: Response<Incoming>) {
+pub async fn drain<B: hyper::body::Body>(res: Response<B>) {
     let _ = res.into_body().collect().await;
 }
 

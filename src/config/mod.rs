@@ -55,6 +55,8 @@ pub const VARIABLES: &[&str] = &[
     "PORT",
     "BASE_URL",
     "TIME_OUT",
+    "UPSTREAM_PROTOCOL",
+    "UPSTREAM_STREAMS_PER_CONNECTION",
     "STREAM_IDLE_TIMEOUT",
     "REQUEST_TIMEOUT",
     "TIMEOUT_RETRIES",
@@ -166,6 +168,11 @@ pub struct Config {
     pub base_url: String,
     /// `TIME_OUT`: wait for upstream response headers.
     pub time_out: Duration,
+    /// `UPSTREAM_PROTOCOL`: the HTTP versions Gemini calls use.
+    pub upstream_protocol: crate::lanes::Protocol,
+    /// `UPSTREAM_STREAMS_PER_CONNECTION`: most Gemini calls in flight on one
+    /// upstream connection (past it, another connection opens).
+    pub upstream_streams: usize,
     /// `STREAM_IDLE_TIMEOUT`: longest silence inside a stream.
     pub stream_idle_timeout: Duration,
     /// `REQUEST_TIMEOUT`: deadline over every attempt and retry of one
@@ -456,6 +463,14 @@ impl Config {
             port,
             base_url,
             time_out: v.seconds("TIME_OUT", 300.0)?,
+            upstream_protocol: parse::protocol(&mut v)?,
+            upstream_streams: v.number(
+                "UPSTREAM_STREAMS_PER_CONNECTION",
+                crate::upstream::STREAMS_PER_CONNECTION,
+                1,
+                Some(10_000),
+                WHOLE,
+            )?,
             stream_idle_timeout: v.seconds("STREAM_IDLE_TIMEOUT", 120.0)?,
             request_timeout: v.seconds("REQUEST_TIMEOUT", 600.0)?,
             timeout_retries: v.number("TIMEOUT_RETRIES", 1, 0, Some(u32::MAX), WHOLE)?,

@@ -80,6 +80,15 @@ pub(super) fn key_selection(v: &mut Vars<'_>) -> Result<Selection, ConfigError> 
     }
 }
 
+/// `UPSTREAM_PROTOCOL`: `auto` (default), `http1` or `http2`.
+pub(super) fn protocol(v: &mut Vars<'_>) -> Result<crate::lanes::Protocol, ConfigError> {
+    match v.raw("UPSTREAM_PROTOCOL") {
+        None => Ok(crate::lanes::Protocol::Auto),
+        Some(s) => crate::lanes::Protocol::parse(s)
+            .ok_or_else(|| err("UPSTREAM_PROTOCOL", "expected auto, http1 or http2")),
+    }
+}
+
 /// `QUOTA_AWARE` (default true), `KEY_TIER` (`free`, `paid` or unset) and
 /// `MODEL_LIMITS` (JSON), as the key pools' quota policy.
 pub(super) fn quota(v: &mut Vars<'_>) -> Result<crate::keys::QuotaPolicy, ConfigError> {

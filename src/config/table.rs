@@ -85,6 +85,7 @@ const TRANSLATION: &str = "Translation";
 const STORE: &str = "the store is opened with it at start-up";
 const LISTENER: &str = "the listening socket is bound at start-up";
 const CONN_BUILDER: &str = "hyper's connection settings are built once at start-up";
+const CLIENTS: &str = "the upstream clients are built once at start-up";
 const REVERIFY: &str = "the re-verification job is scheduled at start-up";
 const KEEPALIVE: &str = "the keep-alive job is scheduled at start-up";
 
@@ -205,6 +206,14 @@ pub static SETTINGS: &[Setting] = &[
     row("BASE_URL", SERVER, "Gemini API base URL", |c| Some(c.base_url.clone())).restart(
         "the upstream's address is parsed once into the client at start-up (demo mode points it at the built-in fake)",
     ),
+    row("UPSTREAM_PROTOCOL", UPSTREAM, "HTTP versions of Gemini calls: auto (HTTP/2 when TLS negotiates it), http1, http2", |c| {
+        Some(c.upstream_protocol.name().to_string())
+    })
+    .restart(CLIENTS),
+    row("UPSTREAM_STREAMS_PER_CONNECTION", UPSTREAM, "most Gemini calls in flight on one upstream connection; past it another opens", |c| {
+        Some(c.upstream_streams.to_string())
+    })
+    .restart(CLIENTS),
     row("TIME_OUT", UPSTREAM, "seconds to wait for Gemini's response headers (and a whole non-streamed answer)", |c| {
         secs(c.time_out)
     }),
@@ -492,6 +501,8 @@ pub fn carry_fixed(new: &mut Config, old: &Config) {
     new.vertex_api_keys.clone_from(&old.vertex_api_keys);
     new.client_timeout = old.client_timeout;
     new.max_connections = old.max_connections;
+    new.upstream_protocol = old.upstream_protocol;
+    new.upstream_streams = old.upstream_streams;
     new.max_header_bytes = old.max_header_bytes;
     new.max_headers = old.max_headers;
     new.demo = old.demo;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::gzip;
 use crate::answer::ANSWER_LIMIT;
@@ -45,7 +44,7 @@ pub(super) fn take_accept_encoding(headers: &mut Vec<(HeaderName, HeaderValue)>)
 /// error for the client and why the key's call failed.
 pub(super) async fn read_plain(
     app: &App,
-    res: Response<Incoming>,
+    res: Response<crate::lanes::UpBody>,
     key: &str,
     meter: &mut Meter,
     generate: bool,
@@ -240,7 +239,7 @@ impl Outgoing {
 /// the response's head and first chunk leave in one write.
 pub(super) fn forward_stream(
     first: FirstRead,
-    mut incoming: Incoming,
+    mut incoming: crate::lanes::UpBody,
     idle: Duration,
     sse: bool,
     mut out: Outgoing,

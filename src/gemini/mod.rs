@@ -334,7 +334,7 @@ type FirstByte = (
     usize,
     crate::store::meter::Meter,
     http::response::Parts,
-    Incoming,
+    crate::lanes::UpBody,
     forward::FirstRead,
 );
 
@@ -652,7 +652,7 @@ impl Derived {
 /// `-search`/`-thinking` variants added (`NATIVE_DERIVED_MODELS`).
 async fn derived_model_list(
     app: &App,
-    res: Response<Incoming>,
+    res: Response<crate::lanes::UpBody>,
 ) -> Result<Response<Body>, GatewayError> {
     let limit = ANSWER_LIMIT;
     let Ok((mut parts, bytes)) = read_whole(app, res).await else {
@@ -759,7 +759,7 @@ fn compat_path_rules(app: &App, rest: &str) -> Result<String, GatewayError> {
 /// the list is small).
 async fn filtered_compat_list(
     app: &App,
-    res: Response<Incoming>,
+    res: Response<crate::lanes::UpBody>,
 ) -> Result<Response<Body>, GatewayError> {
     let status = res.status();
     let Ok((mut parts, bytes)) = read_whole(app, res).await else {

@@ -223,6 +223,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The request body.
     pub body: Bytes,
+    /// The HTTP version it came over (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
 }
 
 /// At most this many requests are kept in the log (oldest dropped first), so a
@@ -249,6 +251,10 @@ pub struct FakeState {
     pub(crate) files: Mutex<files::Files>,
     /// The scale of the fake's silences, in thousandths (1000: real time).
     time_scale: AtomicU64,
+    /// Connections accepted so far.
+    pub(crate) connections: AtomicUsize,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` of new HTTP/2 connections (0: hyper's default).
+    pub(crate) h2_max_streams: std::sync::atomic::AtomicU32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -271,7 +277,20 @@ impl FakeState {
             #[cfg(feature = "full")]
             files: Mutex::new(files::Files::default()),
             time_scale: AtomicU64::new(1000),
+            connections: AtomicUsize::new(0),
+            h2_max_streams: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// Allow at most `n` concurrent streams on each new HTTP/2 (h2c)
+    /// connection, as Google's front ends bound them (0: hyper's default).
+    pub fn set_h2_max_streams(&self, n: u32) {
+        self.h2_max_streams.store(n, Ordering::SeqCst);
+    }
+
+    /// How many connections the fake has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Scale the silences (`[[first=MS]]`, `Silent`, `SilentCut`) by

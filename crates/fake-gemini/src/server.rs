@@ -53,8 +53,13 @@ pub(crate) async fn serve_conn(
     shutdown: Option<watch::Receiver<bool>>,
 ) {
     let _ = stream.set_nodelay(true);
+    state.connections.fetch_add(1, Ordering::SeqCst);
+    let max_streams = state.h2_max_streams.load(Ordering::SeqCst);
     let svc = service_fn(move |req| handle(state.clone(), req));
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if max_streams > 0 {
+        builder.http2().max_concurrent_streams(max_streams);
+    }
     let conn = builder.serve_connection(TokioIo::new(stream), svc);
     match shutdown {
         Some(mut rx) => {
@@ -309,6 +314,7 @@ fn record_request<E>(
         authorization,
         headers,
         body: body.as_ref().ok().cloned().unwrap_or_default(),
+        version: format!("{:?}", parts.version),
     });
     api_key
 }

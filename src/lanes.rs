@@ -1,4 +1,5 @@
-//! Upstream connection lanes: Gemini calls spread over several pooled clients
+//! The upstream clients (TLS, pooling, HTTP versions, through a proxy or
+//! not) and their lanes: Gemini calls spread over several pooled clients
 //! so that no HTTP/2 connection carries more than
 //! `UPSTREAM_STREAMS_PER_CONNECTION` calls at once.
 //!
@@ -25,11 +26,66 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use crate::upstream::HttpClient;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
 
 /// Most lanes one [`Lanes`] opens; past it, calls share the least busy lane
 /// (its server then queues them).
 const MAX_LANES: usize = 4096;
+
+/// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in, over a
+/// direct connection or one outbound proxy ([`crate::proxy::Connector`]).
+pub type HttpClient = Client<HttpsConnector<crate::proxy::Connector>, Full<Bytes>>;
+
+/// Build the shared client: TCP_NODELAY, keep-alive, connection pooling,
+/// TLS via rustls with the webpki roots (no CA files needed), plain `http://`
+/// allowed for a local upstream.
+pub fn build_client() -> HttpClient {
+    build_client_via(None)
+}
+
+/// The TCP connector of every upstream client (to Google or to a proxy).
+pub fn tcp_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http
+}
+
+/// [`build_client`] through `proxy` (TLS to Google inside its tunnel), or
+/// direct when `None`.
+pub fn build_client_via(proxy: Option<&crate::proxy::ProxySpec>) -> HttpClient {
+    build_client_with(proxy, Protocol::Auto)
+}
+
+/// [`build_client_via`] speaking `proto` (`UPSTREAM_PROTOCOL`). HTTP/2
+/// connections are pinged every 30 s while calls are open on them, so a
+/// connection that died under a silent stream is noticed.
+pub fn build_client_with(proxy: Option<&crate::proxy::ProxySpec>, proto: Protocol) -> HttpClient {
+    let connector = crate::proxy::Connector::new(tcp_connector(), proxy);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http();
+    let https = match proto {
+        Protocol::Http1 => https.enable_http1().wrap_connector(connector),
+        Protocol::Auto | Protocol::Http2 => https.enable_all_versions().wrap_connector(connector),
+    };
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(512)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http2_only(proto == Protocol::Http2)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(20))
+        .build(https)
+}
 
 /// Which HTTP versions Gemini calls use (`UPSTREAM_PROTOCOL`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -236,7 +292,7 @@ mod tests {
     use super::*;
 
     fn lanes(cap: usize) -> Lanes {
-        Lanes::new(cap, crate::upstream::build_client)
+        Lanes::new(cap, build_client)
     }
 
     #[test]

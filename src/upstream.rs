@@ -15,67 +15,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
+pub use crate::lanes::{
+    HttpClient, build_client, build_client_via, build_client_with, tcp_connector,
+};
 use crate::lanes::{Lanes, Protocol, UpBody};
 use crate::store::meter::{Attempt, Failed, Meter, Recorder};
 
-/// The pooled HTTP/1.1 + HTTP/2 client with webpki roots compiled in, over a
-/// direct connection or one outbound proxy ([`crate::proxy::Connector`]).
-pub type HttpClient = Client<HttpsConnector<crate::proxy::Connector>, Full<Bytes>>;
-
 /// Largest upstream *error* body read for classification.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
-
-/// Build the shared client: TCP_NODELAY, keep-alive, connection pooling,
-/// TLS via rustls with the webpki roots (no CA files needed), plain `http://`
-/// allowed for a local upstream.
-pub fn build_client() -> HttpClient {
-    build_client_via(None)
-}
-
-/// The TCP connector of every upstream client (to Google or to a proxy).
-pub fn tcp_connector() -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    http
-}
-
-/// [`build_client`] through `proxy` (TLS to Google inside its tunnel), or
-/// direct when `None`.
-pub fn build_client_via(proxy: Option<&crate::proxy::ProxySpec>) -> HttpClient {
-    build_client_with(proxy, Protocol::Auto)
-}
-
-/// [`build_client_via`] speaking `proto` (`UPSTREAM_PROTOCOL`). HTTP/2
-/// connections are pinged every 30 s while calls are open on them, so a
-/// connection that died under a silent stream is noticed.
-pub fn build_client_with(proxy: Option<&crate::proxy::ProxySpec>, proto: Protocol) -> HttpClient {
-    let connector = crate::proxy::Connector::new(tcp_connector(), proxy);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http();
-    let https = match proto {
-        Protocol::Http1 => https.enable_http1().wrap_connector(connector),
-        Protocol::Auto | Protocol::Http2 => https.enable_all_versions().wrap_connector(connector),
-    };
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(512)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .http2_only(proto == Protocol::Http2)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .http2_keep_alive_timeout(Duration::from_secs(20))
-        .build(https)
-}
 
 /// How the key is presented upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

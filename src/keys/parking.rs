@@ -53,7 +53,7 @@ pub(super) struct ModelIndex {
     wakes: Mutex<BinaryHeap<Reverse<(u64, usize)>>>,
     /// The soonest wake-up (`u64::MAX`: none); written under `wakes`' lock.
     next_wake: AtomicU64,
-    /// When last used (a tick of [`Parking::ticks`]), for eviction.
+    /// When last used (ms since the pool's epoch), for eviction.
     used: AtomicU64,
 }
 
@@ -233,8 +233,6 @@ pub(super) struct Parking {
     table: RwLock<Table>,
     /// Bumped by [`KeyPool::unpark_all`].
     generation: AtomicU64,
-    /// A use counter for eviction.
-    ticks: AtomicU64,
     epoch: Instant,
 }
 
@@ -259,7 +257,6 @@ impl Parking {
         Parking {
             table: RwLock::default(),
             generation: AtomicU64::new(0),
-            ticks: AtomicU64::new(0),
             epoch,
         }
     }
@@ -275,15 +272,19 @@ impl Parking {
     }
 
     /// The index of `model` covering `n` keys (made, grown or evicting the
-    /// least recently used as needed).
-    pub(super) fn hold(&self, model: &str, n: usize, generation: u64) -> Held<'_> {
-        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+    /// least recently used as needed), used at `now`.
+    pub(super) fn hold(&self, model: &str, n: usize, generation: u64, now: Instant) -> Held<'_> {
+        let ms = self.ns(now) / 1_000_000;
         {
             let table = self.table.read().unwrap_or_else(|p| p.into_inner());
             if let Some(&id) = table.by_name.get(model)
                 && table.models[id].capacity() >= n
             {
-                table.models[id].used.store(tick, Ordering::Relaxed);
+                // A write only when the millisecond changed (the line stays shared).
+                let used = &table.models[id].used;
+                if used.load(Ordering::Relaxed) != ms {
+                    used.store(ms, Ordering::Relaxed);
+                }
                 return Held {
                     table,
                     id,
@@ -312,7 +313,7 @@ impl Parking {
                 }
             }
         }
-        self.hold(model, n, generation)
+        self.hold(model, n, generation, now)
     }
 }
 

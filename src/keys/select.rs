@@ -104,7 +104,7 @@ impl KeyPool {
                 tokens,
                 quota: policy.aware.then(|| (&**policy, self.quota_clock(now))),
             },
-            held: self.parking.hold(qmodel, n, generation),
+            held: self.parking.hold(qmodel, n, generation, now),
         };
         self.wake_parked(&cx.held, now);
         // A key that lost its last slot to a concurrent pick between the

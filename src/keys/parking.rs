@@ -105,7 +105,7 @@ impl ModelIndex {
     }
 
     /// Unpark key `i`.
-    fn unpark(&self, i: usize) {
+    pub(super) fn unpark(&self, i: usize) {
         if let Some(w) = self.words.get(i / 64) {
             w.fetch_and(!(1 << (i % 64)), Ordering::AcqRel);
         }

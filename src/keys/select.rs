@@ -108,33 +108,47 @@ impl KeyPool {
         };
         self.wake_parked(&cx.held, now);
         // A key that lost its last slot to a concurrent pick between the
-        // check and the count is skipped on the next round.
-        for _ in 0..4 {
-            let Some(i) = self.choose(n, &cx) else {
-                break;
+        // check and the count is skipped on the next round. After 4 rounds,
+        // or when none is usable: why — unless a key parked by mistake can
+        // serve after all (then it is unparked and the choice made again).
+        let (mut rounds, mut again, mut evicted) = (0, true, false);
+        let i = loop {
+            rounds += 1;
+            let chosen = if rounds <= 4 {
+                self.choose(n, &cx)
+            } else {
+                None
+            };
+            let Some(i) = chosen else {
+                if let Some(pick) = self.none_usable(&cx, again) {
+                    return pick;
+                }
+                (rounds, again) = (0, false);
+                continue;
             };
             let Some(slot) = self.slots.get(i) else {
-                break;
+                continue;
             };
             let mut st = lock(&slot.state);
             if let Some((policy, clock)) = &cx.at.quota {
                 if !st.quota.reserve(qmodel, policy, clock, tokens) {
                     continue;
                 }
-                if std::mem::take(&mut st.quota.evicted) {
-                    // Another model's counts made room: it may serve sooner.
-                    drop(st);
-                    self.unpark_key(i);
-                    st = lock(&slot.state);
-                }
+                evicted = std::mem::take(&mut st.quota.evicted);
                 self.note_quota(i, qmodel, clock, 1, i64::from(tokens));
             }
             st.last_used = Some(unix_now());
             drop(st);
             slot.calls.fetch_add(1, Ordering::Relaxed);
-            return Pick::Key(i);
+            break i;
+        };
+        // The model index is let go first (unparking takes the table).
+        drop(cx);
+        if evicted {
+            // Another model's counts made room: it may serve that one sooner.
+            self.unpark_key(i);
         }
-        self.none_usable(model, &cx.at)
+        Pick::Key(i)
     }
 
     /// The key the configured selection chooses among the usable ones.
@@ -177,20 +191,32 @@ impl KeyPool {
 
     /// Nothing usable: say how long until the first cooling, resting or
     /// full key comes back (a tried key counts too: it may serve the next
-    /// request); when every such key is at a quota limit, say which.
-    fn none_usable(&self, model: &str, at: &At<'_>) -> Pick {
+    /// request); when every such key is at a quota limit, say which. A
+    /// parked key found usable after all (freed by a change no event
+    /// told of) is unparked, and `None` says to choose again.
+    fn none_usable(&self, cx: &Ctx<'_>, unpark: bool) -> Option<Pick> {
         let mut soonest: Option<Wait> = None;
-        let (mut waiting, mut full) = (0, 0);
-        for (_, slot) in self.slots.iter() {
-            if let Ok(Some(w)) = wait_in(&lock(&slot.state), model, at) {
-                waiting += 1;
-                full += usize::from(w.full.is_some());
-                if soonest.as_ref().is_none_or(|s| w.wait < s.wait) {
-                    soonest = Some(w);
+        let (mut waiting, mut full, mut stale) = (0, 0, false);
+        for (i, slot) in self.slots.iter() {
+            match wait_in(&lock(&slot.state), cx.model, &cx.at) {
+                Ok(Some(w)) => {
+                    waiting += 1;
+                    full += usize::from(w.full.is_some());
+                    if soonest.as_ref().is_none_or(|s| w.wait < s.wait) {
+                        soonest = Some(w);
+                    }
                 }
+                Ok(None) if unpark && !cx.tried.contains(&i) && cx.held.index().is_parked(i) => {
+                    cx.held.index().unpark(i);
+                    stale = true;
+                }
+                _ => {}
             }
         }
-        match soonest {
+        if stale {
+            return None;
+        }
+        Some(match soonest {
             Some(Wait {
                 wait,
                 full: Some(f),
@@ -202,7 +228,7 @@ impl KeyPool {
             }),
             Some(w) => Pick::Cooling(w.wait),
             None => Pick::Unavailable,
-        }
+        })
     }
 
     /// Whether key `index` can serve the pick's model now and was not tried

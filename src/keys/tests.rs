@@ -822,3 +822,22 @@ async fn keys_parked_for_quota_come_back_when_the_limit_rises_or_for_a_smaller_c
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(picks(&p, "m", 200).len(), 200);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_parked_for_a_model_whose_counts_made_room_comes_back() {
+    let ms = Duration::from_millis(1);
+    let p = limited(1, 1);
+    assert_eq!(p.pick("m", &[]), Pick::Key(0));
+    tokio::time::advance(ms).await;
+    // Calls on as many other models as a key keeps counts for, "m" the
+    // stalest of them (its index is not: it is looked at last).
+    for k in 0..MAX_COOLING - 1 {
+        assert_eq!(p.pick(&format!("other-{k}"), &[]), Pick::Key(0));
+    }
+    tokio::time::advance(ms).await;
+    assert!(matches!(p.pick("m", &[]), Pick::Quota(_)), "full: parked");
+    tokio::time::advance(ms).await;
+    // One more model: "m"'s counts make room, and with them its minute's.
+    assert_eq!(p.pick("last", &[]), Pick::Key(0));
+    assert_eq!(p.pick("m", &[]), Pick::Key(0), "back at once");
+}

@@ -25,9 +25,15 @@
 //!   (a local `redis-server` started for the run; the row is skipped with a
 //!   note when the binary is missing).
 //!
+//! * the key scheduler (`scheduling`): 10,000 keys of which 99 % cool against
+//!   3 keys (gateway CPU per request), and per-minute limits offered twice
+//!   their capacity with `QUOTA_AWARE` on and off (goodput, wasted calls).
+//!
 //! Results: a table on stdout and `target/bench/overhead.json`. Targets are
 //! printed with a pass/miss mark; they are goals, not assertions.
-//! Environment: `BENCH_QUICK=1` shortens every phase (used by a smoke test).
+//! Environment: `BENCH_QUICK=1` shortens every phase (used by a smoke test);
+//! `BENCH_ONLY=keys10k,quota` runs only those sections (results in
+//! `target/bench/overhead-only.json`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::net::SocketAddr;
@@ -42,6 +48,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+
+mod scheduling;
 
 const TOKEN: &str = "sk-bench";
 
@@ -514,6 +522,19 @@ async fn run() {
         Some(0),
     );
     wait_health(fake_addr, "/__fake/requests").await;
+    if let Some(only) = scheduling::only() {
+        for section in &only {
+            match section.as_str() {
+                "keys10k" => scheduling::keys10k(&mut rep, bin, fake_addr, load_dur).await,
+                "quota" => scheduling::quota(&mut rep, bin, fake_addr).await,
+                other => rep.row(format!("BENCH_ONLY: no section {other:?} (keys10k, quota)")),
+            }
+        }
+        let _ = fake.kill();
+        let _ = fake.wait();
+        finish(rep, "overhead-only.json");
+        return;
+    }
 
     let gw_port = free_port();
     let gw_addr: SocketAddr = ([127, 0, 0, 1], gw_port).into();
@@ -997,9 +1018,16 @@ async fn run() {
     rep.json.insert("binary_bytes".into(), json!(size));
     // 7. The Redis store's cost on the request path.
     redis_mode(&mut rep, bin, fake_addr, warm, seq_n, load_dur).await;
+    // 8. The key scheduler: many cooling keys; quotas offered twice over.
+    scheduling::keys10k(&mut rep, bin, fake_addr, load_dur).await;
+    scheduling::quota(&mut rep, bin, fake_addr).await;
     let _ = fake.kill();
     let _ = fake.wait();
+    finish(rep, "overhead.json");
+}
 
+/// Print the targets and write the results to `target/bench/{file}`.
+fn finish(mut rep: Report, file: &str) {
     rep.row(String::new());
     rep.row("targets:".into());
     let targets = std::mem::take(&mut rep.targets);
@@ -1021,7 +1049,7 @@ async fn run() {
     rep.json.insert("table".into(), json!(rep.rows));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&dir);
-    let out = dir.join("overhead.json");
+    let out = dir.join(file);
     std::fs::write(
         &out,
         serde_json::to_vec_pretty(&Value::Object(rep.json)).unwrap(),

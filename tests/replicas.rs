@@ -577,3 +577,94 @@ async fn two_replicas_share_quota_counts_and_overshoot_by_at_most_one_call_each(
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Issue 15: a limit replica A learned from Google's 429 is used by replica
+/// B's picks. One key the (shared) fake holds to 3 requests a minute, no
+/// `MODEL_LIMITS`: A's fourth call gets the 429 and learns "3 a minute"; B
+/// (its cooldown cleared, so only the limit can stop it) then answers 429
+/// itself, with a `Retry-After` and the limit named, without calling Google.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_learned_from_a_429_by_one_replica_is_used_by_the_other() {
+    let Some(redis) = RedisServer::start(None) else {
+        return;
+    };
+    const KEY: &str = "rpm3-key-learn-0000001";
+    const MODEL: &str = "gemini-2.5-pro";
+    let keys = json!([KEY]).to_string();
+    let (url, prefix) = (redis.url(), unique("learn"));
+    let vars = [
+        ("API_KEYS", keys.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", prefix.as_str()),
+    ];
+    let a = start(&vars).await;
+    // B calls A's fake: one upstream enforces the key's limit for both.
+    let base = a.fake.base_url();
+    let mut vars_b = vars.to_vec();
+    vars_b.push(("BASE_URL", base.as_str()));
+    let b = start(&vars_b).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]});
+    let chat = |gw| post_json(gw, "/v1/chat/completions", &body);
+    // B knows no limit yet: nothing is known of the key.
+    let limit = |keys: &[Value]| {
+        entry(keys, KEY).and_then(|e| e["quota"][MODEL]["minute"]["limit"].as_u64())
+    };
+    let first = Instant::now();
+    for _ in 0..3 {
+        let r = chat(&a).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    assert_eq!(limit(&keys_of(&b).await), None, "no limit before the 429");
+    let r = chat(&a).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert_eq!(a.state().quota_refusals(), 1, "Google's 429 taught A");
+    // B learns the limit (and A's three calls) within a second.
+    until(
+        &b,
+        Duration::from_secs(2),
+        "the limit and the calls on B",
+        |k| {
+            limit(k) == Some(3)
+                && entry(k, KEY).is_some_and(|e| e["quota"][MODEL]["minute"]["used"] == 3)
+        },
+    )
+    .await;
+    // Clear the key's cooldown on B: only the learned limit can hold it now.
+    let id = key_id(KEY);
+    let r = admin(
+        &b,
+        Method::POST,
+        &format!("/status/keys/{id}/reset"),
+        json!({}),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    until(&b, Duration::from_secs(1), "not cooling on B", |k| {
+        entry(k, KEY).is_some_and(|e| e["state"] == "active")
+    })
+    .await;
+    let calls = a.state().count_for_key(KEY);
+    let r = chat(&b).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    // The first call leaves Google's minute 60 s after it was made; B knows
+    // A's calls by the second (so up to a second more).
+    let exact = 60.0 - first.elapsed().as_secs_f64();
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        retry as f64 >= exact.floor() && retry as f64 <= exact.ceil() + 1.0,
+        "Retry-After {retry}, the slot opens in {exact:.2} s"
+    );
+    assert!(
+        r.text().contains("3 requests/minute"),
+        "the limit named: {}",
+        r.text()
+    );
+    assert_eq!(
+        a.state().count_for_key(KEY),
+        calls,
+        "B did not call Google for a call it knew would be refused"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -65,6 +65,7 @@ impl KeyPool {
     /// while running: the next pick uses it.
     pub fn set_quota(&self, policy: Policy) {
         self.policy.store(Arc::new(policy));
+        self.unpark_all();
     }
 
     /// The quota policy in force.
@@ -77,6 +78,7 @@ impl KeyPool {
     pub fn advance_quota_clock(&self, d: Duration) {
         self.quota_offset_ms
             .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+        self.unpark_all();
     }
 
     /// A hook for the meter of a call on key `index` for `model` whose input
@@ -119,6 +121,9 @@ impl KeyPool {
                 lock(&slot.state)
                     .quota
                     .correct(&model, estimate, actual, &clock);
+                if actual < estimate {
+                    self.unpark_key(index);
+                }
                 let more = i64::from(actual) - i64::from(estimate);
                 self.note_quota(index, &model, &clock, 0, more);
             }
@@ -170,6 +175,8 @@ impl KeyPool {
         let now_free = st.quota.free && !was_free;
         let removed = st.removed;
         drop(st);
+        // A limit raised (Google's value, up or down): it may serve sooner.
+        self.unpark_key(index);
         if now_free {
             crate::info!(
                 "key {} is free tier (a 429 named a free-tier quota)",
@@ -217,6 +224,7 @@ impl KeyPool {
         st.quota.tier = tier;
         st.quota.tier_at = at_ms;
         drop(st);
+        self.unpark_key(index);
         let tier = tier.map(|free| if free { "free" } else { "paid" }.to_string());
         self.record(Change::Tier {
             id: slot.id().to_string(),

@@ -16,7 +16,10 @@
 //! replicas come back through `KeyPool::apply` ([`sync`]).
 //!
 //! * [`outcome`] — upstream answer → [`Outcome`]; the Pacific-midnight clock.
-//! * [`pool`] — [`KeyPool`]: selection (`pick`), outcomes (`report`), resets.
+//! * [`pool`] — [`KeyPool`]: its keys and state, outcomes (`report`), resets.
+//! * [`select`] — choosing a key (`pick`) under `KEY_SELECTION`.
+//! * [`parking`] — keys parked out of a model's rotation until they may
+//!   serve again, so a pick's cost does not grow with the unusable keys.
 //! * [`headroom`] — the pool's side of quotas: policy, quota clock, learning
 //!   from 429s, token corrections, [`QuotaWait`].
 //! * [`quota`] — limits per key × model (learned, `MODEL_LIMITS`, free-tier
@@ -30,14 +33,18 @@
 //! * [`view`] — what `/status` and `/admin/keys` show of the keys.
 //!
 //! Locks are short and per key; selection takes no pool-wide lock (one
-//! compare-and-swap for round robin, one atomic add per random draw) and is
-//! even among the usable keys, whatever dead keys lie between them.
+//! compare-and-swap for round robin, one atomic add per random draw; the
+//! model's parking index is read-locked, written only when a model is
+//! first seen) and is even among the usable keys, whatever dead keys lie
+//! between them.
 
 pub mod headroom;
 pub mod outcome;
+mod parking;
 pub mod pool;
 pub mod queue;
 pub mod quota;
+mod select;
 pub mod shared;
 pub mod slots;
 pub mod sync;

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::headroom::Corrections;
 pub use super::headroom::QuotaWait;
-use super::quota::{Clock, Full, KeyQuota, Policy};
+use super::quota::{KeyQuota, Policy};
 use super::slots::Slots;
 use super::view::Today;
 use super::{Outcome, Selection, lock, mask, subtle_eq, unix_now};
@@ -134,6 +134,9 @@ pub(super) struct Slot {
     pub(super) successes: AtomicU64,
     pub(super) failures: AtomicU64,
     pub(super) calls: AtomicU64,
+    /// The model indexes this key is parked in (a bit each; see
+    /// [`super::parking`]).
+    pub(super) parked: AtomicU64,
 }
 
 impl Slot {
@@ -146,6 +149,7 @@ impl Slot {
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
         }
     }
 
@@ -166,22 +170,6 @@ pub enum Pick {
     Quota(QuotaWait),
     /// No usable key: every key is disabled (or resting with none cooling).
     Unavailable,
-}
-
-/// One decision's view of time: the pool's instant and, when quota aware,
-/// the policy and the quota clock.
-pub(super) struct At<'a> {
-    pub(super) now: Instant,
-    /// The call's estimated input tokens (0: not counted).
-    pub(super) tokens: u32,
-    pub(super) quota: Option<(&'a Policy, Clock)>,
-}
-
-/// Why a key cannot serve now: how long until it can, and whether (and
-/// which) quota limit is part of it.
-struct Wait {
-    wait: Duration,
-    full: Option<Full>,
 }
 
 /// Counts of keys by state, for error bodies, `/health` and `/status`.
@@ -253,11 +241,11 @@ pub struct KeyPool {
     /// Keys not removed.
     pub(super) live: AtomicUsize,
     /// Round robin: where the next scan starts (just after the last key chosen).
-    cursor: AtomicUsize,
+    pub(super) cursor: AtomicUsize,
     /// Random: the state of the pseudo-random sequence.
-    seed: AtomicU64,
+    pub(super) seed: AtomicU64,
     /// `KEY_SELECTION` (a [`Selection`] as `u8`); changes live.
-    selection: AtomicU8,
+    pub(super) selection: AtomicU8,
     /// `MAX_FAILURES`; changes live.
     max_failures: AtomicU32,
     pub(super) epoch: Instant,
@@ -272,6 +260,11 @@ pub struct KeyPool {
     pub(super) corrections: Arc<Corrections>,
     /// Quota counts shared with other replicas (Redis mode).
     pub(super) sharing: Box<super::shared::Sharing>,
+    /// Keys parked out of each model's rotation.
+    pub(super) parking: Box<super::parking::Parking>,
+    /// Keys whose state a pick looked at (tests: a pick's cost).
+    #[cfg(test)]
+    pub(super) examined: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -290,6 +283,7 @@ impl KeyPool {
     /// A pool over `keys` (duplicates should already be removed), all from
     /// `API_KEYS`; past [`MAX_KEYS`] keys are left out with a warning.
     pub fn new(keys: Vec<String>, selection: Selection, max_failures: u32) -> KeyPool {
+        let epoch = Instant::now();
         let pool = KeyPool {
             slots: Slots::default(),
             index: RwLock::new(Box::default()),
@@ -304,13 +298,16 @@ impl KeyPool {
             ),
             selection: AtomicU8::new(selection as u8),
             max_failures: AtomicU32::new(max_failures.max(1)),
-            epoch: Instant::now(),
+            epoch,
             recorder: OnceLock::new(),
             policy: ArcSwap::from_pointee(Policy::default()),
             quota_offset_ms: AtomicU64::new(0),
             queue: Box::default(),
             corrections: Arc::default(),
             sharing: Default::default(),
+            parking: Box::new(super::parking::Parking::new(epoch)),
+            #[cfg(test)]
+            examined: AtomicU64::new(0),
         };
         let total = keys.len();
         for key in keys.into_iter().take(MAX_KEYS) {
@@ -453,217 +450,6 @@ impl KeyPool {
             .map(|(i, _)| i)
     }
 
-    /// When `slot` can next be used for `model` (None = now), and whether a
-    /// quota limit is part of why; a disabled or removed key ("never until
-    /// re-verified") is `Err(())`.
-    fn wait_for(slot: &Slot, model: &str, at: &At<'_>) -> Result<Option<Wait>, ()> {
-        let now = at.now;
-        let st = lock(&slot.state);
-        if st.disabled.is_some() || st.removed {
-            return Err(());
-        }
-        let mut wait: Option<Duration> = None;
-        if let Some(r) = st.rest_until.filter(|r| *r > now) {
-            wait = Some(r - now);
-        }
-        for c in &st.cooling {
-            if c.model == model && c.until > now {
-                let w = c.until - now;
-                wait = Some(wait.map_or(w, |x| x.max(w)));
-            }
-        }
-        let full = at.quota.as_ref().and_then(|(policy, clock)| {
-            st.quota
-                .full(crate::model::label(model), policy, clock, at.tokens)
-        });
-        if let Some(f) = full {
-            wait = Some(wait.map_or(f.wait, |x| x.max(f.wait)));
-        }
-        Ok(wait.map(|wait| Wait { wait, full }))
-    }
-
-    /// Whether key `index` can serve `model` now and was not tried yet.
-    fn usable(&self, index: usize, model: &str, tried: &[usize], at: &At<'_>) -> bool {
-        !tried.contains(&index)
-            && self
-                .slots
-                .get(index)
-                .is_some_and(|s| matches!(Self::wait_for(s, model, at), Ok(None)))
-    }
-
-    /// Choose a usable key for `model`, skipping indices in `tried`.
-    ///
-    /// Every selection chooses evenly among the usable keys: a dead key's
-    /// turns are never handed to its neighbour. When quota aware, a key
-    /// without headroom for the model is skipped like a cooling one, and
-    /// the call is counted on the key chosen (under its lock: concurrent
-    /// picks cannot overshoot a limit). Cost: O(1) per pick while the keys
-    /// are healthy, O(n) over the keys in the worst case (a long run of
-    /// dead or removed keys, or none usable), as before; no allocation.
-    pub fn pick(&self, model: &str, tried: &[usize]) -> Pick {
-        self.pick_tokens(model, tried, 0)
-    }
-
-    /// [`KeyPool::pick`] for a call of `tokens` estimated input tokens
-    /// (counted against the keys' input tokens per minute).
-    pub fn pick_tokens(&self, model: &str, tried: &[usize], tokens: u32) -> Pick {
-        self.apply_corrections();
-        let n = self.slots.len();
-        if n == 0 {
-            return Pick::Unavailable;
-        }
-        let now = Instant::now();
-        let policy = self.policy.load();
-        let qmodel = crate::model::label(model);
-        let at = At {
-            now,
-            tokens,
-            quota: policy.aware.then(|| (&**policy, self.quota_clock(now))),
-        };
-        // A key that lost its last slot to a concurrent pick between the
-        // check and the count is skipped on the next round.
-        for _ in 0..4 {
-            let Some(i) = self.choose(n, model, tried, &at) else {
-                break;
-            };
-            let Some(slot) = self.slots.get(i) else {
-                break;
-            };
-            let mut st = lock(&slot.state);
-            if let Some((policy, clock)) = &at.quota {
-                if !st.quota.reserve(qmodel, policy, clock, tokens) {
-                    continue;
-                }
-                self.note_quota(i, qmodel, clock, 1, i64::from(tokens));
-            }
-            st.last_used = Some(unix_now());
-            drop(st);
-            slot.calls.fetch_add(1, Ordering::Relaxed);
-            return Pick::Key(i);
-        }
-        self.none_usable(model, &at)
-    }
-
-    /// The key the configured selection chooses among the usable ones.
-    fn choose(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
-        match Selection::from_u8(self.selection.load(Ordering::Relaxed)) {
-            Selection::RoundRobin => self.next_in_turn(n, model, tried, at),
-            Selection::Random => self.random_usable(n, model, tried, at),
-            // The usable key with the fewest calls (dead keys never count as
-            // least used); ties go to the lowest index.
-            Selection::LeastUsed => (0..n)
-                .filter(|i| self.usable(*i, model, tried, at))
-                .min_by_key(|i| {
-                    self.slots
-                        .get(*i)
-                        .map_or(u64::MAX, |s| s.calls.load(Ordering::Relaxed))
-                }),
-            // One key per 10-second window; when that key is dead, the
-            // window's calls go round robin over the usable keys instead of
-            // all to the next one.
-            Selection::TimeWindow => {
-                let window = (at.now.duration_since(self.epoch).as_secs() / 10) as usize % n;
-                if self.usable(window, model, tried, at) {
-                    Some(window)
-                } else {
-                    self.next_in_turn(n, model, tried, at)
-                }
-            }
-        }
-    }
-
-    /// Nothing usable: say how long until the first cooling, resting or
-    /// full key comes back (a tried key counts too: it may serve the next
-    /// request); when every such key is at a quota limit, say which.
-    fn none_usable(&self, model: &str, at: &At<'_>) -> Pick {
-        let mut soonest: Option<Wait> = None;
-        let (mut waiting, mut full) = (0, 0);
-        for (_, slot) in self.slots.iter() {
-            if let Ok(Some(w)) = Self::wait_for(slot, model, at) {
-                waiting += 1;
-                full += usize::from(w.full.is_some());
-                if soonest.as_ref().is_none_or(|s| w.wait < s.wait) {
-                    soonest = Some(w);
-                }
-            }
-        }
-        match soonest {
-            Some(Wait {
-                wait,
-                full: Some(f),
-            }) if full == waiting => Pick::Quota(QuotaWait {
-                keys: full,
-                limit: f.limit,
-                window: f.window,
-                wait,
-            }),
-            Some(w) => Pick::Cooling(w.wait),
-            None => Pick::Unavailable,
-        }
-    }
-
-    /// Round robin over the usable keys among the first `n`: the first
-    /// usable key at or after the cursor, and the cursor moves to just after
-    /// the key chosen (one compare-and-swap; a pick that lost the race scans
-    /// again from where the winner left it). So usable keys take turns
-    /// whatever dead keys lie between them, also under many concurrent callers.
-    fn next_in_turn(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
-        let mut cursor = self.cursor.load(Ordering::Acquire);
-        loop {
-            let start = cursor % n;
-            let i = (0..n)
-                .map(|step| (start + step) % n)
-                .find(|i| self.usable(*i, model, tried, at))?;
-            match self.cursor.compare_exchange_weak(
-                cursor,
-                (i + 1) % n,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(i),
-                Err(moved) => cursor = moved,
-            }
-        }
-    }
-
-    /// A key drawn uniformly from the usable ones among the first `n`. First
-    /// a few draws over all keys, taking the first usable one (rejection
-    /// sampling: uniform over the usable keys, and O(1) while most keys are
-    /// healthy); if those all hit dead keys, one pass with reservoir sampling
-    /// (uniform too).
-    fn random_usable(&self, n: usize, model: &str, tried: &[usize], at: &At<'_>) -> Option<usize> {
-        for _ in 0..n.min(8) {
-            let i = self.random_below(n);
-            if self.usable(i, model, tried, at) {
-                return Some(i);
-            }
-        }
-        let mut chosen = None;
-        let mut seen = 0;
-        for i in 0..n {
-            if self.usable(i, model, tried, at) {
-                seen += 1;
-                if self.random_below(seen) == 0 {
-                    chosen = Some(i);
-                }
-            }
-        }
-        chosen
-    }
-
-    /// A pseudo-random number in `0..bound` (splitmix64 over a shared Weyl
-    /// sequence: lock-free, cheap, well spread; not for secrets).
-    fn random_below(&self, bound: usize) -> usize {
-        let mut z = self
-            .seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z as u128 * bound as u128) >> 64) as usize
-    }
-
     /// Record what an upstream call on key `index` for `model` came to. A
     /// change of the key's state is handed to the recorder after the key's
     /// lock is released (a success on a healthy key changes nothing).
@@ -674,8 +460,11 @@ impl KeyPool {
         let mut st = lock(&slot.state);
         st.today.count(outcome, unix_now() / 86_400);
         let mut changes: [Option<Change>; 2] = [None, None];
+        // Whether the key may serve sooner than it was parked for.
+        let mut sooner = false;
         match outcome {
             Outcome::Success => {
+                sooner = st.rest_until.is_some();
                 slot.successes.fetch_add(1, Ordering::Relaxed);
                 if !st.quota.models.is_empty() {
                     let model = crate::model::label(model);
@@ -729,6 +518,7 @@ impl KeyPool {
                     daily: *daily,
                 };
                 cool(&mut st.cooling, entry, now);
+                sooner = true;
                 st.last_error = Some(message.clone());
                 crate::debug!(
                     "key {} cooling for {} ({} s)",
@@ -750,6 +540,9 @@ impl KeyPool {
         }
         let record = !st.removed;
         drop(st);
+        if sooner {
+            self.unpark_key(index);
+        }
         if record {
             for c in changes.into_iter().flatten() {
                 self.record(c);
@@ -805,6 +598,7 @@ impl KeyPool {
         st.clear(at_ms);
         let record = had && !st.removed;
         drop(st);
+        self.unpark_key(index);
         if record {
             self.record(Change::Clear {
                 id: slot.id().to_string(),
@@ -842,6 +636,7 @@ impl KeyPool {
                 });
             }
         }
+        self.unpark_all();
         crate::info!("daily quota reset: {} per-day cooldowns cleared", cleared);
         cleared
     }

@@ -554,6 +554,9 @@ pub(super) struct KeyQuota {
     /// When `tier` was set (unix ms): the later change wins.
     pub(super) tier_at: u64,
     pub(super) models: Vec<ModelQuota>,
+    /// A model's counts were dropped to make room (the pick that did it
+    /// unparks the key: it may serve that model sooner).
+    pub(super) evicted: bool,
 }
 
 impl KeyQuota {
@@ -586,6 +589,7 @@ impl KeyQuota {
             && let Some(i) = (0..self.models.len()).min_by_key(|i| self.models[*i].last)
         {
             self.models.swap_remove(i);
+            self.evicted = true;
         }
         self.models.push(ModelQuota {
             model: model.to_string(),

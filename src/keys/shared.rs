@@ -210,11 +210,13 @@ impl KeyPool {
         let replicas = u32::try_from(v.replicas.max(1)).unwrap_or(u32::MAX);
         self.sharing.replicas.store(replicas, Ordering::Relaxed);
         let c = self.quota_clock(tokio::time::Instant::now());
+        // Others' counts may have gone down (a refused call given back, a
+        // replica gone): a key parked by them is looked at again.
         for s in &v.seconds {
-            let Some(slot) = self
-                .position_of_id(&s.key_id)
-                .and_then(|i| self.slots.get(i))
-            else {
+            let Some(i) = self.position_of_id(&s.key_id) else {
+                continue;
+            };
+            let Some(slot) = self.slots.get(i) else {
                 continue;
             };
             let (day, _) = super::outcome::pacific_day_and_left(s.sec);
@@ -224,17 +226,21 @@ impl KeyPool {
             if s.added != 0 {
                 m.others.add_day(day, s.added);
             }
+            drop(st);
+            self.unpark_key(i);
         }
         for d in &v.days {
-            let Some(slot) = self
-                .position_of_id(&d.key_id)
-                .and_then(|i| self.slots.get(i))
-            else {
+            let Some(i) = self.position_of_id(&d.key_id) else {
+                continue;
+            };
+            let Some(slot) = self.slots.get(i) else {
                 continue;
             };
             let mut st = lock(&slot.state);
             let m = st.quota.entry(&d.model, &c);
             m.others.day = (d.day, d.requests);
+            drop(st);
+            self.unpark_key(i);
         }
     }
 }

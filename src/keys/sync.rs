@@ -68,6 +68,7 @@ impl KeyPool {
             }
             *st = State::fresh(source);
             drop(st);
+            self.unpark_key(i);
             self.live.fetch_add(1, Ordering::Relaxed);
             return Added::Revived(i);
         }
@@ -131,7 +132,18 @@ impl KeyPool {
 
     /// Merge one key's kept state into its slot (see [`KeyPool::restore`]).
     fn merge_state(&self, id: &str, s: &KeyState) -> bool {
-        let Some(slot) = self.position_of_id(id).and_then(|i| self.slots.get(i)) else {
+        let Some(i) = self.position_of_id(id) else {
+            return false;
+        };
+        let merged = self.merge_into(i, s);
+        // A state cleared or a limit raised elsewhere: it may serve sooner.
+        self.unpark_key(i);
+        merged
+    }
+
+    /// [`KeyPool::merge_state`] into the slot at `i`.
+    fn merge_into(&self, i: usize, s: &KeyState) -> bool {
+        let Some(slot) = self.slots.get(i) else {
             return false;
         };
         let (now_ms, now) = (unix_ms(), Instant::now());
@@ -194,7 +206,10 @@ impl KeyPool {
                 self.position_of_id(id).is_some_and(|i| self.tombstone(i))
             }
             Change::Clear { id, model, at_ms } => {
-                let Some(slot) = self.position_of_id(id).and_then(|i| self.slots.get(i)) else {
+                let Some(i) = self.position_of_id(id) else {
+                    return false;
+                };
+                let Some(slot) = self.slots.get(i) else {
                     return false;
                 };
                 let mut st = lock(&slot.state);
@@ -202,6 +217,8 @@ impl KeyPool {
                     None => st.clear(*at_ms),
                     Some(m) => st.cooling.retain(|c| c.model != *m),
                 }
+                drop(st);
+                self.unpark_key(i);
                 true
             }
             Change::Setting { .. } | Change::Usage(_) => false,

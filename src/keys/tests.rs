@@ -681,3 +681,163 @@ async fn a_429_gives_its_slot_back_and_teaches_googles_value() {
     assert!(matches!(p.pick("m", &[]), Pick::Key(0)));
     assert!(matches!(p.pick("m", &[]), Pick::Quota(_)));
 }
+
+// ---- the cost of a pick: parked keys ----
+
+fn quota_for(secs: u64) -> Outcome {
+    Outcome::Quota {
+        cooldown: Duration::from_secs(secs),
+        daily: false,
+        message: "q".into(),
+    }
+}
+
+/// Picks `rounds` times; the keys chosen, per key.
+fn picks(p: &KeyPool, model: &str, rounds: usize) -> std::collections::BTreeMap<usize, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..rounds {
+        match p.pick(model, &[]) {
+            Pick::Key(i) => *seen.entry(i).or_default() += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    seen
+}
+
+fn examined(p: &KeyPool) -> u64 {
+    p.examined.swap(0, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pick_looks_at_a_few_keys_when_9900_of_10000_are_cooling() {
+    for sel in [
+        Selection::RoundRobin,
+        Selection::Random,
+        Selection::TimeWindow,
+    ] {
+        let p = KeyPool::new(
+            (0..10_000)
+                .map(|i| format!("key-{i}-abcdefghijkl"))
+                .collect(),
+            sel,
+            3,
+        );
+        // Every 100th key serves; the others cool (in runs of 99 between).
+        for i in (0..10_000).filter(|i| i % 100 != 0) {
+            p.report(i, "m", &quota_for(3_600));
+        }
+        // Each cooling key is looked at once, then parked until its time.
+        picks(&p, "m", 5_000);
+        let first = examined(&p);
+        assert!(
+            first <= 9_900 + 2 * 5_000,
+            "{sel:?}: {first} keys looked at for the first 5,000 picks"
+        );
+        let seen = picks(&p, "m", 1_000);
+        let looked = examined(&p);
+        assert!(seen.keys().all(|i| i % 100 == 0), "{sel:?} {seen:?}");
+        assert!(
+            looked <= 2 * 1_000,
+            "{sel:?}: {looked} keys looked at for 1,000 picks"
+        );
+        if sel == Selection::RoundRobin {
+            assert!(seen.values().all(|c| *c == 10), "even: {seen:?}");
+        }
+        if sel == Selection::Random {
+            assert!(seen.len() > 80, "spread: {} keys", seen.len());
+        }
+        // Another model's rotation is its own: every key serves it.
+        let other = picks(&p, "n", 10_000);
+        if sel == Selection::RoundRobin {
+            assert_eq!(other.len(), 10_000);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_key_comes_back_at_its_time_or_when_something_frees_it() {
+    let p = pool(1_000);
+    for i in (0..1_000).filter(|i| *i != 20) {
+        p.report(i, "m", &quota_for(if i == 10 { 30 } else { 3_600 }));
+    }
+    assert_eq!(picks(&p, "m", 50).keys().collect::<Vec<_>>(), [&20]);
+    tokio::time::advance(Duration::from_millis(29_999)).await;
+    assert_eq!(picks(&p, "m", 5).keys().collect::<Vec<_>>(), [&20]);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        picks(&p, "m", 10).into_iter().collect::<Vec<_>>(),
+        [(10, 5), (20, 5)],
+        "key 10 is back after exactly 30 s"
+    );
+    examined(&p);
+    // A reset brings a parked key back at once (not at its wake-up).
+    p.reset(500);
+    let seen = picks(&p, "m", 30);
+    assert_eq!(seen.get(&500), Some(&10), "{seen:?}");
+    assert!(examined(&p) <= 2 * 30, "still only the usable keys");
+    // A daily reset, a reset of every key, the same.
+    p.report(
+        700,
+        "m",
+        &Outcome::Quota {
+            cooldown: Duration::from_secs(20 * 3600),
+            daily: true,
+            message: "day".into(),
+        },
+    );
+    picks(&p, "m", 10);
+    assert_eq!(p.reset_daily_quotas(), 1);
+    assert!(picks(&p, "m", 40).contains_key(&700));
+    // A disabled key parked for good comes back when re-verified.
+    p.report(20, "m", &Outcome::KeyInvalid("bad".into()));
+    assert!(!picks(&p, "m", 40).contains_key(&20));
+    p.reset(20);
+    assert!(picks(&p, "m", 40).contains_key(&20));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_parked_for_quota_come_back_when_the_limit_rises_or_for_a_smaller_call() {
+    let p = limited(200, 1);
+    // Each key takes one call a minute; then all are full.
+    assert_eq!(picks(&p, "m", 200).len(), 200);
+    assert!(matches!(p.pick("m", &[]), Pick::Quota(_)));
+    // MODEL_LIMITS raised: every key has room again at once.
+    let limits = serde_json::json!({"*": {"rpm": 3, "tpm": 1000}});
+    p.set_quota(quota::Policy {
+        configured: quota::ModelLimits::parse(&limits).unwrap(),
+        ..quota::Policy::default()
+    });
+    assert_eq!(p.pick_tokens("m", &[], 900), Pick::Key(0));
+    for _ in 0..199 {
+        assert!(matches!(p.pick_tokens("m", &[], 900), Pick::Key(i) if i != 0));
+    }
+    // Every key is full for another 900 tokens, not for 50: skipped for
+    // the big call, not parked for the small one.
+    assert!(
+        matches!(p.pick_tokens("m", &[], 900), Pick::Quota(q) if q.window == quota::Window::Tokens)
+    );
+    assert_eq!(p.pick_tokens("m", &[], 50), Pick::Key(0));
+    assert_eq!(p.pick_tokens("m", &[], 50), Pick::Key(1));
+    // The minute passes: a slot opens on every key.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(picks(&p, "m", 200).len(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_parked_for_a_model_whose_counts_made_room_comes_back() {
+    let ms = Duration::from_millis(1);
+    let p = limited(1, 1);
+    assert_eq!(p.pick("m", &[]), Pick::Key(0));
+    tokio::time::advance(ms).await;
+    // Calls on as many other models as a key keeps counts for, "m" the
+    // stalest of them (its index is not: it is looked at last).
+    for k in 0..MAX_COOLING - 1 {
+        assert_eq!(p.pick(&format!("other-{k}"), &[]), Pick::Key(0));
+    }
+    tokio::time::advance(ms).await;
+    assert!(matches!(p.pick("m", &[]), Pick::Quota(_)), "full: parked");
+    tokio::time::advance(ms).await;
+    // One more model: "m"'s counts make room, and with them its minute's.
+    assert_eq!(p.pick("last", &[]), Pick::Key(0));
+    assert_eq!(p.pick("m", &[]), Pick::Key(0), "back at once");
+}

@@ -335,6 +335,34 @@ async fn silent_once(t: &Target) -> (usize, bool) {
     (beats, done)
 }
 
+/// Open `n` silent streams on `t` at once: (lost, most heartbeats on one,
+/// RSS of process `pid` in KiB half a second before their silence ends).
+async fn silent_streams(t: &Target, n: usize, silence_ms: u64, pid: u32) -> (u64, u64, u64) {
+    let lost = Arc::new(AtomicU64::new(0));
+    let most = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (t, lost, most) = (t.clone(), lost.clone(), most.clone());
+        tasks.push(tokio::spawn(async move {
+            let (beats, done) = silent_once(&t).await;
+            if !done || beats == 0 {
+                lost.fetch_add(1, Ordering::Relaxed);
+            }
+            most.fetch_max(beats as u64, Ordering::Relaxed);
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(silence_ms - 500)).await;
+    let rss = rss_kib(pid);
+    for t in tasks {
+        t.await.expect("silent stream task");
+    }
+    (
+        lost.load(Ordering::Relaxed),
+        most.load(Ordering::Relaxed),
+        rss,
+    )
+}
+
 /// Stream timing on a new connection (see [`stream_on`]).
 async fn stream_once(t: &Target, marker: &[u8]) -> (u64, Vec<u64>, usize) {
     let mut s = connect(t.addr).await;
@@ -897,6 +925,8 @@ async fn run() {
     // 4b. Many silent streams with heartbeats (issue 17): each waits 6 s for
     // its first event (thinking), with HEARTBEAT_SECONDS=2; none is lost,
     // RSS with them open, and at most one heartbeat per stream per interval.
+    // Twice: to the fake over HTTP/1.1 (this gateway), and over HTTP/2 as to
+    // Google (a second gateway with UPSTREAM_PROTOCOL=http2; the fake speaks h2c).
     let (silent_n, silence_ms) = if q { (50, 2500) } else { (10_000, 6000) };
     let mut silent_t = stream_t.clone();
     silent_t.body = Bytes::from(
@@ -904,49 +934,45 @@ async fn run() {
             "messages": [{"role": "user", "content": format!("[[first={silence_ms}]] hi")}]})
         .to_string(),
     );
-    let silent_lost = Arc::new(AtomicU64::new(0));
-    let most_beats = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..silent_n {
-        let (t, lost, most) = (silent_t.clone(), silent_lost.clone(), most_beats.clone());
-        tasks.push(tokio::spawn(async move {
-            let (beats, done) = silent_once(&t).await;
-            if !done || beats == 0 {
-                lost.fetch_add(1, Ordering::Relaxed);
-            }
-            most.fetch_max(beats as u64, Ordering::Relaxed);
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(silence_ms - 500)).await;
-    let silent_rss = rss_kib(gw_pid);
-    for t in tasks {
-        t.await.expect("silent stream task");
-    }
-    let (silent_lost, most_beats) = (
-        silent_lost.load(Ordering::Relaxed),
-        most_beats.load(Ordering::Relaxed),
-    );
+    let (silent_lost, most_beats, silent_rss) =
+        silent_streams(&silent_t, silent_n, silence_ms, gw_pid).await;
+    let h2_port = free_port();
+    let mut h2_env = gateway_env(fake_addr, h2_port);
+    h2_env.push(("UPSTREAM_PROTOCOL", "http2".into()));
+    let mut h2_gw = spawn(bin, &[], &h2_env, Some(1));
+    silent_t.addr = ([127, 0, 0, 1], h2_port).into();
+    wait_health(silent_t.addr, "/health").await;
+    let (h2_lost, h2_beats, h2_rss) =
+        silent_streams(&silent_t, silent_n, silence_ms, pid(&h2_gw)).await;
+    let _ = h2_gw.kill();
+    let _ = h2_gw.wait();
     // One heartbeat at the commit, then one per 2 s interval of the silence.
     let beat_cap = 1 + silence_ms / 2000;
-    rep.row(format!("{silent_n} concurrent silent OpenAI streams ({silence_ms} ms before the first event, heartbeats every 2 s): {silent_lost} lost; at most {most_beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", silent_rss as f64 / 1024.0));
-    rep.target(
-        &format!("{silent_n} silent streams with heartbeats, none lost"),
-        silent_lost == 0,
-        format!("{silent_lost} lost"),
-    );
-    rep.target(
-        "RSS with the silent streams open ≤ 150 MiB",
-        silent_rss <= 150 * 1024,
-        format!("{:.1} MiB", silent_rss as f64 / 1024.0),
-    );
-    rep.target(
-        "at most one heartbeat per stream per interval",
-        most_beats <= beat_cap,
-        format!("{most_beats} (cap {beat_cap})"),
-    );
+    for (proto, lost, beats, rss) in [
+        ("HTTP/1.1", silent_lost, most_beats, silent_rss),
+        ("HTTP/2", h2_lost, h2_beats, h2_rss),
+    ] {
+        rep.row(format!("{silent_n} concurrent silent OpenAI streams, upstream {proto} ({silence_ms} ms before the first event, heartbeats every 2 s): {lost} lost; at most {beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", rss as f64 / 1024.0));
+        rep.target(
+            &format!("{silent_n} silent streams with heartbeats, none lost (upstream {proto})"),
+            lost == 0,
+            format!("{lost} lost"),
+        );
+        rep.target(
+            &format!("RSS with the silent streams open ≤ 150 MiB (upstream {proto})"),
+            rss <= 150 * 1024,
+            format!("{:.1} MiB", rss as f64 / 1024.0),
+        );
+        rep.target(
+            &format!("at most one heartbeat per stream per interval (upstream {proto})"),
+            beats <= beat_cap,
+            format!("{beats} (cap {beat_cap})"),
+        );
+    }
     rep.json.insert(
         "silent_streams".into(),
-        json!({"streams": silent_n, "lost": silent_lost, "rss_kib": silent_rss, "most_heartbeats": most_beats}),
+        json!({"streams": silent_n, "lost": silent_lost, "rss_kib": silent_rss, "most_heartbeats": most_beats,
+            "http2": {"lost": h2_lost, "rss_kib": h2_rss, "most_heartbeats": h2_beats}}),
     );
 
     // 5. Memory.

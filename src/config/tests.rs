@@ -454,6 +454,8 @@ const FIXED_ALTERNATIVES: &[(&str, &str)] = &[
     ("HOST", "127.0.0.1"),
     ("PORT", "9001"),
     ("BASE_URL", "http://x.dev/v1"),
+    ("UPSTREAM_PROTOCOL", "http1"),
+    ("UPSTREAM_STREAMS_PER_CONNECTION", "7"),
     ("CHECK_INTERVAL_HOURS", "5"),
     ("CHECK_CRON", "0 0 * * * *"),
     ("VERIFY_ON_START", "true"),

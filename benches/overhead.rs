@@ -330,41 +330,67 @@ fn gateway_env(fake: SocketAddr, port: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A silent stream (heartbeats, then the answer): (heartbeats, completed).
-async fn silent_once(t: &Target) -> (usize, bool) {
-    let mut s = connect(t.addr).await;
-    if s.ready().await.is_err() {
-        return (0, false);
+/// A silent stream (heartbeats, then the answer): (heartbeats, completed), or
+/// why it failed.
+async fn silent_once(t: &Target) -> Result<(usize, bool), String> {
+    let tcp = tokio::net::TcpStream::connect(t.addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).ok();
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    s.ready().await.map_err(|e| format!("ready: {e}"))?;
+    let res = s
+        .send_request(t.request())
+        .await
+        .map_err(|e| format!("request: {e:?}"))?;
+    if res.status() != StatusCode::OK {
+        return Err(format!("status {}", res.status()));
     }
-    // A refused or reset stream is a lost one (counted by the caller).
-    let Ok(res) = s.send_request(t.request()).await else {
-        return (0, false);
-    };
     let mut body = res.into_body();
     let (mut beats, mut done) = (0, false);
-    while let Some(Ok(frame)) = body.frame().await {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("body: {e:?}"))?;
         if let Some(d) = frame.data_ref() {
             beats += d.windows(12).filter(|w| w == b": keep-alive").count();
             done |= d.windows(12).any(|w| w == b"data: [DONE]");
+            if d.windows(9).any(|w| w == b"\"error\":{") {
+                return Err(format!("error event: {}", String::from_utf8_lossy(d)));
+            }
         }
     }
-    (beats, done)
+    Ok((beats, done))
 }
 
 /// Open `n` silent streams on `t` at once: (lost, most heartbeats on one,
-/// RSS of process `pid` in KiB half a second before their silence ends).
-async fn silent_streams(t: &Target, n: usize, silence_ms: u64, pid: u32) -> (u64, u64, u64) {
+/// RSS of process `pid` in KiB half a second before their silence ends, the
+/// first failure seen).
+async fn silent_streams(
+    t: &Target,
+    n: usize,
+    silence_ms: u64,
+    pid: u32,
+) -> (u64, u64, u64, Option<String>) {
     let lost = Arc::new(AtomicU64::new(0));
     let most = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let (t, lost, most) = (t.clone(), lost.clone(), most.clone());
+        let (t, lost, most, first) = (t.clone(), lost.clone(), most.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
-            let (beats, done) = silent_once(&t).await;
-            if !done || beats == 0 {
+            let failed = match silent_once(&t).await {
+                Ok((beats, done)) => {
+                    most.fetch_max(beats as u64, Ordering::Relaxed);
+                    (!done || beats == 0).then(|| format!("{beats} heartbeats, done: {done}"))
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(why) = failed {
                 lost.fetch_add(1, Ordering::Relaxed);
+                first.lock().unwrap().get_or_insert(why);
             }
-            most.fetch_max(beats as u64, Ordering::Relaxed);
         }));
     }
     tokio::time::sleep(Duration::from_millis(silence_ms - 500)).await;
@@ -372,10 +398,12 @@ async fn silent_streams(t: &Target, n: usize, silence_ms: u64, pid: u32) -> (u64
     for t in tasks {
         t.await.expect("silent stream task");
     }
+    let first = first.lock().unwrap().take();
     (
         lost.load(Ordering::Relaxed),
         most.load(Ordering::Relaxed),
         rss,
+        first,
     )
 }
 
@@ -537,6 +565,70 @@ fn main() {
     rt.block_on(run());
 }
 
+/// Many silent streams with heartbeats (issue 17): each waits 6 s for its
+/// first event (thinking), with HEARTBEAT_SECONDS=2; none is lost, RSS with
+/// them open, and at most one heartbeat per stream per interval. Twice, each
+/// on a fresh gateway (so no earlier load's memory counts): to the fake over
+/// HTTP/1.1, and over HTTP/2 as to Google (`UPSTREAM_PROTOCOL=http2`; the
+/// fake speaks h2c). `BENCH_ONLY=silent` runs this section alone.
+async fn silent_section(rep: &mut Report, bin: &str, fake_addr: SocketAddr, q: bool) {
+    let (silent_n, silence_ms) = if q { (50, 2500) } else { (10_000, 6000) };
+    // Over HTTP/1.1 the gateway holds two sockets per stream (client and
+    // upstream): that run is sized to the open-files limit.
+    let h1_n = silent_n.min(open_files_limit().saturating_sub(2_000) / 2);
+    let beat_cap = 1 + silence_ms / 2000; // one at the commit, one per 2 s interval
+    let mut json = serde_json::Map::new();
+    for (proto, setting, n) in [("HTTP/1.1", "auto", h1_n), ("HTTP/2", "http2", silent_n)] {
+        let port = free_port();
+        let mut env = gateway_env(fake_addr, port);
+        env.push(("UPSTREAM_PROTOCOL", setting.into()));
+        let mut gw = spawn(bin, &[], &env, Some(1));
+        let t = Target {
+            name: "silent",
+            addr: ([127, 0, 0, 1], port).into(),
+            path: "/v1/chat/completions".into(),
+            headers: vec![
+                ("authorization", format!("Bearer {TOKEN}")),
+                ("content-type", "application/json".into()),
+            ],
+            body: Bytes::from(
+                json!({"model": "gemini-2.5-flash", "stream": true,
+                    "messages": [{"role": "user", "content": format!("[[first={silence_ms}]] hi")}]})
+                .to_string(),
+            ),
+        };
+        wait_health(t.addr, "/health").await;
+        let (lost, beats, rss, first_error) = silent_streams(&t, n, silence_ms, pid(&gw)).await;
+        let _ = gw.kill();
+        let _ = gw.wait();
+        let why = first_error
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default();
+        rep.row(format!("{n} concurrent silent OpenAI streams, upstream {proto} ({silence_ms} ms before the first event, heartbeats every 2 s): {lost} lost{why}; at most {beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", rss as f64 / 1024.0));
+        rep.target(
+            &format!("{n} silent streams with heartbeats, none lost (upstream {proto})"),
+            lost == 0,
+            format!("{lost} lost"),
+        );
+        rep.target(
+            &format!("RSS with the silent streams open ≤ 150 MiB per 10,000 (upstream {proto})"),
+            rss * 10_000 <= 150 * 1024 * n as u64,
+            format!("{:.1} MiB", rss as f64 / 1024.0),
+        );
+        rep.target(
+            &format!("at most one heartbeat per stream per interval (upstream {proto})"),
+            beats <= beat_cap,
+            format!("{beats} (cap {beat_cap})"),
+        );
+        json.insert(
+            setting.into(),
+            json!({"streams": n, "lost": lost, "rss_kib": rss, "most_heartbeats": beats}),
+        );
+    }
+    rep.json
+        .insert("silent_streams".into(), Value::Object(json));
+}
+
 async fn run() {
     let bin = env!("CARGO_BIN_EXE_gemini-balance");
     let q = quick();
@@ -571,7 +663,10 @@ async fn run() {
             match section.as_str() {
                 "keys10k" => scheduling::keys10k(&mut rep, bin, fake_addr, load_dur).await,
                 "quota" => scheduling::quota(&mut rep, bin, fake_addr).await,
-                other => rep.row(format!("BENCH_ONLY: no section {other:?} (keys10k, quota)")),
+                "silent" => silent_section(&mut rep, bin, fake_addr, q).await,
+                other => rep.row(format!(
+                    "BENCH_ONLY: no section {other:?} (keys10k, quota, silent)"
+                )),
             }
         }
         let _ = fake.kill();
@@ -938,61 +1033,8 @@ async fn run() {
         json!({"streams": concurrent, "incomplete": lost, "rss_kib": streams_rss}),
     );
 
-    // 4b. Many silent streams with heartbeats (issue 17): each waits 6 s for
-    // its first event (thinking), with HEARTBEAT_SECONDS=2; none is lost,
-    // RSS with them open, and at most one heartbeat per stream per interval.
-    // Twice: to the fake over HTTP/1.1 (this gateway), and over HTTP/2 as to
-    // Google (a second gateway with UPSTREAM_PROTOCOL=http2; the fake speaks h2c).
-    let (silent_n, silence_ms) = if q { (50, 2500) } else { (10_000, 6000) };
-    let mut silent_t = stream_t.clone();
-    silent_t.body = Bytes::from(
-        json!({"model": "gemini-2.5-flash", "stream": true,
-            "messages": [{"role": "user", "content": format!("[[first={silence_ms}]] hi")}]})
-        .to_string(),
-    );
-    // Over HTTP/1.1 the gateway holds two sockets per stream (client and
-    // upstream): the HTTP/1.1 run is sized to the open-files limit.
-    let h1_n = silent_n.min(open_files_limit().saturating_sub(2_000) / 2);
-    let (silent_lost, most_beats, silent_rss) =
-        silent_streams(&silent_t, h1_n, silence_ms, gw_pid).await;
-    let h2_port = free_port();
-    let mut h2_env = gateway_env(fake_addr, h2_port);
-    h2_env.push(("UPSTREAM_PROTOCOL", "http2".into()));
-    let mut h2_gw = spawn(bin, &[], &h2_env, Some(1));
-    silent_t.addr = ([127, 0, 0, 1], h2_port).into();
-    wait_health(silent_t.addr, "/health").await;
-    let (h2_lost, h2_beats, h2_rss) =
-        silent_streams(&silent_t, silent_n, silence_ms, pid(&h2_gw)).await;
-    let _ = h2_gw.kill();
-    let _ = h2_gw.wait();
-    // One heartbeat at the commit, then one per 2 s interval of the silence.
-    let beat_cap = 1 + silence_ms / 2000;
-    for (proto, n, lost, beats, rss) in [
-        ("HTTP/1.1", h1_n, silent_lost, most_beats, silent_rss),
-        ("HTTP/2", silent_n, h2_lost, h2_beats, h2_rss),
-    ] {
-        rep.row(format!("{n} concurrent silent OpenAI streams, upstream {proto} ({silence_ms} ms before the first event, heartbeats every 2 s): {lost} lost; at most {beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", rss as f64 / 1024.0));
-        rep.target(
-            &format!("{n} silent streams with heartbeats, none lost (upstream {proto})"),
-            lost == 0,
-            format!("{lost} lost"),
-        );
-        rep.target(
-            &format!("RSS with the silent streams open ≤ 150 MiB per 10,000 (upstream {proto})"),
-            rss * 10_000 <= 150 * 1024 * n as u64,
-            format!("{:.1} MiB", rss as f64 / 1024.0),
-        );
-        rep.target(
-            &format!("at most one heartbeat per stream per interval (upstream {proto})"),
-            beats <= beat_cap,
-            format!("{beats} (cap {beat_cap})"),
-        );
-    }
-    rep.json.insert(
-        "silent_streams".into(),
-        json!({"streams": h1_n, "lost": silent_lost, "rss_kib": silent_rss, "most_heartbeats": most_beats,
-            "http2": {"streams": silent_n, "lost": h2_lost, "rss_kib": h2_rss, "most_heartbeats": h2_beats}}),
-    );
+    // 4b. Many silent streams with heartbeats (issue 17), on gateways of their own.
+    silent_section(&mut rep, bin, fake_addr, q).await;
 
     // 5. Memory.
     tokio::time::sleep(Duration::from_secs(if q { 1 } else { 30 })).await;

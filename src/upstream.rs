@@ -151,6 +151,19 @@ fn lanes_for(proxy: Option<&crate::proxy::ProxySpec>, (proto, cap): (Protocol, u
     Lanes::new(cap, move || build_client_with(proxy.as_ref(), proto))
 }
 
+/// The calls one lane carries: `per_connection`, or all of them in one lane
+/// when no call can go over HTTP/2 (`http1`, or `auto` to a plain `http://`
+/// base, which has no TLS to negotiate it): HTTP/1.1 opens a connection per
+/// call anyway, and one lane keeps one idle pool.
+fn lane_cap(proto: Protocol, per_connection: usize, origin: &str) -> usize {
+    let plain = origin.starts_with("http://");
+    match proto {
+        Protocol::Http1 => usize::MAX,
+        Protocol::Auto if plain => usize::MAX,
+        _ => per_connection,
+    }
+}
+
 /// The default of `UPSTREAM_STREAMS_PER_CONNECTION`: the streams Google's
 /// front ends allow on one HTTP/2 connection.
 pub const STREAMS_PER_CONNECTION: usize = 100;
@@ -184,7 +197,10 @@ impl Upstream {
             let p = u.into_parts();
             Some((p.scheme?, p.authority?))
         });
-        let protocol = (Protocol::Auto, STREAMS_PER_CONNECTION);
+        let protocol = (
+            Protocol::Auto,
+            lane_cap(Protocol::Auto, STREAMS_PER_CONNECTION, &origin),
+        );
         Upstream {
             client,
             lanes: lanes_for(None, protocol),
@@ -220,7 +236,7 @@ impl Upstream {
     /// on one connection (`UPSTREAM_PROTOCOL`, `UPSTREAM_STREAMS_PER_CONNECTION`;
     /// set before [`Upstream::set_proxies`], or call that again).
     pub fn set_protocol(&mut self, proto: Protocol, per_connection: usize) {
-        self.protocol = (proto, per_connection);
+        self.protocol = (proto, lane_cap(proto, per_connection, &self.origin));
         self.lanes = lanes_for(None, self.protocol);
         if let Some(via) = &mut self.via {
             via.lanes = via
@@ -962,6 +978,18 @@ pub fn response_headers(mut headers: HeaderMap) -> HeaderMap {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn one_lane_where_no_call_can_use_http2() {
+        let (https, plain) = (
+            "https://generativelanguage.googleapis.com",
+            "http://127.0.0.1:9",
+        );
+        assert_eq!(lane_cap(Protocol::Auto, 100, https), 100);
+        assert_eq!(lane_cap(Protocol::Auto, 100, plain), usize::MAX);
+        assert_eq!(lane_cap(Protocol::Http1, 100, https), usize::MAX);
+        assert_eq!(lane_cap(Protocol::Http2, 7, plain), 7);
+    }
     use super::*;
 
     #[test]

@@ -137,13 +137,8 @@ impl App {
             cfg.key_selection,
             cfg.max_failures,
         );
-        let mut upstream = Upstream::new(
-            crate::upstream::build_client(),
-            &cfg.base_url,
-            cfg.time_out,
-            cfg.cooldown,
-            cfg.max_retries,
-        );
+        let mut upstream =
+            Upstream::new(&cfg.base_url, cfg.time_out, cfg.cooldown, cfg.max_retries);
         upstream.set_custom_headers(&cfg.custom_headers);
         upstream.set_protocol(cfg.upstream_protocol, cfg.upstream_streams);
         upstream.set_proxies(&cfg.proxies, cfg.proxies_per_key);

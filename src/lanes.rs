@@ -29,7 +29,6 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
@@ -41,34 +40,14 @@ const MAX_LANES: usize = 4096;
 /// direct connection or one outbound proxy ([`crate::proxy::Connector`]).
 pub type HttpClient = Client<HttpsConnector<crate::proxy::Connector>, Full<Bytes>>;
 
-/// Build the shared client: TCP_NODELAY, keep-alive, connection pooling,
-/// TLS via rustls with the webpki roots (no CA files needed), plain `http://`
-/// allowed for a local upstream.
-pub fn build_client() -> HttpClient {
-    build_client_via(None)
-}
-
-/// The TCP connector of every upstream client (to Google or to a proxy).
-pub fn tcp_connector() -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    http
-}
-
-/// [`build_client`] through `proxy` (TLS to Google inside its tunnel), or
-/// direct when `None`.
-pub fn build_client_via(proxy: Option<&crate::proxy::ProxySpec>) -> HttpClient {
-    build_client_with(proxy, Protocol::Auto)
-}
-
-/// [`build_client_via`] speaking `proto` (`UPSTREAM_PROTOCOL`). HTTP/2
-/// connections are pinged every 30 s while calls are open on them, so a
-/// connection that died under a silent stream is noticed.
+/// A client for Gemini calls through `proxy` (TLS to Google inside its
+/// tunnel), or direct when `None`, speaking `proto` (`UPSTREAM_PROTOCOL`):
+/// TCP_NODELAY and keep-alive, connection pooling, TLS via rustls with the
+/// webpki roots (no CA files needed), plain `http://` allowed for a local
+/// upstream. HTTP/2 connections are pinged every 30 s while calls are open
+/// on them, so a connection that died under a silent stream is noticed.
 pub fn build_client_with(proxy: Option<&crate::proxy::ProxySpec>, proto: Protocol) -> HttpClient {
-    let connector = crate::proxy::Connector::new(tcp_connector(), proxy);
+    let connector = crate::proxy::Connector::new(crate::proxy::tcp_connector(), proxy);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http();
@@ -228,14 +207,9 @@ impl Lanes {
         seat
     }
 
-    /// How many lanes are open (for `/status` and tests).
-    pub fn len(&self) -> usize {
+    /// How many lanes are open (lane 0 always is).
+    pub fn count(&self) -> usize {
         self.lanes.load().len()
-    }
-
-    /// Never empty: there is always lane 0.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Calls in flight over every lane.
@@ -292,7 +266,7 @@ mod tests {
     use super::*;
 
     fn lanes(cap: usize) -> Lanes {
-        Lanes::new(cap, build_client)
+        Lanes::new(cap, || build_client_with(None, Protocol::Auto))
     }
 
     #[test]
@@ -300,15 +274,15 @@ mod tests {
         let l = lanes(2);
         let a = l.seat();
         let b = l.seat();
-        assert_eq!(l.len(), 1);
+        assert_eq!(l.count(), 1);
         let c = l.seat();
-        assert_eq!((l.len(), l.in_flight()), (2, 3));
+        assert_eq!((l.count(), l.in_flight()), (2, 3));
         drop(a);
         drop(b);
         // The hint is on lane 1 (one seat taken): it fills first, then lane 0.
         let d = l.seat();
         let e = l.seat();
-        assert_eq!((l.len(), l.in_flight()), (2, 3));
+        assert_eq!((l.count(), l.in_flight()), (2, 3));
         drop((c, d, e));
         assert_eq!(l.in_flight(), 0);
     }
@@ -317,11 +291,11 @@ mod tests {
     fn thousands_of_calls_open_one_lane_per_cap() {
         let l = lanes(100);
         let seats: Vec<Seat> = (0..10_000).map(|_| l.seat()).collect();
-        assert_eq!((l.len(), l.in_flight()), (100, 10_000));
+        assert_eq!((l.count(), l.in_flight()), (100, 10_000));
         drop(seats);
         assert_eq!(l.in_flight(), 0);
         let again: Vec<Seat> = (0..10_000).map(|_| l.seat()).collect();
-        assert_eq!(l.len(), 100, "freed lanes are reused, none added");
+        assert_eq!(l.count(), 100, "freed lanes are reused, none added");
         drop(again);
     }
 

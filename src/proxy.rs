@@ -661,17 +661,24 @@ impl Proxies {
 /// a [`Connector`], TLS with the webpki roots.
 pub type SideClient = Client<HttpsConnector<Connector>, crate::body::Body>;
 
+/// The TCP connector under every upstream client (to Google, to a proxy,
+/// or beside the API calls).
+pub fn tcp_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http
+}
+
 /// The [`SideClient`] through `proxy` (straight when `None`).
 fn side_client(proxy: Option<&ProxySpec>) -> SideClient {
-    let mut tcp = HttpConnector::new();
-    tcp.set_nodelay(true);
-    tcp.enforce_http(false);
-    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .wrap_connector(Connector::new(tcp, proxy));
+        .wrap_connector(Connector::new(tcp_connector(), proxy));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())

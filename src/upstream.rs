@@ -17,10 +17,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use http_body_util::{BodyExt, Full};
 
 use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
-pub use crate::lanes::{
-    HttpClient, build_client, build_client_via, build_client_with, tcp_connector,
-};
-use crate::lanes::{Lanes, Protocol, UpBody};
+
+use crate::lanes::{Lanes, Protocol, UpBody, build_client_with};
 use crate::store::meter::{Attempt, Failed, Meter, Recorder};
 
 /// Largest upstream *error* body read for classification.
@@ -111,10 +109,9 @@ pub fn join(a: &str, b: &str) -> String {
     s
 }
 
-/// The upstream: base URL, the shared client and the retry policy (which
+/// The upstream: base URL, its connection lanes and the retry policy (which
 /// changes live, see [`Upstream::set_policy`]).
 pub struct Upstream {
-    client: HttpClient,
     /// Gemini calls go over these (see [`crate::lanes`]).
     lanes: Lanes,
     /// `UPSTREAM_PROTOCOL` and `UPSTREAM_STREAMS_PER_CONNECTION`.
@@ -175,7 +172,6 @@ fn nanos(d: Duration) -> u64 {
 impl Upstream {
     /// An upstream for `base_url` (e.g. `https://generativelanguage.googleapis.com/v1beta`).
     pub fn new(
-        client: HttpClient,
         base_url: &str,
         timeout: Duration,
         cooldown: Duration,
@@ -202,7 +198,6 @@ impl Upstream {
             lane_cap(Protocol::Auto, STREAMS_PER_CONNECTION, &origin),
         );
         Upstream {
-            client,
             lanes: lanes_for(None, protocol),
             protocol,
             origin,
@@ -254,7 +249,7 @@ impl Upstream {
             all.extend(via.lanes.iter());
         }
         all.iter()
-            .fold((0, 0), |(c, l), x| (c + x.in_flight(), l + x.len()))
+            .fold((0, 0), |(c, l), x| (c + x.in_flight(), l + x.count()))
     }
 
     /// The outbound proxies (`None` without `PROXIES`).
@@ -379,11 +374,6 @@ impl Upstream {
     /// The path for `rest` under the upstream's `v1` (derived from `BASE_URL`).
     pub fn path_v1(&self, rest: &str) -> String {
         join(&self.prefix_v1, rest)
-    }
-
-    /// The shared client (for verification, keep-alive and image fetches).
-    pub fn client(&self) -> &HttpClient {
-        &self.client
     }
 
     /// The `TIME_OUT` for response headers.
@@ -995,7 +985,6 @@ mod tests {
     #[test]
     fn splits_base_url_and_derives_v1() {
         let u = Upstream::new(
-            build_client_for_test(),
             "https://generativelanguage.googleapis.com/v1beta",
             Duration::from_secs(1),
             Duration::from_secs(1),
@@ -1005,7 +994,6 @@ mod tests {
         assert_eq!(u.path("/models"), "/v1beta/models");
         assert_eq!(u.path_v1("/models"), "/v1/models");
         let u = Upstream::new(
-            build_client_for_test(),
             "http://127.0.0.1:9/x/v1beta/",
             Duration::from_secs(1),
             Duration::from_secs(1),
@@ -1087,9 +1075,5 @@ mod tests {
         redact_headers(&mut h, "pool-key-secret-0001");
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-c"));
-    }
-
-    fn build_client_for_test() -> HttpClient {
-        build_client()
     }
 }

@@ -39,7 +39,7 @@ pub async fn proxies<B>(app: &App, req: &Request<B>) -> Result<Response<Body>, G
             .origin()
             .parse()
             .map_err(|_| GatewayError::BodyRead("BASE_URL has no valid origin".into()))?;
-        let tcp = crate::upstream::tcp_connector();
+        let tcp = crate::proxy::tcp_connector();
         Some(proxies.check(&tcp, &target, CHECK_WAIT).await)
     } else {
         None

@@ -529,6 +529,17 @@ impl Proxies {
         }
     }
 
+    /// Proxy `i` failed to connect (`why`, already free of credentials):
+    /// [`Proxies::failed`], a warning when its rest begins, and the message
+    /// naming the proxy masked.
+    pub fn connect_failed(&self, i: usize, why: &str) -> String {
+        let message = format!("proxy {} failed: {why}", self.shown(i));
+        if let Some(rest) = self.failed(i, why) {
+            crate::warn!("{message}; it rests {} s", rest.as_secs());
+        }
+        message
+    }
+
     /// Proxy `i` failed to connect (`why`, already free of credentials): it
     /// rests 60 s, doubling with each failure in a row up to 10 min (a
     /// failure while it already rests, from an attempt begun before, changes
@@ -716,12 +727,7 @@ impl Proxies {
         };
         match client.request(req).await {
             Err(e) if e.is_connect() => {
-                let why = describe(&e);
-                let shown = self.shown(i);
-                if let Some(rest) = self.failed(i, &why) {
-                    crate::warn!("proxy {shown} failed: {why}; it rests {} s", rest.as_secs());
-                }
-                Err(SideError::Proxy(format!("proxy {shown} failed: {why}")))
+                Err(SideError::Proxy(self.connect_failed(i, &describe(&e))))
             }
             other => {
                 self.served(i);

@@ -413,11 +413,7 @@ impl Upstream {
             };
             match self.exchange(&via.lanes[i], call, key).await {
                 Err((AttemptError::Network(m), true)) => {
-                    let shown = via.proxies.shown(i);
-                    let why = format!("proxy {shown} failed: {m}");
-                    if let Some(rest) = via.proxies.failed(i, &m) {
-                        crate::warn!("{why}; it rests {} s", rest.as_secs());
-                    }
+                    let why = via.proxies.connect_failed(i, &m);
                     if let (Some(r), Some(a)) = (&self.recorder, a) {
                         r.proxy_failed(a, &why);
                     }

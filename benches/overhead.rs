@@ -331,21 +331,28 @@ fn gateway_env(fake: SocketAddr, port: u16) -> Vec<(&'static str, String)> {
 }
 
 /// A silent stream (heartbeats, then the answer): (heartbeats, completed), or
-/// why it failed.
-async fn silent_once(t: &Target) -> Result<(usize, bool), String> {
-    let tcp = tokio::net::TcpStream::connect(t.addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    tcp.set_nodelay(true).ok();
-    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    s.ready().await.map_err(|e| format!("ready: {e}"))?;
-    let res = s
-        .send_request(t.request())
-        .await
-        .map_err(|e| format!("request: {e:?}"))?;
+/// why it failed. With `via`, the stream is one of many on that HTTP/2
+/// connection; without, it opens its own HTTP/1.1 connection.
+async fn silent_once(
+    t: &Target,
+    via: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
+) -> Result<(usize, bool), String> {
+    let res = match via {
+        Some(mut s) => s.send_request(t.request()).await,
+        None => {
+            let tcp = tokio::net::TcpStream::connect(t.addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            tcp.set_nodelay(true).ok();
+            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            s.ready().await.map_err(|e| format!("ready: {e}"))?;
+            s.send_request(t.request()).await
+        }
+    }
+    .map_err(|e| format!("request: {e:?}"))?;
     if res.status() != StatusCode::OK {
         return Err(format!("status {}", res.status()));
     }
@@ -364,6 +371,27 @@ async fn silent_once(t: &Target) -> Result<(usize, bool), String> {
     Ok((beats, done))
 }
 
+/// `n` HTTP/2 connections to `addr` (prior knowledge, as h2c clients and
+/// proxies speak to an origin), each ready for many streams.
+async fn h2_connections(
+    addr: SocketAddr,
+    n: usize,
+) -> Vec<hyper::client::conn::http2::SendRequest<Full<Bytes>>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tcp.set_nodelay(true).ok();
+        let (send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(TokioIo::new(tcp))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        out.push(send);
+    }
+    out
+}
+
 /// Open `n` silent streams on `t` at once: (lost, most heartbeats on one,
 /// RSS of process `pid` in KiB half a second before their silence ends, the
 /// first failure seen).
@@ -372,15 +400,17 @@ async fn silent_streams(
     n: usize,
     silence_ms: u64,
     pid: u32,
+    h2: &[hyper::client::conn::http2::SendRequest<Full<Bytes>>],
 ) -> (u64, u64, u64, Option<String>) {
     let lost = Arc::new(AtomicU64::new(0));
     let most = Arc::new(AtomicU64::new(0));
     let first = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut tasks = Vec::new();
-    for _ in 0..n {
+    for i in 0..n {
         let (t, lost, most, first) = (t.clone(), lost.clone(), most.clone(), first.clone());
+        let via = (!h2.is_empty()).then(|| h2[i % h2.len()].clone());
         tasks.push(tokio::spawn(async move {
-            let failed = match silent_once(&t).await {
+            let failed = match silent_once(&t, via).await {
                 Ok((beats, done)) => {
                     most.fetch_max(beats as u64, Ordering::Relaxed);
                     (!done || beats == 0).then(|| format!("{beats} heartbeats, done: {done}"))
@@ -578,7 +608,14 @@ async fn silent_section(rep: &mut Report, bin: &str, fake_addr: SocketAddr, q: b
     let h1_n = silent_n.min(open_files_limit().saturating_sub(2_000) / 2);
     let beat_cap = 1 + silence_ms / 2000; // one at the commit, one per 2 s interval
     let mut json = serde_json::Map::new();
-    for (proto, setting, n) in [("HTTP/1.1", "auto", h1_n), ("HTTP/2", "http2", silent_n)] {
+    // Clients over HTTP/1.1 (one connection per stream, as most SDKs) and over
+    // HTTP/2 (100 streams per connection, as a proxy or an h2 client).
+    let runs = [
+        ("HTTP/1.1", "auto", h1_n, 0),
+        ("HTTP/2", "http2", silent_n, 0),
+        ("HTTP/2", "http2", silent_n, silent_n.div_ceil(100)),
+    ];
+    for (proto, setting, n, h2_conns) in runs {
         let port = free_port();
         let mut env = gateway_env(fake_addr, port);
         env.push(("UPSTREAM_PROTOCOL", setting.into()));
@@ -598,30 +635,45 @@ async fn silent_section(rep: &mut Report, bin: &str, fake_addr: SocketAddr, q: b
             ),
         };
         wait_health(t.addr, "/health").await;
-        let (lost, beats, rss, first_error) = silent_streams(&t, n, silence_ms, pid(&gw)).await;
+        let h2 = h2_connections(t.addr, h2_conns).await;
+        let (lost, beats, rss, first_error) =
+            silent_streams(&t, n, silence_ms, pid(&gw), &h2).await;
+        drop(h2);
+        let clients = if h2_conns > 0 {
+            format!("clients HTTP/2 ({h2_conns} connections)")
+        } else {
+            "clients HTTP/1.1".to_string()
+        };
         let _ = gw.kill();
         let _ = gw.wait();
         let why = first_error
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default();
-        rep.row(format!("{n} concurrent silent OpenAI streams, upstream {proto} ({silence_ms} ms before the first event, heartbeats every 2 s): {lost} lost{why}; at most {beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", rss as f64 / 1024.0));
+        rep.row(format!("{n} concurrent silent OpenAI streams, {clients}, upstream {proto} ({silence_ms} ms before the first event, heartbeats every 2 s): {lost} lost{why}; at most {beats} heartbeats per stream (cap {beat_cap}); gateway RSS with them open {:.1} MiB", rss as f64 / 1024.0));
         rep.target(
-            &format!("{n} silent streams with heartbeats, none lost (upstream {proto})"),
+            &format!("{n} silent streams with heartbeats, none lost ({clients}, upstream {proto})"),
             lost == 0,
             format!("{lost} lost"),
         );
         rep.target(
-            &format!("RSS with the silent streams open ≤ 150 MiB per 10,000 (upstream {proto})"),
+            &format!(
+                "RSS with the silent streams open ≤ 150 MiB per 10,000 ({clients}, upstream {proto})"
+            ),
             rss * 10_000 <= 150 * 1024 * n as u64,
             format!("{:.1} MiB", rss as f64 / 1024.0),
         );
         rep.target(
-            &format!("at most one heartbeat per stream per interval (upstream {proto})"),
+            &format!("at most one heartbeat per stream per interval ({clients}, upstream {proto})"),
             beats <= beat_cap,
             format!("{beats} (cap {beat_cap})"),
         );
+        let label = if h2_conns > 0 {
+            "http2_clients"
+        } else {
+            setting
+        };
         json.insert(
-            setting.into(),
+            label.into(),
             json!({"streams": n, "lost": lost, "rss_kib": rss, "most_heartbeats": beats}),
         );
     }

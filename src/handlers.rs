@@ -136,16 +136,19 @@ pub async fn chat_on(
     log: &mut LogInfo,
     lane: Lane,
 ) -> Result<Response<Body>, GatewayError> {
-    let (mut call, pin) = prepare_chat(&app, req).await?;
+    // Each step is awaited on the heap: a stream waiting for its first
+    // event (for minutes, thousands at once) then holds only the state of
+    // the step it waits in, not the union of every step's state machine.
+    let (mut call, pin) = Box::pin(prepare_chat(&app, req)).await?;
     // Files pin a call to their key in the Gemini pool only.
     let pin = pin.filter(|_| lane == Lane::Gemini);
     log.model.clone_from(&call.model);
     if call.stream {
-        return chat_stream(app, call, pin, log, lane).await;
+        return Box::pin(chat_stream(app, call, pin, log, lane)).await;
     }
     let every = app.cfg().heartbeat;
     if app.cfg().nonstream_keepalive && !every.is_zero() {
-        return chat_keepalive(app, call, pin, log, every, lane).await;
+        return Box::pin(chat_keepalive(app, call, pin, log, every, lane)).await;
     }
     let path = app.path_on(lane, &format!("/models/{}:generateContent", call.model));
     let up = Call {
@@ -157,9 +160,10 @@ pub async fn chat_on(
         headers: json_headers(),
         route: log.route,
     };
-    let answer = first_answer(&app, &up, pin, log).await?;
+    let answer = Box::pin(first_answer(&app, &up, pin, log)).await?;
     let created = unix_now();
-    let answer = crate::answer::read_answer(&app, &up, answer, pin.is_some(), log).await?;
+    let reading = crate::answer::read_answer(&app, &up, answer, pin.is_some(), log);
+    let answer = Box::pin(reading).await?;
     whole_answer(&app, &call, answer, created, app.pool_on(lane))
 }
 
@@ -227,7 +231,7 @@ async fn first_answer(
 /// chunk and `[DONE]`.
 async fn chat_stream(
     app: Arc<App>,
-    mut call: PreparedCall,
+    call: PreparedCall,
     pin: Option<usize>,
     log: &mut LogInfo,
     lane: Lane,
@@ -240,10 +244,90 @@ async fn chat_stream(
         let rest = format!("/models/{}:streamGenerateContent?alt=sse", call.model);
         app.path_on(lane, &rest)
     };
+    let heartbeat = app.cfg().heartbeat;
+    // Built outside this function's state machine: a local async block
+    // would keep its full size here (moved-out locals keep their storage).
+    let mut opening = stream_opening(app.clone(), call, pin, path, log.route, fake);
+    let created = unix_now();
+    let done = if heartbeat.is_zero() {
+        Some(opening.as_mut().await)
+    } else {
+        crate::longcall::within(&mut opening, heartbeat).await
+    };
+    if let Some(done) = done {
+        let (call, opened) = done?;
+        log.key = app.pool_on(lane).masked(opened.key()).to_string();
+        let masked = log.key.clone();
+        let started = start_stream(&app, &call, opened, created, masked, lane);
+        return Ok(Box::pin(started).await);
+    }
+    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
+    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
+    let (tx, out_body) = ChannelBody::pair(32);
+    tokio::spawn(async move {
+        let beat = crate::longcall::OPENAI_HEARTBEAT;
+        // Boxed, and `done` scoped to this block: while the stream is silent
+        // this task holds only the opening and the heartbeat timer, not the
+        // state of what follows.
+        let rest = {
+            let beating = crate::longcall::beating(&mut opening, heartbeat, &tx, beat);
+            let Some(done) = beating.await else {
+                return; // the client went away: dropping the opening cancels it
+            };
+            Box::pin(after_opening(app, done, created, lane, tx))
+        };
+        rest.await;
+    });
+    Ok(sse_response(out_body))
+}
+
+/// The rest of a stream whose opening outlasted `HEARTBEAT_SECONDS`: its
+/// events pumped to the client, or its failure as an error chunk and
+/// `[DONE]`.
+async fn after_opening(
+    app: Arc<App>,
+    done: Result<(PreparedCall, Opened), GatewayError>,
+    created: u64,
+    lane: Lane,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    match done {
+        Ok((call, opened)) => {
+            let masked = app.pool_on(lane).masked(opened.key()).to_string();
+            let served = (masked, lane);
+            if let Some(pump) = feed(&app, &call, opened, created, served, &tx).await {
+                pump.run().await;
+            }
+        }
+        Err(e) => {
+            let res = e.into_openai();
+            let error = res.into_body().collect().await.map(|c| c.to_bytes());
+            let mut out = b"data: ".to_vec();
+            out.extend_from_slice(&error.unwrap_or_default());
+            out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+            let _ = tx.send(Bytes::from(out)).await;
+        }
+    }
+}
+
+/// A stream's opening: its first answer over the pool (or on key `pin`),
+/// then its first content event with retries on other keys, or the whole
+/// answer when `fake` streaming; on the heap, under the request's deadline
+/// wherever it is polled.
+fn stream_opening(
+    app: Arc<App>,
+    mut call: PreparedCall,
+    pin: Option<usize>,
+    path: String,
+    route: &'static str,
+    fake: bool,
+) -> std::pin::Pin<
+    Box<impl Future<Output = Result<(PreparedCall, Opened), GatewayError>> + Send + use<>>,
+> {
+    // The body is kept for retries while the stream opens: at its size.
+    call.body.shrink_to_fit();
     let body = Bytes::from(std::mem::take(&mut call.body));
-    let (route, heartbeat) = (log.route, app.cfg().heartbeat);
     let budget = crate::longcall::current();
-    let a = app.clone();
     let opening = async move {
         let up = Call {
             method: Method::POST,
@@ -258,56 +342,19 @@ async fn chat_stream(
             route,
             ..LogInfo::default()
         };
-        let answer = first_answer(&a, &up, pin, &mut log).await?;
+        // Boxed, as the retries in `open_stream_on`: a silent stream's
+        // opening keeps only the state of the step it waits in.
+        let answer = Box::pin(first_answer(&app, &up, pin, &mut log)).await?;
         let pinned = pin.is_some();
         let opened = if fake {
-            Opened::Whole(crate::answer::read_answer(&a, &up, answer, pinned, &mut log).await?)
+            let reading = crate::answer::read_answer(&app, &up, answer, pinned, &mut log);
+            Opened::Whole(Box::pin(reading).await?)
         } else {
-            Opened::Stream(open_stream_on(&a, &up, answer, pinned, &mut log).await?)
+            Opened::Stream(open_stream_on(&app, &up, answer, pinned, &mut log).await?)
         };
         Ok::<_, GatewayError>((call, opened))
     };
-    // The opening carries the request's deadline wherever it is polled.
-    let mut opening = Box::pin(crate::longcall::scoped(budget, opening));
-    let created = unix_now();
-    let done = if heartbeat.is_zero() {
-        Some(opening.as_mut().await)
-    } else {
-        crate::longcall::within(&mut opening, heartbeat).await
-    };
-    if let Some(done) = done {
-        let (call, opened) = done?;
-        log.key = app.pool_on(lane).masked(opened.key()).to_string();
-        let masked = log.key.clone();
-        return Ok(start_stream(&app, &call, opened, created, masked, lane).await);
-    }
-    // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
-    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
-    let (tx, out_body) = ChannelBody::pair(32);
-    tokio::spawn(async move {
-        let beat = crate::longcall::OPENAI_HEARTBEAT;
-        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
-            return; // the client went away: dropping the opening cancels it
-        };
-        match done {
-            Ok((call, opened)) => {
-                let masked = app.pool_on(lane).masked(opened.key()).to_string();
-                let served = (masked, lane);
-                if let Some(pump) = feed(&app, &call, opened, created, served, &tx).await {
-                    pump.run().await;
-                }
-            }
-            Err(e) => {
-                let res = e.into_openai();
-                let error = res.into_body().collect().await.map(|c| c.to_bytes());
-                let mut out = b"data: ".to_vec();
-                out.extend_from_slice(&error.unwrap_or_default());
-                out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
-                let _ = tx.send(Bytes::from(out)).await;
-            }
-        }
-    });
-    Ok(sse_response(out_body))
+    Box::pin(crate::longcall::scoped(budget, opening))
 }
 
 /// Read a chat request and translate it ([`translate_chat`]); the model
@@ -392,28 +439,27 @@ pub(crate) async fn open_with_retries(
 async fn open_stream_on(
     app: &App,
     up: &Call<'_>,
-    answer: Answer,
+    mut answer: Answer,
     pinned: bool,
     log: &mut LogInfo,
 ) -> Result<OpenedStream, GatewayError> {
+    // The answer stays in its argument's slot (each retry's replaces it):
+    // copies in locals would double its share of a silent stream's state.
     let idle = app.cfg().stream_idle_timeout;
     let pool = app.pool_for(&up.path);
-    let mut response = answer.response;
-    let mut key = answer.key;
-    let mut meter = answer.meter;
     let mut used = answer.attempts;
-    let mut tried = crate::answer::tried_first(pool, key, pinned);
+    let mut tried = crate::answer::tried_first(pool, answer.key, pinned);
     loop {
         let mut parser = openai::stream::SseParser::new(MAX_EVENT);
         let mut pending: Vec<String> = Vec::new();
-        let mut incoming = response.into_body();
+        let mut incoming = answer.response.into_body();
         let opened = open_stream(
             &mut incoming,
             &mut parser,
             &mut pending,
             idle,
             app.cfg().cooldown,
-            &mut meter,
+            &mut answer.meter,
         );
         let outcome = match opened.await {
             Ok(()) => {
@@ -421,12 +467,13 @@ async fn open_stream_on(
                     incoming,
                     parser,
                     pending,
-                    key,
-                    meter,
+                    key: answer.key,
+                    meter: answer.meter,
                 });
             }
             Err(outcome) => outcome,
         };
+        let key = answer.key;
         crate::debug!(
             "stream on key {} failed before its first event; trying another key",
             pool.masked(key)
@@ -445,7 +492,7 @@ async fn open_stream_on(
         }
         let (status, message) = stream_status(&outcome);
         let upstream = &app.upstream;
-        upstream.answer_failed(&mut meter, pool, up, key, status, &outcome, message);
+        upstream.answer_failed(&mut answer.meter, pool, up, key, status, &outcome, message);
         let mut budget = app.upstream.attempts().saturating_sub(used);
         if is_silent(&outcome) && !crate::longcall::timed_out() {
             // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
@@ -454,15 +501,13 @@ async fn open_stream_on(
         let retried = if budget == 0 {
             None
         } else {
-            Some(app.upstream.call_with(pool, up, &mut tried, budget).await)
+            Some(Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await)
         };
         match retried {
             Some(Ok(a)) => {
                 app.stats.retried(a.attempts);
                 used += a.attempts;
-                response = a.response;
-                key = a.key;
-                meter = a.meter;
+                answer = a;
             }
             // No budget left, or no other key to try: the stream's own failure
             // is the answer.

@@ -45,17 +45,20 @@ tokio::task_local! {
     static BUDGET: Budget;
 }
 
-/// Run `fut` with `budget` as the request's budget.
-pub async fn scope<F: Future>(budget: Budget, fut: F) -> F::Output {
-    BUDGET.scope(budget, fut).await
+/// Run `fut` with `budget` as the request's budget. (Plain functions, not
+/// `async fn`s: an `async fn` would hold `fut` twice in its state, as its
+/// argument and as the future it awaits, doubling every request's future.)
+pub fn scope<F: Future>(budget: Budget, fut: F) -> impl Future<Output = F::Output> {
+    BUDGET.scope(budget, fut)
 }
 
 /// `fut` running under `budget` (if any), wherever it is polled: the
 /// current request's budget carried into a future a task may take over.
-pub async fn scoped<F: Future>(budget: Option<Budget>, fut: F) -> F::Output {
+pub fn scoped<F: Future>(budget: Option<Budget>, fut: F) -> impl Future<Output = F::Output> {
+    use futures_util::future::Either;
     match budget {
-        Some(b) => BUDGET.scope(b, fut).await,
-        None => fut.await,
+        Some(b) => Either::Left(BUDGET.scope(b, fut)),
+        None => Either::Right(fut),
     }
 }
 

@@ -151,7 +151,10 @@ async fn connection(
     let state = reg.conn.clone();
     let svc = service_fn(move |req| {
         let busy = conn::Busy::start(&state);
-        let res = handle(app.clone(), req);
+        // On the heap: hyper keeps a service future's space for as long as
+        // the answer streams (HTTP/2: in the stream's task; HTTP/1: per
+        // connection), so that space is a pointer, not the whole request.
+        let res = Box::pin(handle(app.clone(), req));
         async move {
             let res = res.await?;
             Ok::<_, Infallible>(res.map(|b| conn::Tracked::new(b, busy)))

@@ -147,7 +147,7 @@ impl Recorder {
             return Meter::off();
         }
         Meter {
-            inner: Some(Inner {
+            inner: Some(Box::new(Inner {
                 store: self.store.clone(),
                 key_id: a.id.to_string(),
                 model: a.model.to_string(),
@@ -161,7 +161,7 @@ impl Recorder {
                 follow: Vec::new(),
                 failed: None,
                 on_prompt: None,
-            }),
+            })),
         }
     }
 }
@@ -272,7 +272,9 @@ fn read_tokens(bytes: &[u8]) -> Result<Option<Tokens>, ()> {
 /// The usage of one successful attempt, recorded when dropped (see the
 /// module doc). A meter that is off records nothing.
 pub struct Meter {
-    inner: Option<Inner>,
+    /// On the heap: a meter rides in every call's future (a silent stream
+    /// holds one for minutes), where a pointer costs less than its fields.
+    inner: Option<Box<Inner>>,
 }
 
 struct Inner {

@@ -605,35 +605,50 @@ pub fn admit<B>(app: &App, route: &Route, req: &Request<B>) -> Result<Grant, Gat
 
 /// Route one request (CORS, logging and the panic guard are the server's):
 /// find its route, [`admit`] it, run the handler, render an error in the
-/// route's format, and attach the log details.
-pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+/// route's format, and attach the log details. A plain function: the future
+/// it returns is [`run`]'s alone (an `async fn` here would hold the request
+/// and its grant a second time, as its own arguments, for the whole request).
+pub fn route(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> impl Future<Output = Response<Body>> + Send + use<> {
+    use futures_util::future::Either;
     let path = strip_mount(req.uri().path()).to_string();
     let Some((route, rest)) = find(&path, &req) else {
-        return GatewayError::UnknownRoute {
+        let e = GatewayError::UnknownRoute {
             method: req.method().clone(),
             path: truncate(&path, 200).to_string(),
-        }
-        .into_openai();
+        };
+        return Either::Left(std::future::ready(e.into_openai()));
     };
-    let mut log = LogInfo {
-        route: route.label,
-        ..LogInfo::default()
-    };
-    let result = match admit(&app, route, &req) {
+    let rest = span(&path, rest);
+    match admit(&app, route, &req) {
         Ok(grant) => {
             // Every upstream wait of the request is bounded by one deadline.
             let budget = {
                 let cfg = app.cfg();
                 crate::longcall::Budget::new(cfg.request_timeout, cfg.timeout_retries)
             };
-            crate::longcall::scope(budget, run(app, req, route.handler, rest, grant, &mut log))
-                .await
+            let running = run(app, req, route, path, rest, grant);
+            Either::Right(crate::longcall::scope(budget, running))
         }
-        Err(e) => Err(e),
-    };
-    let mut res = result.unwrap_or_else(|e| e.render(route.format));
-    res.extensions_mut().insert(log);
-    res
+        Err(e) => {
+            let mut res = e.render(route.format);
+            res.extensions_mut().insert(LogInfo {
+                route: route.label,
+                ..LogInfo::default()
+            });
+            Either::Left(std::future::ready(res))
+        }
+    }
+}
+
+/// Where `part`, a slice of `whole`, lies in it (every [`Pattern`] matches
+/// to a part of the path).
+fn span(whole: &str, part: &str) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    debug_assert!(start + part.len() <= whole.len());
+    start..start + part.len()
 }
 
 /// Await a handler's future on the heap. [`run`]'s own state then holds one
@@ -647,87 +662,112 @@ macro_rules! heap {
     };
 }
 
-/// Run an admitted request's handler.
+/// Run an admitted request's handler (`rest`: the part of `path` its
+/// pattern matched), render its error in the route's format and attach the
+/// log details.
 async fn run(
     app: Arc<App>,
     req: Request<Incoming>,
-    handler: Handler,
-    rest: &str,
+    route: &'static Route,
+    path: String,
+    rest: std::ops::Range<usize>,
     grant: Grant,
-    log: &mut LogInfo,
-) -> Result<Response<Body>, GatewayError> {
+) -> Response<Body> {
     use crate::{admin, gemini, handlers, models_api};
-    Ok(match handler {
-        H::Root => body::text(StatusCode::OK, "gemini-balance is running\n"),
-        H::Health => admin::health(&app),
-        H::Native(version) => {
-            // Only a native route's access check yields keys.
-            let Grant::Keys(keys) = grant else {
-                return Err(GatewayError::Internal);
-            };
-            return heap!(gemini::native(app, req, version, rest, keys, log));
-        }
-        H::Upload(version) => {
-            let keys = match grant {
-                Grant::Keys(k) => Some(k),
-                Grant::Allowed => None,
-            };
-            return heap!(gemini::upload::upload(app, req, version, keys, log));
-        }
-        H::OpenAiCompat => return heap!(gemini::openai_compat(app, req, rest, log)),
-        H::Chat => return heap!(handlers::chat(app, req, log)),
-        H::Responses => return heap!(crate::responses_api::create(app, req, log)),
-        H::ResponseById => {
-            let id = percent_decode(rest);
-            heap!(crate::responses_api::by_id(
-                &app,
-                req.method(),
-                crate::request::bearer(&req),
-                &id
-            ))
-        }
-        H::Embeddings => return heap!(models_api::embeddings(app, req, log)),
-        H::Messages => return heap!(crate::messages_api::messages(app, req, log)),
-        H::CountTokens => return heap!(crate::messages_api::count_tokens(app, req, log)),
-        H::Images => return heap!(crate::media_api::generations(app, req, log)),
-        H::Speech => return heap!(crate::media_api::speech(app, req, log)),
-        H::ImageFile => crate::media_api::image(&app, rest)?,
-        H::Models => return heap!(models_api::models(app, None, log)),
-        H::Model => return heap!(models_api::models(app, Some(percent_decode(rest)), log)),
-        H::Verify => return heap!(admin::verify(app, req)),
-        H::Status => admin::status(&app),
-        H::StatusVerify => heap!(admin::status_verify(&app)),
-        H::ResetKey => return admin::reset_key(&app, &percent_decode(rest)),
-        H::VerifyKey => return heap!(admin::verify_one(&app, &percent_decode(rest))),
-        H::Dashboard => crate::dashboard::page(rest, crate::dashboard::accepts_gzip(&req)),
-        H::DashboardAsset => crate::dashboard::asset(rest, crate::dashboard::accepts_gzip(&req)),
-        H::Metrics => admin::metrics(&app),
-        H::AdminConfig if req.method() == Method::PATCH => {
-            return heap!(admin::config::patch(&app, req));
-        }
-        H::AdminConfig => admin::config::get(&app),
-        H::AdminConfigDelete => return admin::config::delete(&app, &percent_decode(rest)),
-        H::AdminKeys => return heap!(admin::keys::keys(app, req)),
-        H::AdminKeysExport => admin::keys::export(&app, req.uri().query().unwrap_or(""))?,
-        H::AdminKeysDelete => return heap!(admin::keys::delete_many(app, req)),
-        H::AdminKeyDelete if req.method() == Method::PATCH => {
-            let id = percent_decode(rest);
-            return heap!(admin::keys::patch_one(&app, req, &id));
-        }
-        H::AdminKeyDelete => admin::keys::delete_one(&app, &percent_decode(rest))?,
-        H::Logs => return heap!(admin::logs::logs(&app, &req)),
-        H::LogEntry => return heap!(admin::logs::entry(&app, &percent_decode(rest))),
-        H::Usage => return heap!(admin::usage::usage(&app, &req)),
-        H::Proxies => return heap!(admin::proxies::proxies(&app, &req)),
-        H::Vertex => {
-            let Grant::Keys(keys) = grant else {
-                return Err(GatewayError::Internal);
-            };
-            return heap!(crate::vertex::native(app, req, rest, keys, log));
-        }
-        H::VertexChat => return heap!(crate::vertex::chat(app, req, log)),
-        H::VertexModels => crate::vertex::models(&app)?,
-    })
+    let rest = &path[rest];
+    let mut info = LogInfo {
+        route: route.label,
+        ..LogInfo::default()
+    };
+    let log = &mut info;
+    let result: Result<Response<Body>, GatewayError> = 'handled: {
+        Ok(match route.handler {
+            H::Root => body::text(StatusCode::OK, "gemini-balance is running\n"),
+            H::Health => admin::health(&app),
+            H::Native(version) => {
+                // Only a native route's access check yields keys.
+                let Grant::Keys(keys) = grant else {
+                    break 'handled Err(GatewayError::Internal);
+                };
+                break 'handled heap!(gemini::native(app, req, version, rest, keys, log));
+            }
+            H::Upload(version) => {
+                let keys = match grant {
+                    Grant::Keys(k) => Some(k),
+                    Grant::Allowed => None,
+                };
+                break 'handled heap!(gemini::upload::upload(app, req, version, keys, log));
+            }
+            H::OpenAiCompat => break 'handled heap!(gemini::openai_compat(app, req, rest, log)),
+            H::Chat => break 'handled heap!(handlers::chat(app, req, log)),
+            H::Responses => break 'handled heap!(crate::responses_api::create(app, req, log)),
+            H::ResponseById => {
+                let id = percent_decode(rest);
+                heap!(crate::responses_api::by_id(
+                    &app,
+                    req.method(),
+                    crate::request::bearer(&req),
+                    &id
+                ))
+            }
+            H::Embeddings => break 'handled heap!(models_api::embeddings(app, req, log)),
+            H::Messages => break 'handled heap!(crate::messages_api::messages(app, req, log)),
+            H::CountTokens => {
+                break 'handled heap!(crate::messages_api::count_tokens(app, req, log));
+            }
+            H::Images => break 'handled heap!(crate::media_api::generations(app, req, log)),
+            H::Speech => break 'handled heap!(crate::media_api::speech(app, req, log)),
+            H::ImageFile => break 'handled crate::media_api::image(&app, rest),
+            H::Models => break 'handled heap!(models_api::models(app, None, log)),
+            H::Model => {
+                break 'handled heap!(models_api::models(app, Some(percent_decode(rest)), log));
+            }
+            H::Verify => break 'handled heap!(admin::verify(app, req)),
+            H::Status => admin::status(&app),
+            H::StatusVerify => heap!(admin::status_verify(&app)),
+            H::ResetKey => break 'handled admin::reset_key(&app, &percent_decode(rest)),
+            H::VerifyKey => break 'handled heap!(admin::verify_one(&app, &percent_decode(rest))),
+            H::Dashboard => crate::dashboard::page(rest, crate::dashboard::accepts_gzip(&req)),
+            H::DashboardAsset => {
+                crate::dashboard::asset(rest, crate::dashboard::accepts_gzip(&req))
+            }
+            H::Metrics => admin::metrics(&app),
+            H::AdminConfig if req.method() == Method::PATCH => {
+                break 'handled heap!(admin::config::patch(&app, req));
+            }
+            H::AdminConfig => admin::config::get(&app),
+            H::AdminConfigDelete => {
+                break 'handled admin::config::delete(&app, &percent_decode(rest));
+            }
+            H::AdminKeys => break 'handled heap!(admin::keys::keys(app, req)),
+            H::AdminKeysExport => {
+                break 'handled admin::keys::export(&app, req.uri().query().unwrap_or(""));
+            }
+            H::AdminKeysDelete => break 'handled heap!(admin::keys::delete_many(app, req)),
+            H::AdminKeyDelete if req.method() == Method::PATCH => {
+                let id = percent_decode(rest);
+                break 'handled heap!(admin::keys::patch_one(&app, req, &id));
+            }
+            H::AdminKeyDelete => {
+                break 'handled admin::keys::delete_one(&app, &percent_decode(rest));
+            }
+            H::Logs => break 'handled heap!(admin::logs::logs(&app, &req)),
+            H::LogEntry => break 'handled heap!(admin::logs::entry(&app, &percent_decode(rest))),
+            H::Usage => break 'handled heap!(admin::usage::usage(&app, &req)),
+            H::Proxies => break 'handled heap!(admin::proxies::proxies(&app, &req)),
+            H::Vertex => {
+                let Grant::Keys(keys) = grant else {
+                    break 'handled Err(GatewayError::Internal);
+                };
+                break 'handled heap!(crate::vertex::native(app, req, rest, keys, log));
+            }
+            H::VertexChat => break 'handled heap!(crate::vertex::chat(app, req, log)),
+            H::VertexModels => break 'handled crate::vertex::models(&app),
+        })
+    };
+    let mut res = result.unwrap_or_else(|e| e.render(route.format));
+    res.extensions_mut().insert(info);
+    res
 }
 
 fn truncate(s: &str, n: usize) -> &str {

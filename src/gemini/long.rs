@@ -76,7 +76,9 @@ fn open_owned(
         };
         let own = matches!(keys, Keys::Client(_));
         let started = Instant::now();
-        let answer = super::files::call_on(&a, pool, &up, pinned)
+        // Each step on the heap: a silent stream's opening holds only the
+        // state of the step it waits in.
+        let answer = Box::pin(super::files::call_on(&a, pool, &up, pinned))
             .await
             .map_err(|f| upstream_failed(&a, f, up.model, own))?;
         a.stats.upstream_latency(started.elapsed());
@@ -94,10 +96,10 @@ fn open_owned(
         };
         let parts_body = match mode {
             Mode::Fake(array) => {
-                let (parts, whole) = opened.read_plain(answer, &mut log).await?;
-                as_events(parts, whole, array).await
+                let (parts, whole) = Box::pin(opened.read_plain(answer, &mut log)).await?;
+                Box::pin(as_events(parts, whole, array)).await
             }
-            Mode::Plain => opened.read_plain(answer, &mut log).await?,
+            Mode::Plain => Box::pin(opened.read_plain(answer, &mut log)).await?,
             Mode::Stream => opened.open_stream(answer, true, false, &mut log).await?,
         };
         Ok::<_, GatewayError>((parts_body, log.key))
@@ -172,36 +174,16 @@ pub(super) async fn sse_stream(
     let (tx, out_body) = body::ChannelBody::pair(32);
     tokio::spawn(async move {
         let beat = crate::longcall::NATIVE_HEARTBEAT;
-        let Some(done) = crate::longcall::beating(&mut opening, heartbeat, &tx, beat).await else {
-            return; // the client went away: dropping the opening cancels it
+        // Boxed, and `done` scoped to this block: while the stream is silent
+        // this task holds only the opening and the heartbeat timer.
+        let rest = {
+            let beating = crate::longcall::beating(&mut opening, heartbeat, &tx, beat);
+            let Some(done) = beating.await else {
+                return; // the client went away: dropping the opening cancels it
+            };
+            Box::pin(after_opening(done, array, tx))
         };
-        match done {
-            Ok(((_, mut stream), _)) => {
-                while let Some(Ok(frame)) = stream.frame().await {
-                    if let Ok(data) = frame.into_data()
-                        && tx.send(data).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let status = e.status();
-                let res = e.into_google();
-                let error = res.into_body().collect().await.map(|c| c.to_bytes());
-                // One line: Google's (pretty-printed) error object, compacted.
-                let error = error
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                    .unwrap_or_else(|| crate::error::google_error(status, "upstream error"));
-                let event = if array {
-                    format!("[{error}]")
-                } else {
-                    format!("data: {error}\r\n\r\n")
-                };
-                let _ = tx.send(Bytes::from(event)).await;
-            }
-        }
+        rest.await;
     });
     let mut res = Response::new(out_body);
     res.headers_mut().insert(
@@ -213,6 +195,43 @@ pub(super) async fn sse_stream(
         }),
     );
     Ok(res)
+}
+
+/// The rest of a native stream whose opening outlasted `HEARTBEAT_SECONDS`:
+/// its frames forwarded, or its failure as Google's error object (an event,
+/// or a one-element array for the array form).
+async fn after_opening(
+    done: Result<((http::response::Parts, Body), String), GatewayError>,
+    array: bool,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    match done {
+        Ok(((_, mut stream), _)) => {
+            while let Some(Ok(frame)) = stream.frame().await {
+                if let Ok(data) = frame.into_data()
+                    && tx.send(data).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            let status = e.status();
+            let res = e.into_google();
+            let error = res.into_body().collect().await.map(|c| c.to_bytes());
+            // One line: Google's (pretty-printed) error object, compacted.
+            let error = error
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .unwrap_or_else(|| crate::error::google_error(status, "upstream error"));
+            let event = if array {
+                format!("[{error}]")
+            } else {
+                format!("data: {error}\r\n\r\n")
+            };
+            let _ = tx.send(Bytes::from(event)).await;
+        }
+    }
 }
 
 /// The `generateContent` path for a `streamGenerateContent?alt=sse` one

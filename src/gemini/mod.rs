@@ -121,10 +121,11 @@ pub async fn native(
     keys: Keys,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
+    // Each on the heap: a silent stream holds only its own state machine.
     if files::is_resource(rest) {
-        return files::resource(app, req, version, rest, keys, log).await;
+        return Box::pin(files::resource(app, req, version, rest, keys, log)).await;
     }
-    pass(app, req, version, rest, keys, log).await
+    Box::pin(pass(app, req, version, rest, keys, log)).await
 }
 
 /// A native call passed through: on the key that owns the file or cache
@@ -140,9 +141,9 @@ async fn pass(
     // Vertex Express has no Files API: nothing there is pinned to a key.
     let files = matches!(keys, Keys::Server) && version != VERTEX;
     let caller = files.then(|| files::Caller::of(&app, &req));
-    let call = prepare(&app, req, version, rest, log).await?;
+    let call = Box::pin(prepare(&app, req, version, rest, log)).await?;
     let pinned = match &caller {
-        Some(c) => files::pin_body(&app, c, &call.body).await?,
+        Some(c) => Box::pin(files::pin_body(&app, c, &call.body)).await?,
         None => None,
     };
     let heartbeat = app.cfg().heartbeat;
@@ -153,11 +154,12 @@ async fn pass(
     // heartbeat cannot pass a gzip stream without flushing it, and SSE
     // events compress little (Node's `fetch` asks for gzip by default).
     if call.streaming && (fake || beats) {
-        return long::sse_stream(app, call, keys, pinned, log, heartbeat).await;
+        return Box::pin(long::sse_stream(app, call, keys, pinned, log, heartbeat)).await;
     }
     let generate = call.path.contains(":generateContent");
     if !call.streaming && generate && app.cfg().nonstream_keepalive && !heartbeat.is_zero() {
-        return long::plain_keepalive(app, call, keys, pinned, log, heartbeat).await;
+        let keepalive = long::plain_keepalive(app, call, keys, pinned, log, heartbeat);
+        return Box::pin(keepalive).await;
     }
     let up = Call {
         method: call.method,
@@ -175,7 +177,7 @@ async fn pass(
     };
     let own = matches!(keys, Keys::Client(_));
     let started = Instant::now();
-    let answer = files::call_on(&app, pool, &up, pinned)
+    let answer = Box::pin(files::call_on(&app, pool, &up, pinned))
         .await
         .map_err(|f| upstream_failed(&app, f, &call.model, own))?;
     app.stats.upstream_latency(started.elapsed());
@@ -185,7 +187,7 @@ async fn pass(
         && (app.cfg().native_derived_models || !app.cfg().filtered_models.is_empty())
     {
         log.key = pool.masked(answer.key).to_string();
-        return derived_model_list(&app, answer.response).await;
+        return Box::pin(derived_model_list(&app, answer.response)).await;
     }
     let opened = Opening {
         app: &app,
@@ -195,11 +197,9 @@ async fn pass(
         pinned: pinned.is_some(),
     };
     let (parts, out_body) = if call.streaming {
-        opened
-            .open_stream(answer, call.sse, call.gzip_out, log)
-            .await?
+        Box::pin(opened.open_stream(answer, call.sse, call.gzip_out, log)).await?
     } else {
-        opened.read_plain(answer, log).await?
+        Box::pin(opened.read_plain(answer, log)).await?
     };
     let mut res = Response::new(out_body);
     *res.status_mut() = parts.status;
@@ -397,7 +397,7 @@ impl Opening<'_> {
             if budget == 0 {
                 return Err(failed);
             }
-            match app.upstream.call_with(pool, up, &mut tried, budget).await {
+            match Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await {
                 Ok(a) => {
                     app.stats.retried(a.attempts);
                     used += a.attempts;
@@ -449,7 +449,7 @@ impl Opening<'_> {
             if !empty || budget == 0 {
                 return Err(e);
             }
-            match app.upstream.call_with(pool, up, &mut tried, budget).await {
+            match Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await {
                 Ok(a) => {
                     app.stats.retried(a.attempts);
                     used += a.attempts;
@@ -534,7 +534,7 @@ impl Opening<'_> {
             let retried = if budget == 0 || self.pinned {
                 None
             } else {
-                Some(app.upstream.call_with(pool, up, &mut tried, budget).await)
+                Some(Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await)
             };
             match retried {
                 Some(Ok(a)) => {

@@ -17,7 +17,8 @@
 //! * streaming: time to first byte and gaps between events (64 events 20 ms
 //!   apart, and unpaced), native SSE and OpenAI chunks; many concurrent streams
 //!   with every event counted; many silent streams (a thinking model's wait)
-//!   kept alive with heartbeats (10,000; RSS, none lost, heartbeats per stream);
+//!   kept alive with heartbeats (10,000; RSS, none lost, heartbeats per stream;
+//!   clients over HTTP/1.1 and over HTTP/2, upstream over HTTP/1.1 and HTTP/2);
 //! * memory (RSS idle, under load, with 1,000 open streams, after load),
 //!   start-up time to the first `/health`, and the binary's size;
 //! * the Redis store's cost: the same OpenAI call at 1 client and at 64

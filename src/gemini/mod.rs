@@ -121,11 +121,12 @@ pub async fn native(
     keys: Keys,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    // Each on the heap: a silent stream holds only its own state machine.
+    // Files API resources on the heap: a pass-through call (a silent
+    // stream, say) does not carry their state machine's space.
     if files::is_resource(rest) {
         return Box::pin(files::resource(app, req, version, rest, keys, log)).await;
     }
-    Box::pin(pass(app, req, version, rest, keys, log)).await
+    pass(app, req, version, rest, keys, log).await
 }
 
 /// A native call passed through: on the key that owns the file or cache

@@ -262,21 +262,11 @@ async fn chat_stream(
         return Ok(Box::pin(started).await);
     }
     // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
-    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
+    let opening = Box::pin(crate::keepalive::until_drained(&app, opening));
     let (tx, out_body) = ChannelBody::pair(32);
-    tokio::spawn(async move {
-        let beat = crate::longcall::OPENAI_HEARTBEAT;
-        // Boxed, and `done` scoped to this block: while the stream is silent
-        // this task holds only the opening and the heartbeat timer, not the
-        // state of what follows.
-        let rest = {
-            let beating = crate::longcall::beating(&mut opening, heartbeat, &tx, beat);
-            let Some(done) = beating.await else {
-                return; // the client went away: dropping the opening cancels it
-            };
-            Box::pin(after_opening(app, done, created, lane, tx))
-        };
-        rest.await;
+    let beat = crate::longcall::OPENAI_HEARTBEAT;
+    crate::longcall::spawn_beating(opening, heartbeat, tx, beat, move |done, tx| {
+        after_opening(app, done, created, lane, tx)
     });
     Ok(sse_response(out_body))
 }

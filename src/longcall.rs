@@ -133,6 +133,34 @@ pub async fn beating<F: Future + Unpin>(
     }
 }
 
+/// Spawn the task of a stream whose 200 went out before its opening ended:
+/// [`beating`] while `opening` runs, then `rest` with its output and `tx`,
+/// on the heap. While the stream is silent the task holds only the opening,
+/// the heartbeat timer and what `rest` captures, not the state of what
+/// follows; when the client goes away, dropping the opening cancels it.
+pub fn spawn_beating<F, R>(
+    mut opening: F,
+    every: Duration,
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    beat: &'static [u8],
+    rest: impl FnOnce(F::Output, tokio::sync::mpsc::Sender<bytes::Bytes>) -> R + Send + 'static,
+) where
+    F: Future + Unpin + Send + 'static,
+    F::Output: Send,
+    R: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        // `done` is scoped to this block, so it takes no room while silent.
+        let next = {
+            let Some(done) = beating(&mut opening, every, &tx, beat).await else {
+                return;
+            };
+            Box::pin(rest(done, tx))
+        };
+        next.await;
+    });
+}
+
 /// Resolves once `drain` (`App::drain`) is `true`: shutdown asks open
 /// streams to end (never, if the sender is gone).
 pub async fn drained(drain: &mut tokio::sync::watch::Receiver<bool>) {

@@ -170,20 +170,11 @@ pub(super) async fn sse_stream(
         return Ok(res);
     }
     // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
-    let mut opening = Box::pin(crate::keepalive::until_drained(&app, opening));
+    let opening = Box::pin(crate::keepalive::until_drained(&app, opening));
     let (tx, out_body) = body::ChannelBody::pair(32);
-    tokio::spawn(async move {
-        let beat = crate::longcall::NATIVE_HEARTBEAT;
-        // Boxed, and `done` scoped to this block: while the stream is silent
-        // this task holds only the opening and the heartbeat timer.
-        let rest = {
-            let beating = crate::longcall::beating(&mut opening, heartbeat, &tx, beat);
-            let Some(done) = beating.await else {
-                return; // the client went away: dropping the opening cancels it
-            };
-            Box::pin(after_opening(done, array, tx))
-        };
-        rest.await;
+    let beat = crate::longcall::NATIVE_HEARTBEAT;
+    crate::longcall::spawn_beating(opening, heartbeat, tx, beat, move |done, tx| {
+        after_opening(done, array, tx)
     });
     let mut res = Response::new(out_body);
     res.headers_mut().insert(

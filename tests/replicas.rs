@@ -78,6 +78,18 @@ async fn until(gw: &Gw, within: Duration, what: &str, cond: impl Fn(&[Value]) ->
     }
 }
 
+/// Two gateways on one Redis with `vars`, B calling A's fake (so one upstream
+/// enforces the keys' limits for both), each knowing of the other.
+async fn sharing_one_fake(vars: &[(&str, &str)]) -> (Gw, Gw) {
+    let a = start(vars).await;
+    let base = a.fake.base_url();
+    let mut vars_b = vars.to_vec();
+    vars_b.push(("BASE_URL", base.as_str()));
+    let b = start(&vars_b).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    (a, b)
+}
+
 /// Two gateways on one Redis (same prefix), each before its own fake.
 async fn pair(
     redis: &RedisServer,
@@ -515,14 +527,7 @@ async fn two_replicas_share_quota_counts_and_overshoot_by_at_most_one_call_each(
         ("REDIS_PREFIX", prefix.as_str()),
         ("MODEL_LIMITS", r#"{"gemini-*":{"rpm":5}}"#),
     ];
-    let a = start(&vars).await;
-    // B calls A's fake: one upstream enforces the keys' limits for both.
-    let base = a.fake.base_url();
-    let mut vars_b = vars.to_vec();
-    vars_b.push(("BASE_URL", base.as_str()));
-    let b = start(&vars_b).await;
-    // Both replicas know of each other before the load starts.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (a, b) = sharing_one_fake(&vars).await;
     let (mut ok, mut refused) = (0, 0);
     for round in 0..15 {
         let (ra, rb) = tokio::join!(chat(&a), chat(&b));
@@ -597,13 +602,7 @@ async fn a_limit_learned_from_a_429_by_one_replica_is_used_by_the_other() {
         ("REDIS_URL", url.as_str()),
         ("REDIS_PREFIX", prefix.as_str()),
     ];
-    let a = start(&vars).await;
-    // B calls A's fake: one upstream enforces the key's limit for both.
-    let base = a.fake.base_url();
-    let mut vars_b = vars.to_vec();
-    vars_b.push(("BASE_URL", base.as_str()));
-    let b = start(&vars_b).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (a, b) = sharing_one_fake(&vars).await;
     let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]});
     let chat = |gw| post_json(gw, "/v1/chat/completions", &body);
     // B knows no limit yet: nothing is known of the key.

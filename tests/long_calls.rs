@@ -12,14 +12,6 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-fn chat(text: &str, stream: bool) -> Value {
-    json!({
-        "model": "gemini-2.5-flash",
-        "stream": stream,
-        "messages": [{"role": "user", "content": text}]
-    })
-}
-
 fn native_body(text: &str) -> String {
     json!({"contents": [{"role": "user", "parts": [{"text": text}]}]}).to_string()
 }
@@ -68,7 +60,7 @@ async fn request_timeout_bounds_a_trickling_answer_on_every_route() {
     .await;
     // OpenAI chat, not streamed.
     let t = Instant::now();
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
     about(t.elapsed(), 1000);
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.text());
     assert!(
@@ -85,7 +77,12 @@ async fn request_timeout_bounds_a_trickling_answer_on_every_route() {
     assert_eq!(a.json()["error"]["status"], "DEADLINE_EXCEEDED");
     // Gemini's own OpenAI layer, not streamed: the body is cut at the deadline.
     let t = Instant::now();
-    let a = post_json(&gw, "/openai/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(
+        &gw,
+        "/openai/v1/chat/completions",
+        &chat_request("hi", false),
+    )
+    .await;
     about(t.elapsed(), 1000);
     assert!(
         serde_json::from_slice::<Value>(&a.body).is_err(),
@@ -114,7 +111,7 @@ async fn request_timeout_bounds_a_silent_stream_before_its_first_event() {
             .set_key(k, fake_gemini::KeyBehavior::Silent { ms: 10_000 });
     }
     let t = Instant::now();
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", true)).await;
     about(t.elapsed(), 1000);
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.text());
     let t = Instant::now();
@@ -133,7 +130,7 @@ async fn a_stream_producing_content_outlives_request_timeout() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[events=5 gap=250]]", true),
+        &chat_request("[[events=5 gap=250]]", true),
     )
     .await;
     assert!(
@@ -164,7 +161,7 @@ async fn a_timed_out_generation_is_retried_timeout_retries_times() {
     ])
     .await;
     let t = Instant::now();
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.text());
     about(t.elapsed(), 800);
     let tried = gw.state().requests().len();
@@ -209,7 +206,12 @@ async fn request_timeout_holds_over_retries() {
     about(t.elapsed(), 1000);
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.text());
     let t = Instant::now();
-    let a = post_json(&gw, "/openai/v1/chat/completions", &chat("hi", true)).await;
+    let a = post_json(
+        &gw,
+        "/openai/v1/chat/completions",
+        &chat_request("hi", true),
+    )
+    .await;
     about(t.elapsed(), 1000);
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.text());
     gw.shutdown().await;
@@ -237,14 +239,14 @@ const EMPTY_AND_GOOD: &str = r#"["empty-key-00000001","good-key-000000002"]"#;
 async fn an_empty_answer_is_retried_on_another_key() {
     let gw = start(&[("API_KEYS", EMPTY_AND_GOOD)]).await;
     for _ in 0..2 {
-        let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+        let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
         assert_eq!(a.status, 200, "{}", a.text());
         let text = a.json()["choices"][0]["message"]["content"].clone();
         assert!(text.as_str().is_some_and(|t| !t.is_empty()), "{}", a.text());
         let a = native(&gw, "generateContent", "hi").await;
         assert_eq!(a.status, 200, "{}", a.text());
         assert!(a.json()["candidates"][0]["content"]["parts"][0]["text"].is_string());
-        let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+        let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", true)).await;
         assert_eq!(a.status, 200, "{}", a.text());
         assert!(a.text().contains("\"content\":\"Echo"), "{}", a.text());
     }
@@ -266,10 +268,10 @@ async fn an_empty_answer_is_retried_on_another_key() {
 #[tokio::test]
 async fn an_empty_answer_with_no_retry_left_is_a_502() {
     let gw = start(&[("API_KEYS", r#"["empty-key-00000001"]"#)]).await;
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
     assert_eq!(a.json()["error"]["code"], "empty_answer", "{}", a.text());
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", true)).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
     assert_eq!(a.json()["error"]["code"], "empty_answer", "{}", a.text());
     let a = native(&gw, "generateContent", "hi").await;
@@ -294,7 +296,7 @@ async fn an_empty_answer_with_no_retry_left_is_a_502() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[finish=SAFETY]]", false),
+        &chat_request("[[finish=SAFETY]]", false),
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -421,7 +423,12 @@ async fn an_empty_stream_after_heartbeats_is_retried_or_an_error_event() {
     let mut retried = false;
     for _ in 0..4 {
         gw.state().clear();
-        let a = post_json(&gw, "/v1/chat/completions", &chat("hi [[first=300]]", true)).await;
+        let a = post_json(
+            &gw,
+            "/v1/chat/completions",
+            &chat_request("hi [[first=300]]", true),
+        )
+        .await;
         assert_eq!(a.status, 200, "{}", a.text());
         let text = a.text();
         assert!(text.starts_with(KEEP_ALIVE), "{text}");
@@ -439,7 +446,12 @@ async fn an_empty_stream_after_heartbeats_is_retried_or_an_error_event() {
         ("HEARTBEAT_SECONDS", "0.1"),
     ])
     .await;
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi [[first=300]]", true)).await;
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat_request("hi [[first=300]]", true),
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text());
     let text = a.text();
     assert!(text.starts_with(KEEP_ALIVE), "{text}");
@@ -459,7 +471,12 @@ async fn openai_v1_streams_failing_before_their_first_byte_are_retried() {
     let gw = start(&[("API_KEYS", keys)]).await;
     gw.state().set_time_scale(0.1);
     for _ in 0..2 {
-        let a = post_json(&gw, "/openai/v1/chat/completions", &chat("hi", true)).await;
+        let a = post_json(
+            &gw,
+            "/openai/v1/chat/completions",
+            &chat_request("hi", true),
+        )
+        .await;
         assert_eq!(a.status, 200, "{}", a.text());
         assert!(a.text().ends_with("data: [DONE]\n\n"), "{}", a.text());
     }
@@ -468,7 +485,12 @@ async fn openai_v1_streams_failing_before_their_first_byte_are_retried() {
     // With no key left: an explicit error, not a 200 with an empty body.
     let gw = start(&[("API_KEYS", r#"["silentcut-00000001"]"#)]).await;
     gw.state().set_time_scale(0.1);
-    let a = post_json(&gw, "/openai/v1/chat/completions", &chat("hi", true)).await;
+    let a = post_json(
+        &gw,
+        "/openai/v1/chat/completions",
+        &chat_request("hi", true),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
     assert_eq!(a.json()["error"]["code"], "upstream_error", "{}", a.text());
     gw.shutdown().await;
@@ -486,7 +508,7 @@ async fn a_silent_thinking_stream_gets_heartbeats_and_completes() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[first=30000]] hi", true),
+        &chat_request("[[first=30000]] hi", true),
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -500,7 +522,7 @@ async fn a_silent_thinking_stream_gets_heartbeats_and_completes() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[events=3 gap=350]]", true),
+        &chat_request("[[events=3 gap=350]]", true),
     )
     .await;
     let text = a.text();
@@ -513,7 +535,7 @@ async fn a_silent_thinking_stream_gets_heartbeats_and_completes() {
     let a = post_json(
         &gw2,
         "/v1/chat/completions",
-        &chat("[[first=30000]] hi", true),
+        &chat_request("[[first=30000]] hi", true),
     )
     .await;
     assert!(!a.text().contains(KEEP_ALIVE), "{}", a.text());
@@ -530,7 +552,7 @@ async fn a_failure_after_heartbeats_before_content_is_retried_invisibly() {
     gw.state().set_time_scale(0.3);
     let mut beats = 0;
     for _ in 0..2 {
-        let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+        let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", true)).await;
         assert_eq!(a.status, 200, "{}", a.text());
         let text = a.text();
         beats += text.matches(KEEP_ALIVE).count();
@@ -555,7 +577,7 @@ async fn a_failure_after_the_headers_ends_with_an_error_chunk_and_done() {
     ])
     .await;
     gw.state().set_time_scale(0.3);
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", true)).await;
     assert_eq!(a.status, 200, "{}", a.text());
     let text = a.text();
     assert!(text.starts_with(KEEP_ALIVE), "{text}");
@@ -570,7 +592,12 @@ async fn a_failure_after_the_headers_ends_with_an_error_chunk_and_done() {
         ("HEARTBEAT_SECONDS", "0.1"),
     ])
     .await;
-    let a = post_json(&gw, "/v1/chat/completions", &chat("[[events=5]]", true)).await;
+    let a = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat_request("[[events=5]]", true),
+    )
+    .await;
     let events = sse_events(&a.text());
     assert!(events.len() >= 3, "{}", a.text());
     assert!(
@@ -597,7 +624,7 @@ async fn native_and_openai_v1_streams_get_heartbeats_between_events() {
     let a = post_json(
         &gw,
         "/openai/v1/chat/completions",
-        &chat("[[events=3 gap=350]]", true),
+        &chat_request("[[events=3 gap=350]]", true),
     )
     .await;
     let text = a.text();
@@ -714,7 +741,7 @@ async fn sigterm_drains_open_streams_with_error_events() {
     let long = "[[events=60 gap=200]]";
     let (b1, b2, a1) = (base.clone(), base.clone(), auth.clone());
     let openai = tokio::spawn(async move {
-        let body = serde_json::to_vec(&chat(long, true)).unwrap();
+        let body = serde_json::to_vec(&chat_request(long, true)).unwrap();
         let h = [
             ("authorization", a1.as_str()),
             ("content-type", "application/json"),
@@ -734,7 +761,7 @@ async fn sigterm_drains_open_streams_with_error_events() {
     // A stream still silent (committed, heartbeats) when shutdown comes.
     let (b3, a3) = (base.clone(), auth.clone());
     let silent = tokio::spawn(async move {
-        let body = serde_json::to_vec(&chat("[[first=20000]] hi", true)).unwrap();
+        let body = serde_json::to_vec(&chat_request("[[first=20000]] hi", true)).unwrap();
         let h = [
             ("authorization", a3.as_str()),
             ("content-type", "application/json"),
@@ -751,7 +778,7 @@ async fn sigterm_drains_open_streams_with_error_events() {
     let h = send(Method::GET, &format!("{base}/health"), &[], "").await;
     assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE, "{}", h.text());
     assert_eq!(h.json()["status"], "draining");
-    let body = serde_json::to_vec(&chat("hi", false)).unwrap();
+    let body = serde_json::to_vec(&chat_request("hi", false)).unwrap();
     let a = send(
         Method::POST,
         &format!("{base}/v1/chat/completions"),
@@ -1058,7 +1085,7 @@ async fn fake_streaming_sends_heartbeats_while_waiting() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[first=40000]] hi", true),
+        &chat_request("[[first=40000]] hi", true),
     )
     .await;
     let text = a.text();
@@ -1087,7 +1114,7 @@ async fn nonstream_keepalive_sends_spaces_before_the_json() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[first=40000]] hi", false),
+        &chat_request("[[first=40000]] hi", false),
     )
     .await;
     assert_eq!(a.status, 200);
@@ -1113,7 +1140,7 @@ async fn nonstream_keepalive_sends_spaces_before_the_json() {
     ])
     .await;
     gw.state().set_time_scale(0.4);
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
     assert_eq!(a.status, 200, "committed before the failure");
     assert!(a.text().starts_with("  "), "{:?}", a.text());
     assert!(a.json()["error"]["message"].is_string(), "{}", a.text());
@@ -1127,7 +1154,7 @@ async fn nonstream_keepalive_sends_spaces_before_the_json() {
     let a = post_json(
         &gw,
         "/v1/chat/completions",
-        &chat("[[first=40000]] hi", false),
+        &chat_request("[[first=40000]] hi", false),
     )
     .await;
     assert!(a.text().starts_with('{'), "off by default: {:?}", a.text());

@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fake_gemini::Fake;
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
-
-fn chat(text: &str, stream: bool) -> Value {
-    json!({
-        "model": "gemini-2.5-flash",
-        "stream": stream,
-        "messages": [{"role": "user", "content": text}]
-    })
-}
+use serde_json::json;
 
 fn versions(gw: &Gw) -> Vec<String> {
     gw.state()
@@ -32,9 +24,9 @@ fn versions(gw: &Gw) -> Vec<String> {
 #[tokio::test]
 async fn upstream_protocol_http2_speaks_h2c_and_auto_keeps_http1_on_plain_http() {
     let gw = start(&[("UPSTREAM_PROTOCOL", "http2")]).await;
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
-    let s = post_json(&gw, "/v1/chat/completions", &chat("hi", true)).await;
+    let s = post_json(&gw, "/v1/chat/completions", &chat_request("hi", true)).await;
     assert_eq!(s.status, StatusCode::OK);
     assert!(s.text().contains("data: [DONE]"), "{}", s.text());
     let n = send(
@@ -56,7 +48,7 @@ async fn upstream_protocol_http2_speaks_h2c_and_auto_keeps_http1_on_plain_http()
     gw.shutdown().await;
 
     let gw = start(&[]).await;
-    let a = post_json(&gw, "/v1/chat/completions", &chat("hi", false)).await;
+    let a = post_json(&gw, "/v1/chat/completions", &chat_request("hi", false)).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(versions(&gw), ["HTTP/1.1"]);
     assert_eq!(gw.app.cfg().upstream_streams, 100);
@@ -69,7 +61,7 @@ async fn open_silent(gw: &Gw, n: usize, want: usize, within: Duration) -> (bool,
     let url = gw.url("/v1/chat/completions");
     let mut tasks = Vec::new();
     for i in 0..n {
-        let body = chat(&format!("[[first=4000]] stream {i}"), true).to_string();
+        let body = chat_request(&format!("[[first=4000]] stream {i}"), true).to_string();
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let auth = format!("Bearer {TOKEN}");

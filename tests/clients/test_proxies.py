@@ -138,8 +138,10 @@ def get(stack, path):
         return r.read().decode()
 
 
-def chat(stack):
-    body = json.dumps({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}).encode()
+def chat(stack, content="hi"):
+    """A chat call with one user message: (status, JSON answer)."""
+    message = {"role": "user", "content": content}
+    body = json.dumps({"model": "gemini-2.5-flash", "messages": [message]}).encode()
     req = urllib.request.Request(
         stack.base + "/v1/chat/completions",
         data=body,
@@ -478,15 +480,7 @@ def test_uploads_go_through_the_keys_proxy():
 
 
 def image_chat(stack, url):
-    body = json.dumps({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is it?"}, {"type": "image_url", "image_url": {"url": url}}]}]}).encode()
-    req = urllib.request.Request(stack.base + "/v1/chat/completions", data=body, headers={
-        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
+    return chat(stack, [{"type": "text", "text": "what is it?"}, {"type": "image_url", "image_url": {"url": url}}])
 
 
 def test_image_fetches_rotate_over_the_proxies(proxies):

@@ -150,6 +150,16 @@ pub async fn send(
     }
 }
 
+/// An OpenAI chat request body: one user message `text` to
+/// gemini-2.5-flash, streamed or not.
+pub fn chat_request(text: &str, stream: bool) -> Value {
+    serde_json::json!({
+        "model": "gemini-2.5-flash",
+        "stream": stream,
+        "messages": [{"role": "user", "content": text}]
+    })
+}
+
 /// POST JSON with the test token.
 pub async fn post_json(gw: &Gw, path: &str, body: &Value) -> Answer {
     send(

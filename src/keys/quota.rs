@@ -21,8 +21,10 @@
 //! once it is known (`KeyPool::token_hook`).
 
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use memchr::memmem;
 use serde_json::Value;
 
 /// Limits of one key for one model (`None` = not known: not enforced).
@@ -337,34 +339,28 @@ const MEDIA_TOKENS: u64 = 258;
 /// An estimate of a generate request's input tokens, before the call:
 /// a quarter of the bytes of its `"text"` strings, 258 per inline or file
 /// media part; a quarter of the whole body when it holds no `"text"` (an
-/// OpenAI-shaped body). One scan, no parse.
+/// OpenAI-shaped body). No parse: two vectorized searches with searchers
+/// built once (a per-quote scan cost ≈ 12,000 instructions on a translated
+/// request, whose safety settings alone hold some forty quotes).
 pub fn estimate_tokens(body: &[u8]) -> u32 {
-    const MEDIA: [&[u8]; 4] = [
-        b"\"inlineData\"",
-        b"\"inline_data\"",
-        b"\"fileData\"",
-        b"\"file_data\"",
-    ];
-    let (mut text, mut media) = (0usize, 0usize);
-    let mut found = false;
-    // One pass over the quotes (no substring searcher built per call).
-    let mut next = 0;
-    for at in memchr::memchr_iter(b'"', body) {
-        if at < next {
-            continue;
-        }
-        let rest = &body[at..];
-        if rest.starts_with(b"\"text\"") {
-            next = at + 6;
-            if let Some(len) = string_after_colon(&body[next..]) {
-                text += len;
-                found = true;
-            }
-        } else if let Some(k) = MEDIA.iter().find(|k| rest.starts_with(k)) {
-            next = at + k.len();
-            media += 1;
+    // Inside a JSON string a quote is always escaped, so `"text"` and
+    // `…Data"` are only ever found as keys or whole string values.
+    static TEXT: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"text\""));
+    static DATA: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"ata\""));
+    const MEDIA: [&[u8]; 4] = [b"\"inlineD", b"\"inline_d", b"\"fileD", b"\"file_d"];
+    let (mut text, mut found) = (0usize, false);
+    for at in TEXT.find_iter(body) {
+        if let Some(len) = string_after_colon(&body[at + 6..]) {
+            text += len;
+            found = true;
         }
     }
+    let media = DATA
+        .find_iter(body)
+        .filter(|&at| MEDIA.iter().any(|k| body[..at].ends_with(k)))
+        .count();
     let total = if found || media > 0 {
         (text as u64).div_ceil(4) + media as u64 * MEDIA_TOKENS
     } else {
@@ -389,14 +385,13 @@ fn string_after_colon(rest: &[u8]) -> Option<usize> {
     (rest.get(i) == Some(&b'"')).then_some(())?;
     let start = i + 1;
     let mut j = start;
-    while let Some(&b) = rest.get(j) {
-        match b {
-            b'\\' => j += 2,
-            b'"' => return Some(j - start),
-            _ => j += 1,
+    loop {
+        j += memchr::memchr2(b'"', b'\\', rest.get(j..)?)?;
+        if rest[j] == b'"' {
+            return Some(j - start);
         }
+        j += 2;
     }
-    None
 }
 
 /// One key's counts for one model.
@@ -900,6 +895,12 @@ mod tests {
         assert_eq!(estimate_tokens(body), 2);
         // An OpenAI-shaped body: a quarter of it.
         assert_eq!(estimate_tokens(&[b'x'; 400]), 100);
+        // Every media spelling counts once; a key merely ending in "data" does not.
+        let body = br#"{"contents":[{"parts":[{"file_data":{"file_uri":"u"}},{"fileData":{}},
+            {"inline_data":{"data":"x"}},{"text":"\"inlineData\" \\"}]}],"metadata":"x"}"#;
+        assert_eq!(estimate_tokens(body), 3 * 258 + 5);
+        // A string cut off at the end counts nothing.
+        assert_eq!(estimate_tokens(br#"{"text":"abc\"#), 4);
     }
 
     #[test]

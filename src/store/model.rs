@@ -227,8 +227,8 @@ impl Counts {
 
     /// Add every counter of `other`.
     pub fn add(&mut self, other: &Counts) {
-        for (name, v) in other.fields() {
-            self.add_named(name, v);
+        for (slot, (_, v)) in self.slots().into_iter().zip(other.fields()) {
+            *slot = slot.saturating_add(v);
         }
     }
 

@@ -45,7 +45,7 @@ pub(crate) fn model_thinks(base: &str, opts: &Options) -> bool {
     let has = |needle: &str| {
         b.as_bytes()
             .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
+            .any(|w| w[0] == needle.as_bytes()[0] && w == needle.as_bytes())
     };
     if has("thinking") {
         return true;

@@ -14,7 +14,7 @@ use http::Response;
 
 use crate::app::App;
 use crate::error::{GatewayError, upstream_message};
-use crate::keys::mask;
+use crate::keys::{KeyLengths, mask};
 use crate::request::percent_decode;
 use crate::upstream::Failure;
 
@@ -45,9 +45,15 @@ pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
     let mut copied = 0;
     let mut offset = 0;
     let (mut before, mut last) = ("", "");
+    // One lock per pool for the whole text, not one per part and pool.
+    let lengths = app
+        .pool
+        .key_lengths()
+        .union(app.backup.key_lengths())
+        .union(app.vertex.key_lengths());
     for part in text.split(['/', ':']) {
         let reset_id = before == "status" && last == "keys";
-        if let Some(masked) = masked_part(app, part, reset_id) {
+        if let Some(masked) = masked_part(app, lengths, part, reset_id) {
             out.push_str(&text[copied..offset]);
             out.push_str(&masked);
             copied = offset + part.len();
@@ -64,7 +70,7 @@ pub fn loggable<'a>(app: &App, text: &'a str) -> Cow<'a, str> {
 }
 
 /// The masked form of one part of a logged path, if it must be masked (see [`loggable`]).
-fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
+fn masked_part(app: &App, lengths: KeyLengths, part: &str, reset_id: bool) -> Option<String> {
     if part.is_empty() || (reset_id && part.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
@@ -73,9 +79,11 @@ fn masked_part(app: &App, part: &str, reset_id: bool) -> Option<String> {
     } else {
         Cow::Borrowed(part)
     };
-    for pool in [&app.pool, &app.backup, &app.vertex] {
-        if let Some(i) = pool.position(&decoded) {
-            return Some(pool.masked(i).to_string());
+    if lengths.may_be_key(&decoded) {
+        for pool in [&app.pool, &app.backup, &app.vertex] {
+            if let Some(i) = pool.position(&decoded) {
+                return Some(pool.masked(i).to_string());
+            }
         }
     }
     if reset_id {

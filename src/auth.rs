@@ -53,7 +53,11 @@ pub enum Role {
 /// a gateway run open (`ALLOW_ANONYMOUS` or demo, no tokens) has no admin
 /// token, and everyone is admin.
 pub fn role(app: &App, credential: Option<&str>) -> Role {
-    let cfg = app.cfg();
+    role_in(&app.cfg(), credential)
+}
+
+/// [`role`] under the settings `cfg`.
+pub fn role_in(cfg: &crate::config::Config, credential: Option<&str>) -> Role {
     let admins = cfg.admin_tokens();
     if admins.is_empty() && (cfg.allow_anonymous || cfg.demo) {
         return Role::Admin;

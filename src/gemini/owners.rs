@@ -12,21 +12,23 @@ use serde_json::Value;
 
 use crate::affinity::{FILE_TTL_MS, Owner, resource_name, token_tag};
 use crate::app::App;
-use crate::auth::{Role, role};
+use crate::auth::{Role, role_in};
 use crate::error::{GatewayError, UpstreamError, google_error};
 use crate::keys::KeyPool;
 use crate::request::{bearer, native_credential};
 use crate::upstream::{Answer, Call, Failure};
 
 /// Who is calling, as far as ownership goes.
-#[derive(Debug)]
 pub struct Caller {
     /// The credential (None without one); hashed only when needed.
     cred: Option<String>,
     /// [`token_tag`] of the credential (empty without one), made on first use.
     tag: std::sync::OnceLock<String>,
-    /// The admin token (sees everything).
-    pub admin: bool,
+    /// Whether the credential is the admin token (sees everything), worked
+    /// out on first use (only a call naming a resource asks).
+    admin: std::sync::OnceLock<bool>,
+    /// The settings the caller came under (for [`Caller::admin`]).
+    cfg: std::sync::Arc<crate::config::Config>,
     /// `FILES_USER_ISOLATION`.
     pub isolated: bool,
 }
@@ -36,12 +38,21 @@ impl Caller {
     pub fn of<B>(app: &App, req: &Request<B>) -> Caller {
         let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
         let cred = cred.filter(|c| !c.is_empty());
+        let cfg = app.cfg_full();
         Caller {
-            admin: role(app, cred.as_deref()) == Role::Admin,
-            isolated: app.cfg().files_user_isolation,
+            admin: std::sync::OnceLock::new(),
+            isolated: cfg.files_user_isolation,
+            cfg,
             cred,
             tag: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether the caller holds the admin token (sees everything).
+    pub fn admin(&self) -> bool {
+        *self
+            .admin
+            .get_or_init(|| role_in(&self.cfg, self.cred.as_deref()) == Role::Admin)
     }
 
     /// [`token_tag`] of the caller's credential (empty without one).
@@ -52,12 +63,12 @@ impl Caller {
 
     /// Whether the caller may see and use what `o` describes.
     pub fn sees(&self, o: &Owner) -> bool {
-        self.admin || !self.isolated || o.token == self.tag()
+        !self.isolated || self.admin() || o.token == self.tag()
     }
 
     /// Whose resources a list shows: `None` for everyone's.
     pub fn filter(&self) -> Option<&str> {
-        (!self.admin && self.isolated).then(|| self.tag())
+        (self.isolated && !self.admin()).then(|| self.tag())
     }
 }
 

@@ -59,7 +59,7 @@ pub use crate::clock::unix_now;
 #[cfg(test)]
 pub(crate) use outcome::days_from_civil;
 pub use outcome::{Outcome, classify, parse_duration, until_pacific_midnight};
-pub use pool::{Counts, KeyPool, MAX_COOLING, MAX_KEYS, Pick, QuotaWait, Recorder};
+pub use pool::{Counts, KeyLengths, KeyPool, MAX_COOLING, MAX_KEYS, Pick, QuotaWait, Recorder};
 pub use quota::{
     ModelLimits, Policy as QuotaPolicy, QuotaInfo, WindowInfo, estimate_tokens,
     info_json as quota_json,

@@ -218,6 +218,25 @@ pub(super) struct Index {
     key_lengths: [u64; 4],
 }
 
+/// A set of key lengths (bit `n`: some key is `n` bytes long; the last bit
+/// stands for every length from 255 up): a text of a length not in it is not
+/// a key.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyLengths([u64; 4]);
+
+impl KeyLengths {
+    /// Both sets at once.
+    pub fn union(self, other: KeyLengths) -> KeyLengths {
+        KeyLengths(std::array::from_fn(|i| self.0[i] | other.0[i]))
+    }
+
+    /// Whether some key is as long as `text`.
+    pub fn may_be_key(self, text: &str) -> bool {
+        let n = text.len().min(255);
+        self.0[n / 64] & (1 << (n % 64)) != 0
+    }
+}
+
 impl Index {
     pub(super) fn insert(&mut self, slot: &Slot, i: usize) {
         self.by_key.entry(slot.key.as_str().into()).or_insert(i);
@@ -228,8 +247,7 @@ impl Index {
 
     /// Whether some key is as long as `text`.
     fn may_be_key(&self, text: &str) -> bool {
-        let n = text.len().min(255);
-        self.key_lengths[n / 64] & (1 << (n % 64)) != 0
+        KeyLengths(self.key_lengths).may_be_key(text)
     }
 }
 
@@ -429,6 +447,12 @@ impl KeyPool {
                 None
             }
         })
+    }
+
+    /// The byte lengths the pool's keys have (see [`KeyLengths`]): one lock
+    /// for a caller about to test many texts.
+    pub fn key_lengths(&self) -> KeyLengths {
+        KeyLengths(self.with_index(|idx| idx.key_lengths))
     }
 
     /// The index of the key with stable id `id`.

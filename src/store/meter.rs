@@ -15,11 +15,11 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use memchr::memmem;
+use serde::Deserialize;
 
 use super::StoreHandle;
 use super::errlog::{ErrorEntry, MESSAGE_MAX, now_ms, truncate};
 use super::model::{Change, Counts, Usage};
-use super::tokens::{Tokens, read_tokens};
 use crate::keys::Outcome;
 
 /// The field a Gemini answer reports its tokens in.
@@ -198,18 +198,18 @@ fn counts(first: bool, status: u16, outcome: &Outcome) -> Counts {
 /// Google's `error.status` and `error.message` from an error body (also
 /// wrapped in a one-element array, as streams send it); else the body as text.
 fn google_error(body: &[u8]) -> (String, String) {
-    #[derive(serde::Deserialize)]
+    #[derive(Deserialize)]
     struct Inner {
         #[serde(default)]
         status: Option<String>,
         #[serde(default)]
         message: Option<String>,
     }
-    #[derive(serde::Deserialize)]
+    #[derive(Deserialize)]
     struct Envelope {
         error: Inner,
     }
-    #[derive(serde::Deserialize)]
+    #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
         Many([Envelope; 1]),
@@ -239,6 +239,33 @@ fn entry(a: &Attempt<'_>, key_id: String, f: Failed<'_>) -> ErrorEntry {
         attempt: a.number,
         latency_ms: a.started.elapsed().as_millis() as u64,
         body: f.request_body,
+    }
+}
+
+/// Token counts of a `usageMetadata`.
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
+struct Tokens {
+    #[serde(rename = "promptTokenCount", default)]
+    prompt: u64,
+    #[serde(rename = "candidatesTokenCount", default)]
+    output: u64,
+    #[serde(rename = "thoughtsTokenCount", default)]
+    thoughts: u64,
+}
+
+/// Reading `bytes` (what follows `"usageMetadata"`): the counts, `Err(())`
+/// when the object is cut off, `Ok(None)` when it is not one.
+fn read_tokens(bytes: &[u8]) -> Result<Option<Tokens>, ()> {
+    let rest = bytes.trim_ascii_start();
+    let Some(rest) = rest.strip_prefix(b":") else {
+        return if rest.is_empty() { Err(()) } else { Ok(None) };
+    };
+    let mut it = serde_json::Deserializer::from_slice(rest).into_iter::<Tokens>();
+    match it.next() {
+        Some(Ok(t)) => Ok(Some(t)),
+        Some(Err(e)) if e.is_eof() => Err(()),
+        None => Err(()),
+        Some(Err(_)) => Ok(None),
     }
 }
 

@@ -20,7 +20,6 @@ pub mod meter;
 pub mod model;
 pub mod quota;
 pub mod redis;
-pub mod tokens;
 pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -212,10 +212,9 @@ pub(super) struct Index {
     built: bool,
     pub(super) by_key: HashMap<Box<str>, usize>,
     pub(super) by_id: HashMap<KeyId, usize>,
-    /// The byte lengths keys have (bit `n` of the set: some key is `n`
-    /// bytes long; the last bit stands for every length from 255 up), so a
-    /// text of another length is known not to be a key without hashing it.
-    key_lengths: [u64; 4],
+    /// The byte lengths keys have, so a text of another length is known not
+    /// to be a key without hashing it.
+    key_lengths: KeyLengths,
 }
 
 /// A set of key lengths (bit `n`: some key is `n` bytes long; the last bit
@@ -230,6 +229,12 @@ impl KeyLengths {
         KeyLengths(std::array::from_fn(|i| self.0[i] | other.0[i]))
     }
 
+    /// Add the length of `key`.
+    fn insert(&mut self, key: &str) {
+        let n = key.len().min(255);
+        self.0[n / 64] |= 1 << (n % 64);
+    }
+
     /// Whether some key is as long as `text`.
     pub fn may_be_key(self, text: &str) -> bool {
         let n = text.len().min(255);
@@ -241,13 +246,7 @@ impl Index {
     pub(super) fn insert(&mut self, slot: &Slot, i: usize) {
         self.by_key.entry(slot.key.as_str().into()).or_insert(i);
         self.by_id.entry(slot.id().to_string()).or_insert(i);
-        let n = slot.key.len().min(255);
-        self.key_lengths[n / 64] |= 1 << (n % 64);
-    }
-
-    /// Whether some key is as long as `text`.
-    fn may_be_key(&self, text: &str) -> bool {
-        KeyLengths(self.key_lengths).may_be_key(text)
+        self.key_lengths.insert(&slot.key);
     }
 }
 
@@ -441,7 +440,7 @@ impl KeyPool {
     /// ten thousand (removed keys are found too: their value is still masked).
     pub fn position(&self, key: &str) -> Option<usize> {
         self.with_index(|idx| {
-            if idx.may_be_key(key) {
+            if idx.key_lengths.may_be_key(key) {
                 idx.by_key.get(key).copied()
             } else {
                 None
@@ -452,7 +451,7 @@ impl KeyPool {
     /// The byte lengths the pool's keys have (see [`KeyLengths`]): one lock
     /// for a caller about to test many texts.
     pub fn key_lengths(&self) -> KeyLengths {
-        KeyLengths(self.with_index(|idx| idx.key_lengths))
+        self.with_index(|idx| idx.key_lengths)
     }
 
     /// The index of the key with stable id `id`.

@@ -378,7 +378,7 @@ fn whole_answer(
     pool: &KeyPool,
 ) -> Result<Response<Body>, GatewayError> {
     let bytes = answer.bytes;
-    let _meter = answer.meter;
+    let mut meter = answer.meter;
     let ctx = openai::response::ResponseCtx {
         model: &call.client_model,
         created,
@@ -389,8 +389,9 @@ fn whole_answer(
             "Gemini answered with invalid JSON.".into(),
         ));
     };
+    meter.tell(out.prompt_tokens, out.output_tokens, out.thought_tokens);
     // An upstream that echoes the pool key must not hand it to the client.
-    let out = crate::upstream::redact(Bytes::from(out), pool.key(answer.key));
+    let out = crate::upstream::redact(Bytes::from(out.body), pool.key(answer.key));
     let mut res = Response::new(body::full(out));
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -8,8 +8,10 @@
 //! [`Meter`] that travels with the answer, reads `usageMetadata` from the
 //! bytes passing through ([`Meter::whole`], [`Meter::chunk`]: the last one
 //! seen wins, as Gemini's streamed counts are cumulative) and records when it
-//! is dropped, so a stream counts its tokens when it ends. Nothing here
-//! waits: recording is [`StoreHandle::record`].
+//! is dropped, so a stream counts its tokens when it ends. A handler that
+//! parses the answer anyway tells the meter its counts ([`Meter::tell`]), so
+//! the answer is not read twice. Nothing here waits: recording is
+//! [`StoreHandle::record`].
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -156,6 +158,7 @@ impl Recorder {
                 first: a.first,
                 started: a.started,
                 tokens: Tokens::default(),
+                whole: None,
                 carry: Vec::new(),
                 pending: None,
                 follow: Vec::new(),
@@ -286,6 +289,9 @@ struct Inner {
     first: bool,
     started: Instant,
     tokens: Tokens,
+    /// A whole answer, read when the meter is dropped unless a handler told
+    /// the meter its counts first ([`Meter::tell`]).
+    whole: Option<bytes::Bytes>,
     /// The start of a `usageMetadata` the next chunk completes.
     carry: Vec<u8>,
     /// What follows the last `usageMetadata` name a streamed chunk held, read
@@ -318,11 +324,27 @@ impl Meter {
         }
     }
 
-    /// A whole answer: the tokens of its last `usageMetadata`.
-    pub fn whole(&mut self, body: &[u8]) {
+    /// A whole answer: the tokens of its last `usageMetadata`, read when the
+    /// meter is dropped (the answer is kept by reference, not copied) unless
+    /// [`Meter::tell`] says them first.
+    pub fn whole(&mut self, body: &bytes::Bytes) {
         if let Some(m) = &mut self.inner {
-            m.scan(body);
-            m.carry.clear();
+            m.whole = Some(body.clone());
+        }
+    }
+
+    /// The token counts of the whole answer given to [`Meter::whole`], as a
+    /// handler that parsed it read them from its top-level `usageMetadata`
+    /// (`promptTokenCount`, `candidatesTokenCount`, `thoughtsTokenCount`; 0
+    /// for a missing one): the meter need not read the answer again.
+    pub fn tell(&mut self, prompt: u64, output: u64, thoughts: u64) {
+        if let Some(m) = &mut self.inner {
+            m.whole = None;
+            m.tokens = Tokens {
+                prompt,
+                output,
+                thoughts,
+            };
         }
     }
 
@@ -414,8 +436,15 @@ impl Inner {
         }
     }
 
-    /// Read the kept last `usageMetadata` of a stream, if any.
+    /// Read the kept whole answer's or the kept last `usageMetadata` of a
+    /// stream, if any.
     fn settle(&mut self) {
+        if let Some(body) = self.whole.take()
+            && let Some(at) = FINDER.rfind(&body)
+            && let Ok(Some(t)) = read_tokens(&body[at + NEEDLE.len()..])
+        {
+            self.tokens = t;
+        }
         let Some(p) = self.pending.take() else {
             return;
         };
@@ -519,11 +548,21 @@ data: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 7, \"candid
             }
         }
         let mut m = meter(&store);
-        m.whole(b);
+        m.whole(&bytes(b));
         assert_eq!(tokens(&mut m), want);
         let mut m = meter(&store);
-        m.whole(b"{\"usageMetadata\": 5, \"x\": \"usageMetadata\"}");
+        m.whole(&bytes(b"{\"usageMetadata\": 5, \"x\": \"usageMetadata\"}"));
         assert_eq!(tokens(&mut m), Tokens::default());
+        // Told the counts, the meter does not read the answer.
+        let mut m = meter(&store);
+        m.whole(&bytes(b));
+        m.tell(1, 2, 3);
+        let told = Tokens {
+            prompt: 1,
+            output: 2,
+            thoughts: 3,
+        };
+        assert_eq!(tokens(&mut m), told);
     }
 
     #[test]

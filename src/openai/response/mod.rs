@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use super::Options;
 use crate::gemini::lenient::loose_from_str;
-use crate::gemini::types::GenerateContentResponse;
+use crate::gemini::types::{GenerateContentResponse, UsageMetadata};
 
 mod candidate;
 mod grounding;
@@ -72,17 +72,31 @@ pub struct ResponseCtx<'a> {
 /// says the prompt was blocked, else `stop`). Without a `responseId` the
 /// id is `chatcmpl-` + an FNV-1a hash of the answer bytes.
 pub fn translate_response_bytes(gemini: &[u8], ctx: &ResponseCtx) -> Option<Vec<u8>> {
-    translate_response_calls(gemini, ctx, false)
+    translate_response_calls(gemini, ctx, false).map(|t| t.body)
 }
 
-/// [`translate_response_bytes`]; with `one_call` (the request's
-/// `parallel_tool_calls: false`, which Gemini cannot be told) each choice
-/// keeps only the first function call of its turn.
+/// A translated answer, with the token counts of its `usageMetadata` (for
+/// the store's meter: the answer need not be read twice).
+pub struct Translated {
+    /// The `chat.completion` bytes.
+    pub body: Vec<u8>,
+    /// `promptTokenCount` (0 when missing).
+    pub prompt_tokens: u64,
+    /// `candidatesTokenCount` (0 when missing).
+    pub output_tokens: u64,
+    /// `thoughtsTokenCount` (0 when missing).
+    pub thought_tokens: u64,
+}
+
+/// [`translate_response_bytes`], with the answer's token counts; with
+/// `one_call` (the request's `parallel_tool_calls: false`, which Gemini
+/// cannot be told) each choice keeps only the first function call of its
+/// turn.
 pub fn translate_response_calls(
     gemini: &[u8],
     ctx: &ResponseCtx,
     one_call: bool,
-) -> Option<Vec<u8>> {
+) -> Option<Translated> {
     // One UTF-8 check over the whole answer is cheaper than one per string.
     let text = std::str::from_utf8(gemini).ok()?;
     let answer: GenerateContentResponse = loose_from_str(text).ok()?;
@@ -110,17 +124,24 @@ pub fn translate_response_calls(
         choices.push(empty_choice(block));
     }
 
+    let meta = answer.usage_metadata.as_ref();
     let out = output::Completion {
         choices,
         created: ctx.created,
         id,
         model: ctx.model,
         object: "chat.completion",
-        usage: Usage::from_meta(answer.usage_metadata.as_ref()).into(),
+        usage: Usage::from_meta(meta).into(),
     };
     let mut buf = Vec::with_capacity(gemini.len() / 2 + 512);
     out.write(&mut buf);
-    Some(buf)
+    let count = |f: fn(&UsageMetadata) -> Option<u64>| meta.and_then(f).unwrap_or(0);
+    Some(Translated {
+        body: buf,
+        prompt_tokens: count(|m| m.prompt_token_count),
+        output_tokens: count(|m| m.candidates_token_count),
+        thought_tokens: count(|m| m.thoughts_token_count),
+    })
 }
 
 /// [`translate_response_bytes`] for a caller holding the answer as a

@@ -13,7 +13,7 @@ use http::{Method, Request};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::keys::{KeyPool, token_matches};
-use crate::request::{bearer, native_credential};
+use crate::request::bearer;
 
 /// Whether the OpenAI-style bearer token is allowed (or the gateway is open).
 pub fn openai_authorized<B>(app: &App, req: &Request<B>) -> bool {
@@ -121,7 +121,7 @@ pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError>
     if req.method() != Method::DELETE {
         return caller_keys(app, req);
     }
-    let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
+    let cred = crate::request::credential(req);
     // With FILES_USER_ISOLATION a token deletes its own files, caches and
     // batches (the handler answers 404 for anything else it names).
     if app.cfg().files_user_isolation
@@ -145,7 +145,7 @@ pub fn native_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError>
 /// Who may call and with which keys: token → server pool; else client keys
 /// when enabled; else 401/403.
 fn caller_keys<B>(app: &App, req: &Request<B>) -> Result<Keys, GatewayError> {
-    let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
+    let cred = crate::request::credential(req);
     let cfg = app.cfg();
     let open = cfg.allowed_tokens.is_empty() && (cfg.allow_anonymous || cfg.demo);
     let Some(cred) = cred.filter(|c| !c.is_empty()) else {

@@ -1,6 +1,8 @@
 //! What the gateway reads from a request: its body (within `MAX_BODY_BYTES`
 //! and `CLIENT_TIMEOUT`), JSON, query parameters and credentials.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{Request, header};
 use hyper::body::Incoming;
@@ -50,15 +52,21 @@ pub fn bearer<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// A native-style credential: `x-goog-api-key` header or `?key=`.
-pub fn native_credential<B>(req: &Request<B>) -> Option<String> {
+pub fn native_credential<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     if let Some(v) = req
         .headers()
-        .get("x-goog-api-key")
+        .get(crate::upstream::GOOG_API_KEY)
         .and_then(|v| v.to_str().ok())
     {
-        return Some(v.trim().to_string());
+        return Some(Cow::Borrowed(v.trim()));
     }
-    query_param(req.uri().query().unwrap_or(""), "key")
+    query_param(req.uri().query().unwrap_or(""), "key").map(Cow::Owned)
+}
+
+/// The credential a call comes with: the native one
+/// ([`native_credential`]), else the bearer token.
+pub fn credential<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
+    native_credential(req).or_else(|| bearer(req).map(Cow::Borrowed))
 }
 
 /// The first value of `name` in a query string (percent-decoded).

@@ -24,6 +24,10 @@ use crate::store::meter::{Attempt, Failed, Meter, Recorder};
 /// Largest upstream *error* body read for classification.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
 
+/// The header Gemini takes its API key in (a constant: a header name given
+/// as text is parsed at every use).
+pub const GOOG_API_KEY: http::HeaderName = http::HeaderName::from_static("x-goog-api-key");
+
 /// How the key is presented upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Auth {
@@ -466,7 +470,7 @@ impl Upstream {
         };
         key_value.set_sensitive(true);
         match call.auth {
-            Auth::GoogHeader => headers.insert("x-goog-api-key", key_value),
+            Auth::GoogHeader => headers.insert(GOOG_API_KEY, key_value),
             Auth::Bearer => headers.insert(http::header::AUTHORIZATION, key_value),
         };
         // Never past the request's deadline (`REQUEST_TIMEOUT`).

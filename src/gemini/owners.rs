@@ -6,6 +6,8 @@
 //! recording what a key created (see `crate::affinity`). Used by the native
 //! routes ([`super::files`], [`super::upload`]) and the OpenAI chat route.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use serde_json::Value;
@@ -15,7 +17,6 @@ use crate::app::App;
 use crate::auth::{Role, role_in};
 use crate::error::{GatewayError, UpstreamError, google_error};
 use crate::keys::KeyPool;
-use crate::request::{bearer, native_credential};
 use crate::upstream::{Answer, Call, Failure};
 
 /// Who is calling, as far as ownership goes.
@@ -36,8 +37,9 @@ pub struct Caller {
 impl Caller {
     /// The caller of `req`.
     pub fn of<B>(app: &App, req: &Request<B>) -> Caller {
-        let cred = native_credential(req).or_else(|| bearer(req).map(str::to_string));
-        let cred = cred.filter(|c| !c.is_empty());
+        let cred = crate::request::credential(req)
+            .filter(|c| !c.is_empty())
+            .map(Cow::into_owned);
         let cfg = app.cfg_full();
         Caller {
             admin: std::sync::OnceLock::new(),

@@ -31,6 +31,9 @@ const CARRY_MAX: usize = 16 * 1024;
 
 static FINDER: LazyLock<memmem::FinderRev<'static>> =
     LazyLock::new(|| memmem::FinderRev::new(NEEDLE));
+/// The same, forwards: vectorized (the reverse search is not), for whole
+/// answers, where every occurrence is looked at anyway.
+static FORWARD: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(NEEDLE));
 
 /// Records attempts for the upstream client (cheap to clone).
 #[derive(Clone)]
@@ -439,11 +442,14 @@ impl Inner {
     /// Read the kept whole answer's or the kept last `usageMetadata` of a
     /// stream, if any.
     fn settle(&mut self) {
-        if let Some(body) = self.whole.take()
-            && let Some(at) = FINDER.rfind(&body)
-            && let Ok(Some(t)) = read_tokens(&body[at + NEEDLE.len()..])
-        {
-            self.tokens = t;
+        if let Some(body) = self.whole.take() {
+            // The last `usageMetadata` that is one (the name may also be a
+            // string value somewhere).
+            for at in FORWARD.find_iter(&body) {
+                if let Ok(Some(t)) = read_tokens(&body[at + NEEDLE.len()..]) {
+                    self.tokens = t;
+                }
+            }
         }
         let Some(p) = self.pending.take() else {
             return;
@@ -553,6 +559,11 @@ data: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 7, \"candid
         let mut m = meter(&store);
         m.whole(&bytes(b"{\"usageMetadata\": 5, \"x\": \"usageMetadata\"}"));
         assert_eq!(tokens(&mut m), Tokens::default());
+        // The name as a string value after the object does not hide it.
+        let mut m = meter(&store);
+        let odd = "{\"usageMetadata\": {\"promptTokenCount\": 7, \"candidatesTokenCount\": 11, \"thoughtsTokenCount\": 5}, \"x\": \"usageMetadata\"}";
+        m.whole(&bytes(odd.as_bytes()));
+        assert_eq!(tokens(&mut m), want);
         // Told the counts, the meter does not read the answer.
         let mut m = meter(&store);
         m.whole(&bytes(b));

@@ -22,6 +22,19 @@ pub const MAX_LEN: usize = 200;
 /// per-model map) is recorded.
 pub const OTHER: &str = "other";
 
+/// The bytes a model id may hold: `A–Z a–z 0–9 - . _ @` (a table: one load
+/// per byte).
+const ALLOWED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@');
+        i += 1;
+    }
+    t
+};
+
 /// Whether `name` is a model id Gemini could have: 1 to [`MAX_LEN`] bytes of
 /// `A–Z a–z 0–9 - . _ @`, and no `..` (so it is also safe in an upstream path).
 pub fn valid(name: &str) -> bool {
@@ -32,8 +45,7 @@ pub fn valid(name: &str) -> bool {
     // `contains("..")` would build a substring searcher each time).
     let mut prev = 0u8;
     name.bytes().all(|b| {
-        let ok = (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
-            && !(b == b'.' && prev == b'.');
+        let ok = ALLOWED[usize::from(b)] && !(b == b'.' && prev == b'.');
         prev = b;
         ok
     })
@@ -229,6 +241,14 @@ mod tests {
         }
         assert!(!valid(""));
         assert_eq!(label(""), "");
+    }
+
+    #[test]
+    fn every_ascii_byte_is_judged_by_the_rule() {
+        for b in 0u8..128 {
+            let rule = b.is_ascii_alphanumeric() || b"-_.@".contains(&b);
+            assert_eq!(valid(&char::from(b).to_string()), rule, "byte {b}");
+        }
     }
 
     #[test]

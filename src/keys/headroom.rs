@@ -139,17 +139,13 @@ impl KeyPool {
     pub(super) fn quota_clock(&self, now: Instant) -> Clock {
         let offset = self.quota_offset_ms.load(Ordering::Relaxed);
         let ms = (now.duration_since(self.epoch).as_millis() as u64).saturating_add(offset);
-        let wall = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms().saturating_add(offset));
-        let secs = wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let (day, to_midnight) = super::outcome::pacific_day_and_left(secs);
+        let wall_ms = unix_ms().saturating_add(offset);
+        let (day, to_midnight) = super::outcome::pacific_day_and_left(wall_ms / 1000);
         Clock {
             ms,
             day,
             to_midnight,
-            wall_ms: unix_ms().saturating_add(offset),
+            wall_ms,
             replicas: self.sharing.replicas.load(Ordering::Relaxed),
         }
     }

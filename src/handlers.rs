@@ -56,14 +56,20 @@ pub(crate) fn refuse_filtered(app: &App, model: &str, shown: &str) -> Result<(),
 /// Returns the Gemini model to call.
 pub(crate) fn gemini_model(app: &App, client: &str) -> Result<String, GatewayError> {
     let client = openai::bare_model(client);
+    Ok(alias_of(app, client)?.unwrap_or_else(|| client.to_string()))
+}
+
+/// [`gemini_model`] for a bare name: the Gemini model when an alias replaces
+/// `client`, `None` when `client` itself is called (nothing allocated).
+fn alias_of(app: &App, client: &str) -> Result<Option<String>, GatewayError> {
     refuse_filtered(app, client, client)?;
     let cfg = app.cfg();
-    let model = crate::model::resolve_alias(&cfg.model_aliases, client).into_owned();
+    let model = crate::model::resolve_alias(&cfg.model_aliases, client);
     if !valid_model(&model) {
-        return Err(GatewayError::InvalidModel(model));
+        return Err(GatewayError::InvalidModel(model.into_owned()));
     }
     refuse_filtered(app, &model, client)?;
-    Ok(model)
+    Ok((model != client).then(|| model.into_owned()))
 }
 
 /// The model rules applied to a request body's `model` member before it is
@@ -75,14 +81,18 @@ pub(crate) fn alias_in_body(app: &App, value: &mut Value) -> Result<Option<Strin
     let Some(Value::String(m)) = value.get("model") else {
         return Ok(None);
     };
-    let client = openai::bare_model(m).to_string();
+    let client = openai::bare_model(m);
     if client.is_empty() {
         return Ok(None);
     }
-    let model = gemini_model(app, &client)?;
-    if model == client {
-        return Ok(None);
-    }
+    // `gemini_model` takes `models/` off once more (`models/models/x`).
+    let bare = openai::bare_model(client);
+    let model = match alias_of(app, bare)? {
+        Some(target) => target,
+        None if bare == client => return Ok(None),
+        None => bare.to_string(),
+    };
+    let client = client.to_string();
     if let Some(slot) = value.get_mut("model") {
         *slot = Value::String(model);
     }

@@ -1,10 +1,15 @@
 //! The response body type every handler returns, and small helpers to build
-//! responses and to read request/upstream bodies with a size limit.
+//! responses and to read request/upstream bodies with a size limit; the
+//! bodies that are more than bytes: one fed by a task ([`ChannelBody`]),
+//! one that fails when its source stalls ([`idle_timeout`]), and one that
+//! sends heartbeats while its answer is still being made ([`beating`]).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -182,5 +187,188 @@ impl HttpBody for ChannelBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+/// A body that sends `beat` at once and then every `every` while `opening`
+/// runs, then goes on as the body `rest` makes of the opening's output: the
+/// body of a stream (or keep-alive answer) whose 200 went out before its
+/// opening ended. Nothing else runs while it is silent — no task, no
+/// channel: the opening is polled when the connection polls the body, one
+/// timer wakes it per interval, and a client that goes away drops the body
+/// and so cancels the opening.
+pub fn beating<F, R>(opening: F, every: Duration, beat: &'static [u8], rest: R) -> Body
+where
+    F: Future + Unpin + Send + 'static,
+    R: FnOnce(F::Output) -> Body + Send + Sync + Unpin + 'static,
+{
+    Beating {
+        opening: Some(Mutex::new(opening)),
+        rest: Some(rest),
+        tick: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        every,
+        beat,
+        after: None,
+    }
+    .boxed()
+}
+
+/// [`beating`] whose rest is a task writing into a [`ChannelBody`] of
+/// `capacity` (spawned once the opening ends).
+pub fn beating_into<F, T>(
+    opening: F,
+    every: Duration,
+    beat: &'static [u8],
+    capacity: usize,
+    rest: impl FnOnce(F::Output, mpsc::Sender<Bytes>) -> T + Send + Sync + Unpin + 'static,
+) -> Body
+where
+    F: Future + Unpin + Send + 'static,
+    T: Future<Output = ()> + Send + 'static,
+{
+    beating(opening, every, beat, move |done| {
+        let (tx, body) = ChannelBody::pair(capacity);
+        tokio::spawn(rest(done, tx));
+        body
+    })
+}
+
+/// See [`beating`].
+struct Beating<F, R> {
+    /// The opening until it ends. In a `Mutex` only to make the body `Sync`
+    /// (as [`Body`] asks): it is reached through `get_mut`, never locked.
+    opening: Option<Mutex<F>>,
+    rest: Option<R>,
+    tick: Pin<Box<tokio::time::Sleep>>,
+    every: Duration,
+    beat: &'static [u8],
+    /// The body after the opening.
+    after: Option<Body>,
+}
+
+impl<F, R> HttpBody for Beating<F, R>
+where
+    F: Future + Unpin,
+    R: FnOnce(F::Output) -> Body + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(opening) = this.opening.as_mut() {
+            let opening = opening
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match Pin::new(opening).poll(cx) {
+                Poll::Ready(done) => {
+                    this.opening = None;
+                    this.after = this.rest.take().map(|rest| rest(done));
+                }
+                Poll::Pending => {
+                    if this.tick.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let next = tokio::time::Instant::now() + this.every;
+                    this.tick.as_mut().reset(next);
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(this.beat)))));
+                }
+            }
+        }
+        match this.after.as_mut() {
+            Some(after) => Pin::new(after).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    async fn next(body: &mut Body) -> Option<Bytes> {
+        body.frame().await.map(|f| f.unwrap().into_data().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beats_at_once_and_every_interval_then_the_rest() {
+        let opening = Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            "answer"
+        });
+        let start = tokio::time::Instant::now();
+        let mut body = beating(opening, Duration::from_secs(3), b": beat\n\n", |done| {
+            full(format!("data: {done}\n\n"))
+        });
+        let mut seen = Vec::new();
+        while let Some(b) = next(&mut body).await {
+            seen.push((start.elapsed().as_secs(), b));
+        }
+        let beat = Bytes::from_static(b": beat\n\n");
+        assert_eq!(
+            seen,
+            vec![
+                (0, beat.clone()),
+                (3, beat.clone()),
+                (6, beat),
+                (7, Bytes::from_static(b"data: answer\n\n")),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rest_may_be_a_task_feeding_a_channel() {
+        let opening = Box::pin(async { 2u8 });
+        let mut body = beating_into(
+            opening,
+            Duration::from_secs(1),
+            b"\n",
+            4,
+            |n, tx| async move {
+                for i in 0..n {
+                    tx.send(Bytes::from(vec![b'a' + i])).await.unwrap();
+                }
+            },
+        );
+        assert_eq!(next(&mut body).await.unwrap(), "a");
+        assert_eq!(next(&mut body).await.unwrap(), "b");
+        assert!(next(&mut body).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_body_cancels_the_opening() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let opening = Box::pin(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        });
+        let mut body = beating(opening, Duration::from_secs(1), b"\n", |()| empty());
+        assert_eq!(next(&mut body).await.unwrap(), "\n");
+        assert!(!dropped.load(Ordering::SeqCst), "the opening runs on");
+        drop(body);
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "a client gone cancels the opening"
+        );
     }
 }

@@ -9,17 +9,16 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use http::{HeaderValue, Response, header};
-use http_body_util::BodyExt;
 
 use crate::answer::LogInfo;
 use crate::app::App;
-use crate::body::{Body, ChannelBody};
+use crate::body::Body;
 use crate::error::{Api, GatewayError};
 
 /// The heartbeat before a JSON body: one space.
 const SPACE: &[u8] = b" ";
 
-/// An answer being made (owned, so a task can take it over): the response
+/// An answer being made (owned, so the answer's body can take it over): the response
 /// and the masked key that served it.
 pub type Making =
     Pin<Box<dyn Future<Output = Result<(Response<Body>, String), GatewayError>> + Send>>;
@@ -58,23 +57,10 @@ pub async fn respond(
         log.key = key;
         return Ok(res);
     }
-    let mut making = Box::pin(until_drained(app, making));
-    let (tx, body) = ChannelBody::pair(8);
-    tokio::spawn(async move {
-        let Some(done) = crate::longcall::beating(&mut making, every, &tx, SPACE).await else {
-            return; // the client went away: dropping the answer cancels it
-        };
-        let mut out = match done {
-            Ok((res, _)) => res.into_body(),
-            Err(e) => e.render(api).into_body(),
-        };
-        while let Some(Ok(frame)) = out.frame().await {
-            if let Ok(data) = frame.into_data()
-                && tx.send(data).await.is_err()
-            {
-                return;
-            }
-        }
+    let making = Box::pin(until_drained(app, making));
+    let body = crate::body::beating(making, every, SPACE, move |done| match done {
+        Ok((res, _)) => res.into_body(),
+        Err(e) => e.render(api).into_body(),
     });
     let mut res = Response::new(body);
     res.headers_mut().insert(

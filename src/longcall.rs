@@ -4,8 +4,9 @@
 //! ([`is_empty_answer`]: a 200 that is a failure, retried on another key),
 //! the stream events a whole answer is sent as when a stream is faked
 //! ([`answer_events`], `FAKE_STREAM_ENABLED`),
-//! and heartbeats while a stream is silent ([`within`], [`beating`]: one
-//! timer per stream, reset, and a static heartbeat, never an allocation).
+//! and heartbeats while a stream is silent ([`within`], then
+//! [`crate::body::beating`]: one timer per stream, reset, and a static
+//! heartbeat, never an allocation).
 //!
 //! The router runs each request inside [`scope`] with a fresh [`Budget`]; the
 //! upstream path reads it where it waits ([`clamp`], [`expired`],
@@ -105,60 +106,9 @@ pub const OPENAI_HEARTBEAT: &[u8] = b": keep-alive\n\n";
 pub const NATIVE_HEARTBEAT: &[u8] = b"\n";
 
 /// Run `fut` for at most `wait`: its output, or `None` (it is still
-/// pending and may be polled on, e.g. by [`beating`]).
+/// pending and may be polled on, e.g. by [`crate::body::beating`]).
 pub async fn within<F: Future + Unpin>(fut: &mut F, wait: Duration) -> Option<F::Output> {
     tokio::time::timeout(wait, fut).await.ok()
-}
-
-/// Drive `fut` to its end while sending `beat` into `tx` at once and then
-/// every `every`; `None` when the client went away (the channel closed).
-pub async fn beating<F: Future + Unpin>(
-    fut: &mut F,
-    every: Duration,
-    tx: &tokio::sync::mpsc::Sender<bytes::Bytes>,
-    beat: &'static [u8],
-) -> Option<F::Output> {
-    let tick = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(tick);
-    loop {
-        tokio::select! {
-            out = &mut *fut => return Some(out),
-            () = &mut tick => {
-                if tx.send(bytes::Bytes::from_static(beat)).await.is_err() {
-                    return None;
-                }
-                tick.as_mut().reset(Instant::now() + every);
-            }
-        }
-    }
-}
-
-/// Spawn the task of a stream whose 200 went out before its opening ended:
-/// [`beating`] while `opening` runs, then `rest` with its output and `tx`,
-/// on the heap. While the stream is silent the task holds only the opening,
-/// the heartbeat timer and what `rest` captures, not the state of what
-/// follows; when the client goes away, dropping the opening cancels it.
-pub fn spawn_beating<F, R>(
-    mut opening: F,
-    every: Duration,
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    beat: &'static [u8],
-    rest: impl FnOnce(F::Output, tokio::sync::mpsc::Sender<bytes::Bytes>) -> R + Send + 'static,
-) where
-    F: Future + Unpin + Send + 'static,
-    F::Output: Send,
-    R: Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(async move {
-        // `done` is scoped to this block, so it takes no room while silent.
-        let next = {
-            let Some(done) = beating(&mut opening, every, &tx, beat).await else {
-                return;
-            };
-            Box::pin(rest(done, tx))
-        };
-        next.await;
-    });
 }
 
 /// Resolves once `drain` (`App::drain`) is `true`: shutdown asks open

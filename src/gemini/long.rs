@@ -171,9 +171,8 @@ pub(super) async fn sse_stream(
     }
     // Silent for HEARTBEAT_SECONDS: commit the 200 and keep the line alive.
     let opening = Box::pin(crate::keepalive::until_drained(&app, opening));
-    let (tx, out_body) = body::ChannelBody::pair(32);
     let beat = crate::longcall::NATIVE_HEARTBEAT;
-    crate::longcall::spawn_beating(opening, heartbeat, tx, beat, move |done, tx| {
+    let out_body = body::beating_into(opening, heartbeat, beat, 32, move |done, tx| {
         after_opening(done, array, tx)
     });
     let mut res = Response::new(out_body);

@@ -426,102 +426,110 @@ pub(crate) struct OpenedStream {
 /// Open the stream: nothing has reached the client yet, so a stream that
 /// breaks, goes silent, ends empty or opens with an error event before its
 /// first event is retried on another key, within the same MAX_RETRIES budget.
-pub(crate) async fn open_with_retries(
-    app: &App,
-    up: &Call<'_>,
+pub(crate) fn open_with_retries<'a>(
+    app: &'a App,
+    up: &'a Call<'_>,
     answer: Answer,
-    log: &mut LogInfo,
-) -> Result<OpenedStream, GatewayError> {
-    open_stream_on(app, up, answer, false, log).await
+    log: &'a mut LogInfo,
+) -> impl Future<Output = Result<OpenedStream, GatewayError>> + 'a {
+    open_stream_on(app, up, answer, false, log)
 }
 
-/// [`open_with_retries`], with no retry on another key when `pinned`.
-async fn open_stream_on(
-    app: &App,
-    up: &Call<'_>,
+/// [`open_with_retries`], with no retry on another key when `pinned`. A
+/// plain function around an `async move` block, not an `async fn`: the
+/// answer stays in one slot (each retry's replaces it), where an `async fn`
+/// keeps its arguments and a moved copy of each, doubling their share of a
+/// silent stream's state.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn holds its arguments twice"
+)]
+fn open_stream_on<'a>(
+    app: &'a App,
+    up: &'a Call<'_>,
     mut answer: Answer,
     pinned: bool,
-    log: &mut LogInfo,
-) -> Result<OpenedStream, GatewayError> {
-    // The answer stays in its argument's slot (each retry's replaces it):
-    // copies in locals would double its share of a silent stream's state.
-    let idle = app.cfg().stream_idle_timeout;
-    let pool = app.pool_for(&up.path);
-    let mut used = answer.attempts;
-    let mut tried = crate::answer::tried_first(pool, answer.key, pinned);
-    loop {
-        let mut parser = openai::stream::SseParser::new(MAX_EVENT);
-        let mut pending: Vec<String> = Vec::new();
-        let mut incoming = answer.response.into_body();
-        let opened = open_stream(
-            &mut incoming,
-            &mut parser,
-            &mut pending,
-            idle,
-            app.cfg().cooldown,
-            &mut answer.meter,
-        );
-        let outcome = match opened.await {
-            Ok(()) => {
-                return Ok(OpenedStream {
-                    incoming,
-                    parser,
-                    pending,
-                    key: answer.key,
-                    meter: answer.meter,
-                });
-            }
-            Err(outcome) => outcome,
-        };
-        let key = answer.key;
-        crate::debug!(
-            "stream on key {} failed before its first event; trying another key",
-            pool.masked(key)
-        );
-        let empty = matches!(&outcome, Outcome::Transient(m) if m.starts_with("empty_answer"));
-        if empty {
-            // Logged as `empty_answer`; the key is not charged.
-            app.stats.error(
-                up.model,
-                pool.masked(key),
-                502,
-                crate::longcall::EMPTY_ANSWER,
+    log: &'a mut LogInfo,
+) -> impl Future<Output = Result<OpenedStream, GatewayError>> + 'a {
+    async move {
+        let idle = app.cfg().stream_idle_timeout;
+        let pool = app.pool_for(&up.path);
+        let mut used = answer.attempts;
+        let mut tried = crate::answer::tried_first(pool, answer.key, pinned);
+        loop {
+            let mut parser = openai::stream::SseParser::new(MAX_EVENT);
+            let mut pending: Vec<String> = Vec::new();
+            let mut incoming = answer.response.into_body();
+            let opened = open_stream(
+                &mut incoming,
+                &mut parser,
+                &mut pending,
+                idle,
+                app.cfg().cooldown,
+                &mut answer.meter,
             );
-        } else {
-            pool.report(key, up.model, &outcome);
-        }
-        let (status, message) = stream_status(&outcome);
-        let upstream = &app.upstream;
-        upstream.answer_failed(&mut answer.meter, pool, up, key, status, &outcome, message);
-        let mut budget = app.upstream.attempts().saturating_sub(used);
-        if is_silent(&outcome) && !crate::longcall::timed_out() {
-            // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
-            budget = 0;
-        }
-        let retried = if budget == 0 {
-            None
-        } else {
-            Some(Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await)
-        };
-        match retried {
-            Some(Ok(a)) => {
-                app.stats.retried(a.attempts);
-                used += a.attempts;
-                answer = a;
+            let outcome = match opened.await {
+                Ok(()) => {
+                    return Ok(OpenedStream {
+                        incoming,
+                        parser,
+                        pending,
+                        key: answer.key,
+                        meter: answer.meter,
+                    });
+                }
+                Err(outcome) => outcome,
+            };
+            let key = answer.key;
+            crate::debug!(
+                "stream on key {} failed before its first event; trying another key",
+                pool.masked(key)
+            );
+            let empty = matches!(&outcome, Outcome::Transient(m) if m.starts_with("empty_answer"));
+            if empty {
+                // Logged as `empty_answer`; the key is not charged.
+                app.stats.error(
+                    up.model,
+                    pool.masked(key),
+                    502,
+                    crate::longcall::EMPTY_ANSWER,
+                );
+            } else {
+                pool.report(key, up.model, &outcome);
             }
-            // No budget left, or no other key to try: the stream's own failure
-            // is the answer.
-            None | Some(Err(Failure::Unavailable(_))) if empty => {
-                log.key = pool.masked(key).to_string();
-                return Err(empty_failed());
+            let (status, message) = stream_status(&outcome);
+            let upstream = &app.upstream;
+            upstream.answer_failed(&mut answer.meter, pool, up, key, status, &outcome, message);
+            let mut budget = app.upstream.attempts().saturating_sub(used);
+            if is_silent(&outcome) && !crate::longcall::timed_out() {
+                // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
+                budget = 0;
             }
-            None | Some(Err(Failure::Unavailable(_))) => {
-                log.key = pool.masked(key).to_string();
-                return Err(stream_failed(&outcome));
-            }
-            Some(Err(f)) => {
-                log.key.clear();
-                return Err(upstream_failed(app, f, up.model, false));
+            let retried = if budget == 0 {
+                None
+            } else {
+                Some(Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await)
+            };
+            match retried {
+                Some(Ok(a)) => {
+                    app.stats.retried(a.attempts);
+                    used += a.attempts;
+                    answer = a;
+                }
+                // No budget left, or no other key to try: the stream's own failure
+                // is the answer.
+                None | Some(Err(Failure::Unavailable(_))) if empty => {
+                    log.key = pool.masked(key).to_string();
+                    return Err(empty_failed());
+                }
+                None | Some(Err(Failure::Unavailable(_))) => {
+                    log.key = pool.masked(key).to_string();
+                    return Err(stream_failed(&outcome));
+                }
+                Some(Err(f)) => {
+                    log.key.clear();
+                    return Err(upstream_failed(app, f, up.model, false));
+                }
             }
         }
     }

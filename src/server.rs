@@ -83,10 +83,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         let _ = stream.set_nodelay(true);
         let reg = conns.open();
         let (app, builder, stop) = (app.clone(), builder.clone(), stop.subscribe());
-        tokio::spawn(async move {
-            connection(app, &builder, stream, reg, stop).await;
-            drop(permit);
-        });
+        tokio::spawn(connection(app, builder, stream, reg, stop, permit));
     }
 
     app.shutting_down.store(true, Ordering::SeqCst);
@@ -129,65 +126,86 @@ async fn make_room(limit: &Arc<Semaphore>, conns: &conn::Conns) -> Option<OwnedS
 /// reclaimed to make room, or at shutdown; dropped when it never sends a
 /// request, when a client stops taking an answer for `CLIENT_TIMEOUT`, or when
 /// it stays open with nothing in flight for [`conn::DRAIN`] after a close.
-async fn connection(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn holds its arguments twice"
+)]
+fn connection(
     app: Arc<App>,
-    builder: &proto::Builders,
+    builder: Arc<proto::Builders>,
     stream: TcpStream,
     reg: conn::Registration,
     mut stop: watch::Receiver<()>,
-) {
-    let timeout = app.cfg().client_timeout;
-    // A client that sends nothing (or half an HTTP/2 preface) within
-    // CLIENT_TIMEOUT is dropped, as is one still silent at shutdown or
-    // when its slot is reclaimed.
-    let version = tokio::select! {
-        v = proto::sniff(&stream) => v,
-        _ = tokio::time::sleep(timeout) => return,
-        _ = reg.conn.reclaimed() => return,
-        _ = stop.changed() => return,
-    };
-    let Ok(version) = version else { return };
-    let io = TokioIo::new(proto::StallGuard::new(stream, timeout));
-    let state = reg.conn.clone();
-    let svc = service_fn(move |req| {
-        let busy = conn::Busy::start(&state);
-        // On the heap: hyper keeps a service future's space for as long as
-        // the answer streams (HTTP/2: in the stream's task; HTTP/1: per
-        // connection), so that space is a pointer, not the whole request.
-        let res = Box::pin(handle(app.clone(), req));
-        async move {
-            let res = res.await?;
-            Ok::<_, Infallible>(res.map(|b| conn::Tracked::new(b, busy)))
-        }
-    });
-    let mut conn = builder.serve(version, io, svc);
-    let state = &reg.conn;
-    let mut closing: Option<Instant> = None;
-    let mut next_step = Instant::now();
-    let mut wake = Instant::now() + timeout;
-    loop {
-        let close = tokio::select! {
-            _ = conn.as_mut() => break,
-            _ = tokio::time::sleep_until(wake) => {
-                match state.check(Instant::now(), timeout, closing, &mut next_step) {
-                    conn::Verdict::Sleep(at) => { wake = at; false }
-                    conn::Verdict::Close => true,
-                    conn::Verdict::Drop(why) => {
-                        crate::debug!("closing a client connection: {why}");
-                        break;
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send {
+    // A plain function around one `async move` block: the task holds each
+    // argument once (an `async fn` keeps its arguments and their moved
+    // copies), and the first bytes' wait is on the heap, so an open
+    // connection's task does not keep that wait's room.
+    async move {
+        let timeout = app.cfg().client_timeout;
+        let version = Box::pin(first_bytes(&stream, timeout, &reg, &mut stop)).await;
+        let Some(Ok(version)) = version else { return };
+        let io = TokioIo::new(proto::StallGuard::new(stream, timeout));
+        let state = reg.conn.clone();
+        let svc = service_fn(move |req| {
+            let busy = conn::Busy::start(&state);
+            // On the heap: hyper keeps a service future's space for as long as
+            // the answer streams (HTTP/2: in the stream's task; HTTP/1: per
+            // connection), so that space is a pointer, not the whole request.
+            let res = Box::pin(handle(app.clone(), req));
+            async move {
+                let res = res.await?;
+                Ok::<_, Infallible>(res.map(|b| conn::Tracked::new(b, busy)))
+            }
+        });
+        let mut conn = builder.serve(version, io, svc);
+        let state = &reg.conn;
+        let mut closing: Option<Instant> = None;
+        let mut next_step = Instant::now();
+        let mut wake = Instant::now() + timeout;
+        loop {
+            let close = tokio::select! {
+                _ = conn.as_mut() => break,
+                _ = tokio::time::sleep_until(wake) => {
+                    match state.check(Instant::now(), timeout, closing, &mut next_step) {
+                        conn::Verdict::Sleep(at) => { wake = at; false }
+                        conn::Verdict::Close => true,
+                        conn::Verdict::Drop(why) => {
+                            crate::debug!("closing a client connection: {why}");
+                            break;
+                        }
                     }
                 }
+                _ = state.reclaimed(), if closing.is_none() => true,
+                _ = stop.changed(), if closing.is_none() => true,
+            };
+            if close && closing.is_none() {
+                state.set_closing();
+                conn.as_mut().shut();
+                let now = Instant::now();
+                closing = Some(now);
+                wake = now + conn::DRAIN;
             }
-            _ = state.reclaimed(), if closing.is_none() => true,
-            _ = stop.changed(), if closing.is_none() => true,
-        };
-        if close && closing.is_none() {
-            state.set_closing();
-            conn.as_mut().shut();
-            let now = Instant::now();
-            closing = Some(now);
-            wake = now + conn::DRAIN;
         }
+        drop(permit);
+    }
+}
+
+/// The HTTP version `stream` opens with; `None` when the client sends
+/// nothing (or half an HTTP/2 preface) within CLIENT_TIMEOUT, or the
+/// connection's slot is reclaimed or the gateway stops first.
+async fn first_bytes(
+    stream: &TcpStream,
+    timeout: Duration,
+    reg: &conn::Registration,
+    stop: &mut watch::Receiver<()>,
+) -> Option<std::io::Result<proto::Version>> {
+    tokio::select! {
+        v = proto::sniff(stream) => Some(v),
+        _ = tokio::time::sleep(timeout) => None,
+        _ = reg.conn.reclaimed() => None,
+        _ = stop.changed() => None,
     }
 }
 

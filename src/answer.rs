@@ -184,6 +184,35 @@ pub fn tried_first(pool: &crate::keys::KeyPool, key: usize, pinned: bool) -> Vec
     }
 }
 
+/// A stream that failed before its first event, tried again on another key
+/// of `pool` with what is left of the call's attempts after `used`: the new
+/// answer (counted as retried) or the retry's failure; `None` when no
+/// attempt may be made — none left, `allowed` false (a call pinned to its
+/// key), or a timed-out generation (`silent`) past `TIMEOUT_RETRIES` or the
+/// request's `REQUEST_TIMEOUT`.
+pub async fn retry_stream(
+    app: &App,
+    pool: &crate::keys::KeyPool,
+    up: &crate::upstream::Call<'_>,
+    tried: &mut Vec<usize>,
+    used: u32,
+    silent: bool,
+    allowed: bool,
+) -> Option<Result<crate::upstream::Answer, Failure>> {
+    let mut budget = app.upstream.attempts().saturating_sub(used);
+    if silent && !crate::longcall::timed_out() {
+        budget = 0;
+    }
+    if budget == 0 || !allowed {
+        return None;
+    }
+    let retried = Box::pin(app.upstream.call_with(pool, up, tried, budget)).await;
+    if let Ok(a) = &retried {
+        app.stats.retried(a.attempts);
+    }
+    Some(retried)
+}
+
 /// The body of a successful upstream answer served on pool key `key`, read
 /// whole ([`read_whole`]) and fed to its `meter`; a body that cannot be
 /// read is recorded against the attempt (`Upstream::answer_failed`) and

@@ -500,19 +500,10 @@ fn open_stream_on<'a>(
             let (status, message) = stream_status(&outcome);
             let upstream = &app.upstream;
             upstream.answer_failed(&mut answer.meter, pool, up, key, status, &outcome, message);
-            let mut budget = app.upstream.attempts().saturating_sub(used);
-            if is_silent(&outcome) && !crate::longcall::timed_out() {
-                // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
-                budget = 0;
-            }
-            let retried = if budget == 0 {
-                None
-            } else {
-                Some(Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await)
-            };
-            match retried {
+            let silent = is_silent(&outcome);
+            let retry = crate::answer::retry_stream(app, pool, up, &mut tried, used, silent, true);
+            match retry.await {
                 Some(Ok(a)) => {
-                    app.stats.retried(a.attempts);
                     used += a.attempts;
                     answer = a;
                 }

@@ -527,19 +527,11 @@ impl Opening<'_> {
             let (m, code) = (&mut answer.meter, status.as_u16());
             app.upstream
                 .answer_failed(m, pool, up, answer.key, code, &why, outcome);
-            let mut budget = app.upstream.attempts().saturating_sub(used);
-            if silent && !crate::longcall::timed_out() {
-                // A timed-out generation: `TIMEOUT_RETRIES`, `REQUEST_TIMEOUT`.
-                budget = 0;
-            }
-            let retried = if budget == 0 || self.pinned {
-                None
-            } else {
-                Some(Box::pin(app.upstream.call_with(pool, up, &mut tried, budget)).await)
-            };
-            match retried {
+            let allowed = !self.pinned;
+            let retry =
+                crate::answer::retry_stream(app, pool, up, &mut tried, used, silent, allowed);
+            match retry.await {
                 Some(Ok(a)) => {
-                    app.stats.retried(a.attempts);
                     used += a.attempts;
                     answer = a;
                 }

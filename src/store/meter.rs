@@ -29,11 +29,15 @@ const NEEDLE: &[u8] = b"\"usageMetadata\"";
 /// Most bytes held back while a `usageMetadata` object is split across chunks.
 const CARRY_MAX: usize = 16 * 1024;
 
-static FINDER: LazyLock<memmem::FinderRev<'static>> =
-    LazyLock::new(|| memmem::FinderRev::new(NEEDLE));
-/// The same, forwards: vectorized (the reverse search is not), for whole
-/// answers, where every occurrence is looked at anyway.
+/// Finds [`NEEDLE`]; forwards, as that search is vectorized (memchr's
+/// reverse search is not: ≈ 3 instructions a byte against a fraction of one).
 static FORWARD: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(NEEDLE));
+
+/// Where the last [`NEEDLE`] in `buf` starts. (The name cannot overlap
+/// itself in JSON: after a string comes `:`, `,`, `}` or `]`.)
+fn last_name(buf: &[u8]) -> Option<usize> {
+    FORWARD.find_iter(buf).last()
+}
 
 /// Records attempts for the upstream client (cheap to clone).
 #[derive(Clone)]
@@ -363,7 +367,7 @@ impl Meter {
             if buf.len() > CARRY_MAX {
                 return;
             }
-            if FINDER.rfind(&buf).is_some() {
+            if FORWARD.find(&buf).is_some() {
                 // It was: read the object now, whole (or carry it on).
                 m.pending = None;
                 m.follow.clear();
@@ -374,7 +378,7 @@ impl Meter {
             m.carry_cut_name(&buf);
             return;
         }
-        if let Some(at) = FINDER.rfind(data) {
+        if let Some(at) = last_name(data) {
             m.pending = Some(data.slice(at + NEEDLE.len()..));
             m.follow.clear();
             m.carry_cut_name(data);
@@ -408,7 +412,7 @@ impl Inner {
     /// Take the last `usageMetadata` in `buf`; keep a cut-off one (or a cut
     /// off field name) for the next chunk.
     fn scan(&mut self, buf: &[u8]) {
-        if let Some(at) = FINDER.rfind(buf) {
+        if let Some(at) = last_name(buf) {
             match read_tokens(&buf[at + NEEDLE.len()..]) {
                 Ok(Some(t)) => self.tokens = t,
                 Ok(None) => {}
@@ -431,11 +435,13 @@ impl Inner {
 
     /// Keep the start of a `usageMetadata` name that `buf` ends with.
     fn carry_cut_name(&mut self, buf: &[u8]) {
-        let cut = (1..NEEDLE.len())
-            .rev()
-            .find(|&k| buf.ends_with(&NEEDLE[..k]));
-        if let Some(k) = cut {
-            self.carry = buf[buf.len() - k..].to_vec();
+        // Such a start is `"` and no other quote: it begins at the last `"`
+        // of the tail, or nowhere (one search, not a comparison per length).
+        let tail = &buf[buf.len().saturating_sub(NEEDLE.len() - 1)..];
+        if let Some(q) = memchr::memrchr(b'"', tail)
+            && NEEDLE.starts_with(&tail[q..])
+        {
+            self.carry = tail[q..].to_vec();
         }
     }
 

@@ -597,8 +597,7 @@ pub(crate) fn take_redacted(
     let mut chunk = if out.is_empty() {
         Bytes::new()
     } else {
-        let taken = std::mem::replace(out, Vec::with_capacity(1024));
-        redactor.push(Bytes::from(taken))
+        redactor.push_from(out)
     };
     if ended {
         let rest = redactor.finish();

@@ -205,7 +205,7 @@ where
     Beating {
         opening: Some(Mutex::new(opening)),
         rest: Some(rest),
-        tick: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        tick: Some(Box::pin(tokio::time::sleep(Duration::ZERO))),
         every,
         beat,
         after: None,
@@ -239,7 +239,8 @@ struct Beating<F, R> {
     /// (as [`Body`] asks): it is reached through `get_mut`, never locked.
     opening: Option<Mutex<F>>,
     rest: Option<R>,
-    tick: Pin<Box<tokio::time::Sleep>>,
+    /// The heartbeat timer, while the opening runs.
+    tick: Option<Pin<Box<tokio::time::Sleep>>>,
     every: Duration,
     beat: &'static [u8],
     /// The body after the opening.
@@ -265,15 +266,19 @@ where
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match Pin::new(opening).poll(cx) {
                 Poll::Ready(done) => {
-                    this.opening = None;
+                    // Its timer goes too: no wake-up after the last heartbeat.
+                    (this.opening, this.tick) = (None, None);
                     this.after = this.rest.take().map(|rest| rest(done));
                 }
                 Poll::Pending => {
-                    if this.tick.as_mut().poll(cx).is_pending() {
+                    let Some(tick) = this.tick.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    if tick.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     let next = tokio::time::Instant::now() + this.every;
-                    this.tick.as_mut().reset(next);
+                    tick.as_mut().reset(next);
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(this.beat)))));
                 }
             }

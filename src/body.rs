@@ -203,9 +203,11 @@ where
     R: FnOnce(F::Output) -> Body + Send + Sync + Unpin + 'static,
 {
     Beating {
-        opening: Some(Mutex::new(opening)),
+        opening: Some((
+            Mutex::new(opening),
+            Box::pin(tokio::time::sleep(Duration::ZERO)),
+        )),
         rest: Some(rest),
-        tick: Some(Box::pin(tokio::time::sleep(Duration::ZERO))),
         every,
         beat,
         after: None,
@@ -235,12 +237,11 @@ where
 
 /// See [`beating`].
 struct Beating<F, R> {
-    /// The opening until it ends. In a `Mutex` only to make the body `Sync`
-    /// (as [`Body`] asks): it is reached through `get_mut`, never locked.
-    opening: Option<Mutex<F>>,
+    /// The opening and its heartbeat timer, until it ends. The opening is in
+    /// a `Mutex` only to make the body `Sync` (as [`Body`] asks): it is
+    /// reached through `get_mut`, never locked.
+    opening: Option<(Mutex<F>, Pin<Box<tokio::time::Sleep>>)>,
     rest: Option<R>,
-    /// The heartbeat timer, while the opening runs.
-    tick: Option<Pin<Box<tokio::time::Sleep>>>,
     every: Duration,
     beat: &'static [u8],
     /// The body after the opening.
@@ -260,27 +261,21 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(opening) = this.opening.as_mut() {
+        if let Some((opening, tick)) = this.opening.as_mut() {
             let opening = opening
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match Pin::new(opening).poll(cx) {
-                Poll::Ready(done) => {
-                    // Its timer goes too: no wake-up after the last heartbeat.
-                    (this.opening, this.tick) = (None, None);
-                    this.after = this.rest.take().map(|rest| rest(done));
+            if let Poll::Ready(done) = Pin::new(opening).poll(cx) {
+                // The timer goes with it: no wake-up after the last heartbeat.
+                this.opening = None;
+                this.after = this.rest.take().map(|rest| rest(done));
+            } else {
+                if tick.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                Poll::Pending => {
-                    let Some(tick) = this.tick.as_mut() else {
-                        return Poll::Pending;
-                    };
-                    if tick.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    let next = tokio::time::Instant::now() + this.every;
-                    tick.as_mut().reset(next);
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(this.beat)))));
-                }
+                tick.as_mut()
+                    .reset(tokio::time::Instant::now() + this.every);
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(this.beat)))));
             }
         }
         match this.after.as_mut() {

@@ -126,6 +126,7 @@ async fn make_room(limit: &Arc<Semaphore>, conns: &conn::Conns) -> Option<OwnedS
 /// reclaimed to make room, or at shutdown; dropped when it never sends a
 /// request, when a client stops taking an answer for `CLIENT_TIMEOUT`, or when
 /// it stays open with nothing in flight for [`conn::DRAIN`] after a close.
+/// Its slot under `MAX_CONNECTIONS` (`permit`) is held until then.
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn holds its arguments twice"

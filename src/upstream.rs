@@ -770,7 +770,8 @@ fn key_char(b: u8) -> bool {
 /// what could be the start of one, those bytes (at most `len(key) - 1`, or
 /// 38) are held back until the next chunk or [`Redactor::finish`]; any other
 /// chunk — an SSE event ends in a blank line — goes out whole and at once,
-/// unchanged and uncopied unless it holds a secret.
+/// unchanged and uncopied unless it holds a secret ([`Redactor::push_from`]
+/// copies a pump's event once, into a block successive chunks share).
 pub struct Redactor {
     /// The exact key (empty when shorter than 6 bytes: too short to search for).
     key: Vec<u8>,

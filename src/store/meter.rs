@@ -30,7 +30,7 @@ const NEEDLE: &[u8] = b"\"usageMetadata\"";
 const CARRY_MAX: usize = 16 * 1024;
 
 /// Finds [`NEEDLE`]; forwards, as that search is vectorized (memchr's
-/// reverse search is not: ≈ 3 instructions a byte against a fraction of one).
+/// reverse search is scalar).
 static FORWARD: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(NEEDLE));
 
 /// Where the last [`NEEDLE`] in `buf` starts. (The name cannot overlap

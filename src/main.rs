@@ -98,7 +98,7 @@ fn main() -> ExitCode {
 #[cfg(feature = "demo")]
 async fn run_fake(port: u16) -> ExitCode {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match server::listen(&addr.to_string()).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cannot listen on {addr}: {e}");
@@ -196,7 +196,7 @@ async fn serve(demo_flag: bool, port: Option<u16>) -> ExitCode {
     }
 
     let addr = format!("{}:{}", cfg.host, cfg.port);
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
+    let listener = match server::listen(&addr).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{}", bind_error(&addr, cfg.port, &e));

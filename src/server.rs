@@ -380,6 +380,43 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
+/// How many finished handshakes the kernel queues for `accept` (capped by
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4). Tokio and std ask
+/// for 128: a burst of new connections — many clients at once, or all of
+/// them coming back after a restart — then overflows the queue, and the
+/// kernel drops the extra handshakes (the clients wait a second and try
+/// again) or resets them.
+pub const BACKLOG: u32 = 4096;
+
+/// Listen on `addr` (`host:port`, the host a name or an address) with
+/// [`BACKLOG`]: the first of its resolved addresses that binds. Address reuse
+/// is on, as in `tokio::net::TcpListener::bind`, so a restart can bind at once.
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let bound = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(BACKLOG)
+        });
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the host resolves to no address",
+        )
+    }))
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -406,6 +443,40 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While nobody accepts, each connection completes its handshake only if
+    /// the accept queue has room (Linux drops the handshake otherwise, and the
+    /// client's connect waits a second for its retry): with tokio's backlog of
+    /// 128 the 130th connect would time out here.
+    #[tokio::test]
+    async fn the_listener_queues_a_burst_of_connections() {
+        let listener = listen("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cap = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(BACKLOG as usize);
+        // Well over 128, within the kernel's cap and the test's open files.
+        let n = cap.min(600);
+        assert!(n > 128, "net.core.somaxconn is {cap}: too low to tell");
+        let mut open = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr))
+                .await
+                .unwrap_or_else(|_| panic!("connection {i} waited: the accept queue is full"))
+                .unwrap();
+            open.push(c);
+        }
+        assert_eq!(open.len(), n);
+        // And they are served once accepted.
+        let (_first, _) = listener.accept().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved() {
+        let l = listen("localhost:0").await.unwrap();
+        assert!(l.local_addr().unwrap().ip().is_loopback());
+    }
 
     #[tokio::test]
     async fn a_panic_inside_a_request_is_caught() {

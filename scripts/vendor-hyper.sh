@@ -7,13 +7,14 @@
 #
 # Why the patch (Cargo.toml's [patch.crates-io] says the same): hyper gives
 # every HTTP/1 connection an 8 KiB read buffer and an 8 KiB head buffer up
-# front, whatever its settings, and its HTTP/2 client spawns two tasks per
-# request, each boxed at the size of its 3.5 KB connection task. With many
-# long, quiet streams open (thinking models) that is most of the gateway's
-# memory. The patch starts reads at 1 KiB (growing as before), grows the head
-# buffer on first use, and boxes the connection task: three small changes in
-# two files, no change in behaviour. Remove the [patch.crates-io] lines to use
-# crates.io's hyper as it is.
+# front, whatever its settings; every client connection a request queue whose
+# first block holds 32 requests inline (~9 KB); and its HTTP/2 client spawns
+# two tasks per request, each boxed at the size of its 3.5 KB connection task.
+# With many long, quiet streams open (thinking models) that was most of the
+# gateway's memory. The patch starts reads at 1 KiB (growing as before), grows
+# the head buffer on first use, boxes queued requests and the connection task:
+# four small changes in three files, no change in behaviour. Remove the
+# [patch.crates-io] lines to use crates.io's hyper as it is.
 #
 # Needs the crates.io registry (cargo fetches the crate) and `patch`.
 set -euo pipefail

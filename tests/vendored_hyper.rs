@@ -42,6 +42,11 @@ fn the_vendored_hyper_carries_the_patch() {
         io.contains("headers: Cursor::new(Vec::new()),"),
         "the head buffer grows on first use"
     );
+    let dispatch = fs::read_to_string("vendor/hyper/src/client/dispatch.rs").unwrap();
+    assert!(
+        dispatch.contains("struct Envelope<T, U>(Option<Box<(T, Callback<T, U>)>>);"),
+        "a client connection's queued requests are boxed"
+    );
     let client = fs::read_to_string("vendor/hyper/src/proto/h2/client.rs").unwrap();
     assert!(
         client.contains("task: Pin<Box<ConnTask<T, B>>>,"),
@@ -54,6 +59,7 @@ fn the_vendored_hyper_carries_the_patch() {
         "+            next: INIT_READ_SIZE,",
         "+            headers: Cursor::new(Vec::new()),",
         "+            task: Pin<Box<ConnTask<T, B>>>,",
+        "+struct Envelope<T, U>(Option<Box<(T, Callback<T, U>)>>);",
     ] {
         assert!(patch.contains(line), "vendor/hyper.patch lacks {line:?}");
     }

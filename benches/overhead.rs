@@ -486,11 +486,12 @@ async fn stream_on(
     let mut last = start;
     let mut gaps = Vec::new();
     let mut events = 0;
+    let mut markers = Markers::new(marker);
     while let Some(frame) = body.frame().await {
         let frame = frame.expect("frame");
         if let Some(d) = frame.data_ref() {
             let now = Instant::now();
-            let n = d.windows(marker.len()).filter(|w| *w == marker).count();
+            let n = markers.feed(d);
             if n > 0 {
                 if ttfb.is_none() {
                     ttfb = Some(now.duration_since(start).as_micros() as u64);
@@ -503,6 +504,45 @@ async fn stream_on(
         }
     }
     (ttfb.unwrap_or(0), gaps, events)
+}
+
+/// Counts a marker in a body read frame by frame, a marker split between two
+/// frames included (a read may end anywhere in an event).
+struct Markers<'a> {
+    marker: &'a [u8],
+    /// The last `marker.len() - 1` bytes seen: the start of a split marker.
+    tail: Vec<u8>,
+}
+
+impl<'a> Markers<'a> {
+    fn new(marker: &'a [u8]) -> Self {
+        Markers {
+            marker,
+            tail: Vec::new(),
+        }
+    }
+
+    /// Markers that end in `d`.
+    fn feed(&mut self, d: &[u8]) -> usize {
+        let m = self.marker.len();
+        let within = d.windows(m).filter(|w| *w == self.marker).count();
+        // Across the boundary: windows that start in the tail (shorter than
+        // m, so each runs on into d's first m - 1 bytes).
+        let seen = self.tail.len();
+        let mut edge = std::mem::take(&mut self.tail);
+        edge.extend_from_slice(&d[..d.len().min(m - 1)]);
+        let across = edge
+            .windows(m)
+            .take(seen)
+            .filter(|w| *w == self.marker)
+            .count();
+        self.tail = if d.len() >= m - 1 {
+            d[d.len() - (m - 1)..].to_vec()
+        } else {
+            edge[edge.len().saturating_sub(m - 1)..].to_vec()
+        };
+        within + across
+    }
 }
 
 fn fmt_us(us: u64) -> String {

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
 #[cfg(feature = "demo")]
 async fn run_fake(port: u16) -> ExitCode {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = match server::listen(&addr.to_string()).await {
+    let listener = match server::listen(addr).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cannot listen on {addr}: {e}");

@@ -388,10 +388,11 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// again) or resets them.
 pub const BACKLOG: u32 = 4096;
 
-/// Listen on `addr` (`host:port`, the host a name or an address) with
-/// [`BACKLOG`]: the first of its resolved addresses that binds. Address reuse
-/// is on, as in `tokio::net::TcpListener::bind`, so a restart can bind at once.
-pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+/// Listen on `addr` (a socket address, or `host:port` with the host a name or
+/// an address) with [`BACKLOG`]: the first of its resolved addresses that
+/// binds. Address reuse is on, as in `tokio::net::TcpListener::bind`, so a
+/// restart can bind at once.
+pub async fn listen(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<TcpListener> {
     let mut last = None;
     for a in tokio::net::lookup_host(addr).await? {
         let socket = if a.is_ipv4() {

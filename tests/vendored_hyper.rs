@@ -10,7 +10,9 @@ use std::fs;
 /// Cargo.lock's `[[package]]` entry for `name`.
 fn lock_entry(lock: &str, name: &str) -> String {
     let head = format!("[[package]]\nname = \"{name}\"\n");
-    let at = lock.find(&head).expect("hyper is in Cargo.lock");
+    let at = lock
+        .find(&head)
+        .unwrap_or_else(|| panic!("{name} is not in Cargo.lock"));
     let rest = &lock[at + head.len()..];
     rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
 }

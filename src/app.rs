@@ -140,6 +140,7 @@ impl App {
         let mut upstream =
             Upstream::new(&cfg.base_url, cfg.time_out, cfg.cooldown, cfg.max_retries);
         upstream.set_custom_headers(&cfg.custom_headers);
+        upstream.set_smoothing(cfg.smoothing());
         upstream.set_protocol(cfg.upstream_protocol, cfg.upstream_streams);
         upstream.set_proxies(&cfg.proxies, cfg.proxies_per_key);
         // Every attempt of a client's call is recorded: usage, error log.
@@ -258,7 +259,7 @@ impl App {
 
     /// Pass settings that long-lived objects hold on to them: the key pools'
     /// `KEY_SELECTION` and `MAX_FAILURES`, the upstream's `TIME_OUT`,
-    /// `COOLDOWN_SECONDS`, `MAX_RETRIES` and `CUSTOM_HEADERS`, `LOG_LEVEL`, and the error log's
+    /// `COOLDOWN_SECONDS`, `MAX_RETRIES`, `STREAM_SMOOTHING` and `CUSTOM_HEADERS`, `LOG_LEVEL`, and the error log's
     /// `ERROR_LOG_MAX`, `ERROR_LOG_DAYS` and `ERROR_LOG_RECORD_BODY`.
     fn tune(&self, old: &Config, new: &Config) {
         self.vertex.set_policy(new.key_selection, new.max_failures);
@@ -271,6 +272,7 @@ impl App {
         }
         self.upstream
             .set_policy(new.time_out, new.cooldown, new.max_retries);
+        self.upstream.set_smoothing(new.smoothing());
         if new.custom_headers != old.custom_headers {
             self.upstream.set_custom_headers(&new.custom_headers);
         }

@@ -227,12 +227,25 @@ impl Lanes {
 pub struct UpBody {
     inner: Incoming,
     seat: Option<Seat>,
+    /// Re-cuts and paces a Gemini stream's text (`STREAM_SMOOTHING`).
+    smooth: Option<Box<crate::smooth::Smoother>>,
 }
 
 impl UpBody {
     /// `inner`, holding `seat` (none for calls outside the lanes).
     pub fn new(inner: Incoming, seat: Option<Seat>) -> UpBody {
-        UpBody { inner, seat }
+        UpBody {
+            inner,
+            seat,
+            smooth: None,
+        }
+    }
+
+    /// This body read through a [`crate::smooth::Smoother`] adding at most
+    /// `bound` to any text, if `bound` is given.
+    pub fn smoothed(mut self, bound: Option<std::time::Duration>) -> UpBody {
+        self.smooth = bound.map(|b| Box::new(crate::smooth::Smoother::new(b)));
+        self
     }
 }
 
@@ -244,7 +257,11 @@ impl Body for UpBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let this = &mut *self;
+        let polled = match &mut this.smooth {
+            Some(s) => s.poll(Pin::new(&mut this.inner), cx),
+            None => Pin::new(&mut this.inner).poll_frame(cx),
+        };
         if let Poll::Ready(None | Some(Err(_))) = polled {
             self.seat = None;
         }
@@ -252,11 +269,14 @@ impl Body for UpBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.smooth.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.smooth {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! * [`proxy`] — outbound proxies (`PROXIES`): their connectors, health and key mapping.
 //! * [`keepalive`] — slow non-streamed answers kept alive with whitespace (`NONSTREAM_KEEPALIVE`).
 //! * [`longcall`] — a request's deadline over all its attempts (`REQUEST_TIMEOUT`, `TIMEOUT_RETRIES`).
+//! * [`smooth`] — Gemini streams' large text events re-cut and paced (`STREAM_SMOOTHING`).
 //! * [`openai`] — pure OpenAI ↔ Gemini translation (chat, stream, embeddings, models, errors).
 //! * [`handlers`] — the OpenAI chat handler, gluing translation to the upstream.
 //! * [`models_api`] — the OpenAI `/v1/embeddings` and `/v1/models` handlers.
@@ -78,6 +79,7 @@ pub mod responses_api;
 pub mod router;
 pub mod scheduler;
 pub mod server;
+pub mod smooth;
 pub mod status;
 pub mod store;
 pub mod upstream;

@@ -64,6 +64,8 @@ pub const VARIABLES: &[&str] = &[
     "FAKE_STREAM_ENABLED",
     "FAKE_STREAM_MODELS",
     "NONSTREAM_KEEPALIVE",
+    "STREAM_SMOOTHING",
+    "STREAM_SMOOTHING_MAX_DELAY",
     "LOG_LEVEL",
     "CORS_ORIGINS",
     "MAX_BODY_BYTES",
@@ -191,6 +193,11 @@ pub struct Config {
     /// `NONSTREAM_KEEPALIVE`: a slow non-streamed answer commits its 200 and
     /// sends whitespace every `HEARTBEAT_SECONDS` before the JSON body.
     pub nonstream_keepalive: bool,
+    /// `STREAM_SMOOTHING`: large text events of Gemini streams are re-cut
+    /// into small ones sent at a steady pace ([`crate::smooth`]).
+    pub stream_smoothing: bool,
+    /// `STREAM_SMOOTHING_MAX_DELAY`: the most smoothing delays any text.
+    pub stream_smoothing_max_delay: Duration,
     /// `LOG_LEVEL`.
     pub log_level: crate::log::Level,
     /// `CORS_ORIGINS`: allowed origins, `*` for any.
@@ -478,6 +485,14 @@ impl Config {
             fake_stream: v.bool("FAKE_STREAM_ENABLED", false)?,
             fake_stream_models: v.list("FAKE_STREAM_MODELS")?,
             nonstream_keepalive: v.bool("NONSTREAM_KEEPALIVE", false)?,
+            stream_smoothing: v.bool("STREAM_SMOOTHING", false)?,
+            stream_smoothing_max_delay: Duration::from_secs_f64(v.number(
+                "STREAM_SMOOTHING_MAX_DELAY",
+                1.0,
+                0.0,
+                Some(10.0),
+                "a number of seconds (at most 10)",
+            )?),
             log_level,
             cors_origins,
             max_body_bytes: v.number("MAX_BODY_BYTES", 20 * 1024 * 1024, 0, None, WHOLE)?,
@@ -672,6 +687,12 @@ impl Config {
     pub fn not_found_hint(&self, status: u16) -> Option<&'static str> {
         (status == 404 && self.base_url_unversioned)
             .then_some("(BASE_URL names no API version such as /v1beta: check BASE_URL.)")
+    }
+
+    /// The bound of `STREAM_SMOOTHING` when it is on.
+    pub fn smoothing(&self) -> Option<Duration> {
+        self.stream_smoothing
+            .then_some(self.stream_smoothing_max_delay)
     }
 
     /// Whether a `stream:true` request for `model` is served by a

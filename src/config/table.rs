@@ -244,6 +244,15 @@ pub static SETTINGS: &[Setting] = &[
     row("NONSTREAM_KEEPALIVE", UPSTREAM, "a slow non-streamed answer sends whitespace before its JSON (errors then come with 200)", |c| {
         Some(c.nonstream_keepalive.to_string())
     }),
+    row("STREAM_SMOOTHING", UPSTREAM, "large text events of streams are re-cut into small ones sent at a steady pace", |c| {
+        Some(c.stream_smoothing.to_string())
+    }),
+    row(
+        "STREAM_SMOOTHING_MAX_DELAY",
+        UPSTREAM,
+        "the most smoothing delays any text, in seconds (at most 10)",
+        |c| secs(c.stream_smoothing_max_delay),
+    ),
     row("LOG_LEVEL", SERVER, "error, warn, info or debug", |c| Some(level(c.log_level).into())),
     row("CORS_ORIGINS", SERVER, "allowed CORS origins", |c| list(&c.cors_origins)),
     row("MAX_BODY_BYTES", SERVER, "largest request body in bytes", |c| {

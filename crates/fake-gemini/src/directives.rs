@@ -1,5 +1,5 @@
 //! `[[k=v ...]]` directives in the last user text, which drive the answer:
-//! `status`, `events`/`gap`, `first`, `words`, `block`, `empty`, `finish`,
+//! `status`, `events`/`gap`, `first`, `words`, `per`, `block`, `empty`, `finish`,
 //! `image`, `call`, `calls`, `nocall`; and the
 //! lorem-ipsum words of generated texts.
 
@@ -13,6 +13,8 @@ pub(crate) struct Directives {
     pub(crate) events: Option<usize>,
     pub(crate) gap_ms: u64,
     pub(crate) words: Option<usize>,
+    /// `per=N`: N words in each stream event (else one with `events`, four without).
+    pub(crate) per: Option<usize>,
     pub(crate) block: bool,
     pub(crate) finish: Option<String>,
     pub(crate) image: bool,
@@ -84,6 +86,10 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
                 Ok(n) => next.words = Some(n.min(MAX_WORDS)),
                 _ => return false,
             },
+            "per" => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => next.per = Some(n.min(MAX_WORDS)),
+                _ => return false,
+            },
             "block" if v.is_empty() => next.block = true,
             "empty" if v.is_empty() => next.empty = true,
             "first" => match v.parse::<u64>() {
@@ -115,6 +121,7 @@ pub(crate) fn apply_directive(d: &mut Directives, inner: &str) -> bool {
     d.events = next.events.or(d.events);
     d.gap_ms = next.gap_ms;
     d.words = next.words.or(d.words);
+    d.per = next.per.or(d.per);
     d.block |= next.block;
     d.empty |= next.empty;
     d.first_ms = d.first_ms.max(next.first_ms);
@@ -200,6 +207,12 @@ mod tests {
         let ev = sse_events(&r);
         assert_eq!(ev.len(), 5);
         assert_eq!(ev[4]["usageMetadata"]["candidatesTokenCount"], 5);
+        let r = post(&fake, SSE, "k", &user("[[words=10 per=4]]")).await;
+        let words: Vec<usize> = sse_events(&r)
+            .iter()
+            .map(|e| text_of(e, 0).split_whitespace().count())
+            .collect();
+        assert_eq!(words, [4, 4, 2]);
         let n = post(&fake, GEN, "k", &user("[[events=7]]")).await.json();
         assert_eq!(text_of(&n, 0).split_whitespace().count(), 7);
         // Unknown directive stays in the echo.

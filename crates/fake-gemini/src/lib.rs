@@ -37,7 +37,8 @@
 //! - `[[status=NNN]]` answer with that HTTP status and Google's matching error body;
 //! - `[[events=N gap=MS]]` stream N one-word text events MS ms apart (non-stream:
 //!   one text of N words, sent after `(N-1)*MS` ms);
-//! - `[[words=N]]` answer text of N words;
+//! - `[[words=N]]` answer text of N words; `[[per=N]]` N words in each stream
+//!   event (default: one with `events`, else four);
 //! - `[[first=MS]]` silence before the first event (headers at once; non-stream:
 //!   before the headers), scaled by [`FakeState::set_time_scale`];
 //! - `[[empty]]` a 200 whose one candidate holds no content (finish `STOP`);

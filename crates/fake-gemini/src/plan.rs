@@ -282,7 +282,7 @@ pub(crate) fn plan_generate(
         finish: d.finish.clone().unwrap_or_else(|| "STOP".to_string()),
         grounding_query: None,
         blocked: d.block,
-        words_per_event: if d.events.is_some() { 1 } else { 4 },
+        words_per_event: d.per.unwrap_or(if d.events.is_some() { 1 } else { 4 }),
         gap_ms: d.gap_ms,
         has_call: false,
         first_ms: d.first_ms,
@@ -343,7 +343,8 @@ pub(crate) fn plan_generate(
     if want_image {
         plan.parts.push(OutPart::Image);
     }
-    if let Some(n) = stream.and_then(|s| s.cut) {
+    // `per=N` chooses the events itself (it must give more than the cut).
+    if let Some(n) = stream.and_then(|s| s.cut).filter(|_| d.per.is_none()) {
         pad_for_cut(&mut plan, n);
     }
     Ok(plan)

@@ -72,7 +72,8 @@ pub struct Smoother {
     queue: VecDeque<Bytes>,
     /// Time between pieces of the event being sent.
     every: Duration,
-    /// When the next piece is due.
+    /// When the next piece is due: the event's arrival plus a multiple of
+    /// `every`, so a late wake-up does not push the later pieces back.
     timer: Pin<Box<Sleep>>,
     /// When the previous event arrived (none yet: the first is spread over the bound).
     last: Option<Instant>,
@@ -142,7 +143,7 @@ impl Smoother {
             ready!(self.timer.as_mut().poll(cx));
             let piece = self.queue.pop_front().unwrap_or_default();
             if !self.queue.is_empty() {
-                let next = Instant::now() + self.every;
+                let next = self.timer.deadline() + self.every;
                 self.timer.as_mut().reset(next);
             }
             return Poll::Ready(Some(Ok(Frame::data(piece))));

@@ -21,8 +21,8 @@
 //! it breaks, the held pieces go out at once, then the error.
 //!
 //! What a piece is. Every piece but the last is the event's candidate with
-//! only its text (and index), plus the response's `modelVersion` and
-//! `responseId`; the last is the whole event with its text cut to the last
+//! only its text (and `thought`, index, role `model`), plus the response's
+//! `modelVersion` and `responseId`; the last is the whole event with its text cut to the last
 //! piece — finish reason, safety ratings, usage and everything else stay
 //! there, once. Any other event (tool calls, images, thought signatures,
 //! several candidates or parts, errors, comments) passes unchanged, and a
@@ -231,7 +231,7 @@ fn recut(event: &[u8], window: Duration) -> Option<(Vec<Bytes>, Duration)> {
     if n < 2 {
         return None;
     }
-    let pieces = pieces(&ev, n)?
+    let pieces = pieces(ev, n)?
         .into_iter()
         .map(|json| Bytes::from(format!("data: {json}{tail}")))
         .collect();
@@ -255,51 +255,42 @@ fn text_of(ev: &Value) -> Option<&str> {
 
 /// `ev` (see [`text_of`]) as `n` events whose texts, in order, make its
 /// text: cut at character boundaries into nearly equal pieces.
-fn pieces(ev: &Value, n: usize) -> Option<Vec<String>> {
-    let text = text_of(ev)?;
+fn pieces(mut ev: Value, n: usize) -> Option<Vec<String>> {
+    let text = text_of(&ev)?.to_owned();
     let chars = text.chars().count();
     let mut bounds: Vec<usize> = Vec::with_capacity(n + 1);
-    let mut want = 0;
     for (c, (i, _)) in text.char_indices().enumerate() {
-        if c == want * chars / n {
+        if c == bounds.len() * chars / n {
             bounds.push(i);
-            want += 1;
         }
     }
     bounds.push(text.len());
-    let cand = &ev["candidates"][0];
-    let part = &cand["content"]["parts"][0];
-    let mut head = serde_json::Map::new();
+    // What every piece but the last repeats of the event.
+    let cand = ev.pointer("/candidates/0")?;
+    let thought = match cand.pointer("/content/parts/0/thought") {
+        Some(t) => format!(",\"thought\":{t}"),
+        None => String::new(),
+    };
+    let mut tail = match cand.get("index") {
+        Some(i) => format!(",\"index\":{i}}}]"),
+        None => "}]".to_string(),
+    };
     for k in ["modelVersion", "responseId"] {
         if let Some(v) = ev.get(k) {
-            head.insert(k.to_string(), v.clone());
+            tail.push_str(&format!(",\"{k}\":{v}"));
         }
     }
     let mut out = Vec::with_capacity(n);
     for w in bounds.windows(2) {
-        let mut part = part.clone();
-        part["text"] = Value::from(&text[w[0]..w[1]]);
-        let last = w[1] == text.len();
-        let e = if last {
-            let mut e = ev.clone();
-            e["candidates"][0]["content"]["parts"][0] = part;
-            e
+        let piece = Value::from(&text[w[0]..w[1]]);
+        if w[1] < text.len() {
+            out.push(format!(
+                "{{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":{piece}{thought}}}],\"role\":\"model\"}}{tail}}}"
+            ));
         } else {
-            let mut c = serde_json::Map::new();
-            let role = cand["content"].get("role").cloned();
-            let mut content = serde_json::json!({"parts": [part]});
-            if let Some(r) = role {
-                content["role"] = r;
-            }
-            c.insert("content".into(), content);
-            if let Some(i) = cand.get("index") {
-                c.insert("index".into(), i.clone());
-            }
-            let mut e = head.clone();
-            e.insert("candidates".into(), Value::Array(vec![Value::Object(c)]));
-            Value::Object(e)
-        };
-        out.push(e.to_string());
+            *ev.pointer_mut("/candidates/0/content/parts/0/text")? = piece;
+            out.push(ev.to_string());
+        }
     }
     Some(out)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 
 use crate::keys::{Counts, KeyPool, Outcome, Pick, classify};
 
@@ -477,7 +477,7 @@ impl Upstream {
             None => join(&self.origin, &call.path).parse().ok(),
         };
         let uri = uri.ok_or((AttemptError::Network("invalid upstream URL".into()), false))?;
-        let mut req = Request::new(Full::new(call.body.clone()));
+        let mut req = Request::new(crate::body::full(call.body.clone()));
         *req.method_mut() = call.method.clone();
         *req.uri_mut() = uri;
         let headers = req.headers_mut();

@@ -5,6 +5,7 @@
 # instruction counts vary by well under 1 %).
 #
 #   scripts/instructions.sh [N]        # N requests of each kind (default 2000; N/8 streams)
+#   KEYS=10000 scripts/instructions.sh # the same with a pool of 10,000 keys (default 3)
 #
 # Builds the release binary with symbols, starts the fake upstream and the
 # gateway under `valgrind --tool=callgrind` (instrumentation switched on only
@@ -16,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-2000}"
+KEYS="${KEYS:-3}"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 DIR="${BENCH_TARGET_DIR:-target}/callgrind"
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-target}/instructions"
@@ -30,6 +32,12 @@ GW_PORT=$(port)
 "$BIN" fake --port "$FAKE_PORT" >/dev/null 2>&1 &
 FAKE=$!
 trap 'kill $FAKE 2>/dev/null || true' EXIT
+
+# The pool: KEYS keys as a JSON list (the three of earlier runs by default).
+pool_keys() {
+    if [ "$KEYS" = 3 ]; then echo '["k-one","k-two","k-three"]'; return; fi
+    python3 -c 'import json, sys; print(json.dumps([f"k-{i:06d}" for i in range(int(sys.argv[1]))]))' "$KEYS"
+}
 
 # One keep-alive client sending `count` requests of `kind`.
 drive() {
@@ -59,7 +67,7 @@ for kind in native openai stream; do
     n=$N
     if [ "$kind" = stream ]; then n=$((N / 8 > 50 ? N / 8 : 50)); fi
     rm -f "$DIR/$kind.out"*
-    env -i PATH="$PATH" PORT="$GW_PORT" API_KEYS='["k-one","k-two","k-three"]' \
+    env -i PATH="$PATH" PORT="$GW_PORT" API_KEYS="$(pool_keys)" \
         ALLOWED_TOKENS='["sk-instr"]' BASE_URL="http://127.0.0.1:$FAKE_PORT/v1beta" ENV_FILE=/nonexistent \
         valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/$kind.out" \
         "$BIN" serve >/dev/null 2>&1 &

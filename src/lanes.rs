@@ -26,7 +26,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
@@ -40,7 +39,7 @@ const MAX_LANES: usize = 4096;
 /// Its request body is the gateway's boxed [`crate::body::Body`], as the
 /// side client's ([`crate::proxy::SideClient`]): one client type, so hyper's
 /// client code is in the binary once (≈ 50 KB less than a `Full` body's own copy).
-pub type HttpClient = Client<HttpsConnector<crate::proxy::Connector>, crate::body::Body>;
+pub type HttpClient = Client<crate::proxy::Tls, crate::body::Body>;
 
 /// A client for Gemini calls through `proxy` (TLS to Google inside its
 /// tunnel), or direct when `None`, speaking `proto` (`UPSTREAM_PROTOCOL`):
@@ -65,7 +64,7 @@ pub fn build_client_with(proxy: Option<&crate::proxy::ProxySpec>, proto: Protoco
         .http2_only(proto == Protocol::Http2)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .http2_keep_alive_timeout(Duration::from_secs(20))
-        .build(https)
+        .build(crate::proxy::Tls(https))
 }
 
 /// Which HTTP versions Gemini calls use (`UPSTREAM_PROTOCOL`).

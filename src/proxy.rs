@@ -26,14 +26,13 @@ use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 /// Most entries `PROXIES` may list.
 pub const MAX_PROXIES: usize = 256;
@@ -271,10 +270,9 @@ fn weight(key: u64, proxy: u64) -> u64 {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// The stream under the TLS to Google: plain TCP (straight, or a tunnel
-/// through an `http://` or SOCKS5 proxy), or the TLS session to an
-/// `https://` proxy carrying the tunnel.
-type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+mod io;
+pub use io::Tls;
+use io::{Either, Io};
 
 /// The TCP connector under the TLS layer of an upstream client: straight to
 /// Google, or through one proxy with hyper-util's own `CONNECT` tunnel (over
@@ -356,19 +354,19 @@ impl tower_service::Service<Uri> for Connector {
         match self {
             Connector::Direct(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { Ok(MaybeHttpsStream::Http(f.await?)) })
+                Box::pin(async move { Ok(Either::Plain(f.await?)) })
             }
             Connector::Tunnel(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { handshake(f).await.map(MaybeHttpsStream::Http) })
+                Box::pin(async move { handshake(f).await.map(Either::Plain) })
             }
             Connector::TlsTunnel(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { handshake(f).await })
+                Box::pin(async move { handshake(f).await.map(Io::from) })
             }
             Connector::Socks(c) => {
                 let f = c.call(dst);
-                Box::pin(async move { handshake(f).await.map(MaybeHttpsStream::Http) })
+                Box::pin(async move { handshake(f).await.map(Either::Plain) })
             }
         }
     }
@@ -670,7 +668,7 @@ impl Proxies {
 /// A client for the requests beside the API calls (Files API uploads with
 /// their bodies streamed, image fetches, the keep-alive ping): HTTP/1.1 over
 /// a [`Connector`], TLS with the webpki roots.
-pub type SideClient = Client<HttpsConnector<Connector>, crate::body::Body>;
+pub type SideClient = Client<Tls, crate::body::Body>;
 
 /// The TCP connector under every upstream client (to Google, to a proxy,
 /// or beside the API calls).
@@ -693,7 +691,7 @@ fn side_client(proxy: Option<&ProxySpec>) -> SideClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
-        .build(https)
+        .build(Tls(https))
 }
 
 /// The straight [`SideClient`] (without `PROXIES`), one per process.

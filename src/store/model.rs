@@ -649,12 +649,17 @@ impl Snapshot {
                 }
             }
             Change::Usage(u) => {
+                // One search per bucket (the map holds every key's buckets).
                 for b in u.buckets() {
                     let full = self.usage.len() >= USAGE_BUCKETS_MAX;
-                    if let Some(c) = self.usage.get_mut(&b) {
-                        c.add(&u.counts);
-                    } else if !full {
-                        self.usage.insert(b, u.counts);
+                    match self.usage.entry(b) {
+                        std::collections::btree_map::Entry::Occupied(mut c) => {
+                            c.get_mut().add(&u.counts)
+                        }
+                        std::collections::btree_map::Entry::Vacant(v) if !full => {
+                            v.insert(u.counts);
+                        }
+                        std::collections::btree_map::Entry::Vacant(_) => {}
                     }
                 }
             }

@@ -18,17 +18,35 @@ TOKEN = "sk-client-test-token-42"
 KEYS = ["key-one-000000001", "key-two-000000002", "key-three-00000003"]
 
 
+def free_ports(n):
+    """`n` distinct free ports: every socket stays bound until all are
+    chosen, so the fake and the gateway never get the same port."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(1)[0]
 
 
-def wait_http(url, timeout=20):
+class Exited(RuntimeError):
+    """The process being waited for exited before it answered."""
+
+
+def wait_http(url, timeout=20, proc=None):
+    """Wait until `url` answers 2xx/3xx; raise `Exited` at once if `proc`
+    ends first (say, its port was taken between choosing and binding)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise Exited(f"{url}: the process exited ({proc.returncode}) before it answered")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status < 500:
@@ -39,9 +57,28 @@ def wait_http(url, timeout=20):
 
 
 class Stack:
+    """The gateway and its fake upstream on fresh ports. A start whose
+    process exits before it answers (a port taken between choosing and
+    binding) is tried again on new ports, at most three times in all; a
+    gateway that never answers fails with its log."""
+
     def __init__(self, extra_env=None):
-        self.fake_port = free_port()
-        self.port = free_port()
+        for attempt in range(3):
+            try:
+                self._start(extra_env)
+                return
+            except Exited:
+                log = self.logs()
+                self.stop()
+                if attempt == 2:
+                    raise RuntimeError(f"the gateway did not start; its log:\n{log}")
+            except RuntimeError:
+                log = self.logs()
+                self.stop()
+                raise RuntimeError(f"the gateway did not come up on {self.port}; its log:\n{log}")
+
+    def _start(self, extra_env):
+        self.fake_port, self.port = free_ports(2)
         self.fake = subprocess.Popen([FAKE_BIN, "--port", str(self.fake_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("API_KEYS", "ALLOWED_TOKENS"))}
         env.update({
@@ -59,8 +96,8 @@ class Stack:
         self.log_path = f"/tmp/gemini-balance-client-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.gw = subprocess.Popen([BIN], env=env, stdout=self.log, stderr=self.log)
-        wait_http(f"http://127.0.0.1:{self.fake_port}/__fake/requests")
-        wait_http(f"http://127.0.0.1:{self.port}/health")
+        wait_http(f"http://127.0.0.1:{self.fake_port}/__fake/requests", proc=self.fake)
+        wait_http(f"http://127.0.0.1:{self.port}/health", proc=self.gw)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def fake_requests(self):

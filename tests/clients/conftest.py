@@ -97,7 +97,8 @@ class Stack:
         self.log = open(self.log_path, "w")
         self.gw = subprocess.Popen([BIN], env=env, stdout=self.log, stderr=self.log)
         wait_http(f"http://127.0.0.1:{self.fake_port}/__fake/requests", proc=self.fake)
-        wait_http(f"http://127.0.0.1:{self.port}/health", proc=self.gw)
+        # 60 s: a cold first start on a busy CI machine; a healthy start takes well under 1 s.
+        wait_http(f"http://127.0.0.1:{self.port}/health", timeout=60, proc=self.gw)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def fake_requests(self):

@@ -68,6 +68,9 @@ pub struct Smoother {
     bound: Duration,
     /// Bytes of an event not complete yet.
     held: BytesMut,
+    /// How much of `held` has been searched for an event's end without
+    /// finding one, so a large event arriving in many reads is scanned once.
+    scanned: usize,
     /// Pieces not sent yet, each a whole SSE event.
     queue: VecDeque<Bytes>,
     /// Time between pieces of the event being sent.
@@ -90,6 +93,7 @@ impl Smoother {
         Smoother {
             bound,
             held: BytesMut::new(),
+            scanned: 0,
             queue: VecDeque::new(),
             every: TICK,
             timer: Box::pin(tokio::time::sleep_until(now)),
@@ -168,7 +172,8 @@ impl Smoother {
             return out.freeze();
         }
         self.held.extend_from_slice(&data);
-        while let Some(end) = event_end(&self.held) {
+        while let Some(end) = event_end(&self.held, self.scanned) {
+            self.scanned = 0;
             let event = self.held.split_to(end).freeze();
             out.extend_from_slice(&self.flush());
             let now = Instant::now();
@@ -188,6 +193,7 @@ impl Smoother {
                 None => out.extend_from_slice(&event),
             }
         }
+        self.scanned = self.held.len();
         if self.held.len() > HOLD_LIMIT {
             out.extend_from_slice(&self.held.split());
             self.through = true;
@@ -197,9 +203,10 @@ impl Smoother {
 }
 
 /// Where the first complete event of `buf` ends (after its blank line:
-/// `\n\n`, or `\r\n\r\n` as Google frames them).
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
+/// `\n\n`, or `\r\n\r\n` as Google frames them), looking at line ends
+/// from `from` on (a line end only looks back, so one already searched
+/// stays no end).
+fn event_end(buf: &[u8], mut from: usize) -> Option<usize> {
     while let Some(i) = buf[from..].iter().position(|&b| b == b'\n') {
         let i = from + i;
         match &buf[..i] {
@@ -411,10 +418,32 @@ mod tests {
 
     #[test]
     fn events_end_at_a_blank_line_in_either_framing() {
-        assert_eq!(event_end(b"data: 1\r\n\r\ndata: 2"), Some(11));
-        assert_eq!(event_end(b"data: 1\n\ndata: 2"), Some(9));
-        assert_eq!(event_end(b"data: 1\r\n"), None);
-        assert_eq!(event_end(b"data: 1\n"), None);
-        assert_eq!(event_end(b""), None);
+        assert_eq!(event_end(b"data: 1\r\n\r\ndata: 2", 0), Some(11));
+        assert_eq!(event_end(b"data: 1\n\ndata: 2", 0), Some(9));
+        assert_eq!(event_end(b"data: 1\r\n", 0), None);
+        assert_eq!(event_end(b"data: 1\n", 0), None);
+        assert_eq!(event_end(b"", 0), None);
+        // Searching on from where an earlier search stopped still sees a
+        // blank line whose first half was searched already.
+        assert_eq!(event_end(b"data: 1\r\n\r\n", 10), Some(11));
+        assert_eq!(event_end(b"data: 1\n\n", 8), Some(9));
+    }
+
+    #[tokio::test]
+    async fn an_event_arriving_a_byte_at_a_time_goes_out_whole_once_complete() {
+        let mut s = Smoother::new(Duration::from_secs(1));
+        let two = format!("{}{}", event("Hi"), event("there"));
+        let mut out = Vec::new();
+        for (i, b) in two.bytes().enumerate() {
+            let got = s.arrived(Bytes::from(vec![b]));
+            if !got.is_empty() {
+                out.push((i + 1, got));
+            }
+        }
+        let first = event("Hi").len();
+        assert_eq!(out.len(), 2, "one write per event: {out:?}");
+        assert_eq!(out[0], (first, Bytes::from(event("Hi"))));
+        assert_eq!(out[1], (two.len(), Bytes::from(event("there"))));
+        assert!(s.held.is_empty() && s.scanned == 0);
     }
 }

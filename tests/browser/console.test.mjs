@@ -119,7 +119,9 @@ function stop(p) {
 before(async () => {
   mkdirSync(OUT, { recursive: true });
   const fakePort = await freePort();
-  const port = await freePort();
+  // Two separate picks can return the same port: pick again until they differ.
+  let port = await freePort();
+  while (port === fakePort) port = await freePort();
   fakeBase = `http://127.0.0.1:${fakePort}`;
   base = `http://127.0.0.1:${port}`;
   fake = spawn(BIN, ['fake', '--port', String(fakePort)], { stdio: 'ignore' });

@@ -61,7 +61,9 @@ async function waitUp(url, child) {
 
 before(async () => {
   const fakePort = await freePort();
-  const port = await freePort();
+  // Two separate picks can return the same port: pick again until they differ.
+  let port = await freePort();
+  while (port === fakePort) port = await freePort();
   fakeUrl = `http://127.0.0.1:${fakePort}`;
   gatewayUrl = `http://127.0.0.1:${port}`;
   fake = spawn(bin, ["fake", "--port", String(fakePort)], { stdio: "ignore" });

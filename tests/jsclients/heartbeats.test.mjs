@@ -67,7 +67,9 @@ async function waitUp(url) {
 
 before(async () => {
   const fakePort = await freePort();
-  const port = await freePort();
+  // Two separate picks can return the same port: pick again until they differ.
+  let port = await freePort();
+  while (port === fakePort) port = await freePort();
   fake = spawn(bin, ["fake", "--port", String(fakePort)], { stdio: "ignore" });
   gateway = spawn(bin, [], {
     env: {

@@ -21,6 +21,8 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::BoxError;
+
 /// A plain stream, or a TLS session over one (boxed).
 pub enum Either<P, T> {
     /// No TLS at this layer.
@@ -123,8 +125,6 @@ impl<S> From<MaybeHttpsStream<S>> for Either<S, MaybeHttpsStream<S>> {
 /// [`Stream`]: the connector of every upstream client.
 #[derive(Clone)]
 pub struct Tls(pub HttpsConnector<super::Connector>);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl tower_service::Service<Uri> for Tls {
     type Response = Stream;
